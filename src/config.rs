@@ -1,0 +1,290 @@
+//! qyl's configuration: the embedded `qyl.toml` defaults, overlaid by the
+//! user's file, then `QYL_<SECTION>_<KEY>` environment variables, then flags.
+//!
+//! The defaults are the repository's `qyl.toml`, compiled in, so the
+//! documented file and the behaviour cannot drift apart. Overlays are merged
+//! as TOML tables before deserialising, which makes an unknown key an error
+//! wherever it comes from.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+/// The documented defaults, compiled in.
+pub const DEFAULTS: &str = include_str!("../qyl.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub ingest: IngestConfig,
+    pub stream: StreamConfig,
+    pub functions: FunctionsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub http_port: u16,
+    pub otlp_http_port: u16,
+    pub grpc_port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub path: String,
+    pub memory_limit_mb: u64,
+    pub threads: u64,
+    pub checkpoint_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub queue_rows: usize,
+    pub batch_rows: usize,
+    pub batch_ms: u64,
+    pub max_body_mb: u64,
+    pub dedup_window: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    pub ring_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionsConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+fn invalid(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Config {
+        Self::from_layers(None, std::iter::empty::<(String, String)>())
+            .expect("the embedded qyl.toml is valid")
+    }
+
+    /// Defaults, then `file` (if any), then the `QYL_*` variables in `env`.
+    pub fn from_layers(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: Table = DEFAULTS
+            .parse()
+            .map_err(|e: toml::de::Error| invalid("embedded qyl.toml", e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let user: Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| invalid(path.display().to_string(), e.to_string()))?;
+            merge(&mut table, user, &path.display().to_string())?;
+        }
+        apply_env(&mut table, env)?;
+        let config: Config = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("configuration", e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("ingest.queue_rows", self.ingest.queue_rows as u64),
+            ("ingest.batch_rows", self.ingest.batch_rows as u64),
+            ("ingest.max_body_mb", self.ingest.max_body_mb),
+            ("stream.ring_size", self.stream.ring_size as u64),
+            (
+                "storage.checkpoint_interval_secs",
+                self.storage.checkpoint_interval_secs,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.ingest.max_body_mb > 1024 {
+            return Err(invalid("ingest.max_body_mb", "must be at most 1024"));
+        }
+        if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
+        {
+            return Err(invalid(
+                "server.bind",
+                format!("{:?} is not an IP address", self.server.bind),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        (self.ingest.max_body_mb as usize) << 20
+    }
+}
+
+/// Overlays `user` on `base`; keys must already exist in `base` (the
+/// defaults name every key), so typos are caught with their origin.
+fn merge(base: &mut Table, user: Table, origin: &str) -> Result<(), ConfigError> {
+    for (section, value) in user {
+        let Some(Value::Table(base_section)) = base.get_mut(&section) else {
+            return Err(invalid(origin, format!("unknown section [{section}]")));
+        };
+        let Value::Table(user_section) = value else {
+            return Err(invalid(origin, format!("[{section}] must be a table")));
+        };
+        for (key, v) in user_section {
+            if !base_section.contains_key(&key) {
+                return Err(invalid(origin, format!("unknown key {section}.{key}")));
+            }
+            base_section.insert(key, v);
+        }
+    }
+    Ok(())
+}
+
+/// Applies `QYL_<SECTION>_<KEY>=value`. The value is read as the type of the
+/// default it replaces. Variables whose section qyl does not know are left
+/// alone (they may belong to tools around qyl); an unknown key in a known
+/// section is an error.
+fn apply_env(
+    table: &mut Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("QYL_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let Some((section, key)) = rest.split_once('_') else {
+            continue;
+        };
+        let Some(Value::Table(section_table)) = table.get_mut(section) else {
+            continue;
+        };
+        let Some(default) = section_table.get(key) else {
+            return Err(invalid(&name, format!("unknown key {section}.{key}")));
+        };
+        let parsed = match default {
+            Value::Integer(_) => raw
+                .trim()
+                .parse::<i64>()
+                .map(Value::Integer)
+                .map_err(|_| "an integer"),
+            Value::Float(_) => raw
+                .trim()
+                .parse::<f64>()
+                .map(Value::Float)
+                .map_err(|_| "a number"),
+            Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(Value::Boolean(true)),
+                "false" | "0" | "no" | "off" => Ok(Value::Boolean(false)),
+                _ => Err("true or false"),
+            },
+            _ => Ok(Value::String(raw.clone())),
+        }
+        .map_err(|expected| invalid(&name, format!("expected {expected}, got {raw:?}")))?;
+        section_table.insert(key.to_string(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let c = Config::defaults();
+        assert_eq!(c.server.http_port, 5100);
+        assert_eq!(c.server.otlp_http_port, 4318);
+        assert_eq!(c.server.grpc_port, 4317);
+        assert_eq!(c.storage.path, "data/qyl.duckdb");
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qyl.toml");
+        std::fs::write(&path, "[ingest]\nbatch_rows = 10\nbatch_ms = 7\n").unwrap();
+        let c = Config::from_layers(
+            Some(&path),
+            env(&[
+                ("QYL_INGEST_BATCH_ROWS", "99"),
+                ("QYL_SERVER_BIND", "0.0.0.0"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.ingest.batch_rows, 99);
+        assert_eq!(c.ingest.batch_ms, 7);
+        assert_eq!(c.server.bind, "0.0.0.0");
+        assert_eq!(c.ingest.queue_rows, 200_000);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qyl.toml");
+        std::fs::write(&path, "[ingest]\nbatch_rowz = 10\n").unwrap();
+        let err = Config::from_layers(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key ingest.batch_rowz"), "{err}");
+
+        let err = Config::from_layers(None, env(&[("QYL_INGEST_BATCH_ROWS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("QYL_INGEST_BATCH_ROWS") && err.contains("an integer"),
+            "{err}"
+        );
+
+        let err = Config::from_layers(None, env(&[("QYL_STORAGE_PAHT", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key storage.paht"), "{err}");
+
+        let err = Config::from_layers(None, env(&[("QYL_INGEST_BATCH_ROWS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ingest.batch_rows"), "{err}");
+
+        // Variables of sections qyl does not have are not qyl's business.
+        assert!(Config::from_layers(None, env(&[("QYL_TEST_PYTHON", "/x")])).is_ok());
+    }
+}

@@ -1,0 +1,105 @@
+//! OTLP/gRPC: the Trace, Logs and Metrics services on the gRPC port.
+//!
+//! gzip is accepted, the decode limit is the configured body limit (tonic's
+//! default of 4 MiB is too small for real batches), and a full queue or a
+//! failed commit answers UNAVAILABLE, the one status every OTLP exporter
+//! retries without further hints.
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use super::{export, ExportRequest, Outcome};
+use crate::storage::writer::{WriteError, WriterHandle};
+
+#[derive(Clone)]
+pub struct OtlpGrpc {
+    writer: WriterHandle,
+}
+
+fn status(e: WriteError) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+impl OtlpGrpc {
+    async fn run(&self, req: ExportRequest) -> Result<Outcome, Status> {
+        export(&self.writer, req).await.map_err(status)
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let o = self
+            .run(ExportRequest::Traces(request.into_inner()))
+            .await?;
+        Ok(Response::new(o.trace_response()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let o = self.run(ExportRequest::Logs(request.into_inner())).await?;
+        Ok(Response::new(o.logs_response()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let o = self
+            .run(ExportRequest::Metrics(request.into_inner()))
+            .await?;
+        Ok(Response::new(o.metrics_response()))
+    }
+}
+
+/// The three OTLP services, ready to add to a tonic router.
+pub fn services(
+    writer: WriterHandle,
+    max_body: usize,
+) -> (
+    TraceServiceServer<OtlpGrpc>,
+    LogsServiceServer<OtlpGrpc>,
+    MetricsServiceServer<OtlpGrpc>,
+) {
+    let svc = OtlpGrpc { writer };
+    (
+        TraceServiceServer::new(svc.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_body),
+        LogsServiceServer::new(svc.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_body),
+        MetricsServiceServer::new(svc)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_body),
+    )
+}

@@ -1,0 +1,121 @@
+//! OTLP in: decode (protobuf or JSON, gzip), convert to model records, hand
+//! them to the writer and answer once they are committed.
+//!
+//! `http` and `grpc` are the two front doors; both end in [`export`], so the
+//! rules (what is rejected, when the answer is sent) exist once.
+
+pub mod convert;
+pub mod enrich;
+pub mod grpc;
+pub mod http;
+pub mod jsonw;
+pub mod otlp_json;
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+
+use crate::model::{Batch, Signal};
+use crate::storage::writer::{WriteError, WriterHandle};
+
+/// What an accepted export reports back (`partial_success`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub rejected: u64,
+    pub error_message: String,
+}
+
+impl Outcome {
+    /// `partial_success` is set only when something was rejected, as the
+    /// OTLP specification asks.
+    pub fn trace_response(self) -> ExportTraceServiceResponse {
+        ExportTraceServiceResponse {
+            partial_success: (self.rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: self.rejected as i64,
+                error_message: self.error_message,
+            }),
+        }
+    }
+
+    pub fn logs_response(self) -> ExportLogsServiceResponse {
+        ExportLogsServiceResponse {
+            partial_success: (self.rejected > 0).then_some(ExportLogsPartialSuccess {
+                rejected_log_records: self.rejected as i64,
+                error_message: self.error_message,
+            }),
+        }
+    }
+
+    pub fn metrics_response(self) -> ExportMetricsServiceResponse {
+        ExportMetricsServiceResponse {
+            partial_success: (self.rejected > 0).then_some(ExportMetricsPartialSuccess {
+                rejected_data_points: self.rejected as i64,
+                error_message: self.error_message,
+            }),
+        }
+    }
+}
+
+/// A decoded export request of any signal.
+pub enum ExportRequest {
+    Traces(ExportTraceServiceRequest),
+    Logs(ExportLogsServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+}
+
+impl ExportRequest {
+    pub fn signal(&self) -> Signal {
+        match self {
+            ExportRequest::Traces(_) => Signal::Span,
+            ExportRequest::Logs(_) => Signal::Log,
+            ExportRequest::Metrics(_) => Signal::Metric,
+        }
+    }
+}
+
+/// Converts, queues and waits for the commit. Records that cannot be stored
+/// (invalid ids, metrics without data) are reported in the outcome; the rest
+/// are stored. Returns an error only when nothing was stored and the
+/// exporter should retry.
+pub async fn export(writer: &WriterHandle, request: ExportRequest) -> Result<Outcome, WriteError> {
+    let mut batch = Batch::default();
+    let outcome = match request {
+        ExportRequest::Traces(req) => {
+            let c = convert::convert_traces(req);
+            let outcome = Outcome {
+                rejected: c.rejected,
+                error_message: c.error_message("spans"),
+            };
+            batch.spans = c.records;
+            outcome
+        }
+        ExportRequest::Logs(req) => {
+            let c = convert::convert_logs(req, convert::now_unix_nano());
+            let outcome = Outcome {
+                rejected: c.rejected,
+                error_message: c.error_message("log records"),
+            };
+            batch.logs = c.records;
+            outcome
+        }
+        ExportRequest::Metrics(req) => {
+            let c = convert::convert_metrics(req);
+            let outcome = Outcome {
+                rejected: c.rejected,
+                error_message: c.error_message("data points"),
+            };
+            batch.metrics = c.records;
+            outcome
+        }
+    };
+    if !batch.is_empty() {
+        writer.write(batch).await?;
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,35 @@
+//! qyl: a self-hosted observability server for teams that ship LLM
+//! applications. OTLP in, DuckDB inside, a live stream out.
+//!
+//! # Layout
+//!
+//! Data flows one way: ingest → writer → hub → consumers. Nothing downstream
+//! calls back upstream.
+//!
+//! - [`config`]: `qyl.toml` (embedded defaults) + the user's file +
+//!   `QYL_<SECTION>_<KEY>` variables + flags, validated at start.
+//! - [`model`]: plain records (`SpanRecord`, `LogRecord`, `MetricPoint`) and
+//!   the `Batch` one export becomes. No I/O.
+//! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
+//!   OTLP/HTTP ports) and `grpc` (the three OTLP services) decode protobuf or
+//!   JSON (`otlp_json`, lenient), `convert` + `enrich` turn them into model
+//!   records (hex ids, service, session, GenAI columns), and `export` hands
+//!   the batch to the writer and waits for its commit.
+//! - [`storage`]: the only module with SQL. `schema` holds the numbered
+//!   migrations; `writer` is the single thread that appends batches with
+//!   DuckDB Appenders, group-commits them, answers the waiting exports and
+//!   publishes the committed records to the hub.
+//! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
+//!   sequence numbers plus a broadcast that never blocks the writer; SSE,
+//!   functions and the error engine consume it.
+//! - [`server`]: starts the storage, the writer and every listener, and
+//!   shuts them down in order (listeners, in-flight exports, queue, database).
+//!
+//! `main.rs` is the `qyl` command line around [`server::Server`].
+
+pub mod config;
+pub mod ingest;
+pub mod model;
+pub mod server;
+pub mod storage;
+pub mod stream;

@@ -1,0 +1,162 @@
+//! The `qyl` command line: `qyl serve` (the default) runs the server.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use qyl::config::Config;
+use qyl::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "qyl",
+    version,
+    about = "Self-hosted observability for LLM applications: OTLP in, DuckDB inside, live stream out.",
+    long_about = "Self-hosted observability for LLM applications.\n\n\
+        qyl receives OpenTelemetry traces, logs and metrics (OTLP over gRPC on :4317 and \
+        HTTP on :4318 and :5100, protobuf or JSON, gzip) and stores them in an embedded \
+        DuckDB file. Point any OpenTelemetry SDK at it; no configuration beyond the \
+        endpoint is needed.\n\nWithout a command, `qyl` runs `qyl serve`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Print the version and the schema version this build writes.
+    Version,
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Configuration file. Default: ./qyl.toml if it exists, else the built-in
+    /// defaults (the repository's qyl.toml). Only the keys you change are needed.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to bind every listener to, e.g. 127.0.0.1 or 0.0.0.0 [config: server.bind].
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// Port of the HTTP API and OTLP/HTTP; 0 picks a free port [config: server.http_port, default 5100].
+    #[arg(long, value_name = "PORT")]
+    http_port: Option<u16>,
+    /// Port of OTLP/HTTP (the SDKs' default); 0 picks a free port [config: server.otlp_http_port, default 4318].
+    #[arg(long, value_name = "PORT")]
+    otlp_http_port: Option<u16>,
+    /// Port of OTLP/gRPC (the SDKs' default); 0 picks a free port [config: server.grpc_port, default 4317].
+    #[arg(long, value_name = "PORT")]
+    grpc_port: Option<u16>,
+    /// DuckDB database file, or :memory: [config: storage.path, default data/qyl.duckdb].
+    #[arg(long, value_name = "PATH")]
+    data: Option<String>,
+    /// Directory of Lua functions [config: functions.dir, default scripts].
+    #[arg(long, value_name = "DIR")]
+    scripts: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn load(&self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => Some(path.clone()),
+            None => Some(PathBuf::from("qyl.toml")).filter(|p| p.is_file()),
+        };
+        let mut config = Config::from_layers(file.as_deref(), std::env::vars())?;
+        if let Some(bind) = &self.bind {
+            config.server.bind = bind.clone();
+        }
+        if let Some(p) = self.http_port {
+            config.server.http_port = p;
+        }
+        if let Some(p) = self.otlp_http_port {
+            config.server.otlp_http_port = p;
+        }
+        if let Some(p) = self.grpc_port {
+            config.server.grpc_port = p;
+        }
+        if let Some(d) = &self.data {
+            config.storage.path = d.clone();
+        }
+        if let Some(s) = &self.scripts {
+            config.functions.dir = s.clone();
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Version) => {
+            println!(
+                "qyl {} (schema version {})",
+                env!("CARGO_PKG_VERSION"),
+                qyl::storage::schema::latest_version()
+            );
+            Ok(())
+        }
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(ServeArgs::default()),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = args.load()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("qyl")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::start(&config).await?;
+        let a = server.addrs;
+        // One line on stdout that tools and tests can parse.
+        println!(
+            "qyl listening http={} otlp_http={} grpc={} data={}",
+            a.http, a.otlp_http, a.grpc, config.storage.path
+        );
+        let _ = std::io::stdout().flush();
+        tracing::info!(
+            "send OTLP to grpc://{} or http://{} (POST /v1/traces, /v1/logs, /v1/metrics)",
+            a.grpc,
+            a.otlp_http
+        );
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight exports and committing the queue");
+        server.shutdown().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

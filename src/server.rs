@@ -1,0 +1,179 @@
+//! Wires the pieces into a running server: storage and writer, hub, the HTTP
+//! and OTLP/HTTP listeners, and the gRPC listener. Used by `qyl serve`, the
+//! integration tests and the benchmark, so all three run the same thing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::Config;
+use crate::ingest;
+use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
+use crate::storage::{self, StorageOptions};
+use crate::stream::Hub;
+
+/// The addresses actually bound (ports chosen when 0 was asked for).
+#[derive(Debug, Clone, Copy)]
+pub struct Addrs {
+    pub http: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+pub struct Server {
+    pub addrs: Addrs,
+    writer: Option<Writer>,
+    hub: Arc<Hub>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+async fn bind(addr: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((addr, port)).await.with_context(|| {
+        format!("binding the {what} port {port} on {addr} (is another qyl running? choose another port with the flags of `qyl serve`)")
+    })
+}
+
+impl Server {
+    /// Opens the database, starts the writer and binds every listener.
+    pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let opts = StorageOptions {
+            path: config.storage.path.clone(),
+            memory_limit_mb: config.storage.memory_limit_mb,
+            threads: config.storage.threads,
+        };
+        let hub = Arc::new(Hub::new(config.stream.ring_size));
+        let writer_config = WriterConfig {
+            queue_rows: config.ingest.queue_rows,
+            batch_rows: config.ingest.batch_rows,
+            batch_wait: Duration::from_millis(config.ingest.batch_ms),
+            dedup_window: config.ingest.dedup_window,
+            checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
+        };
+        let writer = {
+            let hub = hub.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Writer> {
+                let conn = storage::open(&opts)
+                    .with_context(|| format!("opening the database {}", opts.path))?;
+                let is_file = opts.path != ":memory:";
+                Ok(Writer::start(conn, hub, writer_config, is_file)?)
+            })
+            .await
+            .context("the storage start-up task panicked")??
+        };
+        let handle = writer.handle();
+        let max_body = config.max_body_bytes();
+        let bind_addr = config.server.bind.as_str();
+
+        let http = bind(bind_addr, config.server.http_port, "HTTP").await?;
+        let shared_otlp =
+            config.server.otlp_http_port == config.server.http_port && config.server.http_port != 0;
+        let otlp_http = if shared_otlp {
+            None
+        } else {
+            Some(bind(bind_addr, config.server.otlp_http_port, "OTLP/HTTP").await?)
+        };
+        let grpc = bind(bind_addr, config.server.grpc_port, "OTLP/gRPC").await?;
+
+        let http_addr = http.local_addr()?;
+        let addrs = Addrs {
+            http: http_addr,
+            otlp_http: match &otlp_http {
+                Some(l) => l.local_addr()?,
+                None => http_addr,
+            },
+            grpc: grpc.local_addr()?,
+        };
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let main_router = ingest::http::routes(handle.clone(), max_body);
+        tasks.push(("http", serve_http(http, main_router, stopped.clone())));
+        if let Some(listener) = otlp_http {
+            let router = ingest::http::routes(handle.clone(), max_body);
+            tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
+        }
+        tasks.push(("grpc", serve_grpc(grpc, handle, max_body, stopped)));
+
+        Ok(Server {
+            addrs,
+            writer: Some(writer),
+            hub,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn writer(&self) -> WriterHandle {
+        self.writer
+            .as_ref()
+            .map(Writer::handle)
+            .expect("the writer runs until shutdown")
+    }
+
+    pub fn hub(&self) -> Arc<Hub> {
+        self.hub.clone()
+    }
+
+    /// Stops accepting connections, lets in-flight exports finish (their
+    /// commits included), then commits whatever is queued and closes the
+    /// database.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let mut result = Ok(());
+        for (name, task) in std::mem::take(&mut self.tasks) {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e.context(format!("the {name} server failed"))),
+                Err(e) => result = Err(anyhow::anyhow!("the {name} server panicked: {e}")),
+            }
+        }
+        if let Some(writer) = self.writer.take() {
+            tokio::task::spawn_blocking(move || writer.shutdown())
+                .await
+                .context("the writer panicked while shutting down")?;
+        }
+        result
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(stop))
+            .await
+            .context("serving HTTP")
+    })
+}
+
+fn serve_grpc(
+    listener: TcpListener,
+    writer: WriterHandle,
+    max_body: usize,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        let (traces, logs, metrics) = ingest::grpc::services(writer, max_body);
+        tonic::transport::Server::builder()
+            .add_service(traces)
+            .add_service(logs)
+            .add_service(metrics)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+            .await
+            .context("serving gRPC")
+    })
+}

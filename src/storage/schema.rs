@@ -1,0 +1,155 @@
+//! The database schema as numbered migrations.
+//!
+//! Each migration runs once, in its own transaction, and is recorded in
+//! `schema_version`; starting qyl on an existing file applies only the ones it
+//! has not seen, so data survives upgrades. Never edit a shipped migration:
+//! add a new one. Table and column names are a public contract (users query
+//! them with SQL), so keep them stable.
+
+use duckdb::Connection;
+
+use super::StorageError;
+
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. Versions are 1, 2, 3… with no gaps.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "spans, logs and metrics",
+    sql: r#"
+CREATE TABLE spans (
+    trace_id                 VARCHAR  NOT NULL,
+    span_id                  VARCHAR  NOT NULL,
+    parent_span_id           VARCHAR,
+    trace_state              VARCHAR,
+    name                     VARCHAR  NOT NULL,
+    kind                     VARCHAR  NOT NULL,
+    start_time_unix_nano     UBIGINT  NOT NULL,
+    end_time_unix_nano       UBIGINT  NOT NULL,
+    duration_ns              UBIGINT  NOT NULL,
+    status_code              VARCHAR  NOT NULL,
+    status_message           VARCHAR,
+    service_name             VARCHAR  NOT NULL,
+    service_version          VARCHAR,
+    deployment_environment   VARCHAR,
+    scope_name               VARCHAR,
+    scope_version            VARCHAR,
+    session_id               VARCHAR,
+    gen_ai_provider          VARCHAR,
+    gen_ai_operation         VARCHAR,
+    gen_ai_request_model     VARCHAR,
+    gen_ai_response_model    VARCHAR,
+    gen_ai_input_tokens      BIGINT,
+    gen_ai_output_tokens     BIGINT,
+    gen_ai_cache_read_tokens BIGINT,
+    gen_ai_finish_reasons    VARCHAR,
+    gen_ai_cost_usd          DOUBLE,
+    attributes               VARCHAR  NOT NULL,
+    resource                 VARCHAR  NOT NULL,
+    events                   VARCHAR  NOT NULL,
+    links                    VARCHAR  NOT NULL,
+    dropped_attributes_count UINTEGER NOT NULL,
+    dropped_events_count     UINTEGER NOT NULL,
+    dropped_links_count      UINTEGER NOT NULL,
+    ingest_seq               UBIGINT  NOT NULL
+);
+CREATE TABLE logs (
+    time_unix_nano           UBIGINT  NOT NULL,
+    observed_time_unix_nano  UBIGINT  NOT NULL,
+    trace_id                 VARCHAR,
+    span_id                  VARCHAR,
+    severity_number          INTEGER  NOT NULL,
+    severity_text            VARCHAR,
+    body                     VARCHAR,
+    service_name             VARCHAR  NOT NULL,
+    service_version          VARCHAR,
+    deployment_environment   VARCHAR,
+    scope_name               VARCHAR,
+    session_id               VARCHAR,
+    event_name               VARCHAR,
+    flags                    UINTEGER NOT NULL,
+    attributes               VARCHAR  NOT NULL,
+    resource                 VARCHAR  NOT NULL,
+    dropped_attributes_count UINTEGER NOT NULL,
+    ingest_seq               UBIGINT  NOT NULL
+);
+CREATE TABLE metrics (
+    time_unix_nano           UBIGINT  NOT NULL,
+    start_time_unix_nano     UBIGINT  NOT NULL,
+    name                     VARCHAR  NOT NULL,
+    description              VARCHAR,
+    unit                     VARCHAR,
+    kind                     VARCHAR  NOT NULL,
+    temporality              VARCHAR,
+    is_monotonic             BOOLEAN,
+    value                    DOUBLE,
+    count                    UBIGINT,
+    sum                      DOUBLE,
+    min                      DOUBLE,
+    max                      DOUBLE,
+    histogram                VARCHAR,
+    exemplars                VARCHAR,
+    service_name             VARCHAR  NOT NULL,
+    scope_name               VARCHAR,
+    attributes               VARCHAR  NOT NULL,
+    resource                 VARCHAR  NOT NULL,
+    flags                    UINTEGER NOT NULL,
+    ingest_seq               UBIGINT  NOT NULL
+);
+"#,
+}];
+
+/// The newest schema this build knows.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+/// Applies every migration the database has not seen; returns the version
+/// the database is at afterwards.
+pub fn migrate(conn: &Connection) -> Result<u32, StorageError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+            version    INTEGER   NOT NULL,
+            name       VARCHAR   NOT NULL,
+            applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )",
+    )
+    .map_err(|e| StorageError::sql("creating schema_version", e))?;
+    let current: u32 = conn
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_version",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(|e| StorageError::sql("reading schema_version", e))? as u32;
+    if current > latest_version() {
+        return Err(StorageError::TooNew {
+            found: current,
+            known: latest_version(),
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let apply = || -> duckdb::Result<()> {
+            conn.execute_batch("BEGIN TRANSACTION")?;
+            conn.execute_batch(m.sql)?;
+            conn.execute(
+                "INSERT INTO schema_version (version, name) VALUES (?, ?)",
+                duckdb::params![m.version, m.name],
+            )?;
+            conn.execute_batch("COMMIT")
+        };
+        if let Err(e) = apply() {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(StorageError::sql(
+                format!("applying migration {} ({})", m.version, m.name),
+                e,
+            ));
+        }
+        tracing::info!(version = m.version, name = m.name, "applied migration");
+    }
+    Ok(latest_version())
+}

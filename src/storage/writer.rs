@@ -1,0 +1,738 @@
+//! The single writer: the only code that writes telemetry to DuckDB.
+//!
+//! Exports become [`Batch`]es and enter a bounded queue ([`WriterHandle::submit`]).
+//! One thread takes jobs off the queue, groups them until `batch_rows` rows or
+//! `batch_ms` milliseconds, appends them with DuckDB Appenders inside one
+//! transaction, commits, and only then answers each job and publishes the
+//! records to the hub. So an acknowledged export is durable, and consumers
+//! only ever see committed data.
+//!
+//! Backpressure: the queue is bounded in rows. When it is full `submit`
+//! refuses at once (the caller answers 503 / UNAVAILABLE so the exporter
+//! retries); nothing accepted is ever dropped.
+//!
+//! Retried exports: the writer remembers the (trace id, span id) of the last
+//! `dedup_window` spans it stored (seeded from the database at start) and
+//! skips spans it has already stored, so an SDK retry does not duplicate them.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use duckdb::{params, Connection};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use super::StorageError;
+use crate::model::{Batch, LogRecord, MetricPoint, Record, SpanRecord};
+use crate::stream::{Event, Hub};
+
+/// Tuning for the writer; see `[ingest]` in qyl.toml.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Rows that may wait in the queue before exports are refused.
+    pub queue_rows: usize,
+    /// Commit once this many rows are gathered…
+    pub batch_rows: usize,
+    /// …or once the oldest gathered job has waited this long.
+    pub batch_wait: Duration,
+    /// How many recent span ids are remembered to drop retried duplicates.
+    pub dedup_window: usize,
+    /// How often the checkpoint thread folds the WAL into the database file.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            queue_rows: 200_000,
+            batch_rows: 8192,
+            batch_wait: Duration::from_millis(20),
+            dedup_window: 1_000_000,
+            checkpoint_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a batch was not stored. All are retryable by the exporter.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("write queue is full ({queued} rows waiting); retry later")]
+    QueueFull { queued: usize },
+    #[error("qyl is shutting down")]
+    Closed,
+    #[error("commit failed: {0}")]
+    Commit(String),
+}
+
+/// What the writer did with one job's batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub spans: usize,
+    pub logs: usize,
+    pub metrics: usize,
+    /// Spans skipped because they were already stored (retried exports).
+    pub duplicate_spans: usize,
+}
+
+/// Counters for `/metrics` and `/health`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub rows_committed: AtomicU64,
+    pub batches_committed: AtomicU64,
+    pub commit_failures: AtomicU64,
+    pub refused_exports: AtomicU64,
+    pub duplicate_spans: AtomicU64,
+    pub last_commit_micros: AtomicU64,
+    pub checkpoints: AtomicU64,
+}
+
+/// Set once to stop the checkpoint thread, which sleeps on the condvar.
+type StopFlag = (Mutex<bool>, Condvar);
+
+struct Job {
+    batch: Batch,
+    ack: oneshot::Sender<Result<Committed, WriteError>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+enum Msg {
+    Job(Job),
+    Shutdown,
+}
+
+#[derive(Default)]
+struct PauseState {
+    count: Mutex<u32>,
+    resumed: Condvar,
+}
+
+/// The cloneable front of the writer that ingest holds.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: Sender<Msg>,
+    budget: Arc<Semaphore>,
+    capacity: usize,
+    closed: Arc<AtomicBool>,
+    pause: Arc<PauseState>,
+    stats: Arc<WriterStats>,
+}
+
+impl WriterHandle {
+    /// Queues a batch; the receiver resolves once it is committed (or not).
+    /// Refuses at once when the queue cannot take the batch's rows.
+    pub fn submit(
+        &self,
+        batch: Batch,
+    ) -> Result<oneshot::Receiver<Result<Committed, WriteError>>, WriteError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(WriteError::Closed);
+        }
+        // A batch larger than the whole queue waits for an empty queue
+        // rather than never fitting.
+        let rows = batch.len().clamp(1, self.capacity) as u32;
+        let permit = match self.budget.clone().try_acquire_many_owned(rows) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.refused_exports.fetch_add(1, Ordering::Relaxed);
+                return Err(WriteError::QueueFull {
+                    queued: self.queued_rows(),
+                });
+            }
+        };
+        let (ack, rx) = oneshot::channel();
+        let job = Job {
+            batch,
+            ack,
+            _permit: permit,
+        };
+        self.tx
+            .send(Msg::Job(job))
+            .map_err(|_| WriteError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Queues a batch and waits for its commit.
+    pub async fn write(&self, batch: Batch) -> Result<Committed, WriteError> {
+        let rx = self.submit(batch)?;
+        rx.await.unwrap_or(Err(WriteError::Closed))
+    }
+
+    /// Rows accepted but not yet committed.
+    pub fn queued_rows(&self) -> usize {
+        self.capacity - self.budget.available_permits().min(self.capacity)
+    }
+
+    pub fn queue_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Holds the writer before its next commit until the guard is dropped.
+    /// Exports keep queueing (and are refused once the queue is full). Used
+    /// for maintenance and to exercise backpressure in tests.
+    pub fn pause(&self) -> PauseGuard {
+        *self.pause.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        PauseGuard {
+            pause: self.pause.clone(),
+        }
+    }
+}
+
+pub struct PauseGuard {
+    pause: Arc<PauseState>,
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        let mut n = self.pause.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        self.pause.resumed.notify_all();
+    }
+}
+
+/// The running writer; [`Writer::shutdown`] commits what is queued and stops.
+pub struct Writer {
+    handle: WriterHandle,
+    thread: Option<JoinHandle<()>>,
+    checkpointer: Option<(Arc<StopFlag>, JoinHandle<()>)>,
+}
+
+impl Writer {
+    /// Starts the writer thread (and the checkpoint thread, for a file) on
+    /// an open, migrated connection.
+    pub fn start(
+        conn: Connection,
+        hub: Arc<Hub>,
+        config: WriterConfig,
+        is_file: bool,
+    ) -> Result<Writer, StorageError> {
+        let next_seq = max_seq(&conn)? + 1;
+        let mut seen = RecentSpans::new(config.dedup_window);
+        seed_recent_spans(&conn, next_seq, &mut seen)?;
+        let capacity = config.queue_rows.clamp(1, u32::MAX as usize / 2);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(WriterStats::default());
+        let pause = Arc::new(PauseState::default());
+        let checkpointer = if is_file {
+            let conn = conn
+                .try_clone()
+                .map_err(|e| StorageError::sql("cloning a connection for checkpoints", e))?;
+            let stop = Arc::new((Mutex::new(false), Condvar::new()));
+            let thread = spawn_checkpointer(
+                conn,
+                config.checkpoint_interval,
+                stop.clone(),
+                stats.clone(),
+            )?;
+            Some((stop, thread))
+        } else {
+            None
+        };
+        let mut state = WriterState {
+            conn,
+            hub,
+            seen,
+            next_seq,
+            stats: stats.clone(),
+            pause: pause.clone(),
+            batch_rows: config.batch_rows.max(1),
+            batch_wait: config.batch_wait,
+        };
+        let thread = std::thread::Builder::new()
+            .name("qyl-writer".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| StorageError::Dir {
+                path: "qyl-writer thread".into(),
+                source: e,
+            })?;
+        Ok(Writer {
+            handle: WriterHandle {
+                tx,
+                budget: Arc::new(Semaphore::new(capacity)),
+                capacity,
+                closed: Arc::new(AtomicBool::new(false)),
+                pause,
+                stats,
+            },
+            thread: Some(thread),
+            checkpointer,
+        })
+    }
+
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// Refuses new batches, commits everything already accepted, checkpoints
+    /// and closes the database. Blocks; call from a blocking context.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.handle.closed.store(true, Ordering::Release);
+        let _ = self.handle.tx.send(Msg::Shutdown);
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            *stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            stop.1.notify_all();
+            let _ = thread.join();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn max_seq(conn: &Connection) -> Result<u64, StorageError> {
+    conn.query_row(
+        "SELECT greatest(
+            (SELECT coalesce(max(ingest_seq), 0) FROM spans),
+            (SELECT coalesce(max(ingest_seq), 0) FROM logs),
+            (SELECT coalesce(max(ingest_seq), 0) FROM metrics))::UBIGINT",
+        [],
+        |r| r.get::<_, u64>(0),
+    )
+    .map_err(|e| StorageError::sql("reading the last ingest sequence", e))
+}
+
+fn seed_recent_spans(
+    conn: &Connection,
+    next_seq: u64,
+    seen: &mut RecentSpans,
+) -> Result<(), StorageError> {
+    let ctx = |e| StorageError::sql("loading recent span ids", e);
+    let from = next_seq.saturating_sub(seen.capacity as u64 * 2);
+    let mut stmt = conn
+        .prepare("SELECT trace_id, span_id FROM spans WHERE ingest_seq >= ? ORDER BY ingest_seq")
+        .map_err(ctx)?;
+    let mut rows = stmt.query([from]).map_err(ctx)?;
+    while let Some(row) = rows.next().map_err(ctx)? {
+        let trace_id: String = row.get(0).map_err(ctx)?;
+        let span_id: String = row.get(1).map_err(ctx)?;
+        seen.insert(span_key(&trace_id, &span_id));
+    }
+    Ok(())
+}
+
+fn spawn_checkpointer(
+    conn: Connection,
+    every: Duration,
+    stop: Arc<StopFlag>,
+    stats: Arc<WriterStats>,
+) -> Result<JoinHandle<()>, StorageError> {
+    std::thread::Builder::new()
+        .name("qyl-checkpoint".into())
+        .spawn(move || loop {
+            let stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+            let (stopped, _) = stop
+                .1
+                .wait_timeout_while(stopped, every, |s| !*s)
+                .unwrap_or_else(|p| p.into_inner());
+            if *stopped {
+                return;
+            }
+            drop(stopped);
+            match conn.execute_batch("CHECKPOINT") {
+                Ok(()) => {
+                    stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::debug!(error = %e, "background checkpoint skipped"),
+            }
+        })
+        .map_err(|e| StorageError::Dir {
+            path: "qyl-checkpoint thread".into(),
+            source: e,
+        })
+}
+
+/// Hashes of recently stored (trace id, span id) pairs, oldest evicted first.
+struct RecentSpans {
+    set: HashSet<u64, BuildHasherDefault<PreHashed>>,
+    order: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl RecentSpans {
+    fn new(capacity: usize) -> Self {
+        RecentSpans {
+            set: HashSet::default(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn contains(&self, key: u64) -> bool {
+        self.set.contains(&key)
+    }
+
+    fn insert(&mut self, key: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.set.insert(key) {
+            self.order.push_back(key);
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The keys are already hashes; hashing them again would only cost time.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn span_key(trace_id: &str, span_id: &str) -> u64 {
+    // FNV-1a over both ids: deterministic across restarts, and a 64-bit key
+    // collides with probability ~n²/2⁶⁵ (about 3e-8 for a million spans).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in trace_id.bytes().chain([b'/']).chain(span_id.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+struct WriterState {
+    conn: Connection,
+    hub: Arc<Hub>,
+    seen: RecentSpans,
+    next_seq: u64,
+    stats: Arc<WriterStats>,
+    pause: Arc<PauseState>,
+    batch_rows: usize,
+    batch_wait: Duration,
+}
+
+impl WriterState {
+    fn run(&mut self, rx: Receiver<Msg>) {
+        let mut shutting_down = false;
+        while !shutting_down {
+            let first = match rx.recv() {
+                Ok(Msg::Job(job)) => job,
+                Ok(Msg::Shutdown) | Err(_) => break,
+            };
+            let deadline = Instant::now() + self.batch_wait;
+            let mut rows = first.batch.len();
+            let mut jobs = vec![first];
+            while rows < self.batch_rows {
+                match rx.recv_deadline(deadline) {
+                    Ok(Msg::Job(job)) => {
+                        rows += job.batch.len();
+                        jobs.push(job);
+                    }
+                    Ok(Msg::Shutdown) => {
+                        shutting_down = true;
+                        break;
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        shutting_down = true;
+                        break;
+                    }
+                }
+            }
+            self.wait_while_paused();
+            self.commit(jobs);
+        }
+        // Commit whatever was accepted before the shutdown.
+        let rest: Vec<Job> = rx
+            .try_iter()
+            .filter_map(|m| match m {
+                Msg::Job(j) => Some(j),
+                Msg::Shutdown => None,
+            })
+            .collect();
+        if !rest.is_empty() {
+            self.commit(rest);
+        }
+        if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
+            tracing::warn!(error = %e, "final checkpoint failed; DuckDB replays the WAL on next start");
+        }
+    }
+
+    fn wait_while_paused(&self) {
+        let mut n = self.pause.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            n = self
+                .pause
+                .resumed
+                .wait(n)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Commits `jobs` in one transaction. If that fails, each job is tried
+    /// alone so that one bad batch cannot fail its neighbours.
+    fn commit(&mut self, jobs: Vec<Job>) {
+        let started = Instant::now();
+        match self.write(&jobs) {
+            Ok(plan) => self.finish(jobs, plan, started),
+            Err(e) if jobs.len() == 1 => {
+                self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "commit failed");
+                for job in jobs {
+                    let _ = job.ack.send(Err(WriteError::Commit(e.to_string())));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; retrying jobs one by one");
+                for job in jobs {
+                    self.commit(vec![job]);
+                }
+            }
+        }
+    }
+
+    /// Appends and commits; returns which spans were written (the rest were
+    /// duplicates). Nothing in `self` changes unless the commit succeeds.
+    fn write(&mut self, jobs: &[Job]) -> Result<Plan, duckdb::Error> {
+        let mut plan = Plan::default();
+        let mut fresh = HashSet::<u64, BuildHasherDefault<PreHashed>>::default();
+        for job in jobs {
+            let keep: Vec<bool> = job
+                .batch
+                .spans
+                .iter()
+                .map(|s| {
+                    let k = span_key(&s.trace_id, &s.span_id);
+                    !self.seen.contains(k) && fresh.insert(k)
+                })
+                .collect();
+            plan.keep.push(keep);
+        }
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = self.append_all(jobs, &plan);
+        let result = result.and_then(|()| self.conn.execute_batch("COMMIT"));
+        if let Err(e) = result {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        plan.fresh = fresh.into_iter().collect();
+        Ok(plan)
+    }
+
+    fn append_all(&self, jobs: &[Job], plan: &Plan) -> Result<(), duckdb::Error> {
+        let mut seq = self.next_seq;
+        let mut spans = self.conn.appender("spans")?;
+        for (job, keep) in jobs.iter().zip(&plan.keep) {
+            for (span, _) in job.batch.spans.iter().zip(keep).filter(|(_, k)| **k) {
+                append_span(&mut spans, span, seq)?;
+                seq += 1;
+            }
+        }
+        spans.flush()?;
+        drop(spans);
+        let mut logs = self.conn.appender("logs")?;
+        for job in jobs {
+            for log in &job.batch.logs {
+                append_log(&mut logs, log, seq)?;
+                seq += 1;
+            }
+        }
+        logs.flush()?;
+        drop(logs);
+        let mut metrics = self.conn.appender("metrics")?;
+        for job in jobs {
+            for point in &job.batch.metrics {
+                append_metric(&mut metrics, point, seq)?;
+                seq += 1;
+            }
+        }
+        metrics.flush()?;
+        Ok(())
+    }
+
+    /// After a successful commit: remember span ids, publish, answer.
+    /// Sequence numbers are handed out in the order `append_all` used.
+    fn finish(&mut self, jobs: Vec<Job>, plan: Plan, started: Instant) {
+        for k in plan.fresh {
+            self.seen.insert(k);
+        }
+        let mut events = Vec::new();
+        let mut logs = Vec::new();
+        let mut metrics = Vec::new();
+        let mut acks = Vec::with_capacity(jobs.len());
+        let mut seq = self.next_seq;
+        for (job, keep) in jobs.into_iter().zip(plan.keep) {
+            let mut done = Committed {
+                logs: job.batch.logs.len(),
+                metrics: job.batch.metrics.len(),
+                ..Committed::default()
+            };
+            for (span, k) in job.batch.spans.into_iter().zip(keep) {
+                if k {
+                    events.push(Event {
+                        seq,
+                        record: Record::Span(Arc::new(span)),
+                    });
+                    seq += 1;
+                    done.spans += 1;
+                } else {
+                    done.duplicate_spans += 1;
+                }
+            }
+            logs.extend(job.batch.logs);
+            metrics.extend(job.batch.metrics);
+            acks.push((job.ack, done));
+        }
+        for log in logs {
+            events.push(Event {
+                seq,
+                record: Record::Log(Arc::new(log)),
+            });
+            seq += 1;
+        }
+        for point in metrics {
+            events.push(Event {
+                seq,
+                record: Record::Metric(Arc::new(point)),
+            });
+            seq += 1;
+        }
+        self.next_seq = seq;
+        let rows = events.len();
+        let dups: usize = acks.iter().map(|(_, d)| d.duplicate_spans).sum();
+        self.stats
+            .rows_committed
+            .fetch_add(rows as u64, Ordering::Relaxed);
+        self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .duplicate_spans
+            .fetch_add(dups as u64, Ordering::Relaxed);
+        self.stats
+            .last_commit_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        // Answer first: the exporters are waiting; the hub is for consumers.
+        for (ack, done) in acks {
+            let _ = ack.send(Ok(done));
+        }
+        self.hub.publish(events);
+    }
+}
+
+#[derive(Default)]
+struct Plan {
+    /// Per job, per span: write it (true) or skip it as a duplicate.
+    keep: Vec<Vec<bool>>,
+    fresh: Vec<u64>,
+}
+
+/// Appends one span row. Column order follows migration 1.
+pub fn append_span(app: &mut duckdb::Appender<'_>, s: &SpanRecord, seq: u64) -> duckdb::Result<()> {
+    let g = &s.genai;
+    app.append_row(params![
+        s.trace_id,
+        s.span_id,
+        s.parent_span_id,
+        s.trace_state,
+        s.name,
+        s.kind,
+        s.start_time_unix_nano,
+        s.end_time_unix_nano,
+        s.duration_ns,
+        s.status_code,
+        s.status_message,
+        s.service_name,
+        s.service_version,
+        s.deployment_environment,
+        s.scope_name,
+        s.scope_version,
+        s.session_id,
+        g.provider,
+        g.operation,
+        g.request_model,
+        g.response_model,
+        g.input_tokens,
+        g.output_tokens,
+        g.cache_read_tokens,
+        g.finish_reasons,
+        g.cost_usd,
+        s.attributes,
+        s.resource,
+        s.events,
+        s.links,
+        s.dropped_attributes_count,
+        s.dropped_events_count,
+        s.dropped_links_count,
+        seq,
+    ])
+}
+
+fn append_log(app: &mut duckdb::Appender<'_>, l: &LogRecord, seq: u64) -> duckdb::Result<()> {
+    app.append_row(params![
+        l.time_unix_nano,
+        l.observed_time_unix_nano,
+        l.trace_id,
+        l.span_id,
+        l.severity_number,
+        l.severity_text,
+        l.body,
+        l.service_name,
+        l.service_version,
+        l.deployment_environment,
+        l.scope_name,
+        l.session_id,
+        l.event_name,
+        l.flags,
+        l.attributes,
+        l.resource,
+        l.dropped_attributes_count,
+        seq,
+    ])
+}
+
+fn append_metric(app: &mut duckdb::Appender<'_>, m: &MetricPoint, seq: u64) -> duckdb::Result<()> {
+    app.append_row(params![
+        m.time_unix_nano,
+        m.start_time_unix_nano,
+        m.name,
+        m.description,
+        m.unit,
+        m.kind,
+        m.temporality,
+        m.is_monotonic,
+        m.value,
+        m.count,
+        m.sum,
+        m.min,
+        m.max,
+        m.histogram,
+        m.exemplars,
+        m.service_name,
+        m.scope_name,
+        m.attributes,
+        m.resource,
+        m.flags,
+        seq,
+    ])
+}

@@ -1,0 +1,176 @@
+//! Test harness: runs the real `qyl` binary on free ports with a temporary
+//! DuckDB file, and reads that file back once qyl has stopped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Qyl {
+    child: Option<Child>,
+    pub http: String,
+    pub otlp_http: String,
+    pub grpc: String,
+    pub db: PathBuf,
+    stderr_log: PathBuf,
+}
+
+impl Qyl {
+    /// Starts `qyl serve` on free ports with the database at `db`.
+    pub fn start(db: &Path, env: &[(&str, &str)]) -> Qyl {
+        let stderr_log = db.with_extension(format!("stderr.{}", std::process::id()));
+        let log = std::fs::File::create(&stderr_log).expect("creating the stderr log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_qyl"));
+        cmd.args([
+            "serve",
+            "--http-port",
+            "0",
+            "--otlp-http-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--data",
+        ])
+        .arg(db)
+        .stdout(Stdio::piped())
+        .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting qyl");
+        let stdout = child.stdout.take().expect("qyl's stdout");
+        let mut line = String::new();
+        let mut reader = BufReader::new(stdout);
+        reader
+            .read_line(&mut line)
+            .expect("reading qyl's first line");
+        if !line.starts_with("qyl listening") {
+            let _ = child.wait();
+            panic!(
+                "qyl did not start: {line:?}\n{}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            );
+        }
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .to_string()
+        };
+        Qyl {
+            http: field("http"),
+            otlp_http: field("otlp_http"),
+            grpc: field("grpc"),
+            db: db.to_path_buf(),
+            child: Some(child),
+            stderr_log,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for qyl") {
+                assert!(
+                    status.success(),
+                    "qyl exited with {status}\n{}",
+                    self.logs()
+                );
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("qyl did not stop within 30 s\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops qyl and opens its database file.
+    pub fn stop_and_open(&mut self) -> duckdb::Connection {
+        self.stop();
+        duckdb::Connection::open(&self.db).expect("opening qyl's database")
+    }
+}
+
+impl Drop for Qyl {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.stderr_log);
+    }
+}
+
+/// The Python interpreter of the test virtualenv (`make venv`).
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("QYL_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make venv` (or `make test`) to install the OpenTelemetry Python SDK",
+        venv.display()
+    );
+    venv
+}
+
+/// Runs tests/py/<script> with the given environment; returns its stdout
+/// parsed as JSON. Fails the test if the script fails.
+pub fn run_python(script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let mut cmd = Command::new(python());
+    cmd.arg(&path).args(args);
+    // Only what the test sets: an application's own OTEL_* variables must
+    // not leak in from the environment running the tests.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running python");
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+pub fn count(conn: &duckdb::Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+pub fn string(conn: &duckdb::Connection, sql: &str) -> Option<String> {
+    conn.query_row(sql, [], |r| r.get::<_, Option<String>>(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
