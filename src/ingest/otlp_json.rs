@@ -737,3 +737,220 @@ fn exemplar_(v: &Value, path: &Path<'_>) -> Result<Exemplar> {
         value,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::convert::{convert_logs, convert_metrics, convert_traces};
+    use serde_json::json;
+
+    fn one_span(span: Value) -> Value {
+        json!({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]})
+    }
+
+    #[test]
+    fn int64_as_string_or_number_and_enums_as_ints_or_names() {
+        let a = traces(&one_span(json!({
+            "traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
+            "startTimeUnixNano": "1544712660000000000", "endTimeUnixNano": 1544712661000000000u64,
+            "kind": 2, "status": {"code": "STATUS_CODE_ERROR"},
+            "attributes": [
+                {"key": "s", "value": {"intValue": "-42"}},
+                {"key": "n", "value": {"intValue": 42}},
+                {"key": "big", "value": {"intValue": "9223372036854775807"}},
+                {"key": "d", "value": {"doubleValue": "NaN"}},
+                {"key": "e", "value": {"doubleValue": 2.5}},
+                {"key": "b", "value": {"bytesValue": "AAEC"}},
+                {"key": "arr", "value": {"arrayValue": {"values": [{"boolValue": true}]}}},
+                {"key": "kv", "value": {"kvlistValue": {"values": [{"key": "x", "value": {"stringValue": "y"}}]}}},
+                {"key": "empty", "value": {}}
+            ]
+        })))
+        .unwrap();
+        let span = &a.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
+        assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
+        assert_eq!(span.kind, 2);
+        assert_eq!(span.status.as_ref().unwrap().code, 2);
+        let b = traces(&one_span(json!({
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "kind": "SPAN_KIND_SERVER"
+        })))
+        .unwrap();
+        assert_eq!(b.resource_spans[0].scope_spans[0].spans[0].kind, 2);
+
+        let c = convert_traces(a);
+        assert_eq!(c.rejected, 0);
+        let s = &c.records[0];
+        assert_eq!(s.trace_id, "5b8efff798038103d269b633813fc60c");
+        assert_eq!(s.span_id, "eee19b7ec3c1b174");
+        assert_eq!(s.kind, "SERVER");
+        assert_eq!(s.status_code, "ERROR");
+        assert_eq!(s.duration_ns, 1_000_000_000);
+        let attrs: Value = serde_json::from_str(&s.attributes).unwrap();
+        assert_eq!(attrs["s"], -42);
+        assert_eq!(attrs["n"], 42);
+        assert_eq!(attrs["big"].as_i64(), Some(i64::MAX));
+        assert_eq!(attrs["d"], "NaN");
+        assert_eq!(attrs["e"], 2.5);
+        assert_eq!(attrs["b"], "AAEC");
+        assert_eq!(attrs["arr"], json!([true]));
+        assert_eq!(attrs["kv"], json!({"x": "y"}));
+        assert!(attrs["empty"].is_null());
+    }
+
+    #[test]
+    fn snake_case_names_and_base64_ids_are_accepted() {
+        let req = traces(&json!({"resource_spans": [{"scope_spans": [{"spans": [{
+            "trace_id": "W47/95gDgQPSabYzgT/GDA==", "span_id": "7uGbfsPBsXQ=",
+            "start_time_unix_nano": 5, "end_time_unix_nano": 7
+        }]}]}]}))
+        .unwrap();
+        let c = convert_traces(req);
+        assert_eq!(c.rejected, 0, "{}", c.error_message("spans"));
+        assert_eq!(c.records[0].trace_id, "5b8efff798038103d269b633813fc60c");
+        assert_eq!(c.records[0].span_id, "eee19b7ec3c1b174");
+        assert_eq!(c.records[0].duration_ns, 2);
+    }
+
+    #[test]
+    fn invalid_ids_reject_only_their_record() {
+        let req = traces(&json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "ok"},
+            {"traceId": "not-hex", "spanId": "eee19b7ec3c1b174", "name": "bad trace"},
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "", "name": "no span id"},
+            {"traceId": "00000000000000000000000000000000", "spanId": "eee19b7ec3c1b174", "name": "zero"},
+            {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7e", "name": "short"}
+        ]}]}]}))
+        .unwrap();
+        let c = convert_traces(req);
+        assert_eq!(c.records.len(), 1);
+        assert_eq!(c.records[0].name, "ok");
+        assert_eq!(c.rejected, 4);
+        let msg = c.error_message("spans");
+        assert!(msg.starts_with("4 spans rejected"), "{msg}");
+        assert!(
+            msg.contains("bad trace") && msg.contains("trace_id"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_path() {
+        let err = traces(&json!({"resourceSpans": 5})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "resourceSpans: expected an array, found a number"
+        );
+        let err = traces(&one_span(
+            json!({"traceId": "5b8efff798038103d269b633813fc60c",
+            "startTimeUnixNano": true}),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano: expected an unsigned integer (number or string of digits), found true"
+        );
+        let err = traces(&one_span(json!({"kind": "SPAN_KIND_BOGUS"}))).unwrap_err();
+        assert!(err.to_string().contains("unknown enum value"), "{err}");
+        let err = logs(&json!([])).unwrap_err();
+        assert_eq!(err.to_string(), "$: expected an object, found an array");
+        let err = metrics(&json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+            {"name": "m", "gauge": {"dataPoints": [{"asDouble": "fast"}]}}]}]}]}))
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[0].asDouble"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let req = traces(&json!({"resourceSpans": [], "somethingNew": {"a": 1}})).unwrap();
+        assert!(req.resource_spans.is_empty());
+    }
+
+    #[test]
+    fn logs_keep_body_severity_and_fall_back_to_observed_time() {
+        let req = logs(&json!({"resourceLogs": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]},
+            "scopeLogs": [{"scope": {"name": "lib"}, "logRecords": [
+                {"observedTimeUnixNano": "1700000000000000000", "severityNumber": "SEVERITY_NUMBER_ERROR",
+                 "severityText": "ERROR", "body": {"stringValue": "boom"},
+                 "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                 "eventName": "app.crash", "attributes": [{"key": "session.id", "value": {"stringValue": "s1"}}]},
+                {"body": {"kvlistValue": {"values": [{"key": "k", "value": {"intValue": 1}}]}}},
+                {"traceId": "abcd"}
+            ]}]}]}))
+        .unwrap();
+        let c = convert_logs(req, 42);
+        assert_eq!(c.rejected, 1);
+        let a = &c.records[0];
+        assert_eq!(a.time_unix_nano, 1_700_000_000_000_000_000);
+        assert_eq!(a.severity_number, 17);
+        assert_eq!(a.body.as_deref(), Some("boom"));
+        assert_eq!(a.service_name, "svc");
+        assert_eq!(a.scope_name.as_deref(), Some("lib"));
+        assert_eq!(a.event_name.as_deref(), Some("app.crash"));
+        assert_eq!(a.session_id.as_deref(), Some("s1"));
+        assert_eq!(
+            a.trace_id.as_deref(),
+            Some("5b8efff798038103d269b633813fc60c")
+        );
+        let b = &c.records[1];
+        assert_eq!(b.time_unix_nano, 42);
+        assert_eq!(b.observed_time_unix_nano, 42);
+        assert_eq!(b.body.as_deref(), Some("{\"k\":1}"));
+        assert_eq!(b.trace_id, None);
+    }
+
+    #[test]
+    fn every_metric_kind_becomes_rows() {
+        let req = metrics(&json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+            {"name": "g", "unit": "1", "gauge": {"dataPoints": [{"asDouble": 1.5, "timeUnixNano": "10"}]}},
+            {"name": "s", "sum": {"aggregationTemporality": 2, "isMonotonic": true,
+                "dataPoints": [{"asInt": "7"}, {"asInt": 8}]}},
+            {"name": "h", "histogram": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_DELTA",
+                "dataPoints": [{"count": "3", "sum": 6, "bucketCounts": ["1", 2], "explicitBounds": [5],
+                    "min": 1, "max": 4, "exemplars": [{"asDouble": 4, "traceId": "5b8efff798038103d269b633813fc60c"}]}]}},
+            {"name": "e", "exponentialHistogram": {"dataPoints": [{"count": 2, "scale": 3, "zeroCount": 1,
+                "positive": {"offset": -1, "bucketCounts": [1]}}]}},
+            {"name": "q", "summary": {"dataPoints": [{"count": 4, "sum": 10,
+                "quantileValues": [{"quantile": 0.5, "value": 2}]}]}},
+            {"name": "nodata"}
+        ]}]}]}))
+        .unwrap();
+        let c = convert_metrics(req);
+        assert_eq!(c.rejected, 1);
+        let by = |n: &str| c.records.iter().filter(|m| m.name == n).collect::<Vec<_>>();
+        assert_eq!(by("g")[0].value, Some(1.5));
+        assert_eq!(by("g")[0].kind, "gauge");
+        assert_eq!(by("g")[0].unit.as_deref(), Some("1"));
+        assert_eq!(by("s").len(), 2);
+        assert_eq!(by("s")[0].value, Some(7.0));
+        assert_eq!(by("s")[0].temporality, Some("cumulative"));
+        assert_eq!(by("s")[0].is_monotonic, Some(true));
+        let h = by("h")[0];
+        assert_eq!(
+            (h.count, h.sum, h.min, h.max),
+            (Some(3), Some(6.0), Some(1.0), Some(4.0))
+        );
+        assert_eq!(h.temporality, Some("delta"));
+        assert_eq!(
+            h.histogram.as_deref(),
+            Some("{\"bounds\":[5],\"counts\":[1,2]}")
+        );
+        assert!(h
+            .exemplars
+            .as_deref()
+            .unwrap()
+            .contains("5b8efff798038103d269b633813fc60c"));
+        let e: Value = serde_json::from_str(by("e")[0].histogram.as_deref().unwrap()).unwrap();
+        assert_eq!(e["scale"], 3);
+        assert_eq!(e["positive"]["offset"], -1);
+        let q: Value = serde_json::from_str(by("q")[0].histogram.as_deref().unwrap()).unwrap();
+        assert_eq!(q["quantiles"][0]["value"], 2.0);
+    }
+}

@@ -736,3 +736,146 @@ fn append_metric(app: &mut duckdb::Appender<'_>, m: &MetricPoint, seq: u64) -> d
         seq,
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{open, StorageOptions};
+
+    fn span(trace: u8, span: u8, message: Option<&str>) -> SpanRecord {
+        SpanRecord {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{span:016x}"),
+            name: format!("s{span}"),
+            kind: "INTERNAL",
+            status_code: "UNSET",
+            status_message: message.map(str::to_string),
+            service_name: "svc".into(),
+            attributes: "{}".into(),
+            resource: "{}".into(),
+            events: "[]".into(),
+            links: "[]".into(),
+            ..Default::default()
+        }
+    }
+
+    fn batch(spans: Vec<SpanRecord>) -> Batch {
+        Batch {
+            spans,
+            ..Default::default()
+        }
+    }
+
+    fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Connection) {
+        let conn = open(&StorageOptions::in_memory()).unwrap();
+        let reader = conn.try_clone().unwrap();
+        let hub = Arc::new(Hub::new(100));
+        (
+            Writer::start(conn, hub.clone(), config, false).unwrap(),
+            hub,
+            reader,
+        )
+    }
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn retried_spans_are_stored_once() {
+        let (writer, hub, reader) = start(WriterConfig::default());
+        let h = writer.handle();
+        let first = h.submit(batch(vec![
+            span(1, 1, None),
+            span(1, 2, None),
+            span(1, 1, None),
+        ]));
+        let done = first.unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!((done.spans, done.duplicate_spans), (2, 1));
+        let again = h.submit(batch(vec![span(1, 2, None), span(1, 3, None)]));
+        let done = again.unwrap().blocking_recv().unwrap().unwrap();
+        assert_eq!((done.spans, done.duplicate_spans), (1, 1));
+        assert_eq!(count(&reader), 3);
+        let seqs: Vec<u64> = hub.recent(10, |_| true).iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn a_failing_batch_does_not_fail_its_neighbours() {
+        let (writer, hub, reader) = start(WriterConfig {
+            batch_wait: Duration::from_millis(200),
+            ..WriterConfig::default()
+        });
+        // A constraint the good batch satisfies and the bad one does not:
+        // DuckDB reports it only when the Appender flushes.
+        reader
+            .execute_batch("ALTER TABLE spans ALTER COLUMN status_message SET NOT NULL")
+            .unwrap();
+        let h = writer.handle();
+        let pause = h.pause();
+        let good = h.submit(batch(vec![span(2, 1, Some("ok"))])).unwrap();
+        let bad = h.submit(batch(vec![span(2, 2, None)])).unwrap();
+        drop(pause);
+        assert_eq!(good.blocking_recv().unwrap().unwrap().spans, 1);
+        match bad.blocking_recv().unwrap() {
+            Err(WriteError::Commit(msg)) => assert!(msg.contains("NOT NULL"), "{msg}"),
+            other => panic!("expected a commit error, got {other:?}"),
+        }
+        assert_eq!(count(&reader), 1);
+        assert_eq!(hub.recent(10, |_| true).len(), 1);
+        assert_eq!(h.stats().commit_failures.load(Ordering::Relaxed), 1);
+        // A span that failed is not remembered as stored: its retry is kept.
+        reader
+            .execute_batch("ALTER TABLE spans ALTER COLUMN status_message DROP NOT NULL")
+            .unwrap();
+        let retry = h.submit(batch(vec![span(2, 2, None)])).unwrap();
+        assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_keeps_what_it_accepted() {
+        let (writer, _hub, reader) = start(WriterConfig {
+            queue_rows: 3,
+            ..WriterConfig::default()
+        });
+        let h = writer.handle();
+        let pause = h.pause();
+        let a = h
+            .submit(batch(vec![span(3, 1, None), span(3, 2, None)]))
+            .unwrap();
+        assert_eq!(h.queued_rows(), 2);
+        match h.submit(batch(vec![span(3, 3, None), span(3, 4, None)])) {
+            Err(WriteError::QueueFull { queued: 2 }) => {}
+            Err(e) => panic!("expected QueueFull, got {e:?}"),
+            Ok(_) => panic!("expected QueueFull, got a queued job"),
+        }
+        let b = h.submit(batch(vec![span(3, 5, None)])).unwrap();
+        drop(pause);
+        assert_eq!(a.blocking_recv().unwrap().unwrap().spans, 2);
+        assert_eq!(b.blocking_recv().unwrap().unwrap().spans, 1);
+        assert_eq!(h.queued_rows(), 0);
+        assert_eq!(count(&reader), 3);
+        assert_eq!(h.stats().refused_exports.load(Ordering::Relaxed), 1);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn shutdown_commits_what_was_accepted_then_refuses() {
+        let (writer, _hub, reader) = start(WriterConfig {
+            batch_wait: Duration::from_secs(5),
+            ..WriterConfig::default()
+        });
+        let h = writer.handle();
+        let a = h.submit(batch(vec![span(4, 1, None)])).unwrap();
+        writer.shutdown();
+        assert_eq!(a.blocking_recv().unwrap().unwrap().spans, 1);
+        assert!(matches!(
+            h.submit(batch(vec![span(4, 2, None)])),
+            Err(WriteError::Closed)
+        ));
+        assert_eq!(count(&reader), 1);
+    }
+}

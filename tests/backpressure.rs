@@ -1,0 +1,171 @@
+//! With a tiny write queue and the writer held, exports are refused with the
+//! statuses exporters retry on, and every acknowledged span is stored.
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use qyl::config::Config;
+use qyl::server::Server;
+
+fn request(seed: u8, n: u16) -> ExportTraceServiceRequest {
+    let spans = (0..n)
+        .map(|i| {
+            let [hi, lo] = i.to_be_bytes();
+            Span {
+                trace_id: [seed; 16].to_vec(),
+                span_id: [seed, hi, lo, 1, 1, 1, 1, 1].to_vec(),
+                name: "work".into(),
+                start_time_unix_nano: 1,
+                end_time_unix_nano: 2,
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qyl.duckdb");
+    let mut config = Config::defaults();
+    config.server.http_port = 0;
+    config.server.otlp_http_port = 0;
+    config.server.grpc_port = 0;
+    config.storage.path = db.to_string_lossy().into_owned();
+    config.ingest.queue_rows = 600;
+    config.ingest.batch_ms = 1;
+    let server = Server::start(&config).await.unwrap();
+    let writer = server.writer();
+    let http = format!("http://{}/v1/traces", server.addrs.otlp_http);
+    let client = reqwest::Client::new();
+
+    let pause = writer.pause();
+    // A fits in the queue and waits for the held writer.
+    let pending = tokio::spawn({
+        let (client, http) = (client.clone(), http.clone());
+        async move {
+            client
+                .post(&http)
+                .header("content-type", "application/x-protobuf")
+                .body(request(1, 512).encode_to_vec())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writer.queued_rows() < 512 {
+        assert!(
+            Instant::now() < deadline,
+            "the first export never reached the queue"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // B does not fit: 503 with Retry-After, at once.
+    let refused = client
+        .post(&http)
+        .header("content-type", "application/x-protobuf")
+        .body(request(2, 512).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("write queue is full"));
+
+    // C over gRPC: UNAVAILABLE, which every OTLP exporter retries.
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", server.addrs.grpc))
+        .await
+        .unwrap();
+    let err = grpc.export(request(3, 512)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
+
+    assert!(
+        !pending.is_finished(),
+        "an export was answered before its commit"
+    );
+    drop(pause);
+    assert_eq!(pending.await.unwrap().as_u16(), 200);
+
+    // The retries of B and C go through once there is room.
+    let retried = client
+        .post(&http)
+        .header("content-type", "application/x-protobuf")
+        .body(request(2, 512).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status().as_u16(), 200);
+    grpc.export(request(3, 512)).await.unwrap();
+
+    assert_eq!(
+        writer
+            .stats()
+            .refused_exports
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    server.shutdown().await.unwrap();
+
+    let conn = duckdb::Connection::open(&db).unwrap();
+    let per_trace: Vec<(String, i64)> = conn
+        .prepare("SELECT trace_id, count(*) FROM spans GROUP BY 1 ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        per_trace,
+        vec![
+            ("01".repeat(16), 512),
+            ("02".repeat(16), 512),
+            ("03".repeat(16), 512)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_accepts_gzip_and_refuses_oversized_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::defaults();
+    config.server.http_port = 0;
+    config.server.otlp_http_port = 0;
+    config.server.grpc_port = 0;
+    config.storage.path = dir.path().join("qyl.duckdb").to_string_lossy().into_owned();
+    config.ingest.max_body_mb = 1;
+    let server = Server::start(&config).await.unwrap();
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", server.addrs.grpc))
+        .await
+        .unwrap()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let resp = grpc.export(request(7, 100)).await.unwrap().into_inner();
+    assert_eq!(resp.partial_success, None);
+
+    let mut big = request(8, 1);
+    big.resource_spans[0].scope_spans[0].spans[0].name = "x".repeat(2 << 20);
+    let err = grpc.export(big).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+
+    let hub = server.hub();
+    assert_eq!(hub.recent(1000, |_| true).len(), 100);
+    server.shutdown().await.unwrap();
+}
