@@ -1,1 +1,448 @@
-fn main() {}
+//! Ingest benchmark: how close end-to-end OTLP ingest gets to DuckDB's raw
+//! Appender rate on this machine.
+//!
+//! In one run it measures
+//!   (a) raw: span rows appended straight to a DuckDB file with the Appender
+//!       (batches of 8192 rows, one commit each): the ceiling;
+//!   (b) end-to-end over OTLP/HTTP protobuf and (c) over OTLP/gRPC: a qyl
+//!       server in this process, several concurrent clients each sending
+//!       512-span exports and waiting for the answer (sent after commit);
+//! and prints spans/s, export latency p50/p99 and the ratio e2e / raw.
+//!
+//! Clients send pre-encoded requests whose ids are patched in place, so the
+//! client side costs little CPU (it shares the machine's cores with qyl).
+//! Environment: BENCH_SECS (per e2e phase, default 15), BENCH_CLIENTS
+//! (default 4), BENCH_RAW_SPANS (default 600000).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+use qyl::config::Config;
+use qyl::ingest::convert::convert_traces;
+use qyl::server::Server;
+use qyl::storage::{self, writer::append_span, StorageOptions};
+
+// The same allocator as the `qyl` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SPANS_PER_REQUEST: usize = 512;
+const SPANS_PER_TRACE: usize = 8;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn kv(key: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+fn s(key: &str, v: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(v.into()))
+}
+fn i(key: &str, v: i64) -> KeyValue {
+    kv(key, any_value::Value::IntValue(v))
+}
+
+/// A 512-span export shaped like real traffic: HTTP server spans, DB and
+/// GenAI client spans, a dozen attributes each, SDK resource attributes.
+/// Ids are marker bytes that `Template` finds and overwrites per request.
+fn template_request() -> ExportTraceServiceRequest {
+    let spans = (0..SPANS_PER_REQUEST)
+        .map(|n| {
+            let pos = n % SPANS_PER_TRACE;
+            let mut attributes = vec![
+                s("http.request.method", "POST"),
+                s("url.path", "/v1/chat/completions"),
+                i("http.response.status_code", 200),
+                s("server.address", "api.internal.example"),
+                i("server.port", 8443),
+                s("user.id", "u-4f1c2a9e"),
+                s("session.id", "sess-20261123-7f3a"),
+                s("network.protocol.version", "1.1"),
+            ];
+            if pos == 1 {
+                attributes.extend([
+                    s("gen_ai.provider.name", "openai"),
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.request.model", "gpt-4o-mini"),
+                    s("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
+                    i("gen_ai.usage.input_tokens", 1834),
+                    i("gen_ai.usage.output_tokens", 212),
+                ]);
+            } else {
+                attributes.extend([
+                    s("db.system.name", "postgresql"),
+                    s("db.query.text", "SELECT id, status FROM orders WHERE customer_id = $1"),
+                    s("thread.name", "worker-3"),
+                ]);
+            }
+            Span {
+                trace_id: marker(0xA0, n, 16),
+                span_id: marker(0xB0, n, 8),
+                parent_span_id: if pos == 0 { Vec::new() } else { marker(0xC0, n, 8) },
+                name: if pos == 1 { "chat gpt-4o-mini".into() } else { "SELECT orders".into() },
+                kind: if pos == 0 { 2 } else { 3 },
+                start_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000,
+                end_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000 + 42_000_000,
+                attributes,
+                events: if pos == 2 {
+                    vec![span::Event {
+                        time_unix_nano: 1_763_900_000_010_000_000,
+                        name: "retry".into(),
+                        attributes: vec![i("attempt", 2)],
+                        ..Default::default()
+                    }]
+                } else {
+                    Vec::new()
+                },
+                status: Some(Status {
+                    code: if n % 50 == 0 { 2 } else { 0 },
+                    message: String::new(),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    s("service.name", "chat-api"),
+                    s("service.version", "3.14.1"),
+                    s("deployment.environment.name", "production"),
+                    s("host.name", "ip-10-0-3-17"),
+                    s("telemetry.sdk.name", "opentelemetry"),
+                    s("telemetry.sdk.language", "python"),
+                    s("telemetry.sdk.version", "1.38.0"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "opentelemetry.instrumentation.fastapi".into(),
+                    version: "0.59b0".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Unique, searchable bytes: tag, then the span number, then filler.
+fn marker(tag: u8, n: usize, len: usize) -> Vec<u8> {
+    let mut v = vec![tag, 0x5A, (n >> 8) as u8, n as u8];
+    v.resize(len, 0x77);
+    v
+}
+
+/// The encoded template plus where each id sits in it.
+struct Template {
+    bytes: Vec<u8>,
+    trace_ids: Vec<usize>,
+    span_ids: Vec<usize>,
+    parent_ids: Vec<Option<usize>>,
+}
+
+impl Template {
+    fn new() -> Template {
+        let bytes = template_request().encode_to_vec();
+        let find = |needle: &[u8]| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .expect("marker in the encoded request")
+        };
+        let mut t = Template {
+            trace_ids: Vec::new(),
+            span_ids: Vec::new(),
+            parent_ids: Vec::new(),
+            bytes: bytes.clone(),
+        };
+        for n in 0..SPANS_PER_REQUEST {
+            t.trace_ids.push(find(&marker(0xA0, n, 16)));
+            t.span_ids.push(find(&marker(0xB0, n, 8)));
+            t.parent_ids.push((n % SPANS_PER_TRACE != 0).then(|| find(&marker(0xC0, n, 8))));
+        }
+        t
+    }
+
+    /// A copy with ids unique to (client, request number).
+    fn request(&self, client: u8, k: u32) -> Bytes {
+        let mut b = self.bytes.clone();
+        for n in 0..SPANS_PER_REQUEST {
+            let trace = (n / SPANS_PER_TRACE) as u16;
+            let mut tid = [1u8; 16];
+            tid[1] = client;
+            tid[2..6].copy_from_slice(&k.to_be_bytes());
+            tid[6..8].copy_from_slice(&trace.to_be_bytes());
+            b[self.trace_ids[n]..self.trace_ids[n] + 16].copy_from_slice(&tid);
+            let sid = |n: usize| {
+                let mut sid = [2u8; 8];
+                sid[1] = client;
+                sid[2..6].copy_from_slice(&k.to_be_bytes());
+                sid[6..8].copy_from_slice(&(n as u16).to_be_bytes());
+                sid
+            };
+            b[self.span_ids[n]..self.span_ids[n] + 8].copy_from_slice(&sid(n));
+            if let Some(p) = self.parent_ids[n] {
+                let root = n - n % SPANS_PER_TRACE;
+                b[p..p + 8].copy_from_slice(&sid(root));
+            }
+        }
+        Bytes::from(b)
+    }
+}
+
+struct Figures {
+    spans_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn raw_appender(dir: &std::path::Path, template: &Template, total: usize) -> Figures {
+    let conn = storage::open(&StorageOptions {
+        path: dir.join("raw.duckdb").to_string_lossy().into_owned(),
+        memory_limit_mb: 0,
+        threads: 0,
+    })
+    .expect("opening the raw database");
+    // Converted records, so the rows are exactly what the server writes.
+    let mut records = Vec::with_capacity(total);
+    let mut k = 0u32;
+    while records.len() < total {
+        let req = ExportTraceServiceRequest::decode(template.request(250, k)).unwrap();
+        records.extend(convert_traces(req).records);
+        k += 1;
+    }
+    records.truncate(total);
+    if std::env::var_os("BENCH_DUMP").is_some() {
+        println!("{:?}", &records[1]);
+        println!("{:?}", &records[2]);
+    }
+    let mut batch_ms = Vec::new();
+    let started = Instant::now();
+    for (b, chunk) in records.chunks(8192).enumerate() {
+        let t = Instant::now();
+        conn.execute_batch("BEGIN TRANSACTION").unwrap();
+        let mut app = conn.appender("spans").unwrap();
+        for (j, span) in chunk.iter().enumerate() {
+            append_span(&mut app, span, (b * 8192 + j) as u64 + 1).unwrap();
+        }
+        app.flush().unwrap();
+        drop(app);
+        conn.execute_batch("COMMIT").unwrap();
+        batch_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    batch_ms.sort_by(f64::total_cmp);
+    Figures {
+        spans_per_sec: total as f64 / secs,
+        p50_ms: percentile(&batch_ms, 0.5),
+        p99_ms: percentile(&batch_ms, 0.99),
+        requests: batch_ms.len(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Transport {
+    Http,
+    Grpc,
+}
+
+/// Sends already-encoded protobuf bytes over gRPC, so gRPC and HTTP clients
+/// do the same (small) amount of work.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct ResponseDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for ResponseDecoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        ExportTraceServiceResponse::decode(bytes)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+async fn end_to_end(
+    transport: Transport,
+    dir: &std::path::Path,
+    template: Arc<Template>,
+    clients: usize,
+    secs: u64,
+) -> Figures {
+    let mut config = Config::defaults();
+    config.server.http_port = 0;
+    config.server.otlp_http_port = 0;
+    config.server.grpc_port = 0;
+    config.storage.path = dir
+        .join(match transport {
+            Transport::Http => "http.duckdb",
+            Transport::Grpc => "grpc.duckdb",
+        })
+        .to_string_lossy()
+        .into_owned();
+    let server = Server::start(&config).await.expect("starting qyl");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (template, stop, sent) = (template.clone(), stop.clone(), sent.clone());
+        let addrs = server.addrs;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let http = reqwest::Client::new();
+            let url = format!("http://{}/v1/traces", addrs.otlp_http);
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", addrs.grpc))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut grpc = tonic::client::Grpc::new(channel);
+            let mut k = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let body = template.request(c as u8 + 1, k);
+                k += 1;
+                let t = Instant::now();
+                match transport {
+                    Transport::Http => {
+                        let r = http
+                            .post(&url)
+                            .header("content-type", "application/x-protobuf")
+                            .body(body)
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status().as_u16(), 200, "export refused");
+                        let _ = r.bytes().await.unwrap();
+                    }
+                    Transport::Grpc => {
+                        grpc.ready().await.unwrap();
+                        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                        );
+                        grpc.unary(tonic::Request::new(body), path, RawCodec)
+                            .await
+                            .expect("export refused");
+                    }
+                }
+                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                sent.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+            }
+            latencies
+        }));
+    }
+    // Warm up, then measure a steady window.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (start_spans, started) = (sent.load(Ordering::Relaxed), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let spans = sent.load(Ordering::Relaxed) - start_spans;
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    server.shutdown().await.unwrap();
+    latencies.sort_by(f64::total_cmp);
+    Figures {
+        spans_per_sec: spans as f64 / elapsed,
+        p50_ms: percentile(&latencies, 0.5),
+        p99_ms: percentile(&latencies, 0.99),
+        requests: latencies.len(),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing
+    // useful either way. Run only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ingest benchmark: run with `cargo bench --bench ingest`");
+        return;
+    }
+    let secs = env_or("BENCH_SECS", 15);
+    let clients = env_or("BENCH_CLIENTS", 4) as usize;
+    let raw_spans = env_or("BENCH_RAW_SPANS", 600_000) as usize;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let template = Arc::new(Template::new());
+    println!(
+        "qyl ingest benchmark: {} cores, {SPANS_PER_REQUEST} spans/export ({} bytes protobuf), {clients} clients, {secs} s per end-to-end phase",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        template.bytes.len()
+    );
+
+    let raw = raw_appender(dir.path(), &template, raw_spans);
+    println!(
+        "raw appender   {:>9.0} spans/s   batch of 8192: p50 {:>6.1} ms  p99 {:>6.1} ms  ({} batches)",
+        raw.spans_per_sec, raw.p50_ms, raw.p99_ms, raw.requests
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    for (name, transport) in [("otlp/http", Transport::Http), ("otlp/grpc", Transport::Grpc)] {
+        let e2e = runtime.block_on(end_to_end(transport, dir.path(), template.clone(), clients, secs));
+        println!(
+            "{name:<14} {:>9.0} spans/s   export of 512:  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} exports)   e2e/raw = {:.2}",
+            e2e.spans_per_sec,
+            e2e.p50_ms,
+            e2e.p99_ms,
+            e2e.requests,
+            e2e.spans_per_sec / raw.spans_per_sec
+        );
+    }
+}

@@ -50,7 +50,7 @@ impl Default for WriterConfig {
         WriterConfig {
             queue_rows: 200_000,
             batch_rows: 8192,
-            batch_wait: Duration::from_millis(20),
+            batch_wait: Duration::from_millis(5),
             dedup_window: 1_000_000,
             checkpoint_interval: Duration::from_secs(10),
         }
