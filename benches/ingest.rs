@@ -29,7 +29,7 @@ use prost::Message;
 use qyl::config::Config;
 use qyl::ingest::convert::convert_traces;
 use qyl::server::Server;
-use qyl::storage::{self, writer::append_span, StorageOptions};
+use qyl::storage::{self, writer::append_spans, StorageOptions};
 
 // The same allocator as the `qyl` binary.
 #[global_allocator]
@@ -39,7 +39,10 @@ const SPANS_PER_REQUEST: usize = 512;
 const SPANS_PER_TRACE: usize = 8;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
@@ -85,15 +88,26 @@ fn template_request() -> ExportTraceServiceRequest {
             } else {
                 attributes.extend([
                     s("db.system.name", "postgresql"),
-                    s("db.query.text", "SELECT id, status FROM orders WHERE customer_id = $1"),
+                    s(
+                        "db.query.text",
+                        "SELECT id, status FROM orders WHERE customer_id = $1",
+                    ),
                     s("thread.name", "worker-3"),
                 ]);
             }
             Span {
                 trace_id: marker(0xA0, n, 16),
                 span_id: marker(0xB0, n, 8),
-                parent_span_id: if pos == 0 { Vec::new() } else { marker(0xC0, n, 8) },
-                name: if pos == 1 { "chat gpt-4o-mini".into() } else { "SELECT orders".into() },
+                parent_span_id: if pos == 0 {
+                    Vec::new()
+                } else {
+                    marker(0xC0, n, 8)
+                },
+                name: if pos == 1 {
+                    "chat gpt-4o-mini".into()
+                } else {
+                    "SELECT orders".into()
+                },
                 kind: if pos == 0 { 2 } else { 3 },
                 start_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000,
                 end_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000 + 42_000_000,
@@ -177,7 +191,8 @@ impl Template {
         for n in 0..SPANS_PER_REQUEST {
             t.trace_ids.push(find(&marker(0xA0, n, 16)));
             t.span_ids.push(find(&marker(0xB0, n, 8)));
-            t.parent_ids.push((n % SPANS_PER_TRACE != 0).then(|| find(&marker(0xC0, n, 8))));
+            t.parent_ids
+                .push((n % SPANS_PER_TRACE != 0).then(|| find(&marker(0xC0, n, 8))));
         }
         t
     }
@@ -239,22 +254,19 @@ fn raw_appender(dir: &std::path::Path, template: &Template, total: usize) -> Fig
         k += 1;
     }
     records.truncate(total);
-    if std::env::var_os("BENCH_DUMP").is_some() {
-        println!("{:?}", &records[1]);
-        println!("{:?}", &records[2]);
-    }
+    let raw = conn.raw_connection().expect("a raw connection");
     let mut batch_ms = Vec::new();
     let started = Instant::now();
     for (b, chunk) in records.chunks(8192).enumerate() {
         let t = Instant::now();
-        conn.execute_batch("BEGIN TRANSACTION").unwrap();
-        let mut app = conn.appender("spans").unwrap();
-        for (j, span) in chunk.iter().enumerate() {
-            append_span(&mut app, span, (b * 8192 + j) as u64 + 1).unwrap();
-        }
-        app.flush().unwrap();
-        drop(app);
-        conn.execute_batch("COMMIT").unwrap();
+        let rows: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (s, (b * 8192 + j) as u64 + 1))
+            .collect();
+        raw.execute("BEGIN TRANSACTION").unwrap();
+        append_spans(&raw, &rows).unwrap();
+        raw.execute("COMMIT").unwrap();
         batch_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let secs = started.elapsed().as_secs_f64();
@@ -284,7 +296,11 @@ struct ResponseDecoder;
 impl tonic::codec::Encoder for RawEncoder {
     type Item = Bytes;
     type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         dst.put(item);
         Ok(())
     }
@@ -434,8 +450,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    for (name, transport) in [("otlp/http", Transport::Http), ("otlp/grpc", Transport::Grpc)] {
-        let e2e = runtime.block_on(end_to_end(transport, dir.path(), template.clone(), clients, secs));
+    for (name, transport) in [
+        ("otlp/http", Transport::Http),
+        ("otlp/grpc", Transport::Grpc),
+    ] {
+        let e2e = runtime.block_on(end_to_end(
+            transport,
+            dir.path(),
+            template.clone(),
+            clients,
+            secs,
+        ));
         println!(
             "{name:<14} {:>9.0} spans/s   export of 512:  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} exports)   e2e/raw = {:.2}",
             e2e.spans_per_sec,

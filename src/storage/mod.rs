@@ -4,12 +4,14 @@
 //! `writer` owns the single write connection and the batching queue in front
 //! of it. Read-side queries arrive with the query API.
 
+pub mod duck;
 pub mod schema;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use duckdb::{Config, Connection};
+pub use duck::{Conn, Database, DuckError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -23,6 +25,8 @@ pub enum StorageError {
         "the database has schema version {found}, newer than this qyl knows ({known}); upgrade qyl"
     )]
     TooNew { found: u32, known: u32 },
+    #[error(transparent)]
+    Duck(#[from] DuckError),
     #[error("creating {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -65,27 +69,17 @@ impl StorageOptions {
 ///
 /// Automatic checkpoints are effectively disabled: they stall the committing
 /// connection for most of a second, which would stall every export waiting on
-/// that commit. The writer checkpoints from its own thread between batches
-/// instead (see `writer`).
-pub fn open(opts: &StorageOptions) -> Result<Connection, StorageError> {
-    let mut config = Config::default();
-    let ctx = |what: &str| format!("configuring DuckDB ({what})");
-    config = config
-        .with("checkpoint_threshold", "16GB")
-        .map_err(|e| StorageError::sql(ctx("checkpoint_threshold"), e))?;
+/// that commit. The writer checkpoints from a thread of its own instead (see
+/// `writer`).
+pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
+    let mut settings = vec![("checkpoint_threshold", "16GB".to_string())];
     if opts.memory_limit_mb > 0 {
-        config = config
-            .max_memory(&format!("{}MB", opts.memory_limit_mb))
-            .map_err(|e| StorageError::sql(ctx("memory_limit"), e))?;
+        settings.push(("memory_limit", format!("{}MB", opts.memory_limit_mb)));
     }
     if opts.threads > 0 {
-        config = config
-            .threads(opts.threads as i64)
-            .map_err(|e| StorageError::sql(ctx("threads"), e))?;
+        settings.push(("threads", opts.threads.to_string()));
     }
-    let conn = if opts.path == ":memory:" {
-        Connection::open_in_memory_with_flags(config)
-    } else {
+    if opts.path != ":memory:" {
         let path = Path::new(&opts.path);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StorageError::Dir {
@@ -93,9 +87,9 @@ pub fn open(opts: &StorageOptions) -> Result<Connection, StorageError> {
                 source,
             })?;
         }
-        Connection::open_with_flags(path, config)
     }
-    .map_err(|e| StorageError::sql(format!("opening {}", opts.path), e))?;
+    let db = Database::open(&opts.path, &settings)?;
+    let conn = db.connect()?;
     schema::migrate(&conn)?;
-    Ok(conn)
+    Ok(db)
 }

@@ -23,10 +23,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use duckdb::{params, Connection};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::StorageError;
+use super::duck::{chunk_capacity, new_chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
+use super::{Conn, Database, DuckError, StorageError};
 use crate::model::{Batch, LogRecord, MetricPoint, Record, SpanRecord};
 use crate::stream::{Event, Hub};
 
@@ -206,13 +206,14 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread (and the checkpoint thread, for a file) on
-    /// an open, migrated connection.
+    /// an open, migrated database.
     pub fn start(
-        conn: Connection,
+        db: Arc<Database>,
         hub: Arc<Hub>,
         config: WriterConfig,
         is_file: bool,
     ) -> Result<Writer, StorageError> {
+        let conn = db.connect()?;
         let next_seq = max_seq(&conn)? + 1;
         let mut seen = RecentSpans::new(config.dedup_window);
         seed_recent_spans(&conn, next_seq, &mut seen)?;
@@ -221,9 +222,6 @@ impl Writer {
         let stats = Arc::new(WriterStats::default());
         let pause = Arc::new(PauseState::default());
         let checkpointer = if is_file {
-            let conn = conn
-                .try_clone()
-                .map_err(|e| StorageError::sql("cloning a connection for checkpoints", e))?;
             let stop = Arc::new((Mutex::new(false), Condvar::new()));
             let thread = spawn_checkpointer(
                 conn,
@@ -236,7 +234,7 @@ impl Writer {
             None
         };
         let mut state = WriterState {
-            conn,
+            raw: db.raw_connection()?,
             hub,
             seen,
             next_seq,
@@ -296,7 +294,7 @@ impl Drop for Writer {
     }
 }
 
-fn max_seq(conn: &Connection) -> Result<u64, StorageError> {
+fn max_seq(conn: &Conn) -> Result<u64, StorageError> {
     conn.query_row(
         "SELECT greatest(
             (SELECT coalesce(max(ingest_seq), 0) FROM spans),
@@ -309,7 +307,7 @@ fn max_seq(conn: &Connection) -> Result<u64, StorageError> {
 }
 
 fn seed_recent_spans(
-    conn: &Connection,
+    conn: &Conn,
     next_seq: u64,
     seen: &mut RecentSpans,
 ) -> Result<(), StorageError> {
@@ -328,7 +326,7 @@ fn seed_recent_spans(
 }
 
 fn spawn_checkpointer(
-    conn: Connection,
+    conn: Conn,
     every: Duration,
     stop: Arc<StopFlag>,
     stats: Arc<WriterStats>,
@@ -423,7 +421,7 @@ fn span_key(trace_id: &str, span_id: &str) -> u64 {
 }
 
 struct WriterState {
-    conn: Connection,
+    raw: RawConn,
     hub: Arc<Hub>,
     seen: RecentSpans,
     next_seq: u64,
@@ -475,7 +473,7 @@ impl WriterState {
         if !rest.is_empty() {
             self.commit(rest);
         }
-        if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
+        if let Err(e) = self.raw.execute("CHECKPOINT") {
             tracing::warn!(error = %e, "final checkpoint failed; DuckDB replays the WAL on next start");
         }
     }
@@ -515,7 +513,7 @@ impl WriterState {
 
     /// Appends and commits; returns which spans were written (the rest were
     /// duplicates). Nothing in `self` changes unless the commit succeeds.
-    fn write(&mut self, jobs: &[Job]) -> Result<Plan, duckdb::Error> {
+    fn write(&mut self, jobs: &[Job]) -> Result<Plan, DuckError> {
         let mut plan = Plan::default();
         let mut fresh = HashSet::<u64, BuildHasherDefault<PreHashed>>::default();
         for job in jobs {
@@ -530,46 +528,39 @@ impl WriterState {
                 .collect();
             plan.keep.push(keep);
         }
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        self.raw.execute("BEGIN TRANSACTION")?;
         let result = self.append_all(jobs, &plan);
-        let result = result.and_then(|()| self.conn.execute_batch("COMMIT"));
+        let result = result.and_then(|()| self.raw.execute("COMMIT"));
         if let Err(e) = result {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = self.raw.execute("ROLLBACK");
             return Err(e);
         }
         plan.fresh = fresh.into_iter().collect();
         Ok(plan)
     }
 
-    fn append_all(&self, jobs: &[Job], plan: &Plan) -> Result<(), duckdb::Error> {
+    fn append_all(&self, jobs: &[Job], plan: &Plan) -> Result<(), DuckError> {
         let mut seq = self.next_seq;
-        let mut spans = self.conn.appender("spans")?;
+        let mut spans = Vec::new();
         for (job, keep) in jobs.iter().zip(&plan.keep) {
             for (span, _) in job.batch.spans.iter().zip(keep).filter(|(_, k)| **k) {
-                append_span(&mut spans, span, seq)?;
+                spans.push((span, seq));
                 seq += 1;
             }
         }
-        spans.flush()?;
-        drop(spans);
-        let mut logs = self.conn.appender("logs")?;
-        for job in jobs {
-            for log in &job.batch.logs {
-                append_log(&mut logs, log, seq)?;
-                seq += 1;
-            }
+        let mut logs = Vec::new();
+        for log in jobs.iter().flat_map(|j| &j.batch.logs) {
+            logs.push((log, seq));
+            seq += 1;
         }
-        logs.flush()?;
-        drop(logs);
-        let mut metrics = self.conn.appender("metrics")?;
-        for job in jobs {
-            for point in &job.batch.metrics {
-                append_metric(&mut metrics, point, seq)?;
-                seq += 1;
-            }
+        let mut metrics = Vec::new();
+        for point in jobs.iter().flat_map(|j| &j.batch.metrics) {
+            metrics.push((point, seq));
+            seq += 1;
         }
-        metrics.flush()?;
-        Ok(())
+        append_spans(&self.raw, &spans)?;
+        append_logs(&self.raw, &logs)?;
+        append_metrics(&self.raw, &metrics)
     }
 
     /// After a successful commit: remember span ids, publish, answer.
@@ -647,94 +638,154 @@ struct Plan {
     fresh: Vec<u64>,
 }
 
-/// Appends one span row. Column order follows migration 1.
-pub fn append_span(app: &mut duckdb::Appender<'_>, s: &SpanRecord, seq: u64) -> duckdb::Result<()> {
-    let g = &s.genai;
-    app.append_row(params![
-        s.trace_id,
-        s.span_id,
-        s.parent_span_id,
-        s.trace_state,
-        s.name,
-        s.kind,
-        s.start_time_unix_nano,
-        s.end_time_unix_nano,
-        s.duration_ns,
-        s.status_code,
-        s.status_message,
-        s.service_name,
-        s.service_version,
-        s.deployment_environment,
-        s.scope_name,
-        s.scope_version,
-        s.session_id,
-        g.provider,
-        g.operation,
-        g.request_model,
-        g.response_model,
-        g.input_tokens,
-        g.output_tokens,
-        g.cache_read_tokens,
-        g.finish_reasons,
-        g.cost_usd,
-        s.attributes,
-        s.resource,
-        s.events,
-        s.links,
-        s.dropped_attributes_count,
-        s.dropped_events_count,
-        s.dropped_links_count,
-        seq,
-    ])
+/// Appends `rows` to `table` in data chunks, then flushes so that
+/// constraint errors surface here rather than being lost.
+fn append_rows<T>(
+    raw: &RawConn,
+    table: &str,
+    cols: &'static [Col],
+    rows: &[(&T, u64)],
+    put: impl Fn(&mut ChunkBuilder<'_>, &T, u64),
+) -> Result<(), DuckError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut app: ChunkAppender<'_> = raw.appender(table)?;
+    for part in rows.chunks(chunk_capacity()) {
+        let chunk = new_chunk(cols);
+        {
+            let mut b = ChunkBuilder::new(&chunk, cols);
+            for (i, (record, seq)) in part.iter().enumerate() {
+                b.next_row(i);
+                put(&mut b, record, *seq);
+            }
+        }
+        chunk.set_len(part.len());
+        app.append(&chunk)?;
+    }
+    app.flush()
 }
 
-fn append_log(app: &mut duckdb::Appender<'_>, l: &LogRecord, seq: u64) -> duckdb::Result<()> {
-    app.append_row(params![
-        l.time_unix_nano,
-        l.observed_time_unix_nano,
-        l.trace_id,
-        l.span_id,
-        l.severity_number,
-        l.severity_text,
-        l.body,
-        l.service_name,
-        l.service_version,
-        l.deployment_environment,
-        l.scope_name,
-        l.session_id,
-        l.event_name,
-        l.flags,
-        l.attributes,
-        l.resource,
-        l.dropped_attributes_count,
-        seq,
-    ])
+use Col::{Bigint, Boolean, Double, Integer, UBigint, UInteger, Varchar};
+
+/// The `spans` columns in table order (migration 1).
+const SPAN_COLS: &[Col] = &[
+    Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // ids, state, name, kind
+    UBigint, UBigint, UBigint, // start, end, duration
+    Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, Varchar,
+    Varchar, // status…session
+    Varchar, Varchar, Varchar, Varchar, // gen_ai provider, operation, models
+    Bigint, Bigint, Bigint, // tokens
+    Varchar, Double, // finish reasons, cost
+    Varchar, Varchar, Varchar, Varchar, // attributes, resource, events, links
+    UInteger, UInteger, UInteger, // dropped counts
+    UBigint,  // ingest_seq
+];
+
+/// Appends span rows (each with its sequence number) in the open
+/// transaction of `raw`.
+pub fn append_spans(raw: &RawConn, rows: &[(&SpanRecord, u64)]) -> Result<(), DuckError> {
+    append_rows(raw, "spans", SPAN_COLS, rows, |b, s, seq| {
+        let g = &s.genai;
+        b.str(&s.trace_id);
+        b.str(&s.span_id);
+        b.opt_str(s.parent_span_id.as_deref());
+        b.opt_str(s.trace_state.as_deref());
+        b.str(&s.name);
+        b.str(s.kind);
+        b.u64(s.start_time_unix_nano);
+        b.u64(s.end_time_unix_nano);
+        b.u64(s.duration_ns);
+        b.str(s.status_code);
+        b.opt_str(s.status_message.as_deref());
+        b.str(&s.service_name);
+        b.opt_str(s.service_version.as_deref());
+        b.opt_str(s.deployment_environment.as_deref());
+        b.opt_str(s.scope_name.as_deref());
+        b.opt_str(s.scope_version.as_deref());
+        b.opt_str(s.session_id.as_deref());
+        b.opt_str(g.provider.as_deref());
+        b.opt_str(g.operation.as_deref());
+        b.opt_str(g.request_model.as_deref());
+        b.opt_str(g.response_model.as_deref());
+        b.opt_i64(g.input_tokens);
+        b.opt_i64(g.output_tokens);
+        b.opt_i64(g.cache_read_tokens);
+        b.opt_str(g.finish_reasons.as_deref());
+        b.opt_f64(g.cost_usd);
+        b.str(&s.attributes);
+        b.str(&s.resource);
+        b.str(&s.events);
+        b.str(&s.links);
+        b.u32(s.dropped_attributes_count);
+        b.u32(s.dropped_events_count);
+        b.u32(s.dropped_links_count);
+        b.u64(seq);
+    })
 }
 
-fn append_metric(app: &mut duckdb::Appender<'_>, m: &MetricPoint, seq: u64) -> duckdb::Result<()> {
-    app.append_row(params![
-        m.time_unix_nano,
-        m.start_time_unix_nano,
-        m.name,
-        m.description,
-        m.unit,
-        m.kind,
-        m.temporality,
-        m.is_monotonic,
-        m.value,
-        m.count,
-        m.sum,
-        m.min,
-        m.max,
-        m.histogram,
-        m.exemplars,
-        m.service_name,
-        m.scope_name,
-        m.attributes,
-        m.resource,
-        m.flags,
-        seq,
-    ])
+/// The `logs` columns in table order (migration 1).
+const LOG_COLS: &[Col] = &[
+    UBigint, UBigint, Varchar, Varchar, Integer, Varchar, Varchar, // time…body
+    Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // service…event_name
+    UInteger, Varchar, Varchar, UInteger, UBigint, // flags…ingest_seq
+];
+
+fn append_logs(raw: &RawConn, rows: &[(&LogRecord, u64)]) -> Result<(), DuckError> {
+    append_rows(raw, "logs", LOG_COLS, rows, |b, l, seq| {
+        b.u64(l.time_unix_nano);
+        b.u64(l.observed_time_unix_nano);
+        b.opt_str(l.trace_id.as_deref());
+        b.opt_str(l.span_id.as_deref());
+        b.i32(l.severity_number);
+        b.opt_str(l.severity_text.as_deref());
+        b.opt_str(l.body.as_deref());
+        b.str(&l.service_name);
+        b.opt_str(l.service_version.as_deref());
+        b.opt_str(l.deployment_environment.as_deref());
+        b.opt_str(l.scope_name.as_deref());
+        b.opt_str(l.session_id.as_deref());
+        b.opt_str(l.event_name.as_deref());
+        b.u32(l.flags);
+        b.str(&l.attributes);
+        b.str(&l.resource);
+        b.u32(l.dropped_attributes_count);
+        b.u64(seq);
+    })
+}
+
+/// The `metrics` columns in table order (migration 1).
+const METRIC_COLS: &[Col] = &[
+    UBigint, UBigint, Varchar, Varchar, Varchar, Varchar, Varchar,
+    Boolean, // time…is_monotonic
+    Double, UBigint, Double, Double, Double, Varchar, Varchar, // value…exemplars
+    Varchar, Varchar, Varchar, Varchar, UInteger, UBigint, // service…ingest_seq
+];
+
+fn append_metrics(raw: &RawConn, rows: &[(&MetricPoint, u64)]) -> Result<(), DuckError> {
+    append_rows(raw, "metrics", METRIC_COLS, rows, |b, m, seq| {
+        b.u64(m.time_unix_nano);
+        b.u64(m.start_time_unix_nano);
+        b.str(&m.name);
+        b.opt_str(m.description.as_deref());
+        b.opt_str(m.unit.as_deref());
+        b.str(m.kind);
+        b.opt_str(m.temporality);
+        b.opt_bool(m.is_monotonic);
+        b.opt_f64(m.value);
+        b.opt_u64(m.count);
+        b.opt_f64(m.sum);
+        b.opt_f64(m.min);
+        b.opt_f64(m.max);
+        b.opt_str(m.histogram.as_deref());
+        b.opt_str(m.exemplars.as_deref());
+        b.str(&m.service_name);
+        b.opt_str(m.scope_name.as_deref());
+        b.str(&m.attributes);
+        b.str(&m.resource);
+        b.u32(m.flags);
+        b.u64(seq);
+    })
 }
 
 #[cfg(test)]
@@ -766,18 +817,18 @@ mod tests {
         }
     }
 
-    fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Connection) {
-        let conn = open(&StorageOptions::in_memory()).unwrap();
-        let reader = conn.try_clone().unwrap();
+    fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Conn) {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let reader = db.connect().unwrap();
         let hub = Arc::new(Hub::new(100));
         (
-            Writer::start(conn, hub.clone(), config, false).unwrap(),
+            Writer::start(db, hub.clone(), config, false).unwrap(),
             hub,
             reader,
         )
     }
 
-    fn count(conn: &Connection) -> i64 {
+    fn count(conn: &Conn) -> i64 {
         conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))
             .unwrap()
     }

@@ -1,0 +1,410 @@
+//! Raw DuckDB handles for the write path.
+//!
+//! duckdb-rs's `Appender::append_row` binds every value through `ToSql`,
+//! allocating and validating per row; on span-shaped rows that was a tenth of
+//! the writer thread's time. Appending whole data chunks (2048 rows of typed
+//! column vectors) avoids it, but duckdb-rs keeps the raw connection that
+//! `duckdb_append_data_chunk` needs private. So qyl opens the database itself
+//! through the C API: [`Database`] owns the `duckdb_database`, hands out
+//! ordinary duckdb-rs [`Conn`]ections for queries and migrations, and one
+//! [`RawConn`] to the writer for chunk appends. All `unsafe` lives here.
+
+use std::ffi::{c_char, CStr, CString};
+use std::ops::Deref;
+use std::ptr;
+use std::sync::Arc;
+
+use duckdb::core::{DataChunkHandle, FlatVector, Inserter, LogicalTypeHandle, LogicalTypeId};
+use duckdb::ffi;
+
+/// An error from the C API, with what qyl was doing.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {message}")]
+pub struct DuckError {
+    pub context: String,
+    pub message: String,
+}
+
+fn err(context: impl Into<String>, message: impl Into<String>) -> DuckError {
+    DuckError {
+        context: context.into(),
+        message: message.into(),
+    }
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, DuckError> {
+    CString::new(s).map_err(|_| err(what, "contains a NUL byte"))
+}
+
+/// An open database; closed when the last `Arc` (and so the last
+/// connection made from it) is dropped.
+pub struct Database {
+    raw: ffi::duckdb_database,
+}
+
+// SAFETY: a duckdb_database is internally synchronised; DuckDB documents it
+// as usable from any thread, with one connection per thread.
+unsafe impl Send for Database {}
+unsafe impl Sync for Database {}
+
+impl Database {
+    /// Opens `path` (or `:memory:`) with the given `SET`-style options.
+    pub fn open(path: &str, options: &[(&str, String)]) -> Result<Arc<Database>, DuckError> {
+        let ctx = format!("opening {path}");
+        let c_path = cstring(path, &ctx)?;
+        // SAFETY: config is created, used and destroyed here; every pointer
+        // passed is a valid NUL-terminated string that outlives the call.
+        unsafe {
+            let mut config: ffi::duckdb_config = ptr::null_mut();
+            if ffi::duckdb_create_config(&mut config) != ffi::DuckDBSuccess {
+                return Err(err(ctx, "could not create a configuration"));
+            }
+            for (name, value) in options {
+                let (n, v) = (cstring(name, &ctx)?, cstring(value, &ctx)?);
+                if ffi::duckdb_set_config(config, n.as_ptr(), v.as_ptr()) != ffi::DuckDBSuccess {
+                    ffi::duckdb_destroy_config(&mut config);
+                    return Err(err(ctx, format!("invalid setting {name} = {value:?}")));
+                }
+            }
+            let mut raw: ffi::duckdb_database = ptr::null_mut();
+            let mut error: *mut c_char = ptr::null_mut();
+            let state = ffi::duckdb_open_ext(c_path.as_ptr(), &mut raw, config, &mut error);
+            ffi::duckdb_destroy_config(&mut config);
+            if state != ffi::DuckDBSuccess {
+                let message = if error.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    let m = CStr::from_ptr(error).to_string_lossy().into_owned();
+                    ffi::duckdb_free(error.cast());
+                    m
+                };
+                return Err(err(ctx, message));
+            }
+            Ok(Arc::new(Database { raw }))
+        }
+    }
+
+    /// A duckdb-rs connection for queries, migrations and checkpoints.
+    pub fn connect(self: &Arc<Self>) -> Result<Conn, DuckError> {
+        // SAFETY: `raw` is open, and `Conn` keeps this database alive for as
+        // long as the connection exists (the connection is dropped first).
+        let conn = unsafe { duckdb::Connection::open_from_raw(self.raw) }
+            .map_err(|e| err("connecting to the database", e.to_string()))?;
+        Ok(Conn {
+            conn,
+            _db: self.clone(),
+        })
+    }
+
+    /// A raw connection for chunk appends (the writer's).
+    pub fn raw_connection(self: &Arc<Self>) -> Result<RawConn, DuckError> {
+        let mut con: ffi::duckdb_connection = ptr::null_mut();
+        // SAFETY: `raw` is open; `con` is written by DuckDB on success.
+        if unsafe { ffi::duckdb_connect(self.raw, &mut con) } != ffi::DuckDBSuccess {
+            return Err(err("connecting to the database", "duckdb_connect failed"));
+        }
+        Ok(RawConn {
+            con,
+            _db: self.clone(),
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // SAFETY: every connection holds an Arc to this database, so none is
+        // left when this runs.
+        unsafe { ffi::duckdb_close(&mut self.raw) }
+    }
+}
+
+/// A duckdb-rs connection that keeps its database open.
+pub struct Conn {
+    conn: duckdb::Connection,
+    _db: Arc<Database>,
+}
+
+impl Conn {
+    /// Another connection to the same database.
+    pub fn try_clone(&self) -> Result<Conn, DuckError> {
+        self._db.connect()
+    }
+}
+
+impl Deref for Conn {
+    type Target = duckdb::Connection;
+    fn deref(&self) -> &duckdb::Connection {
+        &self.conn
+    }
+}
+
+/// The writer's raw connection: statements and chunk appenders.
+pub struct RawConn {
+    con: ffi::duckdb_connection,
+    _db: Arc<Database>,
+}
+
+// SAFETY: a connection may move between threads; it is used by one at a time.
+unsafe impl Send for RawConn {}
+
+impl RawConn {
+    /// Runs statements that return nothing of interest (BEGIN, COMMIT…).
+    pub fn execute(&self, sql: &str) -> Result<(), DuckError> {
+        let c_sql = cstring(sql, sql)?;
+        // SAFETY: result is zero-initialised, filled by duckdb_query and
+        // always destroyed; the error string is copied before that.
+        unsafe {
+            let mut result: ffi::duckdb_result = std::mem::zeroed();
+            let state = ffi::duckdb_query(self.con, c_sql.as_ptr(), &mut result);
+            let outcome = if state == ffi::DuckDBSuccess {
+                Ok(())
+            } else {
+                let e = ffi::duckdb_result_error(&mut result);
+                let message = if e.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    CStr::from_ptr(e).to_string_lossy().into_owned()
+                };
+                Err(err(sql, message))
+            };
+            ffi::duckdb_destroy_result(&mut result);
+            outcome
+        }
+    }
+
+    /// An appender for `table`, valid until dropped.
+    pub fn appender(&self, table: &str) -> Result<ChunkAppender<'_>, DuckError> {
+        let c_table = cstring(table, table)?;
+        let mut app: ffi::duckdb_appender = ptr::null_mut();
+        // SAFETY: the connection is open; on failure the appender (if any)
+        // is destroyed before returning.
+        unsafe {
+            if ffi::duckdb_appender_create(self.con, ptr::null(), c_table.as_ptr(), &mut app)
+                != ffi::DuckDBSuccess
+            {
+                let message = appender_error(app);
+                ffi::duckdb_appender_destroy(&mut app);
+                return Err(err(format!("appending to {table}"), message));
+            }
+        }
+        Ok(ChunkAppender {
+            app,
+            table: table.to_string(),
+            _conn: self,
+        })
+    }
+}
+
+impl Drop for RawConn {
+    fn drop(&mut self) {
+        // SAFETY: appenders borrow the connection, so none is alive here.
+        unsafe { ffi::duckdb_disconnect(&mut self.con) }
+    }
+}
+
+/// # Safety
+/// `app` must be null or a live appender.
+unsafe fn appender_error(app: ffi::duckdb_appender) -> String {
+    if app.is_null() {
+        return "could not create the appender".into();
+    }
+    let e = unsafe { ffi::duckdb_appender_error(app) };
+    if e.is_null() {
+        "unknown appender error".into()
+    } else {
+        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+    }
+}
+
+/// Appends whole data chunks to one table.
+pub struct ChunkAppender<'c> {
+    app: ffi::duckdb_appender,
+    table: String,
+    _conn: &'c RawConn,
+}
+
+impl ChunkAppender<'_> {
+    pub fn append(&mut self, chunk: &DataChunkHandle) -> Result<(), DuckError> {
+        // SAFETY: both handles are live; DuckDB copies the chunk's data.
+        let state = unsafe { ffi::duckdb_append_data_chunk(self.app, chunk.get_ptr()) };
+        self.check(state)
+    }
+
+    /// Writes buffered rows into the transaction. Constraint violations are
+    /// reported here, so always flush before committing.
+    pub fn flush(&mut self) -> Result<(), DuckError> {
+        // SAFETY: the appender is live.
+        let state = unsafe { ffi::duckdb_appender_flush(self.app) };
+        self.check(state)
+    }
+
+    fn check(&self, state: ffi::duckdb_state) -> Result<(), DuckError> {
+        if state == ffi::DuckDBSuccess {
+            Ok(())
+        } else {
+            // SAFETY: the appender is live.
+            Err(err(format!("appending to {}", self.table), unsafe {
+                appender_error(self.app)
+            }))
+        }
+    }
+}
+
+impl Drop for ChunkAppender<'_> {
+    fn drop(&mut self) {
+        // SAFETY: destroying discards anything not flushed; callers flush
+        // (and see errors) before this.
+        unsafe {
+            ffi::duckdb_appender_destroy(&mut self.app);
+        }
+    }
+}
+
+/// Column types of a table, in order, for building chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Varchar,
+    UBigint,
+    Bigint,
+    Integer,
+    UInteger,
+    Double,
+    Boolean,
+}
+
+/// The rows of one data chunk being filled. Values are written in column
+/// order per row with the typed `put_*` methods.
+pub struct ChunkBuilder<'a> {
+    vectors: Vec<FlatVector<'a>>,
+    types: &'static [Col],
+    row: usize,
+    col: usize,
+}
+
+/// Rows per chunk: DuckDB's vector size.
+pub fn chunk_capacity() -> usize {
+    // SAFETY: a pure function of the library build.
+    unsafe { ffi::duckdb_vector_size() as usize }
+}
+
+pub fn new_chunk(cols: &[Col]) -> DataChunkHandle {
+    let types: Vec<LogicalTypeHandle> = cols
+        .iter()
+        .map(|c| {
+            LogicalTypeHandle::from(match c {
+                Col::Varchar => LogicalTypeId::Varchar,
+                Col::UBigint => LogicalTypeId::UBigint,
+                Col::Bigint => LogicalTypeId::Bigint,
+                Col::Integer => LogicalTypeId::Integer,
+                Col::UInteger => LogicalTypeId::UInteger,
+                Col::Double => LogicalTypeId::Double,
+                Col::Boolean => LogicalTypeId::Boolean,
+            })
+        })
+        .collect();
+    DataChunkHandle::new(&types)
+}
+
+impl<'a> ChunkBuilder<'a> {
+    /// A builder over `chunk`, which must have been made by
+    /// `new_chunk(types)`.
+    pub fn new(chunk: &'a DataChunkHandle, types: &'static [Col]) -> Self {
+        assert_eq!(
+            chunk.num_columns(),
+            types.len(),
+            "chunk and column list differ"
+        );
+        ChunkBuilder {
+            vectors: (0..chunk.num_columns())
+                .map(|i| chunk.flat_vector(i))
+                .collect(),
+            types,
+            row: 0,
+            col: 0,
+        }
+    }
+
+    /// Starts the next row (the first call starts row 0).
+    pub fn next_row(&mut self, row: usize) {
+        self.row = row;
+        self.col = 0;
+    }
+
+    fn vector(&mut self) -> &mut FlatVector<'a> {
+        let c = self.col;
+        self.col += 1;
+        &mut self.vectors[c]
+    }
+
+    pub fn str(&mut self, v: &str) {
+        let declared = self.types[self.col];
+        assert_eq!(
+            declared,
+            Col::Varchar,
+            "column {} is {declared:?}",
+            self.col
+        );
+        let row = self.row;
+        self.vector().insert(row, v);
+    }
+
+    pub fn opt_str(&mut self, v: Option<&str>) {
+        match v {
+            Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    pub fn null(&mut self) {
+        let row = self.row;
+        self.vector().set_null(row);
+    }
+
+    /// Writes a fixed-width value. The column's declared type is checked
+    /// first, so a column list out of step with the code panics instead of
+    /// writing past a vector.
+    fn put<T: Copy>(&mut self, expected: Col, v: T) {
+        let declared = self.types[self.col];
+        assert_eq!(declared, expected, "column {} is {declared:?}", self.col);
+        let row = self.row;
+        let vector = self.vector();
+        // SAFETY: `expected` names the DuckDB type whose physical storage
+        // is T (see the setters), and the check above makes it the type of
+        // this vector. Indexing is bounds-checked against the capacity.
+        unsafe { vector.as_mut_slice::<T>()[row] = v };
+    }
+
+    pub fn u64(&mut self, v: u64) {
+        self.put(Col::UBigint, v)
+    }
+    pub fn i32(&mut self, v: i32) {
+        self.put(Col::Integer, v)
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.put(Col::UInteger, v)
+    }
+    pub fn opt_u64(&mut self, v: Option<u64>) {
+        match v {
+            Some(v) => self.put(Col::UBigint, v),
+            None => self.null(),
+        }
+    }
+    pub fn opt_i64(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => self.put(Col::Bigint, v),
+            None => self.null(),
+        }
+    }
+    pub fn opt_f64(&mut self, v: Option<f64>) {
+        match v {
+            Some(v) => self.put(Col::Double, v),
+            None => self.null(),
+        }
+    }
+    pub fn opt_bool(&mut self, v: Option<bool>) {
+        match v {
+            Some(v) => self.put(Col::Boolean, v),
+            None => self.null(),
+        }
+    }
+}
