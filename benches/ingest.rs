@@ -12,7 +12,7 @@
 //! Clients send pre-encoded requests whose ids are patched in place, so the
 //! client side costs little CPU (it shares the machine's cores with qyl).
 //! Environment: BENCH_SECS (per e2e phase, default 15), BENCH_CLIENTS
-//! (default 4), BENCH_RAW_SPANS (default 600000).
+//! (default 8), BENCH_RAW_SPANS (default 600000).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -430,7 +430,7 @@ fn main() {
         return;
     }
     let secs = env_or("BENCH_SECS", 15);
-    let clients = env_or("BENCH_CLIENTS", 4) as usize;
+    let clients = env_or("BENCH_CLIENTS", 8) as usize;
     let raw_spans = env_or("BENCH_RAW_SPANS", 600_000) as usize;
     let dir = tempfile::tempdir().expect("temporary directory");
     let template = Arc::new(Template::new());
