@@ -425,3 +425,61 @@ impl<'a> ChunkBuilder<'a> {
         }
     }
 }
+
+/// A filled data chunk that can move to the writer thread.
+pub struct Chunk(DataChunkHandle);
+
+// SAFETY: a data chunk is plain memory owned by this handle; it is built on
+// one thread, then moved (never shared) to the writer thread.
+unsafe impl Send for Chunk {}
+
+impl Chunk {
+    /// Fills chunks of up to `chunk_capacity()` rows from `rows`.
+    pub fn fill<R>(
+        cols: &'static [Col],
+        rows: &[R],
+        mut put: impl FnMut(&mut ChunkBuilder<'_>, &R),
+    ) -> Vec<Chunk> {
+        rows.chunks(chunk_capacity())
+            .map(|part| {
+                let chunk = new_chunk(cols);
+                {
+                    let mut b = ChunkBuilder::new(&chunk, cols);
+                    for (i, row) in part.iter().enumerate() {
+                        b.next_row(i);
+                        put(&mut b, row);
+                    }
+                }
+                chunk.set_len(part.len());
+                Chunk(chunk)
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Overwrites the UBIGINT column `col` with `first, first + 1, …`.
+    pub fn number_rows(&self, cols: &[Col], col: usize, first: u64) {
+        assert_eq!(cols[col], Col::UBigint, "column {col} is not UBIGINT");
+        let len = self.len();
+        let mut vector = self.0.flat_vector(col);
+        // SAFETY: the column was checked to be UBIGINT, whose storage is u64;
+        // the slice is bounded by the vector's capacity.
+        let values = unsafe { vector.as_mut_slice::<u64>() };
+        for (i, v) in values[..len].iter_mut().enumerate() {
+            *v = first + i as u64;
+        }
+    }
+}
+
+impl ChunkAppender<'_> {
+    pub fn append_chunk(&mut self, chunk: &Chunk) -> Result<(), DuckError> {
+        self.append(&chunk.0)
+    }
+}
