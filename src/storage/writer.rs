@@ -561,7 +561,7 @@ impl WriterState {
                     .filter(|(_, k)| **k)
                     .map(|(s, _)| s)
                     .collect();
-                let chunks = Chunk::fill(SPAN_COLS, &rows, put_span);
+                let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| put_span(b, s));
                 seq = append_prepared(&mut app, &chunks, SPAN_COLS, seq)?;
             }
         }
