@@ -231,6 +231,18 @@ struct Figures {
     requests: usize,
 }
 
+impl Figures {
+    fn new(spans_per_sec: f64, mut millis: Vec<f64>) -> Figures {
+        millis.sort_by(f64::total_cmp);
+        Figures {
+            spans_per_sec,
+            p50_ms: percentile(&millis, 0.5),
+            p99_ms: percentile(&millis, 0.99),
+            requests: millis.len(),
+        }
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -264,14 +276,7 @@ fn raw_appender(dir: &std::path::Path, template: &Template, total: usize) -> Fig
         raw.execute("COMMIT").unwrap();
         batch_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let secs = started.elapsed().as_secs_f64();
-    batch_ms.sort_by(f64::total_cmp);
-    Figures {
-        spans_per_sec: total as f64 / secs,
-        p50_ms: percentile(&batch_ms, 0.5),
-        p99_ms: percentile(&batch_ms, 0.99),
-        requests: batch_ms.len(),
-    }
+    Figures::new(total as f64 / started.elapsed().as_secs_f64(), batch_ms)
 }
 
 #[derive(Clone, Copy)]
@@ -408,13 +413,7 @@ async fn end_to_end(
         latencies.extend(t.await.unwrap());
     }
     server.shutdown().await.unwrap();
-    latencies.sort_by(f64::total_cmp);
-    Figures {
-        spans_per_sec: spans as f64 / elapsed,
-        p50_ms: percentile(&latencies, 0.5),
-        p99_ms: percentile(&latencies, 0.99),
-        requests: latencies.len(),
-    }
+    Figures::new(spans as f64 / elapsed, latencies)
 }
 
 fn main() {

@@ -35,6 +35,20 @@ fn request(seed: u8, n: u16) -> ExportTraceServiceRequest {
     }
 }
 
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: ExportTraceServiceRequest,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("content-type", "application/x-protobuf")
+        .body(body.encode_to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,16 +69,7 @@ async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged(
     // A fits in the queue and waits for the held writer.
     let pending = tokio::spawn({
         let (client, http) = (client.clone(), http.clone());
-        async move {
-            client
-                .post(&http)
-                .header("content-type", "application/x-protobuf")
-                .body(request(1, 512).encode_to_vec())
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        async move { post(&client, &http, request(1, 512)).await.status() }
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     while writer.queued_rows() < 512 {
@@ -76,13 +81,7 @@ async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged(
     }
 
     // B does not fit: 503 with Retry-After, at once.
-    let refused = client
-        .post(&http)
-        .header("content-type", "application/x-protobuf")
-        .body(request(2, 512).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let refused = post(&client, &http, request(2, 512)).await;
     assert_eq!(refused.status().as_u16(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
     assert!(refused
@@ -106,13 +105,7 @@ async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged(
     assert_eq!(pending.await.unwrap().as_u16(), 200);
 
     // The retries of B and C go through once there is room.
-    let retried = client
-        .post(&http)
-        .header("content-type", "application/x-protobuf")
-        .body(request(2, 512).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let retried = post(&client, &http, request(2, 512)).await;
     assert_eq!(retried.status().as_u16(), 200);
     grpc.export(request(3, 512)).await.unwrap();
 
