@@ -16,9 +16,11 @@
 //!   records (hex ids, service, session, GenAI columns), and `export` hands
 //!   the batch to the writer and waits for its commit.
 //! - [`storage`]: the only module with SQL. `schema` holds the numbered
-//!   migrations; `writer` is the single thread that appends batches with
-//!   DuckDB Appenders, group-commits them, answers the waiting exports and
-//!   publishes the committed records to the hub.
+//!   migrations; `duck` opens the database through DuckDB's C API and builds
+//!   data chunks; `writer` turns each submitted batch into chunks on the
+//!   submitting thread, then one writer thread appends them with DuckDB
+//!   Appenders, group-commits, answers the waiting exports and publishes the
+//!   committed records to the hub.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.

@@ -59,7 +59,7 @@ struct ServeArgs {
     /// DuckDB database file, or :memory: [config: storage.path, default data/qyl.duckdb].
     #[arg(long, value_name = "PATH")]
     data: Option<String>,
-    /// Directory of Lua functions [config: functions.dir, default scripts].
+    /// Directory of Lua functions, for the functions engine [config: functions.dir, default scripts].
     #[arg(long, value_name = "DIR")]
     scripts: Option<PathBuf>,
 }

@@ -181,27 +181,50 @@ fn too_large(limit: usize) -> Failure {
     )
 }
 
+/// Reads the body, up to `limit` bytes. A larger body is read to its end
+/// (and discarded) up to four times the limit before answering 413, so the
+/// client sees the 413 instead of a connection reset mid-upload, which
+/// exporters would retry forever.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Failure> {
+    use http_body_util::BodyExt;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let drain_limit = (limit as u64).saturating_mul(4);
+    let mut over = declared.is_some_and(|n| n > limit as u64);
+    if declared.is_some_and(|n| n > drain_limit) {
         return Err(too_large(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let over = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if over {
-            too_large(limit)
-        } else {
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
             fail(
                 StatusCode::BAD_REQUEST,
                 format!("reading the request body: {e}"),
             )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen += data.len() as u64;
+        if seen > drain_limit {
+            break;
         }
-    })
+        if !over && buf.len() + data.len() > limit {
+            over = true;
+            buf = bytes::BytesMut::new();
+        }
+        if !over {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if over || seen > limit as u64 {
+        return Err(too_large(limit));
+    }
+    Ok(buf.freeze())
 }
 
 /// Undoes `Content-Encoding`, refusing output beyond `limit` bytes so a small
