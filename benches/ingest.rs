@@ -226,6 +226,9 @@ impl Template {
 
 struct Figures {
     spans_per_sec: f64,
+    /// Cores busy in qyl (and, for e2e, in the clients) while measuring.
+    server_cores: f64,
+    client_cores: f64,
     p50_ms: f64,
     p99_ms: f64,
     requests: usize,
@@ -236,6 +239,8 @@ impl Figures {
         millis.sort_by(f64::total_cmp);
         Figures {
             spans_per_sec,
+            server_cores: f64::NAN,
+            client_cores: f64::NAN,
             p50_ms: percentile(&millis, 0.5),
             p99_ms: percentile(&millis, 0.99),
             requests: millis.len(),
@@ -333,12 +338,42 @@ impl tonic::codec::Codec for RawCodec {
     }
 }
 
+/// CPU seconds used so far by this process's threads, split into the
+/// benchmark's clients (threads named `bench-client`) and everything else
+/// (qyl). Read from /proc; Linux counts in USER_HZ = 100 ticks per second.
+fn cpu_seconds() -> (f64, f64) {
+    let (mut server, mut clients) = (0u64, 0u64);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (f64::NAN, f64::NAN);
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        // After the name: state, then fields 4.., utime and stime are 14 and 15.
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        if name.starts_with("bench-client") {
+            clients += ticks;
+        } else {
+            server += ticks;
+        }
+    }
+    (server as f64 / 100.0, clients as f64 / 100.0)
+}
+
 async fn end_to_end(
     transport: Transport,
     dir: &std::path::Path,
     template: Arc<Template>,
     clients: usize,
     secs: u64,
+    client_runtime: tokio::runtime::Handle,
 ) -> Figures {
     let mut config = Config::defaults();
     config.server.http_port = 0;
@@ -358,7 +393,7 @@ async fn end_to_end(
     for c in 0..clients {
         let (template, stop, sent) = (template.clone(), stop.clone(), sent.clone());
         let addrs = server.addrs;
-        tasks.push(tokio::spawn(async move {
+        tasks.push(client_runtime.spawn(async move {
             let mut latencies = Vec::new();
             let http = reqwest::Client::new();
             let url = format!("http://{}/v1/traces", addrs.otlp_http);
@@ -404,16 +439,21 @@ async fn end_to_end(
     // Warm up, then measure a steady window.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (start_spans, started) = (sent.load(Ordering::Relaxed), Instant::now());
+    let cpu_before = cpu_seconds();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let spans = sent.load(Ordering::Relaxed) - start_spans;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_seconds();
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
     server.shutdown().await.unwrap();
-    Figures::new(spans as f64 / elapsed, latencies)
+    let mut figures = Figures::new(spans as f64 / elapsed, latencies);
+    figures.server_cores = (cpu_after.0 - cpu_before.0) / elapsed;
+    figures.client_cores = (cpu_after.1 - cpu_before.1) / elapsed;
+    figures
 }
 
 fn main() {
@@ -442,8 +482,16 @@ fn main() {
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_name("qyl")
         .build()
         .expect("tokio runtime");
+    // The clients get their own runtime so their CPU can be told apart.
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("bench-client")
+        .build()
+        .expect("client runtime");
     for (name, transport) in [
         ("otlp/http", Transport::Http),
         ("otlp/grpc", Transport::Grpc),
@@ -454,14 +502,19 @@ fn main() {
             template.clone(),
             clients,
             secs,
+            client_runtime.handle().clone(),
         ));
         println!(
-            "{name:<14} {:>9.0} spans/s   export of 512:  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} exports)   e2e/raw = {:.2}",
+            "{name:<14} {:>9.0} spans/s   export of 512:  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} exports)   e2e/raw = {:.2}\n{:<14} qyl used {:.2} cores = {:.1} µs CPU per span; the clients used {:.2} cores",
             e2e.spans_per_sec,
             e2e.p50_ms,
             e2e.p99_ms,
             e2e.requests,
-            e2e.spans_per_sec / raw.spans_per_sec
+            e2e.spans_per_sec / raw.spans_per_sec,
+            "",
+            e2e.server_cores,
+            e2e.server_cores * 1e6 / e2e.spans_per_sec,
+            e2e.client_cores
         );
     }
 }
