@@ -356,8 +356,14 @@ fn cpu_seconds() -> (f64, f64) {
         let name = &stat[open + 1..close];
         // After the name: state, then fields 4.., utime and stime are 14 and 15.
         let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let ticks = fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        let ticks = fields
+            .get(11)
+            .and_then(|u| u.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
         if name.starts_with("bench-client") {
             clients += ticks;
         } else {
