@@ -229,6 +229,8 @@ struct Figures {
     /// Cores busy in qyl (and, for e2e, in the clients) while measuring.
     server_cores: f64,
     client_cores: f64,
+    /// The writer thread's share of `server_cores`.
+    writer_cores: f64,
     p50_ms: f64,
     p99_ms: f64,
     requests: usize,
@@ -241,6 +243,7 @@ impl Figures {
             spans_per_sec,
             server_cores: f64::NAN,
             client_cores: f64::NAN,
+            writer_cores: f64::NAN,
             p50_ms: percentile(&millis, 0.5),
             p99_ms: percentile(&millis, 0.99),
             requests: millis.len(),
@@ -341,10 +344,10 @@ impl tonic::codec::Codec for RawCodec {
 /// CPU seconds used so far by this process's threads, split into the
 /// benchmark's clients (threads named `bench-client`) and everything else
 /// (qyl). Read from /proc; Linux counts in USER_HZ = 100 ticks per second.
-fn cpu_seconds() -> (f64, f64) {
-    let (mut server, mut clients) = (0u64, 0u64);
+fn cpu_seconds() -> (f64, f64, f64) {
+    let (mut server, mut clients, mut writer) = (0u64, 0u64, 0u64);
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return (f64::NAN, f64::NAN);
+        return (f64::NAN, f64::NAN, f64::NAN);
     };
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
@@ -369,8 +372,15 @@ fn cpu_seconds() -> (f64, f64) {
         } else {
             server += ticks;
         }
+        if name == "qyl-writer" {
+            writer += ticks;
+        }
     }
-    (server as f64 / 100.0, clients as f64 / 100.0)
+    (
+        server as f64 / 100.0,
+        clients as f64 / 100.0,
+        writer as f64 / 100.0,
+    )
 }
 
 async fn end_to_end(
@@ -459,6 +469,7 @@ async fn end_to_end(
     let mut figures = Figures::new(spans as f64 / elapsed, latencies);
     figures.server_cores = (cpu_after.0 - cpu_before.0) / elapsed;
     figures.client_cores = (cpu_after.1 - cpu_before.1) / elapsed;
+    figures.writer_cores = (cpu_after.2 - cpu_before.2) / elapsed;
     figures
 }
 
@@ -511,7 +522,7 @@ fn main() {
             client_runtime.handle().clone(),
         ));
         println!(
-            "{name:<14} {:>9.0} spans/s   export of 512:  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} exports)   e2e/raw = {:.2}\n{:<14} qyl used {:.2} cores = {:.1} µs CPU per span; the clients used {:.2} cores",
+            "{name:<14} {:>9.0} spans/s   export of 512:  p50 {:>6.1} ms  p99 {:>6.1} ms  ({} exports)   e2e/raw = {:.2}\n{:<14} qyl used {:.2} cores (writer thread {:.2}) = {:.1} µs CPU per span; the clients used {:.2} cores",
             e2e.spans_per_sec,
             e2e.p50_ms,
             e2e.p99_ms,
@@ -519,6 +530,7 @@ fn main() {
             e2e.spans_per_sec / raw.spans_per_sec,
             "",
             e2e.server_cores,
+            e2e.writer_cores,
             e2e.server_cores * 1e6 / e2e.spans_per_sec,
             e2e.client_cores
         );
