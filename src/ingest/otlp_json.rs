@@ -173,8 +173,18 @@ fn boolean(v: &Value, path: &Path<'_>) -> Result<bool> {
     }
 }
 
+/// protobuf.js's `Long` as JSON: `{"low": i32, "high": i32, "unsigned": bool}`,
+/// which older OpenTelemetry JS exporters wrote for 64-bit fields.
+fn long_bits(v: &Value) -> Option<u64> {
+    let o = v.as_object()?;
+    let low = o.get("low")?.as_i64()?;
+    let high = o.get("high")?.as_i64()?;
+    Some(((high as u64 & 0xffff_ffff) << 32) | (low as u64 & 0xffff_ffff))
+}
+
 fn u64_(v: &Value, path: &Path<'_>) -> Result<u64> {
     let parsed = match v {
+        Value::Object(_) => long_bits(v),
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
                 .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.8446744073709552e19)
@@ -194,6 +204,7 @@ fn u64_(v: &Value, path: &Path<'_>) -> Result<u64> {
 
 fn i64_(v: &Value, path: &Path<'_>) -> Result<i64> {
     let parsed = match v {
+        Value::Object(_) => long_bits(v).map(|n| n as i64),
         Value::Number(n) => n.as_i64().or_else(|| {
             n.as_f64()
                 .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
@@ -797,6 +808,26 @@ mod tests {
         assert_eq!(attrs["arr"], json!([true]));
         assert_eq!(attrs["kv"], json!({"x": "y"}));
         assert!(attrs["empty"].is_null());
+    }
+
+    #[test]
+    fn protobufjs_long_objects_are_accepted() {
+        let req = traces(&one_span(json!({
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "startTimeUnixNano": {"low": -1_073_741_824, "high": 396_140_061, "unsigned": true},
+            "endTimeUnixNano": {"low": 0, "high": 396_140_062},
+            "attributes": [{"key": "neg", "value": {"intValue": {"low": -1, "high": -1}}}]
+        })))
+        .unwrap();
+        let span = &req.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(
+            span.start_time_unix_nano,
+            (396_140_061u64 << 32) | 0xc000_0000
+        );
+        assert_eq!(span.end_time_unix_nano, 396_140_062u64 << 32);
+        let c = convert_traces(req);
+        let attrs: Value = serde_json::from_str(&c.records[0].attributes).unwrap();
+        assert_eq!(attrs["neg"], -1);
     }
 
     #[test]
