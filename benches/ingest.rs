@@ -465,6 +465,12 @@ async fn end_to_end(
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
+    let checkpoints = server.writer().stats().checkpoints.load(Ordering::Relaxed);
+    let wal = std::fs::metadata(format!("{}.wal", config.storage.path)).map_or(0, |m| m.len());
+    println!(
+        "               background checkpoints during the run: {checkpoints}; WAL at the end: {:.1} MiB",
+        wal as f64 / (1 << 20) as f64
+    );
     server.shutdown().await.unwrap();
     let mut figures = Figures::new(spans as f64 / elapsed, latencies);
     figures.server_cores = (cpu_after.0 - cpu_before.0) / elapsed;
