@@ -391,7 +391,8 @@ async fn end_to_end(
     secs: u64,
     client_runtime: tokio::runtime::Handle,
 ) -> Figures {
-    let mut config = Config::defaults();
+    // QYL_* variables apply, so settings can be compared: QYL_INGEST_BATCH_MS=1 make bench.
+    let mut config = Config::from_layers(None, std::env::vars()).expect("valid QYL_* settings");
     config.server.http_port = 0;
     config.server.otlp_http_port = 0;
     config.server.grpc_port = 0;
@@ -465,7 +466,14 @@ async fn end_to_end(
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
-    let checkpoints = server.writer().stats().checkpoints.load(Ordering::Relaxed);
+    let writer = server.writer();
+    let stats = writer.stats();
+    let checkpoints = stats.checkpoints.load(Ordering::Relaxed);
+    let commits = stats.batches_committed.load(Ordering::Relaxed).max(1);
+    println!(
+        "               {commits} commits, {:.0} rows per commit on average",
+        stats.rows_committed.load(Ordering::Relaxed) as f64 / commits as f64
+    );
     let wal = std::fs::metadata(format!("{}.wal", config.storage.path)).map_or(0, |m| m.len());
     println!(
         "               background checkpoints during the run: {checkpoints}; WAL at the end: {:.1} MiB",
