@@ -132,8 +132,35 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
-        if self.ingest.max_body_mb > 1024 {
-            return Err(invalid("ingest.max_body_mb", "must be at most 1024"));
+        let at_most = [
+            ("ingest.max_body_mb", self.ingest.max_body_mb, 1024),
+            (
+                "ingest.queue_rows",
+                self.ingest.queue_rows as u64,
+                100_000_000,
+            ),
+            (
+                "ingest.batch_rows",
+                self.ingest.batch_rows as u64,
+                1_000_000,
+            ),
+            ("ingest.batch_ms", self.ingest.batch_ms, 60_000),
+            (
+                "ingest.dedup_window",
+                self.ingest.dedup_window as u64,
+                100_000_000,
+            ),
+            ("stream.ring_size", self.stream.ring_size as u64, 10_000_000),
+            (
+                "storage.checkpoint_interval_secs",
+                self.storage.checkpoint_interval_secs,
+                86_400,
+            ),
+        ];
+        for (key, value, max) in at_most {
+            if value > max {
+                return Err(invalid(key, format!("must be at most {max}")));
+            }
         }
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {
@@ -283,6 +310,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ingest.batch_rows"), "{err}");
+
+        let err = Config::from_layers(None, env(&[("QYL_INGEST_BATCH_MS", "99999999999")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ingest.batch_ms: must be at most"), "{err}");
 
         // Variables of sections qyl does not have are not qyl's business.
         assert!(Config::from_layers(None, env(&[("QYL_TEST_PYTHON", "/x")])).is_ok());

@@ -52,6 +52,10 @@ impl Database {
     pub fn open(path: &str, options: &[(&str, String)]) -> Result<Arc<Database>, DuckError> {
         let ctx = format!("opening {path}");
         let c_path = cstring(path, &ctx)?;
+        let c_options = options
+            .iter()
+            .map(|(n, v)| Ok((cstring(n, &ctx)?, cstring(v, &ctx)?)))
+            .collect::<Result<Vec<_>, DuckError>>()?;
         // SAFETY: config is created, used and destroyed here; every pointer
         // passed is a valid NUL-terminated string that outlives the call.
         unsafe {
@@ -59,8 +63,7 @@ impl Database {
             if ffi::duckdb_create_config(&mut config) != ffi::DuckDBSuccess {
                 return Err(err(ctx, "could not create a configuration"));
             }
-            for (name, value) in options {
-                let (n, v) = (cstring(name, &ctx)?, cstring(value, &ctx)?);
+            for ((n, v), (name, value)) in c_options.iter().zip(options) {
                 if ffi::duckdb_set_config(config, n.as_ptr(), v.as_ptr()) != ffi::DuckDBSuccess {
                     ffi::duckdb_destroy_config(&mut config);
                     return Err(err(ctx, format!("invalid setting {name} = {value:?}")));
@@ -119,6 +122,10 @@ impl Drop for Database {
 }
 
 /// A duckdb-rs connection that keeps its database open.
+///
+/// Clone it with [`Conn::try_clone`], never with duckdb-rs's own
+/// `Connection::try_clone` (reachable through `Deref`): that clone would
+/// not keep the database open.
 pub struct Conn {
     conn: duckdb::Connection,
     _db: Arc<Database>,
@@ -288,20 +295,24 @@ pub fn chunk_capacity() -> usize {
     unsafe { ffi::duckdb_vector_size() as usize }
 }
 
+impl Col {
+    fn type_id(self) -> LogicalTypeId {
+        match self {
+            Col::Varchar => LogicalTypeId::Varchar,
+            Col::UBigint => LogicalTypeId::UBigint,
+            Col::Bigint => LogicalTypeId::Bigint,
+            Col::Integer => LogicalTypeId::Integer,
+            Col::UInteger => LogicalTypeId::UInteger,
+            Col::Double => LogicalTypeId::Double,
+            Col::Boolean => LogicalTypeId::Boolean,
+        }
+    }
+}
+
 pub fn new_chunk(cols: &[Col]) -> DataChunkHandle {
     let types: Vec<LogicalTypeHandle> = cols
         .iter()
-        .map(|c| {
-            LogicalTypeHandle::from(match c {
-                Col::Varchar => LogicalTypeId::Varchar,
-                Col::UBigint => LogicalTypeId::UBigint,
-                Col::Bigint => LogicalTypeId::Bigint,
-                Col::Integer => LogicalTypeId::Integer,
-                Col::UInteger => LogicalTypeId::UInteger,
-                Col::Double => LogicalTypeId::Double,
-                Col::Boolean => LogicalTypeId::Boolean,
-            })
-        })
+        .map(|c| LogicalTypeHandle::from(c.type_id()))
         .collect();
     DataChunkHandle::new(&types)
 }
@@ -315,6 +326,14 @@ impl<'a> ChunkBuilder<'a> {
             types.len(),
             "chunk and column list differ"
         );
+        // The typed setters trust `types`; make sure it is the chunk's truth.
+        for (i, col) in types.iter().enumerate() {
+            assert_eq!(
+                chunk.flat_vector(i).logical_type().id(),
+                col.type_id(),
+                "column {i} of the chunk is not {col:?}"
+            );
+        }
         ChunkBuilder {
             vectors: (0..chunk.num_columns())
                 .map(|i| chunk.flat_vector(i))
@@ -331,6 +350,7 @@ impl<'a> ChunkBuilder<'a> {
 
     /// Starts the next row (the first call starts row 0).
     pub fn next_row(&mut self, row: usize) {
+        assert!(row < chunk_capacity(), "row {row} is past the chunk");
         self.row = row;
         self.col = 0;
     }
@@ -385,10 +405,12 @@ impl<'a> ChunkBuilder<'a> {
         assert_eq!(declared, expected, "column {} is {declared:?}", self.col);
         let row = self.row;
         let vector = self.vector();
+        assert!(row < vector.capacity());
         // SAFETY: `expected` names the DuckDB type whose physical storage
-        // is T (see the setters), and the check above makes it the type of
-        // this vector. Indexing is bounds-checked against the capacity.
-        unsafe { vector.as_mut_slice::<T>()[row] = v };
+        // is T (see the setters), `new` checked that the vector has that
+        // type, and the row is within the vector's capacity. Written through
+        // a raw pointer: the buffer may hold uninitialised bytes.
+        unsafe { vector.as_mut_ptr::<T>().add(row).write(v) };
     }
 
     pub fn u64(&mut self, v: u64) {
@@ -465,15 +487,19 @@ impl Chunk {
     }
 
     /// Overwrites the UBIGINT column `col` with `first, first + 1, …`.
-    pub fn number_rows(&self, cols: &[Col], col: usize, first: u64) {
-        assert_eq!(cols[col], Col::UBigint, "column {col} is not UBIGINT");
+    pub fn number_rows(&self, col: usize, first: u64) {
+        let vector = self.0.flat_vector(col);
+        assert_eq!(
+            vector.logical_type().id(),
+            LogicalTypeId::UBigint,
+            "column {col} is not UBIGINT"
+        );
         let len = self.len();
-        let mut vector = self.0.flat_vector(col);
-        // SAFETY: the column was checked to be UBIGINT, whose storage is u64;
-        // the slice is bounded by the vector's capacity.
-        let values = unsafe { vector.as_mut_slice::<u64>() };
-        for (i, v) in values[..len].iter_mut().enumerate() {
-            *v = first + i as u64;
+        assert!(len <= vector.capacity());
+        for i in 0..len {
+            // SAFETY: the vector's actual type is UBIGINT (checked above),
+            // whose storage is u64, and i < len <= capacity.
+            unsafe { vector.as_mut_ptr::<u64>().add(i).write(first + i as u64) };
         }
     }
 }

@@ -134,8 +134,8 @@ impl WriterHandle {
         if self.closed.load(Ordering::Acquire) {
             return Err(WriteError::Closed);
         }
-        // A batch larger than the whole queue waits for an empty queue
-        // rather than never fitting.
+        // A batch larger than the whole queue is admitted only when the
+        // queue is empty, rather than never.
         let rows = batch.len().clamp(1, self.capacity) as u32;
         let permit = match self.budget.clone().try_acquire_many_owned(rows) {
             Ok(p) => p,
@@ -178,7 +178,8 @@ impl WriterHandle {
         &self.stats
     }
 
-    /// Holds the writer before its next commit until the guard is dropped.
+    /// Holds the writer before its next commit until the guard is dropped
+    /// (drop it before shutting down: shutdown waits for the writer).
     /// Exports keep queueing (and are refused once the queue is full). Used
     /// for maintenance and to exercise backpressure in tests.
     pub fn pause(&self) -> PauseGuard {
@@ -219,12 +220,17 @@ impl Writer {
     ) -> Result<Writer, StorageError> {
         let conn = db.connect()?;
         let next_seq = max_seq(&conn)? + 1;
+        // Consumers resuming from before a restart learn what they missed.
+        hub.resume_after(next_seq - 1);
         let mut seen = RecentSpans::new(config.dedup_window);
         seed_recent_spans(&conn, next_seq, &mut seen)?;
         let capacity = config.queue_rows.clamp(1, u32::MAX as usize / 2);
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(WriterStats::default());
         let pause = Arc::new(PauseState::default());
+        // Everything fallible that needs no thread comes first, so an error
+        // cannot leave the checkpoint thread running.
+        let raw = db.raw_connection()?;
         let checkpointer = if is_file {
             let stop = Arc::new((Mutex::new(false), Condvar::new()));
             let thread = spawn_checkpointer(
@@ -238,7 +244,7 @@ impl Writer {
             None
         };
         let mut state = WriterState {
-            raw: db.raw_connection()?,
+            raw,
             hub,
             seen,
             next_seq,
@@ -395,7 +401,7 @@ impl RecentSpans {
     }
 }
 
-/// The keys are already hashes; hashing them again would only cost time.
+/// The keys are already keyed hashes; hashing them again would only cost time.
 #[derive(Default)]
 struct PreHashed(u64);
 
@@ -414,14 +420,15 @@ impl Hasher for PreHashed {
 }
 
 fn span_key(trace_id: &str, span_id: &str) -> u64 {
-    // FNV-1a over both ids: deterministic across restarts, and a 64-bit key
-    // collides with probability ~n²/2⁶⁵ (about 3e-8 for a million spans).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in trace_id.bytes().chain([b'/']).chain(span_id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    // SipHash with keys chosen at random per process: senders cannot pick
+    // ids that collide (in the set or in value) on purpose, and the keys need
+    // not survive a restart because the set is rebuilt from the database.
+    // A 64-bit key collides by chance with probability ~n²/2⁶⁵ (about 3e-8
+    // for a million spans).
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    use std::hash::BuildHasher;
+    KEYS.get_or_init(std::hash::RandomState::new)
+        .hash_one((trace_id, span_id))
 }
 
 struct WriterState {
@@ -681,7 +688,7 @@ fn append_prepared(
     mut seq: u64,
 ) -> Result<u64, DuckError> {
     for chunk in chunks {
-        chunk.number_rows(cols, cols.len() - 1, seq);
+        chunk.number_rows(cols.len() - 1, seq);
         app.append_chunk(chunk)?;
         seq += chunk.len() as u64;
     }

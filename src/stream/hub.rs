@@ -88,6 +88,13 @@ impl Hub {
         }
     }
 
+    /// Sets where the sequence stands before anything is published (the
+    /// last `ingest_seq` already stored), so that after a restart
+    /// `subscribe_after` reports older positions as missed, not as current.
+    pub fn resume_after(&self, seq: u64) {
+        self.last_seq.fetch_max(seq, Ordering::AcqRel);
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }
@@ -204,6 +211,20 @@ mod tests {
         let sub = hub.subscribe_after(10);
         assert!(sub.replay.is_empty());
         assert_eq!(sub.missed, 0);
+    }
+
+    #[test]
+    fn after_a_restart_older_positions_are_reported_missed() {
+        let hub = Hub::new(10);
+        hub.resume_after(50);
+        let sub = hub.subscribe_after(40);
+        assert!(sub.replay.is_empty());
+        assert_eq!(sub.missed, 10);
+        assert_eq!(hub.subscribe_after(50).missed, 0);
+        hub.publish([span(51, "a")]);
+        let sub = hub.subscribe_after(40);
+        assert_eq!(sub.replay.len(), 1);
+        assert_eq!(sub.missed, 10);
     }
 
     #[test]
