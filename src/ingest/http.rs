@@ -185,7 +185,7 @@ fn too_large(limit: usize) -> Failure {
 /// (and discarded) up to four times the limit before answering 413, so the
 /// client sees the 413 instead of a connection reset mid-upload, which
 /// exporters would retry forever.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Failure> {
+async fn read_body(headers: &HeaderMap, mut body: Body, limit: usize) -> Result<Bytes, Failure> {
     use http_body_util::BodyExt;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -196,7 +196,6 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if declared.is_some_and(|n| n > drain_limit) {
         return Err(too_large(limit));
     }
-    let mut body = body;
     let mut buf = bytes::BytesMut::new();
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {

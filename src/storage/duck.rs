@@ -231,9 +231,9 @@ pub struct ChunkAppender<'c> {
 }
 
 impl ChunkAppender<'_> {
-    pub fn append(&mut self, chunk: &DataChunkHandle) -> Result<(), DuckError> {
+    pub fn append(&mut self, chunk: &Chunk) -> Result<(), DuckError> {
         // SAFETY: both handles are live; DuckDB copies the chunk's data.
-        let state = unsafe { ffi::duckdb_append_data_chunk(self.app, chunk.get_ptr()) };
+        let state = unsafe { ffi::duckdb_append_data_chunk(self.app, chunk.0.get_ptr()) };
         self.check(state)
     }
 
@@ -290,7 +290,7 @@ pub struct ChunkBuilder<'a> {
 }
 
 /// Rows per chunk: DuckDB's vector size.
-pub fn chunk_capacity() -> usize {
+fn chunk_capacity() -> usize {
     // SAFETY: a pure function of the library build.
     unsafe { ffi::duckdb_vector_size() as usize }
 }
@@ -309,7 +309,7 @@ impl Col {
     }
 }
 
-pub fn new_chunk(cols: &[Col]) -> DataChunkHandle {
+fn new_chunk(cols: &[Col]) -> DataChunkHandle {
     let types: Vec<LogicalTypeHandle> = cols
         .iter()
         .map(|c| LogicalTypeHandle::from(c.type_id()))
@@ -320,24 +320,25 @@ pub fn new_chunk(cols: &[Col]) -> DataChunkHandle {
 impl<'a> ChunkBuilder<'a> {
     /// A builder over `chunk`, which must have been made by
     /// `new_chunk(types)`.
-    pub fn new(chunk: &'a DataChunkHandle, types: &'static [Col]) -> Self {
+    fn new(chunk: &'a DataChunkHandle, types: &'static [Col]) -> Self {
         assert_eq!(
             chunk.num_columns(),
             types.len(),
             "chunk and column list differ"
         );
+        let vectors: Vec<FlatVector<'a>> = (0..chunk.num_columns())
+            .map(|i| chunk.flat_vector(i))
+            .collect();
         // The typed setters trust `types`; make sure it is the chunk's truth.
-        for (i, col) in types.iter().enumerate() {
+        for (i, (vector, col)) in vectors.iter().zip(types).enumerate() {
             assert_eq!(
-                chunk.flat_vector(i).logical_type().id(),
+                vector.logical_type().id(),
                 col.type_id(),
                 "column {i} of the chunk is not {col:?}"
             );
         }
         ChunkBuilder {
-            vectors: (0..chunk.num_columns())
-                .map(|i| chunk.flat_vector(i))
-                .collect(),
+            vectors,
             // SAFETY: the chunk is live for 'a and has these columns.
             raw_vectors: (0..chunk.num_columns())
                 .map(|i| unsafe { ffi::duckdb_data_chunk_get_vector(chunk.get_ptr(), i as u64) })
@@ -501,11 +502,5 @@ impl Chunk {
             // whose storage is u64, and i < len <= capacity.
             unsafe { vector.as_mut_ptr::<u64>().add(i).write(first + i as u64) };
         }
-    }
-}
-
-impl ChunkAppender<'_> {
-    pub fn append_chunk(&mut self, chunk: &Chunk) -> Result<(), DuckError> {
-        self.append(&chunk.0)
     }
 }

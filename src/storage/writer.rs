@@ -689,7 +689,7 @@ fn append_prepared(
 ) -> Result<u64, DuckError> {
     for chunk in chunks {
         chunk.number_rows(cols.len() - 1, seq);
-        app.append_chunk(chunk)?;
+        app.append(chunk)?;
         seq += chunk.len() as u64;
     }
     Ok(seq)
@@ -721,43 +721,41 @@ const SPAN_COLS: &[Col] = &[
 ];
 
 fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord) {
-    {
-        let g = &s.genai;
-        b.str(&s.trace_id);
-        b.str(&s.span_id);
-        b.opt_str(s.parent_span_id.as_deref());
-        b.opt_str(s.trace_state.as_deref());
-        b.str(&s.name);
-        b.str(s.kind);
-        b.u64(s.start_time_unix_nano);
-        b.u64(s.end_time_unix_nano);
-        b.u64(s.duration_ns);
-        b.str(s.status_code);
-        b.opt_str(s.status_message.as_deref());
-        b.str(&s.service_name);
-        b.opt_str(s.service_version.as_deref());
-        b.opt_str(s.deployment_environment.as_deref());
-        b.opt_str(s.scope_name.as_deref());
-        b.opt_str(s.scope_version.as_deref());
-        b.opt_str(s.session_id.as_deref());
-        b.opt_str(g.provider.as_deref());
-        b.opt_str(g.operation.as_deref());
-        b.opt_str(g.request_model.as_deref());
-        b.opt_str(g.response_model.as_deref());
-        b.opt_i64(g.input_tokens);
-        b.opt_i64(g.output_tokens);
-        b.opt_i64(g.cache_read_tokens);
-        b.opt_str(g.finish_reasons.as_deref());
-        b.opt_f64(g.cost_usd);
-        b.str(&s.attributes);
-        b.str(&s.resource);
-        b.str(&s.events);
-        b.str(&s.links);
-        b.u32(s.dropped_attributes_count);
-        b.u32(s.dropped_events_count);
-        b.u32(s.dropped_links_count);
-        b.u64(0); // ingest_seq: numbered when appended
-    }
+    let g = &s.genai;
+    b.str(&s.trace_id);
+    b.str(&s.span_id);
+    b.opt_str(s.parent_span_id.as_deref());
+    b.opt_str(s.trace_state.as_deref());
+    b.str(&s.name);
+    b.str(s.kind);
+    b.u64(s.start_time_unix_nano);
+    b.u64(s.end_time_unix_nano);
+    b.u64(s.duration_ns);
+    b.str(s.status_code);
+    b.opt_str(s.status_message.as_deref());
+    b.str(&s.service_name);
+    b.opt_str(s.service_version.as_deref());
+    b.opt_str(s.deployment_environment.as_deref());
+    b.opt_str(s.scope_name.as_deref());
+    b.opt_str(s.scope_version.as_deref());
+    b.opt_str(s.session_id.as_deref());
+    b.opt_str(g.provider.as_deref());
+    b.opt_str(g.operation.as_deref());
+    b.opt_str(g.request_model.as_deref());
+    b.opt_str(g.response_model.as_deref());
+    b.opt_i64(g.input_tokens);
+    b.opt_i64(g.output_tokens);
+    b.opt_i64(g.cache_read_tokens);
+    b.opt_str(g.finish_reasons.as_deref());
+    b.opt_f64(g.cost_usd);
+    b.str(&s.attributes);
+    b.str(&s.resource);
+    b.str(&s.events);
+    b.str(&s.links);
+    b.u32(s.dropped_attributes_count);
+    b.u32(s.dropped_events_count);
+    b.u32(s.dropped_links_count);
+    b.u64(0); // ingest_seq: numbered when appended
 }
 
 /// The `logs` columns in table order (migration 1).
@@ -768,26 +766,24 @@ const LOG_COLS: &[Col] = &[
 ];
 
 fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord) {
-    {
-        b.u64(l.time_unix_nano);
-        b.u64(l.observed_time_unix_nano);
-        b.opt_str(l.trace_id.as_deref());
-        b.opt_str(l.span_id.as_deref());
-        b.i32(l.severity_number);
-        b.opt_str(l.severity_text.as_deref());
-        b.opt_str(l.body.as_deref());
-        b.str(&l.service_name);
-        b.opt_str(l.service_version.as_deref());
-        b.opt_str(l.deployment_environment.as_deref());
-        b.opt_str(l.scope_name.as_deref());
-        b.opt_str(l.session_id.as_deref());
-        b.opt_str(l.event_name.as_deref());
-        b.u32(l.flags);
-        b.str(&l.attributes);
-        b.str(&l.resource);
-        b.u32(l.dropped_attributes_count);
-        b.u64(0); // ingest_seq: numbered when appended
-    }
+    b.u64(l.time_unix_nano);
+    b.u64(l.observed_time_unix_nano);
+    b.opt_str(l.trace_id.as_deref());
+    b.opt_str(l.span_id.as_deref());
+    b.i32(l.severity_number);
+    b.opt_str(l.severity_text.as_deref());
+    b.opt_str(l.body.as_deref());
+    b.str(&l.service_name);
+    b.opt_str(l.service_version.as_deref());
+    b.opt_str(l.deployment_environment.as_deref());
+    b.opt_str(l.scope_name.as_deref());
+    b.opt_str(l.session_id.as_deref());
+    b.opt_str(l.event_name.as_deref());
+    b.u32(l.flags);
+    b.str(&l.attributes);
+    b.str(&l.resource);
+    b.u32(l.dropped_attributes_count);
+    b.u64(0); // ingest_seq: numbered when appended
 }
 
 /// The `metrics` columns in table order (migration 1).
@@ -799,29 +795,27 @@ const METRIC_COLS: &[Col] = &[
 ];
 
 fn put_metric(b: &mut ChunkBuilder<'_>, m: &MetricPoint) {
-    {
-        b.u64(m.time_unix_nano);
-        b.u64(m.start_time_unix_nano);
-        b.str(&m.name);
-        b.opt_str(m.description.as_deref());
-        b.opt_str(m.unit.as_deref());
-        b.str(m.kind);
-        b.opt_str(m.temporality);
-        b.opt_bool(m.is_monotonic);
-        b.opt_f64(m.value);
-        b.opt_u64(m.count);
-        b.opt_f64(m.sum);
-        b.opt_f64(m.min);
-        b.opt_f64(m.max);
-        b.opt_str(m.histogram.as_deref());
-        b.opt_str(m.exemplars.as_deref());
-        b.str(&m.service_name);
-        b.opt_str(m.scope_name.as_deref());
-        b.str(&m.attributes);
-        b.str(&m.resource);
-        b.u32(m.flags);
-        b.u64(0); // ingest_seq: numbered when appended
-    }
+    b.u64(m.time_unix_nano);
+    b.u64(m.start_time_unix_nano);
+    b.str(&m.name);
+    b.opt_str(m.description.as_deref());
+    b.opt_str(m.unit.as_deref());
+    b.str(m.kind);
+    b.opt_str(m.temporality);
+    b.opt_bool(m.is_monotonic);
+    b.opt_f64(m.value);
+    b.opt_u64(m.count);
+    b.opt_f64(m.sum);
+    b.opt_f64(m.min);
+    b.opt_f64(m.max);
+    b.opt_str(m.histogram.as_deref());
+    b.opt_str(m.exemplars.as_deref());
+    b.str(&m.service_name);
+    b.opt_str(m.scope_name.as_deref());
+    b.str(&m.attributes);
+    b.str(&m.resource);
+    b.u32(m.flags);
+    b.u64(0); // ingest_seq: numbered when appended
 }
 
 #[cfg(test)]
