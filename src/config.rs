@@ -21,6 +21,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
     pub stream: StreamConfig,
+    pub query: QueryConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
     pub functions: FunctionsConfig,
 }
 
@@ -40,6 +43,10 @@ pub struct StorageConfig {
     pub memory_limit_mb: u64,
     pub threads: u64,
     pub checkpoint_interval_secs: u64,
+    pub retention_hours: u64,
+    pub max_db_size_mb: u64,
+    pub retention_interval_secs: u64,
+    pub min_free_disk_mb: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +63,33 @@ pub struct IngestConfig {
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
     pub ring_size: usize,
+    pub max_clients: usize,
+    pub heartbeat_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    pub pool_size: usize,
+    pub timeout_ms: u64,
+    pub max_page: usize,
+    pub sql_row_limit: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub token: String,
+    pub ingest_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub ingest_per_second: u32,
+    pub api_per_second: u32,
+    pub burst: u32,
+    pub cors_origins: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +160,17 @@ impl Config {
                 "storage.checkpoint_interval_secs",
                 self.storage.checkpoint_interval_secs,
             ),
+            (
+                "storage.retention_interval_secs",
+                self.storage.retention_interval_secs,
+            ),
+            ("stream.max_clients", self.stream.max_clients as u64),
+            ("stream.heartbeat_secs", self.stream.heartbeat_secs),
+            ("query.pool_size", self.query.pool_size as u64),
+            ("query.timeout_ms", self.query.timeout_ms),
+            ("query.max_page", self.query.max_page as u64),
+            ("query.sql_row_limit", self.query.sql_row_limit as u64),
+            ("limits.burst", self.limits.burst as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -156,6 +201,26 @@ impl Config {
                 self.storage.checkpoint_interval_secs,
                 86_400,
             ),
+            (
+                "storage.retention_interval_secs",
+                self.storage.retention_interval_secs,
+                86_400,
+            ),
+            (
+                "stream.max_clients",
+                self.stream.max_clients as u64,
+                100_000,
+            ),
+            ("stream.heartbeat_secs", self.stream.heartbeat_secs, 3600),
+            ("query.pool_size", self.query.pool_size as u64, 256),
+            ("query.timeout_ms", self.query.timeout_ms, 3_600_000),
+            ("query.max_page", self.query.max_page as u64, 100_000),
+            (
+                "query.sql_row_limit",
+                self.query.sql_row_limit as u64,
+                10_000_000,
+            ),
+            ("limits.burst", self.limits.burst as u64, 1_000_000),
         ];
         for (key, value, max) in at_most {
             if value > max {

@@ -29,6 +29,7 @@
 //!
 //! `main.rs` is the `qyl` command line around [`server::Server`].
 
+pub mod api;
 pub mod config;
 pub mod ingest;
 pub mod model;

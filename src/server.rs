@@ -12,10 +12,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest;
 use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
-use crate::storage::{self, StorageOptions};
+use crate::storage::{self, StorageOptions, Store};
 use crate::stream::Hub;
 
 /// The addresses actually bound (ports chosen when 0 was asked for).
@@ -56,18 +57,32 @@ impl Server {
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
         };
-        let writer = {
+        let (writer, db) = {
             let hub = hub.clone();
-            tokio::task::spawn_blocking(move || -> anyhow::Result<Writer> {
-                let conn = storage::open(&opts)
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let db = storage::open(&opts)
                     .with_context(|| format!("opening the database {}", opts.path))?;
                 let is_file = opts.path != ":memory:";
-                Ok(Writer::start(conn, hub, writer_config, is_file)?)
+                Ok((Writer::start(db.clone(), hub, writer_config, is_file)?, db))
             })
             .await
             .context("the storage start-up task panicked")??
         };
         let handle = writer.handle();
+        let store = Arc::new(Store::new(
+            db,
+            &config.storage.path,
+            config.query.pool_size,
+            Duration::from_millis(config.query.timeout_ms),
+        ));
+        let state = AppState {
+            store,
+            writer: handle.clone(),
+            hub: hub.clone(),
+            config: Arc::new(config.clone()),
+            started: std::time::Instant::now(),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
         let max_body = config.max_body_bytes();
         let bind_addr = config.server.bind.as_str();
 
@@ -93,13 +108,17 @@ impl Server {
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        let main_router = ingest::http::routes(handle.clone(), max_body);
+        let main_router =
+            ingest::http::routes(handle.clone(), max_body).merge(api::router(state.clone()));
         tasks.push(("http", serve_http(http, main_router, stopped.clone())));
         if let Some(listener) = otlp_http {
             let router = ingest::http::routes(handle.clone(), max_body);
             tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
         }
         tasks.push(("grpc", serve_grpc(grpc, handle, max_body, stopped)));
+        state
+            .ready
+            .store(true, std::sync::atomic::Ordering::Release);
 
         Ok(Server {
             addrs,

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+pub mod query;
+
 /// One span, normalised. See DESIGN §3 for the column meanings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpanRecord {

@@ -2,16 +2,21 @@
 //!
 //! `open` creates or opens the database file and runs the migrations;
 //! `writer` owns the single write connection and the batching queue in front
-//! of it. Read-side queries arrive with the query API.
+//! of it; `reader` is the bounded pool of read connections and `store` the
+//! one read interface built on it.
 
 pub mod duck;
+pub mod reader;
 pub mod schema;
+pub mod store;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use duck::{Conn, Database, DuckError};
+pub use reader::QueryError;
+pub use store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

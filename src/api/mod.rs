@@ -1,0 +1,57 @@
+//! The HTTP API on the main port: REST under `/api/v1`, health checks and
+//! Prometheus text for qyl itself. Handlers are thin: they parse the request
+//! into `model::query` types, call the [`Store`], and serialise the answer.
+//! Errors are always the JSON of [`ApiError`].
+
+pub mod error;
+pub mod health;
+pub mod params;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{header, HeaderValue, Uri};
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::storage::writer::WriterHandle;
+use crate::storage::Store;
+use crate::stream::Hub;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub writer: WriterHandle,
+    pub hub: Arc<Hub>,
+    pub config: Arc<Config>,
+    pub started: Instant,
+    /// Set once migrations ran and the writer is up.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// `/api/v1/*`, `/health*` and `/metrics`, with JSON errors for unknown
+/// API routes.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .fallback(unknown_route)
+        .layer(axum::middleware::map_response(no_store));
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(health::routes())
+        .with_state(state)
+}
+
+async fn unknown_route(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such API route: {}", uri.path()))
+}
+
+/// Read answers are live data: never cache them.
+async fn no_store(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,497 @@
+//! What readers ask the store for and what they get back.
+//!
+//! REST, MCP and the Lua runtime build these, the store answers with them, so
+//! a filter or a field means the same thing on every surface. Times going out
+//! are RFC 3339 plus nanoseconds as a decimal string (JSON numbers lose
+//! precision past 2^53); durations are milliseconds as numbers.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// Filters shared by span search and the trace list. Every field narrows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanFilter {
+    pub service: Option<String>,
+    pub name: Option<String>,
+    /// `OK`, `ERROR` or `UNSET`.
+    pub status: Option<String>,
+    /// `SERVER`, `CLIENT`, `INTERNAL`, `PRODUCER` or `CONSUMER`.
+    pub kind: Option<String>,
+    pub min_duration_ns: Option<u64>,
+    pub max_duration_ns: Option<u64>,
+    /// Inclusive lower bound on the start time, in Unix nanoseconds.
+    pub since: Option<u64>,
+    /// Exclusive upper bound on the start time, in Unix nanoseconds.
+    pub until: Option<u64>,
+    /// `attr.KEY=VALUE` pairs: the span attribute (or, failing that, the
+    /// resource attribute) KEY has the text VALUE.
+    pub attrs: Vec<(String, String)>,
+    pub session_id: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// A page request: how many, and where the previous page stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest {
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanQuery {
+    pub filter: SpanFilter,
+    pub page: PageRequest,
+}
+
+/// Trace list: span filters pick the traces that hold a matching span;
+/// `status`, durations and the time range apply to the trace as a whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceQuery {
+    pub filter: SpanFilter,
+    pub page: PageRequest,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogQuery {
+    pub service: Option<String>,
+    pub severity_min: Option<i32>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Case-insensitive substring of the body.
+    pub text: Option<String>,
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    pub attrs: Vec<(String, String)>,
+    pub page: PageRequest,
+}
+
+/// Where a page stopped: the sort time and a tie-breaker unique within it, so
+/// rows sharing a start time are neither repeated nor skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub time: u64,
+    pub key: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.time, self.key))
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let raw = URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
+        let raw = String::from_utf8(raw).ok()?;
+        let (time, key) = raw.split_once(':')?;
+        Some(Cursor {
+            time: time.parse().ok()?,
+            key: key.to_string(),
+        })
+    }
+}
+
+/// One page of results; `next_cursor` is absent on the last page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A stored span as readers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanRow {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub kind: String,
+    pub service_name: String,
+    pub service_version: Option<String>,
+    pub deployment_environment: Option<String>,
+    pub scope_name: Option<String>,
+    pub start_time: String,
+    pub start_time_unix_nano: String,
+    pub end_time_unix_nano: String,
+    pub duration_ms: f64,
+    pub status_code: String,
+    pub status_message: Option<String>,
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gen_ai: Option<GenAiRow>,
+    pub attributes: Box<RawValue>,
+    pub resource: Box<RawValue>,
+    pub events: Box<RawValue>,
+    pub links: Box<RawValue>,
+    pub ingest_seq: u64,
+}
+
+impl SpanRow {
+    pub fn start_unix_nano(&self) -> u64 {
+        self.start_time_unix_nano.parse().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct GenAiRow {
+    pub provider: Option<String>,
+    pub operation: Option<String>,
+    pub request_model: Option<String>,
+    pub response_model: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub finish_reasons: Option<Box<RawValue>>,
+    pub cost_usd: Option<f64>,
+}
+
+/// One row of the trace list.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub root_name: String,
+    pub root_service: String,
+    pub services: Vec<String>,
+    pub start_time: String,
+    pub start_time_unix_nano: String,
+    pub duration_ms: f64,
+    pub span_count: u64,
+    pub error_count: u64,
+    pub gen_ai_input_tokens: i64,
+    pub gen_ai_output_tokens: i64,
+    pub gen_ai_cost_usd: Option<f64>,
+}
+
+/// A span with its children, for the trace view.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanNode {
+    #[serde(flatten)]
+    pub span: SpanRow,
+    pub children: Vec<SpanNode>,
+}
+
+/// A whole trace: its spans as a tree (several roots when parents are
+/// missing) and the logs that carry its id.
+#[derive(Debug, Clone, Serialize)]
+pub struct TraceTree {
+    pub summary: TraceSummary,
+    pub roots: Vec<SpanNode>,
+    pub logs: Vec<LogRow>,
+}
+
+impl TraceTree {
+    /// Builds the tree from a trace's spans (any order). A span whose parent
+    /// is absent becomes a root, so nothing stored is hidden.
+    pub fn build(summary: TraceSummary, mut spans: Vec<SpanRow>, logs: Vec<LogRow>) -> TraceTree {
+        use std::collections::HashMap;
+        spans.sort_by(|a, b| {
+            a.start_unix_nano()
+                .cmp(&b.start_unix_nano())
+                .then_with(|| a.span_id.cmp(&b.span_id))
+        });
+        let index: HashMap<String, usize> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id.clone(), i))
+            .collect();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+        let mut roots = Vec::new();
+        for (i, s) in spans.iter().enumerate() {
+            match s.parent_span_id.as_ref().and_then(|p| index.get(p)) {
+                Some(&p) if p != i => children[p].push(i),
+                _ => roots.push(i),
+            }
+        }
+        let mut slots: Vec<Option<SpanRow>> = spans.into_iter().map(Some).collect();
+        // Iterative post-order so a deep (or cyclic) parent chain cannot
+        // overflow the stack; a cycle's members are never reached from a
+        // root and are attached as roots afterwards.
+        fn take(
+            i: usize,
+            slots: &mut [Option<SpanRow>],
+            children: &[Vec<usize>],
+        ) -> Option<SpanNode> {
+            let mut stack: Vec<(usize, Vec<SpanNode>, usize)> = Vec::new();
+            let span = slots[i].take()?;
+            let mut pending = vec![span];
+            stack.push((i, Vec::new(), 0));
+            loop {
+                let (node, built, next) = stack.last_mut()?;
+                if let Some(&child) = children[*node].get(*next) {
+                    *next += 1;
+                    if let Some(s) = slots[child].take() {
+                        pending.push(s);
+                        stack.push((child, Vec::new(), 0));
+                    }
+                    continue;
+                }
+                let built = std::mem::take(built);
+                stack.pop();
+                let span = pending.pop()?;
+                let done = SpanNode {
+                    span,
+                    children: built,
+                };
+                match stack.last_mut() {
+                    Some((_, parent_built, _)) => parent_built.push(done),
+                    None => return Some(done),
+                }
+            }
+        }
+        let mut out: Vec<SpanNode> = roots
+            .into_iter()
+            .filter_map(|i| take(i, &mut slots, &children))
+            .collect();
+        for i in 0..slots.len() {
+            if let Some(node) = take(i, &mut slots, &children) {
+                out.push(node);
+            }
+        }
+        TraceTree {
+            summary,
+            roots: out,
+            logs,
+        }
+    }
+}
+
+/// A stored log record as readers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRow {
+    pub time: String,
+    pub time_unix_nano: String,
+    pub observed_time_unix_nano: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub severity_number: i32,
+    pub severity_text: Option<String>,
+    pub body: Option<String>,
+    pub service_name: String,
+    pub service_version: Option<String>,
+    pub deployment_environment: Option<String>,
+    pub scope_name: Option<String>,
+    pub session_id: Option<String>,
+    pub event_name: Option<String>,
+    pub attributes: Box<RawValue>,
+    pub resource: Box<RawValue>,
+    pub ingest_seq: u64,
+}
+
+/// A metric name and what is known about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricInfo {
+    pub name: String,
+    pub kind: String,
+    pub unit: Option<String>,
+    pub description: Option<String>,
+    pub temporality: Option<String>,
+    pub services: Vec<String>,
+    pub points: u64,
+    pub series: u64,
+    pub last_time: String,
+}
+
+/// Which points of one metric to aggregate, and into what step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricQuery {
+    pub name: String,
+    pub service: Option<String>,
+    pub attrs: Vec<(String, String)>,
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    /// Bucket width in nanoseconds.
+    pub step_ns: u64,
+}
+
+/// One time series (one attribute set) of a metric, bucketed by step.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricSeries {
+    pub service_name: String,
+    pub attributes: Box<RawValue>,
+    pub points: Vec<MetricBucket>,
+}
+
+/// One step of a series. Gauges: last/avg/min/max of the values in the step.
+/// Sums: `value` is the sum of deltas, or for cumulative sums the increase
+/// over the step. Histograms: count, sum and percentiles from the buckets.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct MetricBucket {
+    pub time: String,
+    pub time_unix_nano: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avg: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p90: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricData {
+    pub name: String,
+    pub kind: String,
+    pub unit: Option<String>,
+    pub step_ms: u64,
+    pub series: Vec<MetricSeries>,
+}
+
+/// One service seen in the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSummary {
+    pub name: String,
+    pub versions: Vec<String>,
+    pub environments: Vec<String>,
+    pub span_count: u64,
+    pub error_count: u64,
+    pub error_rate: f64,
+    pub spans_per_minute: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub last_seen: Option<String>,
+}
+
+/// Rows and time range of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStats {
+    pub table: String,
+    pub rows: u64,
+    pub oldest: Option<String>,
+    pub newest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageStats {
+    pub path: String,
+    pub file_bytes: Option<u64>,
+    pub wal_bytes: Option<u64>,
+    pub schema_version: u32,
+    pub tables: Vec<TableStats>,
+}
+
+/// The result of a read-only SQL query.
+#[derive(Debug, Clone, Serialize)]
+pub struct SqlResult {
+    pub columns: Vec<SqlColumn>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// True when the row cap cut the result.
+    pub truncated: bool,
+    pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SqlColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+/// RFC 3339 with nanoseconds, UTC.
+pub fn rfc3339(unix_nano: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_nano);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            time: 1_700_000_000_123_456_789,
+            key: "abc:def".into(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("!!!"), None);
+        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode("x:y")), None);
+    }
+
+    fn span(id: &str, parent: Option<&str>, start: u64) -> SpanRow {
+        let raw = || RawValue::from_string("{}".into()).unwrap();
+        SpanRow {
+            trace_id: "t".into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(Into::into),
+            name: id.into(),
+            kind: "INTERNAL".into(),
+            service_name: "s".into(),
+            service_version: None,
+            deployment_environment: None,
+            scope_name: None,
+            start_time: rfc3339(start),
+            start_time_unix_nano: start.to_string(),
+            end_time_unix_nano: start.to_string(),
+            duration_ms: 0.0,
+            status_code: "UNSET".into(),
+            status_message: None,
+            session_id: None,
+            gen_ai: None,
+            attributes: raw(),
+            resource: raw(),
+            events: raw(),
+            links: raw(),
+            ingest_seq: 0,
+        }
+    }
+
+    #[test]
+    fn tree_nests_children_and_keeps_orphans_and_cycles() {
+        let summary = TraceSummary {
+            trace_id: "t".into(),
+            root_name: "a".into(),
+            root_service: "s".into(),
+            services: vec![],
+            start_time: String::new(),
+            start_time_unix_nano: "0".into(),
+            duration_ms: 0.0,
+            span_count: 6,
+            error_count: 0,
+            gen_ai_input_tokens: 0,
+            gen_ai_output_tokens: 0,
+            gen_ai_cost_usd: None,
+        };
+        let spans = vec![
+            span("c", Some("b"), 3),
+            span("a", None, 1),
+            span("b", Some("a"), 2),
+            span("orphan", Some("missing"), 4),
+            span("x", Some("y"), 5),
+            span("y", Some("x"), 6),
+        ];
+        let tree = TraceTree::build(summary, spans, vec![]);
+        let names: Vec<_> = tree.roots.iter().map(|n| n.span.span_id.as_str()).collect();
+        assert_eq!(names[..2], ["a", "orphan"]);
+        assert_eq!(tree.roots[0].children[0].span.span_id, "b");
+        assert_eq!(tree.roots[0].children[0].children[0].span.span_id, "c");
+        // The x↔y cycle has no root; both spans are still shown.
+        fn count(n: &SpanNode) -> usize {
+            1 + n.children.iter().map(count).sum::<usize>()
+        }
+        assert_eq!(tree.roots.iter().map(count).sum::<usize>(), 6);
+    }
+}

@@ -1,0 +1,196 @@
+//! The read side: a bounded pool of DuckDB connections that REST, MCP and the
+//! Lua runtime share, and the [`Store`] every one of them queries through.
+//!
+//! Queries run on tokio's blocking threads, never on the async workers, and
+//! never on the writer's connection: DuckDB's MVCC lets a read see the last
+//! commit while the writer keeps appending. Each query has a deadline; when
+//! it passes, the connection is interrupted (repeatedly, so an interrupt that
+//! lands between two statements is not lost) and the caller gets
+//! [`QueryError::Timeout`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::duck::{Conn, Database, DuckError};
+
+/// Why a read failed. The API maps these to HTTP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The caller asked for something malformed (bad id, bad filter, bad SQL).
+    #[error("{0}")]
+    Invalid(String),
+    /// The query ran past its deadline and was interrupted.
+    #[error("the query ran longer than {0:?} and was stopped")]
+    Timeout(Duration),
+    /// Every read connection stayed busy until the deadline.
+    #[error("all {0} read connections are busy; retry shortly")]
+    Busy(usize),
+    #[error("{context}: {source}")]
+    Sql {
+        context: String,
+        #[source]
+        source: duckdb::Error,
+    },
+    #[error(transparent)]
+    Duck(#[from] DuckError),
+    #[error("the query task failed: {0}")]
+    Task(String),
+}
+
+impl QueryError {
+    pub fn sql(context: impl Into<String>, source: duckdb::Error) -> Self {
+        QueryError::Sql {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Adds what was being read to a duckdb-rs error.
+pub(crate) trait SqlContext<T> {
+    fn ctx(self, context: &str) -> Result<T, QueryError>;
+}
+
+impl<T> SqlContext<T> for Result<T, duckdb::Error> {
+    fn ctx(self, context: &str) -> Result<T, QueryError> {
+        self.map_err(|e| QueryError::sql(context, e))
+    }
+}
+
+/// A bounded set of read connections.
+pub struct ReadPool {
+    idle: Mutex<Vec<Conn>>,
+    db: Arc<Database>,
+    permits: Arc<Semaphore>,
+    size: usize,
+    timeout: Duration,
+}
+
+impl ReadPool {
+    pub fn new(db: Arc<Database>, size: usize, timeout: Duration) -> ReadPool {
+        let size = size.max(1);
+        ReadPool {
+            idle: Mutex::new(Vec::with_capacity(size)),
+            db,
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            timeout,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread, within the
+    /// pool's deadline.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, QueryError> + Send + 'static,
+    {
+        self.run_within(self.timeout, f).await
+    }
+
+    /// [`ReadPool::run`] with a deadline of its own.
+    pub async fn run_within<T, F>(&self, deadline: Duration, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, QueryError> + Send + 'static,
+    {
+        let started = tokio::time::Instant::now();
+        let permit =
+            match tokio::time::timeout(deadline, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return Err(QueryError::Busy(self.size)),
+                Err(_) => return Err(QueryError::Busy(self.size)),
+            };
+        let conn = match self.take_idle() {
+            Some(c) => c,
+            None => self.db.connect()?,
+        };
+        let interrupt = conn.interrupt_handle();
+        let done = Arc::new(AtomicBool::new(false));
+        let task = {
+            let done = done.clone();
+            tokio::task::spawn_blocking(move || {
+                let out = f(&conn);
+                done.store(true, Ordering::Release);
+                (out, conn)
+            })
+        };
+        tokio::pin!(task);
+        let remaining = deadline.saturating_sub(started.elapsed());
+        let (out, conn) = match tokio::time::timeout(remaining, &mut task).await {
+            Ok(joined) => joined.map_err(|e| QueryError::Task(e.to_string()))?,
+            Err(_) => {
+                // Keep interrupting until the task gives the connection back:
+                // an interrupt that arrives between statements is forgotten.
+                let mut tick = tokio::time::interval(Duration::from_millis(20));
+                let joined = loop {
+                    tokio::select! {
+                        joined = &mut task => break joined,
+                        _ = tick.tick() => {
+                            if !done.load(Ordering::Acquire) {
+                                interrupt.interrupt();
+                            }
+                        }
+                    }
+                };
+                let (_, conn) = joined.map_err(|e| QueryError::Task(e.to_string()))?;
+                self.put_idle(conn);
+                drop(permit);
+                return Err(QueryError::Timeout(deadline));
+            }
+        };
+        self.put_idle(conn);
+        drop(permit);
+        out
+    }
+
+    fn take_idle(&self) -> Option<Conn> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn put_idle(&self, conn: Conn) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{open, StorageOptions};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_queries_are_interrupted_and_the_connection_reused() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let pool = ReadPool::new(db, 1, Duration::from_millis(200));
+        let err = pool
+            .run(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM range(100000000000) a, range(100000) b",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .ctx("counting")
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+        let n = pool
+            .run(|c| {
+                c.query_row("SELECT 42", [], |r| r.get::<_, i64>(0))
+                    .ctx("x")
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 42);
+    }
+}
