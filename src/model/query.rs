@@ -410,6 +410,87 @@ pub struct SqlColumn {
     pub type_name: String,
 }
 
+/// Stored JSON text as a raw JSON value (text that is not JSON becomes a
+/// JSON string, so a reader never fails on one odd row).
+pub fn raw_json(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_string()).unwrap_or_else(|_| {
+        let quoted = serde_json::to_string(text).unwrap_or_else(|_| "null".into());
+        RawValue::from_string(quoted).unwrap_or_else(|_| null_json())
+    })
+}
+
+fn null_json() -> Box<RawValue> {
+    // "null" is valid JSON; the fallback can only be reached by a bug.
+    RawValue::from_string("null".into()).unwrap_or_default()
+}
+
+impl SpanRow {
+    /// The reader's view of a span fresh from the hub (as SSE and functions
+    /// see it), identical to what the store returns for the same span.
+    pub fn from_record(s: &super::SpanRecord, ingest_seq: u64) -> SpanRow {
+        let g = &s.genai;
+        SpanRow {
+            trace_id: s.trace_id.clone(),
+            span_id: s.span_id.clone(),
+            parent_span_id: s.parent_span_id.clone(),
+            name: s.name.clone(),
+            kind: s.kind.to_string(),
+            service_name: s.service_name.clone(),
+            service_version: s.service_version.clone(),
+            deployment_environment: s.deployment_environment.clone(),
+            scope_name: s.scope_name.clone(),
+            start_time: rfc3339(s.start_time_unix_nano),
+            start_time_unix_nano: s.start_time_unix_nano.to_string(),
+            end_time_unix_nano: s.end_time_unix_nano.to_string(),
+            duration_ms: s.duration_ns as f64 / 1e6,
+            status_code: s.status_code.to_string(),
+            status_message: s.status_message.clone(),
+            session_id: s.session_id.clone(),
+            gen_ai: (!g.is_empty()).then(|| GenAiRow {
+                provider: g.provider.clone(),
+                operation: g.operation.clone(),
+                request_model: g.request_model.clone(),
+                response_model: g.response_model.clone(),
+                input_tokens: g.input_tokens,
+                output_tokens: g.output_tokens,
+                cache_read_tokens: g.cache_read_tokens,
+                finish_reasons: g.finish_reasons.as_deref().map(raw_json),
+                cost_usd: g.cost_usd,
+            }),
+            attributes: raw_json(&s.attributes),
+            resource: raw_json(&s.resource),
+            events: raw_json(&s.events),
+            links: raw_json(&s.links),
+            ingest_seq,
+        }
+    }
+}
+
+impl LogRow {
+    /// The reader's view of a log record fresh from the hub.
+    pub fn from_record(l: &super::LogRecord, ingest_seq: u64) -> LogRow {
+        LogRow {
+            time: rfc3339(l.time_unix_nano),
+            time_unix_nano: l.time_unix_nano.to_string(),
+            observed_time_unix_nano: l.observed_time_unix_nano.to_string(),
+            trace_id: l.trace_id.clone(),
+            span_id: l.span_id.clone(),
+            severity_number: l.severity_number,
+            severity_text: l.severity_text.clone(),
+            body: l.body.clone(),
+            service_name: l.service_name.clone(),
+            service_version: l.service_version.clone(),
+            deployment_environment: l.deployment_environment.clone(),
+            scope_name: l.scope_name.clone(),
+            session_id: l.session_id.clone(),
+            event_name: l.event_name.clone(),
+            attributes: raw_json(&l.attributes),
+            resource: raw_json(&l.resource),
+            ingest_seq,
+        }
+    }
+}
+
 /// RFC 3339 with nanoseconds, UTC.
 pub fn rfc3339(unix_nano: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(unix_nano);
