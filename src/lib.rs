@@ -24,6 +24,10 @@
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
+//! - [`api`]: the HTTP API on the main port: REST under `/api/v1`, health,
+//!   and `live` (`GET /api/v1/live`, the hub as Server-Sent Events,
+//!   filtered per client, resumable by `Last-Event-ID`).
+//! - [`telemetry`]: qyl's own figures as Prometheus text at `/metrics`.
 //! - [`server`]: starts the storage, the writer and every listener, and
 //!   shuts them down in order (listeners, in-flight exports, queue, database).
 //!
@@ -36,3 +40,4 @@ pub mod model;
 pub mod server;
 pub mod storage;
 pub mod stream;
+pub mod telemetry;

@@ -82,6 +82,7 @@ impl Server {
             config: Arc::new(config.clone()),
             started: std::time::Instant::now(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            live: Default::default(),
         };
         let max_body = config.max_body_bytes();
         let bind_addr = config.server.bind.as_str();

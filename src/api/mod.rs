@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod health;
+pub mod live;
 pub mod params;
 
 use std::sync::atomic::AtomicBool;
@@ -31,17 +32,21 @@ pub struct AppState {
     pub started: Instant,
     /// Set once migrations ran and the writer is up.
     pub ready: Arc<AtomicBool>,
+    /// Open live streams, against `stream.max_clients`.
+    pub live: Arc<live::LiveClients>,
 }
 
 /// `/api/v1/*`, `/health*` and `/metrics`, with JSON errors for unknown
 /// API routes.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .merge(live::routes())
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .nest("/api/v1", api)
         .merge(health::routes())
+        .merge(crate::telemetry::routes())
         .with_state(state)
 }
 
