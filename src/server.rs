@@ -31,6 +31,7 @@ pub struct Server {
     pub addrs: Addrs,
     writer: Option<Writer>,
     hub: Arc<Hub>,
+    live: Arc<api::live::LiveClients>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -125,6 +126,7 @@ impl Server {
             addrs,
             writer: Some(writer),
             hub,
+            live: state.live.clone(),
             stop,
             tasks,
         })
@@ -146,6 +148,8 @@ impl Server {
     /// database.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        // Live streams never finish by themselves; the listeners wait for them.
+        self.live.close();
         let mut result = Ok(());
         for (name, task) in std::mem::take(&mut self.tasks) {
             match task.await {

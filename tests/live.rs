@@ -654,3 +654,18 @@ async fn metrics_endpoint_counts_ingest_in_prometheus_text() {
     assert!(parse_sample("bad name 1").is_none());
     assert!(parse_sample("x{a=\"1\"} notanumber").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_streams_do_not_hold_up_shutdown() {
+    let (_dir, mut qyl) = start(&[]);
+    let mut live = Sse::open(&qyl.http, "", None).await;
+    let started = std::time::Instant::now();
+    tokio::task::spawn_blocking(move || {
+        qyl.stop();
+        qyl
+    })
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(live.next().await, None, "the stream ends when qyl stops");
+}

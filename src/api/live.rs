@@ -15,7 +15,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -29,6 +29,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
 
 use super::params::{self, Params};
 use super::{ApiError, AppState};
@@ -73,16 +74,78 @@ async fn live(
             receiver: state.hub.subscribe(),
         },
     };
-    let events = items(sub, after, filter).filter_map(move |item| {
+    let (tx, rx) = mpsc::channel(FRAMES_PER_CLIENT);
+    let producer = produce(items(sub, after, filter), tx, slot);
+    match live_runtime() {
+        Some(rt) => drop(rt.spawn(producer)),
+        None => drop(tokio::spawn(producer)),
+    }
+    let frames = stream::unfold(rx, |mut rx| async move {
+        let frame = rx.recv().await?;
+        Some((Ok::<_, Infallible>(frame), rx))
+    });
+    let heartbeat = Duration::from_secs(state.config.stream.heartbeat_secs);
+    Ok(Sse::new(frames)
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+        .into_response())
+}
+
+/// Formatted events a stream may hold for its connection; past that the
+/// producer waits, its broadcast receiver falls behind, and the client is
+/// told it lagged.
+const FRAMES_PER_CLIENT: usize = 64;
+
+/// Filters, serialises and formats one stream's events, on the live thread,
+/// until the client goes, falls behind, or qyl stops.
+async fn produce(
+    items: impl Stream<Item = LiveItem>,
+    tx: mpsc::Sender<SseEvent>,
+    slot: ClientSlot,
+) {
+    let mut items = std::pin::pin!(items);
+    let mut closing = slot.clients.closing.subscribe();
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = closing.wait_for(|c| *c) => return,
+            // A client that left frees its slot now, not at the next match.
+            _ = tx.closed() => return,
+            item = items.next() => match item {
+                Some(item) => item,
+                None => return,
+            },
+        };
         if let LiveItem::Lagged { skipped } = item {
             slot.clients.record_lag(skipped);
         }
-        std::future::ready(to_sse(&item).map(Ok::<_, Infallible>))
-    });
-    let heartbeat = Duration::from_secs(state.config.stream.heartbeat_secs);
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
-        .into_response())
+        if let Some(event) = to_sse(&item, &slot.clients.json) {
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The thread every live stream of the process is produced on. Serialising
+/// the same records for many clients can take more CPU than ingest has to
+/// spare; on one thread of its own it cannot take the tokio workers that
+/// decode exports, so the streams lag (and are told so) instead of ingest
+/// slowing. `None` if the thread cannot be started; streams then run on the
+/// caller's runtime.
+fn live_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static LIVE: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    LIVE.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("qyl-live")
+            .enable_all()
+            .build()
+            .map_err(
+                |e| tracing::warn!(error = %e, "no live-stream thread; streams share the API's"),
+            )
+            .ok()
+    })
+    .as_ref()
 }
 
 fn parse_last_event_id(raw: &[u8]) -> Result<Option<u64>, ApiError> {
@@ -99,14 +162,88 @@ fn parse_last_event_id(raw: &[u8]) -> Result<Option<u64>, ApiError> {
 
 /// Live streams open now, and what slow ones lost; shared by every stream of
 /// one server and read by `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LiveClients {
     open: AtomicUsize,
     lagged_streams: AtomicU64,
     skipped_events: AtomicU64,
+    json: JsonCache,
+    /// Set at shutdown: open streams end, so they do not hold up the HTTP
+    /// server's graceful stop.
+    closing: watch::Sender<bool>,
+}
+
+/// Recently sent records as JSON, shared by every stream of a server: with
+/// many clients on the same records, each is serialised once rather than
+/// once per client. A slot per `seq % SLOTS`; a stream that is far behind
+/// the others just serialises again.
+#[derive(Debug)]
+struct JsonCache {
+    slots: Box<[Mutex<Option<(u64, Arc<str>)>>]>,
+}
+
+impl JsonCache {
+    /// Enough for streams within a few commits of each other, small enough
+    /// that the JSON kept is a fraction of what the hub's ring holds.
+    const SLOTS: usize = 1024;
+
+    fn json(&self, event: &Event) -> Option<Arc<str>> {
+        let slot = &self.slots[(event.seq % Self::SLOTS as u64) as usize];
+        // Held while serialising, so concurrent streams wait for the one
+        // doing the work instead of repeating it. A panic cannot leave the
+        // slot half-written, so a poisoned lock is still usable.
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seq, json)) = slot.as_ref() {
+            if *seq == event.seq {
+                return Some(json.clone());
+            }
+        }
+        let json: Arc<str> = match record_json(event) {
+            Ok(j) => j.into(),
+            Err(e) => {
+                tracing::warn!(error = %e, seq = event.seq, "live record not serialisable; skipped");
+                return None;
+            }
+        };
+        *slot = Some((event.seq, json.clone()));
+        Some(json)
+    }
+}
+
+impl Default for JsonCache {
+    fn default() -> Self {
+        JsonCache {
+            slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+}
+
+fn record_json(e: &Event) -> serde_json::Result<String> {
+    match &e.record {
+        Record::Span(s) => serde_json::to_string(&SpanRow::from_record(s, e.seq)),
+        Record::Log(l) => serde_json::to_string(&LogRow::from_record(l, e.seq)),
+        Record::Metric(m) => serde_json::to_string(&MetricRow::from_record(m, e.seq)),
+    }
+}
+
+impl Default for LiveClients {
+    fn default() -> Self {
+        LiveClients {
+            open: AtomicUsize::new(0),
+            lagged_streams: AtomicU64::new(0),
+            skipped_events: AtomicU64::new(0),
+            json: JsonCache::default(),
+            closing: watch::channel(false).0,
+        }
+    }
 }
 
 impl LiveClients {
+    /// Ends every open stream and any opened from now on (at shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
     /// A slot for one more stream, unless `max` are open.
     pub fn try_acquire(self: &Arc<Self>, max: usize) -> Option<ClientSlot> {
         self.open
@@ -354,45 +491,24 @@ pub fn items(
     stream::iter(replay).chain(live)
 }
 
-/// The SSE event for an item; `None` only if its JSON cannot be written,
-/// which the types here rule out (logged, not sent, if it ever happens).
-fn to_sse(item: &LiveItem) -> Option<SseEvent> {
-    let (name, id, json) = match item {
-        LiveItem::Record(e) => {
-            let json = match &e.record {
-                Record::Span(s) => serde_json::to_string(&SpanRow::from_record(s, e.seq)),
-                Record::Log(l) => serde_json::to_string(&LogRow::from_record(l, e.seq)),
-                Record::Metric(m) => serde_json::to_string(&MetricRow::from_record(m, e.seq)),
-            };
-            (e.record.signal().as_str(), Some(e.seq), json)
-        }
+/// The SSE event for an item; `None` only if a record's JSON cannot be
+/// written, which its types rule out (logged, not sent, if it ever happens).
+fn to_sse(item: &LiveItem, cache: &JsonCache) -> Option<SseEvent> {
+    Some(match item {
+        LiveItem::Record(e) => SseEvent::default()
+            .event(e.record.signal().as_str())
+            .id(e.seq.to_string())
+            .data(&*cache.json(e)?),
         LiveItem::Gap {
             missed,
             oldest_available,
-        } => (
-            "gap",
-            None,
-            serde_json::to_string(
-                &serde_json::json!({ "missed": missed, "oldest_available": oldest_available }),
-            ),
+        } => SseEvent::default().event("gap").data(
+            serde_json::json!({ "missed": missed, "oldest_available": oldest_available })
+                .to_string(),
         ),
-        LiveItem::Lagged { skipped } => (
-            "lagged",
-            None,
-            serde_json::to_string(&serde_json::json!({ "skipped": skipped })),
-        ),
-    };
-    let json = match json {
-        Ok(j) => j,
-        Err(e) => {
-            tracing::warn!(error = %e, event = name, "live event not serialisable; skipped");
-            return None;
-        }
-    };
-    let event = SseEvent::default().event(name).data(json);
-    Some(match id {
-        Some(id) => event.id(id.to_string()),
-        None => event,
+        LiveItem::Lagged { skipped } => SseEvent::default()
+            .event("lagged")
+            .data(serde_json::json!({ "skipped": skipped }).to_string()),
     })
 }
 
@@ -623,7 +739,24 @@ mod tests {
             Some("lagged 96")
         );
         assert!(stream.next().await.is_none());
-        let lagged = to_sse(&LiveItem::Lagged { skipped: 96 });
-        assert!(lagged.is_some());
+    }
+
+    #[test]
+    fn each_record_is_serialised_once_for_all_streams() {
+        let cache = JsonCache::default();
+        let a = ev(7, span("a", "OK", 1));
+        let first = cache.json(&a).unwrap();
+        let again = cache.json(&a).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let row: serde_json::Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(
+            (row["ingest_seq"].as_u64(), row["service_name"].as_str()),
+            (Some(7), Some("a"))
+        );
+        // Another record in the same slot replaces it.
+        let b = ev(7 + JsonCache::SLOTS as u64, log("b", 9, None));
+        let other = cache.json(&b).unwrap();
+        assert!(other.contains("\"service_name\":\"b\""), "{other}");
+        assert!(!Arc::ptr_eq(&cache.json(&a).unwrap(), &first));
     }
 }
