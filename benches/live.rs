@@ -4,19 +4,19 @@
 //! whole cost instead (the streams share the machine's cores with ingest). In
 //! one run it starts a fresh in-process qyl twice and drives OTLP/HTTP
 //! protobuf ingest the same way `benches/ingest.rs` does (several clients,
-//! 512-span exports, ids patched into a pre-encoded request):
-//!   (a) with no live stream open;
-//!   (b) with BENCH_SSE (default 100) clients on `GET /api/v1/live`, each
-//!       reading everything it is sent and reconnecting with Last-Event-ID
-//!       when its stream ends (as EventSource does), e.g. after `lagged`;
-//! and prints both ingest rates, their ratio (target ≥ 0.95), what the
-//! streams delivered, and the CPU used by qyl, the ingest clients and the
-//! SSE readers.
+//! 512-span exports, ids patched into a pre-encoded request) and alternates
+//! windows (a) with no live stream open and (b) with BENCH_SSE (default 100)
+//! clients on `GET /api/v1/live`, each reading everything it is sent and
+//! reconnecting with Last-Event-ID when its stream ends (as EventSource
+//! does), e.g. after `lagged`. Alternating on one server gives both the same
+//! database size and the same background load. It prints both ingest rates,
+//! their ratio (target ≥ 0.95), what the streams delivered, and the CPU used
+//! by qyl, the ingest clients and the SSE readers.
 //!
-//! Phase (b) runs once per query in BENCH_SSE_QUERIES (`;`-separated,
-//! default `;status=error`: every span and log, then only error spans).
+//! This runs once per query in BENCH_SSE_QUERIES (`;`-separated, default
+//! `;status=error`: every span and log, then only error spans).
 //!
-//! Environment: BENCH_SECS (measured seconds per phase, default 15),
+//! Environment: BENCH_SECS (measured seconds per query, default 24),
 //! BENCH_CLIENTS (ingest clients, default 8), BENCH_SSE (default 100),
 //! BENCH_SSE_QUERIES.
 
@@ -238,11 +238,13 @@ struct Delivered {
     lagged: AtomicU64,
     gaps: AtomicU64,
     reconnects: AtomicU64,
+    /// Events per stream, to see whether every stream is served.
+    per_stream: Vec<AtomicU64>,
 }
 
 /// One EventSource-like reader: reads everything, remembers the last id,
 /// reconnects with it when the stream ends.
-async fn sse_reader(url: String, stop: Arc<AtomicBool>, seen: Arc<Delivered>) {
+async fn sse_reader(url: String, stop: Arc<AtomicBool>, seen: Arc<Delivered>, me: usize) {
     let http = reqwest::Client::new();
     let mut last_id: Option<String> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -272,6 +274,7 @@ async fn sse_reader(url: String, stop: Arc<AtomicBool>, seen: Arc<Delivered>) {
             for line in carry[..end].split(|b| *b == b'\n') {
                 if let Some(id) = line.strip_prefix(b"id: ") {
                     seen.events.fetch_add(1, Ordering::Relaxed);
+                    seen.per_stream[me].fetch_add(1, Ordering::Relaxed);
                     last_id = Some(String::from_utf8_lossy(id).into_owned());
                 } else if line == b"event: lagged" {
                     seen.lagged.fetch_add(1, Ordering::Relaxed);
@@ -320,14 +323,32 @@ fn cpu_seconds() -> (f64, f64, f64) {
     (secs(server), secs(clients), secs(readers))
 }
 
-struct Phase {
-    spans_per_sec: f64,
-    events_per_sec: f64,
-    mib_per_sec: f64,
+/// What one kind of window (streams off, or on) measured, summed over cycles.
+#[derive(Default)]
+struct Window {
+    spans: u64,
+    secs: f64,
+    events: u64,
+    bytes: u64,
     lagged: u64,
     gaps: u64,
     reconnects: u64,
-    cores: (f64, f64, f64),
+    /// Fewest and most events one stream received in a window.
+    per_stream: Option<(u64, u64)>,
+    cpu: (f64, f64, f64),
+}
+
+impl Window {
+    fn rate(&self, n: u64) -> f64 {
+        n as f64 / self.secs
+    }
+    fn cores(&self) -> (f64, f64, f64) {
+        (
+            self.cpu.0 / self.secs,
+            self.cpu.1 / self.secs,
+            self.cpu.2 / self.secs,
+        )
+    }
 }
 
 struct Runtimes {
@@ -336,7 +357,49 @@ struct Runtimes {
     readers: tokio::runtime::Runtime,
 }
 
-fn phase(
+/// Counters read at the start of a window.
+struct Mark {
+    spans: u64,
+    events: u64,
+    bytes: u64,
+    lagged: u64,
+    gaps: u64,
+    reconnects: u64,
+    cpu: (f64, f64, f64),
+    at: Instant,
+}
+
+fn mark(sent: &AtomicU64, seen: &Delivered) -> Mark {
+    Mark {
+        spans: sent.load(Ordering::Relaxed),
+        events: seen.events.load(Ordering::Relaxed),
+        bytes: seen.bytes.load(Ordering::Relaxed),
+        lagged: seen.lagged.load(Ordering::Relaxed),
+        gaps: seen.gaps.load(Ordering::Relaxed),
+        reconnects: seen.reconnects.load(Ordering::Relaxed),
+        cpu: cpu_seconds(),
+        at: Instant::now(),
+    }
+}
+
+fn add(w: &mut Window, from: &Mark, to: &Mark) {
+    w.spans += to.spans - from.spans;
+    w.secs += (to.at - from.at).as_secs_f64();
+    w.events += to.events - from.events;
+    w.bytes += to.bytes - from.bytes;
+    w.lagged += to.lagged - from.lagged;
+    w.gaps += to.gaps - from.gaps;
+    w.reconnects += to.reconnects - from.reconnects;
+    w.cpu.0 += to.cpu.0 - from.cpu.0;
+    w.cpu.1 += to.cpu.1 - from.cpu.1;
+    w.cpu.2 += to.cpu.2 - from.cpu.2;
+}
+
+/// One qyl under steady ingest, alternating windows without and with `sse`
+/// streams (`cycles` of each, off first), so both see the same database
+/// size and the same background load from the rest of the machine.
+#[allow(clippy::too_many_arguments)]
+fn alternate(
     rt: &Runtimes,
     dir: &std::path::Path,
     name: &str,
@@ -344,8 +407,9 @@ fn phase(
     clients: usize,
     sse: usize,
     query: &str,
-    secs: u64,
-) -> Phase {
+    window: Duration,
+    cycles: usize,
+) -> (Window, Window) {
     rt.server.block_on(async {
         // QYL_* variables apply, as in benches/ingest.rs.
         let mut config = Config::from_layers(None, std::env::vars()).expect("valid QYL_* settings");
@@ -360,20 +424,6 @@ fn phase(
         let server = Server::start(&config).await.expect("starting qyl");
         let addrs = server.addrs;
         let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Delivered::default());
-        let mut readers = Vec::new();
-        for _ in 0..sse {
-            let url = format!("http://{}/api/v1/live?{query}", addrs.http);
-            readers.push(
-                rt.readers
-                    .spawn(sse_reader(url, stop.clone(), seen.clone())),
-            );
-        }
-        // Every stream is open before ingest starts.
-        let opened = Instant::now();
-        while server.hub().subscribers() < sse && opened.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         let sent = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for c in 0..clients {
@@ -399,45 +449,53 @@ fn phase(
             }));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let before = (
-            sent.load(Ordering::Relaxed),
-            seen.events.load(Ordering::Relaxed),
-            seen.bytes.load(Ordering::Relaxed),
-            cpu_seconds(),
-            Instant::now(),
-        );
-        let (lagged0, gaps0, reconnects0) = (
-            seen.lagged.load(Ordering::Relaxed),
-            seen.gaps.load(Ordering::Relaxed),
-            seen.reconnects.load(Ordering::Relaxed),
-        );
-        tokio::time::sleep(Duration::from_secs(secs)).await;
-        let elapsed = before.4.elapsed().as_secs_f64();
-        let cpu = cpu_seconds();
-        let per_sec = |now: u64, then: u64| (now - then) as f64 / elapsed;
-        let result = Phase {
-            spans_per_sec: per_sec(sent.load(Ordering::Relaxed), before.0),
-            events_per_sec: per_sec(seen.events.load(Ordering::Relaxed), before.1),
-            mib_per_sec: per_sec(seen.bytes.load(Ordering::Relaxed), before.2) / (1 << 20) as f64,
-            lagged: seen.lagged.load(Ordering::Relaxed) - lagged0,
-            gaps: seen.gaps.load(Ordering::Relaxed) - gaps0,
-            reconnects: seen.reconnects.load(Ordering::Relaxed) - reconnects0,
-            cores: (
-                (cpu.0 - before.3 .0) / elapsed,
-                (cpu.1 - before.3 .1) / elapsed,
-                (cpu.2 - before.3 .2) / elapsed,
-            ),
-        };
+        let (mut off, mut on) = (Window::default(), Window::default());
+        for _ in 0..cycles {
+            let idle = Arc::new(Delivered::default());
+            let start = mark(&sent, &idle);
+            tokio::time::sleep(window).await;
+            add(&mut off, &start, &mark(&sent, &idle));
+
+            let seen = Arc::new(Delivered {
+                per_stream: (0..sse).map(|_| AtomicU64::new(0)).collect(),
+                ..Delivered::default()
+            });
+            let reading = Arc::new(AtomicBool::new(false));
+            let readers: Vec<_> = (0..sse)
+                .map(|me| {
+                    let url = format!("http://{}/api/v1/live?{query}", addrs.http);
+                    rt.readers
+                        .spawn(sse_reader(url, reading.clone(), seen.clone(), me))
+                })
+                .collect();
+            // Every stream is open before the window starts.
+            let opened = Instant::now();
+            while server.hub().subscribers() < sse && opened.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let start = mark(&sent, &seen);
+            tokio::time::sleep(window).await;
+            add(&mut on, &start, &mark(&sent, &seen));
+            let counts = seen.per_stream.iter().map(|n| n.load(Ordering::Relaxed));
+            let (lo, hi) = counts.fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+            let (lo0, hi0) = on.per_stream.unwrap_or((u64::MAX, 0));
+            on.per_stream = Some((lo.min(lo0), hi.max(hi0)));
+            reading.store(true, Ordering::Relaxed);
+            for r in readers {
+                r.abort();
+            }
+            // The streams are gone before the next window without them.
+            let closed = Instant::now();
+            while server.hub().subscribers() > 0 && closed.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         stop.store(true, Ordering::Relaxed);
         for t in tasks {
             t.await.expect("an ingest client panicked");
         }
-        // Readers may be parked on an idle stream: shutting qyl down ends it.
         server.shutdown().await.expect("stopping qyl");
-        for r in readers {
-            r.abort();
-        }
-        result
+        (off, on)
     })
 }
 
@@ -447,10 +505,12 @@ fn main() {
         println!("live benchmark: run with `cargo bench --bench live`");
         return;
     }
-    let secs = env_or("BENCH_SECS", 15);
+    let secs = env_or("BENCH_SECS", 24);
     let clients = env_or("BENCH_CLIENTS", 8) as usize;
     let sse = env_or("BENCH_SSE", 100) as usize;
     let queries = std::env::var("BENCH_SSE_QUERIES").unwrap_or_else(|_| ";status=error".into());
+    let cycles = 3;
+    let window = Duration::from_secs_f64(secs as f64 / (2 * cycles) as f64);
     let dir = tempfile::tempdir().expect("temporary directory");
     let template = Arc::new(Template::new());
     let runtime = |name: &str, threads: usize| {
@@ -469,52 +529,46 @@ fn main() {
         readers: runtime("bench-sse", 2),
     };
     println!(
-        "qyl live benchmark: {cores} cores, {clients} ingest clients × {SPANS_PER_REQUEST}-span OTLP/HTTP protobuf exports, {secs} s per phase, {sse} streams per streaming phase"
-    );
-    let none = phase(
-        &rt,
-        dir.path(),
-        "none",
-        template.clone(),
-        clients,
-        0,
-        "",
-        secs,
-    );
-    println!(
-        "no streams                {:>7.0} spans/s   qyl {:.2} cores, ingest clients {:.2}",
-        none.spans_per_sec, none.cores.0, none.cores.1
+        "qyl live benchmark: {cores} cores, {clients} ingest clients × {SPANS_PER_REQUEST}-span OTLP/HTTP protobuf exports; per query {cycles} × ({:.1} s without streams, {:.1} s with {sse})",
+        window.as_secs_f64(),
+        window.as_secs_f64()
     );
     for (i, query) in queries.split(';').enumerate() {
-        let name = format!("sse{i}");
-        let p = phase(
+        let (off, on) = alternate(
             &rt,
             dir.path(),
-            &name,
+            &format!("q{i}"),
             template.clone(),
             clients,
             sse,
             query,
-            secs,
+            window,
+            cycles,
         );
-        let label = format!("{sse} × ?{query}");
+        println!("?{query}");
+        for (label, w) in [("  no streams", &off), (&*format!("  {sse} streams"), &on)] {
+            let cores = w.cores();
+            println!(
+                "{label:<14} {:>7.0} spans/s ingested   qyl {:.2} cores, ingest clients {:.2}, SSE readers {:.2}",
+                w.rate(w.spans),
+                cores.0,
+                cores.1,
+                cores.2
+            );
+        }
+        let (lo, hi) = on.per_stream.unwrap_or((0, 0));
         println!(
-            "{label:<25} {:>7.0} spans/s   qyl {:.2} cores, ingest clients {:.2}, SSE readers {:.2}   ratio {:.3} (target ≥ 0.95)",
-            p.spans_per_sec,
-            p.cores.0,
-            p.cores.1,
-            p.cores.2,
-            p.spans_per_sec / none.spans_per_sec
+            "  delivered      {:.0} events/s in all ({:.0} per stream, {:.1} MiB/s; one stream in one window: {lo}..{hi}); {} lagged, {} gap events, {} reconnects",
+            on.rate(on.events),
+            on.rate(on.events) / sse.max(1) as f64,
+            on.rate(on.bytes) / (1 << 20) as f64,
+            on.lagged,
+            on.gaps,
+            on.reconnects
         );
         println!(
-            "{:<25} delivered {:.0} events/s in all ({:.0} per stream, {:.1} MiB/s); {} lagged, {} gap events, {} reconnects",
-            "",
-            p.events_per_sec,
-            p.events_per_sec / sse.max(1) as f64,
-            p.mib_per_sec,
-            p.lagged,
-            p.gaps,
-            p.reconnects
+            "  ratio          {:.3} (ingest with streams / without; target ≥ 0.95)",
+            on.rate(on.spans) / off.rate(off.spans)
         );
     }
 }

@@ -90,6 +90,16 @@ async fn live(
         .into_response())
 }
 
+/// Makes the calling thread the first to give way when the cores are busy
+/// (Linux nice 19), so streaming only uses CPU that ingest leaves idle.
+fn lower_priority() {
+    // SAFETY: setpriority has no memory effects; with PRIO_PROCESS and
+    // who = 0 Linux applies it to the calling thread only. Failure (e.g. a
+    // sandbox forbidding it) just leaves the priority as it was.
+    #[cfg(target_os = "linux")]
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+}
+
 /// Formatted events a stream may hold for its connection; past that the
 /// producer waits, its broadcast receiver falls behind, and the client is
 /// told it lagged.
@@ -138,6 +148,7 @@ fn live_runtime() -> Option<&'static tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("qyl-live")
+            .on_thread_start(lower_priority)
             .enable_all()
             .build()
             .map_err(
