@@ -118,7 +118,10 @@ impl Server {
             let router = guard.wrap(ingest::http::routes(handle.clone(), max_body));
             tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
         }
-        tasks.push(("grpc", serve_grpc(grpc, handle, max_body, guard.grpc(), stopped)));
+        tasks.push((
+            "grpc",
+            serve_grpc(grpc, handle, max_body, guard.grpc(), stopped),
+        ));
         state
             .ready
             .store(true, std::sync::atomic::Ordering::Release);

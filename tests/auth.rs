@@ -46,8 +46,8 @@ impl Reply {
     }
 
     fn error_code(&self) -> String {
-        let v: serde_json::Value = serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {:?}", self.body));
+        let v: serde_json::Value =
+            serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body));
         v["error"]["code"].as_str().unwrap_or_default().to_string()
     }
 }
@@ -209,7 +209,12 @@ async fn query_token_sets_a_strict_cookie_and_redirects_without_it() {
     let dir = tempfile::tempdir().unwrap();
     let qyl = Qyl::start(&dir.path().join("qyl.duckdb"), &[("QYL_AUTH_TOKEN", TOKEN)]);
 
-    let r = get(&qyl.http, &format!("/api/v1/anything?a=1&t={TOKEN}&b=x%20y"), &[]).await;
+    let r = get(
+        &qyl.http,
+        &format!("/api/v1/anything?a=1&t={TOKEN}&b=x%20y"),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.header("location"), Some("/api/v1/anything?a=1&b=x%20y"));
     let cookie = r.header("set-cookie").expect("a cookie").to_string();
@@ -251,11 +256,7 @@ async fn loopback_without_token_is_open() {
 #[tokio::test(flavor = "multi_thread")]
 async fn non_loopback_without_token_generates_one_and_prints_the_login_url() {
     let dir = tempfile::tempdir().unwrap();
-    let qyl = Qyl::start_with(
-        &dir.path().join("qyl.duckdb"),
-        &["--bind", "0.0.0.0"],
-        &[],
-    );
+    let qyl = Qyl::start_with(&dir.path().join("qyl.duckdb"), &["--bind", "0.0.0.0"], &[]);
     let logs = qyl.logs();
     let url_start = logs
         .find("http://")
@@ -270,7 +271,12 @@ async fn non_loopback_without_token_generates_one_and_prints_the_login_url() {
 
     let http = local(&qyl.http);
     assert_unauthorized(&get(&http, "/api/v1/anything", &[]).await, "no token");
-    let r = get(&http, "/api/v1/anything", &[("authorization", &bearer(&token))]).await;
+    let r = get(
+        &http,
+        "/api/v1/anything",
+        &[("authorization", &bearer(&token))],
+    )
+    .await;
     assert_eq!(r.status, 404, "{}", r.body);
     assert_unauthorized(&post_spans(&local(&qyl.otlp_http), 1, &[]).await, "ingest");
     assert_eq!(

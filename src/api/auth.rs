@@ -41,7 +41,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 pub enum AuthError {
     #[error("auth.{key} may only hold letters, digits and - . _ ~ + / = (it travels in headers, cookies and URLs)")]
     BadToken { key: &'static str },
-    #[error("limits.cors_origins: {0:?} is not an origin like https://app.example.com (or use \"*\")")]
+    #[error(
+        "limits.cors_origins: {0:?} is not an origin like https://app.example.com (or use \"*\")"
+    )]
     BadOrigin(String),
     #[error("--insecure-no-auth was given but an auth token is configured; drop one of them")]
     InsecureWithToken,
@@ -158,7 +160,10 @@ pub enum Decision {
     Allow,
     /// A valid `?t=`: set the cookie to `token` and redirect to `location`
     /// (the same path and query without `t`).
-    Login { location: String, token: String },
+    Login {
+        location: String,
+        token: String,
+    },
     Deny(Denial),
 }
 
@@ -390,7 +395,10 @@ impl Guard {
     /// Guards every route of `router` (health excepted) and adds CORS
     /// outside the guard, so preflights are answered without a token.
     pub fn wrap(self: &Arc<Self>, router: Router) -> Router {
-        let router = router.layer(axum::middleware::from_fn_with_state(self.clone(), middleware));
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            self.clone(),
+            middleware,
+        ));
         match &self.cors {
             Some(cors) => router.layer(cors.clone()),
             None => router,
@@ -582,12 +590,24 @@ mod tests {
 
     fn get(tokens: &Tokens, uri: &str, h: &[(&str, &str)]) -> Decision {
         let uri: Uri = uri.parse().unwrap();
-        check(tokens, scope_of(uri.path()), &Method::GET, &uri, &headers(h))
+        check(
+            tokens,
+            scope_of(uri.path()),
+            &Method::GET,
+            &uri,
+            &headers(h),
+        )
     }
 
     fn post(tokens: &Tokens, uri: &str, h: &[(&str, &str)]) -> Decision {
         let uri: Uri = uri.parse().unwrap();
-        check(tokens, scope_of(uri.path()), &Method::POST, &uri, &headers(h))
+        check(
+            tokens,
+            scope_of(uri.path()),
+            &Method::POST,
+            &uri,
+            &headers(h),
+        )
     }
 
     #[test]
@@ -678,10 +698,7 @@ mod tests {
             get(&t, "/api/v1/x", &bearer),
             Decision::Deny(Denial::IngestOnly)
         );
-        assert_eq!(
-            get(&t, "/?t=send", &[]),
-            Decision::Deny(Denial::IngestOnly)
-        );
+        assert_eq!(get(&t, "/?t=send", &[]), Decision::Deny(Denial::IngestOnly));
         assert_eq!(
             post(&t, "/v1/traces", &[("authorization", "Bearer full")]),
             Decision::Allow
@@ -746,7 +763,9 @@ mod tests {
     fn cors_origins() {
         assert!(cors("").unwrap().is_none());
         assert!(cors("*").unwrap().is_some());
-        assert!(cors("https://a.example, http://localhost:3000/").unwrap().is_some());
+        assert!(cors("https://a.example, http://localhost:3000/")
+            .unwrap()
+            .is_some());
         assert!(matches!(cors("a.example"), Err(AuthError::BadOrigin(_))));
     }
 }
