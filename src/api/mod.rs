@@ -3,6 +3,7 @@
 //! into `model::query` types, call the [`Store`], and serialise the answer.
 //! Errors are always the JSON of [`ApiError`].
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod logs;
