@@ -24,9 +24,13 @@
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
-//! - [`api`]: the HTTP API on the main port: REST under `/api/v1`, health,
-//!   and `live` (`GET /api/v1/live`, the hub as Server-Sent Events,
-//!   filtered per client, resumable by `Last-Event-ID`).
+//! - [`api`]: the HTTP API on the main port (REST under `/api/v1`, health);
+//!   `api::auth` guards every HTTP route but health and the gRPC services
+//!   (token, ingest token, `?t=` cookie login), rate-limits per client
+//!   address and adds CORS when configured. `api::live` is
+//!   `GET /api/v1/live`: the hub as Server-Sent Events, filtered per client,
+//!   resumable by `Last-Event-ID`, produced on a low-priority thread of its
+//!   own so streams lag rather than slow ingest.
 //! - [`telemetry`]: qyl's own figures as Prometheus text at `/metrics`.
 //! - [`server`]: starts the storage, the writer and every listener, and
 //!   shuts them down in order (listeners, in-flight exports, queue, database).

@@ -536,8 +536,11 @@ async fn scrape(addr: &str) -> String {
     resp.text().await.unwrap()
 }
 
+/// A parsed sample: metric name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
 /// A sample line of the text format: `name{k="v",...} value`.
-fn parse_sample(line: &str) -> Option<(String, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<Sample> {
     let name_end = line.find(['{', ' '])?;
     let name = &line[..name_end];
     let mut chars = name.chars();

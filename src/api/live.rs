@@ -190,8 +190,11 @@ pub struct LiveClients {
 /// the others just serialises again.
 #[derive(Debug)]
 struct JsonCache {
-    slots: Box<[Mutex<Option<(u64, Arc<str>)>>]>,
+    slots: Box<[CachedJson]>,
 }
+
+/// The sequence number a slot's JSON belongs to, and the JSON.
+type CachedJson = Mutex<Option<(u64, Arc<str>)>>;
 
 impl JsonCache {
     /// Enough for streams within a few commits of each other, small enough

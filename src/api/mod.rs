@@ -3,10 +3,16 @@
 //! into `model::query` types, call the [`Store`], and serialise the answer.
 //! Errors are always the JSON of [`ApiError`].
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod live;
+pub mod logs;
+pub mod metrics;
+pub mod overview;
 pub mod params;
+pub mod sql;
+pub mod traces;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -41,6 +47,11 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(live::routes())
+        .merge(traces::routes())
+        .merge(logs::routes())
+        .merge(metrics::routes())
+        .merge(overview::routes())
+        .merge(sql::routes())
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(no_store));
     Router::new()
