@@ -270,6 +270,19 @@ async fn committed_spans_and_logs_arrive_as_rest_rows() {
         (event.as_str(), next["name"].as_str()),
         ("span", Some("after"))
     );
+
+    // Exactly what the REST API returns for the same records.
+    let query = format!("trace_id={}&since=1699999999000", "ab".repeat(16));
+    let stored = get_json(&qyl.http, &format!("/api/v1/spans?{query}")).await;
+    assert_eq!(stored["items"], json!([span]));
+    let stored = get_json(&qyl.http, &format!("/api/v1/logs?{query}")).await;
+    assert_eq!(stored["items"], json!([log]));
+}
+
+async fn get_json(addr: &str, path: &str) -> Value {
+    let resp = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
