@@ -9,9 +9,12 @@
 //! part of that has already left the ring, the first event is
 //! `event: gap` with `{"missed": N, "oldest_available": SEQ}`.
 //!
-//! A client never slows ingest: it reads from the hub's broadcast, and one
-//! that falls a whole ring behind is sent `event: lagged` with
-//! `{"skipped": N}` and the stream ends (it may reconnect and resume).
+//! A client never slows ingest: streams read the hub's broadcast, which
+//! never waits for them, and are filtered, serialised and formatted on a
+//! thread of their own at the lowest CPU priority. A stream that falls a
+//! whole ring behind is sent `event: lagged` with `{"skipped": N}` and ends
+//! (the client may reconnect and resume); one whose client takes nothing
+//! for [`STALLED`] is closed.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -80,9 +83,16 @@ async fn live(
         Some(rt) => drop(rt.spawn(producer)),
         None => drop(tokio::spawn(producer)),
     }
-    let frames = stream::unfold(rx, |mut rx| async move {
-        let frame = rx.recv().await?;
-        Some((Ok::<_, Infallible>(frame), rx))
+    // At shutdown the body ends at once, dropping queued frames, so the
+    // connection can close.
+    let closing = state.live.closing.subscribe();
+    let frames = stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
+        let frame = tokio::select! {
+            biased;
+            _ = closing.wait_for(|c| *c) => None,
+            frame = rx.recv() => frame,
+        }?;
+        Some((Ok::<_, Infallible>(frame), (rx, closing)))
     });
     let heartbeat = Duration::from_secs(state.config.stream.heartbeat_secs);
     Ok(Sse::new(frames)
@@ -104,6 +114,11 @@ fn lower_priority() {
 /// producer waits, its broadcast receiver falls behind, and the client is
 /// told it lagged.
 const FRAMES_PER_CLIENT: usize = 64;
+
+/// How long a stream waits for its client to take a frame before giving up
+/// on it: a client that is connected but never reads would otherwise hold a
+/// `max_clients` slot for as long as its TCP connection lives.
+pub const STALLED: Duration = Duration::from_secs(60);
 
 /// Filters, serialises and formats one stream's events, on the live thread,
 /// until the client goes, falls behind, or qyl stops.
@@ -128,8 +143,20 @@ async fn produce(
         if let LiveItem::Lagged { skipped } = item {
             slot.clients.record_lag(skipped);
         }
-        if let Some(event) = to_sse(&item, &slot.clients.json) {
-            if tx.send(event).await.is_err() {
+        let Some(event) = to_sse(&item, &slot.clients.json) else {
+            continue;
+        };
+        let queued = tokio::select! {
+            biased;
+            _ = closing.wait_for(|c| *c) => return,
+            sent = tokio::time::timeout(STALLED, tx.send(event)) => sent,
+        };
+        match queued {
+            Ok(Ok(())) => {}
+            // The client left.
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("live stream closed: its client took nothing for {STALLED:?}");
                 return;
             }
         }
