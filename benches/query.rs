@@ -8,6 +8,7 @@
 //!   - the first page of the trace list (no filter, and the last hour),
 //!   - a filtered span search (one service's errors),
 //!   - the service overview over 24 h (p50/p95/p99 per service),
+//!
 //! and prints p50/p99 per query. The baseline, measured in the same run, is
 //! a bare `SELECT count(*) FROM spans WHERE trace_id = ?` on a plain
 //! connection: the cost of finding one trace's rows by scanning.
