@@ -43,7 +43,9 @@ parameter is a 400, never silently ignored. Every error is \
         super::sql::run_sql,
         openapi_json,
         // The live stream (`GET /api/v1/live`, SSE) and Prometheus
-        // `GET /metrics` get listed here once their handlers are annotated.
+        // `GET /metrics` get listed here once their handlers are annotated
+        // (and in `ROUTES` of tests/openapi.rs). If `/metrics` is not behind
+        // auth, exempt it in `BearerAuth` below as the health checks are.
         super::health::health,
         super::health::live,
         super::health::ready,
