@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod logs;
 pub mod metrics;
+pub mod openapi;
 pub mod overview;
 pub mod params;
 pub mod sql;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(overview::routes())
         .merge(sql::routes())
+        .merge(openapi::routes())
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(no_store));
     Router::new()
