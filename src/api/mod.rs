@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sql::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .nest("/api/v1", api)
@@ -60,6 +61,14 @@ pub fn router(state: AppState) -> Router {
 
 async fn unknown_route(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such API route: {}", uri.path()))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
 }
 
 /// Read answers are live data: never cache them.
