@@ -479,6 +479,9 @@ async fn every_read_endpoint_with_filters_paging_and_errors() {
     assert_eq!(r.headers["cache-control"], "no-store");
     let r = get(&q, "/api/v1/traces").await;
     assert_eq!(r.headers["cache-control"], "no-store");
+    let r = send(reqwest::Client::new().delete(format!("http://{}/api/v1/traces", q.http))).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body["error"]["code"], "method_not_allowed");
 
     q.stop();
 }

@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 
@@ -21,10 +22,27 @@ pub fn routes() -> Router<AppState> {
         .route("/health/ready", get(ready))
 }
 
-async fn live() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    responses((status = 200, description = "Always `{\"status\": \"ok\"}`", body = Status))
+)]
+async fn live() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
+/// Migrations ran, the writer runs and a read connection answers.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = Status),
+        (status = 503, description = "`{\"status\": \"not_ready\"}`", body = Status),
+    )
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     let ok = state.ready.load(Ordering::Acquire) && state.store.ping().await.is_ok();
     let (status, text) = if ok {
@@ -32,9 +50,19 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
     };
-    (status, Json(json!({ "status": text }))).into_response()
+    (status, Json(Status { status: text })).into_response()
 }
 
+/// Liveness and readiness together, with storage and queue figures.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Up: `ok`, or `degraded` with problems listed", body = Health),
+        (status = 503, description = "Down: starting, or the storage does not answer", body = Health),
+    )
+)]
 async fn health(State(state): State<AppState>) -> Response {
     let ready = state.ready.load(Ordering::Acquire);
     let storage = state.store.ping().await;
@@ -66,26 +94,72 @@ async fn health(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
-    let body = json!({
-        "status": status,
-        "problems": problems,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": state.started.elapsed().as_secs(),
-        "storage": {
-            "path": state.store.path(),
-            "reachable": storage.is_ok(),
+    let body = Health {
+        status,
+        problems,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: state.started.elapsed().as_secs(),
+        storage: HealthStorage {
+            path: state.store.path().to_string(),
+            reachable: storage.is_ok(),
         },
-        "queue": {
-            "rows": queued,
-            "capacity": capacity,
-            "refused_exports": stats.refused_exports.load(Ordering::Relaxed),
+        queue: HealthQueue {
+            rows: queued,
+            capacity,
+            refused_exports: stats.refused_exports.load(Ordering::Relaxed),
         },
-        "writer": {
-            "rows_committed": stats.rows_committed.load(Ordering::Relaxed),
-            "commit_failures": stats.commit_failures.load(Ordering::Relaxed),
-            "last_commit_ms": stats.last_commit_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+        writer: HealthWriter {
+            rows_committed: stats.rows_committed.load(Ordering::Relaxed),
+            commit_failures: stats.commit_failures.load(Ordering::Relaxed),
+            last_commit_ms: stats.last_commit_micros.load(Ordering::Relaxed) as f64 / 1000.0,
         },
-        "live_clients": state.hub.subscribers(),
-    });
+        live_clients: state.hub.subscribers(),
+    };
     (code, Json(body)).into_response()
+}
+
+// Typed (rather than `json!`) so the OpenAPI document describes exactly
+// what is sent.
+
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `degraded` or `down`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub problems: Vec<String>,
+    #[schema(value_type = String)]
+    pub version: &'static str,
+    pub uptime_secs: u64,
+    pub storage: HealthStorage,
+    pub queue: HealthQueue,
+    pub writer: HealthWriter,
+    /// Clients of the live stream.
+    pub live_clients: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthStorage {
+    pub path: String,
+    pub reachable: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthQueue {
+    pub rows: usize,
+    pub capacity: usize,
+    pub refused_exports: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthWriter {
+    pub rows_committed: u64,
+    pub commit_failures: u64,
+    /// How long the last commit took.
+    pub last_commit_ms: f64,
 }

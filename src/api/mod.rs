@@ -9,6 +9,7 @@ pub mod health;
 pub mod live;
 pub mod logs;
 pub mod metrics;
+pub mod openapi;
 pub mod overview;
 pub mod params;
 pub mod sql;
@@ -52,7 +53,9 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(overview::routes())
         .merge(sql::routes())
+        .merge(openapi::routes())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .nest("/api/v1", api)
@@ -63,6 +66,14 @@ pub fn router(state: AppState) -> Router {
 
 async fn unknown_route(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such API route: {}", uri.path()))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
 }
 
 /// Read answers are live data: never cache them.
