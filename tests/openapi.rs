@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/storage"),
     ("post", "/api/v1/sql"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/live"),
+    ("get", "/metrics"),
     ("get", "/health"),
     ("get", "/health/live"),
     ("get", "/health/ready"),
@@ -40,6 +42,15 @@ async fn request(q: &Qyl, method: &str, path: &str) -> (u16, Value) {
     };
     let resp = req.send().await.expect("sending the request");
     let status = resp.status().as_u16();
+    // A live stream never ends: its status is the answer.
+    if resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        == Some("text/event-stream")
+    {
+        return (status, Value::Null);
+    }
     let bytes = resp.bytes().await.expect("reading the body");
     (
         status,

@@ -21,8 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +33,8 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 
-use super::params::{self, Params};
+use super::error::ErrorBody;
+use super::params::{self, Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{raw_json, rfc3339, LogRow, SpanRow};
 use crate::model::{LogRecord, MetricPoint, Record, SpanRecord};
@@ -44,12 +44,26 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/live", get(live))
 }
 
-async fn live(
+/// Committed records as Server-Sent Events: `event: span|log|metric`, `id:`
+/// = sequence number, `data:` = the row as `/spans`, `/logs` return it; a
+/// heartbeat comment when idle; `event: gap` first when a resume point has
+/// left the ring; `event: lagged` last when the client fell a ring behind.
+#[utoipa::path(
+    get,
+    path = "/api/v1/live",
+    tag = "live",
+    params(super::openapi::LiveParams),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A parameter or Last-Event-ID is unknown or malformed; the message names it", body = ErrorBody),
+        (status = 503, description = "`stream.max_clients` streams are open; retry (see Retry-After)", body = ErrorBody),
+    )
+)]
+pub async fn live(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let Query(pairs) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let mut params = Params::new(pairs);
     let filter = LiveFilter::from_params(&mut params)?;
     let from_query = params.parse::<u64>("last_event_id")?;

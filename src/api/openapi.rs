@@ -42,10 +42,8 @@ parameter is a 400, never silently ignored. Every error is \
         super::overview::storage,
         super::sql::run_sql,
         openapi_json,
-        // The live stream (`GET /api/v1/live`, SSE) and Prometheus
-        // `GET /metrics` get listed here once their handlers are annotated
-        // (and in `ROUTES` of tests/openapi.rs). If `/metrics` is not behind
-        // auth, exempt it in `BearerAuth` below as the health checks are.
+        super::live::live,
+        crate::telemetry::metrics,
         super::health::health,
         super::health::live,
         super::health::ready,
@@ -58,7 +56,8 @@ parameter is a 400, never silently ignored. Every error is \
         (name = "metrics", description = "Metrics and their series"),
         (name = "overview", description = "Services seen and what the database holds"),
         (name = "sql", description = "Read-only SQL over the stored tables"),
-        (name = "meta", description = "This document"),
+        (name = "live", description = "Committed records as they arrive (Server-Sent Events)"),
+        (name = "meta", description = "This document, and qyl's own metrics for Prometheus"),
         (name = "health", description = "Liveness and readiness; never behind auth"),
     )
 )]
@@ -194,6 +193,32 @@ pub struct LogParams {
     /// several; all must match.
     #[param(rename = "attr.KEY")]
     attr: Option<String>,
+}
+
+/// The filters and resume point of `/live`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LiveParams {
+    /// Service name (`service.name`), exactly.
+    service: Option<String>,
+    /// Trace id: 32 hex digits. Excludes metric points.
+    trace_id: Option<String>,
+    /// Span status: `ok`, `error` or `unset`. Spans only; without `types`,
+    /// also means spans only.
+    status: Option<String>,
+    /// Shortest span duration: milliseconds (`250`, `1.5`) or with a unit
+    /// (`2s`). Spans only; without `types`, also means spans only.
+    min_duration_ms: Option<String>,
+    /// Lowest log severity: a number 1-24 or a name (`TRACE`, `DEBUG`,
+    /// `INFO`, `WARN`, `ERROR`, `FATAL`). Logs only; without `types`, also
+    /// means logs only.
+    severity_min: Option<String>,
+    /// Comma list of `span`, `log`, `metric`. Default `span,log`.
+    types: Option<String>,
+    /// Resume after this event id, for clients that cannot send the
+    /// `Last-Event-ID` header (which wins when both are given).
+    last_event_id: Option<u64>,
 }
 
 /// The parameters of `/metrics/{name}`.
