@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod genai;
 pub mod health;
 pub mod logs;
 pub mod metrics;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(overview::routes())
+        .merge(genai::routes())
         .merge(sql::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)
