@@ -540,6 +540,19 @@ async fn sql_is_read_only_capped_and_explains_refusals() {
     .await;
     assert_eq!(r.status, 400);
 
+    // A query past the deadline is interrupted (504), and the server goes
+    // on answering: the connection went back to the pool.
+    let started = std::time::Instant::now();
+    let r = post_json(
+        &q,
+        "/api/v1/sql",
+        json!({"sql": "SELECT count(*) FROM range(1000000000000) a, range(1000) b"}),
+    )
+    .await;
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
     // Nothing above changed the data.
     let r = post_json(
         &q,
