@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/metrics/{name}"),
     ("get", "/api/v1/services"),
     ("get", "/api/v1/storage"),
+    ("get", "/api/v1/genai/stats"),
     ("post", "/api/v1/sql"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/live"),

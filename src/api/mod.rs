@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod genai;
 pub mod health;
 pub mod live;
 pub mod logs;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(overview::routes())
+        .merge(genai::routes())
         .merge(sql::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)

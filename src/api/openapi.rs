@@ -39,6 +39,7 @@ parameter is a 400, never silently ignored. Every error is \
         super::metrics::list_metrics,
         super::metrics::metric_series,
         super::overview::services,
+        super::genai::genai_stats,
         super::overview::storage,
         super::sql::run_sql,
         openapi_json,
@@ -55,6 +56,7 @@ parameter is a 400, never silently ignored. Every error is \
         (name = "logs", description = "Log records"),
         (name = "metrics", description = "Metrics and their series"),
         (name = "overview", description = "Services seen and what the database holds"),
+        (name = "genai", description = "LLM calls: tokens, cost, latency, errors"),
         (name = "sql", description = "Read-only SQL over the stored tables"),
         (name = "live", description = "Committed records as they arrive (Server-Sent Events)"),
         (name = "meta", description = "This document, and qyl's own metrics for Prometheus"),
@@ -254,4 +256,27 @@ pub struct WindowParams {
     /// End of the window: RFC 3339, a duration ago like `15m`, `now`, or
     /// Unix milliseconds. Default: now.
     until: Option<String>,
+}
+
+/// The filters of `/genai/stats`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct GenAiParams {
+    /// Start of the window: RFC 3339, a duration ago like `15m`, `now`, or
+    /// Unix milliseconds. Default: 24 hours before `until`.
+    since: Option<String>,
+    /// End of the window. Default: now.
+    until: Option<String>,
+    /// Bucket width of `over_time`: milliseconds or with a unit (`5m`).
+    /// Default: about 60 buckets over the window.
+    step: Option<String>,
+    /// Service name (`service.name`), exactly.
+    service: Option<String>,
+    /// Provider (`gen_ai.provider.name`, or the older `gen_ai.system`).
+    provider: Option<String>,
+    /// Request or response model, exactly.
+    model: Option<String>,
+    /// Session (`session.id`, else `gen_ai.conversation.id`).
+    session_id: Option<String>,
 }
