@@ -24,6 +24,8 @@
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
+//! - [`errors`]: the error engine's pure core — parsing, fingerprinting,
+//!   GenAI classification; capture and storage arrive next.
 //! - [`api`]: the HTTP API on the main port (REST under `/api/v1`, health);
 //!   `api::auth` guards every HTTP route but health and the gRPC services
 //!   (token, ingest token, `?t=` cookie login), rate-limits per client
@@ -35,6 +37,7 @@
 
 pub mod api;
 pub mod config;
+pub mod errors;
 pub mod ingest;
 pub mod model;
 pub mod server;
