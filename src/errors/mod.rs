@@ -9,11 +9,13 @@
 //!   generated names, hashes) so frames compare across releases.
 //! - [`message`]: turns messages into templates and removes secrets.
 //! - [`fingerprint`]: picks the grouping rule and hashes its components.
+//! - [`genai`]: classifies GenAI failures into a small set of error classes.
 //!
 //! Capture (span events, logs, ERROR spans), storage, breadcrumbs, releases
 //! and SLOs build on these and live elsewhere.
 
 pub mod fingerprint;
+pub mod genai;
 pub mod inapp;
 pub mod message;
 pub mod normalize;
@@ -22,6 +24,7 @@ pub mod stacktrace;
 pub use fingerprint::{
     fingerprint, ErrorSignature, Fingerprint, FingerprintRule, FINGERPRINT_VERSION,
 };
+pub use genai::{GenAiErrorClass, GenAiFailure, GenAiGroupKey};
 pub use inapp::InAppRules;
 pub use message::{parameterize_message, redact_secrets};
 pub use stacktrace::{
