@@ -14,6 +14,8 @@
 //! Capture (span events, logs, ERROR spans), storage, breadcrumbs, releases
 //! and SLOs build on these and live elsewhere.
 
+#[cfg(test)]
+mod corpus;
 pub mod fingerprint;
 pub mod genai;
 pub mod inapp;

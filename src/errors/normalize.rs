@@ -124,12 +124,13 @@ static JAVA_GENERATED: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn java(frame: &Frame) -> Option<(String, String)> {
-    // `access$000` is a synthetic trampoline javac adds for private access.
-    if frame.function.starts_with("access$") {
+    // `access$000` is a synthetic trampoline javac adds for private access;
+    // `Foo$$Lambda$12/0x….apply` is the JVM's generated bridge into a
+    // lambda body, whose own frame (`lambda$method$0`) follows it.
+    if frame.function.starts_with("access$") || JAVA_LAMBDA_CLASS.is_match(&frame.module) {
         return None;
     }
-    let module = JAVA_LAMBDA_CLASS.replace_all(&frame.module, "$$$$Lambda");
-    let module = JAVA_CGLIB.replace_all(&module, "$$$$${kind}");
+    let module = JAVA_CGLIB.replace_all(&frame.module, "$$$$${kind}");
     let module = JAVA_GENERATED.replace_all(&module, "${name}");
     // Anonymous classes are numbered in declaration order.
     let module = JAVA_ANON_CLASS.replace_all(&module, "$$anon");
@@ -323,7 +324,7 @@ mod tests {
                 "com.acme.OrderService$$Lambda$1214/0x0000000801a3c8f0",
                 "apply"
             ),
-            pair("com.acme.OrderService$$Lambda", "apply")
+            None
         );
         assert_eq!(
             key(
@@ -331,7 +332,7 @@ mod tests {
                 "com.acme.OrderService$$Lambda/0x00007f0c",
                 "apply"
             ),
-            pair("com.acme.OrderService$$Lambda", "apply")
+            None
         );
         assert_eq!(key(Language::Java, "com.acme.Repo", "access$000"), None);
         assert_eq!(

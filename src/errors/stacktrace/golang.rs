@@ -37,12 +37,16 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
         if !in_goroutine {
             if GOROUTINE.is_match(line) {
                 in_goroutine = true;
-            } else if let Some(msg) = line
-                .strip_prefix("panic: ")
-                .or_else(|| line.strip_prefix("fatal error: "))
-            {
-                if exception.message.is_none() {
+            } else if exception.message.is_none() {
+                // Go has no exception types; what stopped the program is the
+                // closest thing, as `panic` is for Rust.
+                let kinds = [("panic: ", "panic"), ("fatal error: ", "fatal error")];
+                if let Some((msg, kind)) = kinds
+                    .iter()
+                    .find_map(|(p, k)| line.strip_prefix(p).map(|m| (m, *k)))
+                {
                     let msg = msg.trim_end_matches(" [recovered]").trim();
+                    exception.type_name = Some(kind.to_string());
                     exception.message = Some(msg.to_string());
                 }
             }
@@ -67,7 +71,7 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
     if let Some(frame) = pending {
         exception.frames.push(frame);
     }
-    if exception.frames.is_empty() && exception.message.is_none() {
+    if exception.frames.is_empty() && exception.type_name.is_none() {
         return Vec::new();
     }
     vec![exception]
@@ -143,6 +147,7 @@ internal/poll.runtime_pollWait(0x7f1a2c, 0x72)
             .expect("parses");
         assert_eq!(t.language, Language::Go);
         let e = &t.exceptions[0];
+        assert_eq!(e.type_name.as_deref(), Some("panic"));
         assert_eq!(
             e.message.as_deref(),
             Some("runtime error: invalid memory address or nil pointer dereference")
