@@ -44,10 +44,9 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     SECRETS.replace_all(text, |caps: &Captures<'_>| {
         let m = &caps[0];
         // Keep the scheme word so "Authorization: Bearer <redacted>" still reads.
-        if m.len() >= 6 && m[..6].eq_ignore_ascii_case("bearer") {
-            format!("{} <redacted>", &m[..6])
-        } else {
-            "<redacted>".to_string()
+        match m.get(..6).filter(|p| p.eq_ignore_ascii_case("bearer")) {
+            Some(scheme) => format!("{scheme} <redacted>"),
+            None => "<redacted>".to_string(),
         }
     })
 }

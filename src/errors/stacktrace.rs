@@ -285,7 +285,12 @@ pub(crate) fn split_type_message(line: &str) -> (Option<String>, Option<String>)
                     c,
                     '.' | '_' | '$' | '`' | '+' | '<' | '>' | '[' | ']' | ':' | '*' | '/' | '-'
                 )
-        });
+        })
+        // Type names are qualified or capitalised (`KeyError`, `java.io.X`,
+        // `*fs.PathError`); log prefixes are lowercase (`fail:`) or shouted
+        // (`ERROR:`).
+        && (ty.contains(['.', ':', '$', '*'])
+            || (ty.starts_with(char::is_uppercase) && ty.contains(char::is_lowercase)));
     if looks_like_type {
         (
             Some(ty.to_string()),
@@ -368,6 +373,12 @@ mod tests {
             split_type_message("KeyboardInterrupt"),
             (Some("KeyboardInterrupt".into()), None)
         );
+        assert_eq!(split_type_message("fail: boom").0, None);
+        assert_eq!(split_type_message("ERROR: boom").0, None);
+        assert_eq!(
+            split_type_message("*fs.PathError: open x").0.as_deref(),
+            Some("*fs.PathError")
+        );
         assert_eq!(
             split_type_message("something went wrong"),
             (None, Some("something went wrong".into()))
@@ -426,5 +437,101 @@ mod tests {
         let cut = truncate_at_char(&s, MAX_TRACE_BYTES + 1);
         assert!(cut.len() <= MAX_TRACE_BYTES + 1);
         assert!(parse_stacktrace(&s, LanguageHint::default(), &InAppRules::default()).is_none());
+    }
+
+    /// Random lines stitched from every format's syntax, fed to every
+    /// parser, the normaliser and the fingerprint: nothing may panic.
+    #[test]
+    fn fragment_soup_never_panics() {
+        const FRAGMENTS: &[&str] = &[
+            "at ",
+            "File \"",
+            "\", line ",
+            ", in ",
+            "goroutine 1 [running]:",
+            "\t",
+            ":12",
+            ":3:4",
+            "(",
+            ")",
+            "::",
+            "{{closure}}",
+            "<",
+            ">",
+            "[",
+            "]",
+            "@",
+            "--- End of inner exception stack trace ---",
+            " ---> ",
+            "Caused by: ",
+            "... 3 more",
+            "stack backtrace:",
+            "   0: ",
+            "0x55d0 - ",
+            " in ",
+            ":line ",
+            "Traceback (most recent call last):",
+            "panic: ",
+            "thread 'm' panicked at ",
+            "$$Lambda$1/0x1",
+            "lambda$a$0",
+            "<Get>d__3",
+            "MoveNext",
+            ".func1",
+            "-fm",
+            "é",
+            "🦀",
+            "\u{0}",
+            "node:internal/x",
+            "Object.<anonymous>",
+            "Suppressed: ",
+            "Exception in thread \"",
+            "`1",
+            " as ",
+            "::h0123456789abcdef",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let rules = InAppRules {
+            include: vec!["a".into()],
+            exclude: vec!["<".into()],
+        };
+        for _ in 0..1500 {
+            let mut text = String::new();
+            for _ in 0..(next() % 12) {
+                for _ in 0..(next() % 6) {
+                    text.push_str(FRAGMENTS[(next() as usize) % FRAGMENTS.len()]);
+                }
+                text.push('\n');
+            }
+            for language in Language::ALL {
+                let hint = LanguageHint {
+                    sdk_language: Some(language.as_str()),
+                    exception_type: None,
+                };
+                if let Some(trace) = parse_stacktrace(&text, hint, &rules) {
+                    let _ = crate::errors::normalize::normalize_frames(language, trace.frames());
+                    let _ = crate::errors::fingerprint(&crate::errors::ErrorSignature {
+                        stacktrace: Some(&trace),
+                        message: Some(&text),
+                        ..Default::default()
+                    });
+                }
+                let frames: Vec<Frame> = text
+                    .lines()
+                    .map(|l| Frame {
+                        module: l.into(),
+                        function: l.chars().rev().collect(),
+                        ..Default::default()
+                    })
+                    .collect();
+                let _ = crate::errors::normalize::normalize_frames(language, &frames);
+            }
+        }
     }
 }

@@ -49,6 +49,7 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
     let mut headers: Vec<ChainedException> = Vec::new();
     // Frame segments in print order: innermost exception's frames first.
     let mut segments: Vec<Vec<Frame>> = vec![Vec::new()];
+    let mut seen_frame = false;
 
     for line in text.lines() {
         let trimmed = line.trim();
@@ -56,6 +57,7 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
             continue;
         }
         if let Some(caps) = FRAME.captures(line) {
+            seen_frame = true;
             if let Some(segment) = segments.last_mut() {
                 segment.push(frame(&caps));
             }
@@ -70,8 +72,19 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
             // rethrow; the frames on both sides belong to one exception.
             continue;
         }
+        if seen_frame {
+            continue;
+        }
+        let inner = trimmed.starts_with(INNER_MARKER);
         let header_line = trimmed.strip_prefix(INNER_MARKER).unwrap_or(trimmed);
-        if headers.is_empty() || trimmed.starts_with(INNER_MARKER) {
+        // Skip a log preamble: the header starts at the first typed line.
+        if headers.is_empty() && !inner {
+            let first = header_line.split(" ---> ").next().unwrap_or("");
+            if split_header(first).0.is_none() {
+                continue;
+            }
+        }
+        if headers.is_empty() || inner {
             for part in header_line.split(" ---> ") {
                 let (type_name, message) = split_header(part);
                 headers.push(ChainedException {
@@ -197,6 +210,25 @@ mod tests {
         );
         assert_eq!(inner.frames.len(), 2);
         assert_eq!(inner.frames[1].function, "ConnectAsync");
+    }
+
+    #[test]
+    fn log_preamble_and_trailing_text_are_ignored() {
+        let text = "fail: Microsoft.AspNetCore.Server.Kestrel[13]
+      Connection id \"0HN1\", Request id \"0HN1:00000002\": An unhandled exception was thrown by the application.
+System.ArgumentNullException: Value cannot be null. (Parameter 'sku')
+   at Acme.Shop.Cart.Add(String sku) in /src/Cart.cs:line 14
+Request finished in 3.2ms
+";
+        let t = parse_stacktrace(text, LanguageHint::default(), &InAppRules::default())
+            .expect("parses");
+        assert_eq!(t.language, Language::DotNet);
+        assert_eq!(t.exceptions.len(), 1);
+        assert_eq!(
+            t.exceptions[0].type_name.as_deref(),
+            Some("System.ArgumentNullException")
+        );
+        assert_eq!(t.exceptions[0].frames.len(), 1);
     }
 
     #[test]

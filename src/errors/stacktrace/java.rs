@@ -43,6 +43,7 @@ pub(super) fn line_score(line: &str) -> u32 {
 pub(super) fn parse(text: &str) -> Vec<ChainedException> {
     let mut chain: Vec<ChainedException> = Vec::new();
     let mut suppressed_indent: Option<usize> = None;
+    let mut untyped_header: Option<String> = None;
 
     for line in text.lines() {
         let indent = line.len() - line.trim_start().len();
@@ -62,7 +63,10 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
         }
         if let Some(caps) = FRAME.captures(line) {
             if chain.is_empty() {
-                chain.push(ChainedException::default());
+                chain.push(ChainedException {
+                    message: untyped_header.take(),
+                    ..Default::default()
+                });
             }
             if let Some(current) = chain.last_mut() {
                 current.frames.push(frame(&caps["qual"], &caps["loc"]));
@@ -84,15 +88,22 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
             });
             continue;
         }
-        // The first header line; anything else is a message continuation.
+        // The header is the first line that reads as `Type: message`, so a
+        // log preamble above it is skipped; later lines continue the message.
         if chain.is_empty() {
             let header = strip_thread_prefix(trimmed);
-            let (type_name, message) = split_type_message(header);
-            chain.push(ChainedException {
-                type_name,
-                message,
-                ..Default::default()
-            });
+            match split_type_message(header) {
+                (Some(type_name), message) => chain.push(ChainedException {
+                    type_name: Some(type_name),
+                    message,
+                    ..Default::default()
+                }),
+                (None, message) => {
+                    if untyped_header.is_none() {
+                        untyped_header = message;
+                    }
+                }
+            }
         }
     }
     chain
@@ -194,6 +205,25 @@ Caused by: java.sql.SQLTransientConnectionException: HikariPool-1 - Connection i
         assert_eq!(cause.omitted, 6);
         assert_eq!(cause.frames[2].function, "find");
         assert!(cause.frames[2].in_app);
+    }
+
+    #[test]
+    fn log_preamble_is_not_the_header() {
+        let text = "2024-05-01 12:00:01.123 ERROR [main] c.a.Worker - job failed
+com.acme.jobs.JobFailed: job 17 failed
+\tat com.acme.jobs.Worker.run(Worker.java:40)
+";
+        let t = parse_stacktrace(text, LanguageHint::default(), &InAppRules::default())
+            .expect("parses");
+        assert_eq!(
+            t.exceptions[0].type_name.as_deref(),
+            Some("com.acme.jobs.JobFailed")
+        );
+        let bare = "something broke\n\tat com.acme.jobs.Worker.run(Worker.java:40)\n";
+        let t = parse_stacktrace(bare, LanguageHint::default(), &InAppRules::default())
+            .expect("parses");
+        assert_eq!(t.exceptions[0].type_name, None);
+        assert_eq!(t.exceptions[0].message.as_deref(), Some("something broke"));
     }
 
     #[test]

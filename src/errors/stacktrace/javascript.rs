@@ -45,11 +45,21 @@ pub(super) fn parse(text: &str) -> Vec<ChainedException> {
             exception.frames.push(frame);
             continue;
         }
+        // The first `Type: message` line before the frames is the header;
+        // an untyped line only stands in until one appears.
         if !header_seen && exception.frames.is_empty() {
-            let (type_name, message) = split_type_message(line);
-            exception.type_name = type_name;
-            exception.message = message;
-            header_seen = true;
+            match split_type_message(line) {
+                (Some(type_name), message) => {
+                    exception.type_name = Some(type_name);
+                    exception.message = message;
+                    header_seen = true;
+                }
+                (None, message) => {
+                    if exception.message.is_none() {
+                        exception.message = message;
+                    }
+                }
+            }
         }
     }
     vec![exception]
@@ -150,6 +160,24 @@ promiseReactionJob@[native code]
             ]
         );
         assert_eq!(e.frames[0].column, Some(17));
+    }
+
+    #[test]
+    fn parses_a_safari_trace() {
+        let text = "global code@https://app.acme.io/static/js/boot.js:12:34
+render@https://app.acme.io/static/js/view.js:3:9
+";
+        let hint = LanguageHint {
+            sdk_language: Some("webjs"),
+            exception_type: Some("TypeError"),
+        };
+        let t = parse_stacktrace(text, hint, &InAppRules::default()).expect("parses");
+        let got: Vec<_> = t.exceptions[0]
+            .frames
+            .iter()
+            .map(|f| (f.module.as_str(), f.function.as_str()))
+            .collect();
+        assert_eq!(got, [("boot.js", "global code"), ("view.js", "render")]);
     }
 
     #[test]
