@@ -260,7 +260,7 @@ pub fn finish_reasons_from_json(text: &str) -> Vec<String> {
 static MODEL_DATE: LazyLock<Regex> = LazyLock::new(|| {
     // `-2024-08-06`, `-20241022`, `@20240620`, anywhere in the name
     // (Bedrock puts a version after it: `…-20241022-v2:0`).
-    Regex::new(r"[-@](?:\d{4}-\d{2}-\d{2}|20\d{6})\b").expect("model date pattern compiles")
+    Regex::new(r"[-@](?:\d{4}-\d{2}-\d{2}|20\d{6})(?-u:\b)").expect("model date pattern compiles")
 });
 static MODEL_SHORT_DATE: LazyLock<Regex> = LazyLock::new(|| {
     // A trailing `-0613` (MMDD, OpenAI) or `-2407` (YYMM, Mistral).

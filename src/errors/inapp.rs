@@ -133,6 +133,7 @@ const GO_STDLIB: &[&str] = &[
 ];
 
 const RUST_LIBRARY: &[&str] = &[
+    "__rustc::",
     "std::",
     "core::",
     "alloc::",
@@ -242,11 +243,22 @@ fn is_library(language: Language, frame: &Frame) -> bool {
         },
         Language::Go => {
             let root = module.split('/').next().unwrap_or(module);
-            GO_STDLIB.contains(&root) && !root.contains('.')
+            GO_STDLIB.contains(&root)
         }
         Language::Rust => {
             // `<core::iter::Map<I,F> as Iterator>::next`: the type decides.
             let module = module.trim_start_matches('<');
+            // Unless the type is not a path (`<fn() as FnOnce>`): then the trait.
+            let module = match module.split_once(" as ") {
+                Some((ty, tr))
+                    if ty.starts_with(['(', '[', '&', '*'])
+                        || ty.starts_with("fn(")
+                        || ty.starts_with("dyn ") =>
+                {
+                    tr
+                }
+                _ => module,
+            };
             if module.is_empty() {
                 RUST_RUNTIME_SYMBOLS
                     .iter()
@@ -325,6 +337,15 @@ mod tests {
         assert!(r.is_in_app(
             Language::Rust,
             &frame("shop::orders", "load", Some("./src/orders.rs"))
+        ));
+        assert!(!r.is_in_app(Language::Rust, &frame("__rustc", "rust_begin_unwind", None)));
+        assert!(!r.is_in_app(
+            Language::Rust,
+            &frame("<fn() -> core::result::Result<(), alloc::string::String> as core::ops::function::FnOnce<()>>", "call_once", None)
+        ));
+        assert!(r.is_in_app(
+            Language::Rust,
+            &frame("<shop::Order as core::fmt::Display>", "fmt", None)
         ));
         assert!(!r.is_in_app(
             Language::Rust,

@@ -15,8 +15,11 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
+/// Compiles a pattern with ASCII word boundaries. The patterns only look
+/// for ASCII tokens, and a Unicode `\b` would push the regex engine off its
+/// fast DFA for every message that contains a non-ASCII character.
 fn regex(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("message pattern compiles")
+    Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).expect("message pattern compiles")
 }
 
 /// Messages longer than this are cut before templating: grouping needs the
@@ -34,14 +37,25 @@ static SECRETS: LazyLock<Regex> = LazyLock::new(|| {
         r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}",
         r"|\bAIza[0-9A-Za-z_\-]{30,}",
         r"|(?i:\bbearer)\s+[A-Za-z0-9\-._~+/]{8,}=*",
+        // `password=…`, `"api_key": "…"`: the key stays, the value goes.
+        r#"|(?P<kv>(?i:\b(?:api[_\-]?key|x-api-key|password|passwd|client[_\-]?secret|secret[_\-]?key|access[_\-]?token|auth[_\-]?token)\b)["']?\s*[=:]\s*["']?)[^\s"',;&]{4,}"#,
+        // Credentials in a URL: `postgres://app:hunter2@db/…`.
+        r"|(?P<userinfo>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]+:)[^\s@/]+@",
     ))
 });
 
-/// Replaces API keys and bearer tokens with `<redacted>`. Cheap (one
+/// Replaces API keys, bearer tokens, `password=`-style values and URL
+/// credentials with `<redacted>`. Cheap (one
 /// pass, no allocation when nothing matches) and total: any input in,
 /// a string out.
 pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     SECRETS.replace_all(text, |caps: &Captures<'_>| {
+        if let Some(key) = caps.name("kv") {
+            return format!("{}<redacted>", key.as_str());
+        }
+        if let Some(user) = caps.name("userinfo") {
+            return format!("{}<redacted>@", user.as_str());
+        }
         let m = &caps[0];
         // Keep the scheme word so "Authorization: Bearer <redacted>" still reads.
         match m.get(..6).filter(|p| p.eq_ignore_ascii_case("bearer")) {
@@ -344,6 +358,26 @@ mod tests {
         assert_eq!(
             redact_secrets("authorization: bearer abcdefgh12345678=="),
             "authorization: bearer <redacted>"
+        );
+        assert_eq!(
+            redact_secrets("login failed: password=hunter22 user=bob"),
+            "login failed: password=<redacted> user=bob"
+        );
+        assert_eq!(
+            redact_secrets(r#"{"api_key": "abcd1234efgh"}"#),
+            r#"{"api_key": "<redacted>"}"#
+        );
+        assert_eq!(
+            redact_secrets("X-Api-Key: 9f8e7d6c5b4a"),
+            "X-Api-Key: <redacted>"
+        );
+        assert_eq!(
+            redact_secrets("connect postgres://app:s3cr3t@db.internal:5432/shop failed"),
+            "connect postgres://app:<redacted>@db.internal:5432/shop failed"
+        );
+        assert_eq!(
+            redact_secrets("see https://example.com/a@b"),
+            "see https://example.com/a@b"
         );
         assert!(matches!(
             redact_secrets("nothing to see here"),
