@@ -90,15 +90,18 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// Every hash an existing group may be found by; a match on any joins it.
+    /// An explicit fingerprint is the only key: the user split or merged on
+    /// purpose, and a frame hash must not undo that.
     pub fn hashes(&self) -> impl Iterator<Item = &str> {
         let mut seen: Vec<&str> = Vec::with_capacity(3);
-        for h in [
-            Some(self.hash.as_str()),
-            self.in_app_hash.as_deref(),
-            self.full_stack_hash.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
+        let frame_hashes = if self.rule == FingerprintRule::Explicit {
+            [None, None]
+        } else {
+            [self.in_app_hash.as_deref(), self.full_stack_hash.as_deref()]
+        };
+        for h in [Some(self.hash.as_str()), frame_hashes[0], frame_hashes[1]]
+            .into_iter()
+            .flatten()
         {
             if !seen.contains(&h) {
                 seen.push(h);
@@ -448,6 +451,11 @@ KeyError: 'SUMMER'
             a.in_app_hash, default.in_app_hash,
             "frame hashes are kept for the explanation"
         );
+        assert!(
+            !a.hashes().any(|h| b.hashes().any(|g| g == h)),
+            "tenants stay apart"
+        );
+        assert_eq!(a.hashes().count(), 1);
         assert_eq!(
             a.components.last().map(String::as_str),
             Some("custom:tenant-a")
