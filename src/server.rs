@@ -31,6 +31,7 @@ pub struct Server {
     pub addrs: Addrs,
     writer: Option<Writer>,
     hub: Arc<Hub>,
+    live: Arc<api::live::LiveClients>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -82,6 +83,7 @@ impl Server {
             config: Arc::new(config.clone()),
             started: std::time::Instant::now(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            live: Default::default(),
         };
         let guard = api::auth::Guard::from_config(config)?;
         let max_body = config.max_body_bytes();
@@ -130,6 +132,7 @@ impl Server {
             addrs,
             writer: Some(writer),
             hub,
+            live: state.live.clone(),
             stop,
             tasks,
         })
@@ -151,6 +154,8 @@ impl Server {
     /// database.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        // Live streams never finish by themselves; the listeners wait for them.
+        self.live.close();
         let mut result = Ok(());
         for (name, task) in std::mem::take(&mut self.tasks) {
             match task.await {

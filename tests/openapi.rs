@@ -19,8 +19,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/metrics/{name}"),
     ("get", "/api/v1/services"),
     ("get", "/api/v1/storage"),
+    ("get", "/api/v1/genai/stats"),
     ("post", "/api/v1/sql"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/live"),
+    ("get", "/metrics"),
     ("get", "/health"),
     ("get", "/health/live"),
     ("get", "/health/ready"),
@@ -40,6 +43,15 @@ async fn request(q: &Qyl, method: &str, path: &str) -> (u16, Value) {
     };
     let resp = req.send().await.expect("sending the request");
     let status = resp.status().as_u16();
+    // A live stream never ends: its status is the answer.
+    if resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        == Some("text/event-stream")
+    {
+        return (status, Value::Null);
+    }
     let bytes = resp.bytes().await.expect("reading the body");
     (
         status,

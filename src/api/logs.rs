@@ -1,12 +1,12 @@
 //! `GET /api/v1/logs`: log search.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::error::ErrorBody;
 use super::openapi::{LogParams, PageParams};
-use super::params::{self, Params};
+use super::params::{self, Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{LogQuery, LogRow, Page};
 
@@ -55,7 +55,7 @@ pub fn severity(text: &str) -> Option<i32> {
 )]
 async fn query_logs(
     State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page<LogRow>>, ApiError> {
     let mut p = Params::new(pairs);
     let severity_min = match p.get("severity_min") {

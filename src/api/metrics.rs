@@ -3,13 +3,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::error::ErrorBody;
 use super::openapi::SeriesParams;
-use super::params::Params;
+use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{MetricData, MetricInfo, MetricQuery};
 
@@ -61,7 +61,7 @@ fn now_nanos() -> u64 {
 async fn metric_series(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<MetricData>, ApiError> {
     let mut p = Params::new(pairs);
     let since = p.time("since")?;

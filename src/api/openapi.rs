@@ -39,13 +39,12 @@ parameter is a 400, never silently ignored. Every error is \
         super::metrics::list_metrics,
         super::metrics::metric_series,
         super::overview::services,
+        super::genai::genai_stats,
         super::overview::storage,
         super::sql::run_sql,
         openapi_json,
-        // The live stream (`GET /api/v1/live`, SSE) and Prometheus
-        // `GET /metrics` get listed here once their handlers are annotated
-        // (and in `ROUTES` of tests/openapi.rs). If `/metrics` is not behind
-        // auth, exempt it in `BearerAuth` below as the health checks are.
+        super::live::live,
+        crate::telemetry::metrics,
         super::health::health,
         super::health::live,
         super::health::ready,
@@ -57,8 +56,10 @@ parameter is a 400, never silently ignored. Every error is \
         (name = "logs", description = "Log records"),
         (name = "metrics", description = "Metrics and their series"),
         (name = "overview", description = "Services seen and what the database holds"),
+        (name = "genai", description = "LLM calls: tokens, cost, latency, errors"),
         (name = "sql", description = "Read-only SQL over the stored tables"),
-        (name = "meta", description = "This document"),
+        (name = "live", description = "Committed records as they arrive (Server-Sent Events)"),
+        (name = "meta", description = "This document, and qyl's own metrics for Prometheus"),
         (name = "health", description = "Liveness and readiness; never behind auth"),
     )
 )]
@@ -196,6 +197,32 @@ pub struct LogParams {
     attr: Option<String>,
 }
 
+/// The filters and resume point of `/live`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LiveParams {
+    /// Service name (`service.name`), exactly.
+    service: Option<String>,
+    /// Trace id: 32 hex digits. Excludes metric points.
+    trace_id: Option<String>,
+    /// Span status: `ok`, `error` or `unset`. Spans only; without `types`,
+    /// also means spans only.
+    status: Option<String>,
+    /// Shortest span duration: milliseconds (`250`, `1.5`) or with a unit
+    /// (`2s`). Spans only; without `types`, also means spans only.
+    min_duration_ms: Option<String>,
+    /// Lowest log severity: a number 1-24 or a name (`TRACE`, `DEBUG`,
+    /// `INFO`, `WARN`, `ERROR`, `FATAL`). Logs only; without `types`, also
+    /// means logs only.
+    severity_min: Option<String>,
+    /// Comma list of `span`, `log`, `metric`. Default `span,log`.
+    types: Option<String>,
+    /// Resume after this event id, for clients that cannot send the
+    /// `Last-Event-ID` header (which wins when both are given).
+    last_event_id: Option<u64>,
+}
+
 /// The parameters of `/metrics/{name}`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -229,4 +256,27 @@ pub struct WindowParams {
     /// End of the window: RFC 3339, a duration ago like `15m`, `now`, or
     /// Unix milliseconds. Default: now.
     until: Option<String>,
+}
+
+/// The filters of `/genai/stats`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct GenAiParams {
+    /// Start of the window: RFC 3339, a duration ago like `15m`, `now`, or
+    /// Unix milliseconds. Default: 24 hours before `until`.
+    since: Option<String>,
+    /// End of the window. Default: now.
+    until: Option<String>,
+    /// Bucket width of `over_time`: milliseconds or with a unit (`5m`).
+    /// Default: about 60 buckets over the window.
+    step: Option<String>,
+    /// Service name (`service.name`), exactly.
+    service: Option<String>,
+    /// Provider (`gen_ai.provider.name`, or the older `gen_ai.system`).
+    provider: Option<String>,
+    /// Request or response model, exactly.
+    model: Option<String>,
+    /// Session (`session.id`, else `gen_ai.conversation.id`).
+    session_id: Option<String>,
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::openapi::WindowParams;
-use super::params::Params;
+use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{ServiceSummary, StorageStats};
 
@@ -38,7 +38,7 @@ pub fn routes() -> Router<AppState> {
 )]
 async fn services(
     State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Vec<ServiceSummary>>, ApiError> {
     let mut p = Params::new(pairs);
     let now = SystemTime::now()

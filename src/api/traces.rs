@@ -1,12 +1,12 @@
 //! `GET /api/v1/traces`, `/traces/{trace_id}` and `/spans`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
 use super::error::ErrorBody;
 use super::openapi::{PageParams, SpanFilterParams};
-use super::params::{self, Params};
+use super::params::{self, Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{Page, SpanQuery, SpanRow, TraceQuery, TraceSummary, TraceTree};
 
@@ -32,7 +32,7 @@ pub fn routes() -> Router<AppState> {
 )]
 async fn list_traces(
     State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page<TraceSummary>>, ApiError> {
     let mut p = Params::new(pairs);
     let q = TraceQuery {
@@ -83,7 +83,7 @@ async fn get_trace(
 )]
 async fn query_spans(
     State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page<SpanRow>>, ApiError> {
     let mut p = Params::new(pairs);
     let q = SpanQuery {

@@ -424,6 +424,68 @@ pub struct SqlColumn {
     pub type_name: String,
 }
 
+/// Which GenAI calls [`GenAiStats`] covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenAiFilter {
+    pub since: u64,
+    pub until: u64,
+    pub service: Option<String>,
+    pub provider: Option<String>,
+    /// Matches the request or the response model.
+    pub model: Option<String>,
+    pub session_id: Option<String>,
+    /// Width of the time buckets, in nanoseconds.
+    pub step_ns: u64,
+}
+
+/// Totals of a set of GenAI calls.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct GenAiTotals {
+    pub requests: u64,
+    pub errors: u64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    /// Sum of the known costs; calls without a price are counted in
+    /// `requests_without_cost`, never as $0.
+    pub cost_usd: f64,
+    pub requests_without_cost: u64,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GenAiModelStats {
+    pub provider: Option<String>,
+    /// The response model, else the requested one.
+    pub model: Option<String>,
+    #[serde(flatten)]
+    pub totals: GenAiTotals,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GenAiBucket {
+    pub time: String,
+    pub time_unix_nano: String,
+    #[serde(flatten)]
+    pub totals: GenAiTotals,
+}
+
+/// GenAI calls (spans with a `gen_ai.*` provider or operation) in a window:
+/// totals, per model and over time. Agent and workflow roll-up spans
+/// (`invoke_agent`, `invoke_workflow`, `create_agent`) are left out, since
+/// the calls inside them are already counted.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GenAiStats {
+    pub since: String,
+    pub until: String,
+    pub step_ms: u64,
+    pub totals: GenAiTotals,
+    pub by_model: Vec<GenAiModelStats>,
+    pub over_time: Vec<GenAiBucket>,
+}
+
 /// Stored JSON text as a raw JSON value (text that is not JSON becomes a
 /// JSON string, so a reader never fails on one odd row).
 pub fn raw_json(text: &str) -> Box<RawValue> {
