@@ -1,5 +1,7 @@
 //! Python tracebacks: `File "...", line N, in fn` pairs printed oldest call
 //! first, chained tracebacks printed cause first, the exception line last.
+//! Exception groups (3.11+, `asyncio.TaskGroup`) draw each sub-exception's
+//! traceback in a box; each box is read as an ordinary traceback.
 
 use std::sync::LazyLock;
 
@@ -19,8 +21,8 @@ const CHAIN_MARKERS: [&str; 2] = [
 ];
 
 pub(super) fn line_score(line: &str) -> u32 {
-    let t = line.trim_start();
-    if t.starts_with(HEADER) {
+    let t = group_line(line).map_or("", |(_, t)| t).trim_start();
+    if t.ends_with(HEADER) {
         10
     } else if t.starts_with("File \"") && t.contains("\", line ") {
         3
@@ -30,18 +32,62 @@ pub(super) fn line_score(line: &str) -> u32 {
 }
 
 pub(super) fn parse(text: &str) -> Vec<ChainedException> {
+    if !text.contains(GROUP_HEADER) {
+        return parse_plain(text.lines());
+    }
+    // The group prints first, then each sub-exception in its own box; boxes
+    // nest by indentation. Reported order is print order here.
+    let mut out = Vec::new();
+    let mut segment: Vec<&str> = Vec::new();
+    let mut depth = None;
+    for line in text.lines() {
+        match group_line(line) {
+            Some((d, content)) if depth == Some(d) || depth.is_none() => {
+                depth = Some(d);
+                segment.push(content);
+            }
+            other => {
+                out.extend(parse_plain(segment.drain(..)));
+                depth = other.map(|(d, _)| d);
+                segment.extend(other.map(|(_, content)| content));
+            }
+        }
+    }
+    out.extend(parse_plain(segment.drain(..)));
+    out
+}
+
+const GROUP_HEADER: &str = "Exception Group Traceback (most recent call last):";
+
+/// Strips an exception-group box prefix (`  | `, `  + `) and says how deep
+/// the box is. `None` for the box's horizontal rules (`+-+---- 1 ----`).
+fn group_line(line: &str) -> Option<(usize, &str)> {
+    let body = line.trim_start();
+    let indent = line.len() - body.len();
+    if body.starts_with('+') && body.contains("----") {
+        return None;
+    }
+    match body.strip_prefix('|').or_else(|| body.strip_prefix("+ ")) {
+        Some(rest) => Some((indent + 1, rest.strip_prefix(' ').unwrap_or(rest))),
+        None => Some((0, line)),
+    }
+}
+
+fn parse_plain<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<ChainedException> {
     // Blocks in print order: causes first, the reported exception last.
     let mut blocks: Vec<ChainedException> = Vec::new();
     let mut current: Option<ChainedException> = None;
     let mut awaiting_exception_line = false;
 
-    for line in text.lines() {
+    for line in lines {
         let trimmed = line.trim();
-        if trimmed.starts_with(HEADER) || CHAIN_MARKERS.contains(&trimmed) {
+        // `Traceback (…):` and `Exception Group Traceback (…):` both open one.
+        let header = trimmed.ends_with(HEADER);
+        if header || CHAIN_MARKERS.contains(&trimmed) {
             if let Some(block) = current.take() {
                 blocks.push(block);
             }
-            if trimmed.starts_with(HEADER) {
+            if header {
                 current = Some(ChainedException::default());
                 awaiting_exception_line = true;
             }
@@ -155,6 +201,55 @@ billing.errors.BillingUnavailable: invoice 99812 unavailable
         let in_app: Vec<_> = e.frames.iter().map(|f| f.in_app).collect();
         assert_eq!(in_app, [true, true, true, false, false]);
         assert_eq!(t.culprit().map(|f| f.function.as_str()), Some("<genexpr>"));
+    }
+
+    const TASK_GROUP: &str = r#"  + Exception Group Traceback (most recent call last):
+  |   File "/app/sync/main.py", line 31, in run
+  |     async with asyncio.TaskGroup() as tg:
+  |   File "/usr/lib/python3.12/asyncio/taskgroups.py", line 145, in __aexit__
+  |     raise me from None
+  | ExceptionGroup: unhandled errors in a TaskGroup (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    |   File "/app/sync/fetch.py", line 12, in fetch_user
+    |     raise LookupError(f"user {uid} not found")
+    | LookupError: user 42 not found
+    +---------------- 2 ----------------
+    | Traceback (most recent call last):
+    |   File "/app/sync/fetch.py", line 20, in fetch_orders
+    |     resp.raise_for_status()
+    |   File "/app/.venv/lib/python3.12/site-packages/httpx/_models.py", line 761, in raise_for_status
+    |     raise HTTPStatusError(message, request=request, response=self)
+    | httpx.HTTPStatusError: Server error '503 Service Unavailable'
+    +------------------------------------
+"#;
+
+    #[test]
+    fn exception_groups_read_each_box() {
+        let t = parse_stacktrace(TASK_GROUP, LanguageHint::default(), &InAppRules::default())
+            .expect("parses");
+        assert_eq!(t.language, Language::Python);
+        let types: Vec<_> = t
+            .exceptions
+            .iter()
+            .map(|e| e.type_name.as_deref())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                Some("ExceptionGroup"),
+                Some("LookupError"),
+                Some("httpx.HTTPStatusError")
+            ]
+        );
+        assert_eq!(t.exceptions[0].frames[1].function, "run");
+        assert_eq!(t.exceptions[1].frames[0].function, "fetch_user");
+        assert_eq!(
+            t.exceptions[1].message.as_deref(),
+            Some("user 42 not found")
+        );
+        assert_eq!(t.exceptions[2].frames[1].function, "fetch_orders");
+        assert!(!t.exceptions[2].frames[0].in_app);
     }
 
     #[test]
