@@ -27,8 +27,13 @@ impl FrameKey {
 /// overflow must not cost more than any other error.
 pub const MAX_HASHED_FRAMES: usize = 128;
 
+/// Recursion cycles up to this many frames long collapse (`a a a` → `a`,
+/// `a b a b` → `a b`): mutual recursion is as common as self-recursion.
+const MAX_CYCLE: usize = 4;
+
 /// Normalises `frames` (innermost first), drops noise frames and collapses
-/// runs of identical frames, which is what recursion leaves behind.
+/// repeated runs, which is what recursion leaves behind, so the same bug
+/// hit at a different depth keeps its fingerprint.
 pub fn normalize_frames<'a>(
     language: Language,
     frames: impl IntoIterator<Item = &'a Frame>,
@@ -38,15 +43,24 @@ pub fn normalize_frames<'a>(
         let Some(key) = normalize_frame(language, frame) else {
             continue;
         };
-        if out.last() == Some(&key) {
-            continue;
-        }
         out.push(key);
+        collapse_repeat(&mut out);
         if out.len() == MAX_HASHED_FRAMES {
             break;
         }
     }
     out
+}
+
+/// Drops the tail of `keys` when it repeats the run just before it.
+fn collapse_repeat(keys: &mut Vec<FrameKey>) {
+    let n = keys.len();
+    for period in 1..=MAX_CYCLE.min(n / 2) {
+        if keys[n - period..] == keys[n - 2 * period..n - period] {
+            keys.truncate(n - period);
+            return;
+        }
+    }
 }
 
 /// One frame's stable identity, or `None` for frames that are pure noise
@@ -515,6 +529,31 @@ mod tests {
         // A Rust closure frame merges with its defining function.
         let frames = [f("shop::run", "{{closure}}"), f("shop", "run")];
         assert_eq!(normalize_frames(Language::Rust, &frames).len(), 1);
+    }
+
+    #[test]
+    fn mutual_recursion_collapses() {
+        let cycle = |depth: usize| {
+            let mut frames = vec![f("parser.py", "expect")];
+            for _ in 0..depth {
+                frames.push(f("parser.py", "parse_expr"));
+                frames.push(f("parser.py", "parse_term"));
+                frames.push(f("parser.py", "parse_factor"));
+            }
+            frames.push(f("parser.py", "parse"));
+            normalize_frames(Language::Python, &frames)
+        };
+        let shallow = cycle(2);
+        assert_eq!(shallow.len(), 5);
+        assert_eq!(shallow, cycle(40));
+        // Distinct frames are never merged.
+        let frames = [
+            f("a.py", "x"),
+            f("a.py", "y"),
+            f("a.py", "z"),
+            f("a.py", "x"),
+        ];
+        assert_eq!(normalize_frames(Language::Python, &frames).len(), 4);
     }
 
     #[test]
