@@ -51,6 +51,12 @@ static SECRETS: LazyLock<Regex> = LazyLock::new(|| {
 pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     SECRETS.replace_all(text, |caps: &Captures<'_>| {
         if let Some(key) = caps.name("kv") {
+            // `password: must be 8 characters` is a validation message, not
+            // a secret: after a colon, only values with a digit are taken.
+            let value = caps[0].get(key.len()..).unwrap_or("");
+            if !key.as_str().contains('=') && !value.bytes().any(|b| b.is_ascii_digit()) {
+                return caps[0].to_string();
+            }
             return format!("{}<redacted>", key.as_str());
         }
         if let Some(user) = caps.name("userinfo") {
@@ -370,6 +376,10 @@ mod tests {
         assert_eq!(
             redact_secrets("X-Api-Key: 9f8e7d6c5b4a"),
             "X-Api-Key: <redacted>"
+        );
+        assert_eq!(
+            redact_secrets("password: must be at least 8 characters"),
+            "password: must be at least 8 characters"
         );
         assert_eq!(
             redact_secrets("connect postgres://app:s3cr3t@db.internal:5432/shop failed"),
