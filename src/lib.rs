@@ -28,6 +28,8 @@
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
+//! - [`errors`]: the error engine's pure core — parsing, fingerprinting,
+//!   GenAI classification; capture and storage arrive next.
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
 //!   resource) that parse query strings (`params`), call the `Store` and
 //!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
@@ -45,6 +47,7 @@
 
 pub mod api;
 pub mod config;
+pub mod errors;
 pub mod ingest;
 pub mod model;
 pub mod server;
