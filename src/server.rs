@@ -15,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest;
+use crate::storage::retention::{Location, Retention, RetentionPolicy};
 use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
 use crate::storage::{self, StorageOptions, Store};
 use crate::stream::Hub;
@@ -30,10 +31,16 @@ pub struct Addrs {
 pub struct Server {
     pub addrs: Addrs,
     writer: Option<Writer>,
+    retention: Option<Retention>,
     hub: Arc<Hub>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
+
+/// Rows (spans' worth of traces, or log / metric rows) per retention
+/// transaction: large enough that a pass needs few, small enough that one
+/// transaction's undo data stays a few MB.
+const RETENTION_BATCH_ROWS: usize = 50_000;
 
 async fn bind(addr: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind((addr, port)).await.with_context(|| {
@@ -57,13 +64,24 @@ impl Server {
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
         };
-        let (writer, db) = {
+        let policy = RetentionPolicy {
+            max_age: (config.storage.retention_hours > 0)
+                .then(|| Duration::from_secs(config.storage.retention_hours * 3600)),
+            max_bytes: (config.storage.max_db_size_mb > 0)
+                .then(|| config.storage.max_db_size_mb << 20),
+            batch_rows: RETENTION_BATCH_ROWS,
+        };
+        let retention_every = Duration::from_secs(config.storage.retention_interval_secs);
+        let (writer, retention, db) = {
             let hub = hub.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let db = storage::open(&opts)
                     .with_context(|| format!("opening the database {}", opts.path))?;
                 let is_file = opts.path != ":memory:";
-                Ok((Writer::start(db.clone(), hub, writer_config, is_file)?, db))
+                let writer = Writer::start(db.clone(), hub, writer_config, is_file)?;
+                let retention =
+                    Retention::start(&db, Location::from_path(&opts.path), policy, retention_every)?;
+                Ok((writer, retention, db))
             })
             .await
             .context("the storage start-up task panicked")??
@@ -79,6 +97,7 @@ impl Server {
             store,
             writer: handle.clone(),
             hub: hub.clone(),
+            retention: retention.stats(),
             config: Arc::new(config.clone()),
             started: std::time::Instant::now(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -123,6 +142,7 @@ impl Server {
         Ok(Server {
             addrs,
             writer: Some(writer),
+            retention: Some(retention),
             hub,
             stop,
             tasks,
@@ -141,8 +161,8 @@ impl Server {
     }
 
     /// Stops accepting connections, lets in-flight exports finish (their
-    /// commits included), then commits whatever is queued and closes the
-    /// database.
+    /// commits included), stops retention, then commits whatever is queued
+    /// and closes the database.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let mut result = Ok(());
@@ -152,6 +172,13 @@ impl Server {
                 Ok(Err(e)) => result = Err(e.context(format!("the {name} server failed"))),
                 Err(e) => result = Err(anyhow::anyhow!("the {name} server panicked: {e}")),
             }
+        }
+        // Retention first: the writer's final checkpoint should not race a
+        // retention delete, and a pass in progress stops after its batch.
+        if let Some(retention) = self.retention.take() {
+            tokio::task::spawn_blocking(move || retention.shutdown())
+                .await
+                .context("the retention thread panicked while shutting down")?;
         }
         if let Some(writer) = self.writer.take() {
             tokio::task::spawn_blocking(move || writer.shutdown())
