@@ -81,6 +81,10 @@ pub struct QueryConfig {
 pub struct AuthConfig {
     pub token: String,
     pub ingest_token: String,
+    /// `qyl serve --insecure-no-auth`: a flag only, so that serving beyond
+    /// loopback without a token is always a visible choice on the command line.
+    #[serde(skip)]
+    pub insecure_no_auth: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,10 @@
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
+//! - [`api`]: the HTTP API on the main port (REST under `/api/v1`, health);
+//!   `api::auth` guards every HTTP route but health and the gRPC services
+//!   (token, ingest token, `?t=` cookie login), rate-limits per client
+//!   address and adds CORS when configured.
 //! - [`server`]: starts the storage, the writer and every listener, and
 //!   shuts them down in order (listeners, in-flight exports, queue, database).
 //!

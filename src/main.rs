@@ -62,6 +62,10 @@ struct ServeArgs {
     /// Directory of Lua functions, for the functions engine [config: functions.dir, default scripts].
     #[arg(long, value_name = "DIR")]
     scripts: Option<PathBuf>,
+    /// Serve without a token even when bound beyond loopback, where qyl would
+    /// otherwise generate one: anyone who reaches the ports can read and write.
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
 impl ServeArgs {
@@ -89,6 +93,7 @@ impl ServeArgs {
         if let Some(s) = &self.scripts {
             config.functions.dir = s.clone();
         }
+        config.auth.insecure_no_auth = self.insecure_no_auth;
         Ok(config)
     }
 }

@@ -102,6 +102,7 @@ impl Server {
             started: std::time::Instant::now(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
+        let guard = api::auth::Guard::from_config(config)?;
         let max_body = config.max_body_bytes();
         let bind_addr = config.server.bind.as_str();
 
@@ -127,14 +128,19 @@ impl Server {
 
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
+        guard.announce(addrs.http);
         let main_router =
             ingest::http::routes(handle.clone(), max_body).merge(api::router(state.clone()));
+        let main_router = guard.wrap(main_router);
         tasks.push(("http", serve_http(http, main_router, stopped.clone())));
         if let Some(listener) = otlp_http {
-            let router = ingest::http::routes(handle.clone(), max_body);
+            let router = guard.wrap(ingest::http::routes(handle.clone(), max_body));
             tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
         }
-        tasks.push(("grpc", serve_grpc(grpc, handle, max_body, stopped)));
+        tasks.push((
+            "grpc",
+            serve_grpc(grpc, handle, max_body, guard.grpc(), stopped),
+        ));
         state
             .ready
             .store(true, std::sync::atomic::Ordering::Release);
@@ -199,7 +205,9 @@ fn serve_http(
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        axum::serve(listener, router)
+        // Client addresses key the rate limits.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(stopped(stop))
             .await
             .context("serving HTTP")
@@ -210,11 +218,13 @@ fn serve_grpc(
     listener: TcpListener,
     writer: WriterHandle,
     max_body: usize,
+    guard: api::auth::GrpcGuard,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         let (traces, logs, metrics) = ingest::grpc::services(writer, max_body);
         tonic::transport::Server::builder()
+            .layer(tonic::service::InterceptorLayer::new(guard))
             .add_service(traces)
             .add_service(logs)
             .add_service(metrics)

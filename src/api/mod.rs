@@ -3,9 +3,15 @@
 //! into `model::query` types, call the [`Store`], and serialise the answer.
 //! Errors are always the JSON of [`ApiError`].
 
+pub mod auth;
 pub mod error;
 pub mod health;
+pub mod logs;
+pub mod metrics;
+pub mod overview;
 pub mod params;
+pub mod sql;
+pub mod traces;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -40,6 +46,11 @@ pub struct AppState {
 /// API routes.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .merge(traces::routes())
+        .merge(logs::routes())
+        .merge(metrics::routes())
+        .merge(overview::routes())
+        .merge(sql::routes())
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(no_store));
     Router::new()

@@ -227,7 +227,7 @@ fn parse_time(v: &str, now: SystemTime) -> Option<u64> {
 
 fn parse_duration_ns(v: &str) -> Option<u64> {
     if let Ok(ms) = v.parse::<f64>() {
-        return (ms.is_finite() && ms >= 0.0).then(|| (ms * 1e6) as u64);
+        return (ms.is_finite() && ms >= 0.0).then_some((ms * 1e6) as u64);
     }
     humantime::parse_duration(v)
         .ok()

@@ -202,6 +202,101 @@ impl RawConn {
     }
 }
 
+/// What kind of statement a piece of SQL is, as DuckDB's parser sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    Select,
+    /// Anything else, named as DuckDB names the statement type.
+    Other(&'static str),
+}
+
+fn statement_kind(t: ffi::duckdb_statement_type) -> StatementKind {
+    #[allow(non_upper_case_globals)]
+    let name = match t {
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT => return StatementKind::Select,
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_INSERT => "INSERT",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_UPDATE => "UPDATE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXPLAIN => "EXPLAIN",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_DELETE => "DELETE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_PREPARE => "PREPARE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_CREATE => "CREATE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXECUTE => "EXECUTE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_ALTER => "ALTER",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_TRANSACTION => "a transaction statement",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_COPY => "COPY",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_ANALYZE => "ANALYZE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_VARIABLE_SET => "SET VARIABLE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_CREATE_FUNC => "CREATE FUNCTION",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_DROP => "DROP",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXPORT => "EXPORT",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_PRAGMA => "PRAGMA",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_VACUUM => "VACUUM",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_CALL => "CALL",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SET => "SET",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_LOAD => "LOAD",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_ATTACH => "ATTACH",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_DETACH => "DETACH",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_COPY_DATABASE => "COPY DATABASE",
+        ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_MERGE_INTO => "MERGE INTO",
+        _ => "a statement that is not a query",
+    };
+    StatementKind::Other(name)
+}
+
+impl RawConn {
+    /// Parses and binds `sql`, which must be exactly one statement, without
+    /// running it, and says what kind of statement it is. Errors are DuckDB's
+    /// parser or binder messages, or how many statements there were.
+    pub fn statement_kind(&self, sql: &str) -> Result<StatementKind, DuckError> {
+        let c_sql = cstring(sql, "the SQL")?;
+        let kind;
+        // SAFETY: the extracted statements and each prepared statement are
+        // destroyed on every path; error strings are copied before that.
+        unsafe {
+            let mut extracted: ffi::duckdb_extracted_statements = ptr::null_mut();
+            let n = ffi::duckdb_extract_statements(self.con, c_sql.as_ptr(), &mut extracted);
+            if n == 0 {
+                let e = ffi::duckdb_extract_statements_error(extracted);
+                let message = if e.is_null() {
+                    "no statement found".to_string()
+                } else {
+                    CStr::from_ptr(e).to_string_lossy().into_owned()
+                };
+                ffi::duckdb_destroy_extracted(&mut extracted);
+                return Err(err("parsing the SQL", message));
+            }
+            if n > 1 {
+                ffi::duckdb_destroy_extracted(&mut extracted);
+                return Err(err(
+                    "checking the SQL",
+                    format!("expected one statement, found {n}"),
+                ));
+            }
+            {
+                let i = 0;
+                let mut prepared: ffi::duckdb_prepared_statement = ptr::null_mut();
+                let state =
+                    ffi::duckdb_prepare_extracted_statement(self.con, extracted, i, &mut prepared);
+                if state != ffi::DuckDBSuccess {
+                    let e = ffi::duckdb_prepare_error(prepared);
+                    let message = if e.is_null() {
+                        "could not prepare the statement".to_string()
+                    } else {
+                        CStr::from_ptr(e).to_string_lossy().into_owned()
+                    };
+                    ffi::duckdb_destroy_prepare(&mut prepared);
+                    ffi::duckdb_destroy_extracted(&mut extracted);
+                    return Err(err("preparing the SQL", message));
+                }
+                kind = statement_kind(ffi::duckdb_prepared_statement_type(prepared));
+                ffi::duckdb_destroy_prepare(&mut prepared);
+            }
+            ffi::duckdb_destroy_extracted(&mut extracted);
+        }
+        Ok(kind)
+    }
+}
+
 impl Drop for RawConn {
     fn drop(&mut self) {
         // SAFETY: appenders borrow the connection, so none is alive here.

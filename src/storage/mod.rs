@@ -7,6 +7,7 @@
 //! background (on a connection of its own, see there why).
 
 pub mod duck;
+pub mod queries;
 pub mod reader;
 pub mod retention;
 pub mod schema;
@@ -79,7 +80,12 @@ impl StorageOptions {
 /// that commit. The writer checkpoints from a thread of its own instead (see
 /// `writer`).
 pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
-    let mut settings = vec![("checkpoint_threshold", "16GB".to_string())];
+    // External access off: qyl never reads or writes files through SQL, and
+    // it keeps user SQL (POST /api/v1/sql) away from the filesystem.
+    let mut settings = vec![
+        ("checkpoint_threshold", "16GB".to_string()),
+        ("enable_external_access", "false".to_string()),
+    ];
     if opts.memory_limit_mb > 0 {
         settings.push(("memory_limit", format!("{}MB", opts.memory_limit_mb)));
     }

@@ -1,16 +1,22 @@
 //! The one read interface: every surface that shows stored data (REST, MCP,
 //! the Lua runtime, the dashboard through REST) calls these methods, so a
-//! query and its meaning exist once. Each method runs on the read pool with
-//! its deadline.
+//! query and its meaning exist once. Each method runs on the read pool
+//! within its deadline; the SQL lives in `queries/`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::duck::Database;
+use super::queries::{logs, metrics, sql, stats, traces};
 use super::reader::{QueryError, ReadPool};
+use crate::model::query::{
+    LogQuery, LogRow, MetricData, MetricInfo, MetricQuery, Page, ServiceSummary, SpanQuery,
+    SpanRow, SqlResult, StorageStats, TraceQuery, TraceSummary, TraceTree,
+};
 
 pub struct Store {
     pool: ReadPool,
+    db: Arc<Database>,
     path: String,
 }
 
@@ -19,7 +25,8 @@ impl Store {
     /// `pool_size` connections, each query limited to `timeout`.
     pub fn new(db: Arc<Database>, path: &str, pool_size: usize, timeout: Duration) -> Store {
         Store {
-            pool: ReadPool::new(db, pool_size, timeout),
+            pool: ReadPool::new(db.clone(), pool_size, timeout),
+            db,
             path: path.to_string(),
         }
     }
@@ -29,16 +36,68 @@ impl Store {
         &self.path
     }
 
-    pub fn pool(&self) -> &ReadPool {
-        &self.pool
-    }
-
     /// True when a read connection answers a trivial query.
     pub async fn ping(&self) -> Result<(), QueryError> {
         self.pool
             .run_within(Duration::from_secs(2), |c| {
                 c.execute_batch("SELECT 1")
                     .map_err(|e| QueryError::sql("pinging the database", e))
+            })
+            .await
+    }
+
+    /// Spans matching the filter, newest first.
+    pub async fn query_spans(&self, q: SpanQuery) -> Result<Page<SpanRow>, QueryError> {
+        self.pool.run(move |c| traces::query_spans(c, &q)).await
+    }
+
+    /// One row per trace, newest first.
+    pub async fn list_traces(&self, q: TraceQuery) -> Result<Page<TraceSummary>, QueryError> {
+        self.pool.run(move |c| traces::list_traces(c, &q)).await
+    }
+
+    /// The trace as a tree with its logs; `None` when nothing has the id.
+    pub async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceTree>, QueryError> {
+        let id = trace_id.to_string();
+        self.pool.run(move |c| traces::get_trace(c, &id)).await
+    }
+
+    pub async fn query_logs(&self, q: LogQuery) -> Result<Page<LogRow>, QueryError> {
+        self.pool.run(move |c| logs::query_logs(c, &q)).await
+    }
+
+    pub async fn list_metrics(&self) -> Result<Vec<MetricInfo>, QueryError> {
+        self.pool.run(metrics::list_metrics).await
+    }
+
+    /// A metric's series bucketed by step; `None` for an unknown name.
+    pub async fn metric_series(&self, q: MetricQuery) -> Result<Option<MetricData>, QueryError> {
+        self.pool.run(move |c| metrics::metric_series(c, &q)).await
+    }
+
+    /// Services with spans in `[since, until)` (Unix nanoseconds).
+    pub async fn services(
+        &self,
+        since: u64,
+        until: u64,
+    ) -> Result<Vec<ServiceSummary>, QueryError> {
+        self.pool
+            .run(move |c| stats::services(c, since, until))
+            .await
+    }
+
+    pub async fn storage_stats(&self) -> Result<StorageStats, QueryError> {
+        let path = self.path.clone();
+        self.pool.run(move |c| stats::storage_stats(c, &path)).await
+    }
+
+    /// Read-only SQL: one query, at most `row_limit` rows.
+    pub async fn sql(&self, text: String, row_limit: usize) -> Result<SqlResult, QueryError> {
+        let db = self.db.clone();
+        self.pool
+            .run(move |c| {
+                let checked = sql::check(&db, &text)?;
+                sql::run(c, &checked, row_limit)
             })
             .await
     }

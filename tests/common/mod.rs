@@ -19,6 +19,11 @@ pub struct Qyl {
 impl Qyl {
     /// Starts `qyl serve` on free ports with the database at `db`.
     pub fn start(db: &Path, env: &[(&str, &str)]) -> Qyl {
+        Qyl::start_with(db, &[], env)
+    }
+
+    /// Like [`Qyl::start`], with more `qyl serve` arguments (`--bind`, ...).
+    pub fn start_with(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Qyl {
         let stderr_log = db.with_extension(format!("stderr.{}", std::process::id()));
         let log = std::fs::File::create(&stderr_log).expect("creating the stderr log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_qyl"));
@@ -33,6 +38,7 @@ impl Qyl {
             "--data",
         ])
         .arg(db)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(log);
         for (k, v) in env {

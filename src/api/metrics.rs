@@ -1,0 +1,73 @@
+//! `GET /api/v1/metrics` (what metrics exist) and `/metrics/{name}` (a
+//! metric's series, bucketed by `step`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::params::Params;
+use super::{ApiError, AppState};
+use crate::model::query::{MetricData, MetricInfo, MetricQuery};
+
+/// Buckets one answer may hold per series; a finer step is refused.
+const MAX_STEPS: u64 = 11_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(list_metrics))
+        .route("/metrics/{name}", get(metric_series))
+}
+
+async fn list_metrics(State(state): State<AppState>) -> Result<Json<Vec<MetricInfo>>, ApiError> {
+    Ok(Json(state.store.list_metrics().await?))
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+async fn metric_series(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<MetricData>, ApiError> {
+    let mut p = Params::new(pairs);
+    let since = p.time("since")?;
+    let until = p.time("until")?;
+    let step_ns = p.duration_ms("step")?;
+    let q = MetricQuery {
+        name: name.clone(),
+        service: p.get("service"),
+        attrs: p.attrs()?,
+        since,
+        until,
+        step_ns: 0,
+    };
+    p.reject_unknown()?;
+    // Without a step, aim at about 120 points over the range asked for (or
+    // the last hour).
+    let end = until.unwrap_or_else(now_nanos);
+    let start = since.unwrap_or(end.saturating_sub(3_600_000_000_000));
+    let span = end.saturating_sub(start).max(1);
+    let step_ns = match step_ns {
+        Some(0) => return Err(ApiError::bad_request("step: must be greater than 0")),
+        Some(s) => s,
+        None => (span / 120).max(1_000_000_000),
+    };
+    if since.is_some() && span / step_ns > MAX_STEPS {
+        return Err(ApiError::bad_request(format!(
+            "step: too fine for the range ({} steps; at most {MAX_STEPS})",
+            span / step_ns
+        )));
+    }
+    let q = MetricQuery { step_ns, ..q };
+    match state.store.metric_series(q).await? {
+        Some(data) => Ok(Json(data)),
+        None => Err(ApiError::not_found(format!("no metric named {name:?}"))),
+    }
+}

@@ -1,0 +1,37 @@
+//! `POST /api/v1/sql`: read-only SQL (`{"sql": "...", "limit": 100}`), for
+//! power users and tools. The store enforces what "read-only" means.
+
+use axum::extract::{rejection::JsonRejection, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::model::query::SqlResult;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/sql", post(run_sql))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    sql: String,
+    /// Rows to return at most; capped by `query.sql_row_limit`.
+    limit: Option<usize>,
+}
+
+async fn run_sql(
+    State(state): State<AppState>,
+    body: Result<Json<SqlRequest>, JsonRejection>,
+) -> Result<Json<SqlResult>, ApiError> {
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body like {{\"sql\": \"SELECT …\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let cap = state.config.query.sql_row_limit;
+    let limit = req.limit.unwrap_or(cap).min(cap);
+    Ok(Json(state.store.sql(req.sql, limit).await?))
+}

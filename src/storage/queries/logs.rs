@@ -1,0 +1,112 @@
+//! Log search: by service, severity, trace, session, attributes, time and a
+//! case-insensitive substring of the body, newest first.
+
+use duckdb::types::Value;
+use duckdb::Row;
+
+use super::traces::paginate;
+use super::Where;
+use crate::model::query::{raw_json, rfc3339, Cursor, LogQuery, LogRow, Page};
+use crate::storage::reader::{QueryError, SqlContext};
+use crate::storage::Conn;
+
+pub(crate) const LOG_COLS: &str = "time_unix_nano, observed_time_unix_nano, trace_id, span_id, \
+    severity_number, severity_text, body, service_name, service_version, \
+    deployment_environment, scope_name, session_id, event_name, attributes, resource, ingest_seq";
+
+pub(crate) fn log_row(r: &Row<'_>) -> duckdb::Result<LogRow> {
+    let time: u64 = r.get(0)?;
+    let observed: u64 = r.get(1)?;
+    Ok(LogRow {
+        time: rfc3339(time),
+        time_unix_nano: time.to_string(),
+        observed_time_unix_nano: observed.to_string(),
+        trace_id: r.get(2)?,
+        span_id: r.get(3)?,
+        severity_number: r.get(4)?,
+        severity_text: r.get(5)?,
+        body: r.get(6)?,
+        service_name: r.get(7)?,
+        service_version: r.get(8)?,
+        deployment_environment: r.get(9)?,
+        scope_name: r.get(10)?,
+        session_id: r.get(11)?,
+        event_name: r.get(12)?,
+        attributes: raw_json(&r.get::<_, String>(13)?),
+        resource: raw_json(&r.get::<_, String>(14)?),
+        ingest_seq: r.get(15)?,
+    })
+}
+
+/// `text` as a LIKE pattern matching it literally anywhere.
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+pub fn query_logs(c: &Conn, q: &LogQuery) -> Result<Page<LogRow>, QueryError> {
+    let mut w = Where::default();
+    w.eq("service_name", q.service.as_ref());
+    w.eq("trace_id", q.trace_id.as_ref());
+    w.eq("span_id", q.span_id.as_ref());
+    w.eq("session_id", q.session_id.as_ref());
+    if let Some(min) = q.severity_min {
+        w.cond("severity_number >= ?", [Value::Int(min)]);
+    }
+    w.ge("time_unix_nano", q.since);
+    w.lt("time_unix_nano", q.until);
+    w.attrs(&q.attrs);
+    if let Some(text) = &q.text {
+        w.cond(
+            "body ILIKE ? ESCAPE '\\'",
+            [Value::Text(contains_pattern(text))],
+        );
+    }
+    if let Some(cur) = &q.page.cursor {
+        let seq: u64 = cur
+            .key
+            .parse()
+            .map_err(|_| QueryError::Invalid("cursor: not a cursor of /logs".into()))?;
+        w.cond(
+            "(time_unix_nano < ? OR (time_unix_nano = ? AND ingest_seq < ?))",
+            [
+                Value::UBigInt(cur.time),
+                Value::UBigInt(cur.time),
+                Value::UBigInt(seq),
+            ],
+        );
+    }
+    let sql = format!(
+        "SELECT {LOG_COLS} FROM logs{} ORDER BY time_unix_nano DESC, ingest_seq DESC LIMIT {}",
+        w.sql(),
+        q.page.limit + 1
+    );
+    let mut stmt = c.prepare(&sql).ctx("preparing the log search")?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(w.params.iter()), log_row)
+        .ctx("searching logs")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading logs")?;
+    Ok(paginate(rows, q.page.limit, |l| Cursor {
+        time: l.time_unix_nano.parse().unwrap_or(0),
+        key: l.ingest_seq.to_string(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+}

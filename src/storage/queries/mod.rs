@@ -1,0 +1,89 @@
+//! The SQL behind [`Store`](super::Store): one file per kind of read, sharing
+//! a small WHERE-clause builder and the row mappers, so every surface gets
+//! the same filters and the same row shapes.
+
+pub mod logs;
+pub mod metrics;
+pub mod sql;
+pub mod stats;
+pub mod traces;
+
+use duckdb::types::Value;
+
+/// Conditions joined by AND, with their bound parameters in order.
+#[derive(Default)]
+pub(crate) struct Where {
+    conds: Vec<String>,
+    pub params: Vec<Value>,
+}
+
+impl Where {
+    /// Adds a condition whose `?` placeholders take `params` in order.
+    pub fn cond(&mut self, cond: impl Into<String>, params: impl IntoIterator<Item = Value>) {
+        self.conds.push(cond.into());
+        self.params.extend(params);
+    }
+
+    pub fn eq(&mut self, column: &str, value: Option<&String>) {
+        if let Some(v) = value {
+            self.cond(format!("{column} = ?"), [Value::Text(v.clone())]);
+        }
+    }
+
+    pub fn ge(&mut self, column: &str, value: Option<u64>) {
+        if let Some(v) = value {
+            self.cond(format!("{column} >= ?"), [Value::UBigInt(v)]);
+        }
+    }
+
+    pub fn lt(&mut self, column: &str, value: Option<u64>) {
+        if let Some(v) = value {
+            self.cond(format!("{column} < ?"), [Value::UBigInt(v)]);
+        }
+    }
+
+    pub fn le(&mut self, column: &str, value: Option<u64>) {
+        if let Some(v) = value {
+            self.cond(format!("{column} <= ?"), [Value::UBigInt(v)]);
+        }
+    }
+
+    /// `attr.KEY=VALUE`: the record attribute KEY, or failing that the
+    /// resource attribute, has the text VALUE. Keys are checked by the API
+    /// (no quotes or backslashes) and bound as parameters.
+    pub fn attrs(&mut self, attrs: &[(String, String)]) {
+        for (key, value) in attrs {
+            let path = format!("$.\"{key}\"");
+            self.cond(
+                "coalesce(json_extract_string(attributes, ?), json_extract_string(resource, ?)) = ?",
+                [
+                    Value::Text(path.clone()),
+                    Value::Text(path),
+                    Value::Text(value.clone()),
+                ],
+            );
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conds.is_empty()
+    }
+
+    /// ` WHERE a AND b`, or nothing.
+    pub fn sql(&self) -> String {
+        if self.conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conds.join(" AND "))
+        }
+    }
+
+    /// `a AND b` (or `true`), for HAVING and nested clauses.
+    pub fn joined(&self) -> String {
+        if self.conds.is_empty() {
+            "true".into()
+        } else {
+            self.conds.join(" AND ")
+        }
+    }
+}

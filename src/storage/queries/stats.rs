@@ -1,0 +1,109 @@
+//! Overviews: the services seen in a window and what the database holds.
+
+use duckdb::types::Value;
+
+use crate::model::query::{rfc3339, ServiceSummary, StorageStats, TableStats};
+use crate::storage::reader::{QueryError, SqlContext};
+use crate::storage::{schema, Conn};
+
+fn texts(v: Value) -> Vec<String> {
+    match v {
+        Value::List(items) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Text(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Services with spans starting in `[since, until)`, with their rates over
+/// that window.
+pub fn services(c: &Conn, since: u64, until: u64) -> Result<Vec<ServiceSummary>, QueryError> {
+    let minutes = (until.saturating_sub(since) as f64 / 60e9).max(1.0 / 60.0);
+    let mut stmt = c
+        .prepare(
+            "SELECT service_name, \
+             list(DISTINCT service_version ORDER BY service_version) FILTER (WHERE service_version IS NOT NULL), \
+             list(DISTINCT deployment_environment ORDER BY deployment_environment) FILTER (WHERE deployment_environment IS NOT NULL), \
+             count(*), count(*) FILTER (WHERE status_code = 'ERROR'), \
+             quantile_cont(duration_ns, 0.5), quantile_cont(duration_ns, 0.95), quantile_cont(duration_ns, 0.99), \
+             max(start_time_unix_nano) \
+             FROM spans WHERE start_time_unix_nano >= ? AND start_time_unix_nano < ? \
+             GROUP BY service_name ORDER BY service_name",
+        )
+        .ctx("preparing the service list")?;
+    let rows = stmt
+        .query_map([since, until], |r| {
+            let spans: u64 = r.get(3)?;
+            let errors: u64 = r.get(4)?;
+            let ms = |v: Option<f64>| v.map(|ns| ns / 1e6);
+            Ok(ServiceSummary {
+                name: r.get(0)?,
+                versions: texts(r.get(1)?),
+                environments: texts(r.get(2)?),
+                span_count: spans,
+                error_count: errors,
+                error_rate: if spans == 0 {
+                    0.0
+                } else {
+                    errors as f64 / spans as f64
+                },
+                spans_per_minute: spans as f64 / minutes,
+                p50_ms: ms(r.get(5)?),
+                p95_ms: ms(r.get(6)?),
+                p99_ms: ms(r.get(7)?),
+                last_seen: r.get::<_, Option<u64>>(8)?.map(rfc3339),
+            })
+        })
+        .ctx("listing services")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading the service list")?;
+    Ok(rows)
+}
+
+pub fn storage_stats(c: &Conn, path: &str) -> Result<StorageStats, QueryError> {
+    let mut tables = Vec::new();
+    for (table, time) in [
+        ("spans", "start_time_unix_nano"),
+        ("logs", "time_unix_nano"),
+        ("metrics", "time_unix_nano"),
+    ] {
+        let (rows, oldest, newest): (u64, Option<u64>, Option<u64>) = c
+            .query_row(
+                &format!("SELECT count(*), min({time}), max({time}) FROM {table}"),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .ctx("counting rows")?;
+        tables.push(TableStats {
+            table: table.to_string(),
+            rows,
+            oldest: oldest.map(rfc3339),
+            newest: newest.map(rfc3339),
+        });
+    }
+    let version: i64 = c
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
+        .ctx("reading the schema version")?;
+    let size = |p: String| std::fs::metadata(p).ok().map(|m| m.len());
+    let (file_bytes, wal_bytes) = if path == ":memory:" {
+        (None, None)
+    } else {
+        (size(path.to_string()), size(format!("{path}.wal")))
+    };
+    debug_assert!(version as u32 <= schema::latest_version());
+    Ok(StorageStats {
+        path: path.to_string(),
+        file_bytes,
+        wal_bytes,
+        schema_version: version as u32,
+        tables,
+    })
+}
