@@ -20,7 +20,10 @@
 //!   data chunks; `writer` turns each submitted batch into chunks on the
 //!   submitting thread, then one writer thread appends them with DuckDB
 //!   Appenders, group-commits, answers the waiting exports and publishes the
-//!   committed records to the hub.
+//!   committed records to the hub; `retention` is a background thread that
+//!   deletes old data by age and size (whole traces with their logs, in
+//!   small transactions on its own connection) and checkpoints so freed
+//!   space is reused.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
@@ -29,7 +32,8 @@
 //!   (token, ingest token, `?t=` cookie login), rate-limits per client
 //!   address and adds CORS when configured.
 //! - [`server`]: starts the storage, the writer and every listener, and
-//!   shuts them down in order (listeners, in-flight exports, queue, database).
+//!   shuts them down in order (listeners, in-flight exports, retention,
+//!   queue, database).
 //!
 //! `main.rs` is the `qyl` command line around [`server::Server`].
 
