@@ -15,7 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest;
-use crate::storage::retention::{Location, Retention, RetentionPolicy};
+use crate::storage::retention::{Location, Retention, RetentionPolicy, RetentionStats};
 use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
 use crate::storage::{self, StorageOptions, Store};
 use crate::stream::Hub;
@@ -160,6 +160,14 @@ impl Server {
             .as_ref()
             .map(Writer::handle)
             .expect("the writer runs until shutdown")
+    }
+
+    /// What retention has done so far (benchmarks and tests watch it).
+    pub fn retention_stats(&self) -> Arc<RetentionStats> {
+        self.retention
+            .as_ref()
+            .map(Retention::stats)
+            .expect("retention runs until shutdown")
     }
 
     pub fn hub(&self) -> Arc<Hub> {

@@ -222,7 +222,7 @@ pub fn now_unix_nanos() -> u64 {
 /// Asked between batches whether the pass should give up (shutdown).
 pub type ShouldStop<'a> = &'a dyn Fn() -> bool;
 
-/// One retention pass at time `now` (Unix ns): age, then size, then one
+/// One retention pass at time `now` (Unix ns): age, then size, then a
 /// checkpoint when anything was deleted. Stops early, keeping what it
 /// already did, when `stop` says so.
 pub fn run_pass(
@@ -240,11 +240,12 @@ pub fn run_pass(
     }
     let mut checkpointed = false;
     if let Some(limit) = policy.max_bytes {
-        if report.rows() > 0 {
-            // Measure what the age deletes freed before deciding on more.
-            checkpoint(conn)?;
-            checkpointed = true;
-        }
+        // Measure after a checkpoint: the WAL holds recent rows uncompressed
+        // (several times their size in blocks) and any age deletes only free
+        // blocks once checkpointed; counting either would delete data that
+        // fits.
+        checkpoint(conn)?;
+        checkpointed = true;
         let target = limit / 100 * SIZE_TARGET_PERCENT;
         // DuckDB frees space only by whole row groups (122,880 rows), so a
         // round can delete rows and free nothing yet; each such round
@@ -277,7 +278,6 @@ pub fn run_pass(
                 break;
             }
             checkpoint(conn)?;
-            checkpointed = true;
         }
     }
     if report.rows() > 0 && !checkpointed {
@@ -378,6 +378,10 @@ fn delete_traces(
 /// temporary table of this connection; returns the batch numbers. Listed
 /// once per pass; each batch is checked again inside its transaction.
 fn list_expired_traces(conn: &Conn, cutoff: u64, batch: u64) -> Result<Vec<u64>, StorageError> {
+    // Only traces with a span before the cutoff can have expired; the time
+    // filter skips recent row groups by their min/max, so a pass over a
+    // database with nothing old costs little, and the grouping below
+    // touches the old traces only.
     execute(
         conn,
         "finding expired traces",
@@ -386,8 +390,11 @@ fn list_expired_traces(conn: &Conn, cutoff: u64, batch: u64) -> Result<Vec<u64>,
                 (sum(n) OVER (ORDER BY newest, trace_id ROWS UNBOUNDED PRECEDING) - n) // ?
                     AS batch
          FROM (SELECT trace_id, count(*) AS n, max(start_time_unix_nano) AS newest
-               FROM spans GROUP BY trace_id HAVING max(start_time_unix_nano) < ?)",
-        duckdb::params![batch, cutoff],
+               FROM spans
+               WHERE trace_id IN (
+                   SELECT trace_id FROM spans WHERE start_time_unix_nano < ?)
+               GROUP BY trace_id HAVING max(start_time_unix_nano) < ?)",
+        duckdb::params![batch, cutoff, cutoff],
     )?;
     let ctx = |e| StorageError::sql("listing retention batches", e);
     let mut stmt = conn
