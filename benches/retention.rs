@@ -11,7 +11,7 @@
 //!
 //! Environment: BENCH_SECS (default 60), BENCH_MAX_MB (64; 0 runs without
 //! any retention, as a baseline), BENCH_RATE (spans per second, default
-//! 20000), BENCH_INTERVAL (retention seconds, 5).
+//! 10000, below what this 2-core machine sustains), BENCH_INTERVAL (retention seconds, 5).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +30,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SPANS_PER_TRACE: u64 = 8;
 const SPANS_PER_BATCH: u64 = 1024;
 const PRODUCERS: u64 = 4;
+const AGENTS: &[&str] = &[
+    "python-requests/2.32.3",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0",
+    "OpenAI/Python 1.54.4",
+    "curl/8.5.0",
+];
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -95,10 +101,16 @@ fn batch(producer: u64, n: u64) -> Batch {
                 status_code: if r % 50 == 0 { "ERROR" } else { "UNSET" },
                 service_name: format!("svc-{}", r % 5),
                 attributes: format!(
-                    r#"{{"http.request.method":"POST","url.path":"/v1/chat/{}","http.response.status_code":200,"user.id":"u-{:x}","session.id":"s-{:x}"{extra}}}"#,
+                    r#"{{"http.request.method":"POST","url.path":"/v1/chat/{}","http.response.status_code":200,"user.id":"u-{:x}","session.id":"s-{:x}","request.id":"{:016x}{:016x}","client.address":"10.{}.{}.{}","user_agent.original":"{}"{extra}}}"#,
                     r % 1000,
                     r % 50_000,
-                    mix(t, 3) % 10_000
+                    mix(t, 3) % 10_000,
+                    mix(r, 1),
+                    mix(r, 2),
+                    r % 256,
+                    (r >> 8) % 256,
+                    (r >> 16) % 256,
+                    AGENTS[(r % AGENTS.len() as u64) as usize],
                 ),
                 resource: r#"{"service.name":"svc","telemetry.sdk.language":"python","host.name":"node-3"}"#.into(),
                 events: "[]".into(),
@@ -183,7 +195,7 @@ fn produce(
 fn main() -> anyhow::Result<()> {
     let secs = env_or("BENCH_SECS", 60);
     let max_mb = env_or("BENCH_MAX_MB", 64);
-    let rate = env_or("BENCH_RATE", 20_000);
+    let rate = env_or("BENCH_RATE", 10_000);
     let interval = env_or("BENCH_INTERVAL", 5);
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("qyl.duckdb");
@@ -223,12 +235,13 @@ fn main() -> anyhow::Result<()> {
         .collect();
 
     println!(
-        "{:>5} {:>10} {:>9} {:>9} {:>9} {:>7} {:>11} {:>11} {:>9}",
+        "{:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11} {:>11} {:>9}",
         "t(s)",
         "spans in",
         "file MiB",
         "wal MiB",
         "used MiB",
+        "free MiB",
         "passes",
         "spans del",
         "logs del",
@@ -245,12 +258,13 @@ fn main() -> anyhow::Result<()> {
         let t = started.elapsed().as_secs_f64();
         samples.push((t, file));
         println!(
-            "{:>5.0} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>11} {:>11} {:>9.0}",
+            "{:>5.0} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>11} {:>11} {:>9.0}",
             t,
             spans.load(Ordering::Relaxed),
             mib(file),
             mib(w),
             mib(stats.used_bytes.load(Ordering::Relaxed)),
+            mib(stats.free_bytes.load(Ordering::Relaxed)),
             stats.passes.load(Ordering::Relaxed),
             stats.spans_deleted.load(Ordering::Relaxed),
             stats.logs_deleted.load(Ordering::Relaxed),

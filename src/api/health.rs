@@ -159,6 +159,7 @@ fn retention(stats: &RetentionStats, problems: &mut Vec<String>) -> serde_json::
         "last_pass_ms": n(&stats.last_pass_micros) as f64 / 1000.0,
         "last_pass_unix_ms": n(&stats.last_pass_unix_ms),
         "used_bytes": n(&stats.used_bytes),
+        "free_bytes": n(&stats.free_bytes),
         "last_error": last_error,
     })
 }
