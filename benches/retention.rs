@@ -277,10 +277,7 @@ fn main() -> anyhow::Result<()> {
     }
     let ingested = spans.load(Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let mut lat = latencies
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))

@@ -221,7 +221,11 @@ impl Config {
             ),
             ("stream.heartbeat_secs", self.stream.heartbeat_secs, 3600),
             // Ten years; a longer retention is "forever", which is 0.
-            ("storage.retention_hours", self.storage.retention_hours, 87_600),
+            (
+                "storage.retention_hours",
+                self.storage.retention_hours,
+                87_600,
+            ),
             // About 95 TiB: beyond any disk qyl runs on, and far from overflow
             // when converted to bytes.
             (
@@ -418,17 +422,20 @@ mod tests {
             err.contains("storage.max_db_size_mb: must be 0 (no limit) or at least 64"),
             "{err}"
         );
-        let err = Config::from_layers(
-            None,
-            env(&[("QYL_STORAGE_MIN_FREE_DISK_MB", "100000001")]),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("storage.min_free_disk_mb: must be at most"), "{err}");
+        let err = Config::from_layers(None, env(&[("QYL_STORAGE_MIN_FREE_DISK_MB", "100000001")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.min_free_disk_mb: must be at most"),
+            "{err}"
+        );
         let err = Config::from_layers(None, env(&[("QYL_STORAGE_RETENTION_HOURS", "100000")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("storage.retention_hours: must be at most"), "{err}");
+        assert!(
+            err.contains("storage.retention_hours: must be at most"),
+            "{err}"
+        );
         let c = Config::from_layers(
             None,
             env(&[

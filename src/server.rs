@@ -68,7 +68,7 @@ impl Server {
             max_age: (config.storage.retention_hours > 0)
                 .then(|| Duration::from_secs(config.storage.retention_hours * 3600)),
             max_bytes: (config.storage.max_db_size_mb > 0)
-                .then(|| config.storage.max_db_size_mb << 20),
+                .then_some(config.storage.max_db_size_mb << 20),
             batch_rows: RETENTION_BATCH_ROWS,
         };
         let retention_every = Duration::from_secs(config.storage.retention_interval_secs);
@@ -79,8 +79,12 @@ impl Server {
                     .with_context(|| format!("opening the database {}", opts.path))?;
                 let is_file = opts.path != ":memory:";
                 let writer = Writer::start(db.clone(), hub, writer_config, is_file)?;
-                let retention =
-                    Retention::start(&db, Location::from_path(&opts.path), policy, retention_every)?;
+                let retention = Retention::start(
+                    &db,
+                    Location::from_path(&opts.path),
+                    policy,
+                    retention_every,
+                )?;
                 Ok((writer, retention, db))
             })
             .await

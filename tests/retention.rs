@@ -108,8 +108,7 @@ async fn old_traces_go_whole_with_their_logs() {
         let r = &h["retention"];
         assert_eq!(r["enabled"], true);
         assert_eq!(r["last_error"], Value::Null, "{h}");
-        if r["deleted"]["spans"].as_u64() == Some(2) && r["deleted"]["logs"].as_u64() == Some(2)
-        {
+        if r["deleted"]["spans"].as_u64() == Some(2) && r["deleted"]["logs"].as_u64() == Some(2) {
             assert_eq!(r["deleted"]["traces"], 1);
             assert!(r["used_bytes"].as_u64().unwrap() > 0, "{h}");
             break;
@@ -135,7 +134,10 @@ async fn old_traces_go_whole_with_their_logs() {
         "b's old log,recent plain log"
     );
     assert_eq!(
-        count(&conn, &format!("SELECT count(*) FROM logs WHERE trace_id = '{a}'")),
+        count(
+            &conn,
+            &format!("SELECT count(*) FROM logs WHERE trace_id = '{a}'")
+        ),
         0
     );
 }

@@ -3,12 +3,15 @@
 //! that `/health` checks against `storage.min_free_disk_mb`.
 //!
 //! A background thread runs one pass every `retention_interval_secs`. A pass
-//! deletes in bounded transactions, then checkpoints once, because DuckDB
-//! never shrinks its file: a `DELETE` only marks rows, and the blocks they
-//! lived in become free (and are reused by later appends) after a
-//! checkpoint. So the file stays at its high-water mark while its used part
-//! is kept under the limit; ingest then refills freed blocks instead of
-//! growing the file.
+//! deletes in bounded transactions, then checkpoints, because DuckDB does
+//! not give deleted space back to the filesystem (only free blocks at the
+//! very end of the file are cut off): a `DELETE` only marks rows, and the
+//! blocks of row groups left empty become free after a checkpoint, to be
+//! reused by later data. So the file stops growing rather than shrinking;
+//! it levels off at its high-water mark while the used part is kept under
+//! the limit. benches/retention.rs measures it: with a 64 MiB limit and
+//! steady ingest the file stayed between 60 and 135 MiB for three minutes
+//! (a checkpoint writes new blocks before it releases old ones).
 //!
 //! What is deleted together, so nothing is left orphaned:
 //! - a trace is removed whole, when its newest span started before the
@@ -816,7 +819,9 @@ mod tests {
         batch.logs.push(log(Some(&long), old, "long trace log"));
         let fresh = format!("{:032x}", 0xc0);
         batch.spans.push(span(&fresh, "00000000000000c1", recent));
-        batch.logs.push(log(Some(&fresh), recent, "fresh trace log"));
+        batch
+            .logs
+            .push(log(Some(&fresh), recent, "fresh trace log"));
         batch.logs.push(log(None, old, "old plain log"));
         batch.logs.push(log(None, recent, "recent plain log"));
         // A trace id qyl has no spans for: the log goes by its own time.
@@ -892,7 +897,10 @@ mod tests {
         let old = NOW - 48 * HOUR;
         let (a, b) = (format!("{:032x}", 0xe0), format!("{:032x}", 0xf0));
         db.write(Batch {
-            spans: vec![span(&a, "00000000000000e1", old), span(&b, "00000000000000f1", old)],
+            spans: vec![
+                span(&a, "00000000000000e1", old),
+                span(&b, "00000000000000f1", old),
+            ],
             logs: vec![log(Some(&a), old, "a"), log(Some(&b), old, "b")],
             ..Batch::default()
         });
@@ -976,7 +984,11 @@ mod tests {
             if pass.used_bytes <= target {
                 break;
             }
-            assert!(passes < 6, "still {} > {target} after {passes} passes", pass.used_bytes);
+            assert!(
+                passes < 6,
+                "still {} > {target} after {passes} passes",
+                pass.used_bytes
+            );
         }
         assert!(report.traces > 0 && report.spans == report.traces * 4);
         // Not much more went than had to: the limit is half the data, and
