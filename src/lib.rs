@@ -9,7 +9,8 @@
 //! - [`config`]: `qyl.toml` (embedded defaults) + the user's file +
 //!   `QYL_<SECTION>_<KEY>` variables + flags, validated at start.
 //! - [`model`]: plain records (`SpanRecord`, `LogRecord`, `MetricPoint`) and
-//!   the `Batch` one export becomes. No I/O.
+//!   the `Batch` one export becomes; `model::query` holds what readers ask
+//!   for (filters, pages, cursors) and get back (rows, trees, stats). No I/O.
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
 //!   OTLP/HTTP ports) and `grpc` (the three OTLP services) decode protobuf or
 //!   JSON (`otlp_json`, lenient), `convert` + `enrich` turn them into model
@@ -23,14 +24,23 @@
 //!   committed records to the hub; `retention` is a background thread that
 //!   deletes old data by age and size (whole traces with their logs, in
 //!   small transactions on its own connection) and checkpoints so freed
-//!   space is reused.
+//!   space is reused. The read side: `reader` is a bounded pool
+//!   of read connections on blocking threads with per-query deadlines,
+//!   `store` the one read interface (REST now; MCP and Lua later) and
+//!   `queries` the SQL behind it, including read-only user SQL.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
-//! - [`api`]: the HTTP API on the main port (REST under `/api/v1`, health);
+//! - [`api`]: the HTTP API on the main port: thin handlers (one file per
+//!   resource) that parse query strings (`params`), call the `Store` and
+//!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
 //!   `api::auth` guards every HTTP route but health and the gRPC services
 //!   (token, ingest token, `?t=` cookie login), rate-limits per client
-//!   address and adds CORS when configured.
+//!   address and adds CORS when configured. `api::live` is
+//!   `GET /api/v1/live`: the hub as Server-Sent Events, filtered per client,
+//!   resumable by `Last-Event-ID`, produced on a low-priority thread of its
+//!   own so streams lag rather than slow ingest.
+//! - [`telemetry`]: qyl's own figures as Prometheus text at `/metrics`.
 //! - [`server`]: starts the storage, the writer and every listener, and
 //!   shuts them down in order (listeners, in-flight exports, retention,
 //!   queue, database).
@@ -44,3 +54,4 @@ pub mod model;
 pub mod server;
 pub mod storage;
 pub mod stream;
+pub mod telemetry;

@@ -33,6 +33,7 @@ pub struct Server {
     writer: Option<Writer>,
     retention: Option<Retention>,
     hub: Arc<Hub>,
+    live: Arc<api::live::LiveClients>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -105,6 +106,7 @@ impl Server {
             config: Arc::new(config.clone()),
             started: std::time::Instant::now(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            live: Default::default(),
         };
         let guard = api::auth::Guard::from_config(config)?;
         let max_body = config.max_body_bytes();
@@ -154,6 +156,7 @@ impl Server {
             writer: Some(writer),
             retention: Some(retention),
             hub,
+            live: state.live.clone(),
             stop,
             tasks,
         })
@@ -183,6 +186,8 @@ impl Server {
     /// and closes the database.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
+        // Live streams never finish by themselves; the listeners wait for them.
+        self.live.close();
         let mut result = Ok(());
         for (name, task) in std::mem::take(&mut self.tasks) {
             match task.await {

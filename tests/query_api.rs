@@ -479,6 +479,9 @@ async fn every_read_endpoint_with_filters_paging_and_errors() {
     assert_eq!(r.headers["cache-control"], "no-store");
     let r = get(&q, "/api/v1/traces").await;
     assert_eq!(r.headers["cache-control"], "no-store");
+    let r = send(reqwest::Client::new().delete(format!("http://{}/api/v1/traces", q.http))).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body["error"]["code"], "method_not_allowed");
 
     q.stop();
 }
@@ -537,6 +540,19 @@ async fn sql_is_read_only_capped_and_explains_refusals() {
     .await;
     assert_eq!(r.status, 400);
 
+    // A query past the deadline is interrupted (504), and the server goes
+    // on answering: the connection went back to the pool.
+    let started = std::time::Instant::now();
+    let r = post_json(
+        &q,
+        "/api/v1/sql",
+        json!({"sql": "SELECT count(*) FROM range(1000000000000) a, range(1000) b"}),
+    )
+    .await;
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
     // Nothing above changed the data.
     let r = post_json(
         &q,
@@ -551,5 +567,109 @@ async fn sql_is_read_only_capped_and_explains_refusals() {
     assert_eq!(h["status"], "ok");
     assert_eq!(get_ok(&q, "/health/live").await["status"], "ok");
     assert_eq!(get_ok(&q, "/health/ready").await["status"], "ready");
+    q.stop();
+}
+
+fn float_attr(k: &str, v: f64) -> Value {
+    json!({"key": k, "value": {"doubleValue": v}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn genai_stats_count_calls_once_and_never_price_unknowns_as_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = Qyl::start(&dir.path().join("qyl.duckdb"), &[]);
+    let t0 = now_nanos() - 120_000_000_000;
+    let trace = id("d", 32);
+    let agent = id("5", 16);
+    let call = |sid: &str, model: &str, input: i64, output: i64, cost: Option<f64>, error: bool| {
+        let mut attrs = vec![
+            str_attr("gen_ai.system", "openai"),
+            str_attr("gen_ai.operation.name", "chat"),
+            str_attr("gen_ai.request.model", "gpt-4o"),
+            str_attr("gen_ai.response.model", model),
+            int_attr("gen_ai.usage.prompt_tokens", input),
+            int_attr("gen_ai.usage.completion_tokens", output),
+        ];
+        if let Some(c) = cost {
+            attrs.push(float_attr("gen_ai.usage.cost", c));
+        }
+        span(SpanSpec {
+            trace: trace.clone(),
+            span: id(sid, 16),
+            parent: Some(agent.clone()),
+            name: "chat gpt-4o",
+            kind: 3,
+            start: t0 + 1_000_000,
+            dur_ms: 400,
+            error,
+            attrs,
+        })
+    };
+    let spans = vec![
+        // The agent span repeats its calls' token totals; counting it
+        // would double them.
+        span(SpanSpec {
+            trace: trace.clone(),
+            span: agent.clone(),
+            parent: None,
+            name: "invoke_agent planner",
+            kind: 1,
+            start: t0,
+            dur_ms: 1000,
+            error: false,
+            attrs: vec![
+                str_attr("gen_ai.provider.name", "openai"),
+                str_attr("gen_ai.operation.name", "invoke_agent"),
+                int_attr("gen_ai.usage.input_tokens", 300),
+                int_attr("gen_ai.usage.output_tokens", 60),
+            ],
+        }),
+        call("6", "gpt-4o-2024-08-06", 100, 20, Some(0.002), false),
+        call("7", "gpt-4o-2024-08-06", 200, 40, None, true),
+        // Not a GenAI call at all.
+        span(SpanSpec {
+            trace: trace.clone(),
+            span: id("8", 16),
+            parent: Some(agent.clone()),
+            name: "db.query",
+            kind: 3,
+            start: t0 + 2_000_000,
+            dur_ms: 5,
+            error: false,
+            attrs: vec![],
+        }),
+    ];
+    let body = json!({"resourceSpans": [resource_spans("planner", spans)]});
+    let r = post_json(&q, "/v1/traces", body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let s = get_ok(&q, "/api/v1/genai/stats?since=1h&step=1m").await;
+    let t = &s["totals"];
+    assert_eq!(t["requests"], 2, "{s}");
+    assert_eq!(t["errors"], 1);
+    assert_eq!(t["input_tokens"], 300);
+    assert_eq!(t["output_tokens"], 60);
+    assert_eq!(t["cost_usd"], 0.002);
+    assert_eq!(t["requests_without_cost"], 1);
+    assert_eq!(t["latency_p50_ms"], 400.0);
+    assert_eq!(s["by_model"][0]["model"], "gpt-4o-2024-08-06");
+    assert_eq!(s["by_model"][0]["provider"], "openai");
+    let buckets = s["over_time"].as_array().unwrap();
+    assert_eq!(buckets.len(), 1);
+    assert_eq!(buckets[0]["requests"], 2);
+
+    let s = get_ok(
+        &q,
+        "/api/v1/genai/stats?since=1h&model=gpt-4o&service=planner",
+    )
+    .await;
+    assert_eq!(s["totals"]["requests"], 2);
+    let s = get_ok(&q, "/api/v1/genai/stats?since=1h&provider=anthropic").await;
+    assert_eq!(s["totals"]["requests"], 0);
+    assert!(s["by_model"].as_array().unwrap().is_empty());
+    let r = get(&q, "/api/v1/genai/stats?since=1h&step=1ms").await;
+    assert_eq!(r.status, 400);
+    let r = get(&q, "/api/v1/genai/stats?modle=x").await;
+    assert_eq!(r.status, 400);
     q.stop();
 }

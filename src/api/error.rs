@@ -4,6 +4,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::storage::QueryError;
 
@@ -56,11 +58,32 @@ impl From<QueryError> for ApiError {
     }
 }
 
+/// The body of every error answer. Typed (rather than `json!`) so the
+/// OpenAPI document describes exactly what is sent.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiError)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `bad_request`, `not_found`, `timeout`, `unavailable` or `internal`.
+    #[schema(value_type = String, example = "bad_request")]
+    pub code: &'static str,
+    /// What went wrong, naming the parameter at fault where there is one.
+    #[schema(example = "limit: must be between 1 and 1000")]
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": { "code": self.code, "message": self.message }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

@@ -1,10 +1,12 @@
 //! `GET /api/v1/logs`: log search.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::params::{self, Params};
+use super::error::ErrorBody;
+use super::openapi::{LogParams, PageParams};
+use super::params::{self, Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{LogQuery, LogRow, Page};
 
@@ -38,9 +40,22 @@ pub fn severity(text: &str) -> Option<i32> {
     Some(base + offset - 1)
 }
 
+/// Log records that match the filters, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs",
+    tag = "logs",
+    params(LogParams, PageParams),
+    responses(
+        (status = 200, description = "One page of log records", body = Page<LogRow>),
+        (status = 400, description = "A parameter is unknown or malformed; the message names it", body = ErrorBody),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "The query ran past its deadline", body = ErrorBody),
+    )
+)]
 async fn query_logs(
     State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page<LogRow>>, ApiError> {
     let mut p = Params::new(pairs);
     let severity_min = match p.get("severity_min") {

@@ -3,11 +3,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::params::Params;
+use super::error::ErrorBody;
+use super::openapi::SeriesParams;
+use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{MetricData, MetricInfo, MetricQuery};
 
@@ -20,6 +22,17 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics/{name}", get(metric_series))
 }
 
+/// Every metric received, with its kind, unit and services.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics",
+    tag = "metrics",
+    responses(
+        (status = 200, description = "The metrics", body = Vec<MetricInfo>),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "The query ran past its deadline", body = ErrorBody),
+    )
+)]
 async fn list_metrics(State(state): State<AppState>) -> Result<Json<Vec<MetricInfo>>, ApiError> {
     Ok(Json(state.store.list_metrics().await?))
 }
@@ -31,10 +44,24 @@ fn now_nanos() -> u64 {
         .unwrap_or(0)
 }
 
+/// One metric's series over a time range, bucketed by `step`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/{name}",
+    tag = "metrics",
+    params(("name" = String, Path, description = "Metric name, as listed by /api/v1/metrics"), SeriesParams),
+    responses(
+        (status = 200, description = "The metric's series", body = MetricData),
+        (status = 400, description = "A parameter is unknown or malformed; the message names it", body = ErrorBody),
+        (status = 404, description = "No metric with that name", body = ErrorBody),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "The query ran past its deadline", body = ErrorBody),
+    )
+)]
 async fn metric_series(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<MetricData>, ApiError> {
     let mut p = Params::new(pairs);
     let since = p.time("since")?;

@@ -5,9 +5,12 @@
 
 pub mod auth;
 pub mod error;
+pub mod genai;
 pub mod health;
+pub mod live;
 pub mod logs;
 pub mod metrics;
+pub mod openapi;
 pub mod overview;
 pub mod params;
 pub mod sql;
@@ -40,27 +43,42 @@ pub struct AppState {
     pub started: Instant,
     /// Set once migrations ran and the writer is up.
     pub ready: Arc<AtomicBool>,
+    /// Open live streams, against `stream.max_clients`.
+    pub live: Arc<live::LiveClients>,
 }
 
 /// `/api/v1/*`, `/health*` and `/metrics`, with JSON errors for unknown
 /// API routes.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .merge(live::routes())
         .merge(traces::routes())
         .merge(logs::routes())
         .merge(metrics::routes())
         .merge(overview::routes())
+        .merge(genai::routes())
         .merge(sql::routes())
+        .merge(openapi::routes())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .nest("/api/v1", api)
         .merge(health::routes())
+        .merge(crate::telemetry::routes())
         .with_state(state)
 }
 
 async fn unknown_route(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such API route: {}", uri.path()))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
 }
 
 /// Read answers are live data: never cache them.

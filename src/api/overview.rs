@@ -4,14 +4,17 @@
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::params::Params;
+use super::error::ErrorBody;
+use super::openapi::WindowParams;
+use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
-use crate::model::query::ServiceSummary;
+use crate::model::query::{ServiceSummary, StorageStats};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -19,9 +22,23 @@ pub fn routes() -> Router<AppState> {
         .route("/storage", get(storage))
 }
 
+/// The services seen in a window (the last hour by default), with rates and
+/// latency percentiles.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services",
+    tag = "overview",
+    params(WindowParams),
+    responses(
+        (status = 200, description = "The services", body = Vec<ServiceSummary>),
+        (status = 400, description = "A parameter is unknown or malformed; the message names it", body = ErrorBody),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "The query ran past its deadline", body = ErrorBody),
+    )
+)]
 async fn services(
     State(state): State<AppState>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Vec<ServiceSummary>>, ApiError> {
     let mut p = Params::new(pairs);
     let now = SystemTime::now()
@@ -40,23 +57,53 @@ async fn services(
     Ok(Json(state.store.services(since, until).await?))
 }
 
-async fn storage(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// What the database holds, and the write queue.
+#[utoipa::path(
+    get,
+    path = "/api/v1/storage",
+    tag = "overview",
+    responses(
+        (status = 200, description = "Database and queue figures", body = StorageOverview),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "The query ran past its deadline", body = ErrorBody),
+    )
+)]
+async fn storage(State(state): State<AppState>) -> Result<Json<StorageOverview>, ApiError> {
     let stats = state.store.storage_stats().await?;
     let w = state.writer.stats();
-    Ok(Json(json!({
-        "path": stats.path,
-        "file_bytes": stats.file_bytes,
-        "wal_bytes": stats.wal_bytes,
-        "schema_version": stats.schema_version,
-        "tables": stats.tables,
-        "queue": {
-            "rows": state.writer.queued_rows(),
-            "capacity": state.writer.queue_capacity(),
+    Ok(Json(StorageOverview {
+        stats,
+        queue: QueueFigures {
+            rows: state.writer.queued_rows(),
+            capacity: state.writer.queue_capacity(),
         },
-        "rows_committed": w.rows_committed.load(Ordering::Relaxed),
-        "refused_exports": w.refused_exports.load(Ordering::Relaxed),
-        "duplicate_spans": w.duplicate_spans.load(Ordering::Relaxed),
-        // Nothing accepted is ever dropped: a full queue refuses instead.
-        "dropped": 0,
-    })))
+        rows_committed: w.rows_committed.load(Ordering::Relaxed),
+        refused_exports: w.refused_exports.load(Ordering::Relaxed),
+        duplicate_spans: w.duplicate_spans.load(Ordering::Relaxed),
+        dropped: 0,
+    }))
+}
+
+/// The answer of `/storage`: the database's figures and the writer's.
+#[derive(Serialize, ToSchema)]
+pub struct StorageOverview {
+    #[serde(flatten)]
+    pub stats: StorageStats,
+    pub queue: QueueFigures,
+    /// Rows committed since qyl started.
+    pub rows_committed: u64,
+    /// Exports refused because the write queue was full.
+    pub refused_exports: u64,
+    /// Spans received again and stored once.
+    pub duplicate_spans: u64,
+    /// Always 0: nothing accepted is ever dropped; a full queue refuses
+    /// instead.
+    pub dropped: u64,
+}
+
+/// Rows waiting for the writer, and how many fit.
+#[derive(Serialize, ToSchema)]
+pub struct QueueFigures {
+    pub rows: usize,
+    pub capacity: usize,
 }

@@ -4,9 +4,26 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+
 use crate::model::query::{Cursor, PageRequest, SpanFilter};
 
 use super::ApiError;
+
+/// The query string as ordered pairs; a malformed one is a JSON 400 like
+/// every other API error (axum's own rejection is plain text).
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|Query(pairs)| QueryPairs(pairs))
+            .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))
+    }
+}
 
 /// The raw pairs of a query string, in order (repeated keys kept).
 pub struct Params {

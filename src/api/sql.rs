@@ -5,7 +5,9 @@ use axum::extract::{rejection::JsonRejection, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::model::query::SqlResult;
 
@@ -13,14 +15,28 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/sql", post(run_sql))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SqlRequest {
+    /// One read-only statement (`SELECT`, `WITH`…).
     sql: String,
     /// Rows to return at most; capped by `query.sql_row_limit`.
     limit: Option<usize>,
 }
 
+/// Runs one read-only SQL statement over the stored tables.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sql",
+    tag = "sql",
+    request_body = SqlRequest,
+    responses(
+        (status = 200, description = "Columns and rows", body = SqlResult),
+        (status = 400, description = "Not JSON, not read-only, or not valid SQL", body = ErrorBody),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "The query ran past its deadline", body = ErrorBody),
+    )
+)]
 async fn run_sql(
     State(state): State<AppState>,
     body: Result<Json<SqlRequest>, JsonRejection>,

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 /// Filters shared by span search and the trace list. Every field narrows.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -101,15 +102,16 @@ impl Cursor {
     }
 }
 
-/// One page of results; `next_cursor` is absent on the last page.
-#[derive(Debug, Clone, Serialize)]
+/// One page of results; `next_cursor` is null on the last page. Pass it
+/// back as `cursor` for the next one.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 /// A stored span as readers see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SpanRow {
     pub trace_id: String,
     pub span_id: String,
@@ -129,9 +131,15 @@ pub struct SpanRow {
     pub session_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gen_ai: Option<GenAiRow>,
+    /// The span's attributes as a JSON object.
+    #[schema(value_type = Object)]
     pub attributes: Box<RawValue>,
+    /// The resource's attributes as a JSON object.
+    #[schema(value_type = Object)]
     pub resource: Box<RawValue>,
+    #[schema(value_type = Vec<Object>)]
     pub events: Box<RawValue>,
+    #[schema(value_type = Vec<Object>)]
     pub links: Box<RawValue>,
     pub ingest_seq: u64,
 }
@@ -142,7 +150,7 @@ impl SpanRow {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, ToSchema)]
 pub struct GenAiRow {
     pub provider: Option<String>,
     pub operation: Option<String>,
@@ -151,12 +159,13 @@ pub struct GenAiRow {
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub cache_read_tokens: Option<i64>,
+    #[schema(value_type = Option<Vec<String>>)]
     pub finish_reasons: Option<Box<RawValue>>,
     pub cost_usd: Option<f64>,
 }
 
 /// One row of the trace list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TraceSummary {
     pub trace_id: String,
     pub root_name: String,
@@ -173,16 +182,18 @@ pub struct TraceSummary {
 }
 
 /// A span with its children, for the trace view.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SpanNode {
     #[serde(flatten)]
     pub span: SpanRow,
+    // The tree is recursive; without this the schema walk would never end.
+    #[schema(no_recursion)]
     pub children: Vec<SpanNode>,
 }
 
 /// A whole trace: its spans as a tree (several roots when parents are
 /// missing) and the logs that carry its id.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TraceTree {
     pub summary: TraceSummary,
     pub roots: Vec<SpanNode>,
@@ -266,7 +277,7 @@ impl TraceTree {
 }
 
 /// A stored log record as readers see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LogRow {
     pub time: String,
     pub time_unix_nano: String,
@@ -282,13 +293,15 @@ pub struct LogRow {
     pub scope_name: Option<String>,
     pub session_id: Option<String>,
     pub event_name: Option<String>,
+    #[schema(value_type = Object)]
     pub attributes: Box<RawValue>,
+    #[schema(value_type = Object)]
     pub resource: Box<RawValue>,
     pub ingest_seq: u64,
 }
 
 /// A metric name and what is known about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MetricInfo {
     pub name: String,
     pub kind: String,
@@ -314,9 +327,10 @@ pub struct MetricQuery {
 }
 
 /// One time series (one attribute set) of a metric, bucketed by step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MetricSeries {
     pub service_name: String,
+    #[schema(value_type = Object)]
     pub attributes: Box<RawValue>,
     pub points: Vec<MetricBucket>,
 }
@@ -324,7 +338,7 @@ pub struct MetricSeries {
 /// One step of a series. Gauges: last/avg/min/max of the values in the step.
 /// Sums: `value` is the sum of deltas, or for cumulative sums the increase
 /// over the step. Histograms: count, sum and percentiles from the buckets.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default, ToSchema)]
 pub struct MetricBucket {
     pub time: String,
     pub time_unix_nano: String,
@@ -350,7 +364,7 @@ pub struct MetricBucket {
     pub p99: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MetricData {
     pub name: String,
     pub kind: String,
@@ -360,7 +374,7 @@ pub struct MetricData {
 }
 
 /// One service seen in the window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServiceSummary {
     pub name: String,
     pub versions: Vec<String>,
@@ -376,7 +390,7 @@ pub struct ServiceSummary {
 }
 
 /// Rows and time range of one table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TableStats {
     pub table: String,
     pub rows: u64,
@@ -384,7 +398,7 @@ pub struct TableStats {
     pub newest: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StorageStats {
     pub path: String,
     pub file_bytes: Option<u64>,
@@ -394,7 +408,7 @@ pub struct StorageStats {
 }
 
 /// The result of a read-only SQL query.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SqlResult {
     pub columns: Vec<SqlColumn>,
     pub rows: Vec<Vec<serde_json::Value>>,
@@ -403,11 +417,73 @@ pub struct SqlResult {
     pub elapsed_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SqlColumn {
     pub name: String,
     #[serde(rename = "type")]
     pub type_name: String,
+}
+
+/// Which GenAI calls [`GenAiStats`] covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenAiFilter {
+    pub since: u64,
+    pub until: u64,
+    pub service: Option<String>,
+    pub provider: Option<String>,
+    /// Matches the request or the response model.
+    pub model: Option<String>,
+    pub session_id: Option<String>,
+    /// Width of the time buckets, in nanoseconds.
+    pub step_ns: u64,
+}
+
+/// Totals of a set of GenAI calls.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct GenAiTotals {
+    pub requests: u64,
+    pub errors: u64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    /// Sum of the known costs; calls without a price are counted in
+    /// `requests_without_cost`, never as $0.
+    pub cost_usd: f64,
+    pub requests_without_cost: u64,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GenAiModelStats {
+    pub provider: Option<String>,
+    /// The response model, else the requested one.
+    pub model: Option<String>,
+    #[serde(flatten)]
+    pub totals: GenAiTotals,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GenAiBucket {
+    pub time: String,
+    pub time_unix_nano: String,
+    #[serde(flatten)]
+    pub totals: GenAiTotals,
+}
+
+/// GenAI calls (spans with a `gen_ai.*` provider or operation) in a window:
+/// totals, per model and over time. Agent and workflow roll-up spans
+/// (`invoke_agent`, `invoke_workflow`, `create_agent`) are left out, since
+/// the calls inside them are already counted.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GenAiStats {
+    pub since: String,
+    pub until: String,
+    pub step_ms: u64,
+    pub totals: GenAiTotals,
+    pub by_model: Vec<GenAiModelStats>,
+    pub over_time: Vec<GenAiBucket>,
 }
 
 /// Stored JSON text as a raw JSON value (text that is not JSON becomes a

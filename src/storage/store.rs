@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::duck::Database;
-use super::queries::{logs, metrics, sql, stats, traces};
+use super::queries::{genai, logs, metrics, sql, stats, traces};
 use super::reader::{QueryError, ReadPool};
 use crate::model::query::{
-    LogQuery, LogRow, MetricData, MetricInfo, MetricQuery, Page, ServiceSummary, SpanQuery,
-    SpanRow, SqlResult, StorageStats, TraceQuery, TraceSummary, TraceTree,
+    GenAiFilter, GenAiStats, LogQuery, LogRow, MetricData, MetricInfo, MetricQuery, Page,
+    ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats, TraceQuery, TraceSummary,
+    TraceTree,
 };
 
 pub struct Store {
@@ -84,6 +85,11 @@ impl Store {
         self.pool
             .run(move |c| stats::services(c, since, until))
             .await
+    }
+
+    /// GenAI calls in a window: totals, per model, over time.
+    pub async fn genai_stats(&self, f: GenAiFilter) -> Result<GenAiStats, QueryError> {
+        self.pool.run(move |c| genai::genai_stats(c, &f)).await
     }
 
     pub async fn storage_stats(&self) -> Result<StorageStats, QueryError> {

@@ -100,7 +100,48 @@ fn split_span_key(key: &str) -> Result<(String, String), QueryError> {
 }
 
 pub fn query_spans(c: &Conn, q: &SpanQuery) -> Result<Page<SpanRow>, QueryError> {
-    let mut w = span_where(&q.filter, true);
+    let f = &q.filter;
+    let anchor = q
+        .page
+        .cursor
+        .as_ref()
+        .map(|cur| cur.time)
+        .or(f.until)
+        .unwrap_or_else(crate::ingest::convert::now_unix_nano);
+    // Newest first, looking back a widening window (see WINDOWS_NS).
+    for window in WINDOWS_NS {
+        let lower = anchor.saturating_sub(window);
+        if f.since.is_some_and(|since| lower <= since) {
+            break;
+        }
+        let rows = query_spans_since(c, q, Some(lower))?;
+        if rows.len() > q.page.limit {
+            return Ok(page_of_spans(rows, q.page.limit));
+        }
+    }
+    let rows = query_spans_since(c, q, f.since)?;
+    Ok(page_of_spans(rows, q.page.limit))
+}
+
+fn page_of_spans(rows: Vec<SpanRow>, limit: usize) -> Page<SpanRow> {
+    paginate(rows, limit, |s| Cursor {
+        time: s.start_unix_nano(),
+        key: format!("{}:{}", s.trace_id, s.span_id),
+    })
+}
+
+fn query_spans_since(
+    c: &Conn,
+    q: &SpanQuery,
+    lower: Option<u64>,
+) -> Result<Vec<SpanRow>, QueryError> {
+    let mut w = span_where(
+        &SpanFilter {
+            since: lower,
+            ..q.filter.clone()
+        },
+        true,
+    );
     if let Some(cur) = &q.page.cursor {
         let (trace, span) = split_span_key(&cur.key)?;
         w.cond(
@@ -125,10 +166,7 @@ pub fn query_spans(c: &Conn, q: &SpanQuery) -> Result<Page<SpanRow>, QueryError>
         .ctx("searching spans")?
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading spans")?;
-    Ok(paginate(rows, q.page.limit, |s| Cursor {
-        time: s.start_unix_nano(),
-        key: format!("{}:{}", s.trace_id, s.span_id),
-    }))
+    Ok(rows)
 }
 
 /// Cuts the extra row a query fetched to learn whether another page exists.
@@ -190,23 +228,87 @@ fn summary_row(r: &Row<'_>) -> duckdb::Result<TraceSummary> {
     })
 }
 
+/// How far back the trace list looks first, widening until a page is full:
+/// data arrives in time order, so DuckDB skips every row group older than
+/// the window and the newest page costs the same on 1 M spans as on 100 M.
+const WINDOWS_NS: [u64; 6] = [
+    60_000_000_000,
+    600_000_000_000,
+    3_600_000_000_000,
+    21_600_000_000_000,
+    86_400_000_000_000,
+    604_800_000_000_000,
+];
+
+/// How much earlier than a window's start the aggregation also reads, so a
+/// trace that began before the window (a span within this much earlier) is
+/// recognised and left out rather than shown without its first spans. A
+/// trace with a silence longer than this just before the window is listed
+/// from its first span inside it. Every window reads this much extra data,
+/// so it is the main cost of the newest page.
+const EARLIER_SPANS_NS: u64 = 120_000_000_000;
+
 pub fn list_traces(c: &Conn, q: &TraceQuery) -> Result<Page<TraceSummary>, QueryError> {
     let f = &q.filter;
-    let hits = span_where(f, false);
-    // Every span of a trace starts at or after the trace's start, so the
-    // lower time bound also holds for the aggregation and lets DuckDB skip
-    // older row groups.
+    let anchor = q
+        .page
+        .cursor
+        .as_ref()
+        .map(|cur| cur.time)
+        .or(f.until)
+        .unwrap_or_else(crate::ingest::convert::now_unix_nano);
+    for window in WINDOWS_NS {
+        let lower = anchor.saturating_sub(window);
+        if f.since.is_some_and(|since| lower <= since) {
+            break;
+        }
+        let rows = list_traces_since(c, q, Some(lower))?;
+        if rows.len() > q.page.limit {
+            return Ok(page_of_traces(rows, q.page.limit));
+        }
+    }
+    let rows = list_traces_since(c, q, f.since)?;
+    Ok(page_of_traces(rows, q.page.limit))
+}
+
+fn page_of_traces(rows: Vec<TraceSummary>, limit: usize) -> Page<TraceSummary> {
+    paginate(rows, limit, |t| Cursor {
+        time: t.start_time_unix_nano.parse().unwrap_or(0),
+        key: t.trace_id.clone(),
+    })
+}
+
+/// One page (plus one row) of traces starting at or after `lower`.
+fn list_traces_since(
+    c: &Conn,
+    q: &TraceQuery,
+    lower: Option<u64>,
+) -> Result<Vec<TraceSummary>, QueryError> {
+    let f = &q.filter;
+    // A matching span belongs to a trace that started at or after `lower`,
+    // so it starts at or after `lower` too.
+    let mut hits = span_where(
+        &SpanFilter {
+            since: None,
+            ..f.clone()
+        },
+        false,
+    );
     let mut scope = Where::default();
     if !hits.is_empty() {
+        hits.ge("start_time_unix_nano", lower);
         scope.cond(
             format!("trace_id IN (SELECT trace_id FROM spans{})", hits.sql()),
             hits.params.clone(),
         );
     }
-    scope.ge("start_time_unix_nano", f.since);
+    scope.ge(
+        "start_time_unix_nano",
+        lower.map(|l| l.saturating_sub(EARLIER_SPANS_NS)),
+    );
 
     let mut having = Where::default();
-    having.ge("min(start_time_unix_nano)", f.since);
+    having.ge("min(start_time_unix_nano)", lower);
     having.lt("min(start_time_unix_nano)", f.until);
     match f.status.as_deref() {
         Some("ERROR") => having.cond("count(*) FILTER (WHERE status_code = 'ERROR') > 0", []),
@@ -247,10 +349,7 @@ pub fn list_traces(c: &Conn, q: &TraceQuery) -> Result<Page<TraceSummary>, Query
         .ctx("listing traces")?
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the trace list")?;
-    Ok(paginate(rows, q.page.limit, |t| Cursor {
-        time: t.start_time_unix_nano.parse().unwrap_or(0),
-        key: t.trace_id.clone(),
-    }))
+    Ok(rows)
 }
 
 /// The whole trace, or `None` when no span or log carries the id.

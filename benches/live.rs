@@ -1,0 +1,574 @@
+//! Live-stream benchmark: what 100 connected SSE clients cost ingest.
+//!
+//! The hub promises that consumers never slow the writer; this measures the
+//! whole cost instead (the streams share the machine's cores with ingest). In
+//! one run it starts a fresh in-process qyl twice and drives OTLP/HTTP
+//! protobuf ingest the same way `benches/ingest.rs` does (several clients,
+//! 512-span exports, ids patched into a pre-encoded request) and alternates
+//! windows (a) with no live stream open and (b) with BENCH_SSE (default 100)
+//! clients on `GET /api/v1/live`, each reading everything it is sent and
+//! reconnecting with Last-Event-ID when its stream ends (as EventSource
+//! does), e.g. after `lagged`. Alternating on one server gives both the same
+//! database size and the same background load. It prints both ingest rates,
+//! their ratio (target ≥ 0.95), what the streams delivered, and the CPU used
+//! by qyl, the ingest clients and the SSE readers.
+//!
+//! This runs once per query in BENCH_SSE_QUERIES (`;`-separated, default
+//! `;status=error`: every span and log, then only error spans).
+//!
+//! Environment: BENCH_SECS (measured seconds per query, default 24),
+//! BENCH_CLIENTS (ingest clients, default 8), BENCH_SSE (default 100),
+//! BENCH_SSE_QUERIES.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+use qyl::config::Config;
+use qyl::server::Server;
+
+// The same allocator as the `qyl` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SPANS_PER_REQUEST: usize = 512;
+const SPANS_PER_TRACE: usize = 8;
+
+// The export template below is the one benches/ingest.rs sends, so the two
+// benchmarks' rates compare.
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn kv(key: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+fn s(key: &str, v: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(v.into()))
+}
+fn i(key: &str, v: i64) -> KeyValue {
+    kv(key, any_value::Value::IntValue(v))
+}
+
+/// A 512-span export shaped like real traffic: HTTP server spans, DB and
+/// GenAI client spans, a dozen attributes each, SDK resource attributes.
+/// Ids are marker bytes that `Template` finds and overwrites per request.
+fn template_request() -> ExportTraceServiceRequest {
+    let spans = (0..SPANS_PER_REQUEST)
+        .map(|n| {
+            let pos = n % SPANS_PER_TRACE;
+            let mut attributes = vec![
+                s("http.request.method", "POST"),
+                s("url.path", "/v1/chat/completions"),
+                i("http.response.status_code", 200),
+                s("server.address", "api.internal.example"),
+                i("server.port", 8443),
+                s("user.id", "u-4f1c2a9e"),
+                s("session.id", "sess-20261123-7f3a"),
+                s("network.protocol.version", "1.1"),
+            ];
+            if pos == 1 {
+                attributes.extend([
+                    s("gen_ai.provider.name", "openai"),
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.request.model", "gpt-4o-mini"),
+                    s("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
+                    i("gen_ai.usage.input_tokens", 1834),
+                    i("gen_ai.usage.output_tokens", 212),
+                ]);
+            } else {
+                attributes.extend([
+                    s("db.system.name", "postgresql"),
+                    s(
+                        "db.query.text",
+                        "SELECT id, status FROM orders WHERE customer_id = $1",
+                    ),
+                    s("thread.name", "worker-3"),
+                ]);
+            }
+            Span {
+                trace_id: marker(0xA0, n, 16),
+                span_id: marker(0xB0, n, 8),
+                parent_span_id: if pos == 0 {
+                    Vec::new()
+                } else {
+                    marker(0xC0, n, 8)
+                },
+                name: if pos == 1 {
+                    "chat gpt-4o-mini".into()
+                } else {
+                    "SELECT orders".into()
+                },
+                kind: if pos == 0 { 2 } else { 3 },
+                start_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000,
+                end_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000 + 42_000_000,
+                attributes,
+                events: if pos == 2 {
+                    vec![span::Event {
+                        time_unix_nano: 1_763_900_000_010_000_000,
+                        name: "retry".into(),
+                        attributes: vec![i("attempt", 2)],
+                        ..Default::default()
+                    }]
+                } else {
+                    Vec::new()
+                },
+                status: Some(Status {
+                    code: if n % 50 == 0 { 2 } else { 0 },
+                    message: String::new(),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    s("service.name", "chat-api"),
+                    s("service.version", "3.14.1"),
+                    s("deployment.environment.name", "production"),
+                    s("host.name", "ip-10-0-3-17"),
+                    s("telemetry.sdk.name", "opentelemetry"),
+                    s("telemetry.sdk.language", "python"),
+                    s("telemetry.sdk.version", "1.38.0"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "opentelemetry.instrumentation.fastapi".into(),
+                    version: "0.59b0".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Unique, searchable bytes: tag, then the span number, then filler.
+fn marker(tag: u8, n: usize, len: usize) -> Vec<u8> {
+    let mut v = vec![tag, 0x5A, (n >> 8) as u8, n as u8];
+    v.resize(len, 0x77);
+    v
+}
+
+/// The encoded template plus where each id sits in it.
+struct Template {
+    bytes: Vec<u8>,
+    trace_ids: Vec<usize>,
+    span_ids: Vec<usize>,
+    parent_ids: Vec<Option<usize>>,
+}
+
+impl Template {
+    fn new() -> Template {
+        let bytes = template_request().encode_to_vec();
+        let find = |needle: &[u8]| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .expect("marker in the encoded request")
+        };
+        let mut t = Template {
+            trace_ids: Vec::new(),
+            span_ids: Vec::new(),
+            parent_ids: Vec::new(),
+            bytes: bytes.clone(),
+        };
+        for n in 0..SPANS_PER_REQUEST {
+            t.trace_ids.push(find(&marker(0xA0, n, 16)));
+            t.span_ids.push(find(&marker(0xB0, n, 8)));
+            t.parent_ids
+                .push((n % SPANS_PER_TRACE != 0).then(|| find(&marker(0xC0, n, 8))));
+        }
+        t
+    }
+
+    /// A copy with ids unique to (client, request number).
+    fn request(&self, client: u8, k: u32) -> Bytes {
+        let mut b = self.bytes.clone();
+        for n in 0..SPANS_PER_REQUEST {
+            let trace = (n / SPANS_PER_TRACE) as u16;
+            let mut tid = [1u8; 16];
+            tid[1] = client;
+            tid[2..6].copy_from_slice(&k.to_be_bytes());
+            tid[6..8].copy_from_slice(&trace.to_be_bytes());
+            b[self.trace_ids[n]..self.trace_ids[n] + 16].copy_from_slice(&tid);
+            let sid = |n: usize| {
+                let mut sid = [2u8; 8];
+                sid[1] = client;
+                sid[2..6].copy_from_slice(&k.to_be_bytes());
+                sid[6..8].copy_from_slice(&(n as u16).to_be_bytes());
+                sid
+            };
+            b[self.span_ids[n]..self.span_ids[n] + 8].copy_from_slice(&sid(n));
+            if let Some(p) = self.parent_ids[n] {
+                let root = n - n % SPANS_PER_TRACE;
+                b[p..p + 8].copy_from_slice(&sid(root));
+            }
+        }
+        Bytes::from(b)
+    }
+}
+
+/// What the SSE readers saw, summed over all of them.
+#[derive(Default)]
+struct Delivered {
+    events: AtomicU64,
+    bytes: AtomicU64,
+    lagged: AtomicU64,
+    gaps: AtomicU64,
+    reconnects: AtomicU64,
+    /// Events per stream, to see whether every stream is served.
+    per_stream: Vec<AtomicU64>,
+}
+
+/// One EventSource-like reader: reads everything, remembers the last id,
+/// reconnects with it when the stream ends.
+async fn sse_reader(url: String, stop: Arc<AtomicBool>, seen: Arc<Delivered>, me: usize) {
+    let http = reqwest::Client::new();
+    let mut last_id: Option<String> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let mut req = http.get(&url);
+        if let Some(id) = &last_id {
+            req = req.header("last-event-id", id.as_str());
+        }
+        let resp = match req.send().await {
+            Ok(r) if r.status().is_success() => r,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let mut body = resp.bytes_stream();
+        // Only the tail after the last complete line is kept between chunks.
+        let mut carry = Vec::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            seen.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            carry.extend_from_slice(&chunk);
+            let Some(end) = carry.iter().rposition(|b| *b == b'\n') else {
+                continue;
+            };
+            for line in carry[..end].split(|b| *b == b'\n') {
+                if let Some(id) = line.strip_prefix(b"id: ") {
+                    seen.events.fetch_add(1, Ordering::Relaxed);
+                    seen.per_stream[me].fetch_add(1, Ordering::Relaxed);
+                    last_id = Some(String::from_utf8_lossy(id).into_owned());
+                } else if line == b"event: lagged" {
+                    seen.lagged.fetch_add(1, Ordering::Relaxed);
+                } else if line == b"event: gap" {
+                    seen.gaps.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            carry.drain(..=end);
+        }
+        seen.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// CPU seconds so far of this process's threads: (qyl, ingest clients, SSE
+/// readers), told apart by thread name. Linux counts in 100 ticks/s.
+fn cpu_seconds() -> (f64, f64, f64) {
+    let (mut server, mut clients, mut readers) = (0u64, 0u64, 0u64);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let ticks = field(11) + field(12);
+        if name.starts_with("bench-client") {
+            clients += ticks;
+        } else if name.starts_with("bench-sse") {
+            readers += ticks;
+        } else {
+            server += ticks;
+        }
+    }
+    let secs = |t: u64| t as f64 / 100.0;
+    (secs(server), secs(clients), secs(readers))
+}
+
+/// What one kind of window (streams off, or on) measured, summed over cycles.
+#[derive(Default)]
+struct Window {
+    spans: u64,
+    secs: f64,
+    events: u64,
+    bytes: u64,
+    lagged: u64,
+    gaps: u64,
+    reconnects: u64,
+    /// Fewest and most events one stream received in a window.
+    per_stream: Option<(u64, u64)>,
+    cpu: (f64, f64, f64),
+}
+
+impl Window {
+    fn rate(&self, n: u64) -> f64 {
+        n as f64 / self.secs
+    }
+    fn cores(&self) -> (f64, f64, f64) {
+        (
+            self.cpu.0 / self.secs,
+            self.cpu.1 / self.secs,
+            self.cpu.2 / self.secs,
+        )
+    }
+}
+
+struct Runtimes {
+    server: tokio::runtime::Runtime,
+    clients: tokio::runtime::Runtime,
+    readers: tokio::runtime::Runtime,
+}
+
+/// Counters read at the start of a window.
+struct Mark {
+    spans: u64,
+    events: u64,
+    bytes: u64,
+    lagged: u64,
+    gaps: u64,
+    reconnects: u64,
+    cpu: (f64, f64, f64),
+    at: Instant,
+}
+
+fn mark(sent: &AtomicU64, seen: &Delivered) -> Mark {
+    Mark {
+        spans: sent.load(Ordering::Relaxed),
+        events: seen.events.load(Ordering::Relaxed),
+        bytes: seen.bytes.load(Ordering::Relaxed),
+        lagged: seen.lagged.load(Ordering::Relaxed),
+        gaps: seen.gaps.load(Ordering::Relaxed),
+        reconnects: seen.reconnects.load(Ordering::Relaxed),
+        cpu: cpu_seconds(),
+        at: Instant::now(),
+    }
+}
+
+fn add(w: &mut Window, from: &Mark, to: &Mark) {
+    w.spans += to.spans - from.spans;
+    w.secs += (to.at - from.at).as_secs_f64();
+    w.events += to.events - from.events;
+    w.bytes += to.bytes - from.bytes;
+    w.lagged += to.lagged - from.lagged;
+    w.gaps += to.gaps - from.gaps;
+    w.reconnects += to.reconnects - from.reconnects;
+    w.cpu.0 += to.cpu.0 - from.cpu.0;
+    w.cpu.1 += to.cpu.1 - from.cpu.1;
+    w.cpu.2 += to.cpu.2 - from.cpu.2;
+}
+
+/// One qyl under steady ingest, alternating windows without and with `sse`
+/// streams (`cycles` of each, off first), so both see the same database
+/// size and the same background load from the rest of the machine.
+#[allow(clippy::too_many_arguments)]
+fn alternate(
+    rt: &Runtimes,
+    dir: &std::path::Path,
+    name: &str,
+    template: Arc<Template>,
+    clients: usize,
+    sse: usize,
+    query: &str,
+    window: Duration,
+    cycles: usize,
+) -> (Window, Window) {
+    rt.server.block_on(async {
+        // QYL_* variables apply, as in benches/ingest.rs.
+        let mut config = Config::from_layers(None, std::env::vars()).expect("valid QYL_* settings");
+        config.server.http_port = 0;
+        config.server.otlp_http_port = 0;
+        config.server.grpc_port = 0;
+        config.stream.max_clients = config.stream.max_clients.max(sse);
+        config.storage.path = dir
+            .join(format!("{name}.duckdb"))
+            .to_string_lossy()
+            .into_owned();
+        let server = Server::start(&config).await.expect("starting qyl");
+        let addrs = server.addrs;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (template, stop, sent) = (template.clone(), stop.clone(), sent.clone());
+            tasks.push(rt.clients.spawn(async move {
+                let http = reqwest::Client::new();
+                let url = format!("http://{}/v1/traces", addrs.otlp_http);
+                let mut k = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = template.request(c as u8 + 1, k);
+                    k += 1;
+                    let r = http
+                        .post(&url)
+                        .header("content-type", "application/x-protobuf")
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("sending an export");
+                    assert_eq!(r.status().as_u16(), 200, "export refused");
+                    let _ = r.bytes().await;
+                    sent.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (mut off, mut on) = (Window::default(), Window::default());
+        for _ in 0..cycles {
+            let idle = Arc::new(Delivered::default());
+            let start = mark(&sent, &idle);
+            tokio::time::sleep(window).await;
+            add(&mut off, &start, &mark(&sent, &idle));
+
+            let seen = Arc::new(Delivered {
+                per_stream: (0..sse).map(|_| AtomicU64::new(0)).collect(),
+                ..Delivered::default()
+            });
+            let reading = Arc::new(AtomicBool::new(false));
+            let readers: Vec<_> = (0..sse)
+                .map(|me| {
+                    let url = format!("http://{}/api/v1/live?{query}", addrs.http);
+                    rt.readers
+                        .spawn(sse_reader(url, reading.clone(), seen.clone(), me))
+                })
+                .collect();
+            // Every stream is open before the window starts.
+            let opened = Instant::now();
+            while server.hub().subscribers() < sse && opened.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let start = mark(&sent, &seen);
+            tokio::time::sleep(window).await;
+            add(&mut on, &start, &mark(&sent, &seen));
+            let counts = seen.per_stream.iter().map(|n| n.load(Ordering::Relaxed));
+            let (lo, hi) = counts.fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
+            let (lo0, hi0) = on.per_stream.unwrap_or((u64::MAX, 0));
+            on.per_stream = Some((lo.min(lo0), hi.max(hi0)));
+            reading.store(true, Ordering::Relaxed);
+            for r in readers {
+                r.abort();
+            }
+            // The streams are gone before the next window without them.
+            let closed = Instant::now();
+            while server.hub().subscribers() > 0 && closed.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.expect("an ingest client panicked");
+        }
+        server.shutdown().await.expect("stopping qyl");
+        (off, on)
+    })
+}
+
+fn main() {
+    // Run only under `cargo bench` (which passes --bench), not `cargo test --benches`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("live benchmark: run with `cargo bench --bench live`");
+        return;
+    }
+    let secs = env_or("BENCH_SECS", 24);
+    let clients = env_or("BENCH_CLIENTS", 8) as usize;
+    let sse = env_or("BENCH_SSE", 100) as usize;
+    let queries = std::env::var("BENCH_SSE_QUERIES").unwrap_or_else(|_| ";status=error".into());
+    let cycles = 3;
+    let window = Duration::from_secs_f64(secs as f64 / (2 * cycles) as f64);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let template = Arc::new(Template::new());
+    let runtime = |name: &str, threads: usize| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name(name)
+            .build()
+            .expect("tokio runtime")
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Separate runtimes so each side's CPU can be told apart.
+    let rt = Runtimes {
+        server: runtime("qyl", cores),
+        clients: runtime("bench-client", 2),
+        readers: runtime("bench-sse", 2),
+    };
+    println!(
+        "qyl live benchmark: {cores} cores, {clients} ingest clients × {SPANS_PER_REQUEST}-span OTLP/HTTP protobuf exports; per query {cycles} × ({:.1} s without streams, {:.1} s with {sse})",
+        window.as_secs_f64(),
+        window.as_secs_f64()
+    );
+    for (i, query) in queries.split(';').enumerate() {
+        let (off, on) = alternate(
+            &rt,
+            dir.path(),
+            &format!("q{i}"),
+            template.clone(),
+            clients,
+            sse,
+            query,
+            window,
+            cycles,
+        );
+        println!("?{query}");
+        for (label, w) in [("  no streams", &off), (&*format!("  {sse} streams"), &on)] {
+            let cores = w.cores();
+            println!(
+                "{label:<14} {:>7.0} spans/s ingested   qyl {:.2} cores, ingest clients {:.2}, SSE readers {:.2}",
+                w.rate(w.spans),
+                cores.0,
+                cores.1,
+                cores.2
+            );
+        }
+        let (lo, hi) = on.per_stream.unwrap_or((0, 0));
+        println!(
+            "  delivered      {:.0} events/s in all ({:.0} per stream, {:.1} MiB/s; one stream in one window: {lo}..{hi}); {} lagged, {} gap events, {} reconnects",
+            on.rate(on.events),
+            on.rate(on.events) / sse.max(1) as f64,
+            on.rate(on.bytes) / (1 << 20) as f64,
+            on.lagged,
+            on.gaps,
+            on.reconnects
+        );
+        println!(
+            "  ratio          {:.3} (ingest with streams / without; target ≥ 0.95)",
+            on.rate(on.spans) / off.rate(off.spans)
+        );
+    }
+}

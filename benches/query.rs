@@ -1,0 +1,263 @@
+//! Query benchmark: how fast the read API answers on a large database.
+//!
+//! For each size (default 1 M and 10 M spans, spread over the last 24 h in
+//! traces of 10 spans across 10 services, one GenAI call and some errors per
+//! trace), it generates a DuckDB file, then times through the store (the
+//! interface REST, MCP and Lua share), in process:
+//!   - trace by id (the whole tree with logs),
+//!   - the first page of the trace list (no filter, and the last hour),
+//!   - a filtered span search (one service's errors),
+//!   - the service overview over 24 h (p50/p95/p99 per service),
+//!
+//! and prints p50/p99 per query. The baseline, measured in the same run, is
+//! a bare `SELECT count(*) FROM spans WHERE trace_id = ?` on a plain
+//! connection: the cost of finding one trace's rows by scanning.
+//! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
+//! BENCH_ROUNDS (timed repetitions per query, default 30).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use qyl::model::query::{PageRequest, SpanFilter, SpanQuery, TraceQuery};
+use qyl::storage::{self, StorageOptions, Store};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SPANS_PER_TRACE: u64 = 10;
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Generated inside DuckDB (vectorised), in time order as ingest would
+/// have stored it.
+fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
+    let traces = spans / SPANS_PER_TRACE;
+    let gap = 86_400_000_000_000 / traces.max(1);
+    let sql = format!(
+        "INSERT INTO spans SELECT
+            md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
+            substr(md5(CAST(i AS VARCHAR)), 1, 16) AS span_id,
+            CASE WHEN i % 10 = 0 THEN NULL ELSE substr(md5(CAST(i - i % 10 AS VARCHAR)), 1, 16) END,
+            NULL,
+            CASE WHEN i % 10 = 0 THEN 'GET /api/' || ((i // 10) % 20) WHEN i % 10 = 5 THEN 'chat gpt-4o' ELSE 'op-' || (i % 10) END,
+            CASE WHEN i % 10 = 0 THEN 'SERVER' WHEN i % 10 = 5 THEN 'CLIENT' ELSE 'INTERNAL' END,
+            {t0} + (i // 10) * {gap} + (i % 10) * 1000000 AS start_ns,
+            {t0} + (i // 10) * {gap} + (i % 10) * 1000000 + ((i * 7919) % 500 + 1) * 1000000,
+            ((i * 7919) % 500 + 1) * 1000000,
+            CASE WHEN i % 97 = 0 THEN 'ERROR' ELSE 'UNSET' END,
+            NULL,
+            'svc-' || ((i // 10) % 10),
+            '1.0.' || ((i // 100000) % 5),
+            'prod',
+            'bench',
+            NULL,
+            'sess-' || ((i // 10) % 50000),
+            CASE WHEN i % 10 = 5 THEN 'openai' END,
+            CASE WHEN i % 10 = 5 THEN 'chat' END,
+            CASE WHEN i % 10 = 5 THEN 'gpt-4o' END,
+            CASE WHEN i % 10 = 5 THEN 'gpt-4o-2024-08-06' END,
+            CASE WHEN i % 10 = 5 THEN 100 + i % 900 END,
+            CASE WHEN i % 10 = 5 THEN 10 + i % 300 END,
+            NULL,
+            CASE WHEN i % 10 = 5 THEN '[\"stop\"]' END,
+            NULL,
+            '{{\"http.route\":\"/api/' || ((i // 10) % 20) || '\",\"user.id\":\"u' || ((i // 10) % 1000) || '\",\"op.index\":' || (i % 10) || '}}',
+            '{{\"service.name\":\"svc-' || ((i // 10) % 10) || '\",\"host.name\":\"bench-1\"}}',
+            '[]', '[]', 0, 0, 0,
+            i + 1
+         FROM range({spans}) t(i)"
+    );
+    conn.execute_batch(&sql).expect("generating spans");
+    conn.execute_batch("CHECKPOINT").expect("checkpointing");
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn time<F, Fut>(rounds: usize, mut f: F) -> (Duration, Duration)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    f(0).await; // warm caches, as a running server's would be
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t = Instant::now();
+        f(i + 1).await;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sizes: Vec<u64> = std::env::var("BENCH_SPANS")
+        .unwrap_or_else(|_| "1000000,10000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    println!("query benchmark: {rounds} rounds per query, p50 / p99 in ms");
+    for spans in sizes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bench.duckdb");
+        let path = path.to_string_lossy().into_owned();
+        let opts = StorageOptions {
+            path: path.clone(),
+            memory_limit_mb: 0,
+            threads: 0,
+        };
+        let db = storage::open(&opts).expect("opening the database");
+        let t0 = now_nanos() - 86_400_000_000_000;
+        let conn = db.connect().expect("connecting");
+        let gen_start = Instant::now();
+        generate(&conn, spans, t0);
+        if std::env::var_os("BENCH_INDEX").is_some() {
+            let t = Instant::now();
+            conn.execute_batch("CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id)")
+                .expect("indexing");
+            println!("index built in {:.1} s", t.elapsed().as_secs_f64());
+        }
+        let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "\n== {spans} spans ({} traces), generated in {:.1} s, file {:.0} MB ({:.0} bytes/span)",
+            spans / SPANS_PER_TRACE,
+            gen_start.elapsed().as_secs_f64(),
+            file as f64 / 1e6,
+            file as f64 / spans as f64
+        );
+        // Trace ids to look up, spread over the whole day.
+        let ids: Vec<String> = {
+            let traces = spans / SPANS_PER_TRACE;
+            let mut stmt = conn
+                .prepare("SELECT md5(CAST(? AS VARCHAR))")
+                .expect("preparing");
+            (0..=rounds as u64)
+                .map(|k| {
+                    let n = (k * 7_919_993) % traces;
+                    stmt.query_row([n], |r| r.get::<_, String>(0))
+                        .expect("an id")
+                })
+                .collect()
+        };
+        let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
+
+        let baseline = {
+            let conn = &conn;
+            let ids = &ids;
+            time(rounds, |i| {
+                let id = ids[i].clone();
+                async move {
+                    let n: i64 = conn
+                        .query_row(
+                            "SELECT count(*) FROM spans WHERE trace_id = ?",
+                            [&id],
+                            |r| r.get(0),
+                        )
+                        .expect("counting");
+                    assert_eq!(n, SPANS_PER_TRACE as i64);
+                }
+            })
+            .await
+        };
+        let by_id = time(rounds, |i| {
+            let store = store.clone();
+            let id = ids[i].clone();
+            async move {
+                let t = store.get_trace(&id).await.expect("trace").expect("found");
+                assert_eq!(t.summary.span_count, SPANS_PER_TRACE);
+            }
+        })
+        .await;
+        let first_page = time(rounds, |_| {
+            let store = store.clone();
+            async move {
+                let p = store
+                    .list_traces(TraceQuery::default())
+                    .await
+                    .expect("trace list");
+                assert_eq!(p.items.len(), 50);
+            }
+        })
+        .await;
+        let hour = now_nanos() - 3_600_000_000_000;
+        let last_hour = time(rounds, |_| {
+            let store = store.clone();
+            async move {
+                let q = TraceQuery {
+                    filter: SpanFilter {
+                        since: Some(hour),
+                        ..Default::default()
+                    },
+                    page: PageRequest::default(),
+                };
+                let p = store.list_traces(q).await.expect("trace list");
+                assert_eq!(p.items.len(), 50);
+            }
+        })
+        .await;
+        let filtered = time(rounds, |_| {
+            let store = store.clone();
+            async move {
+                let q = SpanQuery {
+                    filter: SpanFilter {
+                        service: Some("svc-3".into()),
+                        status: Some("ERROR".into()),
+                        ..Default::default()
+                    },
+                    page: PageRequest::default(),
+                };
+                let p = store.query_spans(q).await.expect("span search");
+                assert!(!p.items.is_empty());
+            }
+        })
+        .await;
+        let now = now_nanos();
+        let services = time(rounds.min(10), |_| {
+            let store = store.clone();
+            async move {
+                let s = store
+                    .services(now - 86_400_000_000_000, now)
+                    .await
+                    .expect("services");
+                assert_eq!(s.len(), 10);
+            }
+        })
+        .await;
+        let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
+            println!(
+                "{name:<34} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
+                ms(p50),
+                ms(p99),
+                ms(p50) / ms(baseline.0).max(1e-9)
+            );
+        };
+        line("baseline: count by trace_id scan", baseline, "");
+        line(
+            "trace by id (tree + logs)",
+            by_id,
+            "   target ≤ 10 ms at 10 M",
+        );
+        line("trace list, first page", first_page, "   target ≤ 50 ms");
+        line("trace list, first page, last 1 h", last_hour, "");
+        line("spans: service=svc-3 status=error", filtered, "");
+        line("services, 24 h, p50/p95/p99", services, "");
+        drop(store);
+        drop(conn);
+    }
+}

@@ -1,0 +1,817 @@
+//! `GET /api/v1/live`: committed spans, logs and (on request) metric points
+//! as Server-Sent Events, for the dashboard's live view, `qyl watch` and any
+//! `EventSource`.
+//!
+//! Each record is sent once it is committed, as `event: span|log|metric`
+//! with `id:` = its sequence number and `data:` = the same JSON the REST API
+//! returns for it. A client that reconnects with `Last-Event-ID` (browsers do
+//! this by themselves) is replayed what it missed from the hub's ring; when
+//! part of that has already left the ring, the first event is
+//! `event: gap` with `{"missed": N, "oldest_available": SEQ}`.
+//!
+//! A client never slows ingest: streams read the hub's broadcast, which
+//! never waits for them, and are filtered, serialised and formatted on a
+//! thread of their own at the lowest CPU priority. A stream that falls a
+//! whole ring behind is sent `event: lagged` with `{"skipped": N}` and ends
+//! (the client may reconnect and resume); one whose client takes nothing
+//! for [`STALLED`] is closed.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::stream::{self, Stream, StreamExt};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
+
+use super::error::ErrorBody;
+use super::params::{self, Params, QueryPairs};
+use super::{ApiError, AppState};
+use crate::model::query::{raw_json, rfc3339, LogRow, SpanRow};
+use crate::model::{LogRecord, MetricPoint, Record, SpanRecord};
+use crate::stream::{Event, Subscription};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/live", get(live))
+}
+
+/// Committed records as Server-Sent Events: `event: span|log|metric`, `id:`
+/// = sequence number, `data:` = the row as `/spans`, `/logs` return it; a
+/// heartbeat comment when idle; `event: gap` first when a resume point has
+/// left the ring; `event: lagged` last when the client fell a ring behind.
+#[utoipa::path(
+    get,
+    path = "/api/v1/live",
+    tag = "live",
+    params(super::openapi::LiveParams),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A parameter or Last-Event-ID is unknown or malformed; the message names it", body = ErrorBody),
+        (status = 503, description = "`stream.max_clients` streams are open; retry (see Retry-After)", body = ErrorBody),
+    )
+)]
+pub async fn live(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiError> {
+    let mut params = Params::new(pairs);
+    let filter = LiveFilter::from_params(&mut params)?;
+    let from_query = params.parse::<u64>("last_event_id")?;
+    params.reject_unknown()?;
+    // The header wins: a reconnecting EventSource sends the newest id there,
+    // while its URL still carries whatever it was first opened with.
+    let after = match headers.get("last-event-id") {
+        Some(v) => parse_last_event_id(v.as_bytes())?.or(from_query),
+        None => from_query,
+    };
+    let slot = state
+        .live
+        .try_acquire(state.config.stream.max_clients)
+        .ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "too many live streams (at most {}); retry later",
+                state.config.stream.max_clients
+            ))
+        })?;
+    let sub = match after {
+        Some(seq) => state.hub.subscribe_after(seq),
+        None => Subscription {
+            replay: Vec::new(),
+            missed: 0,
+            receiver: state.hub.subscribe(),
+        },
+    };
+    let (tx, rx) = mpsc::channel(FRAMES_PER_CLIENT);
+    let producer = produce(items(sub, after, filter), tx, slot);
+    match live_runtime() {
+        Some(rt) => drop(rt.spawn(producer)),
+        None => drop(tokio::spawn(producer)),
+    }
+    // At shutdown the body ends at once, dropping queued frames, so the
+    // connection can close.
+    let closing = state.live.closing.subscribe();
+    let frames = stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
+        let frame = tokio::select! {
+            biased;
+            _ = closing.wait_for(|c| *c) => None,
+            frame = rx.recv() => frame,
+        }?;
+        Some((Ok::<_, Infallible>(frame), (rx, closing)))
+    });
+    let heartbeat = Duration::from_secs(state.config.stream.heartbeat_secs);
+    Ok(Sse::new(frames)
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+        .into_response())
+}
+
+/// Makes the calling thread the first to give way when the cores are busy
+/// (Linux nice 19), so streaming only uses CPU that ingest leaves idle.
+fn lower_priority() {
+    // SAFETY: setpriority has no memory effects; with PRIO_PROCESS and
+    // who = 0 Linux applies it to the calling thread only. Failure (e.g. a
+    // sandbox forbidding it) just leaves the priority as it was.
+    #[cfg(target_os = "linux")]
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+}
+
+/// Formatted events a stream may hold for its connection; past that the
+/// producer waits, its broadcast receiver falls behind, and the client is
+/// told it lagged.
+const FRAMES_PER_CLIENT: usize = 64;
+
+/// How long a stream waits for its client to take a frame before giving up
+/// on it: a client that is connected but never reads would otherwise hold a
+/// `max_clients` slot for as long as its TCP connection lives.
+pub const STALLED: Duration = Duration::from_secs(60);
+
+/// Filters, serialises and formats one stream's events, on the live thread,
+/// until the client goes, falls behind, or qyl stops.
+async fn produce(
+    items: impl Stream<Item = LiveItem>,
+    tx: mpsc::Sender<SseEvent>,
+    slot: ClientSlot,
+) {
+    let mut items = std::pin::pin!(items);
+    let mut closing = slot.clients.closing.subscribe();
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = closing.wait_for(|c| *c) => return,
+            // A client that left frees its slot now, not at the next match.
+            _ = tx.closed() => return,
+            item = items.next() => match item {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        if let LiveItem::Lagged { skipped } = item {
+            slot.clients.record_lag(skipped);
+        }
+        let Some(event) = to_sse(&item, &slot.clients.json) else {
+            continue;
+        };
+        let queued = tokio::select! {
+            biased;
+            _ = closing.wait_for(|c| *c) => return,
+            sent = tokio::time::timeout(STALLED, tx.send(event)) => sent,
+        };
+        match queued {
+            Ok(Ok(())) => {}
+            // The client left.
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("live stream closed: its client took nothing for {STALLED:?}");
+                return;
+            }
+        }
+    }
+}
+
+/// The thread every live stream of the process is produced on. Serialising
+/// the same records for many clients can take more CPU than ingest has to
+/// spare; on one thread of its own it cannot take the tokio workers that
+/// decode exports, so the streams lag (and are told so) instead of ingest
+/// slowing. `None` if the thread cannot be started; streams then run on the
+/// caller's runtime.
+fn live_runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static LIVE: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    LIVE.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("qyl-live")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()
+            .map_err(
+                |e| tracing::warn!(error = %e, "no live-stream thread; streams share the API's"),
+            )
+            .ok()
+    })
+    .as_ref()
+}
+
+fn parse_last_event_id(raw: &[u8]) -> Result<Option<u64>, ApiError> {
+    let text = std::str::from_utf8(raw).unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "Last-Event-ID: {text:?} is not an event id this stream sent"
+        ))
+    })
+}
+
+/// Live streams open now, and what slow ones lost; shared by every stream of
+/// one server and read by `/metrics`.
+#[derive(Debug)]
+pub struct LiveClients {
+    open: AtomicUsize,
+    lagged_streams: AtomicU64,
+    skipped_events: AtomicU64,
+    json: JsonCache,
+    /// Set at shutdown: open streams end, so they do not hold up the HTTP
+    /// server's graceful stop.
+    closing: watch::Sender<bool>,
+}
+
+/// Recently sent records as JSON, shared by every stream of a server: with
+/// many clients on the same records, each is serialised once rather than
+/// once per client. A slot per `seq % SLOTS`; a stream that is far behind
+/// the others just serialises again.
+#[derive(Debug)]
+struct JsonCache {
+    slots: Box<[CachedJson]>,
+}
+
+/// The sequence number a slot's JSON belongs to, and the JSON.
+type CachedJson = Mutex<Option<(u64, Arc<str>)>>;
+
+impl JsonCache {
+    /// Enough for streams within a few commits of each other, small enough
+    /// that the JSON kept is a fraction of what the hub's ring holds.
+    const SLOTS: usize = 1024;
+
+    fn json(&self, event: &Event) -> Option<Arc<str>> {
+        let slot = &self.slots[(event.seq % Self::SLOTS as u64) as usize];
+        // Held while serialising, so concurrent streams wait for the one
+        // doing the work instead of repeating it. A panic cannot leave the
+        // slot half-written, so a poisoned lock is still usable.
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seq, json)) = slot.as_ref() {
+            if *seq == event.seq {
+                return Some(json.clone());
+            }
+        }
+        let json: Arc<str> = match record_json(event) {
+            Ok(j) => j.into(),
+            Err(e) => {
+                tracing::warn!(error = %e, seq = event.seq, "live record not serialisable; skipped");
+                return None;
+            }
+        };
+        *slot = Some((event.seq, json.clone()));
+        Some(json)
+    }
+}
+
+impl Default for JsonCache {
+    fn default() -> Self {
+        JsonCache {
+            slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+}
+
+fn record_json(e: &Event) -> serde_json::Result<String> {
+    match &e.record {
+        Record::Span(s) => serde_json::to_string(&SpanRow::from_record(s, e.seq)),
+        Record::Log(l) => serde_json::to_string(&LogRow::from_record(l, e.seq)),
+        Record::Metric(m) => serde_json::to_string(&MetricRow::from_record(m, e.seq)),
+    }
+}
+
+impl Default for LiveClients {
+    fn default() -> Self {
+        LiveClients {
+            open: AtomicUsize::new(0),
+            lagged_streams: AtomicU64::new(0),
+            skipped_events: AtomicU64::new(0),
+            json: JsonCache::default(),
+            closing: watch::channel(false).0,
+        }
+    }
+}
+
+impl LiveClients {
+    /// Ends every open stream and any opened from now on (at shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A slot for one more stream, unless `max` are open.
+    pub fn try_acquire(self: &Arc<Self>, max: usize) -> Option<ClientSlot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ClientSlot {
+            clients: self.clone(),
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Streams ended because their client fell a whole ring behind.
+    pub fn lagged_streams(&self) -> u64 {
+        self.lagged_streams.load(Ordering::Relaxed)
+    }
+
+    /// Events those streams skipped.
+    pub fn skipped_events(&self) -> u64 {
+        self.skipped_events.load(Ordering::Relaxed)
+    }
+
+    fn record_lag(&self, skipped: u64) {
+        self.lagged_streams.fetch_add(1, Ordering::Relaxed);
+        self.skipped_events.fetch_add(skipped, Ordering::Relaxed);
+    }
+}
+
+/// One open stream; dropping it (when the connection goes) frees the slot.
+pub struct ClientSlot {
+    clients: Arc<LiveClients>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.clients.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Which records a stream sends. Built from the query string; every field
+/// narrows. Filters that exist for one signal only (`status` and
+/// `min_duration_ms` for spans, `severity_min` for logs) leave the other
+/// signals alone, and without `types` they also choose the signals: asking
+/// for error spans gives spans only.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LiveFilter {
+    pub spans: bool,
+    pub logs: bool,
+    pub metrics: bool,
+    pub service: Option<String>,
+    pub trace_id: Option<String>,
+    /// `OK`, `ERROR` or `UNSET`.
+    pub status: Option<&'static str>,
+    pub min_duration_ns: Option<u64>,
+    pub severity_min: Option<i32>,
+}
+
+impl LiveFilter {
+    pub fn from_params(p: &mut Params) -> Result<LiveFilter, ApiError> {
+        let status = match p.get("status") {
+            None => None,
+            Some(s) => Some(match s.to_ascii_uppercase().as_str() {
+                "OK" => "OK",
+                "ERROR" => "ERROR",
+                "UNSET" => "UNSET",
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "status: {s:?} is not one of ok, error, unset"
+                    )))
+                }
+            }),
+        };
+        let severity_min = match p.get("severity_min") {
+            None => None,
+            Some(s) => Some(parse_severity(&s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "severity_min: {s:?} is not a severity (a number 1-24 or TRACE, DEBUG, INFO, WARN, ERROR, FATAL)"
+                ))
+            })?),
+        };
+        let trace_id = match p.get("trace_id") {
+            None => None,
+            Some(t) => Some(params::trace_id(&t)?),
+        };
+        let mut filter = LiveFilter {
+            service: p.get("service"),
+            trace_id,
+            status,
+            min_duration_ns: p.duration_ms("min_duration_ms")?,
+            severity_min,
+            ..LiveFilter::default()
+        };
+        match p.get("types") {
+            Some(types) => {
+                for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    match t.to_ascii_lowercase().as_str() {
+                        "span" | "spans" => filter.spans = true,
+                        "log" | "logs" => filter.logs = true,
+                        "metric" | "metrics" => filter.metrics = true,
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "types: {t:?} is not one of span, log, metric"
+                            )))
+                        }
+                    }
+                }
+            }
+            None => {
+                let span_only = filter.status.is_some() || filter.min_duration_ns.is_some();
+                let log_only = filter.severity_min.is_some();
+                filter.spans = span_only || !log_only;
+                filter.logs = log_only || !span_only;
+            }
+        }
+        Ok(filter)
+    }
+
+    pub fn matches(&self, record: &Record) -> bool {
+        if self
+            .service
+            .as_deref()
+            .is_some_and(|s| s != record.service_name())
+        {
+            return false;
+        }
+        match record {
+            Record::Span(s) => self.spans && self.span_matches(s),
+            Record::Log(l) => self.logs && self.log_matches(l),
+            // Points carry no trace: asking for one trace excludes them.
+            Record::Metric(_) => self.metrics && self.trace_id.is_none(),
+        }
+    }
+
+    fn span_matches(&self, s: &SpanRecord) -> bool {
+        self.trace_id.as_ref().is_none_or(|t| *t == s.trace_id)
+            && self.status.is_none_or(|st| st == s.status_code)
+            && self.min_duration_ns.is_none_or(|d| s.duration_ns >= d)
+    }
+
+    fn log_matches(&self, l: &LogRecord) -> bool {
+        self.trace_id
+            .as_ref()
+            .is_none_or(|t| l.trace_id.as_ref() == Some(t))
+            && self
+                .severity_min
+                .is_none_or(|min| severity_of(l).is_some_and(|s| s >= min))
+    }
+}
+
+/// A log's severity number; when the SDK sent only text (some bridges do),
+/// the number that text names.
+fn severity_of(l: &LogRecord) -> Option<i32> {
+    if l.severity_number > 0 {
+        return Some(l.severity_number);
+    }
+    l.severity_text.as_deref().and_then(parse_severity)
+}
+
+/// `1`–`24`, or an OpenTelemetry severity name (`WARN`, `error`, `INFO2`,
+/// and the common `WARNING` and `CRITICAL`).
+fn parse_severity(text: &str) -> Option<i32> {
+    let t = text.trim().to_ascii_uppercase();
+    if let Ok(n) = t.parse::<i32>() {
+        return (0..=24).contains(&n).then_some(n);
+    }
+    let digits = t.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let name = &t[..t.len() - digits.len()];
+    let step = match digits {
+        "" => 0,
+        d => match d.parse::<i32>() {
+            Ok(n @ 1..=4) => n - 1,
+            _ => return None,
+        },
+    };
+    let base = match name {
+        "TRACE" => 1,
+        "DEBUG" => 5,
+        "INFO" => 9,
+        "WARN" | "WARNING" => 13,
+        "ERROR" => 17,
+        "FATAL" | "CRITICAL" => 21,
+        _ => return None,
+    };
+    Some(base + step)
+}
+
+/// What a live stream sends, before SSE framing.
+#[derive(Debug, Clone)]
+pub enum LiveItem {
+    /// Records after the resume point that had left the ring.
+    Gap {
+        missed: u64,
+        oldest_available: u64,
+    },
+    Record(Arc<Event>),
+    /// The client fell a ring behind; the stream ends after this.
+    Lagged {
+        skipped: u64,
+    },
+}
+
+/// The items of one stream: a `Gap` if the subscription missed records, the
+/// replay, then every new record, all through `filter`; it ends with
+/// `Lagged` when the receiver falls behind.
+pub fn items(
+    sub: Subscription,
+    after: Option<u64>,
+    filter: LiveFilter,
+) -> impl Stream<Item = LiveItem> + Send + 'static {
+    let gap = match after {
+        Some(after) if sub.missed > 0 => Some(LiveItem::Gap {
+            missed: sub.missed,
+            oldest_available: after + sub.missed + 1,
+        }),
+        _ => None,
+    };
+    let replay: Vec<LiveItem> = gap
+        .into_iter()
+        .chain(
+            sub.replay
+                .into_iter()
+                .filter(|e| filter.matches(&e.record))
+                .map(LiveItem::Record),
+        )
+        .collect();
+    let live = stream::unfold(Some((sub.receiver, filter)), |state| async move {
+        let (mut rx, filter) = state?;
+        loop {
+            match rx.recv().await {
+                Ok(event) if filter.matches(&event.record) => {
+                    return Some((LiveItem::Record(event), Some((rx, filter))))
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(skipped)) => {
+                    return Some((LiveItem::Lagged { skipped }, None))
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    stream::iter(replay).chain(live)
+}
+
+/// The SSE event for an item; `None` only if a record's JSON cannot be
+/// written, which its types rule out (logged, not sent, if it ever happens).
+fn to_sse(item: &LiveItem, cache: &JsonCache) -> Option<SseEvent> {
+    Some(match item {
+        LiveItem::Record(e) => SseEvent::default()
+            .event(e.record.signal().as_str())
+            .id(e.seq.to_string())
+            .data(&*cache.json(e)?),
+        LiveItem::Gap {
+            missed,
+            oldest_available,
+        } => SseEvent::default().event("gap").data(
+            serde_json::json!({ "missed": missed, "oldest_available": oldest_available })
+                .to_string(),
+        ),
+        LiveItem::Lagged { skipped } => SseEvent::default()
+            .event("lagged")
+            .data(serde_json::json!({ "skipped": skipped }).to_string()),
+    })
+}
+
+/// A metric point as the live stream shows it (the REST API serves metrics
+/// aggregated, so there is no stored-row shape to match); times and JSON
+/// columns follow the span and log rows.
+#[derive(Debug, Serialize)]
+pub struct MetricRow {
+    pub time: String,
+    pub time_unix_nano: String,
+    pub start_time_unix_nano: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub unit: Option<String>,
+    pub kind: &'static str,
+    pub temporality: Option<&'static str>,
+    pub is_monotonic: Option<bool>,
+    pub value: Option<f64>,
+    pub count: Option<u64>,
+    pub sum: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub histogram: Option<Box<RawValue>>,
+    pub exemplars: Option<Box<RawValue>>,
+    pub service_name: String,
+    pub scope_name: Option<String>,
+    pub attributes: Box<RawValue>,
+    pub resource: Box<RawValue>,
+    pub ingest_seq: u64,
+}
+
+impl MetricRow {
+    pub fn from_record(m: &MetricPoint, ingest_seq: u64) -> MetricRow {
+        MetricRow {
+            time: rfc3339(m.time_unix_nano),
+            time_unix_nano: m.time_unix_nano.to_string(),
+            start_time_unix_nano: m.start_time_unix_nano.to_string(),
+            name: m.name.clone(),
+            description: m.description.clone(),
+            unit: m.unit.clone(),
+            kind: m.kind,
+            temporality: m.temporality,
+            is_monotonic: m.is_monotonic,
+            value: m.value,
+            count: m.count,
+            sum: m.sum,
+            min: m.min,
+            max: m.max,
+            histogram: m.histogram.as_deref().map(raw_json),
+            exemplars: m.exemplars.as_deref().map(raw_json),
+            service_name: m.service_name.clone(),
+            scope_name: m.scope_name.clone(),
+            attributes: raw_json(&m.attributes),
+            resource: raw_json(&m.resource),
+            ingest_seq,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Hub;
+
+    fn filter(query: &[(&str, &str)]) -> Result<LiveFilter, ApiError> {
+        let mut p = Params::new(
+            query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        let f = LiveFilter::from_params(&mut p)?;
+        p.reject_unknown()?;
+        Ok(f)
+    }
+
+    fn span(service: &str, status: &'static str, ms: u64) -> Record {
+        Record::Span(Arc::new(SpanRecord {
+            trace_id: "ab".repeat(16),
+            service_name: service.into(),
+            status_code: status,
+            duration_ns: ms * 1_000_000,
+            ..Default::default()
+        }))
+    }
+
+    fn log(service: &str, severity: i32, text: Option<&str>) -> Record {
+        Record::Log(Arc::new(LogRecord {
+            service_name: service.into(),
+            severity_number: severity,
+            severity_text: text.map(Into::into),
+            ..Default::default()
+        }))
+    }
+
+    fn metric(service: &str) -> Record {
+        Record::Metric(Arc::new(MetricPoint {
+            service_name: service.into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn default_is_spans_and_logs() {
+        let f = filter(&[]).unwrap();
+        assert!(f.matches(&span("a", "OK", 1)));
+        assert!(f.matches(&log("a", 9, None)));
+        assert!(!f.matches(&metric("a")));
+        let f = filter(&[("types", "metric, log")]).unwrap();
+        assert!(!f.matches(&span("a", "OK", 1)));
+        assert!(f.matches(&log("a", 9, None)));
+        assert!(f.matches(&metric("a")));
+    }
+
+    #[test]
+    fn filters_narrow_their_own_signal() {
+        let f = filter(&[("service", "a"), ("status", "error")]).unwrap();
+        assert!(f.matches(&span("a", "ERROR", 1)));
+        assert!(!f.matches(&span("a", "OK", 1)));
+        assert!(!f.matches(&span("b", "ERROR", 1)));
+        // A span-only filter without `types` means spans only...
+        assert!(!f.matches(&log("a", 17, None)));
+        // ...with `types`, logs pass on their own filters.
+        let f = filter(&[("status", "error"), ("types", "span,log")]).unwrap();
+        assert!(f.matches(&log("a", 1, None)));
+
+        let f = filter(&[("min_duration_ms", "250")]).unwrap();
+        assert!(f.matches(&span("a", "OK", 250)));
+        assert!(!f.matches(&span("a", "OK", 249)));
+
+        let f = filter(&[("severity_min", "warn")]).unwrap();
+        assert!(f.matches(&log("a", 13, None)));
+        assert!(f.matches(&log("a", 0, Some("ERROR"))));
+        assert!(!f.matches(&log("a", 12, None)));
+        assert!(!f.matches(&log("a", 0, None)));
+        assert!(!f.matches(&span("a", "ERROR", 1)));
+
+        let f = filter(&[("trace_id", &"AB".repeat(16)), ("types", "span,log,metric")]).unwrap();
+        assert!(f.matches(&span("a", "OK", 1)));
+        assert!(!f.matches(&log("a", 9, None)));
+        assert!(!f.matches(&metric("a")));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        for (query, name) in [
+            (&[("servce", "a")][..], "servce"),
+            (&[("status", "bad")], "status"),
+            (&[("severity_min", "LOUD")], "severity_min"),
+            (&[("severity_min", "25")], "severity_min"),
+            (&[("types", "span,trace")], "types"),
+            (&[("min_duration_ms", "soon")], "min_duration_ms"),
+            (&[("trace_id", "xyz")], "trace id"),
+        ] {
+            let e = filter(query).unwrap_err();
+            assert!(e.message.contains(name), "{query:?}: {}", e.message);
+        }
+        assert!(parse_last_event_id(b"12x").is_err());
+        assert_eq!(parse_last_event_id(b" 12 ").unwrap(), Some(12));
+        assert_eq!(parse_last_event_id(b"").unwrap(), None);
+    }
+
+    #[test]
+    fn severities_by_name_and_number() {
+        assert_eq!(parse_severity("1"), Some(1));
+        assert_eq!(parse_severity("INFO"), Some(9));
+        assert_eq!(parse_severity("info4"), Some(12));
+        assert_eq!(parse_severity("Warning"), Some(13));
+        assert_eq!(parse_severity("FATAL"), Some(21));
+        assert_eq!(parse_severity("INFO5"), None);
+        assert_eq!(parse_severity("-1"), None);
+    }
+
+    #[test]
+    fn client_slots_are_limited_and_freed_on_drop() {
+        let clients = Arc::new(LiveClients::default());
+        let a = clients.try_acquire(2).unwrap();
+        let _b = clients.try_acquire(2).unwrap();
+        assert!(clients.try_acquire(2).is_none());
+        assert_eq!(clients.open(), 2);
+        drop(a);
+        assert!(clients.try_acquire(2).is_some());
+    }
+
+    fn ev(seq: u64, record: Record) -> Event {
+        Event { seq, record }
+    }
+
+    fn describe(item: &LiveItem) -> String {
+        match item {
+            LiveItem::Gap {
+                missed,
+                oldest_available,
+            } => format!("gap {missed} {oldest_available}"),
+            LiveItem::Record(e) => format!("{} {}", e.record.signal().as_str(), e.seq),
+            LiveItem::Lagged { skipped } => format!("lagged {skipped}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn resume_replays_after_the_id_and_reports_the_gap_first() {
+        let hub = Hub::new(4);
+        hub.publish((1..=10).map(|s| ev(s, span("a", "OK", 1))));
+        let stream = items(hub.subscribe_after(3), Some(3), filter(&[]).unwrap());
+        hub.publish([ev(11, log("a", 9, None)), ev(12, metric("a"))]);
+        drop(hub);
+        let got: Vec<_> = stream.map(|i| describe(&i)).collect().await;
+        assert_eq!(
+            got,
+            ["gap 3 7", "span 7", "span 8", "span 9", "span 10", "log 11"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_receiver_a_ring_behind_gets_lagged_and_the_stream_ends() {
+        let hub = Hub::new(4);
+        let sub = hub.subscribe_after(0);
+        let mut stream = Box::pin(items(sub, None, filter(&[]).unwrap()));
+        hub.publish([ev(1, span("a", "OK", 1))]);
+        assert_eq!(
+            stream.next().await.map(|i| describe(&i)).as_deref(),
+            Some("span 1")
+        );
+        // The publisher never waits for the stream.
+        hub.publish((2..=101).map(|s| ev(s, span("a", "OK", 1))));
+        assert_eq!(
+            stream.next().await.map(|i| describe(&i)).as_deref(),
+            Some("lagged 96")
+        );
+        assert!(stream.next().await.is_none());
+    }
+
+    #[test]
+    fn each_record_is_serialised_once_for_all_streams() {
+        let cache = JsonCache::default();
+        let a = ev(7, span("a", "OK", 1));
+        let first = cache.json(&a).unwrap();
+        let again = cache.json(&a).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let row: serde_json::Value = serde_json::from_str(&first).unwrap();
+        assert_eq!(
+            (row["ingest_seq"].as_u64(), row["service_name"].as_str()),
+            (Some(7), Some("a"))
+        );
+        // Another record in the same slot replaces it.
+        let b = ev(7 + JsonCache::SLOTS as u64, log("b", 9, None));
+        let other = cache.json(&b).unwrap();
+        assert!(other.contains("\"service_name\":\"b\""), "{other}");
+        assert!(!Arc::ptr_eq(&cache.json(&a).unwrap(), &first));
+    }
+}
