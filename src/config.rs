@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::{Table, Value};
 
+/// The smallest size limit (MiB) retention can keep to without deleting
+/// nearly everything (see `storage.max_db_size_mb` in qyl.toml).
+pub const MIN_DB_SIZE_MB: u64 = 64;
+
 /// The documented defaults, compiled in.
 pub const DEFAULTS: &str = include_str!("../qyl.toml");
 
@@ -216,6 +220,24 @@ impl Config {
                 100_000,
             ),
             ("stream.heartbeat_secs", self.stream.heartbeat_secs, 3600),
+            // Ten years; a longer retention is "forever", which is 0.
+            (
+                "storage.retention_hours",
+                self.storage.retention_hours,
+                87_600,
+            ),
+            // About 95 TiB: beyond any disk qyl runs on, and far from overflow
+            // when converted to bytes.
+            (
+                "storage.max_db_size_mb",
+                self.storage.max_db_size_mb,
+                100_000_000,
+            ),
+            (
+                "storage.min_free_disk_mb",
+                self.storage.min_free_disk_mb,
+                100_000_000,
+            ),
             ("query.pool_size", self.query.pool_size as u64, 256),
             ("query.timeout_ms", self.query.timeout_ms, 3_600_000),
             ("query.max_page", self.query.max_page as u64, 100_000),
@@ -230,6 +252,14 @@ impl Config {
             if value > max {
                 return Err(invalid(key, format!("must be at most {max}")));
             }
+        }
+        // DuckDB frees space by whole row groups of every table (several MB
+        // each), so a smaller limit would delete nearly everything each pass.
+        if self.storage.max_db_size_mb != 0 && self.storage.max_db_size_mb < MIN_DB_SIZE_MB {
+            return Err(invalid(
+                "storage.max_db_size_mb",
+                format!("must be 0 (no limit) or at least {MIN_DB_SIZE_MB}"),
+            ));
         }
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {
@@ -384,6 +414,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ingest.batch_ms: must be at most"), "{err}");
+
+        let err = Config::from_layers(None, env(&[("QYL_STORAGE_MAX_DB_SIZE_MB", "10")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.max_db_size_mb: must be 0 (no limit) or at least 64"),
+            "{err}"
+        );
+        let err = Config::from_layers(None, env(&[("QYL_STORAGE_MIN_FREE_DISK_MB", "100000001")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.min_free_disk_mb: must be at most"),
+            "{err}"
+        );
+        let err = Config::from_layers(None, env(&[("QYL_STORAGE_RETENTION_HOURS", "100000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("storage.retention_hours: must be at most"),
+            "{err}"
+        );
+        let c = Config::from_layers(
+            None,
+            env(&[
+                ("QYL_STORAGE_MAX_DB_SIZE_MB", "64"),
+                ("QYL_STORAGE_MIN_FREE_DISK_MB", "100000000"),
+                ("QYL_STORAGE_RETENTION_HOURS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.storage.max_db_size_mb, 64);
 
         // Variables of sections qyl does not have are not qyl's business.
         assert!(Config::from_layers(None, env(&[("QYL_TEST_PYTHON", "/x")])).is_ok());

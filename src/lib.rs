@@ -21,7 +21,10 @@
 //!   data chunks; `writer` turns each submitted batch into chunks on the
 //!   submitting thread, then one writer thread appends them with DuckDB
 //!   Appenders, group-commits, answers the waiting exports and publishes the
-//!   committed records to the hub. The read side: `reader` is a bounded pool
+//!   committed records to the hub; `retention` is a background thread that
+//!   deletes old data by age and size (whole traces with their logs, in
+//!   small transactions on its own connection) and checkpoints so freed
+//!   space is reused. The read side: `reader` is a bounded pool
 //!   of read connections on blocking threads with per-query deadlines,
 //!   `store` the one read interface (REST now; MCP and Lua later) and
 //!   `queries` the SQL behind it, including read-only user SQL.
@@ -41,7 +44,8 @@
 //!   own so streams lag rather than slow ingest.
 //! - [`telemetry`]: qyl's own figures as Prometheus text at `/metrics`.
 //! - [`server`]: starts the storage, the writer and every listener, and
-//!   shuts them down in order (listeners, in-flight exports, queue, database).
+//!   shuts them down in order (listeners, in-flight exports, retention,
+//!   queue, database).
 //!
 //! `main.rs` is the `qyl` command line around [`server::Server`].
 

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::ingest;
+use crate::storage::retention::{Location, Retention, RetentionPolicy, RetentionStats};
 use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
 use crate::storage::{self, StorageOptions, Store};
 use crate::stream::Hub;
@@ -30,11 +31,17 @@ pub struct Addrs {
 pub struct Server {
     pub addrs: Addrs,
     writer: Option<Writer>,
+    retention: Option<Retention>,
     hub: Arc<Hub>,
     live: Arc<api::live::LiveClients>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
+
+/// Rows (spans' worth of traces, or log / metric rows) per retention
+/// transaction: large enough that a pass needs few, small enough that one
+/// transaction's undo data stays a few MB.
+const RETENTION_BATCH_ROWS: usize = 50_000;
 
 async fn bind(addr: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind((addr, port)).await.with_context(|| {
@@ -58,13 +65,28 @@ impl Server {
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
         };
-        let (writer, db) = {
+        let policy = RetentionPolicy {
+            max_age: (config.storage.retention_hours > 0)
+                .then(|| Duration::from_secs(config.storage.retention_hours * 3600)),
+            max_bytes: (config.storage.max_db_size_mb > 0)
+                .then_some(config.storage.max_db_size_mb << 20),
+            batch_rows: RETENTION_BATCH_ROWS,
+        };
+        let retention_every = Duration::from_secs(config.storage.retention_interval_secs);
+        let (writer, retention, db) = {
             let hub = hub.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let db = storage::open(&opts)
                     .with_context(|| format!("opening the database {}", opts.path))?;
                 let is_file = opts.path != ":memory:";
-                Ok((Writer::start(db.clone(), hub, writer_config, is_file)?, db))
+                let writer = Writer::start(db.clone(), hub, writer_config, is_file)?;
+                let retention = Retention::start(
+                    &db,
+                    Location::from_path(&opts.path),
+                    policy,
+                    retention_every,
+                )?;
+                Ok((writer, retention, db))
             })
             .await
             .context("the storage start-up task panicked")??
@@ -80,6 +102,7 @@ impl Server {
             store,
             writer: handle.clone(),
             hub: hub.clone(),
+            retention: retention.stats(),
             config: Arc::new(config.clone()),
             started: std::time::Instant::now(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -131,6 +154,7 @@ impl Server {
         Ok(Server {
             addrs,
             writer: Some(writer),
+            retention: Some(retention),
             hub,
             live: state.live.clone(),
             stop,
@@ -145,13 +169,21 @@ impl Server {
             .expect("the writer runs until shutdown")
     }
 
+    /// What retention has done so far (benchmarks and tests watch it).
+    pub fn retention_stats(&self) -> Arc<RetentionStats> {
+        self.retention
+            .as_ref()
+            .map(Retention::stats)
+            .expect("retention runs until shutdown")
+    }
+
     pub fn hub(&self) -> Arc<Hub> {
         self.hub.clone()
     }
 
     /// Stops accepting connections, lets in-flight exports finish (their
-    /// commits included), then commits whatever is queued and closes the
-    /// database.
+    /// commits included), stops retention, then commits whatever is queued
+    /// and closes the database.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         // Live streams never finish by themselves; the listeners wait for them.
@@ -163,6 +195,13 @@ impl Server {
                 Ok(Err(e)) => result = Err(e.context(format!("the {name} server failed"))),
                 Err(e) => result = Err(anyhow::anyhow!("the {name} server panicked: {e}")),
             }
+        }
+        // Retention first: the writer's final checkpoint should not race a
+        // retention delete, and a pass in progress stops after its batch.
+        if let Some(retention) = self.retention.take() {
+            tokio::task::spawn_blocking(move || retention.shutdown())
+                .await
+                .context("the retention thread panicked while shutting down")?;
         }
         if let Some(writer) = self.writer.take() {
             tokio::task::spawn_blocking(move || writer.shutdown())

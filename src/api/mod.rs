@@ -26,6 +26,7 @@ use axum::Router;
 pub use error::ApiError;
 
 use crate::config::Config;
+use crate::storage::retention::RetentionStats;
 use crate::storage::writer::WriterHandle;
 use crate::storage::Store;
 use crate::stream::Hub;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub writer: WriterHandle,
     pub hub: Arc<Hub>,
+    /// What the retention thread has done, for `/health`.
+    pub retention: Arc<RetentionStats>,
     pub config: Arc<Config>,
     pub started: Instant,
     /// Set once migrations ran and the writer is up.

@@ -3,11 +3,13 @@
 //! `open` creates or opens the database file and runs the migrations;
 //! `writer` owns the single write connection and the batching queue in front
 //! of it; `reader` is the bounded pool of read connections and `store` the
-//! one read interface built on it.
+//! one read interface built on it; `retention` deletes old data in the
+//! background (on a connection of its own, see there why).
 
 pub mod duck;
 pub mod queries;
 pub mod reader;
+pub mod retention;
 pub mod schema;
 pub mod store;
 pub mod writer;
