@@ -127,6 +127,10 @@ async fn main() {
         let conn = db.connect().expect("connecting");
         let gen_start = Instant::now();
         generate(&conn, spans, t0);
+        // BENCH_INDEX=1 adds an ART index on spans.trace_id, to compare: it
+        // makes trace-by-id fast but its space is not reused after deletes,
+        // so size retention could not keep the file bounded (see
+        // BENCHMARKS.md); qyl ships without it.
         if std::env::var_os("BENCH_INDEX").is_some() {
             let t = Instant::now();
             conn.execute_batch("CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id)")

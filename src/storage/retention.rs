@@ -991,13 +991,11 @@ mod tests {
             );
         }
         assert!(report.traces > 0 && report.spans == report.traces * 4);
-        // Not everything went. (More goes than the byte share suggests:
-        // space is freed in steps of a row group, and the ART index on
-        // spans.trace_id, half the bytes here, gives space back less
-        // readily than the tables; measured 5-30% kept.)
+        // Not much more went than had to: the limit is half the data, and
+        // space is freed in steps of a row group (a quarter of each table).
         let kept_share = 1.0 - report.traces as f64 / TRACES as f64;
         assert!(
-            kept_share > 0.02,
+            kept_share > 0.2,
             "only {kept_share:.2} of the data kept, {passes} passes"
         );
         // The oldest went: what is left is one contiguous run of the newest.
@@ -1018,9 +1016,7 @@ mod tests {
         // Under the limit, a pass leaves everything alone.
         assert_eq!(db.pass(&policy, NOW).rows(), 0);
         // The freed blocks are reused: refilling as much as was deleted
-        // grows the file by well under what that data takes in a fresh
-        // file (the trace id index reuses less than the tables do).
-        let fresh = used as f64 * report.traces as f64 / TRACES as f64;
+        // grows the file by little.
         let file = std::fs::metadata(db._dir.as_ref().unwrap().path().join("qyl.duckdb"))
             .unwrap()
             .len();
@@ -1029,10 +1025,9 @@ mod tests {
         let file_after = std::fs::metadata(db._dir.as_ref().unwrap().path().join("qyl.duckdb"))
             .unwrap()
             .len();
-        let growth = file_after.saturating_sub(file) as f64;
         assert!(
-            growth < 0.75 * fresh,
-            "file grew from {file} to {file_after}; fresh, the data takes {fresh:.0}"
+            file_after < file + file / 4,
+            "file grew from {file} to {file_after}"
         );
     }
 

@@ -17,11 +17,10 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Versions are 1, 2, 3… with no gaps.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "spans, logs and metrics",
-        sql: r#"
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "spans, logs and metrics",
+    sql: r#"
 CREATE TABLE spans (
     trace_id                 VARCHAR  NOT NULL,
     span_id                  VARCHAR  NOT NULL,
@@ -102,13 +101,7 @@ CREATE TABLE metrics (
     ingest_seq               UBIGINT  NOT NULL
 );
 "#,
-    },
-    Migration {
-        version: 2,
-        name: "index spans by trace id",
-        sql: "CREATE INDEX spans_trace_id ON spans (trace_id);",
-    },
-];
+}];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> u32 {
