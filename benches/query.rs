@@ -13,7 +13,9 @@
 //! a bare `SELECT count(*) FROM spans WHERE trace_id = ?` on a plain
 //! connection: the cost of finding one trace's rows by scanning.
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
-//! BENCH_ROUNDS (timed repetitions per query, default 30).
+//! BENCH_ROUNDS (timed repetitions per query, default 30), BENCH_INDEX=1
+//! (add an index on trace_id, to compare), BENCH_EXPLAIN=1 (print DuckDB's
+//! profile of the trace list's first window).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -72,7 +74,11 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
             i + 1
          FROM range({spans}) t(i)"
     );
+    // One thread, so row groups hold consecutive times as the writer's
+    // appends do (parallel inserts interleave them and defeat zone maps).
+    conn.execute_batch("SET threads = 1").expect("one thread");
     conn.execute_batch(&sql).expect("generating spans");
+    conn.execute_batch("RESET threads").expect("threads");
     conn.execute_batch("CHECKPOINT").expect("checkpointing");
 }
 
@@ -159,6 +165,23 @@ async fn main() {
                 })
                 .collect()
         };
+        if std::env::var_os("BENCH_EXPLAIN").is_some() {
+            let lower = now_nanos() - 60_000_000_000;
+            let sql = format!(
+                "EXPLAIN ANALYZE SELECT trace_id, min(start_time_unix_nano) AS s, count(*) FROM spans \
+                 WHERE start_time_unix_nano >= {} GROUP BY trace_id HAVING min(start_time_unix_nano) >= {} \
+                 ORDER BY s DESC, trace_id DESC LIMIT 51",
+                lower - 120_000_000_000,
+                lower
+            );
+            let mut stmt = conn.prepare(&sql).expect("explain");
+            let plan: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(1))
+                .expect("explain")
+                .filter_map(Result::ok)
+                .collect();
+            println!("{}", plan.join("\n"));
+        }
         let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
 
         let baseline = {
