@@ -35,6 +35,7 @@
 
 pub mod api;
 pub mod config;
+pub mod functions;
 pub mod ingest;
 pub mod model;
 pub mod server;
