@@ -24,6 +24,14 @@
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
+//! - [`functions`]: user Lua functions (DESIGN §4). Present now: `sandbox`
+//!   (the Luau VM: selected libraries, memory limit, interrupt deadline,
+//!   the `lua-stdlib/` helpers preloaded as `qyl`), `spec` (a script →
+//!   validated `FunctionSpec`s), `trigger` (`where` compiled to a native
+//!   matcher over spans and logs, indexed by signal and service) and `lint`
+//!   (QYL2xxx diagnostics, `qyl check`). The executor (worker threads,
+//!   queues, rate limits), the registry and file watcher, `runtime` and the
+//!   hub, store and REST wiring arrive later; nothing runs functions yet.
 //! - [`api`]: the HTTP API on the main port (REST under `/api/v1`, health);
 //!   `api::auth` guards every HTTP route but health and the gRPC services
 //!   (token, ingest token, `?t=` cookie login), rate-limits per client

@@ -213,12 +213,9 @@ impl Sandbox {
         self.fired.store(false, Ordering::Relaxed);
         self.deadline
             .store(now.saturating_add(timeout_ms), Ordering::Release);
-        if ARMED.fetch_add(1, Ordering::AcqRel) == 0 {
-            ticker().unpark();
-        }
+        let armed = Armed::new(&self.deadline);
         let result = f(&self.lua);
-        ARMED.fetch_sub(1, Ordering::AcqRel);
-        self.deadline.store(u64::MAX, Ordering::Release);
+        drop(armed);
 
         match result {
             Ok(value) => Ok(value),
@@ -239,6 +236,26 @@ impl Sandbox {
 
 fn setup_error(e: mlua::Error) -> SandboxError {
     SandboxError::Setup(e.to_string())
+}
+
+/// Counts a VM as armed (so the ticker runs) until dropped, even if the
+/// call panics; then clears its deadline.
+struct Armed<'a>(&'a AtomicU64);
+
+impl<'a> Armed<'a> {
+    fn new(deadline: &'a AtomicU64) -> Self {
+        if ARMED.fetch_add(1, Ordering::AcqRel) == 0 {
+            ticker().unpark();
+        }
+        Armed(deadline)
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        ARMED.fetch_sub(1, Ordering::AcqRel);
+        self.0.store(u64::MAX, Ordering::Release);
+    }
 }
 
 /// Keeps `os.clock/time/date` only and removes code loading and friends.
@@ -433,6 +450,40 @@ mod tests {
     }
 
     #[test]
+    fn backtracking_patterns_are_interrupted() {
+        // Luau checks the interrupt inside its pattern matcher, so a
+        // polynomial-time find is stopped like any loop.
+        let mut sb = sandbox();
+        let start = Instant::now();
+        let err = eval(
+            &mut sb,
+            "return string.find(string.rep('a', 5000), '.-.-.-.-.-.-b')",
+        )
+        .expect_err("must time out");
+        assert!(matches!(err, SandboxError::Timeout(_)), "{err:?}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn deep_recursion_is_contained() {
+        let mut sb = sandbox();
+        let err = eval(
+            &mut sb,
+            "local function f(n) return 1 + f(n + 1) end return f(1)",
+        )
+        .expect_err("overflows");
+        match err {
+            SandboxError::Script(m) => assert!(m.contains("stack overflow"), "{m}"),
+            SandboxError::Memory(_) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            eval(&mut sb, "return 2").expect("still usable"),
+            Value::Number(2.0)
+        );
+    }
+
+    #[test]
     fn memory_bomb_hits_the_limit() {
         let mut sb = sandbox();
         let err = eval(
@@ -494,6 +545,9 @@ mod tests {
             "qyl.fn = nil",
             "qyl.json.encode = nil",
             "os.time = nil",
+            "rawset(qyl, 'fn', nil)",
+            "rawset(string, 'x', 1)",
+            "setmetatable(qyl, {})",
         ] {
             let err = eval(&mut sb, src).expect_err(src);
             assert!(matches!(err, SandboxError::Script(_)), "{src}: {err:?}");
