@@ -258,11 +258,19 @@ fn check_file(path: &Path, source: &str) -> FileResult {
 
     for f in loaded {
         let spec = f.spec;
+        // The line recorded by qyl.fn is the call's; the name is the
+        // fallback for plain tables (whose recorded line is the handler's).
         let site = facts
             .definitions
             .iter()
-            .find(|d| d.name.as_deref() == Some(spec.name.as_str()))
-            .or_else(|| facts.definitions.iter().find(|d| d.line == spec.line));
+            .find(|d| d.line == spec.line && d.name.as_deref() == Some(spec.name.as_str()))
+            .or_else(|| facts.definitions.iter().find(|d| d.line == spec.line))
+            .or_else(|| {
+                facts
+                    .definitions
+                    .iter()
+                    .find(|d| d.name.as_deref() == Some(spec.name.as_str()))
+            });
         let (line, col) = site.map_or((spec.line, 1), |d| (d.line, d.col));
         let mut push = |l: u32, c: u32, sev, code: &'static str, msg: String| {
             result.diagnostics.push((
@@ -728,6 +736,19 @@ return {
         assert_eq!(
             e,
             vec!["s/b.lua:1:8: error[QYL2003]: function name 'clean' is not unique: already defined at s/a.lua:1"]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_in_one_file_are_qyl2003_errors() {
+        let src = "return {\n  qyl.fn { name = 'd', trigger = { on = 'log' }, handler = function() end },\n  qyl.fn { name = 'd', trigger = { on = 'span' }, handler = function() end },\n}";
+        let out = check(&[("s/d.lua", src)]);
+        assert_eq!(
+            out,
+            vec![
+                "s/d.lua:2:3: info[QYL2004]: function 'd' registered: triggers on every log",
+                "s/d.lua:3:3: error[QYL2003]: function name 'd' is not unique: already defined at s/d.lua:2",
+            ]
         );
     }
 
