@@ -4,7 +4,7 @@
 //! match it. Entering Lua costs microseconds; a record that matches no
 //! `where` must never pay that.
 
-use std::cell::OnceCell;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use mlua::{Table, Value};
@@ -178,9 +178,8 @@ impl Matcher {
     pub fn matches(&self, record: &RecordView<'_>) -> bool {
         record.signal() == self.signal
             && self.conditions.iter().all(|c| {
-                c.ops
-                    .iter()
-                    .all(|op| op_holds(op, &c.field, record.get(&c.field)))
+                let val = record.get(&c.field);
+                c.ops.iter().all(|op| op_holds(op, &c.field, &val))
             })
     }
 
@@ -242,11 +241,12 @@ fn describe(key: &str, op: &Op) -> String {
     }
 }
 
-/// A field's value in one record.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A field's value in one record. Strings are borrowed from the record
+/// unless the JSON had escapes to undo.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Val<'a> {
     Missing,
-    Str(&'a str),
+    Str(Cow<'a, str>),
     Num(f64),
     Bool(bool),
     /// Present, but an array or object.
@@ -254,26 +254,26 @@ pub enum Val<'a> {
 }
 
 impl Val<'_> {
-    fn as_num(self) -> Option<f64> {
+    fn as_num(&self) -> Option<f64> {
         match self {
-            Val::Num(n) => Some(n),
+            Val::Num(n) => Some(*n),
             Val::Str(s) => s.trim().parse().ok(),
             _ => None,
         }
     }
 }
 
-fn scalar_eq(val: Val<'_>, want: &Scalar) -> bool {
+fn scalar_eq(val: &Val<'_>, want: &Scalar) -> bool {
     match (val, want) {
         (Val::Str(s), Scalar::Str(w)) => s == w,
-        (Val::Bool(b), Scalar::Bool(w)) => b == *w,
+        (Val::Bool(b), Scalar::Bool(w)) => b == w,
         // Attribute numbers may arrive as strings (64-bit ints from JSON SDKs).
         (v, Scalar::Num(w)) => v.as_num() == Some(*w),
         _ => false,
     }
 }
 
-fn op_holds(op: &Op, field: &Field, val: Val<'_>) -> bool {
+fn op_holds(op: &Op, field: &Field, val: &Val<'_>) -> bool {
     match op {
         Op::Exists => !matches!(val, Val::Missing),
         Op::Eq(want) => scalar_eq(val, want),
@@ -291,7 +291,7 @@ fn op_holds(op: &Op, field: &Field, val: Val<'_>) -> bool {
         Op::Glob(g) => matches!(val, Val::Str(s) if glob_match(g, s)),
         Op::SeverityAtLeast(min) => {
             debug_assert_eq!(*field, Field::SeverityMin);
-            matches!(val, Val::Num(n) if n >= f64::from(*min))
+            matches!(val, Val::Num(n) if *n >= f64::from(*min))
         }
     }
 }
@@ -321,38 +321,140 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-type Attrs = Option<serde_json::Map<String, serde_json::Value>>;
+/// The raw text of the value of top-level `key` in a JSON object, found by
+/// skipping over the others without parsing them. Parsing the whole
+/// attribute object (even into borrowed values) cost more than entering Lua;
+/// this costs a scan of the bytes before the key.
+fn find_attr<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let b = json.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i)?;
+        let raw_key = json.get(i + 1..key_end - 1)?;
+        let matches = if raw_key.contains('\\') {
+            serde_json::from_str::<String>(json.get(i..key_end)?).is_ok_and(|k| k == key)
+        } else {
+            raw_key == key
+        };
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        let value_end = value_end(b, i)?;
+        if matches {
+            return json.get(i..value_end);
+        }
+        i = skip_ws(b, value_end);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => return None,
+        }
+    }
+}
 
-/// A span or log as triggers see it. Attribute JSON is parsed at most once
-/// per record, and only if some condition asks for an attribute.
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// `b[start]` is the opening quote; returns the index after the closing one.
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index just after the JSON value starting at `start`.
+fn value_end(b: &[u8], start: usize) -> Option<usize> {
+    match b.get(start)? {
+        b'"' => string_end(b, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while let Some(&c) = b.get(i) {
+                match c {
+                    b'"' => {
+                        i = string_end(b, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            None
+        }
+        _ => {
+            let mut i = start;
+            while b
+                .get(i)
+                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            (i > start).then_some(i)
+        }
+    }
+}
+
+/// One attribute value, parsed only when a condition asks for it.
+fn raw_val(text: &str) -> Val<'_> {
+    match text.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<&str>(text) {
+            Ok(s) => Val::Str(Cow::Borrowed(s)),
+            Err(_) => {
+                serde_json::from_str::<String>(text).map_or(Val::Other, |s| Val::Str(Cow::Owned(s)))
+            }
+        },
+        Some(b't') => Val::Bool(true),
+        Some(b'f') => Val::Bool(false),
+        Some(b'n') | None => Val::Missing,
+        Some(b'[' | b'{') => Val::Other,
+        Some(_) => text.parse().map_or(Val::Other, Val::Num),
+    }
+}
+
+fn opt(s: &Option<String>) -> Val<'_> {
+    s.as_deref().map_or(Val::Missing, borrowed)
+}
+
+fn borrowed(s: &str) -> Val<'_> {
+    Val::Str(Cow::Borrowed(s))
+}
+
+/// A span or log as triggers see it. Attribute JSON is only looked into
+/// when a condition asks for an attribute.
 pub struct RecordView<'a> {
     record: RecordRef<'a>,
-    attrs: OnceCell<Attrs>,
-    resource: OnceCell<Attrs>,
 }
 
 #[derive(Clone, Copy)]
 enum RecordRef<'a> {
     Span(&'a SpanRecord),
     Log(&'a LogRecord),
-}
-
-fn parse_attrs(json: &str) -> Attrs {
-    serde_json::from_str(json).ok()
-}
-
-fn json_val(v: Option<&serde_json::Value>) -> Val<'_> {
-    match v {
-        None | Some(serde_json::Value::Null) => Val::Missing,
-        Some(serde_json::Value::String(s)) => Val::Str(s),
-        Some(serde_json::Value::Number(n)) => n.as_f64().map_or(Val::Other, Val::Num),
-        Some(serde_json::Value::Bool(b)) => Val::Bool(*b),
-        Some(_) => Val::Other,
-    }
-}
-
-fn opt(s: &Option<String>) -> Val<'_> {
-    s.as_deref().map_or(Val::Missing, Val::Str)
 }
 
 impl<'a> RecordView<'a> {
@@ -365,11 +467,7 @@ impl<'a> RecordView<'a> {
     }
 
     fn new(record: RecordRef<'a>) -> Self {
-        RecordView {
-            record,
-            attrs: OnceCell::new(),
-            resource: OnceCell::new(),
-        }
+        RecordView { record }
     }
 
     pub fn signal(&self) -> Signal {
@@ -387,29 +485,19 @@ impl<'a> RecordView<'a> {
     }
 
     fn attr(&self, key: &str) -> Val<'_> {
-        let json = match self.record {
+        let json: &'a str = match self.record {
             RecordRef::Span(s) => &s.attributes,
             RecordRef::Log(l) => &l.attributes,
         };
-        json_val(
-            self.attrs
-                .get_or_init(|| parse_attrs(json))
-                .as_ref()
-                .and_then(|m| m.get(key)),
-        )
+        find_attr(json, key).map_or(Val::Missing, raw_val)
     }
 
     fn resource_attr(&self, key: &str) -> Val<'_> {
-        let json = match self.record {
+        let json: &'a str = match self.record {
             RecordRef::Span(s) => &s.resource,
             RecordRef::Log(l) => &l.resource,
         };
-        json_val(
-            self.resource
-                .get_or_init(|| parse_attrs(json))
-                .as_ref()
-                .and_then(|m| m.get(key)),
-        )
+        find_attr(json, key).map_or(Val::Missing, raw_val)
     }
 
     pub fn get(&self, field: &Field) -> Val<'_> {
@@ -420,15 +508,15 @@ impl<'a> RecordView<'a> {
             },
             (Field::SpanAttr(k), _) => self.attr(k),
             (Field::ResourceAttr(k), _) => self.resource_attr(k),
-            (Field::Service, _) => Val::Str(self.service()),
-            (Field::Name, RecordRef::Span(s)) => Val::Str(&s.name),
-            (Field::Status, RecordRef::Span(s)) => Val::Str(s.status_code),
+            (Field::Service, _) => borrowed(self.service()),
+            (Field::Name, RecordRef::Span(s)) => borrowed(&s.name),
+            (Field::Status, RecordRef::Span(s)) => borrowed(s.status_code),
             (Field::StatusMessage, RecordRef::Span(s)) => opt(&s.status_message),
-            (Field::Kind, RecordRef::Span(s)) => Val::Str(s.kind),
+            (Field::Kind, RecordRef::Span(s)) => borrowed(s.kind),
             (Field::DurationMs, RecordRef::Span(s)) => Val::Num(s.duration_ns as f64 / 1e6),
-            (Field::TraceId, RecordRef::Span(s)) => Val::Str(&s.trace_id),
+            (Field::TraceId, RecordRef::Span(s)) => borrowed(&s.trace_id),
             (Field::TraceId, RecordRef::Log(l)) => opt(&l.trace_id),
-            (Field::SpanId, RecordRef::Span(s)) => Val::Str(&s.span_id),
+            (Field::SpanId, RecordRef::Span(s)) => borrowed(&s.span_id),
             (Field::SpanId, RecordRef::Log(l)) => opt(&l.span_id),
             (Field::ParentSpanId, RecordRef::Span(s)) => opt(&s.parent_span_id),
             (Field::Scope, RecordRef::Span(s)) => opt(&s.scope_name),
@@ -750,6 +838,42 @@ mod tests {
         assert!(matches(
             r#"{ trace_id = "0af7651916cd43dd8448eb211c80319c" }"#
         ));
+    }
+
+    #[test]
+    fn escaped_attribute_keys_and_values_are_decoded() {
+        let mut s = span();
+        s.attributes = r#"{"we\"ird.key":"a\nb","exception.message":"line1\nline2 \"quoted\"","n":1.5e3,"nul":null}"#.into();
+        let view = RecordView::span(&s);
+        let m = |src: &str| span_matcher(src).matches(&view);
+        assert!(m(r#"{ ['we"ird.key'] = "a\nb" }"#));
+        assert!(m(r#"{ ["exception.message"] = { glob = "*\"quoted\"" } }"#));
+        assert!(m(r#"{ ["attributes.n"] = { gt = 1000 } }"#));
+        // null is absent, as in OTLP an empty value is.
+        assert!(!m(r#"{ ["attributes.nul"] = qyl.exists }"#));
+        // Unparseable attribute JSON matches no attribute condition.
+        let mut bad = span();
+        bad.attributes = "{not json".into();
+        assert!(
+            !span_matcher(r#"{ ["gen_ai.provider.name"] = qyl.exists }"#)
+                .matches(&RecordView::span(&bad))
+        );
+    }
+
+    #[test]
+    fn the_attribute_scanner_skips_nested_values() {
+        let json = r#" { "a" : {"x":[1,{"y":"}"}]}, "s":"q\"}" , "n":-1.5e3,"t":true,"z":null, "b":"last" } "#;
+        assert_eq!(find_attr(json, "b"), Some(r#""last""#));
+        assert_eq!(find_attr(json, "n"), Some("-1.5e3"));
+        assert_eq!(find_attr(json, "t"), Some("true"));
+        assert_eq!(find_attr(json, "z"), Some("null"));
+        assert_eq!(find_attr(json, "x"), None, "nested keys are not top-level");
+        assert_eq!(find_attr(json, "y"), None);
+        assert_eq!(find_attr(json, "missing"), None);
+        assert_eq!(find_attr("{}", "a"), None);
+        assert_eq!(find_attr("[1]", "a"), None);
+        assert_eq!(find_attr(r#"{"a":"unterminated"#, "a"), None);
+        assert_eq!(raw_val(r#""q\"x""#), Val::Str(Cow::Owned("q\"x".into())));
     }
 
     #[test]
