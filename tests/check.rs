@@ -143,3 +143,28 @@ fn the_shipped_scripts_pass() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn without_a_directory_it_checks_functions_dir_and_reports_unreadable_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir(&scripts).expect("mkdir");
+    std::fs::write(scripts.join("ok.lua"), GOOD).expect("write");
+    std::fs::write(scripts.join("latin1.lua"), b"-- caf\xe9\nreturn nil\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_qyl"))
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let got = lines(&out);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got[0].starts_with("scripts/latin1.lua:1:1: error: cannot read the script: "),
+        "{got:#?}"
+    );
+    assert!(
+        got[1].starts_with("scripts/ok.lua:1:8: info[QYL2004]: "),
+        "{got:#?}"
+    );
+}

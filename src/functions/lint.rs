@@ -125,11 +125,29 @@ pub fn check_dir(dir: &Path) -> std::io::Result<CheckReport> {
         .collect();
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
+    let mut unreadable = Vec::new();
     for p in paths {
-        let source = std::fs::read_to_string(&p)?;
-        files.push((p, source));
+        match std::fs::read_to_string(&p) {
+            Ok(source) => files.push((p, source)),
+            // One bad file (not UTF-8, vanished mid-save) is that file's
+            // error, not a reason to skip checking the others.
+            Err(e) => unreadable.push(Diagnostic {
+                path: p,
+                line: 1,
+                col: 1,
+                severity: Severity::Error,
+                code: None,
+                message: format!("cannot read the script: {e}"),
+            }),
+        }
     }
-    Ok(check_sources(&files))
+    let mut report = check_sources(&files);
+    report.files += unreadable.len();
+    report.diagnostics.extend(unreadable);
+    report
+        .diagnostics
+        .sort_by(|a, b| (&a.path, a.line, a.col).cmp(&(&b.path, b.line, b.col)));
+    Ok(report)
 }
 
 /// Checks a set of scripts that live together (QYL2003 is across them).
