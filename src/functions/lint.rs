@@ -39,9 +39,6 @@ const IO_NAMES: &[&str] = &[
     "dofile",
     "loadfile",
     "print",
-    "http",
-    "socket",
-    "net",
 ];
 const OS_SAFE: &[&str] = &["clock", "time", "date", "difftime"];
 
@@ -535,8 +532,20 @@ fn io_uses(body: &FunctionBody) -> Vec<(String, u32, u32)> {
         .filter(|t| !matches!(t.token_type(), TokenType::Whitespace { .. }))
         .collect();
     let mut found = Vec::new();
+    // `local load = …` inside the body is the user's own variable.
+    let mut locals: Vec<&str> = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let Some(name) = ident(t) else { continue };
+        let after_local = i > 0
+            && matches!(tokens[i - 1].token_type(), TokenType::Symbol { symbol }
+                if *symbol == full_moon::tokenizer::Symbol::Local);
+        if after_local {
+            locals.push(name);
+            continue;
+        }
+        if locals.contains(&name) {
+            continue;
+        }
         // `x.io` or `x:io` is a field, not the global.
         let after_dot = i > 0
             && matches!(tokens[i - 1].token_type(), TokenType::Symbol { symbol }
@@ -709,7 +718,8 @@ return {
   qyl.fn {
     name = "a",
     trigger = { on = "span", when = function(span)
-      return runtime.state.get("x") ~= nil and span.io == nil and os.time() > 0
+      local load = span.load
+      return runtime.state.get("x") ~= nil and span.io == nil and os.time() > 0 and load
     end },
     handler = function(span, runtime) return 1 end,
   },
@@ -728,7 +738,7 @@ return {
         );
         assert!(
             w[1].starts_with(
-                "s/io.lua:9:14: warning[QYL2001]: trigger `when` of 'a' uses `runtime`"
+                "s/io.lua:10:14: warning[QYL2001]: trigger `when` of 'a' uses `runtime`"
             ),
             "{}",
             w[1]

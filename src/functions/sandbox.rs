@@ -47,7 +47,7 @@ const TICK: Duration = Duration::from_millis(1);
 static EPOCH_MS: AtomicU64 = AtomicU64::new(0);
 /// VMs with a deadline armed; the ticker sleeps when there are none.
 static ARMED: AtomicUsize = AtomicUsize::new(0);
-static TICKER: OnceLock<Thread> = OnceLock::new();
+static TICKER: OnceLock<Option<Thread>> = OnceLock::new();
 
 fn clock_start() -> Instant {
     static START: OnceLock<Instant> = OnceLock::new();
@@ -58,26 +58,24 @@ fn precise_ms() -> u64 {
     u64::try_from(clock_start().elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-fn ticker() -> &'static Thread {
-    TICKER.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
-            .name("qyl-lua-ticker".into())
-            .spawn(|| loop {
-                if ARMED.load(Ordering::Acquire) == 0 {
-                    std::thread::park_timeout(Duration::from_secs(1));
-                } else {
-                    std::thread::sleep(TICK);
-                }
-                EPOCH_MS.fetch_max(precise_ms(), Ordering::Release);
-            });
-        match spawned {
-            Ok(handle) => handle.thread().clone(),
-            // Without a ticker the coarse clock only advances when a VM is
-            // armed, so deadlines still hold at each arming; a thread that
-            // cannot be spawned is not worth refusing to run scripts over.
-            Err(_) => std::thread::current(),
-        }
-    })
+/// The ticker thread, started on first use; `None` if it could not be
+/// spawned, in which case no sandbox is built (deadlines would never fire).
+fn ticker() -> Option<&'static Thread> {
+    TICKER
+        .get_or_init(|| {
+            let spawned = std::thread::Builder::new()
+                .name("qyl-lua-ticker".into())
+                .spawn(|| loop {
+                    if ARMED.load(Ordering::Acquire) == 0 {
+                        std::thread::park_timeout(Duration::from_secs(1));
+                    } else {
+                        std::thread::sleep(TICK);
+                    }
+                    EPOCH_MS.fetch_max(precise_ms(), Ordering::Release);
+                });
+            spawned.ok().map(|handle| handle.thread().clone())
+        })
+        .as_ref()
 }
 
 /// Resource limits of one VM.
@@ -141,6 +139,11 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new(limits: Limits) -> Result<Self, SandboxError> {
+        if ticker().is_none() {
+            return Err(SandboxError::Setup(
+                "cannot start the deadline ticker thread".into(),
+            ));
+        }
         let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::BUFFER;
         let lua = Lua::new_with(libs | StdLib::OS, LuaOptions::default()).map_err(setup_error)?;
         restrict_globals(&lua).map_err(setup_error)?;
@@ -204,7 +207,6 @@ impl Sandbox {
         timeout: Duration,
         f: impl FnOnce(&Lua) -> mlua::Result<R>,
     ) -> Result<R, SandboxError> {
-        let _ = ticker();
         let now = precise_ms();
         // The coarse clock may be up to a tick old, or idle since the last
         // run: bring it up to date so the deadline is measured from now.
@@ -245,7 +247,9 @@ struct Armed<'a>(&'a AtomicU64);
 impl<'a> Armed<'a> {
     fn new(deadline: &'a AtomicU64) -> Self {
         if ARMED.fetch_add(1, Ordering::AcqRel) == 0 {
-            ticker().unpark();
+            if let Some(t) = ticker() {
+                t.unpark();
+            }
         }
         Armed(deadline)
     }
