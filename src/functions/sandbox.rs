@@ -36,8 +36,8 @@ const REMOVED_GLOBALS: &[&str] = &[
     "print",
 ];
 
-/// The message of the error the interrupt raises; also how a timeout is
-/// recognised in an error chain.
+/// The message of the error the interrupt raises (what a `pcall` that
+/// catches it sees); the sandbox itself recognises a timeout by its flag.
 const DEADLINE_MESSAGE: &str = "qyl: deadline exceeded";
 
 /// How often the ticker advances the coarse clock while any VM is armed.
@@ -219,13 +219,16 @@ impl Sandbox {
         let result = f(&self.lua);
         drop(armed);
 
+        // A call the interrupt fired in has timed out even if a `pcall`
+        // caught it and the script then returned: its result came late.
+        if self.fired.load(Ordering::Relaxed) {
+            self.poisoned = true;
+            return Err(SandboxError::Timeout(timeout));
+        }
         match result {
             Ok(value) => Ok(value),
             Err(e) => {
-                if self.fired.load(Ordering::Relaxed) {
-                    self.poisoned = true;
-                    Err(SandboxError::Timeout(timeout))
-                } else if is_memory_error(&e) {
+                if is_memory_error(&e) {
                     self.poisoned = true;
                     Err(SandboxError::Memory(self.limits.memory_bytes))
                 } else {
@@ -440,6 +443,14 @@ mod tests {
             "while true do xpcall(function() while true do end end, function() while true do end end) end",
         )
         .expect_err("must time out");
+        assert!(matches!(err, SandboxError::Timeout(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_swallowed_timeout_is_still_a_timeout() {
+        let mut sb = sandbox();
+        let err = eval(&mut sb, "pcall(function() while true do end end) return 1")
+            .expect_err("timed out");
         assert!(matches!(err, SandboxError::Timeout(_)), "{err:?}");
     }
 
