@@ -33,6 +33,14 @@
 //!   functions and the error engine consume it.
 //! - [`errors`]: the error engine's pure core — parsing, fingerprinting,
 //!   GenAI classification; capture and storage arrive next.
+//! - [`functions`]: user Lua functions (DESIGN §4). Present now: `sandbox`
+//!   (the Luau VM: selected libraries, memory limit, interrupt deadline,
+//!   the `lua-stdlib/` helpers preloaded as `qyl`), `spec` (a script →
+//!   validated `FunctionSpec`s), `trigger` (`where` compiled to a native
+//!   matcher over spans and logs, indexed by signal and service) and `lint`
+//!   (QYL2xxx diagnostics, `qyl check`). The executor (worker threads,
+//!   queues, rate limits), the registry and file watcher, `runtime` and the
+//!   hub, store and REST wiring arrive later; nothing runs functions yet.
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
 //!   resource) that parse query strings (`params`), call the `Store` and
 //!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
@@ -52,6 +60,7 @@
 pub mod api;
 pub mod config;
 pub mod errors;
+pub mod functions;
 pub mod ingest;
 pub mod model;
 pub mod server;

@@ -1,4 +1,5 @@
-//! The `qyl` command line: `qyl serve` (the default) runs the server.
+//! The `qyl` command line: `qyl serve` (the default) runs the server,
+//! `qyl check` lints the Lua functions without one.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -34,8 +35,25 @@ struct Cli {
 enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
+    /// Check the Lua functions in a directory without starting a server:
+    /// load each script, report errors and QYL2xxx diagnostics compiler-style.
+    /// Exits non-zero when there are errors.
+    Check(CheckArgs),
     /// Print the version and the schema version this build writes.
     Version,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Directory of scripts [default: functions.dir from the configuration, i.e. scripts].
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Configuration file, to find functions.dir. Default: ./qyl.toml if it exists.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Leave out info diagnostics (QYL2004 and the like).
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(Args, Default)]
@@ -110,8 +128,48 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Check(args)) => {
+            let code = check(args)?;
+            std::process::exit(code);
+        }
         None => serve(ServeArgs::default()),
     }
+}
+
+/// Prints every diagnostic on stdout and a summary on stderr; returns the
+/// exit code (1 when any error was found).
+fn check(args: CheckArgs) -> anyhow::Result<i32> {
+    use qyl::functions::lint::{check_dir, Severity};
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => {
+            let serve = ServeArgs {
+                config: args.config,
+                ..Default::default()
+            };
+            serve.load()?.functions.dir
+        }
+    };
+    let report =
+        check_dir(&dir).with_context(|| format!("reading scripts from {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    for d in &report.diagnostics {
+        if args.quiet && d.severity == Severity::Info {
+            continue;
+        }
+        writeln!(out, "{d}")?;
+    }
+    out.flush()?;
+    let errors = report.count(Severity::Error);
+    eprintln!(
+        "checked {} function(s) in {} file(s) in {}: {} error(s), {} warning(s)",
+        report.functions,
+        report.files,
+        dir.display(),
+        errors,
+        report.count(Severity::Warning)
+    );
+    Ok(if errors > 0 { 1 } else { 0 })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
