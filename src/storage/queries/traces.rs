@@ -11,8 +11,8 @@ use duckdb::Row;
 use super::logs::{log_row, LOG_COLS};
 use super::Where;
 use crate::model::query::{
-    raw_json, rfc3339, Cursor, GenAiRow, Page, SpanFilter, SpanQuery, SpanRow, TraceQuery,
-    TraceSummary, TraceTree,
+    raw_json, rfc3339, Cursor, GenAiRow, Page, PageRequest, SpanFilter, SpanQuery, SpanRow,
+    TraceQuery, TraceSummary, TraceTree,
 };
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
@@ -99,35 +99,53 @@ fn split_span_key(key: &str) -> Result<(String, String), QueryError> {
         .ok_or_else(|| QueryError::Invalid("cursor: not a cursor of /spans".into()))
 }
 
-pub fn query_spans(c: &Conn, q: &SpanQuery) -> Result<Page<SpanRow>, QueryError> {
-    let f = &q.filter;
-    let anchor = q
-        .page
+/// How far back the span and trace lists look first, widening until a page
+/// is full: data arrives in time order, so DuckDB skips every row group
+/// older than the window and the newest page costs the same on 1 M spans as
+/// on 100 M.
+const WINDOWS_NS: [u64; 6] = [
+    60_000_000_000,
+    600_000_000_000,
+    3_600_000_000_000,
+    21_600_000_000_000,
+    86_400_000_000_000,
+    604_800_000_000_000,
+];
+
+/// One page (plus the row that says another exists), newest first: `fetch`
+/// is asked for the rows at or after a lower time bound, first through the
+/// windows of [`WINDOWS_NS`] back from the cursor (or `until`, or now),
+/// then with the filter's own `since` (or none).
+fn newest_first<T>(
+    f: &SpanFilter,
+    page: &PageRequest,
+    mut fetch: impl FnMut(Option<u64>) -> Result<Vec<T>, QueryError>,
+) -> Result<Vec<T>, QueryError> {
+    let anchor = page
         .cursor
         .as_ref()
         .map(|cur| cur.time)
         .or(f.until)
         .unwrap_or_else(crate::ingest::convert::now_unix_nano);
-    // Newest first, looking back a widening window (see WINDOWS_NS).
     for window in WINDOWS_NS {
         let lower = anchor.saturating_sub(window);
         if f.since.is_some_and(|since| lower <= since) {
             break;
         }
-        let rows = query_spans_since(c, q, Some(lower))?;
-        if rows.len() > q.page.limit {
-            return Ok(page_of_spans(rows, q.page.limit));
+        let rows = fetch(Some(lower))?;
+        if rows.len() > page.limit {
+            return Ok(rows);
         }
     }
-    let rows = query_spans_since(c, q, f.since)?;
-    Ok(page_of_spans(rows, q.page.limit))
+    fetch(f.since)
 }
 
-fn page_of_spans(rows: Vec<SpanRow>, limit: usize) -> Page<SpanRow> {
-    paginate(rows, limit, |s| Cursor {
+pub fn query_spans(c: &Conn, q: &SpanQuery) -> Result<Page<SpanRow>, QueryError> {
+    let rows = newest_first(&q.filter, &q.page, |lower| query_spans_since(c, q, lower))?;
+    Ok(paginate(rows, q.page.limit, |s| Cursor {
         time: s.start_unix_nano(),
         key: format!("{}:{}", s.trace_id, s.span_id),
-    })
+    }))
 }
 
 fn query_spans_since(
@@ -228,18 +246,6 @@ fn summary_row(r: &Row<'_>) -> duckdb::Result<TraceSummary> {
     })
 }
 
-/// How far back the trace list looks first, widening until a page is full:
-/// data arrives in time order, so DuckDB skips every row group older than
-/// the window and the newest page costs the same on 1 M spans as on 100 M.
-const WINDOWS_NS: [u64; 6] = [
-    60_000_000_000,
-    600_000_000_000,
-    3_600_000_000_000,
-    21_600_000_000_000,
-    86_400_000_000_000,
-    604_800_000_000_000,
-];
-
 /// How much earlier than a window's start the aggregation also reads, so a
 /// trace that began before the window (a span within this much earlier) is
 /// recognised and left out rather than shown without its first spans. A
@@ -249,33 +255,11 @@ const WINDOWS_NS: [u64; 6] = [
 const EARLIER_SPANS_NS: u64 = 120_000_000_000;
 
 pub fn list_traces(c: &Conn, q: &TraceQuery) -> Result<Page<TraceSummary>, QueryError> {
-    let f = &q.filter;
-    let anchor = q
-        .page
-        .cursor
-        .as_ref()
-        .map(|cur| cur.time)
-        .or(f.until)
-        .unwrap_or_else(crate::ingest::convert::now_unix_nano);
-    for window in WINDOWS_NS {
-        let lower = anchor.saturating_sub(window);
-        if f.since.is_some_and(|since| lower <= since) {
-            break;
-        }
-        let rows = list_traces_since(c, q, Some(lower))?;
-        if rows.len() > q.page.limit {
-            return Ok(page_of_traces(rows, q.page.limit));
-        }
-    }
-    let rows = list_traces_since(c, q, f.since)?;
-    Ok(page_of_traces(rows, q.page.limit))
-}
-
-fn page_of_traces(rows: Vec<TraceSummary>, limit: usize) -> Page<TraceSummary> {
-    paginate(rows, limit, |t| Cursor {
+    let rows = newest_first(&q.filter, &q.page, |lower| list_traces_since(c, q, lower))?;
+    Ok(paginate(rows, q.page.limit, |t| Cursor {
         time: t.start_time_unix_nano.parse().unwrap_or(0),
         key: t.trace_id.clone(),
-    })
+    }))
 }
 
 /// One page (plus one row) of traces starting at or after `lower`.
