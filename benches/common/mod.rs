@@ -1,0 +1,200 @@
+//! What the ingest benchmarks send: one pre-encoded OTLP/HTTP protobuf
+//! export of 512 spans whose trace and span ids are patched in place, so
+//! clients cost little CPU and `ingest` and `live` measure the same load.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
+pub const SPANS_PER_REQUEST: usize = 512;
+pub const SPANS_PER_TRACE: usize = 8;
+
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn kv(key: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+pub fn s(key: &str, v: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(v.into()))
+}
+pub fn i(key: &str, v: i64) -> KeyValue {
+    kv(key, any_value::Value::IntValue(v))
+}
+
+/// A 512-span export shaped like real traffic: HTTP server spans, DB and
+/// GenAI client spans, a dozen attributes each, SDK resource attributes.
+/// Ids are marker bytes that `Template` finds and overwrites per request.
+pub fn template_request() -> ExportTraceServiceRequest {
+    let spans = (0..SPANS_PER_REQUEST)
+        .map(|n| {
+            let pos = n % SPANS_PER_TRACE;
+            let mut attributes = vec![
+                s("http.request.method", "POST"),
+                s("url.path", "/v1/chat/completions"),
+                i("http.response.status_code", 200),
+                s("server.address", "api.internal.example"),
+                i("server.port", 8443),
+                s("user.id", "u-4f1c2a9e"),
+                s("session.id", "sess-20261123-7f3a"),
+                s("network.protocol.version", "1.1"),
+            ];
+            if pos == 1 {
+                attributes.extend([
+                    s("gen_ai.provider.name", "openai"),
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.request.model", "gpt-4o-mini"),
+                    s("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
+                    i("gen_ai.usage.input_tokens", 1834),
+                    i("gen_ai.usage.output_tokens", 212),
+                ]);
+            } else {
+                attributes.extend([
+                    s("db.system.name", "postgresql"),
+                    s(
+                        "db.query.text",
+                        "SELECT id, status FROM orders WHERE customer_id = $1",
+                    ),
+                    s("thread.name", "worker-3"),
+                ]);
+            }
+            Span {
+                trace_id: marker(0xA0, n, 16),
+                span_id: marker(0xB0, n, 8),
+                parent_span_id: if pos == 0 {
+                    Vec::new()
+                } else {
+                    marker(0xC0, n, 8)
+                },
+                name: if pos == 1 {
+                    "chat gpt-4o-mini".into()
+                } else {
+                    "SELECT orders".into()
+                },
+                kind: if pos == 0 { 2 } else { 3 },
+                start_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000,
+                end_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000 + 42_000_000,
+                attributes,
+                events: if pos == 2 {
+                    vec![span::Event {
+                        time_unix_nano: 1_763_900_000_010_000_000,
+                        name: "retry".into(),
+                        attributes: vec![i("attempt", 2)],
+                        ..Default::default()
+                    }]
+                } else {
+                    Vec::new()
+                },
+                status: Some(Status {
+                    code: if n % 50 == 0 { 2 } else { 0 },
+                    message: String::new(),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    s("service.name", "chat-api"),
+                    s("service.version", "3.14.1"),
+                    s("deployment.environment.name", "production"),
+                    s("host.name", "ip-10-0-3-17"),
+                    s("telemetry.sdk.name", "opentelemetry"),
+                    s("telemetry.sdk.language", "python"),
+                    s("telemetry.sdk.version", "1.38.0"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "opentelemetry.instrumentation.fastapi".into(),
+                    version: "0.59b0".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Unique, searchable bytes: tag, then the span number, then filler.
+pub fn marker(tag: u8, n: usize, len: usize) -> Vec<u8> {
+    let mut v = vec![tag, 0x5A, (n >> 8) as u8, n as u8];
+    v.resize(len, 0x77);
+    v
+}
+
+/// The encoded template plus where each id sits in it.
+pub struct Template {
+    pub bytes: Vec<u8>,
+    pub trace_ids: Vec<usize>,
+    pub span_ids: Vec<usize>,
+    pub parent_ids: Vec<Option<usize>>,
+}
+
+impl Template {
+    pub fn new() -> Template {
+        let bytes = template_request().encode_to_vec();
+        let find = |needle: &[u8]| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .expect("marker in the encoded request")
+        };
+        let mut t = Template {
+            trace_ids: Vec::new(),
+            span_ids: Vec::new(),
+            parent_ids: Vec::new(),
+            bytes: bytes.clone(),
+        };
+        for n in 0..SPANS_PER_REQUEST {
+            t.trace_ids.push(find(&marker(0xA0, n, 16)));
+            t.span_ids.push(find(&marker(0xB0, n, 8)));
+            t.parent_ids
+                .push((n % SPANS_PER_TRACE != 0).then(|| find(&marker(0xC0, n, 8))));
+        }
+        t
+    }
+
+    /// A copy with ids unique to (client, request number).
+    pub fn request(&self, client: u8, k: u32) -> Bytes {
+        let mut b = self.bytes.clone();
+        for n in 0..SPANS_PER_REQUEST {
+            let trace = (n / SPANS_PER_TRACE) as u16;
+            let mut tid = [1u8; 16];
+            tid[1] = client;
+            tid[2..6].copy_from_slice(&k.to_be_bytes());
+            tid[6..8].copy_from_slice(&trace.to_be_bytes());
+            b[self.trace_ids[n]..self.trace_ids[n] + 16].copy_from_slice(&tid);
+            let sid = |n: usize| {
+                let mut sid = [2u8; 8];
+                sid[1] = client;
+                sid[2..6].copy_from_slice(&k.to_be_bytes());
+                sid[6..8].copy_from_slice(&(n as u16).to_be_bytes());
+                sid
+            };
+            b[self.span_ids[n]..self.span_ids[n] + 8].copy_from_slice(&sid(n));
+            if let Some(p) = self.parent_ids[n] {
+                let root = n - n % SPANS_PER_TRACE;
+                b[p..p + 8].copy_from_slice(&sid(root));
+            }
+        }
+        Bytes::from(b)
+    }
+}
