@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use duckdb::types::Value;
 
-use super::Where;
+use super::{texts, Where};
 use crate::model::query::{
     raw_json, rfc3339, MetricBucket, MetricData, MetricInfo, MetricQuery, MetricSeries,
 };
@@ -33,16 +33,7 @@ pub fn list_metrics(c: &Conn) -> Result<Vec<MetricInfo>, QueryError> {
         .ctx("preparing the metric list")?;
     let rows = stmt
         .query_map([], |r| {
-            let services = match r.get::<_, Value>(5)? {
-                Value::List(v) => v
-                    .into_iter()
-                    .filter_map(|s| match s {
-                        Value::Text(s) => Some(s),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let services = texts(r.get(5)?);
             Ok(MetricInfo {
                 name: r.get(0)?,
                 kind: r.get(1)?,

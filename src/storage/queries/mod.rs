@@ -11,6 +11,20 @@ pub mod traces;
 
 use duckdb::types::Value;
 
+/// The strings of a DuckDB `LIST(VARCHAR)` value (`list(DISTINCT …)`).
+pub(crate) fn texts(v: Value) -> Vec<String> {
+    match v {
+        Value::List(items) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Text(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Conditions joined by AND, with their bound parameters in order.
 #[derive(Default)]
 pub(crate) struct Where {

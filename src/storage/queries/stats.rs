@@ -1,23 +1,9 @@
 //! Overviews: the services seen in a window and what the database holds.
 
-use duckdb::types::Value;
-
+use super::texts;
 use crate::model::query::{rfc3339, ServiceSummary, StorageStats, TableStats};
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::{schema, Conn};
-
-fn texts(v: Value) -> Vec<String> {
-    match v {
-        Value::List(items) => items
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::Text(s) => Some(s),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
 
 /// Services with spans starting in `[since, until)`, with their rates over
 /// that window. Latency percentiles are DuckDB's t-digest estimates: exact

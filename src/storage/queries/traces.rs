@@ -220,16 +220,7 @@ const SUMMARY_COLS: &str = "trace_id, \
 fn summary_row(r: &Row<'_>) -> duckdb::Result<TraceSummary> {
     let start: u64 = r.get(1)?;
     let end: u64 = r.get(2)?;
-    let services = match r.get::<_, Value>(7)? {
-        Value::List(items) => items
-            .into_iter()
-            .filter_map(|v| match v {
-                Value::Text(s) => Some(s),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let services = super::texts(r.get(7)?);
     Ok(TraceSummary {
         trace_id: r.get(0)?,
         start_time: rfc3339(start),
