@@ -2,8 +2,6 @@
 //! they behave — requests, errors, tokens, cost and latency, per model and
 //! over time.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,6 +10,7 @@ use super::error::ErrorBody;
 use super::openapi::GenAiParams;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
+use crate::ingest::convert::now_unix_nano;
 use crate::model::query::{GenAiFilter, GenAiStats};
 
 /// Buckets one answer may hold; a finer step is refused.
@@ -39,11 +38,7 @@ async fn genai_stats(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<GenAiStats>, ApiError> {
     let mut p = Params::new(pairs);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let until = p.time("until")?.unwrap_or(now);
+    let until = p.time("until")?.unwrap_or_else(now_unix_nano);
     let since = p
         .time("since")?
         .unwrap_or(until.saturating_sub(86_400_000_000_000));

@@ -1,8 +1,6 @@
 //! `GET /api/v1/metrics` (what metrics exist) and `/metrics/{name}` (a
 //! metric's series, bucketed by `step`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,6 +9,7 @@ use super::error::ErrorBody;
 use super::openapi::SeriesParams;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
+use crate::ingest::convert::now_unix_nano;
 use crate::model::query::{MetricData, MetricInfo, MetricQuery};
 
 /// Buckets one answer may hold per series; a finer step is refused.
@@ -35,13 +34,6 @@ pub fn routes() -> Router<AppState> {
 )]
 async fn list_metrics(State(state): State<AppState>) -> Result<Json<Vec<MetricInfo>>, ApiError> {
     Ok(Json(state.store.list_metrics().await?))
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// One metric's series over a time range, bucketed by `step`.
@@ -78,7 +70,7 @@ async fn metric_series(
     p.reject_unknown()?;
     // Without a step, aim at about 120 points over the range asked for (or
     // the last hour).
-    let end = until.unwrap_or_else(now_nanos);
+    let end = until.unwrap_or_else(now_unix_nano);
     let start = since.unwrap_or(end.saturating_sub(3_600_000_000_000));
     let span = end.saturating_sub(start).max(1);
     let step_ns = match step_ns {

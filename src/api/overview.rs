@@ -1,19 +1,18 @@
 //! `GET /api/v1/services` and `/storage`: what is being observed, and what
 //! the database holds.
 
-use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use std::sync::atomic::Ordering;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::openapi::WindowParams;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
+use crate::ingest::convert::now_unix_nano;
 use crate::model::query::{ServiceSummary, StorageStats};
 
 pub fn routes() -> Router<AppState> {
@@ -41,11 +40,7 @@ async fn services(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Vec<ServiceSummary>>, ApiError> {
     let mut p = Params::new(pairs);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let until = p.time("until")?.unwrap_or(now);
+    let until = p.time("until")?.unwrap_or_else(now_unix_nano);
     // The last hour unless asked otherwise, as service overviews usually show.
     let since = p
         .time("since")?
