@@ -37,7 +37,7 @@ use super::error::ErrorBody;
 use super::params::{self, Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{raw_json, rfc3339, LogRow, SpanRow};
-use crate::model::{LogRecord, MetricPoint, Record, SpanRecord};
+use crate::model::{severity_number, LogRecord, MetricPoint, Record, SpanRecord};
 use crate::stream::{Event, Subscription};
 
 pub fn routes() -> Router<AppState> {
@@ -377,7 +377,7 @@ impl LiveFilter {
         };
         let severity_min = match p.get("severity_min") {
             None => None,
-            Some(s) => Some(parse_severity(&s).ok_or_else(|| {
+            Some(s) => Some(severity_number(&s).ok_or_else(|| {
                 ApiError::bad_request(format!(
                     "severity_min: {s:?} is not a severity (a number 1-24 or TRACE, DEBUG, INFO, WARN, ERROR, FATAL)"
                 ))
@@ -458,35 +458,7 @@ fn severity_of(l: &LogRecord) -> Option<i32> {
     if l.severity_number > 0 {
         return Some(l.severity_number);
     }
-    l.severity_text.as_deref().and_then(parse_severity)
-}
-
-/// `1`–`24`, or an OpenTelemetry severity name (`WARN`, `error`, `INFO2`,
-/// and the common `WARNING` and `CRITICAL`).
-fn parse_severity(text: &str) -> Option<i32> {
-    let t = text.trim().to_ascii_uppercase();
-    if let Ok(n) = t.parse::<i32>() {
-        return (0..=24).contains(&n).then_some(n);
-    }
-    let digits = t.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-    let name = &t[..t.len() - digits.len()];
-    let step = match digits {
-        "" => 0,
-        d => match d.parse::<i32>() {
-            Ok(n @ 1..=4) => n - 1,
-            _ => return None,
-        },
-    };
-    let base = match name {
-        "TRACE" => 1,
-        "DEBUG" => 5,
-        "INFO" => 9,
-        "WARN" | "WARNING" => 13,
-        "ERROR" => 17,
-        "FATAL" | "CRITICAL" => 21,
-        _ => return None,
-    };
-    Some(base + step)
+    l.severity_text.as_deref().and_then(severity_number)
 }
 
 /// What a live stream sends, before SSE framing.
@@ -724,17 +696,6 @@ mod tests {
         assert!(parse_last_event_id(b"12x").is_err());
         assert_eq!(parse_last_event_id(b" 12 ").unwrap(), Some(12));
         assert_eq!(parse_last_event_id(b"").unwrap(), None);
-    }
-
-    #[test]
-    fn severities_by_name_and_number() {
-        assert_eq!(parse_severity("1"), Some(1));
-        assert_eq!(parse_severity("INFO"), Some(9));
-        assert_eq!(parse_severity("info4"), Some(12));
-        assert_eq!(parse_severity("Warning"), Some(13));
-        assert_eq!(parse_severity("FATAL"), Some(21));
-        assert_eq!(parse_severity("INFO5"), None);
-        assert_eq!(parse_severity("-1"), None);
     }
 
     #[test]

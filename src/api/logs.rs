@@ -9,35 +9,10 @@ use super::openapi::{LogParams, PageParams};
 use super::params::{self, Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{LogQuery, LogRow, Page};
+use crate::model::severity_number;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/logs", get(query_logs))
-}
-
-/// A severity as a number (1–24) or an OpenTelemetry name (`WARN`,
-/// `error`, `INFO2`…), as the lowest number of that range.
-pub fn severity(text: &str) -> Option<i32> {
-    if let Ok(n) = text.parse::<i32>() {
-        return (0..=24).contains(&n).then_some(n);
-    }
-    let upper = text.to_ascii_uppercase();
-    let (name, offset) = match upper.trim_end_matches(|c: char| c.is_ascii_digit()) {
-        n if n.len() < upper.len() => (n.to_string(), upper[n.len()..].parse::<i32>().ok()?),
-        n => (n.to_string(), 1),
-    };
-    if !(1..=4).contains(&offset) {
-        return None;
-    }
-    let base = match name.as_str() {
-        "TRACE" => 1,
-        "DEBUG" => 5,
-        "INFO" => 9,
-        "WARN" | "WARNING" => 13,
-        "ERROR" => 17,
-        "FATAL" | "CRITICAL" => 21,
-        _ => return None,
-    };
-    Some(base + offset - 1)
 }
 
 /// Log records that match the filters, newest first.
@@ -60,7 +35,7 @@ async fn query_logs(
     let mut p = Params::new(pairs);
     let severity_min = match p.get("severity_min") {
         None => None,
-        Some(s) => Some(severity(&s).ok_or_else(|| {
+        Some(s) => Some(severity_number(&s).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "severity_min: {s:?} is not a severity (1-24, or TRACE, DEBUG, INFO, WARN, ERROR, FATAL)"
             ))
@@ -85,20 +60,4 @@ async fn query_logs(
     };
     p.reject_unknown()?;
     Ok(Json(state.store.query_logs(q).await?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::severity;
-
-    #[test]
-    fn severities_by_number_or_name() {
-        assert_eq!(severity("17"), Some(17));
-        assert_eq!(severity("warn"), Some(13));
-        assert_eq!(severity("ERROR"), Some(17));
-        assert_eq!(severity("info3"), Some(11));
-        assert_eq!(severity("info5"), None);
-        assert_eq!(severity("25"), None);
-        assert_eq!(severity("loud"), None);
-    }
 }

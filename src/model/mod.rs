@@ -170,6 +170,34 @@ impl Record {
     }
 }
 
+/// `1`–`24`, or an OpenTelemetry severity name (`WARN`, `error`, `INFO2`,
+/// and the common `WARNING` and `CRITICAL`).
+pub fn severity_number(text: &str) -> Option<i32> {
+    let t = text.trim().to_ascii_uppercase();
+    if let Ok(n) = t.parse::<i32>() {
+        return (0..=24).contains(&n).then_some(n);
+    }
+    let digits = t.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let name = &t[..t.len() - digits.len()];
+    let step = match digits {
+        "" => 0,
+        d => match d.parse::<i32>() {
+            Ok(n @ 1..=4) => n - 1,
+            _ => return None,
+        },
+    };
+    let base = match name {
+        "TRACE" => 1,
+        "DEBUG" => 5,
+        "INFO" => 9,
+        "WARN" | "WARNING" => 13,
+        "ERROR" => 17,
+        "FATAL" | "CRITICAL" => 21,
+        _ => return None,
+    };
+    Some(base + step)
+}
+
 /// The three OTLP signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Signal {
@@ -185,5 +213,27 @@ impl Signal {
             Signal::Log => "log",
             Signal::Metric => "metric",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::severity_number;
+
+    #[test]
+    fn severities_by_name_and_number() {
+        assert_eq!(severity_number("1"), Some(1));
+        assert_eq!(severity_number("17"), Some(17));
+        assert_eq!(severity_number("INFO"), Some(9));
+        assert_eq!(severity_number("warn"), Some(13));
+        assert_eq!(severity_number("info3"), Some(11));
+        assert_eq!(severity_number("info4"), Some(12));
+        assert_eq!(severity_number("Warning"), Some(13));
+        assert_eq!(severity_number("FATAL"), Some(21));
+        assert_eq!(severity_number("INFO5"), None);
+        assert_eq!(severity_number("info5"), None);
+        assert_eq!(severity_number("-1"), None);
+        assert_eq!(severity_number("25"), None);
+        assert_eq!(severity_number("loud"), None);
     }
 }
