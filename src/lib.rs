@@ -21,7 +21,9 @@
 //!   data chunks; `writer` turns each submitted batch into chunks on the
 //!   submitting thread, then one writer thread appends them with DuckDB
 //!   Appenders, group-commits, answers the waiting exports and publishes the
-//!   committed records to the hub; `retention` is a background thread that
+//!   committed records to the hub; `derived` is the hook through which
+//!   summary tables (sessions, error groups…) are updated in the same
+//!   transaction as the rows they summarise; `retention` is a background thread that
 //!   deletes old data by age and size (whole traces with their logs, in
 //!   small transactions on its own connection) and checkpoints so freed
 //!   space is reused. The read side: `reader` is a bounded pool

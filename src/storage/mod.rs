@@ -6,6 +6,7 @@
 //! one read interface built on it; `retention` deletes old data in the
 //! background (on a connection of its own, see there why).
 
+pub mod derived;
 pub mod duck;
 pub mod queries;
 pub mod reader;

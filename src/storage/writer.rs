@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::derived::{self, Committing, Derived};
 use super::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
 use super::{Conn, Database, DuckError, StorageError};
 use crate::model::{Batch, LogRecord, MetricPoint, Record, SpanRecord};
@@ -289,6 +290,7 @@ impl Writer {
         hub.resume_after(next_seq - 1);
         let mut seen = RecentSpans::new(config.dedup_window);
         seed_recent_spans(&conn, next_seq, &mut seen)?;
+        let derived = derived::derived_tables(&conn)?;
         let capacity = config.queue_rows.clamp(1, u32::MAX as usize / 2);
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(WriterStats::default());
@@ -317,6 +319,7 @@ impl Writer {
             pause: pause.clone(),
             batch_rows: config.batch_rows.max(1),
             batch_wait: config.batch_wait,
+            derived,
         };
         let thread = std::thread::Builder::new()
             .name("qyl-writer".into())
@@ -505,6 +508,9 @@ struct WriterState {
     pause: Arc<PauseState>,
     batch_rows: usize,
     batch_wait: Duration,
+    /// Summary tables updated in each commit's transaction (sessions,
+    /// error groups…); see `derived.rs`.
+    derived: Vec<Box<dyn Derived>>,
 }
 
 impl WriterState {
@@ -606,9 +612,13 @@ impl WriterState {
         }
         self.raw.execute("BEGIN TRANSACTION")?;
         let result = self.append_all(jobs, &plan);
+        let result = result.and_then(|()| self.apply_derived(jobs, &plan));
         let result = result.and_then(|()| self.raw.execute("COMMIT"));
         if let Err(e) = result {
             let _ = self.raw.execute("ROLLBACK");
+            for table in &mut self.derived {
+                table.rolled_back();
+            }
             return Err(e);
         }
         plan.fresh = fresh.into_iter().collect();
@@ -650,6 +660,24 @@ impl WriterState {
             seq = append_prepared(&mut app, &job.chunks.metrics, METRIC_COLS, seq)?;
         }
         app.flush()
+    }
+
+    /// Lets each derived table write its share of the commit.
+    fn apply_derived(&mut self, jobs: &[Job], plan: &Plan) -> Result<(), DuckError> {
+        if self.derived.is_empty() {
+            return Ok(());
+        }
+        let rows = Committing {
+            batches: jobs.iter().map(|j| &j.batch).collect(),
+            keep: &plan.keep,
+        };
+        for table in &mut self.derived {
+            table.apply(&self.raw, &rows).map_err(|e| DuckError {
+                context: format!("updating {}: {}", table.name(), e.context),
+                message: e.message,
+            })?;
+        }
+        Ok(())
     }
 
     /// After a successful commit: remember span ids, publish, answer.
@@ -700,8 +728,16 @@ impl WriterState {
             });
             seq += 1;
         }
-        self.next_seq = seq;
+        let mut derived_records = Vec::new();
+        for table in &mut self.derived {
+            table.committed(&mut derived_records);
+        }
         let rows = events.len();
+        for record in derived_records {
+            events.push(Event { seq, record });
+            seq += 1;
+        }
+        self.next_seq = seq;
         let dups: usize = acks.iter().map(|(_, d)| d.duplicate_spans).sum();
         self.stats
             .rows_committed

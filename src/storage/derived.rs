@@ -1,0 +1,71 @@
+//! Tables the writer keeps current from the rows it commits.
+//!
+//! Some tables are not telemetry but summaries of it (sessions, error
+//! groups, the trace lookup). They are updated by the writer thread inside
+//! the same transaction as the rows they summarise, so a failed commit rolls
+//! both back and a reader never sees one without the other. Each such table
+//! is a [`Derived`] implementation listed in [`derived_tables`]; the writer
+//! calls it for every group commit and knows nothing else about it.
+
+use super::duck::RawConn;
+use super::{Conn, DuckError, StorageError};
+use crate::model::{Batch, LogRecord, Record, SpanRecord};
+
+/// One group commit as the derived tables see it: the batches in the open
+/// transaction, with the spans the writer skipped as duplicates (retried
+/// exports) left out.
+pub struct Committing<'a> {
+    pub(super) batches: Vec<&'a Batch>,
+    /// Per batch, per span: stored (true) or skipped as a duplicate.
+    pub(super) keep: &'a [Vec<bool>],
+}
+
+impl<'a> Committing<'a> {
+    /// The batches in this commit, in queue order (duplicates not removed).
+    pub fn batches(&self) -> &[&'a Batch] {
+        &self.batches
+    }
+
+    /// Every span stored by this commit, in order; duplicates excluded.
+    pub fn spans(&self) -> impl Iterator<Item = &'a SpanRecord> + '_ {
+        self.batches
+            .iter()
+            .zip(self.keep)
+            .flat_map(|(b, keep)| b.spans.iter().zip(keep).filter(|(_, k)| **k))
+            .map(|(s, _)| s)
+    }
+
+    /// Every log record stored by this commit, in order.
+    pub fn logs(&self) -> impl Iterator<Item = &'a LogRecord> + '_ {
+        self.batches.iter().flat_map(|b| b.logs.iter())
+    }
+}
+
+/// A table maintained by the writer in the commit's transaction.
+///
+/// `apply` may stage in-memory state (caches of what is in the table); it
+/// becomes current in `committed`, and `rolled_back` throws it away, because
+/// the writer retries a failed group commit job by job.
+pub trait Derived: Send {
+    /// For logs and error messages.
+    fn name(&self) -> &'static str;
+
+    /// Writes this commit's share, inside the open transaction on `raw`.
+    fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError>;
+
+    /// The transaction committed. Records pushed to `publish` go to the hub
+    /// after the commit's own rows, with the next sequence numbers.
+    fn committed(&mut self, publish: &mut Vec<Record>) {
+        let _ = publish;
+    }
+
+    /// The transaction rolled back: forget what `apply` staged.
+    fn rolled_back(&mut self) {}
+}
+
+/// Every derived table, built once when the writer starts (each may load
+/// what it caches from `conn`).
+pub fn derived_tables(conn: &Conn) -> Result<Vec<Box<dyn Derived>>, StorageError> {
+    let _ = conn;
+    Ok(Vec::new())
+}
