@@ -13,6 +13,7 @@ pub mod reader;
 pub mod retention;
 pub mod schema;
 pub mod store;
+pub mod trace_index;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -127,6 +127,8 @@ pub struct PassReport {
     pub spans: u64,
     pub logs: u64,
     pub metrics: u64,
+    /// Rows removed from the trace lookup (`trace_index`).
+    pub lookup_rows: u64,
     /// Used bytes measured at the end of the pass.
     pub used_bytes: u64,
     /// Free (reusable) bytes inside the file at the end of the pass.
@@ -139,6 +141,7 @@ impl PassReport {
         self.spans += other.spans;
         self.logs += other.logs;
         self.metrics += other.metrics;
+        self.lookup_rows += other.lookup_rows;
     }
 
     fn rows(&self) -> u64 {
@@ -380,6 +383,19 @@ pub fn delete_older_than(
         if n < batch {
             break;
         }
+    }
+    if !stop() {
+        // A trace's lookup rows go once all of them are older than the
+        // cutoff: its spans and logs are gone by now (above). A trace still
+        // alive has a row at least as new as its newest span or log.
+        report.lookup_rows += execute(
+            conn,
+            "pruning the trace lookup",
+            "DELETE FROM trace_index WHERE trace_key IN (
+                SELECT trace_key FROM trace_index
+                GROUP BY trace_key HAVING max(last_time_unix_nano) < ?)",
+            [cutoff],
+        )?;
     }
     while !stop() {
         let n = execute(
@@ -842,6 +858,8 @@ mod tests {
                 spans: 120,
                 logs: 42,
                 metrics: 2,
+                // The 40 old traces and the stray log's trace id.
+                lookup_rows: 41,
                 used_bytes: report.used_bytes,
                 free_bytes: report.free_bytes,
             }
@@ -865,6 +883,8 @@ mod tests {
             "a log outlived its trace"
         );
         assert_eq!(db.count("SELECT count(*) FROM metrics"), 1);
+        // The kept traces can still be looked up.
+        assert_eq!(db.count("SELECT count(*) FROM trace_index"), 2);
     }
 
     #[test]

@@ -17,10 +17,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Versions are 1, 2, 3… with no gaps.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "spans, logs and metrics",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "spans, logs and metrics",
+        sql: r#"
 CREATE TABLE spans (
     trace_id                 VARCHAR  NOT NULL,
     span_id                  VARCHAR  NOT NULL,
@@ -101,7 +102,13 @@ CREATE TABLE metrics (
     ingest_seq               UBIGINT  NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "trace lookup",
+        sql: super::trace_index::CREATE_AND_FILL_SQL,
+    },
+];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> u32 {

@@ -15,7 +15,7 @@ use crate::model::query::{
     TraceQuery, TraceSummary, TraceTree,
 };
 use crate::storage::reader::{QueryError, SqlContext};
-use crate::storage::Conn;
+use crate::storage::{trace_index, Conn};
 
 pub(crate) const SPAN_COLS: &str = "trace_id, span_id, parent_span_id, name, kind, \
     service_name, service_version, deployment_environment, scope_name, \
@@ -328,22 +328,46 @@ fn list_traces_since(
 }
 
 /// The whole trace, or `None` when no span or log carries the id.
+///
+/// The trace lookup (`trace_index`) gives the trace's time range, so spans
+/// and logs are read only from the row groups that can hold it; an id the
+/// lookup does not know is searched in full (see `storage::trace_index`).
 pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryError> {
+    let (lo, hi) = match trace_index::trace_key(trace_id) {
+        Some(key) => c
+            .query_row(
+                "SELECT min(first_time_unix_nano), max(last_time_unix_nano)
+                 FROM trace_index WHERE trace_key = ?",
+                [key],
+                |r| Ok((r.get::<_, Option<u64>>(0)?, r.get::<_, Option<u64>>(1)?)),
+            )
+            .ctx("looking the trace up")?,
+        None => (None, None),
+    };
+    let (lo, hi) = match (lo, hi) {
+        (Some(lo), Some(hi)) => (lo, hi),
+        _ => (0, u64::MAX),
+    };
     let mut stmt = c
-        .prepare(&format!("SELECT {SPAN_COLS} FROM spans WHERE trace_id = ?"))
+        .prepare(&format!(
+            "SELECT {SPAN_COLS} FROM spans
+             WHERE trace_id = ? AND start_time_unix_nano BETWEEN ? AND ?"
+        ))
         .ctx("preparing the trace lookup")?;
     let spans = stmt
-        .query_map([trace_id], span_row)
+        .query_map(duckdb::params![trace_id, lo, hi], span_row)
         .ctx("reading the trace")?
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the trace's spans")?;
     let mut stmt = c
         .prepare(&format!(
-            "SELECT {LOG_COLS} FROM logs WHERE trace_id = ? ORDER BY time_unix_nano, ingest_seq"
+            "SELECT {LOG_COLS} FROM logs
+             WHERE trace_id = ? AND time_unix_nano BETWEEN ? AND ?
+             ORDER BY time_unix_nano, ingest_seq"
         ))
         .ctx("preparing the trace's logs")?;
     let logs = stmt
-        .query_map([trace_id], log_row)
+        .query_map(duckdb::params![trace_id, lo, hi], log_row)
         .ctx("reading the trace's logs")?
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the trace's logs")?;
