@@ -17,10 +17,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Versions are 1, 2, 3… with no gaps.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "spans, logs and metrics",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "spans, logs and metrics",
+        sql: r#"
 CREATE TABLE spans (
     trace_id                 VARCHAR  NOT NULL,
     span_id                  VARCHAR  NOT NULL,
@@ -101,7 +102,59 @@ CREATE TABLE metrics (
     ingest_seq               UBIGINT  NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "GenAI columns and sessions",
+        sql: r#"
+ALTER TABLE spans ADD COLUMN gen_ai_cache_write_tokens BIGINT;
+ALTER TABLE spans ADD COLUMN gen_ai_reasoning_tokens BIGINT;
+ALTER TABLE spans ADD COLUMN gen_ai_tool_name VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_tool_call_id VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_agent_name VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_conversation_id VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_time_to_first_chunk_ms DOUBLE;
+ALTER TABLE spans ADD COLUMN error_type VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_cost_source VARCHAR;
+CREATE TABLE session_entities (
+    session_id                VARCHAR  PRIMARY KEY,
+    first_seen_unix_nano      UBIGINT  NOT NULL,
+    last_seen_unix_nano       UBIGINT  NOT NULL,
+    span_count                UBIGINT  NOT NULL,
+    trace_count               UBIGINT  NOT NULL,
+    error_count               UBIGINT  NOT NULL,
+    gen_ai_requests           UBIGINT  NOT NULL,
+    gen_ai_input_tokens       BIGINT   NOT NULL,
+    gen_ai_output_tokens      BIGINT   NOT NULL,
+    gen_ai_cache_read_tokens  BIGINT   NOT NULL,
+    gen_ai_cache_write_tokens BIGINT   NOT NULL,
+    gen_ai_cost_usd           DOUBLE   NOT NULL,
+    gen_ai_unpriced_requests  UBIGINT  NOT NULL,
+    models                    VARCHAR[] NOT NULL,
+    services                  VARCHAR[] NOT NULL,
+    users                     VARCHAR[] NOT NULL
+);
+CREATE TABLE session_traces (
+    session_id                VARCHAR  NOT NULL,
+    trace_id                  VARCHAR  NOT NULL,
+    first_seen_unix_nano      UBIGINT  NOT NULL,
+    last_seen_unix_nano       UBIGINT  NOT NULL,
+    span_count                UBIGINT  NOT NULL,
+    error_count               UBIGINT  NOT NULL,
+    gen_ai_requests           UBIGINT  NOT NULL,
+    gen_ai_input_tokens       BIGINT   NOT NULL,
+    gen_ai_output_tokens      BIGINT   NOT NULL,
+    gen_ai_cache_read_tokens  BIGINT   NOT NULL,
+    gen_ai_cache_write_tokens BIGINT   NOT NULL,
+    gen_ai_cost_usd           DOUBLE   NOT NULL,
+    gen_ai_unpriced_requests  UBIGINT  NOT NULL,
+    models                    VARCHAR  NOT NULL,
+    services                  VARCHAR  NOT NULL,
+    users                     VARCHAR  NOT NULL
+);
+"#,
+    },
+];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> u32 {
