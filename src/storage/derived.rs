@@ -66,6 +66,7 @@ pub trait Derived: Send {
 /// Every derived table, built once when the writer starts (each may load
 /// what it caches from `conn`).
 pub fn derived_tables(conn: &Conn) -> Result<Vec<Box<dyn Derived>>, StorageError> {
-    let _ = conn;
-    Ok(Vec::new())
+    Ok(vec![Box::new(super::sessions::SessionEntities::load(
+        conn,
+    )?)])
 }

@@ -12,6 +12,7 @@ pub mod queries;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+pub mod sessions;
 pub mod store;
 pub mod writer;
 

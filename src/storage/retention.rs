@@ -469,6 +469,11 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
                 |r| r.get(0),
             )
             .map_err(|e| StorageError::sql("counting expired traces", e))?;
+        super::sessions::forget_traces(
+            conn,
+            "SELECT trace_id FROM retention_traces WHERE batch = ?",
+            b,
+        )?;
         let logs = execute(
             conn,
             "deleting the logs of expired traces",

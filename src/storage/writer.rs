@@ -1058,6 +1058,51 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_derived_table_rolls_the_commit_back() {
+        let (writer, hub, reader) = start(WriterConfig::default());
+        let h = writer.handle();
+        let sessions = |c: &Conn| -> i64 {
+            c.query_row("SELECT count(*) FROM session_traces", [], |r| r.get(0))
+                .unwrap()
+        };
+        let mut first = span(6, 1, None);
+        first.session_id = Some("s".into());
+        let done = h.submit(batch(vec![first])).unwrap();
+        assert_eq!(done.blocking_recv().unwrap().unwrap().spans, 1);
+        assert_eq!((count(&reader), sessions(&reader)), (1, 1));
+        // The session upsert now fails inside the commit's transaction.
+        reader
+            .execute_batch("ALTER TABLE session_entities RENAME TO session_entities_away")
+            .unwrap();
+        let mut second = span(6, 2, None);
+        second.session_id = Some("s".into());
+        let failed = h.submit(batch(vec![second.clone()])).unwrap();
+        match failed.blocking_recv().unwrap() {
+            Err(WriteError::Commit(msg)) => {
+                assert!(msg.contains("session_entities"), "{msg}")
+            }
+            other => panic!("expected a commit error, got {other:?}"),
+        }
+        // Neither the span nor its session row was stored or published.
+        assert_eq!((count(&reader), sessions(&reader)), (1, 1));
+        assert_eq!(hub.recent(10, |_| true).len(), 1);
+        reader
+            .execute_batch("ALTER TABLE session_entities_away RENAME TO session_entities")
+            .unwrap();
+        let retry = h.submit(batch(vec![second])).unwrap();
+        assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
+        let spans: i64 = reader
+            .query_row(
+                "SELECT span_count FROM session_entities WHERE session_id = 's'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((count(&reader), spans), (2, 2));
+        writer.shutdown();
+    }
+
+    #[test]
     fn a_full_queue_refuses_and_keeps_what_it_accepted() {
         let (writer, _hub, reader) = start(WriterConfig {
             queue_rows: 3,
