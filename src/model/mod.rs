@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+pub mod genai;
 pub mod query;
 
 /// One span, normalised. See DESIGN §3 for the column meanings.
