@@ -22,9 +22,15 @@ use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-/// Aggregates of one group, in the column order `totals` reads.
-const TOTALS: &str = "count(*), \
-    count(*) FILTER (WHERE status_code = 'ERROR'), \
+/// Histogram bins per doubling of a duration: 8 keeps a bin within 9% of
+/// its neighbours; the per-bin min and max make a bin holding one value
+/// exact.
+const BINS_PER_OCTAVE: f64 = 8.0;
+
+/// The sums of one fine group (bucket × provider × model × latency bin), in
+/// the column order `Acc::add_row` reads.
+const SUMS: &str = "count(*)::UBIGINT, \
+    count(*) FILTER (WHERE status_code = 'ERROR')::UBIGINT, \
     coalesce(sum(gen_ai_input_tokens), 0)::BIGINT, \
     coalesce(sum(gen_ai_output_tokens), 0)::BIGINT, \
     coalesce(sum(gen_ai_cache_read_tokens), 0)::BIGINT, \
@@ -32,31 +38,115 @@ const TOTALS: &str = "count(*), \
     coalesce(sum(gen_ai_reasoning_tokens), 0)::BIGINT, \
     coalesce(sum(gen_ai_cost_usd), 0)::DOUBLE, \
     count(*) FILTER (WHERE gen_ai_cost_usd IS NULL \
-        AND (gen_ai_input_tokens IS NOT NULL OR gen_ai_output_tokens IS NOT NULL)), \
-    approx_quantile(duration_ns, 0.5)::DOUBLE, \
-    approx_quantile(duration_ns, 0.95)::DOUBLE, \
-    approx_quantile(duration_ns, 0.99)::DOUBLE, \
-    approx_quantile(gen_ai_time_to_first_chunk_ms, 0.5)::DOUBLE, \
-    approx_quantile(gen_ai_time_to_first_chunk_ms, 0.95)::DOUBLE";
+        AND (gen_ai_input_tokens IS NOT NULL OR gen_ai_output_tokens IS NOT NULL))::UBIGINT, \
+    min(v)::DOUBLE, max(v)::DOUBLE";
 
-fn totals(r: &Row<'_>, at: usize) -> duckdb::Result<GenAiTotals> {
-    let ms = |v: Option<f64>| v.map(|ns| ns / 1e6);
-    Ok(GenAiTotals {
-        requests: r.get(at)?,
-        errors: r.get(at + 1)?,
-        input_tokens: r.get(at + 2)?,
-        output_tokens: r.get(at + 3)?,
-        cache_read_tokens: r.get(at + 4)?,
-        cache_write_tokens: r.get(at + 5)?,
-        reasoning_tokens: r.get(at + 6)?,
-        cost_usd: r.get(at + 7)?,
-        requests_without_cost: r.get(at + 8)?,
-        latency_p50_ms: ms(r.get(at + 9)?),
-        latency_p95_ms: ms(r.get(at + 10)?),
-        latency_p99_ms: ms(r.get(at + 11)?),
-        time_to_first_chunk_p50_ms: r.get(at + 12)?,
-        time_to_first_chunk_p95_ms: r.get(at + 13)?,
-    })
+/// A latency histogram: bin → (count, min, max).
+#[derive(Default, Clone)]
+struct Histogram(std::collections::BTreeMap<i32, (u64, f64, f64)>);
+
+impl Histogram {
+    fn add(&mut self, bin: i32, n: u64, min: f64, max: f64) {
+        let e = self.0.entry(bin).or_insert((0, f64::MAX, f64::MIN));
+        e.0 += n;
+        e.1 = e.1.min(min);
+        e.2 = e.2.max(max);
+    }
+
+    fn merge(&mut self, o: &Histogram) {
+        for (b, (n, lo, hi)) in &o.0 {
+            self.add(*b, *n, *lo, *hi);
+        }
+    }
+
+    /// The `p` quantile (as `quantile_cont` ranks it), interpolated inside
+    /// its bin between the bin's smallest and largest value.
+    fn quantile(&self, p: f64) -> Option<f64> {
+        let n: u64 = self.0.values().map(|(c, _, _)| c).sum();
+        if n == 0 {
+            return None;
+        }
+        let rank = p * (n - 1) as f64;
+        let mut before = 0u64;
+        for (c, lo, hi) in self.0.values() {
+            if rank < (before + c) as f64 {
+                let within = if *c > 1 {
+                    (rank - before as f64) / (*c - 1) as f64
+                } else {
+                    0.0
+                };
+                return Some(lo + (hi - lo) * within.clamp(0.0, 1.0));
+            }
+            before += c;
+        }
+        self.0.values().last().map(|(_, _, hi)| *hi)
+    }
+}
+
+/// Totals being rolled up from fine groups.
+#[derive(Default, Clone)]
+struct Acc {
+    t: GenAiTotals,
+    latency: Histogram,
+    first_chunk: Histogram,
+}
+
+impl Acc {
+    /// Adds one fine row: `bin`, then [`SUMS`] from `at`.
+    fn add_row(&mut self, r: &Row<'_>, bin_at: usize, at: usize) -> duckdb::Result<()> {
+        let t = &mut self.t;
+        let n: u64 = r.get(at)?;
+        t.requests += n;
+        t.errors += r.get::<_, u64>(at + 1)?;
+        t.input_tokens += r.get::<_, i64>(at + 2)?;
+        t.output_tokens += r.get::<_, i64>(at + 3)?;
+        t.cache_read_tokens += r.get::<_, i64>(at + 4)?;
+        t.cache_write_tokens += r.get::<_, i64>(at + 5)?;
+        t.reasoning_tokens += r.get::<_, i64>(at + 6)?;
+        t.cost_usd += r.get::<_, f64>(at + 7)?;
+        t.requests_without_cost += r.get::<_, u64>(at + 8)?;
+        let bin: i32 = r.get(bin_at)?;
+        self.latency
+            .add(bin, n, r.get(at + 9)?, r.get(at + 10)?);
+        Ok(())
+    }
+
+    /// Adds a time-to-first-chunk bin: `bin`, count, min, max from `at`.
+    fn add_first_chunk(&mut self, r: &Row<'_>, at: usize) -> duckdb::Result<()> {
+        self.first_chunk
+            .add(r.get(at)?, r.get(at + 1)?, r.get(at + 2)?, r.get(at + 3)?);
+        Ok(())
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        let (t, u) = (&mut self.t, &o.t);
+        t.requests += u.requests;
+        t.errors += u.errors;
+        t.input_tokens += u.input_tokens;
+        t.output_tokens += u.output_tokens;
+        t.cache_read_tokens += u.cache_read_tokens;
+        t.cache_write_tokens += u.cache_write_tokens;
+        t.reasoning_tokens += u.reasoning_tokens;
+        t.cost_usd += u.cost_usd;
+        t.requests_without_cost += u.requests_without_cost;
+        self.latency.merge(&o.latency);
+        self.first_chunk.merge(&o.first_chunk);
+    }
+
+    fn totals(mut self) -> GenAiTotals {
+        let ms = |v: Option<f64>| v.map(|ns| ns / 1e6);
+        self.t.latency_p50_ms = ms(self.latency.quantile(0.5));
+        self.t.latency_p95_ms = ms(self.latency.quantile(0.95));
+        self.t.latency_p99_ms = ms(self.latency.quantile(0.99));
+        self.t.time_to_first_chunk_p50_ms = self.first_chunk.quantile(0.5);
+        self.t.time_to_first_chunk_p95_ms = self.first_chunk.quantile(0.95);
+        self.t
+    }
+}
+
+/// The log bin of the column `v`.
+fn bin_of(v: &str) -> String {
+    format!("floor(log2(greatest({v}, 1)) * {BINS_PER_OCTAVE})::INTEGER")
 }
 
 fn rollups() -> String {
@@ -101,88 +191,130 @@ fn calls(f: &GenAiFilter, with_rollups: bool) -> Where {
     w
 }
 
-/// Totals, per model and per bucket, in one pass over the window.
-pub fn genai_stats(c: &Conn, f: &GenAiFilter) -> Result<GenAiStats, QueryError> {
+type Key = (Option<String>, Option<String>, u64);
+
+/// Fine groups of the window — (provider, model, bucket) × latency bin —
+/// rolled up into `Acc`s per (provider, model, bucket), with the time to
+/// first chunk in its own smaller pass. Two hash aggregations and a few
+/// thousand rows, instead of quantile sketches per group.
+fn fine_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryError> {
     let w = calls(f, false);
     let step = f.step_ns.max(1);
-    let sql = format!(
-        "SELECT grouping(gen_ai_provider, model, bucket)::INTEGER AS g,
-                gen_ai_provider, model, bucket, {TOTALS}
-         FROM (SELECT *, coalesce(gen_ai_response_model, gen_ai_request_model) AS model,
-                      (start_time_unix_nano // {step}) * {step} AS bucket
-               FROM spans{})
-         GROUP BY GROUPING SETS ((), (gen_ai_provider, model), (bucket))",
-        w.sql()
-    );
-    let mut stmt = c.prepare(&sql).ctx("preparing GenAI stats")?;
-    let mut total = None;
-    let mut by_model = Vec::new();
-    let mut over_time = Vec::new();
-    let mut rows = stmt
-        .query(duckdb::params_from_iter(w.params.iter()))
-        .ctx("GenAI stats")?;
-    while let Some(r) = rows.next().ctx("reading GenAI stats")? {
-        let g: i32 = r.get(0).ctx("reading GenAI stats")?;
-        let t = totals(r, 4).ctx("reading GenAI stats")?;
-        match g {
-            1 => by_model.push(GenAiModelStats {
-                provider: r.get(1).ctx("reading GenAI stats")?,
-                model: r.get(2).ctx("reading GenAI stats")?,
-                totals: t,
-            }),
-            6 => {
-                let b: u64 = r.get(3).ctx("reading GenAI stats")?;
-                over_time.push(GenAiBucket {
-                    time: rfc3339(b),
-                    time_unix_nano: b.to_string(),
-                    totals: t,
-                });
-            }
-            _ => total = Some(t),
-        }
+    let select = |value: &str, sums: &str, extra: &str| {
+        format!(
+            "SELECT gen_ai_provider, coalesce(gen_ai_response_model, gen_ai_request_model),
+                    (start_time_unix_nano // {step}) * {step}, {} AS bin, {sums}
+             FROM (SELECT *, {value} AS v FROM spans{}{extra}) GROUP BY ALL",
+            bin_of("v"),
+            w.sql()
+        )
+    };
+    let params = || duckdb::params_from_iter(w.params.iter());
+    let mut groups: HashMap<Key, Acc> = HashMap::new();
+    let ctx = "reading GenAI stats";
+    let mut stmt = c
+        .prepare(&select("duration_ns", SUMS, ""))
+        .ctx("preparing GenAI stats")?;
+    let mut rows = stmt.query(params()).ctx("GenAI stats")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups.entry(key).or_default().add_row(r, 3, 4).ctx(ctx)?;
     }
+    let extra = if w.is_empty() {
+        " WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL"
+    } else {
+        " AND gen_ai_time_to_first_chunk_ms IS NOT NULL"
+    };
+    let mut stmt = c
+        .prepare(&select(
+            "gen_ai_time_to_first_chunk_ms",
+            "count(*)::UBIGINT, min(v)::DOUBLE, max(v)::DOUBLE",
+            extra,
+        ))
+        .ctx("preparing GenAI time to first chunk")?;
+    let mut rows = stmt.query(params()).ctx("GenAI time to first chunk")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups.entry(key).or_default().add_first_chunk(r, 3).ctx(ctx)?;
+    }
+    Ok(groups)
+}
+
+/// Totals, per model and per bucket.
+pub fn genai_stats(c: &Conn, f: &GenAiFilter) -> Result<GenAiStats, QueryError> {
+    let step = f.step_ns.max(1);
+    let groups = fine_groups(c, f)?;
+    let mut total = Acc::default();
+    let mut models: HashMap<(Option<String>, Option<String>), Acc> = HashMap::new();
+    let mut buckets: HashMap<u64, Acc> = HashMap::new();
+    for ((provider, model, bucket), acc) in groups {
+        total.merge(&acc);
+        buckets.entry(bucket).or_default().merge(&acc);
+        models.entry((provider, model)).or_default().merge(&acc);
+    }
+    let mut by_model: Vec<GenAiModelStats> = models
+        .into_iter()
+        .map(|((provider, model), acc)| GenAiModelStats {
+            provider,
+            model,
+            totals: acc.totals(),
+        })
+        .collect();
     by_model.sort_by(|a, b| {
         b.totals
             .requests
             .cmp(&a.totals.requests)
             .then_with(|| a.model.cmp(&b.model))
     });
-    over_time.sort_by_key(|b| b.time_unix_nano.parse::<u64>().unwrap_or(0));
+    let mut over_time: Vec<(u64, Acc)> = buckets.into_iter().collect();
+    over_time.sort_by_key(|(b, _)| *b);
     Ok(GenAiStats {
         since: rfc3339(f.since),
         until: rfc3339(f.until),
         step_ms: step / 1_000_000,
-        totals: total.unwrap_or_default(),
+        totals: total.totals(),
         by_model,
-        over_time,
+        over_time: over_time
+            .into_iter()
+            .map(|(b, acc)| GenAiBucket {
+                time: rfc3339(b),
+                time_unix_nano: b.to_string(),
+                totals: acc.totals(),
+            })
+            .collect(),
     })
 }
 
 /// Per model: totals, error classes and finish reasons.
 pub fn genai_models(c: &Conn, f: &GenAiFilter) -> Result<GenAiModels, QueryError> {
+    // One bucket for the whole window: per-model totals.
+    let whole = GenAiFilter {
+        step_ns: f.until.saturating_sub(f.since).saturating_add(1).max(1),
+        ..f.clone()
+    };
+    let mut per_model: HashMap<(Option<String>, Option<String>), Acc> = HashMap::new();
+    for ((provider, model, _), acc) in fine_groups(c, &whole)? {
+        per_model.entry((provider, model)).or_default().merge(&acc);
+    }
+    let mut models: Vec<GenAiModelDetail> = per_model
+        .into_iter()
+        .map(|((provider, model), acc)| GenAiModelDetail {
+            provider,
+            model,
+            totals: acc.totals(),
+            error_types: Vec::new(),
+            finish_reasons: Vec::new(),
+        })
+        .collect();
+    models.sort_by(|a, b| {
+        b.totals
+            .requests
+            .cmp(&a.totals.requests)
+            .then_with(|| a.model.cmp(&b.model))
+    });
     let w = calls(f, false);
     let params = || duckdb::params_from_iter(w.params.iter());
     let model = "coalesce(gen_ai_response_model, gen_ai_request_model)";
-    let mut stmt = c
-        .prepare(&format!(
-            "SELECT gen_ai_provider, {model} AS model, {TOTALS}
-             FROM spans{} GROUP BY ALL ORDER BY count(*) DESC, model",
-            w.sql()
-        ))
-        .ctx("preparing GenAI models")?;
-    let mut models: Vec<GenAiModelDetail> = stmt
-        .query_map(params(), |r| {
-            Ok(GenAiModelDetail {
-                provider: r.get(0)?,
-                model: r.get(1)?,
-                totals: totals(r, 2)?,
-                error_types: Vec::new(),
-                finish_reasons: Vec::new(),
-            })
-        })
-        .ctx("GenAI models")?
-        .collect::<Result<_, _>>()
-        .ctx("reading GenAI models")?;
     let index: HashMap<(Option<String>, Option<String>), usize> = models
         .iter()
         .enumerate()
@@ -194,7 +326,7 @@ pub fn genai_models(c: &Conn, f: &GenAiFilter) -> Result<GenAiModels, QueryError
     // here (few distinct values).
     let mut stmt = c
         .prepare(&format!(
-            "SELECT gen_ai_provider, {model}, 
+            "SELECT gen_ai_provider, {model},
                     CASE WHEN status_code = 'ERROR' THEN coalesce(error_type, '_OTHER') END,
                     gen_ai_finish_reasons, count(*)
              FROM spans{} GROUP BY ALL",
@@ -356,4 +488,28 @@ pub fn unpriced_models(c: &Conn, since: u64) -> Result<Vec<UnpricedModel>, Query
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the unpriced models")?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn histogram_quantiles_are_exact_for_single_values_and_close_otherwise() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        h.add(10, 2, 400.0, 400.0);
+        assert_eq!(h.quantile(0.5), Some(400.0));
+        assert_eq!(h.quantile(0.99), Some(400.0));
+        // 1..=1000 in log bins of 8 per doubling: within a bin's width.
+        let mut h = Histogram::default();
+        for v in 1..=1000u32 {
+            let v = f64::from(v);
+            h.add((v.log2() * 8.0).floor() as i32, 1, v, v);
+        }
+        for (p, exact) in [(0.5, 500.5), (0.95, 950.05), (0.99, 990.01)] {
+            let q = h.quantile(p).unwrap();
+            assert!((q - exact).abs() / exact < 0.01, "p{p}: {q} vs {exact}");
+        }
+    }
 }
