@@ -6,7 +6,7 @@
 //! four traces per session), it generates a DuckDB file in time order, with
 //! `session_traces` and `session_entities` filled as the writer would have
 //! left them, then times through the store (the interface REST, MCP and Lua
-//! share), in process:
+//! share), in process (`genai_minutes` is filled as the writer would, too):
 //!   - GenAI stats over 24 h (totals, per model, 60 buckets; latency and
 //!     time-to-first-chunk percentiles) — target ≤ 100 ms p50 at 10 M,
 //!   - GenAI per-model detail over 24 h, and the newest page of GenAI calls,
@@ -18,7 +18,9 @@
 //! `SELECT count(*) FROM spans WHERE start_time_unix_nano >= ?` over the
 //! same 24 h on a plain connection: the cost of touching every span once.
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
-//! BENCH_ROUNDS (timed repetitions per query, default 20).
+//! BENCH_ROUNDS (timed repetitions per query, default 20), BENCH_EXPLAIN
+//! (SQL statements separated by `;;`, `{t0}` standing for the window's
+//! start: each is timed and DuckDB's profile printed, to study a query).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -102,6 +104,21 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
                 list_sort(list_distinct(flatten(list(string_split(services, chr(31)))))),
                 list_distinct(list(users))
          FROM session_traces GROUP BY session_id ORDER BY min(first_seen_unix_nano);
+         INSERT INTO genai_minutes
+         SELECT start_time_unix_nano // 60000000000 * 60000000000 AS m, service_name,
+                gen_ai_provider, gen_ai_request_model, gen_ai_response_model, 0,
+                floor(log2(greatest(duration_ns, 1)) * 8)::INTEGER, count(*),
+                count(*) FILTER (WHERE status_code = 'ERROR'), sum(gen_ai_input_tokens),
+                sum(gen_ai_output_tokens), sum(gen_ai_cache_read_tokens), 0, 0,
+                sum(gen_ai_cost_usd), 0, min(duration_ns), max(duration_ns)
+         FROM spans WHERE gen_ai_provider IS NOT NULL GROUP BY ALL ORDER BY m;
+         INSERT INTO genai_minutes
+         SELECT start_time_unix_nano // 60000000000 * 60000000000 AS m, service_name,
+                gen_ai_provider, gen_ai_request_model, gen_ai_response_model, 1,
+                floor(log2(greatest(gen_ai_time_to_first_chunk_ms, 1)) * 8)::INTEGER,
+                count(*), 0, 0, 0, 0, 0, 0, 0, 0,
+                min(gen_ai_time_to_first_chunk_ms), max(gen_ai_time_to_first_chunk_ms)
+         FROM spans WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL GROUP BY ALL ORDER BY m;
          CHECKPOINT",
     )
     .expect("building the session tables");
@@ -168,6 +185,23 @@ async fn main() {
             spans / SPANS_PER_TRACE,
             gen_start.elapsed().as_secs_f64(),
         );
+        if let Ok(sqls) = std::env::var("BENCH_EXPLAIN") {
+            for sql in sqls.split(";;") {
+                let sql = sql.replace("{t0}", &t0.to_string());
+                let t = Instant::now();
+                conn.execute_batch(&sql).expect("running");
+                println!("{:.1} ms: {sql}", ms(t.elapsed()));
+                let mut stmt = conn
+                    .prepare(&format!("EXPLAIN ANALYZE {sql}"))
+                    .expect("explain");
+                let plan: Vec<String> = stmt
+                    .query_map([], |r| r.get::<_, String>(1))
+                    .expect("explain")
+                    .filter_map(Result::ok)
+                    .collect();
+                println!("{}", plan.join("\n"));
+            }
+        }
         let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
 
         let baseline = {

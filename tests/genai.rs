@@ -378,6 +378,37 @@ async fn sessions_tokens_cost_and_conversations() {
         .collect();
     assert!(models.contains(&"claude-3-5-sonnet-20241022"), "{models:?}");
 
+    // Whole-minute steps read the per-minute rollup, other steps the spans:
+    // the same answer either way.
+    let rollup = get_ok(&q, "/api/v1/genai/stats?since=3h&step=1m").await;
+    let spans = get_ok(&q, "/api/v1/genai/stats?since=3h&step=59s").await;
+    for k in [
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "requests_without_cost",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "time_to_first_chunk_p50_ms",
+    ] {
+        assert_eq!(
+            rollup["totals"][k], spans["totals"][k],
+            "{k}: {rollup} vs {spans}"
+        );
+    }
+    assert!(close(&rollup["totals"]["cost_usd"], cost_a + cost_b + 0.5));
+    assert_eq!(rollup["totals"]["latency_p50_ms"], 250.0);
+    assert_eq!(rollup["by_model"].as_array().unwrap().len(), 5, "{rollup}");
+    let one = get_ok(
+        &q,
+        "/api/v1/genai/stats?since=3h&step=1m&model=gpt-4o-mini&service=chat-api",
+    )
+    .await;
+    assert_eq!(one["totals"]["requests"], 1, "{one}");
+
     // A session's calls include the one that only shares its trace.
     let st = get_ok(&q, "/api/v1/genai/stats?since=3h&session_id=chat-1").await;
     assert_eq!(st["totals"]["requests"], 4, "{st}");

@@ -66,7 +66,8 @@ pub trait Derived: Send {
 /// Every derived table, built once when the writer starts (each may load
 /// what it caches from `conn`).
 pub fn derived_tables(conn: &Conn) -> Result<Vec<Box<dyn Derived>>, StorageError> {
-    Ok(vec![Box::new(super::sessions::SessionEntities::load(
-        conn,
-    )?)])
+    Ok(vec![
+        Box::new(super::sessions::SessionEntities::load(conn)?),
+        Box::new(super::genai_rollup::GenAiMinutes::default()),
+    ])
 }

@@ -8,6 +8,7 @@
 
 pub mod derived;
 pub mod duck;
+pub mod genai_rollup;
 pub mod queries;
 pub mod reader;
 pub mod retention;

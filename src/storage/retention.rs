@@ -362,6 +362,7 @@ pub fn delete_older_than(
 ) -> Result<PassReport, StorageError> {
     let mut report = PassReport::default();
     delete_traces(conn, cutoff, batch, stop, &mut report)?;
+    super::genai_rollup::prune(conn, cutoff)?;
     while !stop() {
         // Logs of a stored trace live and die with it (above); the rest go
         // by their own time.

@@ -134,6 +134,27 @@ CREATE TABLE session_entities (
     services                  VARCHAR[] NOT NULL,
     users                     VARCHAR[] NOT NULL
 );
+CREATE TABLE genai_minutes (
+    minute_unix_nano          UBIGINT  NOT NULL,
+    service_name              VARCHAR  NOT NULL,
+    provider                  VARCHAR  NOT NULL,
+    request_model             VARCHAR  NOT NULL,
+    response_model            VARCHAR  NOT NULL,
+    kind                      INTEGER  NOT NULL,
+    bin                       INTEGER  NOT NULL,
+    requests                  UBIGINT  NOT NULL,
+    errors                    UBIGINT  NOT NULL,
+    input_tokens              BIGINT   NOT NULL,
+    output_tokens             BIGINT   NOT NULL,
+    cache_read_tokens         BIGINT   NOT NULL,
+    cache_write_tokens        BIGINT   NOT NULL,
+    reasoning_tokens          BIGINT   NOT NULL,
+    cost_usd                  DOUBLE   NOT NULL,
+    without_cost              UBIGINT  NOT NULL,
+    min_value                 DOUBLE   NOT NULL,
+    max_value                 DOUBLE   NOT NULL,
+    PRIMARY KEY (minute_unix_nano, service_name, provider, request_model, response_model, kind, bin)
+);
 CREATE TABLE session_traces (
     session_id                VARCHAR  NOT NULL,
     trace_id                  VARCHAR  NOT NULL,

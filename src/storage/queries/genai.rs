@@ -22,10 +22,7 @@ use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-/// Histogram bins per doubling of a duration: 8 keeps a bin within 9% of
-/// its neighbours; the per-bin min and max make a bin holding one value
-/// exact.
-const BINS_PER_OCTAVE: f64 = 8.0;
+use crate::storage::genai_rollup::{BINS_PER_OCTAVE, MINUTE_NS};
 
 /// The sums of one fine group (bucket × provider × model × latency bin), in
 /// the column order `Acc::add_row` reads.
@@ -106,8 +103,7 @@ impl Acc {
         t.cost_usd += r.get::<_, f64>(at + 7)?;
         t.requests_without_cost += r.get::<_, u64>(at + 8)?;
         let bin: i32 = r.get(bin_at)?;
-        self.latency
-            .add(bin, n, r.get(at + 9)?, r.get(at + 10)?);
+        self.latency.add(bin, n, r.get(at + 9)?, r.get(at + 10)?);
         Ok(())
     }
 
@@ -198,6 +194,9 @@ type Key = (Option<String>, Option<String>, u64);
 /// first chunk in its own smaller pass. Two hash aggregations and a few
 /// thousand rows, instead of quantile sketches per group.
 fn fine_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryError> {
+    if f.session_id.is_none() && f.step_ns.max(1) % MINUTE_NS == 0 {
+        return minute_groups(c, f);
+    }
     let w = calls(f, false);
     let step = f.step_ns.max(1);
     let select = |value: &str, sums: &str, extra: &str| {
@@ -235,7 +234,66 @@ fn fine_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryErro
     let mut rows = stmt.query(params()).ctx("GenAI time to first chunk")?;
     while let Some(r) = rows.next().ctx(ctx)? {
         let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
-        groups.entry(key).or_default().add_first_chunk(r, 3).ctx(ctx)?;
+        groups
+            .entry(key)
+            .or_default()
+            .add_first_chunk(r, 3)
+            .ctx(ctx)?;
+    }
+    Ok(groups)
+}
+
+/// [`fine_groups`] from the per-minute rollup (`genai_minutes`): the
+/// window's edges are taken at whole minutes.
+fn minute_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryError> {
+    let step = f.step_ns.max(1);
+    let mut w = Where::default();
+    w.ge("minute_unix_nano", Some(f.since / MINUTE_NS * MINUTE_NS));
+    w.lt("minute_unix_nano", Some(f.until));
+    w.eq("service_name", f.service.as_ref());
+    w.eq("provider", f.provider.as_ref());
+    if let Some(m) = &f.model {
+        w.cond(
+            "(request_model = ? OR response_model = ?)",
+            [Value::Text(m.clone()), Value::Text(m.clone())],
+        );
+    }
+    let select = |kind: u8, sums: &str| {
+        format!(
+            "SELECT nullif(provider, ''),
+                    coalesce(nullif(response_model, ''), nullif(request_model, '')),
+                    (minute_unix_nano // {step}) * {step}, bin, {sums}
+             FROM genai_minutes{} AND kind = {kind} GROUP BY ALL",
+            w.sql()
+        )
+    };
+    let params = || duckdb::params_from_iter(w.params.iter());
+    let ctx = "reading GenAI stats";
+    let mut groups: HashMap<Key, Acc> = HashMap::new();
+    let sums = "sum(requests)::UBIGINT, sum(errors)::UBIGINT, sum(input_tokens)::BIGINT, \
+        sum(output_tokens)::BIGINT, sum(cache_read_tokens)::BIGINT, \
+        sum(cache_write_tokens)::BIGINT, sum(reasoning_tokens)::BIGINT, \
+        sum(cost_usd)::DOUBLE, sum(without_cost)::UBIGINT, min(min_value), max(max_value)";
+    let mut stmt = c.prepare(&select(0, sums)).ctx("preparing GenAI stats")?;
+    let mut rows = stmt.query(params()).ctx("GenAI stats")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups.entry(key).or_default().add_row(r, 3, 4).ctx(ctx)?;
+    }
+    let mut stmt = c
+        .prepare(&select(
+            1,
+            "sum(requests)::UBIGINT, min(min_value), max(max_value)",
+        ))
+        .ctx("preparing GenAI time to first chunk")?;
+    let mut rows = stmt.query(params()).ctx("GenAI time to first chunk")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups
+            .entry(key)
+            .or_default()
+            .add_first_chunk(r, 3)
+            .ctx(ctx)?;
     }
     Ok(groups)
 }
@@ -289,7 +347,7 @@ pub fn genai_stats(c: &Conn, f: &GenAiFilter) -> Result<GenAiStats, QueryError> 
 pub fn genai_models(c: &Conn, f: &GenAiFilter) -> Result<GenAiModels, QueryError> {
     // One bucket for the whole window: per-model totals.
     let whole = GenAiFilter {
-        step_ns: f.until.saturating_sub(f.since).saturating_add(1).max(1),
+        step_ns: (f.until.saturating_sub(f.since) / MINUTE_NS + 1) * MINUTE_NS,
         ..f.clone()
     };
     let mut per_model: HashMap<(Option<String>, Option<String>), Acc> = HashMap::new();
