@@ -71,7 +71,9 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
             '{{\"http.route\":\"/api/' || ((i // 10) % 20) || '\",\"user.id\":\"u' || ((i // 10) % 1000) || '\",\"op.index\":' || (i % 10) || '}}',
             '{{\"service.name\":\"svc-' || ((i // 10) % 10) || '\",\"host.name\":\"bench-1\"}}',
             '[]', '[]', 0, 0, 0,
-            i + 1
+            i + 1,
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+            CASE WHEN i % 10 = 5 THEN 'priced' END
          FROM range({spans}) t(i)"
     );
     // One thread, so row groups hold consecutive times as the writer's

@@ -29,6 +29,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub functions: FunctionsConfig,
+    pub genai: GenAiConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +105,22 @@ pub struct LimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct FunctionsConfig {
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenAiConfig {
+    pub builtin_prices: bool,
+    pub prices: Vec<crate::ingest::pricing::PriceConfig>,
+}
+
+impl GenAiConfig {
+    /// The price table these settings describe (validated at start).
+    pub fn price_table(
+        &self,
+    ) -> Result<crate::ingest::pricing::PriceTable, crate::ingest::pricing::PricingError> {
+        crate::ingest::pricing::PriceTable::with_overrides(self.builtin_prices, &self.prices)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -260,6 +277,9 @@ impl Config {
                 "storage.max_db_size_mb",
                 format!("must be 0 (no limit) or at least {MIN_DB_SIZE_MB}"),
             ));
+        }
+        if let Err(e) = self.genai.price_table() {
+            return Err(invalid("genai.prices", e.to_string()));
         }
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {
@@ -446,6 +466,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.storage.max_db_size_mb, 64);
+
+        // Price overrides are checked at start, with the entry named.
+        std::fs::write(
+            &path,
+            "[genai]\n[[genai.prices]]\nmodel = \"m\"\ninput_per_mtok = -1\noutput_per_mtok = 1\n",
+        )
+        .unwrap();
+        let err = Config::from_layers(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("genai.prices[0] (m)"), "{err}");
+        std::fs::write(
+            &path,
+            "[[genai.prices]]\nmodel = \"my-llm\"\nvalid_from = \"2025-01-01\"\ninput_per_mtok = 1\noutput_per_mtok = 2\n",
+        )
+        .unwrap();
+        let c = Config::from_layers(Some(&path), env(&[("QYL_GENAI_BUILTIN_PRICES", "false")]))
+            .unwrap();
+        assert_eq!(c.genai.price_table().unwrap().entries().len(), 1);
 
         // Variables of sections qyl does not have are not qyl's business.
         assert!(Config::from_layers(None, env(&[("QYL_TEST_PYTHON", "/x")])).is_ok());

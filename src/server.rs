@@ -64,6 +64,12 @@ impl Server {
             batch_wait: Duration::from_millis(config.ingest.batch_ms),
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
+            pricing: Arc::new(
+                config
+                    .genai
+                    .price_table()
+                    .context("building the GenAI price table")?,
+            ),
         };
         let policy = RetentionPolicy {
             max_age: (config.storage.retention_hours > 0)

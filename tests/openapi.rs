@@ -20,6 +20,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/services"),
     ("get", "/api/v1/storage"),
     ("get", "/api/v1/genai/stats"),
+    ("get", "/api/v1/genai/models"),
+    ("get", "/api/v1/genai/spans"),
+    ("get", "/api/v1/genai/pricing"),
+    ("get", "/api/v1/sessions"),
+    ("get", "/api/v1/sessions/{session_id}"),
+    ("get", "/api/v1/sessions/{session_id}/spans"),
+    ("get", "/api/v1/sessions/{session_id}/conversation"),
     ("post", "/api/v1/sql"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/live"),
@@ -109,7 +116,8 @@ async fn document_and_router_agree() {
     for (path, item) in paths {
         let concrete = path
             .replace("{trace_id}", &"ab".repeat(16))
-            .replace("{name}", "no.such.metric");
+            .replace("{name}", "no.such.metric")
+            .replace("{session_id}", "no-such-session");
         assert!(!concrete.contains('{'), "untested path parameter in {path}");
         for method in item.as_object().unwrap().keys() {
             if !["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {

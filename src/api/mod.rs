@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod overview;
 pub mod params;
+pub mod sessions;
 pub mod sql;
 pub mod traces;
 
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(overview::routes())
         .merge(genai::routes())
+        .merge(sessions::routes())
         .merge(sql::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)

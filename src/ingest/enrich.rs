@@ -74,6 +74,10 @@ pub fn record_info(attrs: &[KeyValue]) -> RecordInfo {
     let mut prompt_tokens = None;
     let mut completion_tokens = None;
     let mut legacy_cache_read = None;
+    let mut legacy_cache_write = None;
+    let mut legacy_reasoning = None;
+    let mut legacy_ttfc = None;
+    let mut enduser = None;
     let mut session_id = None;
     let mut conversation_id = None;
     let mut event_name = None;
@@ -92,6 +96,21 @@ pub fn record_info(attrs: &[KeyValue]) -> RecordInfo {
             "gen_ai.usage.cache_read_input_tokens" => legacy_cache_read = tokens(kv),
             "gen_ai.response.finish_reasons" => g.finish_reasons = string_list_json(kv),
             "gen_ai.usage.cost" => g.cost_usd = number(kv).filter(|c| *c >= 0.0),
+            "gen_ai.usage.cache_creation.input_tokens" => g.cache_write_tokens = tokens(kv),
+            "gen_ai.usage.cache_creation_input_tokens" => legacy_cache_write = tokens(kv),
+            "gen_ai.usage.reasoning.output_tokens" => g.reasoning_tokens = tokens(kv),
+            "gen_ai.usage.reasoning_tokens" => legacy_reasoning = tokens(kv),
+            "gen_ai.tool.name" => g.tool_name = string(kv),
+            "gen_ai.tool.call.id" => g.tool_call_id = string(kv),
+            "gen_ai.agent.name" => g.agent_name = string(kv),
+            // Seconds, as the GenAI conventions measure durations.
+            "gen_ai.response.time_to_first_chunk" => g.time_to_first_chunk_ms = seconds_ms(kv),
+            "gen_ai.server.time_to_first_token" | "gen_ai.response.time_to_first_token" => {
+                legacy_ttfc = seconds_ms(kv)
+            }
+            "error.type" => g.error_type = string(kv),
+            "user.id" => g.user_id = string(kv),
+            "enduser.id" => enduser = string(kv),
             "gen_ai.conversation.id" => conversation_id = string(kv),
             "session.id" => session_id = string(kv),
             "event.name" => event_name = string(kv),
@@ -102,6 +121,11 @@ pub fn record_info(attrs: &[KeyValue]) -> RecordInfo {
     g.input_tokens = g.input_tokens.or(prompt_tokens);
     g.output_tokens = g.output_tokens.or(completion_tokens);
     g.cache_read_tokens = g.cache_read_tokens.or(legacy_cache_read);
+    g.cache_write_tokens = g.cache_write_tokens.or(legacy_cache_write);
+    g.reasoning_tokens = g.reasoning_tokens.or(legacy_reasoning);
+    g.time_to_first_chunk_ms = g.time_to_first_chunk_ms.or(legacy_ttfc);
+    g.user_id = g.user_id.or(enduser);
+    g.conversation_id = conversation_id.clone();
     RecordInfo {
         genai: g,
         session_id: session_id.or(conversation_id),
@@ -132,6 +156,11 @@ fn number(kv: &KeyValue) -> Option<f64> {
         Value::StringValue(s) => s.trim().parse::<f64>().ok().filter(|d| d.is_finite()),
         _ => None,
     }
+}
+
+/// A non-negative duration in seconds, as milliseconds.
+fn seconds_ms(kv: &KeyValue) -> Option<f64> {
+    number(kv).filter(|s| *s >= 0.0).map(|s| s * 1000.0)
 }
 
 /// Token counts arrive as ints from most SDKs, as doubles from JavaScript and
@@ -247,6 +276,53 @@ mod tests {
         .genai;
         assert_eq!(g.input_tokens, Some(8));
         assert_eq!(g.provider.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn newer_genai_columns_current_and_legacy() {
+        let g = record_info(&[
+            kv(
+                "gen_ai.usage.cache_creation.input_tokens",
+                Value::IntValue(11),
+            ),
+            kv("gen_ai.usage.reasoning.output_tokens", Value::IntValue(12)),
+            s("gen_ai.tool.name", "search"),
+            s("gen_ai.tool.call.id", "call_1"),
+            s("gen_ai.agent.name", "planner"),
+            s("gen_ai.conversation.id", "conv-9"),
+            kv(
+                "gen_ai.response.time_to_first_chunk",
+                Value::DoubleValue(0.25),
+            ),
+            s("error.type", "RateLimitError"),
+            s("user.id", "u-1"),
+            s("enduser.id", "old-u"),
+        ])
+        .genai;
+        assert_eq!(g.cache_write_tokens, Some(11));
+        assert_eq!(g.reasoning_tokens, Some(12));
+        assert_eq!(g.tool_name.as_deref(), Some("search"));
+        assert_eq!(g.tool_call_id.as_deref(), Some("call_1"));
+        assert_eq!(g.agent_name.as_deref(), Some("planner"));
+        assert_eq!(g.conversation_id.as_deref(), Some("conv-9"));
+        assert_eq!(g.time_to_first_chunk_ms, Some(250.0));
+        assert_eq!(g.error_type.as_deref(), Some("RateLimitError"));
+        assert_eq!(g.user_id.as_deref(), Some("u-1"));
+
+        let g = record_info(&[
+            kv(
+                "gen_ai.usage.cache_creation_input_tokens",
+                Value::IntValue(5),
+            ),
+            kv("gen_ai.usage.reasoning_tokens", Value::IntValue(6)),
+            kv("gen_ai.server.time_to_first_token", Value::IntValue(2)),
+            s("enduser.id", "old-u"),
+        ])
+        .genai;
+        assert_eq!(g.cache_write_tokens, Some(5));
+        assert_eq!(g.reasoning_tokens, Some(6));
+        assert_eq!(g.time_to_first_chunk_ms, Some(2000.0));
+        assert_eq!(g.user_id.as_deref(), Some("old-u"));
     }
 
     #[test]

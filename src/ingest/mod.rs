@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 pub mod jsonw;
 pub mod otlp_json;
+pub mod pricing;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -93,6 +94,7 @@ pub async fn export(writer: &WriterHandle, request: ExportRequest) -> Result<Out
                 error_message: c.error_message("spans"),
             };
             batch.spans = c.records;
+            writer.pricing().price_spans(&mut batch.spans);
             outcome
         }
         ExportRequest::Logs(req) => {

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+pub mod genai;
 pub mod query;
 
 /// One span, normalised. See DESIGN §3 for the column meanings.
@@ -59,14 +60,55 @@ pub struct GenAiFields {
     pub cache_read_tokens: Option<i64>,
     /// JSON array of strings, as sent in `gen_ai.response.finish_reasons`.
     pub finish_reasons: Option<String>,
-    /// Cost in USD when the application reported one; the price table that
-    /// fills it otherwise belongs to the GenAI issue.
+    /// Cost in USD: as the application reported it, else from the price
+    /// table (`ingest::pricing`).
     pub cost_usd: Option<f64>,
+    /// Tokens written to the provider's prompt cache (a subset of input).
+    pub cache_write_tokens: Option<i64>,
+    /// Reasoning tokens (a subset of output).
+    pub reasoning_tokens: Option<i64>,
+    pub tool_name: Option<String>,
+    pub tool_call_id: Option<String>,
+    pub agent_name: Option<String>,
+    pub conversation_id: Option<String>,
+    /// Time from the request to the first streamed chunk, in milliseconds.
+    pub time_to_first_chunk_ms: Option<f64>,
+    /// `error.type` as sent (an exception type or a provider error class).
+    pub error_type: Option<String>,
+    /// Where `cost_usd` came from: `sent`, `priced`, or `missing` (a call
+    /// with tokens whose model has no price; never counted as $0). `None`
+    /// for spans that are not priceable calls.
+    pub cost_source: Option<&'static str>,
+    /// `user.id` (or the older `enduser.id`): not a column of its own, it
+    /// feeds the session summaries.
+    pub user_id: Option<String>,
 }
+
+/// GenAI operations that wrap other calls (agents, workflows): their
+/// tokens and cost are already counted in the calls inside them.
+pub const GENAI_ROLLUP_OPERATIONS: &[&str] = &["invoke_agent", "invoke_workflow", "create_agent"];
 
 impl GenAiFields {
     pub fn is_empty(&self) -> bool {
         *self == GenAiFields::default()
+    }
+
+    /// A GenAI call that counts in totals: it names a provider or an
+    /// operation, and is not an agent or workflow roll-up.
+    pub fn is_call(&self) -> bool {
+        (self.provider.is_some() || self.operation.is_some())
+            && !self
+                .operation
+                .as_deref()
+                .is_some_and(|op| GENAI_ROLLUP_OPERATIONS.contains(&op))
+    }
+
+    /// The model that served the call: the response model, else the
+    /// requested one.
+    pub fn model(&self) -> Option<&str> {
+        self.response_model
+            .as_deref()
+            .or(self.request_model.as_deref())
     }
 }
 

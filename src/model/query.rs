@@ -446,13 +446,21 @@ pub struct GenAiTotals {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cache_read_tokens: i64,
-    /// Sum of the known costs; calls without a price are counted in
+    /// Input tokens written to the prompt cache (part of `input_tokens`).
+    pub cache_write_tokens: i64,
+    /// Reasoning tokens (part of `output_tokens`).
+    pub reasoning_tokens: i64,
+    /// Sum of the known costs (sent by the application or priced at
+    /// ingest); calls with tokens but no price are counted in
     /// `requests_without_cost`, never as $0.
     pub cost_usd: f64,
     pub requests_without_cost: u64,
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
+    /// Time to the first streamed chunk, of the calls that report it.
+    pub time_to_first_chunk_p50_ms: Option<f64>,
+    pub time_to_first_chunk_p95_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -66,6 +66,9 @@ pub trait Derived: Send {
 /// Every derived table, built once when the writer starts (each may load
 /// what it caches from `conn`).
 pub fn derived_tables(conn: &Conn) -> Result<Vec<Box<dyn Derived>>, StorageError> {
-    let _ = conn;
-    Ok(vec![Box::new(super::trace_index::TraceIndex)])
+    Ok(vec![
+        Box::new(super::trace_index::TraceIndex),
+        Box::new(super::sessions::SessionEntities::load(conn)?),
+        Box::new(super::genai_rollup::GenAiMinutes::default()),
+    ])
 }

@@ -8,10 +8,12 @@
 
 pub mod derived;
 pub mod duck;
+pub mod genai_rollup;
 pub mod queries;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+pub mod sessions;
 pub mod store;
 pub mod trace_index;
 pub mod writer;

@@ -365,6 +365,7 @@ pub fn delete_older_than(
 ) -> Result<PassReport, StorageError> {
     let mut report = PassReport::default();
     delete_traces(conn, cutoff, batch, stop, &mut report)?;
+    super::genai_rollup::prune(conn, cutoff)?;
     while !stop() {
         // Logs of a stored trace live and die with it (above); the rest go
         // by their own time.
@@ -485,6 +486,11 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
                 |r| r.get(0),
             )
             .map_err(|e| StorageError::sql("counting expired traces", e))?;
+        super::sessions::forget_traces(
+            conn,
+            "SELECT trace_id FROM retention_traces WHERE batch = ?",
+            b,
+        )?;
         let logs = execute(
             conn,
             "deleting the logs of expired traces",

@@ -108,6 +108,78 @@ CREATE TABLE metrics (
         name: "trace lookup",
         sql: super::trace_index::CREATE_AND_FILL_SQL,
     },
+    Migration {
+        version: 3,
+        name: "GenAI columns and sessions",
+        sql: r#"
+ALTER TABLE spans ADD COLUMN gen_ai_cache_write_tokens BIGINT;
+ALTER TABLE spans ADD COLUMN gen_ai_reasoning_tokens BIGINT;
+ALTER TABLE spans ADD COLUMN gen_ai_tool_name VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_tool_call_id VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_agent_name VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_conversation_id VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_time_to_first_chunk_ms DOUBLE;
+ALTER TABLE spans ADD COLUMN error_type VARCHAR;
+ALTER TABLE spans ADD COLUMN gen_ai_cost_source VARCHAR;
+CREATE TABLE session_entities (
+    session_id                VARCHAR  PRIMARY KEY,
+    first_seen_unix_nano      UBIGINT  NOT NULL,
+    last_seen_unix_nano       UBIGINT  NOT NULL,
+    span_count                UBIGINT  NOT NULL,
+    trace_count               UBIGINT  NOT NULL,
+    error_count               UBIGINT  NOT NULL,
+    gen_ai_requests           UBIGINT  NOT NULL,
+    gen_ai_input_tokens       BIGINT   NOT NULL,
+    gen_ai_output_tokens      BIGINT   NOT NULL,
+    gen_ai_cache_read_tokens  BIGINT   NOT NULL,
+    gen_ai_cache_write_tokens BIGINT   NOT NULL,
+    gen_ai_cost_usd           DOUBLE   NOT NULL,
+    gen_ai_unpriced_requests  UBIGINT  NOT NULL,
+    models                    VARCHAR[] NOT NULL,
+    services                  VARCHAR[] NOT NULL,
+    users                     VARCHAR[] NOT NULL
+);
+CREATE TABLE genai_minutes (
+    minute_unix_nano          UBIGINT  NOT NULL,
+    service_name              VARCHAR  NOT NULL,
+    provider                  VARCHAR  NOT NULL,
+    request_model             VARCHAR  NOT NULL,
+    response_model            VARCHAR  NOT NULL,
+    kind                      INTEGER  NOT NULL,
+    bin                       INTEGER  NOT NULL,
+    requests                  UBIGINT  NOT NULL,
+    errors                    UBIGINT  NOT NULL,
+    input_tokens              BIGINT   NOT NULL,
+    output_tokens             BIGINT   NOT NULL,
+    cache_read_tokens         BIGINT   NOT NULL,
+    cache_write_tokens        BIGINT   NOT NULL,
+    reasoning_tokens          BIGINT   NOT NULL,
+    cost_usd                  DOUBLE   NOT NULL,
+    without_cost              UBIGINT  NOT NULL,
+    min_value                 DOUBLE   NOT NULL,
+    max_value                 DOUBLE   NOT NULL,
+    PRIMARY KEY (minute_unix_nano, service_name, provider, request_model, response_model, kind, bin)
+);
+CREATE TABLE session_traces (
+    session_id                VARCHAR  NOT NULL,
+    trace_id                  VARCHAR  NOT NULL,
+    first_seen_unix_nano      UBIGINT  NOT NULL,
+    last_seen_unix_nano       UBIGINT  NOT NULL,
+    span_count                UBIGINT  NOT NULL,
+    error_count               UBIGINT  NOT NULL,
+    gen_ai_requests           UBIGINT  NOT NULL,
+    gen_ai_input_tokens       BIGINT   NOT NULL,
+    gen_ai_output_tokens      BIGINT   NOT NULL,
+    gen_ai_cache_read_tokens  BIGINT   NOT NULL,
+    gen_ai_cache_write_tokens BIGINT   NOT NULL,
+    gen_ai_cost_usd           DOUBLE   NOT NULL,
+    gen_ai_unpriced_requests  UBIGINT  NOT NULL,
+    models                    VARCHAR  NOT NULL,
+    services                  VARCHAR  NOT NULL,
+    users                     VARCHAR  NOT NULL
+);
+"#,
+    },
 ];
 
 /// The newest schema this build knows.

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::duck::Database;
-use super::queries::{genai, logs, metrics, sql, stats, traces};
+use super::queries::{genai, logs, metrics, sessions, sql, stats, traces};
 use super::reader::{QueryError, ReadPool};
+use crate::model::genai::{
+    Conversation, GenAiCall, GenAiModels, GenAiSpanQuery, SessionDetail, SessionQuery,
+    SessionSummary, UnpricedModel,
+};
 use crate::model::query::{
     GenAiFilter, GenAiStats, LogQuery, LogRow, MetricData, MetricInfo, MetricQuery, Page,
-    ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats, TraceQuery, TraceSummary,
-    TraceTree,
+    PageRequest, ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats, TraceQuery,
+    TraceSummary, TraceTree,
 };
 
 pub struct Store {
@@ -90,6 +94,68 @@ impl Store {
     /// GenAI calls in a window: totals, per model, over time.
     pub async fn genai_stats(&self, f: GenAiFilter) -> Result<GenAiStats, QueryError> {
         self.pool.run(move |c| genai::genai_stats(c, &f)).await
+    }
+
+    /// GenAI calls per model: totals, error classes, finish reasons.
+    pub async fn genai_models(&self, f: GenAiFilter) -> Result<GenAiModels, QueryError> {
+        self.pool.run(move |c| genai::genai_models(c, &f)).await
+    }
+
+    /// GenAI calls matching the query, newest first.
+    pub async fn genai_spans(&self, q: GenAiSpanQuery) -> Result<Page<GenAiCall>, QueryError> {
+        self.pool.run(move |c| genai::genai_spans(c, &q)).await
+    }
+
+    /// Models seen since `since` in calls that had no price.
+    pub async fn unpriced_models(&self, since: u64) -> Result<Vec<UnpricedModel>, QueryError> {
+        self.pool
+            .run(move |c| genai::unpriced_models(c, since))
+            .await
+    }
+
+    /// One page of sessions (`now` decides which are active).
+    pub async fn list_sessions(
+        &self,
+        q: SessionQuery,
+        now: u64,
+    ) -> Result<Page<SessionSummary>, QueryError> {
+        self.pool
+            .run(move |c| sessions::list_sessions(c, &q, now))
+            .await
+    }
+
+    /// A session with its traces; `None` for an unknown id.
+    pub async fn get_session(
+        &self,
+        id: String,
+        now: u64,
+    ) -> Result<Option<SessionDetail>, QueryError> {
+        self.pool
+            .run(move |c| sessions::get_session(c, &id, now))
+            .await
+    }
+
+    /// A session's spans, oldest first; `None` for an unknown id.
+    pub async fn session_spans(
+        &self,
+        id: String,
+        page: PageRequest,
+        now: u64,
+    ) -> Result<Option<Page<SpanRow>>, QueryError> {
+        self.pool
+            .run(move |c| sessions::session_spans(c, &id, &page, now))
+            .await
+    }
+
+    /// A session's conversation; `None` for an unknown id.
+    pub async fn conversation(
+        &self,
+        id: String,
+        now: u64,
+    ) -> Result<Option<Conversation>, QueryError> {
+        self.pool
+            .run(move |c| sessions::conversation(c, &id, now))
+            .await
     }
 
     pub async fn storage_stats(&self) -> Result<StorageStats, QueryError> {

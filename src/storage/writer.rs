@@ -28,6 +28,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use super::derived::{self, Committing, Derived};
 use super::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
 use super::{Conn, Database, DuckError, StorageError};
+use crate::ingest::pricing::PriceTable;
 use crate::model::{Batch, LogRecord, MetricPoint, Record, SpanRecord};
 use crate::stream::{Event, Hub};
 
@@ -44,6 +45,9 @@ pub struct WriterConfig {
     pub dedup_window: usize,
     /// How often the checkpoint thread folds the WAL into the database file.
     pub checkpoint_interval: Duration,
+    /// Prices GenAI calls at ingest; held here so both OTLP doors (and the
+    /// API showing the table) share the one built from the configuration.
+    pub pricing: Arc<PriceTable>,
 }
 
 impl Default for WriterConfig {
@@ -54,6 +58,7 @@ impl Default for WriterConfig {
             batch_wait: Duration::from_millis(5),
             dedup_window: 1_000_000,
             checkpoint_interval: Duration::from_secs(10),
+            pricing: Arc::new(PriceTable::builtin()),
         }
     }
 }
@@ -188,9 +193,15 @@ pub struct WriterHandle {
     closed: Arc<AtomicBool>,
     pause: Arc<PauseState>,
     stats: Arc<WriterStats>,
+    pricing: Arc<PriceTable>,
 }
 
 impl WriterHandle {
+    /// The GenAI price table in force.
+    pub fn pricing(&self) -> &Arc<PriceTable> {
+        &self.pricing
+    }
+
     /// Queues a batch; the receiver resolves once it is committed (or not).
     /// Refuses at once when the queue cannot take the batch's rows.
     pub fn submit(
@@ -336,6 +347,7 @@ impl Writer {
                 closed: Arc::new(AtomicBool::new(false)),
                 pause,
                 stats,
+                pricing: config.pricing.clone(),
             },
             thread: Some(thread),
             checkpointer,
@@ -632,7 +644,7 @@ impl WriterState {
         let mut app = self.raw.appender("spans")?;
         for (job, keep) in jobs.iter().zip(&plan.keep) {
             if keep.iter().all(|k| *k) {
-                seq = append_prepared(&mut app, &job.chunks.spans, SPAN_COLS, seq)?;
+                seq = append_prepared(&mut app, &job.chunks.spans, SPAN_SEQ_COL, seq)?;
             } else {
                 // Rare: a retried export. Rebuild without the duplicates.
                 let rows: Vec<_> = job
@@ -644,20 +656,20 @@ impl WriterState {
                     .map(|(s, _)| s)
                     .collect();
                 let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| put_span(b, s));
-                seq = append_prepared(&mut app, &chunks, SPAN_COLS, seq)?;
+                seq = append_prepared(&mut app, &chunks, SPAN_SEQ_COL, seq)?;
             }
         }
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("logs")?;
         for job in jobs {
-            seq = append_prepared(&mut app, &job.chunks.logs, LOG_COLS, seq)?;
+            seq = append_prepared(&mut app, &job.chunks.logs, LOG_COLS.len() - 1, seq)?;
         }
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("metrics")?;
         for job in jobs {
-            seq = append_prepared(&mut app, &job.chunks.metrics, METRIC_COLS, seq)?;
+            seq = append_prepared(&mut app, &job.chunks.metrics, METRIC_COLS.len() - 1, seq)?;
         }
         app.flush()
     }
@@ -797,11 +809,11 @@ impl Prepared {
 fn append_prepared(
     app: &mut ChunkAppender<'_>,
     chunks: &[Chunk],
-    cols: &'static [Col],
+    seq_col: usize,
     mut seq: u64,
 ) -> Result<u64, DuckError> {
     for chunk in chunks {
-        chunk.number_rows(cols.len() - 1, seq);
+        chunk.number_rows(seq_col, seq);
         app.append(chunk)?;
         seq += chunk.len() as u64;
     }
@@ -813,13 +825,17 @@ fn append_prepared(
 pub fn append_spans(raw: &RawConn, spans: &[SpanRecord], first_seq: u64) -> Result<(), DuckError> {
     let chunks = Chunk::fill(SPAN_COLS, spans, put_span);
     let mut app = raw.appender("spans")?;
-    append_prepared(&mut app, &chunks, SPAN_COLS, first_seq)?;
+    append_prepared(&mut app, &chunks, SPAN_SEQ_COL, first_seq)?;
     app.flush()
 }
 
 use Col::{Bigint, Boolean, Double, Integer, UBigint, UInteger, Varchar};
 
-/// The `spans` columns in table order (migration 1).
+/// Where `ingest_seq` is among the span columns (the last of migration 1;
+/// later migrations add columns after it).
+const SPAN_SEQ_COL: usize = 33;
+
+/// The `spans` columns in table order (migrations 1 and 2).
 const SPAN_COLS: &[Col] = &[
     Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // ids, state, name, kind
     UBigint, UBigint, UBigint, // start, end, duration
@@ -831,6 +847,9 @@ const SPAN_COLS: &[Col] = &[
     Varchar, Varchar, Varchar, Varchar, // attributes, resource, events, links
     UInteger, UInteger, UInteger, // dropped counts
     UBigint,  // ingest_seq
+    Bigint, Bigint, // gen_ai cache write, reasoning tokens (migration 2)
+    Varchar, Varchar, Varchar, Varchar, // tool name, tool call id, agent, conversation
+    Double, Varchar, Varchar, // time to first chunk, error.type, cost source
 ];
 
 fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord) {
@@ -869,6 +888,15 @@ fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord) {
     b.u32(s.dropped_events_count);
     b.u32(s.dropped_links_count);
     b.u64(0); // ingest_seq: numbered when appended
+    b.opt_i64(g.cache_write_tokens);
+    b.opt_i64(g.reasoning_tokens);
+    b.opt_str(g.tool_name.as_deref());
+    b.opt_str(g.tool_call_id.as_deref());
+    b.opt_str(g.agent_name.as_deref());
+    b.opt_str(g.conversation_id.as_deref());
+    b.opt_f64(g.time_to_first_chunk_ms);
+    b.opt_str(g.error_type.as_deref());
+    b.opt_str(g.cost_source);
 }
 
 /// The `logs` columns in table order (migration 1).
@@ -1026,6 +1054,51 @@ mod tests {
             .unwrap();
         let retry = h.submit(batch(vec![span(2, 2, None)])).unwrap();
         assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn a_failing_derived_table_rolls_the_commit_back() {
+        let (writer, hub, reader) = start(WriterConfig::default());
+        let h = writer.handle();
+        let sessions = |c: &Conn| -> i64 {
+            c.query_row("SELECT count(*) FROM session_traces", [], |r| r.get(0))
+                .unwrap()
+        };
+        let mut first = span(6, 1, None);
+        first.session_id = Some("s".into());
+        let done = h.submit(batch(vec![first])).unwrap();
+        assert_eq!(done.blocking_recv().unwrap().unwrap().spans, 1);
+        assert_eq!((count(&reader), sessions(&reader)), (1, 1));
+        // The session upsert now fails inside the commit's transaction.
+        reader
+            .execute_batch("ALTER TABLE session_entities RENAME TO session_entities_away")
+            .unwrap();
+        let mut second = span(6, 2, None);
+        second.session_id = Some("s".into());
+        let failed = h.submit(batch(vec![second.clone()])).unwrap();
+        match failed.blocking_recv().unwrap() {
+            Err(WriteError::Commit(msg)) => {
+                assert!(msg.contains("session_entities"), "{msg}")
+            }
+            other => panic!("expected a commit error, got {other:?}"),
+        }
+        // Neither the span nor its session row was stored or published.
+        assert_eq!((count(&reader), sessions(&reader)), (1, 1));
+        assert_eq!(hub.recent(10, |_| true).len(), 1);
+        reader
+            .execute_batch("ALTER TABLE session_entities_away RENAME TO session_entities")
+            .unwrap();
+        let retry = h.submit(batch(vec![second])).unwrap();
+        assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
+        let spans: i64 = reader
+            .query_row(
+                "SELECT span_count FROM session_entities WHERE session_id = 's'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((count(&reader), spans), (2, 2));
         writer.shutdown();
     }
 

@@ -1,60 +1,183 @@
 //! GenAI call statistics: requests, errors, tokens, cost and latency over a
-//! window, per model and per time bucket, from the `gen_ai_*` columns the
-//! writer fills at ingest (no JSON parsing at query time).
+//! window, per model and per time bucket; per-model detail (error classes,
+//! finish reasons); single calls; models lacking a price. All from the
+//! `gen_ai_*` columns the writer fills at ingest (no JSON parsing at query
+//! time).
+
+use std::collections::HashMap;
 
 use duckdb::types::Value;
 use duckdb::Row;
 
+use super::traces::paginate;
 use super::Where;
-use crate::model::query::{
-    rfc3339, GenAiBucket, GenAiFilter, GenAiModelStats, GenAiStats, GenAiTotals,
+use crate::model::genai::{
+    Counted, GenAiCall, GenAiModelDetail, GenAiModels, GenAiSpanQuery, UnpricedModel,
 };
+use crate::model::query::{
+    raw_json, rfc3339, Cursor, GenAiBucket, GenAiFilter, GenAiModelStats, GenAiStats, GenAiTotals,
+    Page,
+};
+use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-/// Aggregates of one group, in the column order `totals` reads.
-const TOTALS: &str = "count(*), \
-    count(*) FILTER (WHERE status_code = 'ERROR'), \
+use crate::storage::genai_rollup::{BINS_PER_OCTAVE, MINUTE_NS};
+
+/// The sums of one fine group (bucket × provider × model × latency bin), in
+/// the column order `Acc::add_row` reads.
+const SUMS: &str = "count(*)::UBIGINT, \
+    count(*) FILTER (WHERE status_code = 'ERROR')::UBIGINT, \
     coalesce(sum(gen_ai_input_tokens), 0)::BIGINT, \
     coalesce(sum(gen_ai_output_tokens), 0)::BIGINT, \
     coalesce(sum(gen_ai_cache_read_tokens), 0)::BIGINT, \
+    coalesce(sum(gen_ai_cache_write_tokens), 0)::BIGINT, \
+    coalesce(sum(gen_ai_reasoning_tokens), 0)::BIGINT, \
     coalesce(sum(gen_ai_cost_usd), 0)::DOUBLE, \
-    count(*) FILTER (WHERE gen_ai_cost_usd IS NULL), \
-    approx_quantile(duration_ns, 0.5)::DOUBLE, \
-    approx_quantile(duration_ns, 0.95)::DOUBLE, \
-    approx_quantile(duration_ns, 0.99)::DOUBLE";
+    count(*) FILTER (WHERE gen_ai_cost_usd IS NULL \
+        AND (gen_ai_input_tokens IS NOT NULL OR gen_ai_output_tokens IS NOT NULL))::UBIGINT, \
+    min(v)::DOUBLE, max(v)::DOUBLE";
 
-fn totals(r: &Row<'_>, at: usize) -> duckdb::Result<GenAiTotals> {
-    let ms = |v: Option<f64>| v.map(|ns| ns / 1e6);
-    Ok(GenAiTotals {
-        requests: r.get(at)?,
-        errors: r.get(at + 1)?,
-        input_tokens: r.get(at + 2)?,
-        output_tokens: r.get(at + 3)?,
-        cache_read_tokens: r.get(at + 4)?,
-        cost_usd: r.get(at + 5)?,
-        requests_without_cost: r.get(at + 6)?,
-        latency_p50_ms: ms(r.get(at + 7)?),
-        latency_p95_ms: ms(r.get(at + 8)?),
-        latency_p99_ms: ms(r.get(at + 9)?),
-    })
+/// A latency histogram: bin → (count, min, max).
+#[derive(Default, Clone)]
+struct Histogram(std::collections::BTreeMap<i32, (u64, f64, f64)>);
+
+impl Histogram {
+    fn add(&mut self, bin: i32, n: u64, min: f64, max: f64) {
+        let e = self.0.entry(bin).or_insert((0, f64::MAX, f64::MIN));
+        e.0 += n;
+        e.1 = e.1.min(min);
+        e.2 = e.2.max(max);
+    }
+
+    fn merge(&mut self, o: &Histogram) {
+        for (b, (n, lo, hi)) in &o.0 {
+            self.add(*b, *n, *lo, *hi);
+        }
+    }
+
+    /// The `p` quantile (as `quantile_cont` ranks it), interpolated inside
+    /// its bin between the bin's smallest and largest value.
+    fn quantile(&self, p: f64) -> Option<f64> {
+        let n: u64 = self.0.values().map(|(c, _, _)| c).sum();
+        if n == 0 {
+            return None;
+        }
+        let rank = p * (n - 1) as f64;
+        let mut before = 0u64;
+        for (c, lo, hi) in self.0.values() {
+            if rank < (before + c) as f64 {
+                let within = if *c > 1 {
+                    (rank - before as f64) / (*c - 1) as f64
+                } else {
+                    0.0
+                };
+                return Some(lo + (hi - lo) * within.clamp(0.0, 1.0));
+            }
+            before += c;
+        }
+        self.0.values().last().map(|(_, _, hi)| *hi)
+    }
 }
 
-fn calls(f: &GenAiFilter) -> Where {
+/// Totals being rolled up from fine groups.
+#[derive(Default, Clone)]
+struct Acc {
+    t: GenAiTotals,
+    latency: Histogram,
+    first_chunk: Histogram,
+}
+
+impl Acc {
+    /// Adds one fine row: `bin`, then [`SUMS`] from `at`.
+    fn add_row(&mut self, r: &Row<'_>, bin_at: usize, at: usize) -> duckdb::Result<()> {
+        let t = &mut self.t;
+        let n: u64 = r.get(at)?;
+        t.requests += n;
+        t.errors += r.get::<_, u64>(at + 1)?;
+        t.input_tokens += r.get::<_, i64>(at + 2)?;
+        t.output_tokens += r.get::<_, i64>(at + 3)?;
+        t.cache_read_tokens += r.get::<_, i64>(at + 4)?;
+        t.cache_write_tokens += r.get::<_, i64>(at + 5)?;
+        t.reasoning_tokens += r.get::<_, i64>(at + 6)?;
+        t.cost_usd += r.get::<_, f64>(at + 7)?;
+        t.requests_without_cost += r.get::<_, u64>(at + 8)?;
+        let bin: i32 = r.get(bin_at)?;
+        self.latency.add(bin, n, r.get(at + 9)?, r.get(at + 10)?);
+        Ok(())
+    }
+
+    /// Adds a time-to-first-chunk bin: `bin`, count, min, max from `at`.
+    fn add_first_chunk(&mut self, r: &Row<'_>, at: usize) -> duckdb::Result<()> {
+        self.first_chunk
+            .add(r.get(at)?, r.get(at + 1)?, r.get(at + 2)?, r.get(at + 3)?);
+        Ok(())
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        let (t, u) = (&mut self.t, &o.t);
+        t.requests += u.requests;
+        t.errors += u.errors;
+        t.input_tokens += u.input_tokens;
+        t.output_tokens += u.output_tokens;
+        t.cache_read_tokens += u.cache_read_tokens;
+        t.cache_write_tokens += u.cache_write_tokens;
+        t.reasoning_tokens += u.reasoning_tokens;
+        t.cost_usd += u.cost_usd;
+        t.requests_without_cost += u.requests_without_cost;
+        self.latency.merge(&o.latency);
+        self.first_chunk.merge(&o.first_chunk);
+    }
+
+    fn totals(mut self) -> GenAiTotals {
+        let ms = |v: Option<f64>| v.map(|ns| ns / 1e6);
+        self.t.latency_p50_ms = ms(self.latency.quantile(0.5));
+        self.t.latency_p95_ms = ms(self.latency.quantile(0.95));
+        self.t.latency_p99_ms = ms(self.latency.quantile(0.99));
+        self.t.time_to_first_chunk_p50_ms = self.first_chunk.quantile(0.5);
+        self.t.time_to_first_chunk_p95_ms = self.first_chunk.quantile(0.95);
+        self.t
+    }
+}
+
+/// The log bin of the column `v`.
+fn bin_of(v: &str) -> String {
+    format!("floor(log2(greatest({v}, 1)) * {BINS_PER_OCTAVE})::INTEGER")
+}
+
+fn rollups() -> String {
+    GENAI_ROLLUP_OPERATIONS
+        .iter()
+        .map(|op| format!("'{op}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// GenAI spans in the filter's window; roll-ups left out unless `rollups`.
+fn calls(f: &GenAiFilter, with_rollups: bool) -> Where {
     let mut w = Where::default();
     w.cond(
         "(gen_ai_provider IS NOT NULL OR gen_ai_operation IS NOT NULL)",
         [],
     );
-    w.cond(
-        "coalesce(gen_ai_operation, '') NOT IN ('invoke_agent', 'invoke_workflow', 'create_agent')",
-        [],
-    );
+    if !with_rollups {
+        w.cond(
+            format!("coalesce(gen_ai_operation, '') NOT IN ({})", rollups()),
+            [],
+        );
+    }
     w.ge("start_time_unix_nano", Some(f.since));
     w.lt("start_time_unix_nano", Some(f.until));
     w.eq("service_name", f.service.as_ref());
     w.eq("gen_ai_provider", f.provider.as_ref());
-    w.eq("session_id", f.session_id.as_ref());
+    if let Some(s) = &f.session_id {
+        // A session's spans are those of its traces: spans without a
+        // session id of their own belong through their trace.
+        w.cond(
+            "trace_id IN (SELECT trace_id FROM session_traces WHERE session_id = ?)",
+            [Value::Text(s.clone())],
+        );
+    }
     if let Some(m) = &f.model {
         w.cond(
             "(gen_ai_request_model = ? OR gen_ai_response_model = ?)",
@@ -64,64 +187,387 @@ fn calls(f: &GenAiFilter) -> Where {
     w
 }
 
-pub fn genai_stats(c: &Conn, f: &GenAiFilter) -> Result<GenAiStats, QueryError> {
-    let w = calls(f);
+type Key = (Option<String>, Option<String>, u64);
+
+/// Fine groups of the window — (provider, model, bucket) × latency bin —
+/// rolled up into `Acc`s per (provider, model, bucket), with the time to
+/// first chunk in its own smaller pass. Two hash aggregations and a few
+/// thousand rows, instead of quantile sketches per group.
+fn fine_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryError> {
+    if f.session_id.is_none() && f.step_ns.max(1) % MINUTE_NS == 0 {
+        return minute_groups(c, f);
+    }
+    let w = calls(f, false);
     let step = f.step_ns.max(1);
-    let params = || duckdb::params_from_iter(w.params.iter());
-
-    let total = c
-        .query_row(
-            &format!("SELECT {TOTALS} FROM spans{}", w.sql()),
-            params(),
-            |r| totals(r, 0),
+    let select = |value: &str, sums: &str, extra: &str| {
+        format!(
+            "SELECT gen_ai_provider, coalesce(gen_ai_response_model, gen_ai_request_model),
+                    (start_time_unix_nano // {step}) * {step}, {} AS bin, {sums}
+             FROM (SELECT *, {value} AS v FROM spans{}{extra}) GROUP BY ALL",
+            bin_of("v"),
+            w.sql()
         )
-        .ctx("totalling GenAI calls")?;
-
+    };
+    let params = || duckdb::params_from_iter(w.params.iter());
+    let mut groups: HashMap<Key, Acc> = HashMap::new();
+    let ctx = "reading GenAI stats";
     let mut stmt = c
-        .prepare(&format!(
-            "SELECT gen_ai_provider, coalesce(gen_ai_response_model, gen_ai_request_model) AS model, {TOTALS} \
-             FROM spans{} GROUP BY ALL ORDER BY count(*) DESC, model",
-            w.sql()
-        ))
-        .ctx("preparing GenAI stats by model")?;
-    let by_model = stmt
-        .query_map(params(), |r| {
-            Ok(GenAiModelStats {
-                provider: r.get(0)?,
-                model: r.get(1)?,
-                totals: totals(r, 2)?,
-            })
-        })
-        .ctx("GenAI stats by model")?
-        .collect::<Result<Vec<_>, _>>()
-        .ctx("reading GenAI stats by model")?;
-
+        .prepare(&select("duration_ns", SUMS, ""))
+        .ctx("preparing GenAI stats")?;
+    let mut rows = stmt.query(params()).ctx("GenAI stats")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups.entry(key).or_default().add_row(r, 3, 4).ctx(ctx)?;
+    }
+    let extra = if w.is_empty() {
+        " WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL"
+    } else {
+        " AND gen_ai_time_to_first_chunk_ms IS NOT NULL"
+    };
     let mut stmt = c
-        .prepare(&format!(
-            "SELECT (start_time_unix_nano // {step}) * {step} AS bucket, {TOTALS} \
-             FROM spans{} GROUP BY bucket ORDER BY bucket",
-            w.sql()
+        .prepare(&select(
+            "gen_ai_time_to_first_chunk_ms",
+            "count(*)::UBIGINT, min(v)::DOUBLE, max(v)::DOUBLE",
+            extra,
         ))
-        .ctx("preparing GenAI stats over time")?;
-    let over_time = stmt
-        .query_map(params(), |r| {
-            let t: u64 = r.get(0)?;
-            Ok(GenAiBucket {
-                time: rfc3339(t),
-                time_unix_nano: t.to_string(),
-                totals: totals(r, 1)?,
-            })
-        })
-        .ctx("GenAI stats over time")?
-        .collect::<Result<Vec<_>, _>>()
-        .ctx("reading GenAI stats over time")?;
+        .ctx("preparing GenAI time to first chunk")?;
+    let mut rows = stmt.query(params()).ctx("GenAI time to first chunk")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups
+            .entry(key)
+            .or_default()
+            .add_first_chunk(r, 3)
+            .ctx(ctx)?;
+    }
+    Ok(groups)
+}
 
+/// [`fine_groups`] from the per-minute rollup (`genai_minutes`): the
+/// window's edges are taken at whole minutes.
+fn minute_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryError> {
+    let step = f.step_ns.max(1);
+    let mut w = Where::default();
+    w.ge("minute_unix_nano", Some(f.since / MINUTE_NS * MINUTE_NS));
+    w.lt("minute_unix_nano", Some(f.until));
+    w.eq("service_name", f.service.as_ref());
+    w.eq("provider", f.provider.as_ref());
+    if let Some(m) = &f.model {
+        w.cond(
+            "(request_model = ? OR response_model = ?)",
+            [Value::Text(m.clone()), Value::Text(m.clone())],
+        );
+    }
+    let select = |kind: u8, sums: &str| {
+        format!(
+            "SELECT nullif(provider, ''),
+                    coalesce(nullif(response_model, ''), nullif(request_model, '')),
+                    (minute_unix_nano // {step}) * {step}, bin, {sums}
+             FROM genai_minutes{} AND kind = {kind} GROUP BY ALL",
+            w.sql()
+        )
+    };
+    let params = || duckdb::params_from_iter(w.params.iter());
+    let ctx = "reading GenAI stats";
+    let mut groups: HashMap<Key, Acc> = HashMap::new();
+    let sums = "sum(requests)::UBIGINT, sum(errors)::UBIGINT, sum(input_tokens)::BIGINT, \
+        sum(output_tokens)::BIGINT, sum(cache_read_tokens)::BIGINT, \
+        sum(cache_write_tokens)::BIGINT, sum(reasoning_tokens)::BIGINT, \
+        sum(cost_usd)::DOUBLE, sum(without_cost)::UBIGINT, min(min_value), max(max_value)";
+    let mut stmt = c.prepare(&select(0, sums)).ctx("preparing GenAI stats")?;
+    let mut rows = stmt.query(params()).ctx("GenAI stats")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups.entry(key).or_default().add_row(r, 3, 4).ctx(ctx)?;
+    }
+    let mut stmt = c
+        .prepare(&select(
+            1,
+            "sum(requests)::UBIGINT, min(min_value), max(max_value)",
+        ))
+        .ctx("preparing GenAI time to first chunk")?;
+    let mut rows = stmt.query(params()).ctx("GenAI time to first chunk")?;
+    while let Some(r) = rows.next().ctx(ctx)? {
+        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        groups
+            .entry(key)
+            .or_default()
+            .add_first_chunk(r, 3)
+            .ctx(ctx)?;
+    }
+    Ok(groups)
+}
+
+/// Totals, per model and per bucket.
+pub fn genai_stats(c: &Conn, f: &GenAiFilter) -> Result<GenAiStats, QueryError> {
+    let step = f.step_ns.max(1);
+    let groups = fine_groups(c, f)?;
+    let mut total = Acc::default();
+    let mut models: HashMap<(Option<String>, Option<String>), Acc> = HashMap::new();
+    let mut buckets: HashMap<u64, Acc> = HashMap::new();
+    for ((provider, model, bucket), acc) in groups {
+        total.merge(&acc);
+        buckets.entry(bucket).or_default().merge(&acc);
+        models.entry((provider, model)).or_default().merge(&acc);
+    }
+    let mut by_model: Vec<GenAiModelStats> = models
+        .into_iter()
+        .map(|((provider, model), acc)| GenAiModelStats {
+            provider,
+            model,
+            totals: acc.totals(),
+        })
+        .collect();
+    by_model.sort_by(|a, b| {
+        b.totals
+            .requests
+            .cmp(&a.totals.requests)
+            .then_with(|| a.model.cmp(&b.model))
+    });
+    let mut over_time: Vec<(u64, Acc)> = buckets.into_iter().collect();
+    over_time.sort_by_key(|(b, _)| *b);
     Ok(GenAiStats {
         since: rfc3339(f.since),
         until: rfc3339(f.until),
         step_ms: step / 1_000_000,
-        totals: total,
+        totals: total.totals(),
         by_model,
-        over_time,
+        over_time: over_time
+            .into_iter()
+            .map(|(b, acc)| GenAiBucket {
+                time: rfc3339(b),
+                time_unix_nano: b.to_string(),
+                totals: acc.totals(),
+            })
+            .collect(),
     })
+}
+
+/// Per model: totals, error classes and finish reasons.
+pub fn genai_models(c: &Conn, f: &GenAiFilter) -> Result<GenAiModels, QueryError> {
+    // One bucket for the whole window: per-model totals.
+    let whole = GenAiFilter {
+        step_ns: (f.until.saturating_sub(f.since) / MINUTE_NS + 1) * MINUTE_NS,
+        ..f.clone()
+    };
+    let mut per_model: HashMap<(Option<String>, Option<String>), Acc> = HashMap::new();
+    for ((provider, model, _), acc) in fine_groups(c, &whole)? {
+        per_model.entry((provider, model)).or_default().merge(&acc);
+    }
+    let mut models: Vec<GenAiModelDetail> = per_model
+        .into_iter()
+        .map(|((provider, model), acc)| GenAiModelDetail {
+            provider,
+            model,
+            totals: acc.totals(),
+            error_types: Vec::new(),
+            finish_reasons: Vec::new(),
+        })
+        .collect();
+    models.sort_by(|a, b| {
+        b.totals
+            .requests
+            .cmp(&a.totals.requests)
+            .then_with(|| a.model.cmp(&b.model))
+    });
+    let w = calls(f, false);
+    let params = || duckdb::params_from_iter(w.params.iter());
+    let model = "coalesce(gen_ai_response_model, gen_ai_request_model)";
+    let index: HashMap<(Option<String>, Option<String>), usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ((m.provider.clone(), m.model.clone()), i))
+        .collect();
+
+    // Error classes and finish reasons in one more pass: the finish
+    // reasons are JSON arrays, counted per distinct array text and split
+    // here (few distinct values).
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT gen_ai_provider, {model},
+                    CASE WHEN status_code = 'ERROR' THEN coalesce(error_type, '_OTHER') END,
+                    gen_ai_finish_reasons, count(*)
+             FROM spans{} GROUP BY ALL",
+            w.sql()
+        ))
+        .ctx("preparing GenAI model outcomes")?;
+    let mut rows = stmt.query(params()).ctx("GenAI model outcomes")?;
+    let mut errors: Vec<HashMap<String, u64>> = vec![HashMap::new(); models.len()];
+    let mut finishes: Vec<HashMap<String, u64>> = vec![HashMap::new(); models.len()];
+    while let Some(r) = rows.next().ctx("reading GenAI model outcomes")? {
+        let key: (Option<String>, Option<String>) = (
+            r.get(0).ctx("reading GenAI model outcomes")?,
+            r.get(1).ctx("reading GenAI model outcomes")?,
+        );
+        let Some(&i) = index.get(&key) else { continue };
+        let error: Option<String> = r.get(2).ctx("reading GenAI model outcomes")?;
+        let finish: Option<String> = r.get(3).ctx("reading GenAI model outcomes")?;
+        let n: u64 = r.get(4).ctx("reading GenAI model outcomes")?;
+        if let Some(e) = error {
+            *errors[i].entry(e).or_default() += n;
+        }
+        if let Some(text) = finish {
+            let reasons: Vec<String> = serde_json::from_str(&text).unwrap_or_default();
+            for reason in reasons {
+                *finishes[i].entry(reason).or_default() += n;
+            }
+        }
+    }
+    for (i, m) in models.iter_mut().enumerate() {
+        m.error_types = counted(std::mem::take(&mut errors[i]));
+        m.finish_reasons = counted(std::mem::take(&mut finishes[i]));
+    }
+    Ok(GenAiModels {
+        since: rfc3339(f.since),
+        until: rfc3339(f.until),
+        models,
+    })
+}
+
+fn counted(map: HashMap<String, u64>) -> Vec<Counted> {
+    let mut v: Vec<Counted> = map
+        .into_iter()
+        .map(|(value, count)| Counted { value, count })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    v
+}
+
+const CALL_COLS: &str = "trace_id, span_id, parent_span_id, name, service_name, session_id, \
+    start_time_unix_nano, duration_ns, status_code, error_type, gen_ai_provider, \
+    gen_ai_operation, gen_ai_request_model, gen_ai_response_model, gen_ai_input_tokens, \
+    gen_ai_output_tokens, gen_ai_cache_read_tokens, gen_ai_cache_write_tokens, \
+    gen_ai_reasoning_tokens, gen_ai_finish_reasons, gen_ai_cost_usd, gen_ai_cost_source, \
+    gen_ai_time_to_first_chunk_ms, gen_ai_tool_name, gen_ai_tool_call_id, \
+    gen_ai_agent_name, gen_ai_conversation_id";
+
+fn call_row(r: &Row<'_>) -> duckdb::Result<GenAiCall> {
+    let start: u64 = r.get(6)?;
+    let duration: u64 = r.get(7)?;
+    Ok(GenAiCall {
+        trace_id: r.get(0)?,
+        span_id: r.get(1)?,
+        parent_span_id: r.get(2)?,
+        name: r.get(3)?,
+        service_name: r.get(4)?,
+        session_id: r.get(5)?,
+        start_time: rfc3339(start),
+        start_time_unix_nano: start.to_string(),
+        duration_ms: duration as f64 / 1e6,
+        status_code: r.get(8)?,
+        error_type: r.get(9)?,
+        provider: r.get(10)?,
+        operation: r.get(11)?,
+        request_model: r.get(12)?,
+        response_model: r.get(13)?,
+        input_tokens: r.get(14)?,
+        output_tokens: r.get(15)?,
+        cache_read_tokens: r.get(16)?,
+        cache_write_tokens: r.get(17)?,
+        reasoning_tokens: r.get(18)?,
+        finish_reasons: r
+            .get::<_, Option<String>>(19)?
+            .and_then(|t| serde_json::from_str(raw_json(&t).get()).ok()),
+        cost_usd: r.get(20)?,
+        cost_source: r.get(21)?,
+        time_to_first_chunk_ms: r.get(22)?,
+        tool_name: r.get(23)?,
+        tool_call_id: r.get(24)?,
+        agent_name: r.get(25)?,
+        conversation_id: r.get(26)?,
+    })
+}
+
+/// GenAI calls matching the query, newest first. An `operation` filter
+/// may name a roll-up (`invoke_agent`), which is otherwise left out.
+pub fn genai_spans(c: &Conn, q: &GenAiSpanQuery) -> Result<Page<GenAiCall>, QueryError> {
+    let mut w = calls(&q.filter, q.operation.is_some());
+    w.eq("gen_ai_operation", q.operation.as_ref());
+    w.eq("gen_ai_cost_source", q.cost_source.as_ref());
+    match q.error {
+        Some(true) => w.cond("status_code = 'ERROR'", []),
+        Some(false) => w.cond("status_code <> 'ERROR'", []),
+        None => {}
+    }
+    if let Some(cur) = &q.page.cursor {
+        let (trace, span) = cur
+            .key
+            .split_once(':')
+            .ok_or_else(|| QueryError::Invalid("cursor: not a cursor of /genai/spans".into()))?;
+        w.cond(
+            "(start_time_unix_nano < ? OR (start_time_unix_nano = ? AND (trace_id < ? OR (trace_id = ? AND span_id < ?))))",
+            [
+                Value::UBigInt(cur.time),
+                Value::UBigInt(cur.time),
+                Value::Text(trace.to_string()),
+                Value::Text(trace.to_string()),
+                Value::Text(span.to_string()),
+            ],
+        );
+    }
+    let sql = format!(
+        "SELECT {CALL_COLS} FROM spans{} ORDER BY start_time_unix_nano DESC, trace_id DESC, span_id DESC LIMIT {}",
+        w.sql(),
+        q.page.limit + 1
+    );
+    let mut stmt = c.prepare(&sql).ctx("preparing the GenAI call search")?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(w.params.iter()), call_row)
+        .ctx("searching GenAI calls")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading GenAI calls")?;
+    Ok(paginate(rows, q.page.limit, |r| Cursor {
+        time: r.start_time_unix_nano.parse().unwrap_or(0),
+        key: format!("{}:{}", r.trace_id, r.span_id),
+    }))
+}
+
+/// Models of calls since `since` that had tokens but no price.
+pub fn unpriced_models(c: &Conn, since: u64) -> Result<Vec<UnpricedModel>, QueryError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT gen_ai_provider, coalesce(gen_ai_response_model, gen_ai_request_model) AS model,
+                    count(*), max(start_time_unix_nano)
+             FROM spans
+             WHERE start_time_unix_nano >= ? AND gen_ai_cost_source = 'missing'
+             GROUP BY ALL ORDER BY count(*) DESC, model",
+        )
+        .ctx("preparing the unpriced models")?;
+    let rows = stmt
+        .query_map([since], |r| {
+            Ok(UnpricedModel {
+                provider: r.get(0)?,
+                model: r.get(1)?,
+                requests: r.get(2)?,
+                last_seen: rfc3339(r.get(3)?),
+            })
+        })
+        .ctx("unpriced models")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading the unpriced models")?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Histogram;
+
+    #[test]
+    fn histogram_quantiles_are_exact_for_single_values_and_close_otherwise() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        h.add(10, 2, 400.0, 400.0);
+        assert_eq!(h.quantile(0.5), Some(400.0));
+        assert_eq!(h.quantile(0.99), Some(400.0));
+        // 1..=1000 in log bins of 8 per doubling: within a bin's width.
+        let mut h = Histogram::default();
+        for v in 1..=1000u32 {
+            let v = f64::from(v);
+            h.add((v.log2() * 8.0).floor() as i32, 1, v, v);
+        }
+        for (p, exact) in [(0.5, 500.5), (0.95, 950.05), (0.99, 990.01)] {
+            let q = h.quantile(p).unwrap();
+            assert!((q - exact).abs() / exact < 0.01, "p{p}: {q} vs {exact}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 pub mod genai;
 pub mod logs;
 pub mod metrics;
+pub mod sessions;
 pub mod sql;
 pub mod stats;
 pub mod traces;

@@ -1,0 +1,388 @@
+//! GenAI and session benchmark: how fast the GenAI statistics and the
+//! session list answer on a large database.
+//!
+//! For each size (default 1 M and 10 M spans over the last 24 h: traces of
+//! 10 spans across 10 services with one priced GenAI call each, ~1% errors,
+//! four traces per session), it generates a DuckDB file in time order, with
+//! `session_traces` and `session_entities` filled as the writer would have
+//! left them, then times through the store (the interface REST, MCP and Lua
+//! share), in process (`genai_minutes` is filled as the writer would, too):
+//!   - GenAI stats over 24 h (totals, per model, 60 buckets; latency and
+//!     time-to-first-chunk percentiles) — target ≤ 100 ms p50 at 10 M,
+//!   - GenAI per-model detail over 24 h, and the newest page of GenAI calls,
+//!   - the session list's first page (default sort; active only; by cost)
+//!     and its second page by cursor — target ≤ 50 ms p50,
+//!   - one session with its traces, and its spans' first page.
+//!
+//! The baseline, measured in the same run, is a bare
+//! `SELECT count(*) FROM spans WHERE start_time_unix_nano >= ?` over the
+//! same 24 h on a plain connection: the cost of touching every span once.
+//! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
+//! BENCH_ROUNDS (timed repetitions per query, default 20), BENCH_EXPLAIN
+//! (SQL statements separated by `;;`, `{t0}` standing for the window's
+//! start: each is timed and DuckDB's profile printed, to study a query).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use qyl::model::genai::{GenAiSpanQuery, SessionQuery, SessionSort};
+use qyl::model::query::{GenAiFilter, PageRequest};
+use qyl::storage::{self, StorageOptions, Store};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SPANS_PER_TRACE: u64 = 10;
+const TRACES_PER_SESSION: u64 = 4;
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Spans generated inside DuckDB (vectorised) in time order, then the
+/// session tables aggregated from them exactly as the writer keeps them.
+fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
+    let traces = spans / SPANS_PER_TRACE;
+    let gap = 86_400_000_000_000 / traces.max(1);
+    let llm = "i % 10 = 5";
+    let sql = format!(
+        "INSERT INTO spans BY NAME SELECT
+            md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
+            substr(md5(CAST(i AS VARCHAR)), 1, 16) AS span_id,
+            CASE WHEN i % 10 = 0 THEN NULL ELSE substr(md5(CAST(i - i % 10 AS VARCHAR)), 1, 16) END AS parent_span_id,
+            CASE WHEN i % 10 = 0 THEN 'POST /chat' WHEN {llm} THEN 'chat gpt-4o' ELSE 'op-' || (i % 10) END AS name,
+            CASE WHEN i % 10 = 0 THEN 'SERVER' WHEN {llm} THEN 'CLIENT' ELSE 'INTERNAL' END AS kind,
+            {t0} + (i // 10) * {gap} + (i % 10) * 1000000 AS start_time_unix_nano,
+            {t0} + (i // 10) * {gap} + (i % 10) * 1000000 + ((i * 7919) % 500 + 1) * 1000000 AS end_time_unix_nano,
+            ((i * 7919) % 500 + 1) * 1000000 AS duration_ns,
+            CASE WHEN i % 97 = 0 THEN 'ERROR' ELSE 'UNSET' END AS status_code,
+            'svc-' || ((i // 10) % 10) AS service_name,
+            'sess-' || (i // {per_session}) AS session_id,
+            CASE WHEN {llm} THEN (['openai', 'anthropic', 'google'])[(i // 10) % 3 + 1] END AS gen_ai_provider,
+            CASE WHEN {llm} THEN 'chat' END AS gen_ai_operation,
+            CASE WHEN {llm} THEN (['gpt-4o', 'claude-sonnet-4-5', 'gemini-2.5-flash'])[(i // 10) % 3 + 1] END AS gen_ai_request_model,
+            CASE WHEN {llm} THEN (['gpt-4o-2024-08-06', 'claude-sonnet-4-5-20250929', 'gemini-2.5-flash'])[(i // 10) % 3 + 1] END AS gen_ai_response_model,
+            CASE WHEN {llm} THEN 100 + i % 900 END AS gen_ai_input_tokens,
+            CASE WHEN {llm} THEN 10 + i % 300 END AS gen_ai_output_tokens,
+            CASE WHEN {llm} THEN (i % 900) // 2 END AS gen_ai_cache_read_tokens,
+            CASE WHEN {llm} THEN '[\"stop\"]' END AS gen_ai_finish_reasons,
+            CASE WHEN {llm} THEN (100 + i % 900) * 2.5e-6 + (10 + i % 300) * 1e-5 END AS gen_ai_cost_usd,
+            CASE WHEN {llm} THEN 'priced' END AS gen_ai_cost_source,
+            CASE WHEN {llm} AND i % 20 = 5 THEN 50.0 + i % 400 END AS gen_ai_time_to_first_chunk_ms,
+            CASE WHEN {llm} AND i % 97 = 0 THEN 'RateLimitError' END AS error_type,
+            '{{\"user.id\":\"u' || ((i // 10) % 1000) || '\"}}' AS attributes,
+            '{{\"service.name\":\"svc-' || ((i // 10) % 10) || '\"}}' AS resource,
+            '[]' AS events, '[]' AS links,
+            0 AS dropped_attributes_count, 0 AS dropped_events_count, 0 AS dropped_links_count,
+            i + 1 AS ingest_seq
+         FROM range({spans}) t(i)",
+        per_session = SPANS_PER_TRACE * TRACES_PER_SESSION,
+    );
+    conn.execute_batch("SET threads = 1").expect("one thread");
+    conn.execute_batch(&sql).expect("generating spans");
+    conn.execute_batch("RESET threads").expect("threads");
+    conn.execute_batch(
+        "INSERT INTO session_traces
+         SELECT session_id, trace_id, min(start_time_unix_nano), max(end_time_unix_nano),
+                count(*), count(*) FILTER (WHERE status_code = 'ERROR'),
+                count(gen_ai_provider), coalesce(sum(gen_ai_input_tokens), 0),
+                coalesce(sum(gen_ai_output_tokens), 0), coalesce(sum(gen_ai_cache_read_tokens), 0),
+                0, coalesce(sum(gen_ai_cost_usd), 0), 0,
+                coalesce(string_agg(DISTINCT gen_ai_response_model, chr(31)), ''),
+                string_agg(DISTINCT service_name, chr(31)),
+                'u' || (hash(session_id) % 1000)
+         FROM spans GROUP BY session_id, trace_id ORDER BY min(start_time_unix_nano);
+         INSERT INTO session_entities
+         SELECT session_id, min(first_seen_unix_nano), max(last_seen_unix_nano),
+                sum(span_count), count(*), sum(error_count), sum(gen_ai_requests),
+                sum(gen_ai_input_tokens), sum(gen_ai_output_tokens),
+                sum(gen_ai_cache_read_tokens), 0, sum(gen_ai_cost_usd), 0,
+                list_sort(list_distinct(flatten(list(string_split(models, chr(31)))))),
+                list_sort(list_distinct(flatten(list(string_split(services, chr(31)))))),
+                list_distinct(list(users))
+         FROM session_traces GROUP BY session_id ORDER BY min(first_seen_unix_nano);
+         INSERT INTO genai_minutes
+         SELECT start_time_unix_nano // 60000000000 * 60000000000 AS m, service_name,
+                gen_ai_provider, gen_ai_request_model, gen_ai_response_model, 0,
+                floor(log2(greatest(duration_ns, 1)) * 8)::INTEGER, count(*),
+                count(*) FILTER (WHERE status_code = 'ERROR'), sum(gen_ai_input_tokens),
+                sum(gen_ai_output_tokens), sum(gen_ai_cache_read_tokens), 0, 0,
+                sum(gen_ai_cost_usd), 0, min(duration_ns), max(duration_ns)
+         FROM spans WHERE gen_ai_provider IS NOT NULL GROUP BY ALL ORDER BY m;
+         INSERT INTO genai_minutes
+         SELECT start_time_unix_nano // 60000000000 * 60000000000 AS m, service_name,
+                gen_ai_provider, gen_ai_request_model, gen_ai_response_model, 1,
+                floor(log2(greatest(gen_ai_time_to_first_chunk_ms, 1)) * 8)::INTEGER,
+                count(*), 0, 0, 0, 0, 0, 0, 0, 0,
+                min(gen_ai_time_to_first_chunk_ms), max(gen_ai_time_to_first_chunk_ms)
+         FROM spans WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL GROUP BY ALL ORDER BY m;
+         CHECKPOINT",
+    )
+    .expect("building the session tables");
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn time<F, Fut>(rounds: usize, mut f: F) -> (Duration, Duration)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    f(0).await; // warm caches, as a running server's would be
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let t = Instant::now();
+        f(i + 1).await;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sizes: Vec<u64> = std::env::var("BENCH_SPANS")
+        .unwrap_or_else(|_| "1000000,10000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    println!("GenAI and session benchmark: {rounds} rounds per query, p50 / p99 in ms");
+    for spans in sizes {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bench.duckdb");
+        let path = path.to_string_lossy().into_owned();
+        let opts = StorageOptions {
+            path: path.clone(),
+            memory_limit_mb: 0,
+            threads: 0,
+        };
+        let db = storage::open(&opts).expect("opening the database");
+        let now = now_nanos();
+        let t0 = now - 86_400_000_000_000;
+        let conn = db.connect().expect("connecting");
+        let gen_start = Instant::now();
+        generate(&conn, spans, t0);
+        let sessions: i64 = conn
+            .query_row("SELECT count(*) FROM session_entities", [], |r| r.get(0))
+            .expect("counting sessions");
+        println!(
+            "\n== {spans} spans ({} traces, {} GenAI calls, {sessions} sessions), generated in {:.1} s",
+            spans / SPANS_PER_TRACE,
+            spans / SPANS_PER_TRACE,
+            gen_start.elapsed().as_secs_f64(),
+        );
+        if let Ok(sqls) = std::env::var("BENCH_EXPLAIN") {
+            for sql in sqls.split(";;") {
+                let sql = sql.replace("{t0}", &t0.to_string());
+                let t = Instant::now();
+                conn.execute_batch(&sql).expect("running");
+                println!("{:.1} ms: {sql}", ms(t.elapsed()));
+                let mut stmt = conn
+                    .prepare(&format!("EXPLAIN ANALYZE {sql}"))
+                    .expect("explain");
+                let plan: Vec<String> = stmt
+                    .query_map([], |r| r.get::<_, String>(1))
+                    .expect("explain")
+                    .filter_map(Result::ok)
+                    .collect();
+                println!("{}", plan.join("\n"));
+            }
+        }
+        let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
+
+        let baseline = {
+            let conn = &conn;
+            time(rounds, |_| async move {
+                let n: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM spans WHERE start_time_unix_nano >= ?",
+                        [t0],
+                        |r| r.get(0),
+                    )
+                    .expect("counting");
+                assert_eq!(n as u64, spans);
+            })
+            .await
+        };
+        let day = GenAiFilter {
+            since: t0,
+            until: now + 1,
+            step_ns: 86_400_000_000_000 / 60,
+            ..Default::default()
+        };
+        let stats = time(rounds, |_| {
+            let store = store.clone();
+            let f = day.clone();
+            async move {
+                let s = store.genai_stats(f).await.expect("stats");
+                assert_eq!(s.totals.requests, spans / SPANS_PER_TRACE);
+                assert_eq!(s.by_model.len(), 3);
+            }
+        })
+        .await;
+        let stats_model = time(rounds, |_| {
+            let store = store.clone();
+            let f = GenAiFilter {
+                model: Some("gpt-4o".into()),
+                service: Some("svc-3".into()),
+                ..day.clone()
+            };
+            async move {
+                store.genai_stats(f).await.expect("stats");
+            }
+        })
+        .await;
+        let models = time(rounds.min(10), |_| {
+            let store = store.clone();
+            let f = day.clone();
+            async move {
+                let m = store.genai_models(f).await.expect("models");
+                assert_eq!(m.models.len(), 3);
+            }
+        })
+        .await;
+        let calls = time(rounds, |_| {
+            let store = store.clone();
+            let f = day.clone();
+            async move {
+                let p = store
+                    .genai_spans(GenAiSpanQuery {
+                        filter: f,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("calls");
+                assert_eq!(p.items.len(), 50);
+            }
+        })
+        .await;
+        let list = |q: SessionQuery| {
+            let store = store.clone();
+            async move {
+                let p = store.list_sessions(q, now_nanos()).await.expect("sessions");
+                assert_eq!(p.items.len(), 50);
+                p
+            }
+        };
+        let first_page = time(rounds, |_| {
+            let l = list(SessionQuery::default());
+            async move {
+                l.await;
+            }
+        })
+        .await;
+        let active = time(rounds, |_| {
+            let l = list(SessionQuery {
+                active_since: Some(now - 30 * 60 * 1_000_000_000),
+                ..Default::default()
+            });
+            async move {
+                l.await;
+            }
+        })
+        .await;
+        let by_cost = time(rounds, |_| {
+            let l = list(SessionQuery {
+                sort: SessionSort::Cost,
+                ..Default::default()
+            });
+            async move {
+                l.await;
+            }
+        })
+        .await;
+        let cursor = list(SessionQuery::default()).await.next_cursor;
+        let second_page = time(rounds, |_| {
+            let page = PageRequest {
+                limit: 50,
+                cursor: cursor
+                    .as_deref()
+                    .and_then(qyl::model::query::Cursor::decode),
+            };
+            let l = list(SessionQuery {
+                page,
+                ..Default::default()
+            });
+            async move {
+                l.await;
+            }
+        })
+        .await;
+        let by_user = time(rounds, |_| {
+            let store = store.clone();
+            async move {
+                let q = SessionQuery {
+                    user: Some("u7".into()),
+                    ..Default::default()
+                };
+                store.list_sessions(q, now_nanos()).await.expect("sessions");
+            }
+        })
+        .await;
+        let ids: Vec<String> = (0..=rounds as u64)
+            .map(|k| format!("sess-{}", (k * 7_919) % sessions as u64))
+            .collect();
+        let detail = time(rounds, |i| {
+            let store = store.clone();
+            let id = ids[i].clone();
+            async move {
+                let d = store
+                    .get_session(id, now_nanos())
+                    .await
+                    .expect("session")
+                    .expect("found");
+                assert_eq!(d.traces.len() as u64, TRACES_PER_SESSION);
+            }
+        })
+        .await;
+        let session_spans = time(rounds, |i| {
+            let store = store.clone();
+            let id = ids[i].clone();
+            async move {
+                let p = store
+                    .session_spans(id, PageRequest::default(), now_nanos())
+                    .await
+                    .expect("spans")
+                    .expect("found");
+                assert_eq!(p.items.len(), 40);
+            }
+        })
+        .await;
+        let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
+            println!(
+                "{name:<40} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
+                ms(p50),
+                ms(p99),
+                ms(p50) / ms(baseline.0).max(1e-9)
+            );
+        };
+        line("baseline: count(*) over 24 h", baseline, "");
+        line("genai stats, 24 h, 60 buckets", stats, "   target ≤ 100 ms");
+        line("genai stats, one model + service", stats_model, "");
+        line("genai models, 24 h", models, "");
+        line("genai calls, newest page", calls, "");
+        line("sessions, first page", first_page, "   target ≤ 50 ms");
+        line("sessions, first page, active only", active, "");
+        line("sessions, first page, by cost", by_cost, "");
+        line("sessions, second page (cursor)", second_page, "");
+        line("sessions, one user", by_user, "");
+        line("session detail (traces)", detail, "");
+        line("session spans, first page", session_spans, "");
+        drop(store);
+        drop(conn);
+    }
+}

@@ -1,0 +1,223 @@
+//! `genai_minutes`: GenAI calls summed per minute, service, provider,
+//! models and latency bin, kept by the writer in each commit's transaction.
+//!
+//! The GenAI statistics over a day must not scan every span: on 10 M spans
+//! just reading the provider and operation columns to find the calls took
+//! longer than the whole answer may. This table holds a few rows per model
+//! and minute (one per latency bin, plus one per time-to-first-chunk bin,
+//! `kind` 1), so a day's statistics read thousands of rows; percentiles
+//! come from the bins (with each bin's min and max, so a bin holding one
+//! value is exact). Queries that need single spans (per session, odd
+//! steps) still read `spans`.
+
+use std::collections::HashMap;
+
+use super::derived::{Committing, Derived};
+use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+
+/// A minute, in nanoseconds.
+pub const MINUTE_NS: u64 = 60_000_000_000;
+/// Latency bins per doubling: 8 keeps a bin within 9% of its neighbours;
+/// the per-bin min and max make a bin holding one value exact.
+pub const BINS_PER_OCTAVE: f64 = 8.0;
+
+const STAGE: &str = "qyl_genai_minutes_stage";
+
+const COLS: &[Col] = &[
+    Col::UBigint, // minute
+    Col::Varchar, // service
+    Col::Varchar, // provider
+    Col::Varchar, // request model
+    Col::Varchar, // response model
+    Col::Integer, // kind
+    Col::Integer, // bin
+    Col::UBigint, // requests
+    Col::UBigint, // errors
+    Col::Bigint,  // input
+    Col::Bigint,  // output
+    Col::Bigint,  // cache read
+    Col::Bigint,  // cache write
+    Col::Bigint,  // reasoning
+    Col::Double,  // cost
+    Col::UBigint, // without cost
+    Col::Double,  // min
+    Col::Double,  // max
+];
+
+/// The bin of a positive value: `floor(log2(v) * 8)`, as the SQL computes it.
+pub fn bin_of(v: f64) -> i32 {
+    (v.max(1.0).log2() * BINS_PER_OCTAVE).floor() as i32
+}
+
+type Key = (u64, String, String, String, String, i32, i32);
+
+#[derive(Default)]
+struct Sums {
+    requests: u64,
+    errors: u64,
+    input: i64,
+    output: i64,
+    cache_read: i64,
+    cache_write: i64,
+    reasoning: i64,
+    cost: f64,
+    without_cost: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Sums {
+    fn value(&mut self, v: f64) {
+        if self.requests == 0 {
+            self.min = v;
+            self.max = v;
+        } else {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+        self.requests += 1;
+    }
+}
+
+/// The derived table; see the module comment.
+#[derive(Default)]
+pub struct GenAiMinutes {
+    stage_created: bool,
+    stage_created_now: bool,
+}
+
+impl Derived for GenAiMinutes {
+    fn name(&self) -> &'static str {
+        "genai_minutes"
+    }
+
+    fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
+        let mut groups: HashMap<Key, Sums> = HashMap::new();
+        for s in rows.spans() {
+            let g = &s.genai;
+            if !g.is_call() {
+                continue;
+            }
+            let minute = s.start_time_unix_nano / MINUTE_NS * MINUTE_NS;
+            let key = |kind: i32, bin: i32| -> Key {
+                (
+                    minute,
+                    s.service_name.clone(),
+                    g.provider.clone().unwrap_or_default(),
+                    g.request_model.clone().unwrap_or_default(),
+                    g.response_model.clone().unwrap_or_default(),
+                    kind,
+                    bin,
+                )
+            };
+            let d = s.duration_ns as f64;
+            let e = groups.entry(key(0, bin_of(d))).or_default();
+            e.value(d);
+            if s.status_code == "ERROR" {
+                e.errors += 1;
+            }
+            e.input += g.input_tokens.unwrap_or(0);
+            e.output += g.output_tokens.unwrap_or(0);
+            e.cache_read += g.cache_read_tokens.unwrap_or(0);
+            e.cache_write += g.cache_write_tokens.unwrap_or(0);
+            e.reasoning += g.reasoning_tokens.unwrap_or(0);
+            e.cost += g.cost_usd.unwrap_or(0.0);
+            if g.cost_usd.is_none() && (g.input_tokens.is_some() || g.output_tokens.is_some()) {
+                e.without_cost += 1;
+            }
+            if let Some(t) = g.time_to_first_chunk_ms {
+                groups.entry(key(1, bin_of(t))).or_default().value(t);
+            }
+        }
+        if groups.is_empty() {
+            return Ok(());
+        }
+        if !self.stage_created {
+            raw.execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS SELECT * FROM genai_minutes LIMIT 0"
+            ))?;
+            self.stage_created = true;
+            self.stage_created_now = true;
+        }
+        let rows: Vec<(Key, Sums)> = groups.into_iter().collect();
+        let chunks = Chunk::fill(COLS, &rows, put);
+        let mut app = raw.appender(STAGE)?;
+        for c in &chunks {
+            app.append(c)?;
+        }
+        app.flush()?;
+        drop(app);
+        raw.execute(upsert_sql())?;
+        raw.execute(&format!("DELETE FROM {STAGE}"))
+    }
+
+    fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
+        self.stage_created_now = false;
+    }
+
+    fn rolled_back(&mut self) {
+        if self.stage_created_now {
+            self.stage_created = false;
+            self.stage_created_now = false;
+        }
+    }
+}
+
+fn put(b: &mut ChunkBuilder<'_>, (k, s): &(Key, Sums)) {
+    b.u64(k.0);
+    b.str(&k.1);
+    b.str(&k.2);
+    b.str(&k.3);
+    b.str(&k.4);
+    b.i32(k.5);
+    b.i32(k.6);
+    b.u64(s.requests);
+    b.u64(s.errors);
+    b.opt_i64(Some(s.input));
+    b.opt_i64(Some(s.output));
+    b.opt_i64(Some(s.cache_read));
+    b.opt_i64(Some(s.cache_write));
+    b.opt_i64(Some(s.reasoning));
+    b.opt_f64(Some(s.cost));
+    b.u64(s.without_cost);
+    b.opt_f64(Some(s.min));
+    b.opt_f64(Some(s.max));
+}
+
+fn upsert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let add = [
+            "requests",
+            "errors",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+            "without_cost",
+        ]
+        .iter()
+        .map(|c| format!("{c} = {c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+        format!(
+            "INSERT INTO genai_minutes SELECT * FROM {STAGE}
+             ON CONFLICT (minute_unix_nano, service_name, provider, request_model,
+                          response_model, kind, bin)
+             DO UPDATE SET {add}, min_value = least(min_value, excluded.min_value),
+                max_value = greatest(max_value, excluded.max_value)"
+        )
+    })
+}
+
+/// Retention: drops the minutes before `cutoff` (whole minutes only).
+pub fn prune(conn: &super::Conn, cutoff: u64) -> Result<u64, super::StorageError> {
+    conn.execute(
+        "DELETE FROM genai_minutes WHERE minute_unix_nano + ? <= ?",
+        duckdb::params![MINUTE_NS, cutoff],
+    )
+    .map(|n| n as u64)
+    .map_err(|e| super::StorageError::sql("deleting old GenAI minutes", e))
+}

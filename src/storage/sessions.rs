@@ -1,0 +1,674 @@
+//! `session_entities`: one row per session, kept current by the writer in
+//! each commit's own transaction, so the session list is a small-table read
+//! instead of a scan of every span.
+//!
+//! A span's session is its `session.id` (else `gen_ai.conversation.id`,
+//! both already resolved at ingest into `session_id`). Spans of the same
+//! trace without one join the trace's session: from another span of the
+//! trace in the same commit, or from a recent commit (a bounded cache of
+//! trace → session, because SDKs export a trace's spans as they end, over
+//! several exports). A trace with neither but with a GenAI call is a session
+//! of its own, keyed by the trace id; plain request traces are not sessions
+//! (the trace list covers them).
+//!
+//! Per commit the spans are aggregated in Rust per (session, trace); those
+//! rows are appended to `session_traces` (which keeps each session's traces
+//! and lets retention recompute a session), and the per-session sums go to
+//! a staging table and into `session_entities` with one set-based upsert.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::derived::{Committing, Derived};
+use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+use super::{Conn, StorageError};
+use crate::model::SpanRecord;
+
+/// Trace → session pairs remembered for spans that arrive later.
+const TRACE_CACHE: usize = 200_000;
+
+/// Separates list items in the VARCHAR staging columns (never in names).
+const SEP: char = '\u{1f}';
+
+const STAGE: &str = "qyl_session_stage";
+
+/// The columns `session_traces` and the staging table share, in order.
+const COLS: &[Col] = &[
+    Col::Varchar, // session_id
+    Col::Varchar, // trace_id (staging: unused, empty)
+    Col::UBigint, // first seen
+    Col::UBigint, // last seen
+    Col::UBigint, // spans
+    Col::UBigint, // errors
+    Col::UBigint, // GenAI requests
+    Col::Bigint,  // input tokens
+    Col::Bigint,  // output
+    Col::Bigint,  // cache read
+    Col::Bigint,  // cache write
+    Col::Double,  // cost
+    Col::UBigint, // unpriced requests
+    Col::Varchar, // models
+    Col::Varchar, // services
+    Col::Varchar, // users
+];
+
+/// The staging table adds the count of traces new to the session.
+const STAGE_COLS: &[Col] = &[
+    Col::Varchar,
+    Col::Varchar,
+    Col::UBigint,
+    Col::UBigint,
+    Col::UBigint,
+    Col::UBigint,
+    Col::UBigint,
+    Col::Bigint,
+    Col::Bigint,
+    Col::Bigint,
+    Col::Bigint,
+    Col::Double,
+    Col::UBigint,
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar,
+    Col::UBigint, // new traces
+];
+
+#[derive(Default, Clone)]
+struct Sums {
+    first: u64,
+    last: u64,
+    spans: u64,
+    errors: u64,
+    requests: u64,
+    input: i64,
+    output: i64,
+    cache_read: i64,
+    cache_write: i64,
+    cost: f64,
+    unpriced: u64,
+    models: Vec<String>,
+    services: Vec<String>,
+    users: Vec<String>,
+}
+
+fn add_unique(list: &mut Vec<String>, v: &str) {
+    if !v.is_empty() && !list.iter().any(|x| x == v) {
+        list.push(v.replace(SEP, " "));
+    }
+}
+
+impl Sums {
+    fn new() -> Sums {
+        Sums {
+            first: u64::MAX,
+            ..Sums::default()
+        }
+    }
+
+    fn add_span(&mut self, s: &SpanRecord) {
+        self.first = self.first.min(s.start_time_unix_nano);
+        self.last = self
+            .last
+            .max(s.end_time_unix_nano.max(s.start_time_unix_nano));
+        self.spans += 1;
+        if s.status_code == "ERROR" {
+            self.errors += 1;
+        }
+        add_unique(&mut self.services, &s.service_name);
+        let g = &s.genai;
+        if let Some(u) = &g.user_id {
+            add_unique(&mut self.users, u);
+        }
+        if g.is_call() {
+            self.requests += 1;
+            self.input += g.input_tokens.unwrap_or(0);
+            self.output += g.output_tokens.unwrap_or(0);
+            self.cache_read += g.cache_read_tokens.unwrap_or(0);
+            self.cache_write += g.cache_write_tokens.unwrap_or(0);
+            self.cost += g.cost_usd.unwrap_or(0.0);
+            if g.cost_source == Some("missing") {
+                self.unpriced += 1;
+            }
+            if let Some(m) = g.model() {
+                add_unique(&mut self.models, m);
+            }
+        }
+    }
+
+    fn merge(&mut self, o: &Sums) {
+        self.first = self.first.min(o.first);
+        self.last = self.last.max(o.last);
+        self.spans += o.spans;
+        self.errors += o.errors;
+        self.requests += o.requests;
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_read += o.cache_read;
+        self.cache_write += o.cache_write;
+        self.cost += o.cost;
+        self.unpriced += o.unpriced;
+        for (dst, src) in [
+            (&mut self.models, &o.models),
+            (&mut self.services, &o.services),
+            (&mut self.users, &o.users),
+        ] {
+            for v in src {
+                add_unique(dst, v);
+            }
+        }
+    }
+
+    fn put(&self, b: &mut ChunkBuilder<'_>, session: &str, trace: &str) {
+        let joined = |l: &[String]| l.join(&SEP.to_string());
+        b.str(session);
+        b.str(trace);
+        b.u64(self.first);
+        b.u64(self.last);
+        b.u64(self.spans);
+        b.u64(self.errors);
+        b.u64(self.requests);
+        b.opt_i64(Some(self.input));
+        b.opt_i64(Some(self.output));
+        b.opt_i64(Some(self.cache_read));
+        b.opt_i64(Some(self.cache_write));
+        b.opt_f64(Some(self.cost));
+        b.u64(self.unpriced);
+        b.str(&joined(&self.models));
+        b.str(&joined(&self.services));
+        b.str(&joined(&self.users));
+    }
+}
+
+/// The derived table; see the module comment.
+pub struct SessionEntities {
+    /// Hash of a trace id → its session.
+    traces: HashMap<u64, Arc<str>>,
+    order: VecDeque<u64>,
+    /// Pairs this commit added, made current once it commits.
+    staged: Vec<(u64, Arc<str>)>,
+    stage_created: bool,
+    stage_created_now: bool,
+}
+
+/// `a␟b` as a DuckDB list, `[]` for the empty string.
+fn split(col: &str) -> String {
+    format!("CASE WHEN {col} = '' THEN []::VARCHAR[] ELSE string_split({col}, chr(31)) END")
+}
+
+fn merged(col: &str) -> String {
+    format!("list_sort(list_distinct(list_concat({col}, excluded.{col})))")
+}
+
+impl SessionEntities {
+    /// Remembers the sessions of the most recently active traces.
+    pub fn load(conn: &Conn) -> Result<SessionEntities, StorageError> {
+        let mut s = SessionEntities {
+            traces: HashMap::new(),
+            order: VecDeque::new(),
+            staged: Vec::new(),
+            stage_created: false,
+            stage_created_now: false,
+        };
+        let ctx = |e| StorageError::sql("loading recent session traces", e);
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT trace_id, any_value(session_id) FROM (
+                    SELECT trace_id, session_id FROM session_traces
+                    ORDER BY last_seen_unix_nano DESC LIMIT {TRACE_CACHE})
+                 GROUP BY trace_id"
+            ))
+            .map_err(ctx)?;
+        let mut rows = stmt.query([]).map_err(ctx)?;
+        while let Some(row) = rows.next().map_err(ctx)? {
+            let trace: String = row.get(0).map_err(ctx)?;
+            let session: String = row.get(1).map_err(ctx)?;
+            s.remember(xxh3_64(trace.as_bytes()), session.into());
+        }
+        Ok(s)
+    }
+
+    fn remember(&mut self, trace: u64, session: Arc<str>) {
+        if self.traces.insert(trace, session).is_none() {
+            self.order.push_back(trace);
+            while self.order.len() > TRACE_CACHE {
+                if let Some(old) = self.order.pop_front() {
+                    self.traces.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn ensure_stage(&mut self, raw: &RawConn) -> Result<(), DuckError> {
+        if self.stage_created {
+            return Ok(());
+        }
+        raw.execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS
+             SELECT *, 0::UBIGINT AS new_traces FROM session_traces LIMIT 0"
+        ))?;
+        self.stage_created = true;
+        self.stage_created_now = true;
+        Ok(())
+    }
+}
+
+impl Derived for SessionEntities {
+    fn name(&self) -> &'static str {
+        "session_entities"
+    }
+
+    fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
+        // The spans of each trace in this commit, in arrival order.
+        let mut by_trace: HashMap<&str, Vec<&SpanRecord>> = HashMap::new();
+        for s in rows.spans() {
+            by_trace.entry(&s.trace_id).or_default().push(s);
+        }
+        if by_trace.is_empty() {
+            return Ok(());
+        }
+        let mut per_trace: Vec<(Arc<str>, &str, Sums)> = Vec::new();
+        let mut sessions: HashMap<Arc<str>, (Sums, u64)> = HashMap::new();
+        for (trace, spans) in by_trace {
+            let hash = xxh3_64(trace.as_bytes());
+            let known = self.traces.get(&hash).cloned();
+            let session: Arc<str> = match spans.iter().find_map(|s| s.session_id.as_deref()) {
+                Some(id) => match &known {
+                    Some(k) if &**k == id => k.clone(),
+                    _ => Arc::from(id),
+                },
+                None => match &known {
+                    Some(k) => k.clone(),
+                    None if spans.iter().any(|s| s.genai.is_call()) => Arc::from(trace),
+                    None => continue,
+                },
+            };
+            let is_new = known.as_deref() != Some(&*session);
+            let mut sums = Sums::new();
+            for s in &spans {
+                sums.add_span(s);
+            }
+            match sessions.entry(session.clone()) {
+                Entry::Occupied(mut e) => {
+                    e.get_mut().0.merge(&sums);
+                    e.get_mut().1 += u64::from(is_new);
+                }
+                Entry::Vacant(e) => {
+                    e.insert((sums.clone(), u64::from(is_new)));
+                }
+            }
+            if is_new {
+                self.staged.push((hash, session.clone()));
+            }
+            per_trace.push((session, trace, sums));
+        }
+        if per_trace.is_empty() {
+            return Ok(());
+        }
+        let chunks = Chunk::fill(COLS, &per_trace, |b, (session, trace, sums)| {
+            sums.put(b, session, trace)
+        });
+        let mut app = raw.appender("session_traces")?;
+        for c in &chunks {
+            app.append(c)?;
+        }
+        app.flush()?;
+        drop(app);
+
+        self.ensure_stage(raw)?;
+        let staged: Vec<_> = sessions.into_iter().collect();
+        let chunks = Chunk::fill(STAGE_COLS, &staged, |b, (session, (sums, new))| {
+            sums.put(b, session, "");
+            b.u64(*new);
+        });
+        let mut app = raw.appender(STAGE)?;
+        for c in &chunks {
+            app.append(c)?;
+        }
+        app.flush()?;
+        drop(app);
+        raw.execute(upsert_sql())?;
+        raw.execute(&format!("DELETE FROM {STAGE}"))
+    }
+
+    fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
+        for (trace, session) in std::mem::take(&mut self.staged) {
+            self.remember(trace, session);
+        }
+        self.stage_created_now = false;
+    }
+
+    fn rolled_back(&mut self) {
+        self.staged.clear();
+        if self.stage_created_now {
+            self.stage_created = false;
+            self.stage_created_now = false;
+        }
+    }
+}
+
+fn upsert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO session_entities
+             SELECT session_id, first_seen_unix_nano, last_seen_unix_nano, span_count,
+                    new_traces, error_count, gen_ai_requests, gen_ai_input_tokens,
+                    gen_ai_output_tokens, gen_ai_cache_read_tokens, gen_ai_cache_write_tokens,
+                    gen_ai_cost_usd, gen_ai_unpriced_requests,
+                    list_sort({}), list_sort({}), list_sort({})
+             FROM {STAGE}
+             ON CONFLICT (session_id) DO UPDATE SET
+                first_seen_unix_nano = least(first_seen_unix_nano, excluded.first_seen_unix_nano),
+                last_seen_unix_nano = greatest(last_seen_unix_nano, excluded.last_seen_unix_nano),
+                span_count = span_count + excluded.span_count,
+                trace_count = trace_count + excluded.trace_count,
+                error_count = error_count + excluded.error_count,
+                gen_ai_requests = gen_ai_requests + excluded.gen_ai_requests,
+                gen_ai_input_tokens = gen_ai_input_tokens + excluded.gen_ai_input_tokens,
+                gen_ai_output_tokens = gen_ai_output_tokens + excluded.gen_ai_output_tokens,
+                gen_ai_cache_read_tokens = gen_ai_cache_read_tokens + excluded.gen_ai_cache_read_tokens,
+                gen_ai_cache_write_tokens = gen_ai_cache_write_tokens + excluded.gen_ai_cache_write_tokens,
+                gen_ai_cost_usd = gen_ai_cost_usd + excluded.gen_ai_cost_usd,
+                gen_ai_unpriced_requests = gen_ai_unpriced_requests + excluded.gen_ai_unpriced_requests,
+                models = {},
+                services = {},
+                users = {}",
+            split("models"),
+            split("services"),
+            split("users"),
+            merged("models"),
+            merged("services"),
+            merged("users"),
+        )
+    })
+}
+
+/// Retention: the traces listed by `traces_sql` (a query of one column,
+/// `trace_id`, taking `param`) are being deleted in the open transaction
+/// of `conn`. Their rows leave `session_traces`; sessions left without
+/// traces are deleted and the others recomputed from what remains.
+pub fn forget_traces(conn: &Conn, traces_sql: &str, param: u64) -> Result<u64, StorageError> {
+    let run = |what: &str, sql: &str, with_param: bool| -> Result<usize, StorageError> {
+        let r = if with_param {
+            conn.execute(sql, [param])
+        } else {
+            conn.execute(sql, [])
+        };
+        r.map_err(|e| StorageError::sql(what, e))
+    };
+    run(
+        "finding the sessions of expired traces",
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE retention_sessions AS
+             SELECT DISTINCT session_id FROM session_traces
+             WHERE trace_id IN ({traces_sql})"
+        ),
+        true,
+    )?;
+    run(
+        "deleting expired session traces",
+        &format!("DELETE FROM session_traces WHERE trace_id IN ({traces_sql})"),
+        true,
+    )?;
+    let deleted = run(
+        "deleting sessions without traces",
+        "DELETE FROM session_entities
+         WHERE session_id IN (SELECT session_id FROM retention_sessions)
+           AND session_id NOT IN (
+               SELECT session_id FROM session_traces
+               WHERE session_id IN (SELECT session_id FROM retention_sessions))",
+        false,
+    )?;
+    let list = |col: &str| {
+        format!(
+            "list_sort(list_distinct(flatten(list({}))))",
+            split(&format!("t.{col}"))
+        )
+    };
+    run(
+        "recomputing sessions of expired traces",
+        &format!(
+            "UPDATE session_entities SET
+                first_seen_unix_nano = a.f, last_seen_unix_nano = a.l, span_count = a.s,
+                trace_count = a.t, error_count = a.e, gen_ai_requests = a.r,
+                gen_ai_input_tokens = a.i, gen_ai_output_tokens = a.o,
+                gen_ai_cache_read_tokens = a.cr, gen_ai_cache_write_tokens = a.cw,
+                gen_ai_cost_usd = a.c, gen_ai_unpriced_requests = a.u,
+                models = a.m, services = a.sv, users = a.us
+             FROM (SELECT t.session_id, min(t.first_seen_unix_nano) AS f,
+                          max(t.last_seen_unix_nano) AS l, sum(t.span_count)::UBIGINT AS s,
+                          count(DISTINCT t.trace_id)::UBIGINT AS t,
+                          sum(t.error_count)::UBIGINT AS e, sum(t.gen_ai_requests)::UBIGINT AS r,
+                          sum(t.gen_ai_input_tokens)::BIGINT AS i,
+                          sum(t.gen_ai_output_tokens)::BIGINT AS o,
+                          sum(t.gen_ai_cache_read_tokens)::BIGINT AS cr,
+                          sum(t.gen_ai_cache_write_tokens)::BIGINT AS cw,
+                          sum(t.gen_ai_cost_usd) AS c,
+                          sum(t.gen_ai_unpriced_requests)::UBIGINT AS u,
+                          {} AS m, {} AS sv, {} AS us
+                   FROM session_traces t
+                   WHERE t.session_id IN (SELECT session_id FROM retention_sessions)
+                   GROUP BY t.session_id) a
+             WHERE session_entities.session_id = a.session_id",
+            list("models"),
+            list("services"),
+            list("users"),
+        ),
+        false,
+    )?;
+    Ok(deleted as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::model::{Batch, GenAiFields, SpanRecord};
+    use crate::storage::writer::{Writer, WriterConfig};
+    use crate::storage::{open, Conn, StorageOptions};
+    use crate::stream::Hub;
+
+    fn span(trace: u8, span: u8, session: Option<&str>, t: u64) -> SpanRecord {
+        SpanRecord {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{span:016x}"),
+            name: format!("s{span}"),
+            kind: "INTERNAL",
+            status_code: "UNSET",
+            start_time_unix_nano: t,
+            end_time_unix_nano: t + 10,
+            duration_ns: 10,
+            service_name: "svc".into(),
+            session_id: session.map(str::to_string),
+            attributes: "{}".into(),
+            resource: "{}".into(),
+            events: "[]".into(),
+            links: "[]".into(),
+            ..Default::default()
+        }
+    }
+
+    fn llm(mut s: SpanRecord, op: &str, model: &str, tokens: i64, cost: Option<f64>) -> SpanRecord {
+        s.genai = GenAiFields {
+            provider: Some("openai".into()),
+            operation: Some(op.into()),
+            request_model: Some(model.into()),
+            input_tokens: Some(tokens),
+            output_tokens: Some(tokens / 10),
+            cost_usd: cost,
+            cost_source: Some(if cost.is_some() { "priced" } else { "missing" }),
+            user_id: Some("u1".into()),
+            ..Default::default()
+        };
+        s
+    }
+
+    fn start() -> (Writer, Conn) {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let reader = db.connect().unwrap();
+        let hub = Arc::new(Hub::new(100));
+        (
+            Writer::start(db, hub, WriterConfig::default(), false).unwrap(),
+            reader,
+        )
+    }
+
+    fn send(w: &Writer, spans: Vec<SpanRecord>) {
+        let rx = w.handle().submit(Batch {
+            spans,
+            ..Default::default()
+        });
+        rx.unwrap().blocking_recv().unwrap().unwrap();
+    }
+
+    type Row = (
+        String,
+        u64,
+        u64,
+        u64,
+        u64,
+        i64,
+        f64,
+        u64,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+    );
+
+    fn sessions(c: &Conn) -> Vec<Row> {
+        let mut stmt = c
+            .prepare(
+                "SELECT session_id, span_count, trace_count, error_count, gen_ai_requests,
+                        gen_ai_input_tokens, gen_ai_cost_usd, gen_ai_unpriced_requests,
+                        models, services, users
+                 FROM session_entities ORDER BY session_id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                super::super::queries::texts(r.get(8)?),
+                super::super::queries::texts(r.get(9)?),
+                super::super::queries::texts(r.get(10)?),
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn sessions_span_traces_and_commits() {
+        let (w, c) = start();
+        // Trace 1: the root carries the session; its LLM child arrives in a
+        // later export without one and still belongs to it.
+        send(&w, vec![span(1, 1, Some("s1"), 100)]);
+        send(
+            &w,
+            vec![
+                llm(span(1, 2, None, 110), "chat", "gpt-4o", 1000, Some(0.01)),
+                // An agent roll-up: not a request, its tokens not counted.
+                llm(
+                    span(1, 3, None, 105),
+                    "invoke_agent",
+                    "gpt-4o",
+                    1000,
+                    Some(0.01),
+                ),
+            ],
+        );
+        // Trace 2 of the same session, with an unpriced call and an error.
+        let mut err = span(2, 1, Some("s1"), 200);
+        err.status_code = "ERROR";
+        err.service_name = "web".into();
+        send(
+            &w,
+            vec![
+                err,
+                llm(span(2, 2, Some("s1"), 210), "chat", "mystery", 500, None),
+            ],
+        );
+        // A GenAI trace without a session is a session of its own; a plain
+        // trace without one is not a session.
+        send(
+            &w,
+            vec![
+                llm(
+                    span(3, 1, None, 300),
+                    "chat",
+                    "gpt-4o-mini",
+                    10,
+                    Some(0.001),
+                ),
+                span(4, 1, None, 400),
+            ],
+        );
+        let rows = sessions(&c);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let s1 = &rows[1];
+        assert_eq!(s1.0, "s1");
+        assert_eq!((s1.1, s1.2, s1.3, s1.4), (5, 2, 1, 2));
+        assert_eq!(s1.5, 1500);
+        assert!((s1.6 - 0.01).abs() < 1e-12);
+        assert_eq!(s1.7, 1);
+        assert_eq!(s1.8, vec!["gpt-4o", "mystery"]);
+        assert_eq!(s1.9, vec!["svc", "web"]);
+        assert_eq!(s1.10, vec!["u1"]);
+        let t3 = &rows[0];
+        assert_eq!(t3.0, format!("{:032x}", 3));
+        assert_eq!((t3.1, t3.2, t3.4), (1, 1, 1));
+
+        // Retention drops trace 2: the session is recomputed from trace 1;
+        // dropping trace 3 removes its session.
+        c.execute_batch(&format!(
+            "CREATE TEMP TABLE gone AS SELECT * FROM (VALUES ('{:032x}'), ('{:032x}')) t(trace_id)",
+            2, 3
+        ))
+        .unwrap();
+        c.execute_batch("BEGIN").unwrap();
+        let deleted = super::forget_traces(&c, "SELECT trace_id FROM gone WHERE ? > 0", 1).unwrap();
+        c.execute_batch("COMMIT").unwrap();
+        assert_eq!(deleted, 1);
+        let rows = sessions(&c);
+        assert_eq!(rows.len(), 1);
+        let s1 = &rows[0];
+        assert_eq!((s1.1, s1.2, s1.3, s1.4, s1.5, s1.7), (3, 1, 0, 1, 1000, 0));
+        assert_eq!(s1.8, vec!["gpt-4o"]);
+        assert_eq!(s1.9, vec!["svc"]);
+        w.shutdown();
+    }
+
+    #[test]
+    fn restart_remembers_which_traces_a_session_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.duckdb");
+        let opts = StorageOptions {
+            path: path.to_string_lossy().into_owned(),
+            ..StorageOptions::in_memory()
+        };
+        {
+            let db = open(&opts).unwrap();
+            let w =
+                Writer::start(db, Arc::new(Hub::new(10)), WriterConfig::default(), true).unwrap();
+            send(&w, vec![span(7, 1, Some("s7"), 100)]);
+            w.shutdown();
+        }
+        let db = open(&opts).unwrap();
+        let c = db.connect().unwrap();
+        let w = Writer::start(db, Arc::new(Hub::new(10)), WriterConfig::default(), true).unwrap();
+        send(&w, vec![span(7, 2, None, 120)]);
+        let rows = sessions(&c);
+        assert_eq!((rows[0].1, rows[0].2), (2, 1));
+        w.shutdown();
+    }
+}
