@@ -14,6 +14,7 @@
 //! Capture (span events, logs, ERROR spans), storage, breadcrumbs, releases
 //! and SLOs build on these and live elsewhere.
 
+pub mod capture;
 #[cfg(test)]
 mod corpus;
 pub mod fingerprint;
@@ -21,6 +22,8 @@ pub mod genai;
 pub mod inapp;
 pub mod message;
 pub mod normalize;
+pub mod releases;
+pub mod settings;
 pub mod stacktrace;
 
 pub use fingerprint::{

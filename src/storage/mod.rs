@@ -8,6 +8,7 @@
 
 pub mod derived;
 pub mod duck;
+pub mod error_groups;
 pub mod queries;
 pub mod reader;
 pub mod retention;

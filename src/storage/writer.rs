@@ -44,6 +44,10 @@ pub struct WriterConfig {
     pub dedup_window: usize,
     /// How often the checkpoint thread folds the WAL into the database file.
     pub checkpoint_interval: Duration,
+    /// Settings of the summary tables (error groups…).
+    pub derived: derived::DerivedSettings,
+    /// How ingest finds errors in an export (`[errors]` in-app rules).
+    pub capture: Arc<crate::errors::capture::Capture>,
 }
 
 impl Default for WriterConfig {
@@ -54,6 +58,8 @@ impl Default for WriterConfig {
             batch_wait: Duration::from_millis(5),
             dedup_window: 1_000_000,
             checkpoint_interval: Duration::from_secs(10),
+            derived: derived::DerivedSettings::default(),
+            capture: Arc::default(),
         }
     }
 }
@@ -188,9 +194,15 @@ pub struct WriterHandle {
     closed: Arc<AtomicBool>,
     pause: Arc<PauseState>,
     stats: Arc<WriterStats>,
+    capture: Arc<crate::errors::capture::Capture>,
 }
 
 impl WriterHandle {
+    /// The error capture rules ingest applies before submitting.
+    pub fn capture(&self) -> &crate::errors::capture::Capture {
+        &self.capture
+    }
+
     /// Queues a batch; the receiver resolves once it is committed (or not).
     /// Refuses at once when the queue cannot take the batch's rows.
     pub fn submit(
@@ -290,7 +302,7 @@ impl Writer {
         hub.resume_after(next_seq - 1);
         let mut seen = RecentSpans::new(config.dedup_window);
         seed_recent_spans(&conn, next_seq, &mut seen)?;
-        let derived = derived::derived_tables(&conn)?;
+        let derived = derived::derived_tables(&conn, &config.derived)?;
         let capacity = config.queue_rows.clamp(1, u32::MAX as usize / 2);
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(WriterStats::default());
@@ -336,6 +348,7 @@ impl Writer {
                 closed: Arc::new(AtomicBool::new(false)),
                 pause,
                 stats,
+                capture: config.capture.clone(),
             },
             thread: Some(thread),
             checkpointer,
