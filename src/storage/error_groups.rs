@@ -1391,4 +1391,24 @@ mod tests {
         assert_eq!(loaded.state.next_id, 2);
         assert_eq!(loaded.find(&g.fingerprint), Some(1));
     }
+
+    #[test]
+    fn retention_prunes_events_with_their_traces_and_keeps_groups() {
+        let db = Db::new();
+        db.send(spans(vec![
+            error_span(1, 100, "1", "prod"),
+            error_span(2, 5000, "1", "prod"),
+        ]));
+        let report =
+            crate::storage::retention::delete_older_than(&db.reader, 1000 * SEC, 1000, &|| false)
+                .unwrap();
+        assert_eq!((report.traces, report.error_events), (1, 1));
+        assert_eq!(db.count("SELECT count(*) FROM error_events"), 1);
+        assert_eq!(
+            db.count("SELECT count(*) FROM error_events WHERE trace_id = lpad('2', 32, '0')"),
+            1
+        );
+        // The group and its count stay.
+        assert_eq!(db.group(1).2, 2);
+    }
 }
