@@ -145,6 +145,10 @@ impl Server {
             let router = guard.wrap(ingest::http::routes(handle.clone(), max_body));
             tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
         }
+        if let Some(quiet) = config.errors.auto_resolve_after() {
+            let job = crate::errors::auto_resolve::run(handle.clone(), quiet, stopped.clone());
+            tasks.push(("error auto-resolve", tokio::spawn(job)));
+        }
         tasks.push((
             "grpc",
             serve_grpc(grpc, handle, max_body, guard.grpc(), stopped),

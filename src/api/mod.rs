@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod errors;
 pub mod genai;
 pub mod health;
 pub mod live;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod overview;
 pub mod params;
+pub mod releases;
 pub mod sql;
 pub mod traces;
 
@@ -58,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .merge(overview::routes())
         .merge(genai::routes())
         .merge(sql::routes())
+        .merge(errors::routes())
+        .merge(releases::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

@@ -14,6 +14,7 @@
 //! Capture (span events, logs, ERROR spans), storage, breadcrumbs, releases
 //! and SLOs build on these and live elsewhere.
 
+pub mod auto_resolve;
 pub mod capture;
 #[cfg(test)]
 mod corpus;

@@ -95,6 +95,7 @@ struct Group {
     hour_start: u64,
     hour_count: u64,
     escalated_hour: Option<u64>,
+    regressed_in_release: Option<String>,
 }
 
 impl Group {
@@ -415,6 +416,7 @@ impl ErrorGroups {
             if regress {
                 g.status = "unresolved".into();
                 g.substatus = "regressed".into();
+                g.regressed_in_release = o.release.clone();
                 g.resolved_at = None;
                 g.resolved_in_release = None;
                 g.resolved_environment = None;
@@ -952,6 +954,7 @@ const GROUP_COLS: &[Col] = &[
     Col::UBigint,
     Col::UBigint,
     Col::UBigint, // hour, count, escalated
+    Col::Varchar, // regressed_in_release
 ];
 
 fn json_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
@@ -996,6 +999,7 @@ fn put_group(b: &mut super::duck::ChunkBuilder<'_>, g: &Group) {
     b.u64(g.hour_start);
     b.u64(g.hour_count);
     b.opt_u64(g.escalated_hour);
+    b.opt_str(g.regressed_in_release.as_deref());
 }
 
 const RELEASE_COLS: &[Col] = &[
@@ -1022,7 +1026,7 @@ fn load_groups(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
                     last_environment, event_count, unhandled_count, user_count, services, users,
                     sample_trace_ids, status, substatus, resolved_at_unix_nano, resolved_in_release,
                     resolved_environment, merged_into, hour_start_unix_nano, hour_count,
-                    escalated_hour_unix_nano
+                    escalated_hour_unix_nano, regressed_in_release
              FROM errors",
         )
         .map_err(ctx)?;
@@ -1067,6 +1071,7 @@ fn load_groups(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
                 hour_start: r.get(34)?,
                 hour_count: r.get(35)?,
                 escalated_hour: r.get(36)?,
+                regressed_in_release: r.get(37)?,
             })
         })()
         .map_err(ctx)?;

@@ -154,7 +154,9 @@ CREATE TABLE errors (
     -- Escalation state: events in the hour starting at hour_start.
     hour_start_unix_nano     UBIGINT  NOT NULL,
     hour_count               UBIGINT  NOT NULL,
-    escalated_hour_unix_nano UBIGINT
+    escalated_hour_unix_nano UBIGINT,
+    -- The release of the event that last regressed the group.
+    regressed_in_release     VARCHAR
 );
 -- One row per occurrence. Breadcrumbs are not stored: they are built when
 -- read, from the spans and logs of the trace, which arrive over several
