@@ -13,9 +13,10 @@ use crate::model::Batch;
 use crate::storage::writer::WriterHandle;
 
 /// How often the job looks: a tenth of the quiet period, between 1 s and
-/// 1 min, so a group is resolved at most that long after it qualifies.
+/// 5 s, so a group is resolved at most that long after it qualifies (each
+/// look is one small writer job).
 pub fn check_interval(quiet: Duration) -> Duration {
-    (quiet / 10).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    (quiet / 10).clamp(Duration::from_secs(1), Duration::from_secs(5))
 }
 
 /// Runs until `stop` turns true.

@@ -338,11 +338,20 @@ impl ErrorGroups {
         if !matches!(o.source, "span_event" | "log") {
             return false;
         }
+        // SDKs print the same message differently in the two places
+        // (Python: `'u-7'` in the span event, `u-7` in the log record), so
+        // quotes around it do not count.
+        let message = o
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(|c| c == '\'' || c == '"');
         let key = (
             trace.clone(),
             span.clone(),
             o.exception_type.clone().unwrap_or_default(),
-            o.message.clone().unwrap_or_default(),
+            message.to_string(),
         );
         let window = self.settings.duplicate_window_ns;
         let seen = self

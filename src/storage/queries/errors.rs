@@ -419,19 +419,45 @@ fn collect_crumbs(
         return Ok(());
     }
     let session = scope == Scope::Session;
-    let (span_scope, log_scope, err_scope) = if session {
+    // Logs and earlier errors on the error's own span did precede it and
+    // count; the span itself is not a breadcrumb of its own error.
+    let other = Value::Text(other.to_string());
+    let at_v = Value::UBigInt(at);
+    let (span_scope, log_scope, err_scope, params) = if session {
         (
-            "session_id = ? AND trace_id <> ?".to_string(),
-            "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)".to_string(),
-            "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)".to_string(),
+            "session_id = ? AND trace_id <> ?",
+            "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)",
+            "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)",
+            vec![
+                key.clone(),
+                other.clone(),
+                at_v.clone(),
+                key.clone(),
+                other.clone(),
+                at_v.clone(),
+                key,
+                other,
+                at_v,
+            ],
         )
     } else {
         (
-            "trace_id = ? AND span_id <> ?".to_string(),
-            "trace_id = ? AND coalesce(span_id, '') <> ?".to_string(),
-            "trace_id = ? AND coalesce(span_id, '') <> ?".to_string(),
+            "trace_id = ? AND span_id <> ?",
+            "trace_id = ?",
+            "trace_id = ?",
+            vec![
+                key.clone(),
+                other,
+                at_v.clone(),
+                key.clone(),
+                at_v.clone(),
+                key,
+                at_v,
+            ],
         )
     };
+    let mut params = params;
+    params.push(Value::Text(event_id.to_string()));
     let strict = if session { "<" } else { "<=" };
     let sql = format!(
         "SELECT * FROM (
@@ -450,19 +476,6 @@ fn collect_crumbs(
            FROM error_events WHERE {err_scope} AND time_unix_nano {strict} ? AND event_id <> ?
          ) ORDER BY t DESC LIMIT {limit}"
     );
-    let other = Value::Text(other.to_string());
-    let params = vec![
-        key.clone(),
-        other.clone(),
-        Value::UBigInt(at),
-        key.clone(),
-        other.clone(),
-        Value::UBigInt(at),
-        key,
-        other,
-        Value::UBigInt(at),
-        Value::Text(event_id.to_string()),
-    ];
     let mut stmt = c.prepare(&sql).ctx("preparing the breadcrumb query")?;
     let rows = stmt
         .query_map(duckdb::params_from_iter(params.iter()), |r| {
