@@ -967,3 +967,94 @@ async fn ci_records_releases() {
     assert_eq!(all.as_array().unwrap().len(), 1);
     assert_eq!(get(&q, "/api/v1/releases?limit=0").await.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slo_burn_rates_from_ingested_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("qyl.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[errors.slo]]
+name = "pay-availability"
+service = "pay"
+objective = 99.0
+latency_threshold_ms = 500
+
+[[errors.slo]]
+name = "pay-llm"
+service = "pay"
+genai_operation = "chat"
+objective = 99.9
+window = "7d"
+"#,
+    )
+    .unwrap();
+    let q = Qyl::start_with(
+        &dir.path().join("qyl.duckdb"),
+        &["--config", config.to_str().unwrap()],
+        &[],
+    );
+    let t = now() - 30 * SEC;
+    // 100 requests: 95 fine, 3 failed, 2 too slow → 5 % bad, burn 5 at 99 %.
+    let mut spans = Vec::new();
+    for k in 0..100u64 {
+        let mut sp = Sp::new(k + 1, k + 1, "POST /pay", t + k * 1000);
+        sp.error = k < 3;
+        let mut v = sp.json();
+        if (3..5).contains(&k) {
+            v["endTimeUnixNano"] = json!((t + k * 1000 + 900_000_000).to_string());
+        }
+        spans.push(v);
+    }
+    // Not requests of the first SLO: a client call (a chat, for the second
+    // SLO) and another service's request.
+    let mut llm = Sp::new(500, 500, "chat", t);
+    llm.kind = 3;
+    llm.parent = Some(format!("{:016x}", 1));
+    llm.attrs = vec![s("gen_ai.operation.name", "chat")];
+    spans.push(llm.json());
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [s("service.name", "pay")]},
+        "scopeSpans": [{"spans": spans}],
+    }]});
+    assert_eq!(post(&q, "/v1/traces", body).await.status, 200);
+    send_spans(
+        &q,
+        &Res {
+            service: "other",
+            version: "1",
+            env: "prod",
+        },
+        &[Sp::new(900, 900, "POST /pay", t)],
+    )
+    .await;
+
+    let slos = get_ok(&q, "/api/v1/slo").await;
+    let slos = slos.as_array().unwrap();
+    assert_eq!(slos.len(), 2);
+    let pay = &slos[0];
+    assert_eq!(pay["name"], "pay-availability");
+    for w in pay["windows"].as_array().unwrap() {
+        assert_eq!(
+            (w["good"].as_u64(), w["total"].as_u64()),
+            (Some(95), Some(100)),
+            "{w}"
+        );
+        assert!((w["burn_rate"].as_f64().unwrap() - 5.0).abs() < 1e-9, "{w}");
+    }
+    let firing: Vec<bool> = pay["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["firing"].as_bool().unwrap())
+        .collect();
+    assert_eq!(firing, vec![false, false, true, true]);
+    assert_eq!(pay["budget"]["window"], "30d");
+    assert!((pay["budget"]["allowed_bad"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    assert!((pay["budget"]["remaining"].as_f64().unwrap() + 4.0).abs() < 1e-9);
+    let llm = &slos[1];
+    assert_eq!(llm["windows"][0]["total"], 1);
+    assert_eq!(llm["budget"]["remaining"], 1.0);
+    assert_eq!(get(&q, "/api/v1/slo?x=1").await.status, 400);
+}

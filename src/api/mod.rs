@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod overview;
 pub mod params;
 pub mod releases;
+pub mod slo;
 pub mod sql;
 pub mod traces;
 
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sql::routes())
         .merge(errors::routes())
         .merge(releases::routes())
+        .merge(slo::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

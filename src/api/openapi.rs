@@ -50,6 +50,7 @@ parameter is a 400, never silently ignored. Every error is \
         super::errors::get_event,
         super::releases::list_releases,
         super::releases::record_release,
+        super::slo::list_slos,
         openapi_json,
         super::live::live,
         crate::telemetry::metrics,

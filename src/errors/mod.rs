@@ -25,6 +25,7 @@ pub mod message;
 pub mod normalize;
 pub mod releases;
 pub mod settings;
+pub mod slo;
 pub mod stacktrace;
 
 pub use fingerprint::{

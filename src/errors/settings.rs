@@ -21,5 +21,10 @@ pub fn derived_settings(config: &ErrorsConfig) -> DerivedSettings {
             escalation_min_events: config.escalation_min_events,
             duplicate_window_ns: config.duplicate_window_ms * 1_000_000,
         },
+        slos: config
+            .slo
+            .iter()
+            .map(super::slo::SloSpec::from_config)
+            .collect(),
     }
 }

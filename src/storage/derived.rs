@@ -84,6 +84,12 @@ pub fn derived_tables(
         conn,
         settings.errors.clone(),
     )?));
+    if !settings.slos.is_empty() {
+        tables.push(Box::new(super::slo_minutes::SloMinutes::load(
+            conn,
+            settings.slos.clone(),
+        )?));
+    }
     Ok(tables)
 }
 
@@ -91,4 +97,6 @@ pub fn derived_tables(
 #[derive(Debug, Clone, Default)]
 pub struct DerivedSettings {
     pub errors: super::error_groups::GroupSettings,
+    /// `[[errors.slo]]`: the SLOs whose per-minute counts are kept.
+    pub slos: Vec<crate::errors::slo::SloSpec>,
 }

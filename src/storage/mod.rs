@@ -13,6 +13,7 @@ pub mod queries;
 pub mod reader;
 pub mod retention;
 pub mod schema;
+pub mod slo_minutes;
 pub mod store;
 pub mod writer;
 

@@ -153,6 +153,18 @@ impl Store {
             .await
     }
 
+    /// Good/total counts of an SLO per burn window and over `whole_ns`.
+    pub async fn slo_counts(
+        &self,
+        slo: String,
+        now: u64,
+        whole_ns: u64,
+    ) -> Result<(Vec<crate::errors::slo::Counts>, crate::errors::slo::Counts), QueryError> {
+        self.pool
+            .run(move |c| super::queries::slo::slo_counts(c, &slo, now, whole_ns))
+            .await
+    }
+
     /// Read-only SQL: one query, at most `row_limit` rows.
     pub async fn sql(&self, text: String, row_limit: usize) -> Result<SqlResult, QueryError> {
         let db = self.db.clone();

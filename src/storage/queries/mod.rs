@@ -6,6 +6,7 @@ pub mod errors;
 pub mod genai;
 pub mod logs;
 pub mod metrics;
+pub mod slo;
 pub mod sql;
 pub mod stats;
 pub mod traces;
