@@ -433,11 +433,10 @@ impl ErrorGroups {
             }
         }
         if change.is_none() && escalates(g, &settings) {
-            let eligible = match (&g.status[..], &g.substatus[..]) {
-                ("unresolved", _) => true,
-                ("archived", "until_escalating") => true,
-                _ => false,
-            };
+            let eligible = matches!(
+                (&g.status[..], &g.substatus[..]),
+                ("unresolved", _) | ("archived", "until_escalating")
+            );
             if eligible {
                 g.status = "unresolved".into();
                 g.substatus = "escalating".into();

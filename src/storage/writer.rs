@@ -175,7 +175,8 @@ struct Job {
 }
 
 enum Msg {
-    Job(Job),
+    // Boxed: a job is large and the channel holds many.
+    Job(Box<Job>),
     Shutdown,
 }
 
@@ -232,7 +233,7 @@ impl WriterHandle {
             _permit: permit,
         };
         self.tx
-            .send(Msg::Job(job))
+            .send(Msg::Job(Box::new(job)))
             .map_err(|_| WriteError::Closed)?;
         Ok(rx)
     }
@@ -531,7 +532,7 @@ impl WriterState {
         let mut shutting_down = false;
         while !shutting_down {
             let first = match rx.recv() {
-                Ok(Msg::Job(job)) => job,
+                Ok(Msg::Job(job)) => *job,
                 Ok(Msg::Shutdown) | Err(_) => break,
             };
             let deadline = Instant::now() + self.batch_wait;
@@ -541,7 +542,7 @@ impl WriterState {
                 match rx.recv_deadline(deadline) {
                     Ok(Msg::Job(job)) => {
                         rows += job.batch.len();
-                        jobs.push(job);
+                        jobs.push(*job);
                     }
                     Ok(Msg::Shutdown) => {
                         shutting_down = true;
@@ -561,7 +562,7 @@ impl WriterState {
         let rest: Vec<Job> = rx
             .try_iter()
             .filter_map(|m| match m {
-                Msg::Job(j) => Some(j),
+                Msg::Job(j) => Some(*j),
                 Msg::Shutdown => None,
             })
             .collect();

@@ -387,7 +387,7 @@ pub fn breadcrumbs(c: &Conn, event: &ErrorEventRow) -> Result<Vec<Breadcrumb>, Q
             crumbs.extend(earlier);
         }
     }
-    crumbs.sort_by(|a, b| a.time.cmp(&b.time));
+    crumbs.sort_by_key(|c| c.time);
     if crumbs.len() > MAX_BREADCRUMBS {
         crumbs.drain(..crumbs.len() - MAX_BREADCRUMBS);
     }
