@@ -163,6 +163,8 @@ struct Release {
     /// `last_seen` as stored; the row is rewritten when it moves a minute.
     stored_last_seen: u64,
     source: &'static str,
+    /// New or recorded as a deploy since last written.
+    dirty: bool,
 }
 
 type ReleaseKey = (String, Option<String>, String);
@@ -187,7 +189,7 @@ struct Staged {
     by_hash: HashMap<String, i64>,
     next_id: Option<i64>,
     releases: HashMap<ReleaseKey, Release>,
-    recent: Vec<((String, String, String, String), u64)>,
+    recent: HashMap<(String, String, String, String), u64>,
     publish: Vec<Record>,
 }
 
@@ -280,6 +282,7 @@ impl ErrorGroups {
                 last_seen: time,
                 stored_last_seen: 0,
                 source,
+                dirty: true,
             },
             Some(mut r) => {
                 if time >= r.first_seen && time <= r.last_seen && source != "deploy" {
@@ -289,6 +292,7 @@ impl ErrorGroups {
                 r.last_seen = r.last_seen.max(time);
                 if source == "deploy" {
                     r.source = "deploy";
+                    r.dirty = true;
                 }
                 r
             }
@@ -360,16 +364,10 @@ impl ErrorGroups {
             .get(&key)
             .copied()
             .into_iter()
-            .chain(
-                self.staged
-                    .recent
-                    .iter()
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, t)| *t),
-            )
+            .chain(self.staged.recent.get(&key).copied())
             .any(|t| t.abs_diff(o.time_unix_nano) <= window);
         if !seen {
-            self.staged.recent.push((key, o.time_unix_nano));
+            self.staged.recent.insert(key, o.time_unix_nano);
         }
         seen
     }
@@ -618,7 +616,7 @@ impl ErrorGroups {
             .filter(|(_, r)| {
                 r.stored_last_seen == 0
                     || r.last_seen >= r.stored_last_seen + MINUTE_NS
-                    || r.source == "deploy"
+                    || r.dirty
             })
             .collect();
         if !dirty.is_empty() {
@@ -654,6 +652,7 @@ impl ErrorGroups {
             for k in written {
                 if let Some(r) = self.staged.releases.get_mut(&k) {
                     r.stored_last_seen = r.last_seen;
+                    r.dirty = false;
                 }
             }
         }
@@ -1118,6 +1117,7 @@ fn load_releases(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
                 first_seen: r.get(3).map_err(ctx)?,
                 last_seen,
                 stored_last_seen: last_seen,
+                dirty: false,
                 source: if source == "deploy" {
                     "deploy"
                 } else {
