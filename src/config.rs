@@ -30,6 +30,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub functions: FunctionsConfig,
     pub genai: GenAiConfig,
+    pub errors: ErrorsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +121,115 @@ impl GenAiConfig {
         &self,
     ) -> Result<crate::ingest::pricing::PriceTable, crate::ingest::pricing::PricingError> {
         crate::ingest::pricing::PriceTable::with_overrides(self.builtin_prices, &self.prices)
+    }
+}
+
+/// `[errors]`: the error engine (grouping rules, status workflow, SLOs).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorsConfig {
+    pub in_app_include: Vec<String>,
+    pub in_app_exclude: Vec<String>,
+    /// A duration (`14d`), or `0` for never.
+    pub auto_resolve_after: String,
+    pub escalation_factor: f64,
+    pub escalation_min_events: u64,
+    pub duplicate_window_ms: u64,
+    pub slo: Vec<SloConfig>,
+}
+
+/// One `[[errors.slo]]` objective.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SloConfig {
+    pub name: String,
+    pub service: String,
+    #[serde(default)]
+    pub span_name: Option<String>,
+    #[serde(default)]
+    pub genai_operation: Option<String>,
+    /// Percent of good requests, e.g. 99.9.
+    pub objective: f64,
+    #[serde(default = "default_slo_window")]
+    pub window: String,
+    /// A request slower than this is bad too; 0 = errors only.
+    #[serde(default)]
+    pub latency_threshold_ms: u64,
+}
+
+fn default_slo_window() -> String {
+    "30d".into()
+}
+
+impl ErrorsConfig {
+    /// `auto_resolve_after` as a duration; `None` when auto-resolve is off.
+    pub fn auto_resolve_after(&self) -> Option<std::time::Duration> {
+        let t = self.auto_resolve_after.trim();
+        if t.is_empty() || t == "0" {
+            return None;
+        }
+        humantime::parse_duration(t).ok().filter(|d| !d.is_zero())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let t = self.auto_resolve_after.trim();
+        if !(t.is_empty() || t == "0") && humantime::parse_duration(t).is_err() {
+            return Err(invalid(
+                "errors.auto_resolve_after",
+                format!("{t:?} is not a duration (like 14d or 12h) or 0"),
+            ));
+        }
+        if !(self.escalation_factor.is_finite() && self.escalation_factor > 1.0) {
+            return Err(invalid(
+                "errors.escalation_factor",
+                "must be greater than 1",
+            ));
+        }
+        if self.duplicate_window_ms > 60_000 {
+            return Err(invalid(
+                "errors.duplicate_window_ms",
+                "must be at most 60000",
+            ));
+        }
+        for rule in self.in_app_include.iter().chain(&self.in_app_exclude) {
+            if rule.trim().is_empty() {
+                return Err(invalid(
+                    "errors.in_app_include / in_app_exclude",
+                    "rules may not be empty",
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for slo in &self.slo {
+            let origin = format!("errors.slo {:?}", slo.name);
+            if slo.name.trim().is_empty() || !names.insert(slo.name.as_str()) {
+                return Err(invalid(origin, "every SLO needs a unique, non-empty name"));
+            }
+            if slo.service.trim().is_empty() {
+                return Err(invalid(origin, "service may not be empty"));
+            }
+            if !(slo.objective > 0.0 && slo.objective < 100.0) {
+                return Err(invalid(
+                    origin,
+                    "objective must be a percentage between 0 and 100 (exclusive)",
+                ));
+            }
+            match humantime::parse_duration(slo.window.trim()) {
+                Ok(d)
+                    if d >= std::time::Duration::from_secs(3600)
+                        && d <= std::time::Duration::from_secs(90 * 86_400) => {}
+                _ => {
+                    return Err(invalid(
+                        origin,
+                        format!(
+                            "window {:?} must be a duration between 1h and 90d",
+                            slo.window
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -281,6 +391,7 @@ impl Config {
         if let Err(e) = self.genai.price_table() {
             return Err(invalid("genai.prices", e.to_string()));
         }
+        self.errors.validate()?;
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {
             return Err(invalid(
@@ -354,6 +465,14 @@ fn apply_env(
                 "false" | "0" | "no" | "off" => Ok(Value::Boolean(false)),
                 _ => Err("true or false"),
             },
+            // Lists of strings (in-app rules) as comma-separated text.
+            Value::Array(_) => Ok(Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
+            )),
             _ => Ok(Value::String(raw.clone())),
         }
         .map_err(|expected| invalid(&name, format!("expected {expected}, got {raw:?}")))?;

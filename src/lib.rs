@@ -23,7 +23,8 @@
 //!   Appenders, group-commits, answers the waiting exports and publishes the
 //!   committed records to the hub; `derived` is the hook through which
 //!   summary tables (sessions, error groups…) are updated in the same
-//!   transaction as the rows they summarise; `retention` is a background thread that
+//!   transaction as the rows they summarise (`error_groups`,
+//!   `slo_minutes`); `retention` is a background thread that
 //!   deletes old data by age and size (whole traces with their logs, in
 //!   small transactions on its own connection) and checkpoints so freed
 //!   space is reused. The read side: `reader` is a bounded pool
@@ -33,8 +34,16 @@
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
-//! - [`errors`]: the error engine's pure core — parsing, fingerprinting,
-//!   GenAI classification; capture and storage arrive next.
+//! - [`errors`]: the error engine. Its pure core — stack trace parsing,
+//!   normalisation, in-app rules, message templates, fingerprints, GenAI
+//!   classification, release ordering, SLO burn math (`slo`) — and
+//!   `capture`, which ingest runs on each export before queueing it (span
+//!   `exception` events, exception logs, ERROR spans, GenAI failures and
+//!   soft failures become `model::errors::ErrorOccurrence`s in the batch);
+//!   `auto_resolve` is the periodic job that resolves quiet groups through
+//!   the writer. The tables are kept by `storage::error_groups` (groups,
+//!   events, releases, status workflow, hub `error` records) and
+//!   `storage::slo_minutes` (per-minute SLO counts), both `Derived`.
 //! - [`functions`]: user Lua functions (DESIGN §4). Present now: `sandbox`
 //!   (the Luau VM: selected libraries, memory limit, interrupt deadline,
 //!   the `lua-stdlib/` helpers preloaded as `qyl`), `spec` (a script →
@@ -46,6 +55,8 @@
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
 //!   resource) that parse query strings (`params`), call the `Store` and
 //!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
+//!   `errors`, `releases` and `slo` serve the error engine (changes to
+//!   groups and recorded deploys go through the writer as batch items);
 //!   `api::auth` guards every HTTP route but health and the gRPC services
 //!   (token, ingest token, `?t=` cookie login), rate-limits per client
 //!   address and adds CORS when configured. `api::live` is

@@ -70,6 +70,8 @@ impl Server {
                     .price_table()
                     .context("building the GenAI price table")?,
             ),
+            derived: crate::errors::settings::derived_settings(&config.errors),
+            capture: Arc::new(crate::errors::settings::capture(&config.errors)),
         };
         let policy = RetentionPolicy {
             max_age: (config.storage.retention_hours > 0)
@@ -148,6 +150,10 @@ impl Server {
         if let Some(listener) = otlp_http {
             let router = guard.wrap(ingest::http::routes(handle.clone(), max_body));
             tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
+        }
+        if let Some(quiet) = config.errors.auto_resolve_after() {
+            let job = crate::errors::auto_resolve::run(handle.clone(), quiet, stopped.clone());
+            tasks.push(("error auto-resolve", tokio::spawn(job)));
         }
         tasks.push((
             "grpc",

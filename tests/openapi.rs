@@ -28,6 +28,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/sessions/{session_id}/spans"),
     ("get", "/api/v1/sessions/{session_id}/conversation"),
     ("post", "/api/v1/sql"),
+    ("get", "/api/v1/errors"),
+    ("get", "/api/v1/errors/{id}"),
+    ("patch", "/api/v1/errors/{id}"),
+    ("post", "/api/v1/errors/merge"),
+    ("get", "/api/v1/errors/{id}/events"),
+    ("get", "/api/v1/errors/{id}/events/{event_id}"),
+    ("get", "/api/v1/releases"),
+    ("post", "/api/v1/releases"),
+    ("get", "/api/v1/slo"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/api/v1/live"),
     ("get", "/metrics"),
@@ -46,6 +55,10 @@ async fn request(q: &Qyl, method: &str, path: &str) -> (u16, Value) {
             .post(url)
             .header("content-type", "application/json")
             .body(json!({"sql": "SELECT 1"}).to_string()),
+        "patch" => client
+            .patch(url)
+            .header("content-type", "application/json")
+            .body(json!({"status": "resolved"}).to_string()),
         other => panic!("the test cannot send {other} yet"),
     };
     let resp = req.send().await.expect("sending the request");
@@ -117,7 +130,9 @@ async fn document_and_router_agree() {
         let concrete = path
             .replace("{trace_id}", &"ab".repeat(16))
             .replace("{name}", "no.such.metric")
-            .replace("{session_id}", "no-such-session");
+            .replace("{session_id}", "no-such-session")
+            .replace("{id}", "1")
+            .replace("{event_id}", &"0".repeat(32));
         assert!(!concrete.contains('{'), "untested path parameter in {path}");
         for method in item.as_object().unwrap().keys() {
             if !["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {

@@ -37,7 +37,14 @@ pub fn i(key: &str, v: i64) -> KeyValue {
 /// A 512-span export shaped like real traffic: HTTP server spans, DB and
 /// GenAI client spans, a dozen attributes each, SDK resource attributes.
 /// Ids are marker bytes that `Template` finds and overwrites per request.
+///
+/// Error-heavy variants for the error engine (BENCH_ERROR_EVERY, default
+/// 50: one span in N has status ERROR; BENCH_EXCEPTIONS=1: those spans also
+/// carry an `exception` event with a Python stack trace, each a different
+/// id in the message so grouping has work to do).
 pub fn template_request() -> ExportTraceServiceRequest {
+    let error_every = env_or("BENCH_ERROR_EVERY", 50).max(1) as usize;
+    let exceptions = env_or("BENCH_EXCEPTIONS", 0) != 0;
     let spans = (0..SPANS_PER_REQUEST)
         .map(|n| {
             let pos = n % SPANS_PER_TRACE;
@@ -87,7 +94,9 @@ pub fn template_request() -> ExportTraceServiceRequest {
                 start_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000,
                 end_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000 + 42_000_000,
                 attributes,
-                events: if pos == 2 {
+                events: if exceptions && n % error_every == 0 {
+                    vec![exception_event(n)]
+                } else if pos == 2 {
                     vec![span::Event {
                         time_unix_nano: 1_763_900_000_010_000_000,
                         name: "retry".into(),
@@ -98,7 +107,7 @@ pub fn template_request() -> ExportTraceServiceRequest {
                     Vec::new()
                 },
                 status: Some(Status {
-                    code: if n % 50 == 0 { 2 } else { 0 },
+                    code: if n % error_every == 0 { 2 } else { 0 },
                     message: String::new(),
                 }),
                 ..Default::default()
@@ -130,6 +139,28 @@ pub fn template_request() -> ExportTraceServiceRequest {
             }],
             ..Default::default()
         }],
+    }
+}
+
+/// An `exception` span event as the Python SDK records it.
+fn exception_event(n: usize) -> span::Event {
+    let trace = format!(
+        "Traceback (most recent call last):\n  File \"/srv/app/api/routes.py\", line 88, in create_order\n    order = service.place(cart)\n  File \"/srv/app/orders/service.py\", line 41, in place\n    self.repo.save(order)\n  File \"/srv/app/orders/repo.py\", line 17, in save\n    cursor.execute(SQL, order.values())\n  File \"/usr/lib/python3.12/site-packages/psycopg/cursor.py\", line 732, in execute\n    raise ex.with_traceback(None)\npsycopg.errors.UniqueViolation: duplicate key value violates unique constraint \"orders_pkey\" (id=ord-{n})\n"
+    );
+    span::Event {
+        time_unix_nano: 1_763_900_000_020_000_000,
+        name: "exception".into(),
+        attributes: vec![
+            s("exception.type", "psycopg.errors.UniqueViolation"),
+            s(
+                "exception.message",
+                &format!(
+                    "duplicate key value violates unique constraint \"orders_pkey\" (id=ord-{n})"
+                ),
+            ),
+            s("exception.stacktrace", &trace),
+        ],
+        ..Default::default()
     }
 }
 

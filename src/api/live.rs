@@ -278,6 +278,7 @@ fn record_json(e: &Event) -> serde_json::Result<String> {
         Record::Span(s) => serde_json::to_string(&SpanRow::from_record(s, e.seq)),
         Record::Log(l) => serde_json::to_string(&LogRow::from_record(l, e.seq)),
         Record::Metric(m) => serde_json::to_string(&MetricRow::from_record(m, e.seq)),
+        Record::Error(g) => serde_json::to_string(&**g),
     }
 }
 
@@ -352,6 +353,8 @@ pub struct LiveFilter {
     pub spans: bool,
     pub logs: bool,
     pub metrics: bool,
+    /// Error group changes (SSE event `error`).
+    pub errors: bool,
     pub service: Option<String>,
     pub trace_id: Option<String>,
     /// `OK`, `ERROR` or `UNSET`.
@@ -402,9 +405,10 @@ impl LiveFilter {
                         "span" | "spans" => filter.spans = true,
                         "log" | "logs" => filter.logs = true,
                         "metric" | "metrics" => filter.metrics = true,
+                        "error" | "errors" => filter.errors = true,
                         _ => {
                             return Err(ApiError::bad_request(format!(
-                                "types: {t:?} is not one of span, log, metric"
+                                "types: {t:?} is not one of span, log, metric, error"
                             )))
                         }
                     }
@@ -433,6 +437,13 @@ impl LiveFilter {
             Record::Log(l) => self.logs && self.log_matches(l),
             // Points carry no trace: asking for one trace excludes them.
             Record::Metric(_) => self.metrics && self.trace_id.is_none(),
+            Record::Error(e) => {
+                self.errors
+                    && self
+                        .trace_id
+                        .as_ref()
+                        .is_none_or(|t| e.trace_id.as_ref() == Some(t))
+            }
         }
     }
 
@@ -523,7 +534,7 @@ pub fn items(
 fn to_sse(item: &LiveItem, cache: &JsonCache) -> Option<SseEvent> {
     Some(match item {
         LiveItem::Record(e) => SseEvent::default()
-            .event(e.record.signal().as_str())
+            .event(e.record.kind())
             .id(e.seq.to_string())
             .data(&*cache.json(e)?),
         LiveItem::Gap {
@@ -719,7 +730,7 @@ mod tests {
                 missed,
                 oldest_available,
             } => format!("gap {missed} {oldest_available}"),
-            LiveItem::Record(e) => format!("{} {}", e.record.signal().as_str(), e.seq),
+            LiveItem::Record(e) => format!("{} {}", e.record.kind(), e.seq),
             LiveItem::Lagged { skipped } => format!("lagged {skipped}"),
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod errors;
 pub mod genai;
 pub mod health;
 pub mod live;
@@ -13,7 +14,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod overview;
 pub mod params;
+pub mod releases;
 pub mod sessions;
+pub mod slo;
 pub mod sql;
 pub mod traces;
 
@@ -60,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .merge(genai::routes())
         .merge(sessions::routes())
         .merge(sql::routes())
+        .merge(errors::routes())
+        .merge(releases::routes())
+        .merge(slo::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

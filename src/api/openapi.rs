@@ -49,6 +49,15 @@ parameter is a 400, never silently ignored. Every error is \
         super::sessions::conversation,
         super::overview::storage,
         super::sql::run_sql,
+        super::errors::list_errors,
+        super::errors::get_error,
+        super::errors::patch_error,
+        super::errors::merge_errors,
+        super::errors::list_events,
+        super::errors::get_event,
+        super::releases::list_releases,
+        super::releases::record_release,
+        super::slo::list_slos,
         openapi_json,
         super::live::live,
         crate::telemetry::metrics,
@@ -66,6 +75,7 @@ parameter is a 400, never silently ignored. Every error is \
         (name = "genai", description = "LLM calls: tokens, cost, latency, errors"),
         (name = "sessions", description = "Sessions and conversations of LLM applications"),
         (name = "sql", description = "Read-only SQL over the stored tables"),
+        (name = "errors", description = "Error groups, their events and breadcrumbs, releases and SLOs"),
         (name = "live", description = "Committed records as they arrive (Server-Sent Events)"),
         (name = "meta", description = "This document, and qyl's own metrics for Prometheus"),
         (name = "health", description = "Liveness and readiness; never behind auth"),
@@ -224,7 +234,8 @@ pub struct LiveParams {
     /// `INFO`, `WARN`, `ERROR`, `FATAL`). Logs only; without `types`, also
     /// means logs only.
     severity_min: Option<String>,
-    /// Comma list of `span`, `log`, `metric`. Default `span,log`.
+    /// Comma list of `span`, `log`, `metric`, `error` (error groups that
+    /// became new, regressed or escalating). Default `span,log`.
     types: Option<String>,
     /// Resume after this event id, for clients that cannot send the
     /// `Last-Event-ID` header (which wins when both are given).

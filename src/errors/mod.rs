@@ -1,6 +1,6 @@
-//! The error engine's pure core: everything that decides *which* group an
-//! error belongs to, kept free of I/O so it can be tested exhaustively and run
-//! on the ingest path without touching the database.
+//! The error engine. Its core is pure: everything that decides *which*
+//! group an error belongs to is kept free of I/O so it can be tested
+//! exhaustively and run on the ingest path without touching the database.
 //!
 //! - [`stacktrace`]: turns the `exception.stacktrace` text of Python,
 //!   Java/Kotlin, .NET, JavaScript, Go and Rust into frames, innermost first.
@@ -10,10 +10,22 @@
 //! - [`message`]: turns messages into templates and removes secrets.
 //! - [`fingerprint`]: picks the grouping rule and hashes its components.
 //! - [`genai`]: classifies GenAI failures into a small set of error classes.
+//! - [`releases`]: which of two releases is newer (semver, else deploy order).
+//! - [`slo`]: which spans an SLO counts, burn rates, alert tiers, budget.
 //!
-//! Capture (span events, logs, ERROR spans), storage, breadcrumbs, releases
-//! and SLOs build on these and live elsewhere.
+//! Built on the core, with I/O at the edges:
+//! - [`capture`]: finds the errors in an export (span `exception` events,
+//!   exception logs, ERROR spans, GenAI failures and soft failures) on the
+//!   exporting request's thread, so the writer only counts them.
+//! - [`settings`]: `[errors]` turned into what capture and the writer need.
+//! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
+//!
+//! Storage of groups, events, releases and SLO minutes is in
+//! `storage::error_groups` and `storage::slo_minutes`; the REST surfaces in
+//! `api::errors`, `api::releases` and `api::slo`.
 
+pub mod auto_resolve;
+pub mod capture;
 #[cfg(test)]
 mod corpus;
 pub mod fingerprint;
@@ -21,6 +33,9 @@ pub mod genai;
 pub mod inapp;
 pub mod message;
 pub mod normalize;
+pub mod releases;
+pub mod settings;
+pub mod slo;
 pub mod stacktrace;
 
 pub use fingerprint::{

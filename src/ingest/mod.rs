@@ -117,6 +117,9 @@ pub async fn export(writer: &WriterHandle, request: ExportRequest) -> Result<Out
         }
     };
     if !batch.is_empty() {
+        // Found here, on the exporting request's thread, so the writer
+        // only counts them.
+        batch.errors = writer.capture().capture(&batch);
         writer.write(batch).await?;
     }
     Ok(outcome)

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+pub mod errors;
 pub mod genai;
 pub mod query;
 
@@ -173,6 +174,12 @@ pub struct Batch {
     pub spans: Vec<SpanRecord>,
     pub logs: Vec<LogRecord>,
     pub metrics: Vec<MetricPoint>,
+    /// Errors capture found in the records above (not rows of their own:
+    /// the writer folds them into the error tables).
+    pub errors: Vec<errors::ErrorOccurrence>,
+    /// Changes to error groups asked for through the API or by a periodic
+    /// job, applied in the commit's transaction.
+    pub error_commands: Vec<errors::ErrorCommand>,
 }
 
 impl Batch {
@@ -191,15 +198,19 @@ pub enum Record {
     Span(Arc<SpanRecord>),
     Log(Arc<LogRecord>),
     Metric(Arc<MetricPoint>),
+    /// An error group became new, regressed or escalating.
+    Error(Arc<errors::ErrorGroupEvent>),
 }
 
 impl Record {
-    /// The signal name used by filters and the SSE event type.
-    pub fn signal(&self) -> Signal {
+    /// The kind name used by filters and as the SSE event type: the
+    /// signal's name, or `error` for an error group change.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Record::Span(_) => Signal::Span,
-            Record::Log(_) => Signal::Log,
-            Record::Metric(_) => Signal::Metric,
+            Record::Span(_) => Signal::Span.as_str(),
+            Record::Log(_) => Signal::Log.as_str(),
+            Record::Metric(_) => Signal::Metric.as_str(),
+            Record::Error(_) => "error",
         }
     }
 
@@ -208,6 +219,7 @@ impl Record {
             Record::Span(s) => &s.service_name,
             Record::Log(l) => &l.service_name,
             Record::Metric(m) => &m.service_name,
+            Record::Error(e) => &e.service_name,
         }
     }
 }

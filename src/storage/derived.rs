@@ -35,6 +35,16 @@ impl<'a> Committing<'a> {
             .map(|(s, _)| s)
     }
 
+    /// Whether span `span` of batch `batch` is stored by this commit (false:
+    /// skipped as a retried duplicate).
+    pub fn span_kept(&self, batch: usize, span: usize) -> bool {
+        self.keep
+            .get(batch)
+            .and_then(|k| k.get(span))
+            .copied()
+            .unwrap_or(false)
+    }
+
     /// Every log record stored by this commit, in order.
     pub fn logs(&self) -> impl Iterator<Item = &'a LogRecord> + '_ {
         self.batches.iter().flat_map(|b| b.logs.iter())
@@ -65,10 +75,32 @@ pub trait Derived: Send {
 
 /// Every derived table, built once when the writer starts (each may load
 /// what it caches from `conn`).
-pub fn derived_tables(conn: &Conn) -> Result<Vec<Box<dyn Derived>>, StorageError> {
-    Ok(vec![
+pub fn derived_tables(
+    conn: &Conn,
+    settings: &DerivedSettings,
+) -> Result<Vec<Box<dyn Derived>>, StorageError> {
+    let mut tables: Vec<Box<dyn Derived>> = vec![
         Box::new(super::trace_index::TraceIndex),
         Box::new(super::sessions::SessionEntities::load(conn)?),
         Box::new(super::genai_rollup::GenAiMinutes::default()),
-    ])
+        Box::new(super::error_groups::ErrorGroups::load(
+            conn,
+            settings.errors.clone(),
+        )?),
+    ];
+    if !settings.slos.is_empty() {
+        tables.push(Box::new(super::slo_minutes::SloMinutes::load(
+            conn,
+            settings.slos.clone(),
+        )?));
+    }
+    Ok(tables)
+}
+
+/// What the derived tables are configured with (from qyl.toml).
+#[derive(Debug, Clone, Default)]
+pub struct DerivedSettings {
+    pub errors: super::error_groups::GroupSettings,
+    /// `[[errors.slo]]`: the SLOs whose per-minute counts are kept.
+    pub slos: Vec<crate::errors::slo::SloSpec>,
 }

@@ -8,12 +8,14 @@
 
 pub mod derived;
 pub mod duck;
+pub mod error_groups;
 pub mod genai_rollup;
 pub mod queries;
 pub mod reader;
 pub mod retention;
 pub mod schema;
 pub mod sessions;
+pub mod slo_minutes;
 pub mod store;
 pub mod trace_index;
 pub mod writer;

@@ -129,6 +129,9 @@ pub struct PassReport {
     pub metrics: u64,
     /// Rows removed from the trace lookup (`trace_index`).
     pub lookup_rows: u64,
+    /// Error occurrences deleted with their traces (their groups and
+    /// counts stay).
+    pub error_events: u64,
     /// Used bytes measured at the end of the pass.
     pub used_bytes: u64,
     /// Free (reusable) bytes inside the file at the end of the pass.
@@ -142,6 +145,7 @@ impl PassReport {
         self.logs += other.logs;
         self.metrics += other.metrics;
         self.lookup_rows += other.lookup_rows;
+        self.error_events += other.error_events;
     }
 
     fn rows(&self) -> u64 {
@@ -399,6 +403,25 @@ pub fn delete_older_than(
         )?;
     }
     while !stop() {
+        // Error occurrences of a stored trace went with it (above); those
+        // without one (logs outside traces) go by their own time.
+        let n = execute(
+            conn,
+            "deleting old error events",
+            "DELETE FROM error_events WHERE rowid IN (
+                SELECT rowid FROM error_events e
+                WHERE e.time_unix_nano < ?
+                  AND (e.trace_id IS NULL
+                       OR NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = e.trace_id))
+                LIMIT ?)",
+            duckdb::params![cutoff, batch],
+        )?;
+        report.error_events += n;
+        if n < batch {
+            break;
+        }
+    }
+    while !stop() {
         let n = execute(
             conn,
             "deleting old metric points",
@@ -498,6 +521,13 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
                 SELECT trace_id FROM retention_traces WHERE batch = ?)",
             [b],
         )?;
+        let error_events = execute(
+            conn,
+            "deleting the error events of expired traces",
+            "DELETE FROM error_events WHERE trace_id IN (
+                SELECT trace_id FROM retention_traces WHERE batch = ?)",
+            [b],
+        )?;
         // After the re-check, every span of these traces in this
         // transaction's snapshot started before the cutoff; saying so lets
         // DuckDB skip newer row groups by their min/max instead of reading
@@ -513,6 +543,7 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
             traces,
             spans,
             logs,
+            error_events,
             ..PassReport::default()
         })
     })
@@ -866,6 +897,7 @@ mod tests {
                 metrics: 2,
                 // The 40 old traces and the stray log's trace id.
                 lookup_rows: 41,
+                error_events: 0,
                 used_bytes: report.used_bytes,
                 free_bytes: report.free_bytes,
             }

@@ -180,6 +180,105 @@ CREATE TABLE session_traces (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "error groups, error events, releases, SLO rollups",
+        sql: r#"
+-- One row per error group, kept current by the writer (storage::error_groups).
+CREATE TABLE errors (
+    id                       BIGINT   NOT NULL,
+    fingerprint              VARCHAR  NOT NULL,
+    in_app_hash              VARCHAR,
+    full_stack_hash          VARCHAR,
+    -- Hashes of groups merged into this one (JSON array).
+    merged_hashes            VARCHAR  NOT NULL,
+    fingerprint_rule         VARCHAR  NOT NULL,
+    fingerprint_version      INTEGER  NOT NULL,
+    -- What went into the fingerprint (JSON array of strings).
+    components               VARCHAR  NOT NULL,
+    error_type               VARCHAR,
+    message_template         VARCHAR,
+    culprit                  VARCHAR,
+    category                 VARCHAR  NOT NULL,
+    gen_ai_provider          VARCHAR,
+    gen_ai_operation         VARCHAR,
+    gen_ai_model             VARCHAR,
+    gen_ai_error_class       VARCHAR,
+    gen_ai_tool              VARCHAR,
+    first_seen_unix_nano     UBIGINT  NOT NULL,
+    last_seen_unix_nano      UBIGINT  NOT NULL,
+    first_release            VARCHAR,
+    last_release             VARCHAR,
+    last_environment         VARCHAR,
+    event_count              UBIGINT  NOT NULL,
+    unhandled_count          UBIGINT  NOT NULL,
+    user_count               UBIGINT  NOT NULL,
+    -- JSON arrays: every service, a sample of users and trace ids.
+    services                 VARCHAR  NOT NULL,
+    users                    VARCHAR  NOT NULL,
+    sample_trace_ids         VARCHAR  NOT NULL,
+    -- unresolved | resolved | archived | merged
+    status                   VARCHAR  NOT NULL,
+    -- new | ongoing | regressed | escalating (unresolved);
+    -- now | in_next_release | auto (resolved); forever | until_escalating (archived)
+    substatus                VARCHAR  NOT NULL,
+    resolved_at_unix_nano    UBIGINT,
+    resolved_in_release      VARCHAR,
+    resolved_environment     VARCHAR,
+    merged_into              BIGINT,
+    -- Escalation state: events in the hour starting at hour_start.
+    hour_start_unix_nano     UBIGINT  NOT NULL,
+    hour_count               UBIGINT  NOT NULL,
+    escalated_hour_unix_nano UBIGINT,
+    -- The release of the event that last regressed the group.
+    regressed_in_release     VARCHAR
+);
+-- One row per occurrence. Breadcrumbs are not stored: they are built when
+-- read, from the spans and logs of the trace, which arrive over several
+-- exports (children before parents), so no commit sees them all.
+CREATE TABLE error_events (
+    event_id                 VARCHAR  NOT NULL,
+    group_id                 BIGINT   NOT NULL,
+    time_unix_nano           UBIGINT  NOT NULL,
+    source                   VARCHAR  NOT NULL,
+    trace_id                 VARCHAR,
+    span_id                  VARCHAR,
+    service_name             VARCHAR  NOT NULL,
+    release                  VARCHAR,
+    environment              VARCHAR,
+    session_id               VARCHAR,
+    user_id                  VARCHAR,
+    error_type               VARCHAR,
+    message                  VARCHAR,
+    stacktrace               VARCHAR,
+    -- The parsed stack trace (JSON), innermost frame first.
+    frames                   VARCHAR,
+    culprit                  VARCHAR,
+    handled                  BOOLEAN  NOT NULL,
+    fingerprint              VARCHAR  NOT NULL,
+    gen_ai_model             VARCHAR,
+    gen_ai_error_class       VARCHAR
+);
+-- service.version per (service, environment): a deploy marker.
+CREATE TABLE releases (
+    service_name             VARCHAR  NOT NULL,
+    environment              VARCHAR,
+    version                  VARCHAR  NOT NULL,
+    first_seen_unix_nano     UBIGINT  NOT NULL,
+    last_seen_unix_nano      UBIGINT  NOT NULL,
+    -- telemetry (first seen in data) or deploy (POST /api/v1/releases)
+    source                   VARCHAR  NOT NULL
+);
+-- Good and total requests per SLO per minute; several rows for one minute
+-- add up (late data is appended, not merged).
+CREATE TABLE slo_minutes (
+    slo                      VARCHAR  NOT NULL,
+    minute_unix_nano         UBIGINT  NOT NULL,
+    good                     UBIGINT  NOT NULL,
+    total                    UBIGINT  NOT NULL
+);
+"#,
+    },
 ];
 
 /// The newest schema this build knows.

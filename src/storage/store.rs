@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::duck::Database;
-use super::queries::{genai, logs, metrics, sessions, sql, stats, traces};
+use super::queries::{errors, genai, logs, metrics, sessions, sql, stats, traces};
 use super::reader::{QueryError, ReadPool};
 use crate::model::genai::{
     Conversation, GenAiCall, GenAiModels, GenAiSpanQuery, SessionDetail, SessionQuery,
@@ -161,6 +161,74 @@ impl Store {
     pub async fn storage_stats(&self) -> Result<StorageStats, QueryError> {
         let path = self.path.clone();
         self.pool.run(move |c| stats::storage_stats(c, &path)).await
+    }
+
+    /// Error groups matching the filter, in the asked order.
+    pub async fn list_errors(
+        &self,
+        q: crate::model::errors::ErrorQuery,
+    ) -> Result<Page<crate::model::errors::ErrorGroupRow>, QueryError> {
+        self.pool.run(move |c| errors::list_errors(c, &q)).await
+    }
+
+    /// One error group with its fingerprint explanation.
+    pub async fn get_error(
+        &self,
+        id: i64,
+        now: u64,
+    ) -> Result<Option<crate::model::errors::ErrorGroupDetail>, QueryError> {
+        self.pool.run(move |c| errors::get_error(c, id, now)).await
+    }
+
+    /// A group's status (`None`: no such group), to check before changing it.
+    pub async fn error_status(&self, id: i64) -> Result<Option<String>, QueryError> {
+        self.pool.run(move |c| errors::group_state(c, id)).await
+    }
+
+    /// A group's events, newest first.
+    pub async fn error_events(
+        &self,
+        group: i64,
+        page: crate::model::query::PageRequest,
+    ) -> Result<Page<crate::model::errors::ErrorEventRow>, QueryError> {
+        self.pool
+            .run(move |c| errors::list_events(c, group, &page))
+            .await
+    }
+
+    /// One event with its frames and breadcrumbs.
+    pub async fn error_event(
+        &self,
+        group: i64,
+        event_id: String,
+    ) -> Result<Option<crate::model::errors::ErrorEventDetail>, QueryError> {
+        self.pool
+            .run(move |c| errors::get_event(c, group, &event_id))
+            .await
+    }
+
+    /// Releases, newest first, with new/regressed groups and error rates.
+    pub async fn releases(
+        &self,
+        service: Option<String>,
+        environment: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<crate::model::errors::ReleaseRow>, QueryError> {
+        self.pool
+            .run(move |c| errors::list_releases(c, service.as_ref(), environment.as_ref(), limit))
+            .await
+    }
+
+    /// Good/total counts of an SLO per burn window and over `whole_ns`.
+    pub async fn slo_counts(
+        &self,
+        slo: String,
+        now: u64,
+        whole_ns: u64,
+    ) -> Result<(Vec<crate::errors::slo::Counts>, crate::errors::slo::Counts), QueryError> {
+        self.pool
+            .run(move |c| super::queries::slo::slo_counts(c, &slo, now, whole_ns))
+            .await
     }
 
     /// Read-only SQL: one query, at most `row_limit` rows.

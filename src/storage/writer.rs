@@ -48,6 +48,10 @@ pub struct WriterConfig {
     /// Prices GenAI calls at ingest; held here so both OTLP doors (and the
     /// API showing the table) share the one built from the configuration.
     pub pricing: Arc<PriceTable>,
+    /// Settings of the summary tables (error groups…).
+    pub derived: derived::DerivedSettings,
+    /// How ingest finds errors in an export (`[errors]` in-app rules).
+    pub capture: Arc<crate::errors::capture::Capture>,
 }
 
 impl Default for WriterConfig {
@@ -59,6 +63,8 @@ impl Default for WriterConfig {
             dedup_window: 1_000_000,
             checkpoint_interval: Duration::from_secs(10),
             pricing: Arc::new(PriceTable::builtin()),
+            derived: derived::DerivedSettings::default(),
+            capture: Arc::default(),
         }
     }
 }
@@ -174,7 +180,8 @@ struct Job {
 }
 
 enum Msg {
-    Job(Job),
+    // Boxed: a job is large and the channel holds many.
+    Job(Box<Job>),
     Shutdown,
 }
 
@@ -194,12 +201,18 @@ pub struct WriterHandle {
     pause: Arc<PauseState>,
     stats: Arc<WriterStats>,
     pricing: Arc<PriceTable>,
+    capture: Arc<crate::errors::capture::Capture>,
 }
 
 impl WriterHandle {
     /// The GenAI price table in force.
     pub fn pricing(&self) -> &Arc<PriceTable> {
         &self.pricing
+    }
+
+    /// The error capture rules ingest applies before submitting.
+    pub fn capture(&self) -> &crate::errors::capture::Capture {
+        &self.capture
     }
 
     /// Queues a batch; the receiver resolves once it is committed (or not).
@@ -231,7 +244,7 @@ impl WriterHandle {
             _permit: permit,
         };
         self.tx
-            .send(Msg::Job(job))
+            .send(Msg::Job(Box::new(job)))
             .map_err(|_| WriteError::Closed)?;
         Ok(rx)
     }
@@ -301,7 +314,7 @@ impl Writer {
         hub.resume_after(next_seq - 1);
         let mut seen = RecentSpans::new(config.dedup_window);
         seed_recent_spans(&conn, next_seq, &mut seen)?;
-        let derived = derived::derived_tables(&conn)?;
+        let derived = derived::derived_tables(&conn, &config.derived)?;
         let capacity = config.queue_rows.clamp(1, u32::MAX as usize / 2);
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(WriterStats::default());
@@ -348,6 +361,7 @@ impl Writer {
                 pause,
                 stats,
                 pricing: config.pricing.clone(),
+                capture: config.capture.clone(),
             },
             thread: Some(thread),
             checkpointer,
@@ -530,7 +544,7 @@ impl WriterState {
         let mut shutting_down = false;
         while !shutting_down {
             let first = match rx.recv() {
-                Ok(Msg::Job(job)) => job,
+                Ok(Msg::Job(job)) => *job,
                 Ok(Msg::Shutdown) | Err(_) => break,
             };
             let deadline = Instant::now() + self.batch_wait;
@@ -540,7 +554,7 @@ impl WriterState {
                 match rx.recv_deadline(deadline) {
                     Ok(Msg::Job(job)) => {
                         rows += job.batch.len();
-                        jobs.push(job);
+                        jobs.push(*job);
                     }
                     Ok(Msg::Shutdown) => {
                         shutting_down = true;
@@ -560,7 +574,7 @@ impl WriterState {
         let rest: Vec<Job> = rx
             .try_iter()
             .filter_map(|m| match m {
-                Msg::Job(j) => Some(j),
+                Msg::Job(j) => Some(*j),
                 Msg::Shutdown => None,
             })
             .collect();

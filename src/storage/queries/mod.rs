@@ -2,10 +2,12 @@
 //! a small WHERE-clause builder and the row mappers, so every surface gets
 //! the same filters and the same row shapes.
 
+pub mod errors;
 pub mod genai;
 pub mod logs;
 pub mod metrics;
 pub mod sessions;
+pub mod slo;
 pub mod sql;
 pub mod stats;
 pub mod traces;
