@@ -278,6 +278,9 @@ fn record_json(e: &Event) -> serde_json::Result<String> {
         Record::Span(s) => serde_json::to_string(&SpanRow::from_record(s, e.seq)),
         Record::Log(l) => serde_json::to_string(&LogRow::from_record(l, e.seq)),
         Record::Metric(m) => serde_json::to_string(&MetricRow::from_record(m, e.seq)),
+        Record::Function(f) => {
+            serde_json::to_string(&crate::functions::events::FunctionEventRow::new(f, e.seq))
+        }
     }
 }
 
@@ -352,6 +355,8 @@ pub struct LiveFilter {
     pub spans: bool,
     pub logs: bool,
     pub metrics: bool,
+    /// Function invocations and `runtime.stream.publish` events.
+    pub functions: bool,
     pub service: Option<String>,
     pub trace_id: Option<String>,
     /// `OK`, `ERROR` or `UNSET`.
@@ -402,9 +407,10 @@ impl LiveFilter {
                         "span" | "spans" => filter.spans = true,
                         "log" | "logs" => filter.logs = true,
                         "metric" | "metrics" => filter.metrics = true,
+                        "function" | "functions" => filter.functions = true,
                         _ => {
                             return Err(ApiError::bad_request(format!(
-                                "types: {t:?} is not one of span, log, metric"
+                                "types: {t:?} is not one of span, log, metric, function"
                             )))
                         }
                     }
@@ -421,6 +427,11 @@ impl LiveFilter {
     }
 
     pub fn matches(&self, record: &Record) -> bool {
+        // Function events are qyl's own: the service and trace filters
+        // describe the telemetry they react to, not them.
+        if let Record::Function(_) = record {
+            return self.functions;
+        }
         if self
             .service
             .as_deref()
@@ -433,6 +444,7 @@ impl LiveFilter {
             Record::Log(l) => self.logs && self.log_matches(l),
             // Points carry no trace: asking for one trace excludes them.
             Record::Metric(_) => self.metrics && self.trace_id.is_none(),
+            Record::Function(_) => self.functions,
         }
     }
 
@@ -523,7 +535,7 @@ pub fn items(
 fn to_sse(item: &LiveItem, cache: &JsonCache) -> Option<SseEvent> {
     Some(match item {
         LiveItem::Record(e) => SseEvent::default()
-            .event(e.record.signal().as_str())
+            .event(e.record.event_type())
             .id(e.seq.to_string())
             .data(&*cache.json(e)?),
         LiveItem::Gap {
@@ -719,7 +731,7 @@ mod tests {
                 missed,
                 oldest_available,
             } => format!("gap {missed} {oldest_available}"),
-            LiveItem::Record(e) => format!("{} {}", e.record.signal().as_str(), e.seq),
+            LiveItem::Record(e) => format!("{} {}", e.record.event_type(), e.seq),
             LiveItem::Lagged { skipped } => format!("lagged {skipped}"),
         }
     }

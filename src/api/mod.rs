@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod functions;
 pub mod genai;
 pub mod health;
 pub mod live;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Open live streams, against `stream.max_clients`.
     pub live: Arc<live::LiveClients>,
+    /// The Lua functions engine.
+    pub functions: Arc<crate::functions::engine::Engine>,
 }
 
 /// `/api/v1/*`, `/health*` and `/metrics`, with JSON errors for unknown
@@ -58,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(overview::routes())
         .merge(genai::routes())
         .merge(sql::routes())
+        .merge(functions::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

@@ -42,6 +42,9 @@ parameter is a 400, never silently ignored. Every error is \
         super::genai::genai_stats,
         super::overview::storage,
         super::sql::run_sql,
+        super::functions::list_functions,
+        super::functions::diagnostics,
+        super::functions::invocations,
         openapi_json,
         super::live::live,
         crate::telemetry::metrics,
@@ -58,6 +61,7 @@ parameter is a 400, never silently ignored. Every error is \
         (name = "overview", description = "Services seen and what the database holds"),
         (name = "genai", description = "LLM calls: tokens, cost, latency, errors"),
         (name = "sql", description = "Read-only SQL over the stored tables"),
+        (name = "functions", description = "Lua functions: what is loaded, diagnostics, invocations"),
         (name = "live", description = "Committed records as they arrive (Server-Sent Events)"),
         (name = "meta", description = "This document, and qyl's own metrics for Prometheus"),
         (name = "health", description = "Liveness and readiness; never behind auth"),
@@ -216,7 +220,8 @@ pub struct LiveParams {
     /// `INFO`, `WARN`, `ERROR`, `FATAL`). Logs only; without `types`, also
     /// means logs only.
     severity_min: Option<String>,
-    /// Comma list of `span`, `log`, `metric`. Default `span,log`.
+    /// Comma list of `span`, `log`, `metric`, `function` (function
+    /// invocations and `runtime.stream.publish` events). Default `span,log`.
     types: Option<String>,
     /// Resume after this event id, for clients that cannot send the
     /// `Last-Event-ID` header (which wins when both are given).

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+pub mod function;
 pub mod query;
 
 /// One span, normalised. See DESIGN §3 for the column meanings.
@@ -131,11 +132,13 @@ pub struct Batch {
     pub spans: Vec<SpanRecord>,
     pub logs: Vec<LogRecord>,
     pub metrics: Vec<MetricPoint>,
+    /// Invocation rows and the like from the functions engine.
+    pub functions: function::FunctionRows,
 }
 
 impl Batch {
     pub fn len(&self) -> usize {
-        self.spans.len() + self.logs.len() + self.metrics.len()
+        self.spans.len() + self.logs.len() + self.metrics.len() + self.functions.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,26 +152,35 @@ pub enum Record {
     Span(Arc<SpanRecord>),
     Log(Arc<LogRecord>),
     Metric(Arc<MetricPoint>),
+    /// A function invocation or `runtime.stream.publish` (functions engine).
+    Function(Arc<function::FunctionEvent>),
 }
 
 impl Record {
-    /// The signal name used by filters and the SSE event type.
-    pub fn signal(&self) -> Signal {
+    /// The SSE event type: `span`, `log`, `metric` or `function`.
+    pub fn event_type(&self) -> &'static str {
         match self {
-            Record::Span(_) => Signal::Span,
-            Record::Log(_) => Signal::Log,
-            Record::Metric(_) => Signal::Metric,
+            Record::Span(_) => Signal::Span.as_str(),
+            Record::Log(_) => Signal::Log.as_str(),
+            Record::Metric(_) => Signal::Metric.as_str(),
+            Record::Function(_) => "function",
         }
     }
 
+    /// The service a record came from; function records are qyl's own.
     pub fn service_name(&self) -> &str {
         match self {
             Record::Span(s) => &s.service_name,
             Record::Log(l) => &l.service_name,
             Record::Metric(m) => &m.service_name,
+            Record::Function(_) => OWN_SERVICE,
         }
     }
 }
+
+/// `service.name` of the telemetry qyl produces about itself (function
+/// invocations' spans, `runtime.log` records).
+pub const OWN_SERVICE: &str = "qyl";
 
 /// `1`–`24`, or an OpenTelemetry severity name (`WARN`, `error`, `INFO2`,
 /// and the common `WARNING` and `CRITICAL`).

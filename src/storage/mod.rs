@@ -8,6 +8,7 @@
 
 pub mod derived;
 pub mod duck;
+pub mod functions;
 pub mod queries;
 pub mod reader;
 pub mod retention;

@@ -2,6 +2,7 @@
 //! a small WHERE-clause builder and the row mappers, so every surface gets
 //! the same filters and the same row shapes.
 
+pub mod functions;
 pub mod genai;
 pub mod logs;
 pub mod metrics;
