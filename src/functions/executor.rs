@@ -736,7 +736,10 @@ fn run_in_vm(
                     SandboxError::Timeout(_) => InvocationStatus::TimedOut,
                     _ => InvocationStatus::Failed,
                 };
-                return Some(failed(status, format!("trigger.when: {e}")));
+                return Some(failed(
+                    status,
+                    format!("trigger.when: {}", without_traceback(&e.to_string())),
+                ));
             }
         }
     }
@@ -756,8 +759,18 @@ fn run_in_vm(
             error: None,
         },
         Err(e @ SandboxError::Timeout(_)) => failed(InvocationStatus::TimedOut, e.to_string()),
-        Err(e) => failed(InvocationStatus::Failed, e.to_string()),
+        Err(e) => failed(InvocationStatus::Failed, without_traceback(&e.to_string())),
     })
+}
+
+/// An error as the user should read it: the message, not mlua's traceback.
+fn without_traceback(message: &str) -> String {
+    message
+        .split("\nstack traceback")
+        .next()
+        .unwrap_or(message)
+        .trim()
+        .to_string()
 }
 
 /// The handler's return value as JSON text; nil is "nothing to keep".
@@ -769,9 +782,7 @@ fn result_json(lua: &Lua, v: Value) -> mlua::Result<Option<String>> {
         )),
         Value::Boolean(b) => Ok(Some(b.to_string())),
         Value::Integer(i) => Ok(Some(i.to_string())),
-        Value::Number(n) if n.is_finite() => Ok(Some(
-            serde_json::to_string(&n).map_err(mlua::Error::external)?,
-        )),
+        Value::Number(n) => Ok(Some(runtime_api::number_json(n))),
         Value::UserData(ud) => userdata_json(&ud),
         other => {
             let json: serde_json::Value = lua.from_value(other).map_err(|e| {

@@ -29,3 +29,5 @@ pub mod watcher;
 
 #[cfg(test)]
 mod stdlib_tests;
+#[cfg(test)]
+mod executor_tests;

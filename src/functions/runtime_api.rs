@@ -573,7 +573,7 @@ fn state_table(lua: &Lua, stats: Arc<FunctionStats>) -> mlua::Result<Table> {
                         })?,
                     };
                     let total = old + by;
-                    let text = serde_json::to_string(&total).map_err(mlua::Error::external)?;
+                    let text = number_json(total);
                     state.insert(key.clone(), text.clone());
                     drop(state);
                     write(lua, key, Some(text))?;
@@ -627,5 +627,16 @@ pub fn seed_state(
     for (function, values) in state {
         let s = all.entry(function).or_default();
         *s.state.lock().unwrap_or_else(|p| p.into_inner()) = values;
+    }
+}
+
+/// A Lua number as JSON: whole numbers without a fraction (`3`, not `3.0`).
+pub(crate) fn number_json(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        (n as i64).to_string()
+    } else if n.is_finite() {
+        n.to_string()
+    } else {
+        "null".into()
     }
 }
