@@ -14,13 +14,13 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::functions::engine::{Engine, EngineConfig};
+use crate::functions::executor::ExecutorConfig;
+use crate::functions::runtime_api::RuntimeContext;
 use crate::ingest;
 use crate::storage::retention::{Location, Retention, RetentionPolicy, RetentionStats};
 use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
 use crate::storage::{self, StorageOptions, Store};
-use crate::functions::engine::{Engine, EngineConfig};
-use crate::functions::executor::ExecutorConfig;
-use crate::functions::runtime_api::RuntimeContext;
 use crate::stream::Hub;
 
 /// The addresses actually bound (ports chosen when 0 was asked for).

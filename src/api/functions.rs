@@ -130,8 +130,20 @@ async fn diagnostics(
     // Loading each script runs Lua: not on a tokio worker.
     let report = tokio::task::spawn_blocking(move || check_dir(&dir))
         .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the check task failed: {e}")))?
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading the scripts directory: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the check task failed: {e}"),
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("reading the scripts directory: {e}"),
+            )
+        })?;
     Ok(Json(DiagnosticList {
         files: report.files,
         functions: report.functions,
@@ -171,15 +183,22 @@ async fn invocations(
     let mut p = Params::new(pairs);
     let status = match p.get("status") {
         None => None,
-        Some(s) => Some(InvocationStatus::parse(&s.to_ascii_lowercase()).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "status: {s:?} is not one of running, completed, failed, skipped, timed_out"
-            ))
-        })?),
+        Some(s) => Some(
+            InvocationStatus::parse(&s.to_ascii_lowercase()).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "status: {s:?} is not one of running, completed, failed, skipped, timed_out"
+                ))
+            })?,
+        ),
     };
     let page = p.page(state.config.query.max_page)?;
     p.reject_unknown()?;
-    let loaded = state.functions.registry.snapshot().functions.contains_key(&name);
+    let loaded = state
+        .functions
+        .registry
+        .snapshot()
+        .functions
+        .contains_key(&name);
     let first_page = page.cursor.is_none();
     let result = state
         .store

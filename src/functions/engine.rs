@@ -101,7 +101,12 @@ impl Engine {
     /// Stops watching and dispatching, then the workers; the outbox's last
     /// rows go to the writer (which must still be running). Idempotent.
     pub fn stop(&self) {
-        if let Some(mut w) = self.watcher.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(mut w) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             w.stop();
         }
         if let Some(mut d) = self
@@ -157,9 +162,9 @@ impl Engine {
                         .min(self.config.executor.max_timeout)
                         .as_millis() as u64,
                     memory_mb: spec.memory_mb,
-                    rate_limit: spec.rate_limit.map(|r| {
-                        format!("{}/{}", r.count, humantime::format_duration(r.per))
-                    }),
+                    rate_limit: spec
+                        .rate_limit
+                        .map(|r| format!("{}/{}", r.count, humantime::format_duration(r.per))),
                     queue_size: self.config.executor.queue_size,
                 },
                 invocation_count: stats.invocations(),

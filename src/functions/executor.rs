@@ -47,6 +47,7 @@ const DRAIN: usize = 64;
 pub const OWN_SCOPE: &str = "qyl.functions";
 /// How often the outbox hands gathered rows to the writer.
 const FLUSH_EVERY: Duration = Duration::from_millis(10);
+const PAUSED: &str = "paused by the circuit breaker";
 /// VMs a worker keeps before dropping the least recently used.
 const MAX_VMS_PER_WORKER: usize = 512;
 
@@ -245,8 +246,7 @@ impl FunctionSlot {
         {
             b.failures.pop_front();
         }
-        if b.failures.len() >= config.breaker_failures.max(1) as usize && b.paused_until.is_none()
-        {
+        if b.failures.len() >= config.breaker_failures.max(1) as usize && b.paused_until.is_none() {
             b.paused_until = Some(now + config.breaker_cooldown);
             return true;
         }
@@ -374,7 +374,7 @@ impl Executor {
             return;
         }
         if slot.paused_until().is_some() {
-            return self.skip(slot, &job, "paused by the circuit breaker");
+            return self.skip(slot, &job, PAUSED);
         }
         if slot.limiter.as_ref().is_some_and(|l| l.check().is_err()) {
             return self.skip(slot, &job, "rate limit reached");
@@ -392,37 +392,8 @@ impl Executor {
         }
     }
 
-    /// Counts a skipped invocation; writes a row for the first one of each
-    /// second per function, so the table says why without a row each.
     fn skip(&self, slot: &FunctionSlot, job: &Job, reason: &str) {
-        slot.stats.add(InvocationStatus::Skipped);
-        let now = now_unix_nano();
-        let second = now / 1_000_000_000;
-        let last = slot.stats.skipped_sampled.load(Ordering::Relaxed);
-        if last == second
-            || slot
-                .stats
-                .skipped_sampled
-                .compare_exchange(last, second, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let (trace_id, span_id) = trigger_ids(&job.trigger);
-        let mut batch = Batch::default();
-        batch.functions.invocations.push(Invocation {
-            invocation_id: ids::span_id(),
-            function: slot.spec.name.clone(),
-            status: InvocationStatus::Skipped,
-            result: None,
-            error: Some(reason.to_string()),
-            duration_ms: 0.0,
-            trace_id,
-            span_id,
-            started_unix_nano: now,
-            finished_unix_nano: now,
-        });
-        self.shared.outbox.push(batch);
+        skip(&self.shared.outbox, slot, job, reason);
     }
 
     /// Stops the workers once their current drain ends (queued jobs are
@@ -448,6 +419,38 @@ impl Executor {
     }
 }
 
+/// Counts a skipped invocation; writes a row for the first one of each
+/// second per function, so the table says why without a row each.
+fn skip(outbox: &Outbox, slot: &FunctionSlot, job: &Job, reason: &str) {
+    slot.stats.add(InvocationStatus::Skipped);
+    let now = now_unix_nano();
+    let second = now / 1_000_000_000;
+    let last = slot.stats.skipped_sampled.load(Ordering::Relaxed);
+    if last == second
+        || slot
+            .stats
+            .skipped_sampled
+            .compare_exchange(last, second, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    let (trace_id, span_id) = trigger_ids(&job.trigger);
+    let mut batch = Batch::default();
+    batch.functions.invocations.push(Invocation {
+        invocation_id: ids::span_id(),
+        function: slot.spec.name.clone(),
+        status: InvocationStatus::Skipped,
+        result: None,
+        error: Some(reason.to_string()),
+        duration_ms: 0.0,
+        trace_id,
+        span_id,
+        started_unix_nano: now,
+        finished_unix_nano: now,
+    });
+    outbox.push(batch);
+}
 impl Drop for Executor {
     fn drop(&mut self) {
         self.stop();
@@ -574,6 +577,10 @@ impl Worker {
     }
 
     fn invoke(&mut self, slot: &Arc<FunctionSlot>, job: Job) {
+        // Jobs queued before the breaker tripped do not run either.
+        if slot.paused_until().is_some() {
+            return skip(&self.shared.outbox, slot, &job, PAUSED);
+        }
         let started = Instant::now();
         let started_ns = now_unix_nano();
         let config = self.shared.config.clone();
@@ -677,10 +684,10 @@ fn merge_functions(into: &mut FunctionRows, from: FunctionRows) {
 }
 
 fn build_vm(slot: &Arc<FunctionSlot>, runtime: &Arc<RuntimeContext>) -> Result<Vm, String> {
-    let mut sandbox = Sandbox::new(Limits::with_memory_mb(slot.spec.memory_mb))
-        .map_err(|e| e.to_string())?;
-    let loaded = load_script(&mut sandbox, &slot.spec.file, &slot.source)
-        .map_err(|e| e.to_string())?;
+    let mut sandbox =
+        Sandbox::new(Limits::with_memory_mb(slot.spec.memory_mb)).map_err(|e| e.to_string())?;
+    let loaded =
+        load_script(&mut sandbox, &slot.spec.file, &slot.source).map_err(|e| e.to_string())?;
     let f = loaded
         .into_iter()
         .find(|f| f.spec.name == slot.spec.name)

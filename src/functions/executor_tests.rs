@@ -22,8 +22,12 @@ impl Sink for Collect {
         let mut all = self.0.lock().unwrap();
         all.spans.append(&mut b.spans);
         all.logs.append(&mut b.logs);
-        all.functions.invocations.append(&mut b.functions.invocations);
-        all.functions.definitions.append(&mut b.functions.definitions);
+        all.functions
+            .invocations
+            .append(&mut b.functions.invocations);
+        all.functions
+            .definitions
+            .append(&mut b.functions.definitions);
         all.functions.state.append(&mut b.functions.state);
         all.functions.published.append(&mut b.functions.published);
         true
@@ -187,11 +191,17 @@ fn handlers_see_the_record_and_results_become_rows() {
         .find(|sp| sp.name == "execute_tool echo")
         .expect("own span");
     assert_eq!(own.service_name, "qyl");
-    assert!(own.attributes.contains(r#""gen_ai.operation.name":"execute_tool""#));
+    assert!(own
+        .attributes
+        .contains(r#""gen_ai.operation.name":"execute_tool""#));
     assert!(own.attributes.contains(r#""gen_ai.tool.name":"echo""#));
     assert!(own.links.contains(&format!("{:016x}", 1)));
     // Definitions are recorded for qyl_functions.
-    assert!(all.functions.definitions.iter().any(|d| d.name == "echo" && d.enabled));
+    assert!(all
+        .functions
+        .definitions
+        .iter()
+        .any(|d| d.name == "echo" && d.enabled));
 }
 
 /// A function that must keep working next to the hostile ones.
@@ -220,7 +230,12 @@ fn hostile(name: &str, body: &str) -> String {
 #[test]
 fn hostile_handlers_are_contained_and_others_keep_running() {
     let cases: &[(&str, &str, &[InvocationStatus], &str)] = &[
-        ("spin", "while true do end", &[InvocationStatus::TimedOut], "timed out"),
+        (
+            "spin",
+            "while true do end",
+            &[InvocationStatus::TimedOut],
+            "timed out",
+        ),
         (
             "pcall-spin",
             "while true do pcall(function() while true do end end) end",
@@ -251,19 +266,54 @@ fn hostile_handlers_are_contained_and_others_keep_running() {
             &[InvocationStatus::Failed],
             "",
         ),
-        ("os-execute", "return os.execute('true')", &[InvocationStatus::Failed], "nil value"),
-        ("io", "return io.open('/etc/passwd')", &[InvocationStatus::Failed], "nil"),
-        ("require", "return require('os')", &[InvocationStatus::Failed], "nil value"),
-        ("load", "return load('return 1')()", &[InvocationStatus::Failed], "nil value"),
-        ("debug", "return debug.getinfo(1)", &[InvocationStatus::Failed], "nil"),
-        ("getfenv", "return getfenv(1)", &[InvocationStatus::Failed], "nil value"),
+        (
+            "os-execute",
+            "return os.execute('true')",
+            &[InvocationStatus::Failed],
+            "nil value",
+        ),
+        (
+            "io",
+            "return io.open('/etc/passwd')",
+            &[InvocationStatus::Failed],
+            "nil",
+        ),
+        (
+            "require",
+            "return require('os')",
+            &[InvocationStatus::Failed],
+            "nil value",
+        ),
+        (
+            "load",
+            "return load('return 1')()",
+            &[InvocationStatus::Failed],
+            "nil value",
+        ),
+        (
+            "debug",
+            "return debug.getinfo(1)",
+            &[InvocationStatus::Failed],
+            "nil",
+        ),
+        (
+            "getfenv",
+            "return getfenv(1)",
+            &[InvocationStatus::Failed],
+            "nil value",
+        ),
         (
             "string-mt",
             "getmetatable('').__index = { x = 1 } return ('a').x",
             &[InvocationStatus::Failed],
             "",
         ),
-        ("errors", "error('boom')", &[InvocationStatus::Failed], "boom"),
+        (
+            "errors",
+            "error('boom')",
+            &[InvocationStatus::Failed],
+            "boom",
+        ),
         (
             "bad-result",
             "return { f = function() end }",
@@ -283,9 +333,16 @@ fn hostile_handlers_are_contained_and_others_keep_running() {
              handler = function() return 1 end }"#
             .into(),
     ));
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let s = setup(&refs);
-    assert!(s.engine.load_errors().is_empty(), "{:?}", s.engine.load_errors());
+    assert!(
+        s.engine.load_errors().is_empty(),
+        "{:?}",
+        s.engine.load_errors()
+    );
     for seq in 1..=2 {
         s.send(&span_event(seq, "svc", 10));
     }
@@ -300,7 +357,10 @@ fn hostile_handlers_are_contained_and_others_keep_running() {
     }
     let rows = s.wait_rows("when-errors", 2);
     assert!(rows.iter().all(|r| r.status == InvocationStatus::Failed
-        && r.error.as_deref().unwrap_or_default().contains("trigger.when")));
+        && r.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("trigger.when")));
     // After all that, the good function still answers at once.
     s.send(&span_event(3, "svc", 10));
     let good = s.wait_rows("good", 3);
@@ -365,15 +425,32 @@ fn the_circuit_breaker_pauses_a_failing_function() {
         s.send(&span_event(seq, "svc", 1));
         s.wait_rows("flaky", seq as usize);
     }
-    let f = s.engine.list().into_iter().find(|f| f.name == "flaky").unwrap();
+    let f = s
+        .engine
+        .list()
+        .into_iter()
+        .find(|f| f.name == "flaky")
+        .unwrap();
     assert_eq!(f.state, "paused");
     assert!(f.last_error.unwrap().contains("upstream down"));
     s.send(&span_event(4, "svc", 1));
-    let f = s.engine.list().into_iter().find(|f| f.name == "flaky").unwrap();
+    let f = s
+        .engine
+        .list()
+        .into_iter()
+        .find(|f| f.name == "flaky")
+        .unwrap();
     assert_eq!((f.invocation_count, f.skipped), (3, 1));
     // Saving the file again starts a fresh version, unpaused.
-    s.engine.registry.refresh(&s.engine.config.dir.join("flaky.lua"));
-    let f = s.engine.list().into_iter().find(|f| f.name == "flaky").unwrap();
+    s.engine
+        .registry
+        .refresh(&s.engine.config.dir.join("flaky.lua"));
+    let f = s
+        .engine
+        .list()
+        .into_iter()
+        .find(|f| f.name == "flaky")
+        .unwrap();
     assert_eq!(f.state, "active");
 }
 
@@ -406,8 +483,15 @@ fn runtime_state_log_and_publish_leave_as_rows() {
         .map(|w| w.value.clone().unwrap())
         .collect();
     assert_eq!(seen, ["1", "2", "3"]);
-    let log = all.logs.iter().find(|l| l.body.as_deref() == Some("seen 3")).unwrap();
-    assert_eq!((log.service_name.as_str(), log.severity_number), ("qyl", 13));
+    let log = all
+        .logs
+        .iter()
+        .find(|l| l.body.as_deref() == Some("seen 3"))
+        .unwrap();
+    assert_eq!(
+        (log.service_name.as_str(), log.severity_number),
+        ("qyl", 13)
+    );
     assert!(log.attributes.contains(r#""qyl.function.name":"count""#));
     assert_eq!(all.functions.published.len(), 3);
     assert_eq!(all.functions.published[0].topic, "counts");
@@ -451,12 +535,20 @@ fn reloads_swap_versions_and_broken_saves_keep_the_old_one() {
     s.send(&span_event(2, "svc", 1));
     assert_eq!(s.wait_rows("good", 2)[1].result.as_deref(), Some("\"v2\""));
     // Broken: the old version keeps running, the error is reported.
-    std::fs::write(&path, "return qyl.fn {\n name = 'good',\n trigger = { on = 'spam' }, handler = function() end }").unwrap();
+    std::fs::write(
+        &path,
+        "return qyl.fn {\n name = 'good',\n trigger = { on = 'spam' }, handler = function() end }",
+    )
+    .unwrap();
     s.engine.registry.refresh(&path);
     let errors = s.engine.load_errors();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].1.line, Some(1));
-    assert!(errors[0].1.message.contains("trigger.on"), "{:?}", errors[0].1);
+    assert!(
+        errors[0].1.message.contains("trigger.on"),
+        "{:?}",
+        errors[0].1
+    );
     assert_eq!(s.engine.list()[0].state, "error");
     s.send(&span_event(3, "svc", 1));
     assert_eq!(s.wait_rows("good", 3)[2].result.as_deref(), Some("\"v2\""));
@@ -505,7 +597,11 @@ fn the_watcher_loads_new_files_and_ignores_editor_temp_files() {
     // Renaming the file to something that is not a script unloads it.
     std::fs::rename(dir.join("good.lua"), dir.join("good.lua.bak")).unwrap();
     wait_for(&[]);
-    assert!(s.engine.load_errors().is_empty(), "{:?}", s.engine.load_errors());
+    assert!(
+        s.engine.load_errors().is_empty(),
+        "{:?}",
+        s.engine.load_errors()
+    );
 }
 
 #[test]

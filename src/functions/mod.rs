@@ -28,6 +28,6 @@ pub mod trigger;
 pub mod watcher;
 
 #[cfg(test)]
-mod stdlib_tests;
-#[cfg(test)]
 mod executor_tests;
+#[cfg(test)]
+mod stdlib_tests;

@@ -50,7 +50,9 @@ impl LuaRecord {
     pub fn to_json(&self) -> serde_json::Value {
         let seq = self.0.seq;
         let value = match self.kind() {
-            Kind::Span(s) => serde_json::to_value(crate::model::query::SpanRow::from_record(s, seq)),
+            Kind::Span(s) => {
+                serde_json::to_value(crate::model::query::SpanRow::from_record(s, seq))
+            }
             Kind::Log(l) => serde_json::to_value(crate::model::query::LogRow::from_record(l, seq)),
             Kind::Other => Ok(serde_json::Value::Null),
         };

@@ -42,7 +42,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn build(functions: BTreeMap<String, Arc<FunctionSlot>>, files: BTreeMap<PathBuf, FileState>) -> Snapshot {
+    fn build(
+        functions: BTreeMap<String, Arc<FunctionSlot>>,
+        files: BTreeMap<PathBuf, FileState>,
+    ) -> Snapshot {
         let mut records = Vec::new();
         let mut schedules = Vec::new();
         for slot in functions.values() {

@@ -20,7 +20,9 @@ use super::executor::{own_log, FunctionStats};
 use super::spec::parse_duration;
 use crate::ingest::convert::now_unix_nano;
 use crate::model::function::{Published, SqlParam, StateWrite};
-use crate::model::query::{GenAiFilter, LogQuery, LogRow, PageRequest, SpanFilter, SpanQuery, SpanRow};
+use crate::model::query::{
+    GenAiFilter, LogQuery, LogRow, PageRequest, SpanFilter, SpanQuery, SpanRow,
+};
 use crate::model::{Batch, Record};
 use crate::storage::{QueryError, Store};
 use crate::stream::Hub;
@@ -211,7 +213,11 @@ impl Opts {
 
 /// Builds `runtime` in `lua` for the function whose counters and state are
 /// `stats`.
-pub fn install(lua: &Lua, ctx: Arc<RuntimeContext>, stats: Arc<FunctionStats>) -> mlua::Result<Table> {
+pub fn install(
+    lua: &Lua,
+    ctx: Arc<RuntimeContext>,
+    stats: Arc<FunctionStats>,
+) -> mlua::Result<Table> {
     let runtime = lua.create_table()?;
     runtime.set("store", store_table(lua, &ctx)?)?;
     runtime.set("stream", stream_table(lua, &ctx)?)?;
@@ -238,9 +244,18 @@ fn store_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
                     WHAT,
                     opts,
                     &[
-                        "service", "name", "status", "kind", "min_duration_ms",
-                        "max_duration_ms", "since", "until", "attrs", "session_id",
-                        "trace_id", "limit",
+                        "service",
+                        "name",
+                        "status",
+                        "kind",
+                        "min_duration_ms",
+                        "max_duration_ms",
+                        "since",
+                        "until",
+                        "attrs",
+                        "session_id",
+                        "trace_id",
+                        "limit",
                     ],
                 )?;
                 let ms = |k| -> mlua::Result<Option<u64>> {
@@ -281,17 +296,25 @@ fn store_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
                     WHAT,
                     opts,
                     &[
-                        "service", "severity_min", "trace_id", "span_id", "session_id",
-                        "text", "since", "until", "attrs", "limit",
+                        "service",
+                        "severity_min",
+                        "trace_id",
+                        "span_id",
+                        "session_id",
+                        "text",
+                        "since",
+                        "until",
+                        "attrs",
+                        "limit",
                     ],
                 )?;
                 let severity_min = match o.values.get("severity_min") {
                     None | Some(Value::Nil) => None,
-                    Some(Value::String(s)) => Some(
-                        crate::model::severity_number(&s.to_str()?).ok_or_else(|| {
+                    Some(Value::String(s)) => {
+                        Some(crate::model::severity_number(&s.to_str()?).ok_or_else(|| {
                             bad(format!("{WHAT}: severity_min is not a severity"))
-                        })?,
-                    ),
+                        })?)
+                    }
                     Some(_) => o.number("severity_min")?.map(|n| n as i32),
                 };
                 let q = LogQuery {
@@ -343,7 +366,9 @@ fn store_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
                 const WHAT: &str = "runtime.store.genai_stats";
                 let o = Opts::new(WHAT, opts, &["window", "service", "provider", "model"])?;
                 let window = match o.string("window")? {
-                    Some(w) => parse_duration(&w).map_err(|m| bad(format!("{WHAT}: window: {m}")))?,
+                    Some(w) => {
+                        parse_duration(&w).map_err(|m| bad(format!("{WHAT}: window: {m}")))?
+                    }
                     None => Duration::from_secs(3600),
                 };
                 let until = now_unix_nano();
@@ -463,7 +488,9 @@ fn stream_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
                 let rows: Vec<serde_json::Value> = events
                     .iter()
                     .filter_map(|e| match &e.record {
-                        Record::Span(s) => serde_json::to_value(SpanRow::from_record(s, e.seq)).ok(),
+                        Record::Span(s) => {
+                            serde_json::to_value(SpanRow::from_record(s, e.seq)).ok()
+                        }
                         Record::Log(l) => serde_json::to_value(LogRow::from_record(l, e.seq)).ok(),
                         _ => None,
                     })
@@ -476,9 +503,11 @@ fn stream_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
         "publish",
         lua.create_function(|lua, (topic, value): (String, Value)| {
             let cur = current(lua)?;
-            let json: serde_json::Value = lua
-                .from_value(value)
-                .map_err(|e| bad(format!("runtime.stream.publish: the value is not JSON: {e}")))?;
+            let json: serde_json::Value = lua.from_value(value).map_err(|e| {
+                bad(format!(
+                    "runtime.stream.publish: the value is not JSON: {e}"
+                ))
+            })?;
             with_rows(lua, |rows| {
                 rows.functions.published.push(Published {
                     function: cur.function,
@@ -569,7 +598,9 @@ fn state_table(lua: &Lua, stats: Arc<FunctionStats>) -> mlua::Result<Table> {
                     let old = match state.get(&key) {
                         None => 0.0,
                         Some(text) => text.parse::<f64>().map_err(|_| {
-                            bad(format!("runtime.state.incr: {key:?} holds {text}, not a number"))
+                            bad(format!(
+                                "runtime.state.incr: {key:?} holds {text}, not a number"
+                            ))
                         })?,
                     };
                     let total = old + by;
@@ -596,7 +627,11 @@ fn state_table(lua: &Lua, stats: Arc<FunctionStats>) -> mlua::Result<Table> {
 
 fn log_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    for (name, severity) in [("info", (9, "INFO")), ("warn", (13, "WARN")), ("error", (17, "ERROR"))] {
+    for (name, severity) in [
+        ("info", (9, "INFO")),
+        ("warn", (13, "WARN")),
+        ("error", (17, "ERROR")),
+    ] {
         t.set(
             name,
             lua.create_function(move |lua, message: Value| {

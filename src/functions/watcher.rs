@@ -35,17 +35,18 @@ impl Watcher {
     pub fn start(registry: Arc<Registry>, debounce: Duration) -> anyhow::Result<Watcher> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let events = tx.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let msg = match res {
-                Ok(e) if e.need_rescan() => Msg::Rescan,
-                Ok(e) => Msg::Paths(e.paths),
-                Err(e) => {
-                    tracing::warn!(error = %e, "watching the scripts directory");
-                    Msg::Rescan
-                }
-            };
-            let _ = events.send(msg);
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                let msg = match res {
+                    Ok(e) if e.need_rescan() => Msg::Rescan,
+                    Ok(e) => Msg::Paths(e.paths),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watching the scripts directory");
+                        Msg::Rescan
+                    }
+                };
+                let _ = events.send(msg);
+            })?;
         watcher.watch(registry.dir(), RecursiveMode::NonRecursive)?;
         let thread = std::thread::Builder::new()
             .name("qyl-fn-watch".into())

@@ -19,10 +19,11 @@ pub struct Migration {
 /// Every migration, in increasing version order. Versions are assigned per
 /// branch while several are developed at once (this one jumps from 1 to 4);
 /// the merged list is renumbered 1, 2, 3… before a release.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "spans, logs and metrics",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "spans, logs and metrics",
+        sql: r#"
 CREATE TABLE spans (
     trace_id                 VARCHAR  NOT NULL,
     span_id                  VARCHAR  NOT NULL,
@@ -103,10 +104,11 @@ CREATE TABLE metrics (
     ingest_seq               UBIGINT  NOT NULL
 );
 "#,
-}, Migration {
-    version: 4,
-    name: "functions: definitions, invocations and state",
-    sql: r#"
+    },
+    Migration {
+        version: 4,
+        name: "functions: definitions, invocations and state",
+        sql: r#"
 CREATE TABLE qyl_functions (
     function_id      VARCHAR  PRIMARY KEY,
     name             VARCHAR  NOT NULL,
@@ -160,7 +162,8 @@ CREATE TABLE qyl_functions_staging (
     updated_unix_nano UBIGINT NOT NULL
 );
 "#,
-}];
+    },
+];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> u32 {

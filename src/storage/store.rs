@@ -110,11 +110,11 @@ impl Store {
     /// Every function's persisted `runtime.state` (function → key → JSON).
     pub async fn function_state(
         &self,
-    ) -> Result<std::collections::HashMap<String, std::collections::HashMap<String, String>>, QueryError>
-    {
-        self.pool
-            .run(super::queries::functions::load_state)
-            .await
+    ) -> Result<
+        std::collections::HashMap<String, std::collections::HashMap<String, String>>,
+        QueryError,
+    > {
+        self.pool.run(super::queries::functions::load_state).await
     }
 
     /// Read-only SQL with values for its `?` placeholders (`runtime.store.sql`).
