@@ -127,6 +127,9 @@ pub struct PassReport {
     pub spans: u64,
     pub logs: u64,
     pub metrics: u64,
+    /// Function invocation rows (they point at traces; they go by their
+    /// own start time, like logs without a trace).
+    pub invocations: u64,
     /// Used bytes measured at the end of the pass.
     pub used_bytes: u64,
     /// Free (reusable) bytes inside the file at the end of the pass.
@@ -139,10 +142,11 @@ impl PassReport {
         self.spans += other.spans;
         self.logs += other.logs;
         self.metrics += other.metrics;
+        self.invocations += other.invocations;
     }
 
     fn rows(&self) -> u64 {
-        self.spans + self.logs + self.metrics
+        self.spans + self.logs + self.metrics + self.invocations
     }
 }
 
@@ -390,6 +394,19 @@ pub fn delete_older_than(
             duckdb::params![cutoff, batch],
         )?;
         report.metrics += n;
+        if n < batch {
+            break;
+        }
+    }
+    while !stop() {
+        let n = execute(
+            conn,
+            "deleting old function invocations",
+            "DELETE FROM function_invocations WHERE rowid IN (
+                SELECT rowid FROM function_invocations WHERE started_unix_nano < ? LIMIT ?)",
+            duckdb::params![cutoff, batch],
+        )?;
+        report.invocations += n;
         if n < batch {
             break;
         }
@@ -831,6 +848,24 @@ mod tests {
         batch.metrics.push(metric(old));
         batch.metrics.push(metric(old + 1));
         batch.metrics.push(metric(recent));
+        // Function invocations go by their own start time.
+        for (id, started) in [("old", old), ("new", recent)] {
+            batch
+                .functions
+                .invocations
+                .push(crate::model::function::Invocation {
+                    invocation_id: id.into(),
+                    function: "f".into(),
+                    status: crate::model::function::InvocationStatus::Completed,
+                    result: None,
+                    error: None,
+                    duration_ms: 1.0,
+                    trace_id: Some(format!("{:032x}", 0xa000)),
+                    span_id: None,
+                    started_unix_nano: started,
+                    finished_unix_nano: started,
+                });
+        }
         db.write(batch);
     }
 
@@ -842,6 +877,7 @@ mod tests {
                 spans: 120,
                 logs: 42,
                 metrics: 2,
+                invocations: 1,
                 used_bytes: report.used_bytes,
                 free_bytes: report.free_bytes,
             }
@@ -865,6 +901,10 @@ mod tests {
             "a log outlived its trace"
         );
         assert_eq!(db.count("SELECT count(*) FROM metrics"), 1);
+        assert_eq!(
+            db.strings("SELECT invocation_id FROM function_invocations"),
+            vec!["new"]
+        );
     }
 
     #[test]
