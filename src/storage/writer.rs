@@ -169,7 +169,8 @@ struct Job {
 }
 
 enum Msg {
-    Job(Job),
+    // Boxed: a job (with its batch) is large, and the queue holds many.
+    Job(Box<Job>),
     Shutdown,
 }
 
@@ -220,7 +221,7 @@ impl WriterHandle {
             _permit: permit,
         };
         self.tx
-            .send(Msg::Job(job))
+            .send(Msg::Job(Box::new(job)))
             .map_err(|_| WriteError::Closed)?;
         Ok(rx)
     }
@@ -518,7 +519,7 @@ impl WriterState {
         let mut shutting_down = false;
         while !shutting_down {
             let first = match rx.recv() {
-                Ok(Msg::Job(job)) => job,
+                Ok(Msg::Job(job)) => *job,
                 Ok(Msg::Shutdown) | Err(_) => break,
             };
             let deadline = Instant::now() + self.batch_wait;
@@ -528,7 +529,7 @@ impl WriterState {
                 match rx.recv_deadline(deadline) {
                     Ok(Msg::Job(job)) => {
                         rows += job.batch.len();
-                        jobs.push(job);
+                        jobs.push(*job);
                     }
                     Ok(Msg::Shutdown) => {
                         shutting_down = true;
@@ -548,7 +549,7 @@ impl WriterState {
         let rest: Vec<Job> = rx
             .try_iter()
             .filter_map(|m| match m {
-                Msg::Job(j) => Some(j),
+                Msg::Job(j) => Some(*j),
                 Msg::Shutdown => None,
             })
             .collect();
