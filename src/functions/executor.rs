@@ -47,6 +47,8 @@ const DRAIN: usize = 64;
 pub const OWN_SCOPE: &str = "qyl.functions";
 /// How often the outbox hands gathered rows to the writer.
 const FLUSH_EVERY: Duration = Duration::from_millis(10);
+/// The resource of qyl's own telemetry.
+const OWN_RESOURCE: &str = "{\"service.name\":\"qyl\"}";
 const PAUSED: &str = "paused by the circuit breaker";
 /// VMs a worker keeps before dropping the least recently used.
 const MAX_VMS_PER_WORKER: usize = 512;
@@ -163,6 +165,10 @@ pub struct FunctionSlot {
     limiter: Option<DefaultDirectRateLimiter>,
     breaker: Mutex<Breaker>,
     retired: AtomicBool,
+    /// `execute_tool {name}`, and its span attributes up to the status,
+    /// built once rather than per invocation.
+    own_span_name: String,
+    own_attrs_prefix: String,
 }
 
 static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
@@ -181,7 +187,6 @@ impl FunctionSlot {
         });
         Arc::new(FunctionSlot {
             id: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
-            spec,
             source,
             stats,
             queue: Mutex::new(VecDeque::new()),
@@ -190,6 +195,14 @@ impl FunctionSlot {
             limiter,
             breaker: Mutex::new(Breaker::default()),
             retired: AtomicBool::new(false),
+            own_attrs_prefix: {
+                let n = serde_json::Value::from(spec.name.as_str()).to_string();
+                format!(
+                    "{{\"gen_ai.operation.name\":\"execute_tool\",\"gen_ai.tool.name\":{n},\"gen_ai.tool.type\":\"function\",\"qyl.function.name\":{n},\"qyl.function.status\":\""
+                )
+            },
+            own_span_name: format!("execute_tool {}", spec.name),
+            spec,
         })
     }
 
@@ -583,13 +596,18 @@ impl Worker {
         }
         let started = Instant::now();
         let started_ns = now_unix_nano();
-        let config = self.shared.config.clone();
-        let trace_id = ids::trace_id();
-        let invocation_id = ids::span_id();
+        let shared = self.shared.clone();
+        let config = &shared.config;
         let timeout = slot.spec.timeout.min(config.max_timeout);
         let record = match &job.trigger {
-            Trigger::Record(e) => Some(LuaRecord(e.clone())),
+            Trigger::Record(e) => Some(e.clone()),
             Trigger::Schedule => None,
+        };
+        let mut current = Current {
+            deadline: started + timeout,
+            function: slot.spec.name.clone(),
+            trace_id: ids::trace_id(),
+            span_id: ids::span_id(),
         };
         let outcome = match self.vm(slot) {
             Err(e) => Some(Outcome {
@@ -597,19 +615,13 @@ impl Worker {
                 result: None,
                 error: Some(format!("loading the function: {e}")),
             }),
-            Ok(vm) => run_in_vm(
-                vm,
-                record,
-                &config,
-                timeout,
-                Current {
-                    deadline: started + timeout,
-                    function: slot.spec.name.clone(),
-                    trace_id: trace_id.clone(),
-                    span_id: invocation_id.clone(),
-                },
-            ),
+            Ok(vm) => run_in_vm(vm, record, config, timeout, &mut current),
         };
+        let Current {
+            trace_id,
+            span_id: invocation_id,
+            ..
+        } = current;
         // A VM that hit a limit may be half-updated: build a fresh one next time.
         if self
             .vms
@@ -633,7 +645,7 @@ impl Worker {
             if let Some(e) = &outcome.error {
                 *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
             }
-            if slot.failed(&config) {
+            if slot.failed(config) {
                 tracing::warn!(
                     function = %slot.spec.name,
                     error = outcome.error.as_deref().unwrap_or(""),
@@ -644,9 +656,9 @@ impl Worker {
         }
         let (trigger_trace, trigger_span) = trigger_ids(&job.trigger);
         self.out.spans.push(own_span(
-            &slot.spec.name,
-            &trace_id,
-            &invocation_id,
+            slot,
+            trace_id,
+            invocation_id.clone(),
             started_ns,
             finished_ns,
             &outcome,
@@ -711,30 +723,51 @@ fn truthy(v: &Value) -> bool {
 /// Runs `when` (if any) then the handler; `None` when `when` declined.
 fn run_in_vm(
     vm: &mut Vm,
-    record: Option<LuaRecord>,
+    record: Option<Arc<Event>>,
     config: &ExecutorConfig,
     timeout: Duration,
-    current: Current,
+    current: &mut Current,
 ) -> Option<Outcome> {
     let failed = |status, error: String| Outcome {
         status,
         result: None,
         error: Some(error),
     };
-    let lua_record = |lua: &Lua| -> mlua::Result<Value> {
-        match &record {
-            Some(r) => Ok(Value::UserData(lua.create_userdata(r.clone())?)),
-            None => Ok(Value::Nil),
-        }
+    let record = match record {
+        Some(event) => match vm.sandbox.lua().create_userdata(LuaRecord(Some(event))) {
+            Ok(ud) => Some(ud),
+            Err(e) => return Some(failed(InvocationStatus::Failed, format!("the record: {e}"))),
+        },
+        None => None,
+    };
+    let arg = record.clone().map_or(Value::Nil, Value::UserData);
+    let outcome = run_with_record(vm, &arg, config, timeout, current);
+    // A script that kept the record gets a clear error when it uses it later.
+    if let Some(Ok(mut r)) = record.as_ref().map(|ud| ud.borrow_mut::<LuaRecord>()) {
+        r.0 = None;
+    }
+    outcome
+}
+
+fn run_with_record(
+    vm: &mut Vm,
+    arg: &Value,
+    config: &ExecutorConfig,
+    timeout: Duration,
+    current: &mut Current,
+) -> Option<Outcome> {
+    let failed = |status, error: String| Outcome {
+        status,
+        result: None,
+        error: Some(error),
     };
     if let Some(when) = &vm.when {
         let when_timeout = config.when_timeout.min(timeout);
         // No `runtime` here: a refinement only looks at the record.
         vm.sandbox.lua().remove_app_data::<Current>();
-        let r = vm.sandbox.run(when_timeout, |lua| {
-            let arg = lua_record(lua)?;
-            when.call::<Value>(arg)
-        });
+        let r = vm
+            .sandbox
+            .run(when_timeout, |_| when.call::<Value>(arg.clone()));
         match r {
             Ok(v) if truthy(&v) => {}
             Ok(_) => return None,
@@ -750,15 +783,16 @@ fn run_in_vm(
             }
         }
     }
-    vm.sandbox.lua().set_app_data(current);
+    vm.sandbox.lua().set_app_data(std::mem::take(current));
     let handler = vm.handler.clone();
     let runtime = vm.runtime.clone();
     let r = vm.sandbox.run(timeout, |lua| {
-        let arg = lua_record(lua)?;
-        let v: Value = handler.call((arg, runtime))?;
+        let v: Value = handler.call((arg.clone(), runtime))?;
         result_json(lua, v)
     });
-    vm.sandbox.lua().remove_app_data::<Current>();
+    if let Some(back) = vm.sandbox.lua().remove_app_data::<Current>() {
+        *current = back;
+    }
     Some(match r {
         Ok(result) => Outcome {
             status: InvocationStatus::Completed,
@@ -802,7 +836,7 @@ fn result_json(lua: &Lua, v: Value) -> mlua::Result<Option<String>> {
 
 fn userdata_json(ud: &AnyUserData) -> mlua::Result<Option<String>> {
     match ud.borrow::<LuaRecord>() {
-        Ok(r) => Ok(Some(r.to_json().to_string())),
+        Ok(r) => Ok(Some(r.to_json()?.to_string())),
         Err(_) => Err(mlua::Error::runtime(
             "the result cannot be stored as JSON: a userdata",
         )),
@@ -813,22 +847,20 @@ fn userdata_json(ud: &AnyUserData) -> mlua::Result<Option<String>> {
 /// GenAI semantic conventions for tool calls), linked to the record that
 /// triggered it rather than inside its trace, so users' traces stay theirs.
 fn own_span(
-    function: &str,
-    trace_id: &str,
-    span_id: &str,
+    slot: &FunctionSlot,
+    trace_id: String,
+    span_id: String,
     start: u64,
     end: u64,
     outcome: &Outcome,
     link: Option<(&str, &str)>,
 ) -> SpanRecord {
     let ok = outcome.status == InvocationStatus::Completed;
-    let attributes = serde_json::json!({
-        "gen_ai.operation.name": "execute_tool",
-        "gen_ai.tool.name": function,
-        "gen_ai.tool.type": "function",
-        "qyl.function.name": function,
-        "qyl.function.status": outcome.status.as_str(),
-    });
+    let status = outcome.status.as_str();
+    let mut attributes = String::with_capacity(slot.own_attrs_prefix.len() + status.len() + 2);
+    attributes.push_str(&slot.own_attrs_prefix);
+    attributes.push_str(status);
+    attributes.push_str("\"}");
     let links = match link {
         Some((t, s)) => serde_json::json!([{
             "trace_id": t, "span_id": s, "trace_state": null, "attributes": {}
@@ -837,9 +869,9 @@ fn own_span(
         None => "[]".into(),
     };
     SpanRecord {
-        trace_id: trace_id.to_string(),
-        span_id: span_id.to_string(),
-        name: format!("execute_tool {function}"),
+        trace_id,
+        span_id,
+        name: slot.own_span_name.clone(),
         kind: "INTERNAL",
         start_time_unix_nano: start,
         end_time_unix_nano: end,
@@ -848,8 +880,8 @@ fn own_span(
         status_message: outcome.error.clone(),
         service_name: OWN_SERVICE.into(),
         scope_name: Some(OWN_SCOPE.into()),
-        attributes: attributes.to_string(),
-        resource: format!("{{\"service.name\":\"{OWN_SERVICE}\"}}"),
+        attributes,
+        resource: OWN_RESOURCE.into(),
         events: "[]".into(),
         links,
         ..Default::default()
@@ -870,7 +902,7 @@ pub(crate) fn own_log(current: &Current, severity: (i32, &str), message: String)
         service_name: OWN_SERVICE.into(),
         scope_name: Some(OWN_SCOPE.into()),
         attributes: serde_json::json!({ "qyl.function.name": current.function }).to_string(),
-        resource: format!("{{\"service.name\":\"{OWN_SERVICE}\"}}"),
+        resource: OWN_RESOURCE.into(),
         ..Default::default()
     }
 }

@@ -632,3 +632,36 @@ fn schedules_fire_without_a_record() {
     assert_eq!(sink.invocations("tick")[0].result.as_deref(), Some("true"));
     engine.stop();
 }
+
+#[test]
+fn a_record_kept_past_its_invocation_says_so() {
+    // One worker, so both invocations run in the same VM.
+    let s = setup_with(
+        &[(
+            "keep.lua",
+            r#"local kept
+           return qyl.fn { name = "keep", trigger = { on = "span" },
+             handler = function(span)
+               if kept then return kept.name end
+               kept = span
+               return span:table().name
+             end }"#,
+        )],
+        |c| c.executor.workers = 1,
+    );
+    s.send(&span_event(1, "svc", 1));
+    s.wait_rows("keep", 1);
+    s.send(&span_event(2, "svc", 1));
+    let rows = s.wait_rows("keep", 2);
+    assert_eq!(rows[0].result.as_deref(), Some("\"op1\""));
+    assert_eq!(rows[1].status, InvocationStatus::Failed);
+    assert!(
+        rows[1]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("keep record:table() instead"),
+        "{:?}",
+        rows[1]
+    );
+}

@@ -65,6 +65,17 @@ pub struct Current {
     pub span_id: String,
 }
 
+impl Default for Current {
+    fn default() -> Self {
+        Current {
+            deadline: Instant::now(),
+            function: String::new(),
+            trace_id: String::new(),
+            span_id: String::new(),
+        }
+    }
+}
+
 fn current(lua: &Lua) -> mlua::Result<Current> {
     lua.app_data_ref::<Current>()
         .map(|c| c.clone())

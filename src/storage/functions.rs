@@ -144,8 +144,9 @@ impl Derived for FunctionTables {
                 Chunk::fill(STATE_COLS, &writes, put_state),
             )?;
             raw.execute(
-                "DELETE FROM function_state WHERE (function_id, key) IN
-                     (SELECT (function_id, key) FROM function_state_staging WHERE value IS NULL);
+                "DELETE FROM function_state USING function_state_staging s
+                     WHERE function_state.function_id = s.function_id
+                       AND function_state.key = s.key AND s.value IS NULL;
                  INSERT OR REPLACE INTO function_state
                      SELECT function_id, key, value, updated_unix_nano
                      FROM function_state_staging WHERE value IS NOT NULL;
@@ -176,5 +177,111 @@ impl Derived for FunctionTables {
 
     fn rolled_back(&mut self) {
         self.pending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::model::function::{
+        FunctionDefinition, FunctionEvent, Invocation, InvocationStatus, StateWrite,
+    };
+    use crate::model::{Batch, Record};
+    use crate::storage::writer::{Writer, WriterConfig};
+    use crate::storage::{open, StorageOptions};
+    use crate::stream::Hub;
+
+    fn state(function: &str, key: &str, value: Option<&str>) -> StateWrite {
+        StateWrite {
+            function: function.into(),
+            key: key.into(),
+            value: value.map(str::to_string),
+        }
+    }
+
+    fn def(enabled: bool) -> FunctionDefinition {
+        FunctionDefinition {
+            name: "f".into(),
+            file: "scripts/f.lua".into(),
+            description: None,
+            trigger: "every span".into(),
+            max_concurrency: 1,
+            timeout_ms: 30_000,
+            memory_mb: 16,
+            rate_limit: Some("20/1s".into()),
+            enabled,
+            updated_unix_nano: 1,
+        }
+    }
+
+    #[test]
+    fn rows_upserts_and_deletes_land_in_one_commit_then_reach_the_hub() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let conn = db.connect().unwrap();
+        let hub = Arc::new(Hub::new(100));
+        let writer = Writer::start(db, hub.clone(), WriterConfig::default(), false).unwrap();
+        let h = writer.handle();
+        let mut b = Batch::default();
+        b.functions.definitions.push(def(true));
+        b.functions.state.push(state("f", "a", Some("1")));
+        b.functions.state.push(state("f", "a", Some("2")));
+        b.functions.state.push(state("f", "b", Some("\"x\"")));
+        b.functions.invocations.push(Invocation {
+            invocation_id: "i1".into(),
+            function: "f".into(),
+            status: InvocationStatus::Failed,
+            result: None,
+            error: Some("boom".into()),
+            duration_ms: 2.5,
+            trace_id: Some("t".into()),
+            span_id: Some("s".into()),
+            started_unix_nano: 10,
+            finished_unix_nano: 12,
+        });
+        h.submit(b).unwrap().blocking_recv().unwrap().unwrap();
+        let mut b = Batch::default();
+        b.functions.definitions.push(def(false));
+        b.functions.state.push(state("f", "b", None));
+        h.submit(b).unwrap().blocking_recv().unwrap().unwrap();
+
+        let rows: Vec<(String, String)> = conn
+            .prepare("SELECT key, value FROM function_state ORDER BY key")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, vec![("a".to_string(), "2".to_string())]);
+        let (enabled, n): (bool, i64) = conn
+            .query_row(
+                "SELECT bool_and(enabled), count(*) FROM qyl_functions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((enabled, n), (false, 1));
+        let (status, error): (String, String) = conn
+            .query_row("SELECT status, error FROM function_invocations", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((status.as_str(), error.as_str()), ("failed", "boom"));
+        for staging in ["function_state_staging", "qyl_functions_staging"] {
+            let n: i64 = conn
+                .query_row(&format!("SELECT count(*) FROM {staging}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0, "{staging} is emptied");
+        }
+        let events = hub.recent(10, |_| true);
+        assert_eq!(events.len(), 1);
+        match &events[0].record {
+            Record::Function(f) => match &**f {
+                FunctionEvent::Invocation(i) => assert_eq!(i.invocation_id, "i1"),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        writer.shutdown();
     }
 }
