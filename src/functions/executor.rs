@@ -318,6 +318,8 @@ enum Task {
 
 struct Shared {
     config: ExecutorConfig,
+    /// Set at shutdown: running handlers are interrupted, queued jobs dropped.
+    cancel: Arc<AtomicBool>,
     ready: Sender<Task>,
     outbox: Arc<Outbox>,
     runtime: Arc<RuntimeContext>,
@@ -339,6 +341,7 @@ impl Executor {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             config,
+            cancel: Arc::new(AtomicBool::new(false)),
             ready: tx,
             outbox: outbox.clone(),
             runtime,
@@ -414,6 +417,9 @@ impl Executor {
     pub fn stop(&self) {
         let workers: Vec<_> =
             std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        if !workers.is_empty() {
+            self.shared.cancel.store(true, Ordering::Release);
+        }
         for _ in 0..workers.len() {
             let _ = self.shared.ready.send(Task::Stop);
         }
@@ -578,7 +584,7 @@ impl Worker {
                     self.vms.remove(&oldest);
                 }
             }
-            let vm = build_vm(slot, &self.shared.runtime)?;
+            let vm = build_vm(slot, &self.shared.runtime, &self.shared.cancel)?;
             self.vms.insert(slot.id, vm);
         }
         let vm = self
@@ -590,6 +596,10 @@ impl Worker {
     }
 
     fn invoke(&mut self, slot: &Arc<FunctionSlot>, job: Job) {
+        // Shutting down: what is still queued is dropped, not run.
+        if self.shared.cancel.load(Ordering::Acquire) {
+            return;
+        }
         // Jobs queued before the breaker tripped do not run either.
         if slot.paused_until().is_some() {
             return skip(&self.shared.outbox, slot, &job, PAUSED);
@@ -695,9 +705,14 @@ fn merge_functions(into: &mut FunctionRows, from: FunctionRows) {
     into.definitions.extend(from.definitions);
 }
 
-fn build_vm(slot: &Arc<FunctionSlot>, runtime: &Arc<RuntimeContext>) -> Result<Vm, String> {
+fn build_vm(
+    slot: &Arc<FunctionSlot>,
+    runtime: &Arc<RuntimeContext>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Vm, String> {
     let mut sandbox =
-        Sandbox::new(Limits::with_memory_mb(slot.spec.memory_mb)).map_err(|e| e.to_string())?;
+        Sandbox::with_cancel(Limits::with_memory_mb(slot.spec.memory_mb), cancel.clone())
+            .map_err(|e| e.to_string())?;
     let loaded =
         load_script(&mut sandbox, &slot.spec.file, &slot.source).map_err(|e| e.to_string())?;
     let f = loaded

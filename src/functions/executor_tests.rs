@@ -665,3 +665,21 @@ fn a_record_kept_past_its_invocation_says_so() {
         rows[1]
     );
 }
+
+#[test]
+fn stopping_interrupts_a_running_handler() {
+    let s = setup(&[(
+        "slow.lua",
+        r#"return qyl.fn { name = "slow", trigger = { on = "span" },
+             handler = function() while true do end end, timeout_ms = 600000 }"#,
+    )]);
+    s.send(&span_event(1, "svc", 1));
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    s.engine.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stop waited {:?} for a handler with a 10 s deadline",
+        started.elapsed()
+    );
+}
