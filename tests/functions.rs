@@ -794,3 +794,40 @@ async fn schedules_and_store_sql_from_lua() {
     assert_eq!(publish["function"], "tick");
     qyl.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opentelemetry_sdk_export_fires_a_function() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scripts.path().join("errors.lua"),
+        r#"return qyl.fn { name = "sdk-errors",
+             trigger = { on = "span", where = { status = "ERROR", ["gen_ai.request.model"] = qyl.exists } },
+             handler = function(span) return { message = span.status_message, model = span:attr("gen_ai.request.model") } end }"#,
+    )
+    .unwrap();
+    let (_dir, mut qyl) = start(scripts.path(), &[]);
+    let addr = qyl.http.clone();
+    let endpoint = format!("http://{}", qyl.otlp_http);
+    // The real OpenTelemetry Python SDK, over OTLP/HTTP protobuf.
+    let sent = tokio::task::spawn_blocking(move || {
+        common::run_python(
+            "send_otlp.py",
+            &["http"],
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+        )
+    })
+    .await
+    .unwrap();
+    let rows = wait_for("the SDK span's invocation", async || {
+        let rows = invocations(&addr, "sdk-errors", "").await;
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["triggered_by_span_id"], sent["llm_span_id"]);
+    assert_eq!(
+        rows[0]["result"],
+        json!({ "message": "rate limited", "model": "gpt-4o" })
+    );
+    qyl.stop();
+}
