@@ -223,6 +223,8 @@ fn alternate(
         config.server.otlp_http_port = 0;
         config.server.grpc_port = 0;
         config.stream.max_clients = config.stream.max_clients.max(sse);
+        // Not the repository's example scripts/: the load is ingest alone.
+        config.functions.dir = dir.join("no-scripts");
         config.storage.path = dir
             .join(format!("{name}.duckdb"))
             .to_string_lossy()

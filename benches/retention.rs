@@ -206,6 +206,8 @@ fn main() -> anyhow::Result<()> {
     config.server.grpc_port = 0;
     config.storage.path = db.to_string_lossy().into_owned();
     config.storage.max_db_size_mb = max_mb;
+    // Not the repository's example scripts/: the load is ingest alone.
+    config.functions.dir = dir.path().join("no-scripts");
     if max_mb == 0 {
         config.storage.retention_hours = 0;
     }

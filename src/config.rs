@@ -106,6 +106,14 @@ pub struct LimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct FunctionsConfig {
     pub dir: PathBuf,
+    pub workers: usize,
+    pub queue_size: usize,
+    pub max_timeout_ms: u64,
+    pub when_timeout_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_window_secs: u64,
+    pub breaker_cooldown_secs: u64,
+    pub debounce_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -306,6 +314,19 @@ impl Config {
             ("query.max_page", self.query.max_page as u64),
             ("query.sql_row_limit", self.query.sql_row_limit as u64),
             ("limits.burst", self.limits.burst as u64),
+            ("functions.workers", self.functions.workers as u64),
+            ("functions.queue_size", self.functions.queue_size as u64),
+            ("functions.max_timeout_ms", self.functions.max_timeout_ms),
+            ("functions.when_timeout_ms", self.functions.when_timeout_ms),
+            (
+                "functions.breaker_failures",
+                self.functions.breaker_failures as u64,
+            ),
+            (
+                "functions.breaker_window_secs",
+                self.functions.breaker_window_secs,
+            ),
+            ("functions.debounce_ms", self.functions.debounce_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -374,6 +395,38 @@ impl Config {
                 10_000_000,
             ),
             ("limits.burst", self.limits.burst as u64, 1_000_000),
+            ("functions.workers", self.functions.workers as u64, 256),
+            (
+                "functions.queue_size",
+                self.functions.queue_size as u64,
+                1_000_000,
+            ),
+            (
+                "functions.max_timeout_ms",
+                self.functions.max_timeout_ms,
+                crate::functions::spec::MAX_TIMEOUT_MS,
+            ),
+            (
+                "functions.when_timeout_ms",
+                self.functions.when_timeout_ms,
+                10_000,
+            ),
+            (
+                "functions.breaker_failures",
+                self.functions.breaker_failures as u64,
+                1_000_000,
+            ),
+            (
+                "functions.breaker_window_secs",
+                self.functions.breaker_window_secs,
+                86_400,
+            ),
+            (
+                "functions.breaker_cooldown_secs",
+                self.functions.breaker_cooldown_secs,
+                86_400,
+            ),
+            ("functions.debounce_ms", self.functions.debounce_ms, 10_000),
         ];
         for (key, value, max) in at_most {
             if value > max {

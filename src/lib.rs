@@ -44,14 +44,24 @@
 //!   the writer. The tables are kept by `storage::error_groups` (groups,
 //!   events, releases, status workflow, hub `error` records) and
 //!   `storage::slo_minutes` (per-minute SLO counts), both `Derived`.
-//! - [`functions`]: user Lua functions (DESIGN §4). Present now: `sandbox`
-//!   (the Luau VM: selected libraries, memory limit, interrupt deadline,
-//!   the `lua-stdlib/` helpers preloaded as `qyl`), `spec` (a script →
+//! - [`functions`]: user Lua functions (DESIGN §4). `sandbox` (the Luau
+//!   VM: selected libraries, memory limit, interrupt deadline, the
+//!   `lua-stdlib/` helpers preloaded as `qyl`), `spec` (a script →
 //!   validated `FunctionSpec`s), `trigger` (`where` compiled to a native
-//!   matcher over spans and logs, indexed by signal and service) and `lint`
-//!   (QYL2xxx diagnostics, `qyl check`). The executor (worker threads,
-//!   queues, rate limits), the registry and file watcher, `runtime` and the
-//!   hub, store and REST wiring arrive later; nothing runs functions yet.
+//!   matcher, indexed by signal and service), `lint` (QYL2xxx, `qyl
+//!   check`); `registry` (the live versions, swapped atomically with
+//!   arc-swap; a broken save keeps the old one) and `watcher` (notify,
+//!   debounced, editors' temp files ignored); `dispatch` (a hub consumer on
+//!   its own thread matching committed records natively, never qyl's own
+//!   function telemetry, plus the schedule ticker); `executor` (dedicated
+//!   worker threads, bounded queue, `max_concurrency`, governor rate
+//!   limits, deadlines, circuit breaker; results leave through an outbox
+//!   as `Batch::functions` rows plus qyl's own `execute_tool` spans, so the
+//!   one writer stores them and publishes `Record::Function` on the hub);
+//!   `record` (the userdata a handler gets) and `runtime_api` (`runtime`:
+//!   the `Store` blocked on from the worker thread within the deadline,
+//!   the hub's ring, state, logs); `engine` starts and stops the lot.
+//!   `storage::functions` is its `Derived` table writer.
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
 //!   resource) that parse query strings (`params`), call the `Store` and
 //!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
@@ -62,7 +72,9 @@
 //!   address and adds CORS when configured. `api::live` is
 //!   `GET /api/v1/live`: the hub as Server-Sent Events, filtered per client,
 //!   resumable by `Last-Event-ID`, produced on a low-priority thread of its
-//!   own so streams lag rather than slow ingest.
+//!   own so streams lag rather than slow ingest (`types=function` adds the
+//!   functions' invocations and published values). `api::functions` is
+//!   `/api/v1/functions` (list, diagnostics, invocation history).
 //! - [`telemetry`]: qyl's own figures as Prometheus text at `/metrics`.
 //! - [`server`]: starts the storage, the writer and every listener, and
 //!   shuts them down in order (listeners, in-flight exports, retention,

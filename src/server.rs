@@ -14,6 +14,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::functions::engine::{Engine, EngineConfig};
+use crate::functions::executor::ExecutorConfig;
+use crate::functions::runtime_api::RuntimeContext;
 use crate::ingest;
 use crate::storage::retention::{Location, Retention, RetentionPolicy, RetentionStats};
 use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
@@ -34,6 +37,7 @@ pub struct Server {
     retention: Option<Retention>,
     hub: Arc<Hub>,
     live: Arc<api::live::LiveClients>,
+    functions: Arc<Engine>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -106,6 +110,7 @@ impl Server {
             config.query.pool_size,
             Duration::from_millis(config.query.timeout_ms),
         ));
+        let functions = start_functions(config, &store, &hub, handle.clone()).await?;
         let state = AppState {
             store,
             writer: handle.clone(),
@@ -115,6 +120,7 @@ impl Server {
             started: std::time::Instant::now(),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             live: Default::default(),
+            functions: functions.clone(),
         };
         let guard = api::auth::Guard::from_config(config)?;
         let max_body = config.max_body_bytes();
@@ -169,6 +175,7 @@ impl Server {
             retention: Some(retention),
             hub,
             live: state.live.clone(),
+            functions,
             stop,
             tasks,
         })
@@ -193,6 +200,11 @@ impl Server {
         self.hub.clone()
     }
 
+    /// The Lua functions engine.
+    pub fn functions(&self) -> Arc<Engine> {
+        self.functions.clone()
+    }
+
     /// Stops accepting connections, lets in-flight exports finish (their
     /// commits included), stops retention, then commits whatever is queued
     /// and closes the database.
@@ -208,6 +220,11 @@ impl Server {
                 Err(e) => result = Err(anyhow::anyhow!("the {name} server panicked: {e}")),
             }
         }
+        // Functions before the writer: their last rows go through it.
+        let functions = self.functions.clone();
+        tokio::task::spawn_blocking(move || functions.stop())
+            .await
+            .context("the functions engine panicked while stopping")?;
         // Retention first: the writer's final checkpoint should not race a
         // retention delete, and a pass in progress stops after its batch.
         if let Some(retention) = self.retention.take() {
@@ -222,6 +239,49 @@ impl Server {
         }
         result
     }
+}
+
+/// Starts the functions engine: persisted `runtime.state` first, then the
+/// scripts (compiled on a blocking thread), the workers, the dispatcher on
+/// the hub and the directory watcher.
+async fn start_functions(
+    config: &Config,
+    store: &Arc<Store>,
+    hub: &Arc<Hub>,
+    writer: WriterHandle,
+) -> anyhow::Result<Arc<Engine>> {
+    let f = &config.functions;
+    let engine_config = EngineConfig {
+        dir: f.dir.clone(),
+        executor: ExecutorConfig {
+            workers: f.workers,
+            queue_size: f.queue_size,
+            max_timeout: Duration::from_millis(f.max_timeout_ms),
+            when_timeout: Duration::from_millis(f.when_timeout_ms),
+            breaker_failures: f.breaker_failures,
+            breaker_window: Duration::from_secs(f.breaker_window_secs),
+            breaker_cooldown: Duration::from_secs(f.breaker_cooldown_secs),
+        },
+        debounce: Duration::from_millis(f.debounce_ms),
+    };
+    let state = store
+        .function_state()
+        .await
+        .context("loading the functions' runtime.state")?;
+    let runtime = Arc::new(RuntimeContext {
+        store: Some(store.clone()),
+        handle: Some(tokio::runtime::Handle::current()),
+        hub: Some(hub.clone()),
+        sql_row_limit: config.query.sql_row_limit,
+        catalog: Default::default(),
+    });
+    let hub = hub.clone();
+    tokio::task::spawn_blocking(move || {
+        Engine::start(engine_config, Box::new(writer), runtime, Some(hub), state)
+    })
+    .await
+    .context("the functions start-up task panicked")?
+    .context("starting the functions engine")
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

@@ -62,6 +62,16 @@ pub struct Snapshot {
     pub live_skipped: u64,
     pub uptime_secs: f64,
     pub version: &'static str,
+    /// Per loaded function: invocations by status and their durations.
+    pub functions: Vec<FunctionFigures>,
+}
+
+/// One function's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionFigures {
+    pub name: String,
+    pub by_status: Vec<(&'static str, u64)>,
+    pub duration: HistogramSnapshot,
 }
 
 impl Snapshot {
@@ -85,6 +95,21 @@ impl Snapshot {
             live_skipped: state.live.skipped_events(),
             uptime_secs: state.started.elapsed().as_secs_f64(),
             version: env!("CARGO_PKG_VERSION"),
+            functions: state
+                .functions
+                .registry
+                .snapshot()
+                .functions
+                .values()
+                .map(|slot| FunctionFigures {
+                    name: slot.spec.name.clone(),
+                    by_status: crate::model::function::InvocationStatus::ALL
+                        .iter()
+                        .map(|s| (s.as_str(), slot.stats.count(*s)))
+                        .collect(),
+                    duration: slot.stats.duration.snapshot(),
+                })
+                .collect(),
         }
     }
 }
@@ -172,6 +197,33 @@ pub fn render(s: &Snapshot) -> String {
         s.uptime_secs,
     );
     out.family(
+        "qyl_function_invocations_total",
+        "counter",
+        "Lua function invocations, by function and status (skipped: queue full, rate limit or paused).",
+    );
+    for f in &s.functions {
+        for (status, n) in &f.by_status {
+            out.sample(
+                "qyl_function_invocations_total",
+                &[("function", &f.name), ("status", status)],
+                *n as f64,
+            );
+        }
+    }
+    out.family(
+        "qyl_function_duration_seconds",
+        "histogram",
+        "How long Lua function invocations ran, by function.",
+    );
+    for f in &s.functions {
+        out.labelled_histogram(
+            "qyl_function_duration_seconds",
+            "function",
+            &f.name,
+            &f.duration,
+        );
+    }
+    out.family(
         "qyl_build_info",
         "gauge",
         "The running qyl build; the value is always 1.",
@@ -206,6 +258,17 @@ impl Text {
     fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
         self.family(name, kind, help);
         self.sample(name, &[], value);
+    }
+
+    /// The samples of one labelled series of a histogram family.
+    fn labelled_histogram(&mut self, name: &str, key: &str, value: &str, h: &HistogramSnapshot) {
+        let bucket = format!("{name}_bucket");
+        for (bound, n) in &h.buckets {
+            self.sample(&bucket, &[(key, value), ("le", &number(*bound))], *n as f64);
+        }
+        self.sample(&bucket, &[(key, value), ("le", "+Inf")], h.count as f64);
+        self.sample(&format!("{name}_sum"), &[(key, value)], h.sum_secs);
+        self.sample(&format!("{name}_count"), &[(key, value)], h.count as f64);
     }
 
     fn histogram(&mut self, name: &str, help: &str, h: &HistogramSnapshot) {
@@ -264,6 +327,15 @@ mod tests {
             live_skipped: 96,
             uptime_secs: 12.5,
             version: "0.1.0\"x",
+            functions: vec![FunctionFigures {
+                name: "alert".into(),
+                by_status: vec![("completed", 3), ("failed", 1)],
+                duration: HistogramSnapshot {
+                    buckets: vec![(0.001, 3), (0.5, 4)],
+                    sum_secs: 0.01,
+                    count: 4,
+                },
+            }],
         }
     }
 
@@ -282,12 +354,15 @@ mod tests {
             "qyl_commit_duration_seconds_count 5",
             "qyl_uptime_seconds 12.5",
             "qyl_build_info{version=\"0.1.0\\\"x\"} 1",
+            "qyl_function_invocations_total{function=\"alert\",status=\"failed\"} 1",
+            "qyl_function_duration_seconds_bucket{function=\"alert\",le=\"+Inf\"} 4",
+            "qyl_function_duration_seconds_count{function=\"alert\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
         }
         // Each family is declared once, before its samples.
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(types, 14);
+        assert_eq!(types, 16);
         assert!(text.ends_with('\n'));
     }
 }

@@ -59,6 +59,7 @@ async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged(
     config.server.grpc_port = 0;
     config.storage.path = db.to_string_lossy().into_owned();
     config.ingest.queue_rows = 600;
+    config.functions.dir = dir.path().join("no-scripts");
     config.ingest.batch_ms = 1;
     let server = Server::start(&config).await.unwrap();
     let writer = server.writer();

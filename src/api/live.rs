@@ -279,6 +279,9 @@ fn record_json(e: &Event) -> serde_json::Result<String> {
         Record::Log(l) => serde_json::to_string(&LogRow::from_record(l, e.seq)),
         Record::Metric(m) => serde_json::to_string(&MetricRow::from_record(m, e.seq)),
         Record::Error(g) => serde_json::to_string(&**g),
+        Record::Function(f) => {
+            serde_json::to_string(&crate::functions::events::FunctionEventRow::new(f, e.seq))
+        }
     }
 }
 
@@ -355,6 +358,8 @@ pub struct LiveFilter {
     pub metrics: bool,
     /// Error group changes (SSE event `error`).
     pub errors: bool,
+    /// Function invocations and `runtime.stream.publish` events.
+    pub functions: bool,
     pub service: Option<String>,
     pub trace_id: Option<String>,
     /// `OK`, `ERROR` or `UNSET`.
@@ -406,9 +411,10 @@ impl LiveFilter {
                         "log" | "logs" => filter.logs = true,
                         "metric" | "metrics" => filter.metrics = true,
                         "error" | "errors" => filter.errors = true,
+                        "function" | "functions" => filter.functions = true,
                         _ => {
                             return Err(ApiError::bad_request(format!(
-                                "types: {t:?} is not one of span, log, metric, error"
+                                "types: {t:?} is not one of span, log, metric, error, function"
                             )))
                         }
                     }
@@ -425,6 +431,11 @@ impl LiveFilter {
     }
 
     pub fn matches(&self, record: &Record) -> bool {
+        // Function events are qyl's own: the service and trace filters
+        // describe the telemetry they react to, not them.
+        if let Record::Function(_) = record {
+            return self.functions;
+        }
         if self
             .service
             .as_deref()
@@ -444,6 +455,7 @@ impl LiveFilter {
                         .as_ref()
                         .is_none_or(|t| e.trace_id.as_ref() == Some(t))
             }
+            Record::Function(_) => self.functions,
         }
     }
 
@@ -534,7 +546,7 @@ pub fn items(
 fn to_sse(item: &LiveItem, cache: &JsonCache) -> Option<SseEvent> {
     Some(match item {
         LiveItem::Record(e) => SseEvent::default()
-            .event(e.record.kind())
+            .event(e.record.event_type())
             .id(e.seq.to_string())
             .data(&*cache.json(e)?),
         LiveItem::Gap {
@@ -730,7 +742,7 @@ mod tests {
                 missed,
                 oldest_available,
             } => format!("gap {missed} {oldest_available}"),
-            LiveItem::Record(e) => format!("{} {}", e.record.kind(), e.seq),
+            LiveItem::Record(e) => format!("{} {}", e.record.event_type(), e.seq),
             LiveItem::Lagged { skipped } => format!("lagged {skipped}"),
         }
     }

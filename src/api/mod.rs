@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod error;
 pub mod errors;
+pub mod functions;
 pub mod genai;
 pub mod health;
 pub mod live;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Open live streams, against `stream.max_clients`.
     pub live: Arc<live::LiveClients>,
+    /// The Lua functions engine.
+    pub functions: Arc<crate::functions::engine::Engine>,
 }
 
 /// `/api/v1/*`, `/health*` and `/metrics`, with JSON errors for unknown
@@ -66,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(errors::routes())
         .merge(releases::routes())
         .merge(slo::routes())
+        .merge(functions::routes())
         .merge(openapi::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

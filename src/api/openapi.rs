@@ -58,6 +58,9 @@ parameter is a 400, never silently ignored. Every error is \
         super::releases::list_releases,
         super::releases::record_release,
         super::slo::list_slos,
+        super::functions::list_functions,
+        super::functions::diagnostics,
+        super::functions::invocations,
         openapi_json,
         super::live::live,
         crate::telemetry::metrics,
@@ -76,6 +79,7 @@ parameter is a 400, never silently ignored. Every error is \
         (name = "sessions", description = "Sessions and conversations of LLM applications"),
         (name = "sql", description = "Read-only SQL over the stored tables"),
         (name = "errors", description = "Error groups, their events and breadcrumbs, releases and SLOs"),
+        (name = "functions", description = "Lua functions: what is loaded, diagnostics, invocations"),
         (name = "live", description = "Committed records as they arrive (Server-Sent Events)"),
         (name = "meta", description = "This document, and qyl's own metrics for Prometheus"),
         (name = "health", description = "Liveness and readiness; never behind auth"),
@@ -235,7 +239,8 @@ pub struct LiveParams {
     /// means logs only.
     severity_min: Option<String>,
     /// Comma list of `span`, `log`, `metric`, `error` (error groups that
-    /// became new, regressed or escalating). Default `span,log`.
+    /// became new, regressed or escalating), `function` (function
+    /// invocations and `runtime.stream.publish` events). Default `span,log`.
     types: Option<String>,
     /// Resume after this event id, for clients that cannot send the
     /// `Last-Event-ID` header (which wins when both are given).

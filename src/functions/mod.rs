@@ -1,16 +1,33 @@
 //! Lua functions: user scripts in `scripts/` that react to telemetry
-//! (DESIGN §4). This part loads, checks and matches them; running them
-//! against the hub (executor, registry, watcher, `runtime`) comes later.
+//! (DESIGN §4).
 //!
 //! A script is loaded into a [`sandbox::Sandbox`] of its own, so scripts
 //! never see each other's globals; [`spec::load_script`] turns what it
 //! returns into validated definitions; [`trigger`] compiles their `where`
 //! into native matchers; [`lint`] is `qyl check`.
+//!
+//! Running them: [`registry`] holds the live versions (swapped atomically
+//! on reload), [`watcher`] reloads changed files, [`dispatch`] matches
+//! every committed record from the hub against the trigger index (and
+//! fires schedules), [`executor`] runs invocations on its own threads with
+//! queues, limits and a circuit breaker, handing the rows to the writer;
+//! [`record`] is the record a handler sees and [`runtime_api`] the
+//! `runtime` it gets. [`engine`] starts and stops the lot.
 
+pub mod dispatch;
+pub mod engine;
+pub mod events;
+pub mod executor;
 pub mod lint;
+pub mod record;
+pub mod registry;
+pub mod runtime_api;
 pub mod sandbox;
 pub mod spec;
 pub mod trigger;
+pub mod watcher;
 
+#[cfg(test)]
+mod executor_tests;
 #[cfg(test)]
 mod stdlib_tests;

@@ -139,6 +139,13 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new(limits: Limits) -> Result<Self, SandboxError> {
+        Self::with_cancel(limits, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// A sandbox whose running call is also stopped (as by its deadline)
+    /// once `cancel` is set: the executor sets it at shutdown, so no
+    /// handler holds the server up until its own deadline.
+    pub fn with_cancel(limits: Limits, cancel: Arc<AtomicBool>) -> Result<Self, SandboxError> {
         if ticker().is_none() {
             return Err(SandboxError::Setup(
                 "cannot start the deadline ticker thread".into(),
@@ -159,7 +166,9 @@ impl Sandbox {
             let deadline = deadline.clone();
             let fired = fired.clone();
             lua.set_interrupt(move |_| {
-                if EPOCH_MS.load(Ordering::Relaxed) >= deadline.load(Ordering::Relaxed) {
+                if EPOCH_MS.load(Ordering::Relaxed) >= deadline.load(Ordering::Relaxed)
+                    || cancel.load(Ordering::Relaxed)
+                {
                     fired.store(true, Ordering::Relaxed);
                     return Err(mlua::Error::runtime(DEADLINE_MESSAGE));
                 }

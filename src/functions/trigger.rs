@@ -325,7 +325,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// skipping over the others without parsing them. Parsing the whole
 /// attribute object (even into borrowed values) cost more than entering Lua;
 /// this costs a scan of the bytes before the key.
-fn find_attr<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn find_attr<'a>(json: &'a str, key: &str) -> Option<&'a str> {
     let b = json.as_bytes();
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {

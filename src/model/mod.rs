@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 pub mod errors;
+pub mod function;
 pub mod genai;
 pub mod query;
 
@@ -180,11 +181,13 @@ pub struct Batch {
     /// Changes to error groups asked for through the API or by a periodic
     /// job, applied in the commit's transaction.
     pub error_commands: Vec<errors::ErrorCommand>,
+    /// Invocation rows and the like from the functions engine.
+    pub functions: function::FunctionRows,
 }
 
 impl Batch {
     pub fn len(&self) -> usize {
-        self.spans.len() + self.logs.len() + self.metrics.len()
+        self.spans.len() + self.logs.len() + self.metrics.len() + self.functions.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -200,29 +203,39 @@ pub enum Record {
     Metric(Arc<MetricPoint>),
     /// An error group became new, regressed or escalating.
     Error(Arc<errors::ErrorGroupEvent>),
+    /// A function invocation or `runtime.stream.publish` (functions engine).
+    Function(Arc<function::FunctionEvent>),
 }
 
 impl Record {
-    /// The kind name used by filters and as the SSE event type: the
-    /// signal's name, or `error` for an error group change.
-    pub fn kind(&self) -> &'static str {
+    /// The SSE event type: the signal's name (`span`, `log`, `metric`),
+    /// `error` for an error group change, `function` for the functions
+    /// engine's results.
+    pub fn event_type(&self) -> &'static str {
         match self {
             Record::Span(_) => Signal::Span.as_str(),
             Record::Log(_) => Signal::Log.as_str(),
             Record::Metric(_) => Signal::Metric.as_str(),
             Record::Error(_) => "error",
+            Record::Function(_) => "function",
         }
     }
 
+    /// The service a record came from; function records are qyl's own.
     pub fn service_name(&self) -> &str {
         match self {
             Record::Span(s) => &s.service_name,
             Record::Log(l) => &l.service_name,
             Record::Metric(m) => &m.service_name,
             Record::Error(e) => &e.service_name,
+            Record::Function(_) => OWN_SERVICE,
         }
     }
 }
+
+/// `service.name` of the telemetry qyl produces about itself (function
+/// invocations' spans, `runtime.log` records).
+pub const OWN_SERVICE: &str = "qyl";
 
 /// `1`–`24`, or an OpenTelemetry severity name (`WARN`, `error`, `INFO2`,
 /// and the common `WARNING` and `CRITICAL`).

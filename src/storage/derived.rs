@@ -81,6 +81,7 @@ pub fn derived_tables(
 ) -> Result<Vec<Box<dyn Derived>>, StorageError> {
     let mut tables: Vec<Box<dyn Derived>> = vec![
         Box::new(super::trace_index::TraceIndex),
+        Box::new(super::functions::FunctionTables::default()),
         Box::new(super::sessions::SessionEntities::load(conn)?),
         Box::new(super::genai_rollup::GenAiMinutes::default()),
         Box::new(super::error_groups::ErrorGroups::load(

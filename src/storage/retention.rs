@@ -132,6 +132,9 @@ pub struct PassReport {
     /// Error occurrences deleted with their traces (their groups and
     /// counts stay).
     pub error_events: u64,
+    /// Function invocation rows (they point at traces; they go by their
+    /// own start time, like logs without a trace).
+    pub invocations: u64,
     /// Used bytes measured at the end of the pass.
     pub used_bytes: u64,
     /// Free (reusable) bytes inside the file at the end of the pass.
@@ -146,10 +149,11 @@ impl PassReport {
         self.metrics += other.metrics;
         self.lookup_rows += other.lookup_rows;
         self.error_events += other.error_events;
+        self.invocations += other.invocations;
     }
 
     fn rows(&self) -> u64 {
-        self.spans + self.logs + self.metrics
+        self.spans + self.logs + self.metrics + self.invocations
     }
 }
 
@@ -430,6 +434,19 @@ pub fn delete_older_than(
             duckdb::params![cutoff, batch],
         )?;
         report.metrics += n;
+        if n < batch {
+            break;
+        }
+    }
+    while !stop() {
+        let n = execute(
+            conn,
+            "deleting old function invocations",
+            "DELETE FROM function_invocations WHERE rowid IN (
+                SELECT rowid FROM function_invocations WHERE started_unix_nano < ? LIMIT ?)",
+            duckdb::params![cutoff, batch],
+        )?;
+        report.invocations += n;
         if n < batch {
             break;
         }
@@ -884,6 +901,24 @@ mod tests {
         batch.metrics.push(metric(old));
         batch.metrics.push(metric(old + 1));
         batch.metrics.push(metric(recent));
+        // Function invocations go by their own start time.
+        for (id, started) in [("old", old), ("new", recent)] {
+            batch
+                .functions
+                .invocations
+                .push(crate::model::function::Invocation {
+                    invocation_id: id.into(),
+                    function: "f".into(),
+                    status: crate::model::function::InvocationStatus::Completed,
+                    result: None,
+                    error: None,
+                    duration_ms: 1.0,
+                    trace_id: Some(format!("{:032x}", 0xa000)),
+                    span_id: None,
+                    started_unix_nano: started,
+                    finished_unix_nano: started,
+                });
+        }
         db.write(batch);
     }
 
@@ -898,6 +933,7 @@ mod tests {
                 // The 40 old traces and the stray log's trace id.
                 lookup_rows: 41,
                 error_events: 0,
+                invocations: 1,
                 used_bytes: report.used_bytes,
                 free_bytes: report.free_bytes,
             }
@@ -923,6 +959,10 @@ mod tests {
         assert_eq!(db.count("SELECT count(*) FROM metrics"), 1);
         // The kept traces can still be looked up.
         assert_eq!(db.count("SELECT count(*) FROM trace_index"), 2);
+        assert_eq!(
+            db.strings("SELECT invocation_id FROM function_invocations"),
+            vec!["new"]
+        );
     }
 
     #[test]

@@ -279,6 +279,64 @@ CREATE TABLE slo_minutes (
 );
 "#,
     },
+    Migration {
+        version: 5,
+        name: "functions: definitions, invocations and state",
+        sql: r#"
+CREATE TABLE qyl_functions (
+    function_id      VARCHAR  PRIMARY KEY,
+    name             VARCHAR  NOT NULL,
+    file             VARCHAR  NOT NULL,
+    description      VARCHAR,
+    trigger          VARCHAR  NOT NULL,
+    max_concurrency  INTEGER  NOT NULL,
+    timeout_ms       BIGINT   NOT NULL,
+    memory_mb        INTEGER  NOT NULL,
+    rate_limit       VARCHAR,
+    enabled          BOOLEAN  NOT NULL,
+    updated_unix_nano UBIGINT NOT NULL
+);
+CREATE TABLE function_invocations (
+    invocation_id         VARCHAR NOT NULL,
+    function_id           VARCHAR NOT NULL,
+    status                VARCHAR NOT NULL,
+    result                VARCHAR,
+    error                 VARCHAR,
+    duration_ms           DOUBLE  NOT NULL,
+    triggered_by_trace_id VARCHAR,
+    triggered_by_span_id  VARCHAR,
+    started_unix_nano     UBIGINT NOT NULL,
+    finished_unix_nano    UBIGINT NOT NULL
+);
+CREATE TABLE function_state (
+    function_id       VARCHAR NOT NULL,
+    key               VARCHAR NOT NULL,
+    value             VARCHAR NOT NULL,
+    updated_unix_nano UBIGINT NOT NULL,
+    PRIMARY KEY (function_id, key)
+);
+-- Staging for the writer's set-based upserts; empty between commits.
+CREATE TABLE function_state_staging (
+    function_id       VARCHAR NOT NULL,
+    key               VARCHAR NOT NULL,
+    value             VARCHAR,
+    updated_unix_nano UBIGINT NOT NULL
+);
+CREATE TABLE qyl_functions_staging (
+    function_id      VARCHAR  NOT NULL,
+    name             VARCHAR  NOT NULL,
+    file             VARCHAR  NOT NULL,
+    description      VARCHAR,
+    trigger          VARCHAR  NOT NULL,
+    max_concurrency  INTEGER  NOT NULL,
+    timeout_ms       BIGINT   NOT NULL,
+    memory_mb        INTEGER  NOT NULL,
+    rate_limit       VARCHAR,
+    enabled          BOOLEAN  NOT NULL,
+    updated_unix_nano UBIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 /// The newest schema this build knows.

@@ -231,6 +231,54 @@ impl Store {
             .await
     }
 
+    /// A function's stored invocations, newest first.
+    pub async fn function_invocations(
+        &self,
+        q: crate::model::function::InvocationQuery,
+    ) -> Result<Page<crate::model::function::InvocationRow>, QueryError> {
+        self.pool
+            .run(move |c| super::queries::functions::invocations(c, &q))
+            .await
+    }
+
+    /// Every function's persisted `runtime.state` (function → key → JSON).
+    pub async fn function_state(
+        &self,
+    ) -> Result<
+        std::collections::HashMap<String, std::collections::HashMap<String, String>>,
+        QueryError,
+    > {
+        self.pool.run(super::queries::functions::load_state).await
+    }
+
+    /// Read-only SQL with values for its `?` placeholders (`runtime.store.sql`).
+    pub async fn sql_with_params(
+        &self,
+        text: String,
+        params: Vec<crate::model::function::SqlParam>,
+        row_limit: usize,
+    ) -> Result<SqlResult, QueryError> {
+        use crate::model::function::SqlParam;
+        use duckdb::types::Value;
+        let db = self.db.clone();
+        let params: Vec<Value> = params
+            .into_iter()
+            .map(|p| match p {
+                SqlParam::Null => Value::Null,
+                SqlParam::Bool(b) => Value::Boolean(b),
+                SqlParam::Int(i) => Value::BigInt(i),
+                SqlParam::Float(f) => Value::Double(f),
+                SqlParam::Text(s) => Value::Text(s),
+            })
+            .collect();
+        self.pool
+            .run(move |c| {
+                let checked = sql::check(&db, &text)?;
+                sql::run_with(c, &checked, &params, row_limit)
+            })
+            .await
+    }
+
     /// Read-only SQL: one query, at most `row_limit` rows.
     pub async fn sql(&self, text: String, row_limit: usize) -> Result<SqlResult, QueryError> {
         let db = self.db.clone();

@@ -180,7 +180,7 @@ struct Job {
 }
 
 enum Msg {
-    // Boxed: a job is large and the channel holds many.
+    // Boxed: a job (with its batch) is large, and the queue holds many.
     Job(Box<Job>),
     Shutdown,
 }

@@ -41,6 +41,12 @@ impl Qyl {
         .args(args)
         .stdout(Stdio::piped())
         .stderr(log);
+        // Tests run in the repository, whose scripts/ would otherwise be
+        // loaded (and its example functions add spans of their own): no
+        // functions unless a test asks for a folder.
+        if !args.contains(&"--scripts") {
+            cmd.arg("--scripts").arg(db.with_extension("no-scripts"));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -3,6 +3,7 @@
 //! the same filters and the same row shapes.
 
 pub mod errors;
+pub mod functions;
 pub mod genai;
 pub mod logs;
 pub mod metrics;

@@ -70,6 +70,16 @@ fn first_keyword(sql: &str) -> &str {
 
 /// Runs a query that [`check`] accepted, returning at most `row_limit` rows.
 pub fn run(c: &Conn, checked_sql: &str, row_limit: usize) -> Result<SqlResult, QueryError> {
+    run_with(c, checked_sql, &[], row_limit)
+}
+
+/// [`run`] with values for the query's `?` placeholders.
+pub fn run_with(
+    c: &Conn,
+    checked_sql: &str,
+    params: &[Value],
+    row_limit: usize,
+) -> Result<SqlResult, QueryError> {
     let started = Instant::now();
     let wrapped = format!("SELECT * FROM ({checked_sql}\n) LIMIT {}", row_limit + 1);
     let mut stmt = c
@@ -77,7 +87,7 @@ pub fn run(c: &Conn, checked_sql: &str, row_limit: usize) -> Result<SqlResult, Q
         .map_err(|e| QueryError::Invalid(format!("sql: {e}")))?;
     let mut rows_out = Vec::new();
     let mut rows = stmt
-        .query([])
+        .query(duckdb::params_from_iter(params.iter()))
         .map_err(|e| QueryError::Invalid(format!("sql: {e}")))?;
     let mut truncated = false;
     while let Some(row) = rows.next().ctx("running the query")? {

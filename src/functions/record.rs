@@ -1,0 +1,180 @@
+//! The record a handler (and `when`) receives: userdata over the committed
+//! span or log, so nothing is copied into Lua until the script reads a
+//! field. `start_time` is a string of nanoseconds (Luau numbers are doubles
+//! and would round them); `start_ms` is the same instant as a number.
+
+use std::sync::Arc;
+
+use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
+
+use super::trigger::find_attr;
+use crate::model::{LogRecord, Record, SpanRecord};
+use crate::stream::Event;
+
+/// A span or log as Lua sees it, valid during its invocation: the executor
+/// empties it afterwards, so a script that keeps one for later gets an
+/// error telling it to keep `record:table()` instead (rather than holding
+/// the committed record alive).
+#[derive(Clone, Default)]
+pub struct LuaRecord(pub Option<Arc<Event>>);
+
+enum Kind<'a> {
+    Span(&'a SpanRecord),
+    Log(&'a LogRecord),
+    Other,
+}
+
+impl LuaRecord {
+    fn event(&self) -> mlua::Result<&Arc<Event>> {
+        self.0.as_ref().ok_or_else(|| {
+            mlua::Error::runtime(
+                "this record belonged to an invocation that has ended; keep record:table() instead",
+            )
+        })
+    }
+
+    fn kind(&self) -> mlua::Result<Kind<'_>> {
+        Ok(match &self.event()?.record {
+            Record::Span(s) => Kind::Span(s),
+            Record::Log(l) => Kind::Log(l),
+            _ => Kind::Other,
+        })
+    }
+
+    fn json_texts(&self) -> mlua::Result<(&str, &str)> {
+        Ok(match self.kind()? {
+            Kind::Span(s) => (&s.attributes, &s.resource),
+            Kind::Log(l) => (&l.attributes, &l.resource),
+            Kind::Other => ("{}", "{}"),
+        })
+    }
+
+    fn start_ns(&self) -> mlua::Result<u64> {
+        Ok(match self.kind()? {
+            Kind::Span(s) => s.start_time_unix_nano,
+            Kind::Log(l) => l.time_unix_nano,
+            Kind::Other => 0,
+        })
+    }
+
+    /// The whole record as JSON (the API's row shape).
+    pub fn to_json(&self) -> mlua::Result<serde_json::Value> {
+        let seq = self.event()?.seq;
+        let value = match self.kind()? {
+            Kind::Span(s) => {
+                serde_json::to_value(crate::model::query::SpanRow::from_record(s, seq))
+            }
+            Kind::Log(l) => serde_json::to_value(crate::model::query::LogRow::from_record(l, seq)),
+            Kind::Other => Ok(serde_json::Value::Null),
+        };
+        Ok(value.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+fn opt_str(lua: &Lua, s: Option<&str>) -> mlua::Result<Value> {
+    match s {
+        Some(s) => Ok(Value::String(lua.create_string(s)?)),
+        None => Ok(Value::Nil),
+    }
+}
+
+fn json_value(lua: &Lua, text: &str) -> mlua::Result<Value> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(mlua::Error::external)?;
+    lua.to_value(&v)
+}
+
+impl UserData for LuaRecord {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("signal", |_, this| {
+            Ok(match this.kind()? {
+                Kind::Span(_) => "span",
+                Kind::Log(_) => "log",
+                Kind::Other => "other",
+            })
+        });
+        fields.add_field_method_get("trace_id", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, Some(&s.trace_id)),
+            Kind::Log(l) => opt_str(lua, l.trace_id.as_deref()),
+            Kind::Other => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("span_id", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, Some(&s.span_id)),
+            Kind::Log(l) => opt_str(lua, l.span_id.as_deref()),
+            Kind::Other => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("parent_span_id", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, s.parent_span_id.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("name", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, Some(&s.name)),
+            Kind::Log(l) => opt_str(lua, l.event_name.as_deref()),
+            Kind::Other => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("service", |lua, this| {
+            opt_str(lua, Some(this.event()?.record.service_name()))
+        });
+        fields.add_field_method_get("kind", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, Some(s.kind)),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("status", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, Some(s.status_code)),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("status_message", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, s.status_message.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("duration_ms", |_, this| {
+            Ok(match this.kind()? {
+                Kind::Span(s) => Some(s.duration_ns as f64 / 1e6),
+                _ => None,
+            })
+        });
+        fields.add_field_method_get("start_time", |_, this| Ok(this.start_ns()?.to_string()));
+        fields.add_field_method_get("start_ms", |_, this| Ok(this.start_ns()? as f64 / 1e6));
+        fields.add_field_method_get("session_id", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, s.session_id.as_deref()),
+            Kind::Log(l) => opt_str(lua, l.session_id.as_deref()),
+            Kind::Other => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("scope", |lua, this| match this.kind()? {
+            Kind::Span(s) => opt_str(lua, s.scope_name.as_deref()),
+            Kind::Log(l) => opt_str(lua, l.scope_name.as_deref()),
+            Kind::Other => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("severity", |lua, this| match this.kind()? {
+            Kind::Log(l) => opt_str(lua, l.severity_text.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("severity_number", |_, this| {
+            Ok(match this.kind()? {
+                Kind::Log(l) => Some(l.severity_number),
+                _ => None,
+            })
+        });
+        fields.add_field_method_get("body", |lua, this| match this.kind()? {
+            Kind::Log(l) => opt_str(lua, l.body.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // The record's own attribute first, then the resource's, as in `where`.
+        methods.add_method("attr", |lua, this, key: String| {
+            let (attrs, resource) = this.json_texts()?;
+            match find_attr(attrs, &key).or_else(|| find_attr(resource, &key)) {
+                Some(raw) => json_value(lua, raw),
+                None => Ok(Value::Nil),
+            }
+        });
+        methods.add_method("attrs", |lua, this, ()| {
+            json_value(lua, this.json_texts()?.0)
+        });
+        methods.add_method("resource", |lua, this, ()| {
+            json_value(lua, this.json_texts()?.1)
+        });
+        methods.add_method("table", |lua, this, ()| lua.to_value(&this.to_json()?));
+    }
+}
