@@ -835,3 +835,93 @@ async fn an_opentelemetry_sdk_export_fires_a_function() {
     );
     qyl.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_triggers_fire_on_new_error_groups() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scripts.path().join("new_errors.lua"),
+        r#"return qyl.fn { name = "new-errors",
+             trigger = {
+               on = "error",
+               where = { change = "new", service = { one_of = { "checkout", "billing" } } },
+               when = function(group) return group.category ~= "ignored" end,
+             },
+             handler = function(group, runtime)
+               local t = group:table()
+               return string.format("%s %s in %s (%s x%d) trace %s",
+                 group.change, group.error_type or "?", group.service,
+                 t.category, group.count, group.trace_id)
+             end }"#,
+    )
+    .unwrap();
+    let (_dir, mut qyl) = start(scripts.path(), &[]);
+    let addr = qyl.http.clone();
+    wait_for("the function to load", async || {
+        function(&addr, "new-errors")
+            .await
+            .filter(|f| f["state"] == "active" && f["on"] == "error")
+    })
+    .await;
+    // A failing span in another service: a new group, but filtered out.
+    let mut other = Span::new(TRACE, "00000000000000a1", "GET /health", 3);
+    other.error = Some("down");
+    export(&addr, "frontend", &[other]).await;
+    let mut failing = Span::new(
+        "1af7651916cd43dd8448eb211c80319c",
+        "00000000000000b1",
+        "POST /checkout",
+        5,
+    );
+    failing.error = Some("card declined");
+    failing.attrs.push(("error.type", json!("CardDeclined")));
+    export(&addr, "checkout", &[failing]).await;
+    let rows = wait_for("the error invocation", async || {
+        let rows = invocations(&addr, "new-errors", "").await;
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows[0]["status"], "completed", "{rows:?}");
+    let result = rows[0]["result"].as_str().unwrap_or_default();
+    assert!(
+        result.starts_with("new CardDeclined in checkout (")
+            && result.ends_with("x1) trace 1af7651916cd43dd8448eb211c80319c"),
+        "{result}"
+    );
+    assert_eq!(
+        rows[0]["triggered_by_trace_id"],
+        "1af7651916cd43dd8448eb211c80319c"
+    );
+    // The same error again is not new: no second invocation.
+    let mut again = Span::new(
+        "2af7651916cd43dd8448eb211c80319c",
+        "00000000000000c1",
+        "POST /checkout",
+        5,
+    );
+    again.error = Some("card declined");
+    again.attrs.push(("error.type", json!("CardDeclined")));
+    export(&addr, "checkout", &[again]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(invocations(&addr, "new-errors", "").await.len(), 1);
+
+    // A function that fails is an error of qyl's own, grouped as a GenAI
+    // tool error by the function's name.
+    std::fs::write(
+        scripts.path().join("broken.lua"),
+        r#"return qyl.fn { name = "broken", trigger = { on = "schedule", every = "1s" },
+             handler = function() error("boom") end }"#,
+    )
+    .unwrap();
+    let group = wait_for("qyl's own error group", async || {
+        let list = get_ok(&addr, "/api/v1/errors?service=qyl").await;
+        list["items"].as_array().and_then(|g| g.first().cloned())
+    })
+    .await;
+    assert_eq!(group["services"], json!(["qyl"]), "{group}");
+    assert!(
+        group.to_string().contains("broken"),
+        "the group names the function: {group}"
+    );
+    qyl.stop();
+}

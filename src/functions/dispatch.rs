@@ -1,6 +1,7 @@
 //! Feeds the executor: a hub consumer on its own thread matches every
 //! committed span and log against the registry's trigger index (native,
-//! no Lua) and offers the matches; a scheduler thread fires `on =
+//! no Lua) and offers the matches, and error group changes to `on =
+//! "error"` functions; a scheduler thread fires `on =
 //! "schedule"` functions. qyl's own function telemetry (the
 //! `execute_tool` spans and `runtime.log` records) is never offered, so a
 //! function cannot trigger itself in a loop.
@@ -45,6 +46,10 @@ fn is_own(record: &Record) -> bool {
     let (service, scope) = match record {
         Record::Span(s) => (&s.service_name, s.scope_name.as_deref()),
         Record::Log(l) => (&l.service_name, l.scope_name.as_deref()),
+        // A failed invocation is an error of service `qyl` too, but groups
+        // only publish when new, regressed or escalating, so an `on =
+        // "error"` function failing on them cannot loop faster than that.
+        Record::Error(_) => return false,
         _ => return true,
     };
     service == OWN_SERVICE && scope == Some(OWN_SCOPE)
@@ -58,6 +63,24 @@ pub fn dispatch(registry: &Registry, executor: &Executor, event: &Arc<Event>) ->
     let view = match &event.record {
         Record::Span(s) => RecordView::span(s),
         Record::Log(l) => RecordView::log(l),
+        Record::Error(group) => {
+            let snapshot = registry.snapshot();
+            let mut n = 0;
+            for slot in &snapshot.errors {
+                if let spec::Trigger::Error { filter, .. } = &slot.spec.trigger {
+                    if filter.matches(group) {
+                        executor.offer(
+                            slot,
+                            Job {
+                                trigger: Trigger::Record(event.clone()),
+                            },
+                        );
+                        n += 1;
+                    }
+                }
+            }
+            return n;
+        }
         _ => return 0,
     };
     let snapshot = registry.snapshot();

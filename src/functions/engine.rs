@@ -150,6 +150,7 @@ impl Engine {
                 on: match &spec.trigger {
                     Trigger::Record { matcher, .. } => matcher.signal.as_str().to_string(),
                     Trigger::Schedule { .. } => "schedule".into(),
+                    Trigger::Error { .. } => "error".into(),
                 },
                 state: state.into(),
                 paused_for_ms: paused_until

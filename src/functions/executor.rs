@@ -88,7 +88,10 @@ pub trait Sink: Send + Sync + 'static {
 }
 
 impl Sink for WriterHandle {
-    fn submit(&self, batch: Batch) -> bool {
+    fn submit(&self, mut batch: Batch) -> bool {
+        // A failed invocation's own span is an error of service `qyl`, found
+        // the way ingest finds errors in an export.
+        batch.errors = self.capture().capture(&batch);
         // The receiver resolves at commit; nobody waits for it.
         WriterHandle::submit(self, batch).is_ok()
     }
@@ -481,6 +484,7 @@ fn trigger_ids(t: &Trigger) -> (Option<String>, Option<String>) {
         Trigger::Record(e) => match &e.record {
             Record::Span(s) => (Some(s.trace_id.clone()), Some(s.span_id.clone())),
             Record::Log(l) => (l.trace_id.clone(), l.span_id.clone()),
+            Record::Error(g) => (g.trace_id.clone(), None),
             _ => (None, None),
         },
         Trigger::Schedule => (None, None),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
 
 use super::trigger::find_attr;
+use crate::model::errors::ErrorGroupEvent;
 use crate::model::{LogRecord, Record, SpanRecord};
 use crate::stream::Event;
 
@@ -21,6 +22,7 @@ pub struct LuaRecord(pub Option<Arc<Event>>);
 enum Kind<'a> {
     Span(&'a SpanRecord),
     Log(&'a LogRecord),
+    Error(&'a ErrorGroupEvent),
     Other,
 }
 
@@ -37,6 +39,7 @@ impl LuaRecord {
         Ok(match &self.event()?.record {
             Record::Span(s) => Kind::Span(s),
             Record::Log(l) => Kind::Log(l),
+            Record::Error(e) => Kind::Error(e),
             _ => Kind::Other,
         })
     }
@@ -45,7 +48,7 @@ impl LuaRecord {
         Ok(match self.kind()? {
             Kind::Span(s) => (&s.attributes, &s.resource),
             Kind::Log(l) => (&l.attributes, &l.resource),
-            Kind::Other => ("{}", "{}"),
+            Kind::Error(_) | Kind::Other => ("{}", "{}"),
         })
     }
 
@@ -53,6 +56,7 @@ impl LuaRecord {
         Ok(match self.kind()? {
             Kind::Span(s) => s.start_time_unix_nano,
             Kind::Log(l) => l.time_unix_nano,
+            Kind::Error(e) => e.last_seen_unix_nano,
             Kind::Other => 0,
         })
     }
@@ -65,6 +69,7 @@ impl LuaRecord {
                 serde_json::to_value(crate::model::query::SpanRow::from_record(s, seq))
             }
             Kind::Log(l) => serde_json::to_value(crate::model::query::LogRow::from_record(l, seq)),
+            Kind::Error(e) => serde_json::to_value(e),
             Kind::Other => Ok(serde_json::Value::Null),
         };
         Ok(value.unwrap_or(serde_json::Value::Null))
@@ -89,18 +94,20 @@ impl UserData for LuaRecord {
             Ok(match this.kind()? {
                 Kind::Span(_) => "span",
                 Kind::Log(_) => "log",
+                Kind::Error(_) => "error",
                 Kind::Other => "other",
             })
         });
         fields.add_field_method_get("trace_id", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, Some(&s.trace_id)),
             Kind::Log(l) => opt_str(lua, l.trace_id.as_deref()),
+            Kind::Error(e) => opt_str(lua, e.trace_id.as_deref()),
             Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("span_id", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, Some(&s.span_id)),
             Kind::Log(l) => opt_str(lua, l.span_id.as_deref()),
-            Kind::Other => Ok(Value::Nil),
+            Kind::Error(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("parent_span_id", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, s.parent_span_id.as_deref()),
@@ -109,7 +116,7 @@ impl UserData for LuaRecord {
         fields.add_field_method_get("name", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, Some(&s.name)),
             Kind::Log(l) => opt_str(lua, l.event_name.as_deref()),
-            Kind::Other => Ok(Value::Nil),
+            Kind::Error(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("service", |lua, this| {
             opt_str(lua, Some(this.event()?.record.service_name()))
@@ -120,6 +127,7 @@ impl UserData for LuaRecord {
         });
         fields.add_field_method_get("status", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, Some(s.status_code)),
+            Kind::Error(e) => opt_str(lua, Some(e.status)),
             _ => Ok(Value::Nil),
         });
         fields.add_field_method_get("status_message", |lua, this| match this.kind()? {
@@ -137,12 +145,12 @@ impl UserData for LuaRecord {
         fields.add_field_method_get("session_id", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, s.session_id.as_deref()),
             Kind::Log(l) => opt_str(lua, l.session_id.as_deref()),
-            Kind::Other => Ok(Value::Nil),
+            Kind::Error(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("scope", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, s.scope_name.as_deref()),
             Kind::Log(l) => opt_str(lua, l.scope_name.as_deref()),
-            Kind::Other => Ok(Value::Nil),
+            Kind::Error(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("severity", |lua, this| match this.kind()? {
             Kind::Log(l) => opt_str(lua, l.severity_text.as_deref()),
@@ -156,6 +164,40 @@ impl UserData for LuaRecord {
         });
         fields.add_field_method_get("body", |lua, this| match this.kind()? {
             Kind::Log(l) => opt_str(lua, l.body.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+        // An error group change (`on = "error"`): the group as the SSE
+        // `error` event shows it; `record:table()` has every field.
+        fields.add_field_method_get("change", |lua, this| match this.kind()? {
+            Kind::Error(e) => opt_str(lua, Some(e.change.as_str())),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("group_id", |_, this| {
+            Ok(match this.kind()? {
+                Kind::Error(e) => Some(e.group_id as f64),
+                _ => None,
+            })
+        });
+        fields.add_field_method_get("error_type", |lua, this| match this.kind()? {
+            Kind::Error(e) => opt_str(lua, e.error_type.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("message", |lua, this| match this.kind()? {
+            Kind::Error(e) => opt_str(lua, e.message_template.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("category", |lua, this| match this.kind()? {
+            Kind::Error(e) => opt_str(lua, Some(e.category)),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("count", |_, this| {
+            Ok(match this.kind()? {
+                Kind::Error(e) => Some(e.count as f64),
+                _ => None,
+            })
+        });
+        fields.add_field_method_get("release", |lua, this| match this.kind()? {
+            Kind::Error(e) => opt_str(lua, e.release.as_deref()),
             _ => Ok(Value::Nil),
         });
     }

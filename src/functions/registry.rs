@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub functions: BTreeMap<String, Arc<FunctionSlot>>,
     pub index: TriggerIndex<Arc<FunctionSlot>>,
     pub schedules: Vec<Arc<FunctionSlot>>,
+    /// `on = "error"` functions (few; checked one by one).
+    pub errors: Vec<Arc<FunctionSlot>>,
     pub files: BTreeMap<PathBuf, FileState>,
 }
 
@@ -48,16 +50,19 @@ impl Snapshot {
     ) -> Snapshot {
         let mut records = Vec::new();
         let mut schedules = Vec::new();
+        let mut errors = Vec::new();
         for slot in functions.values() {
             match &slot.spec.trigger {
                 Trigger::Record { matcher, .. } => records.push((slot.clone(), matcher.clone())),
                 Trigger::Schedule { .. } => schedules.push(slot.clone()),
+                Trigger::Error { .. } => errors.push(slot.clone()),
             }
         }
         Snapshot {
             index: TriggerIndex::new(records),
             functions,
             schedules,
+            errors,
             files,
         }
     }

@@ -59,6 +59,46 @@ pub enum Trigger {
     Record { matcher: Matcher, has_when: bool },
     /// Every `every`, with no record.
     Schedule { every: Duration },
+    /// When an error group becomes new, regresses or escalates (the error
+    /// engine's hub records), if it passes `filter` (and `when`).
+    Error { filter: ErrorFilter, has_when: bool },
+}
+
+/// `where` of an `on = "error"` trigger: each field is a value or
+/// `{ one_of = {…} }`; an empty list accepts anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorFilter {
+    /// `new`, `regressed`, `escalating`.
+    pub change: Vec<String>,
+    pub service: Vec<String>,
+    /// The group's category (`exception`, `genai`, `status`, …).
+    pub category: Vec<String>,
+}
+
+const ERROR_WHERE_FIELDS: &[&str] = &["change", "service", "category"];
+const ERROR_CHANGES: &[&str] = &["new", "regressed", "escalating"];
+
+impl ErrorFilter {
+    pub fn matches(&self, e: &crate::model::errors::ErrorGroupEvent) -> bool {
+        let ok = |allowed: &[String], v: &str| allowed.is_empty() || allowed.iter().any(|a| a == v);
+        ok(&self.change, e.change.as_str())
+            && ok(&self.service, &e.service_name)
+            && ok(&self.category, e.category)
+    }
+
+    fn summary(&self) -> String {
+        let mut s = String::from("error");
+        for (name, values) in [
+            ("change", &self.change),
+            ("service", &self.service),
+            ("category", &self.category),
+        ] {
+            if !values.is_empty() {
+                s.push_str(&format!(" {name} in [{}]", values.join(", ")));
+            }
+        }
+        s
+    }
 }
 
 impl Trigger {
@@ -74,6 +114,13 @@ impl Trigger {
             }
             Trigger::Schedule { every } => {
                 format!("schedule every {}", humantime::format_duration(*every))
+            }
+            Trigger::Error { filter, has_when } => {
+                let mut s = filter.summary();
+                if *has_when {
+                    s.push_str(" (+ when)");
+                }
+                s
             }
         }
     }
@@ -470,9 +517,17 @@ fn parse_trigger(
                 Value::String(s) => parse_duration(&s.to_string_lossy())
                     .map_err(|m| ctx.field("trigger.every", m))?,
                 Value::Nil => {
-                    return Err(ctx.field("trigger.every", "on = \"schedule\" needs every = \"30s\" (or \"5m\", \"1h\")"))
+                    return Err(ctx.field(
+                        "trigger.every",
+                        "on = \"schedule\" needs every = \"30s\" (or \"5m\", \"1h\")",
+                    ))
                 }
-                v => return Err(ctx.field("trigger.every", format!("expected a string such as \"30s\", got {}", show(v)))),
+                v => {
+                    return Err(ctx.field(
+                        "trigger.every",
+                        format!("expected a string such as \"30s\", got {}", show(v)),
+                    ))
+                }
             };
             if every < Duration::from_secs(1) {
                 return Err(ctx.field("trigger.every", "must be at least 1s"));
@@ -480,17 +535,43 @@ fn parse_trigger(
             return Ok((Trigger::Schedule { every }, None));
         }
         "error" => {
-            return Err(ctx.field(
-                "trigger.on",
-                "on = \"error\" needs the error engine, which is not available yet; use on = \"span\" with where = { status = \"ERROR\" } meanwhile",
-            ))
+            if !every.is_nil() {
+                return Err(ctx.field("trigger.every", "only for on = \"schedule\""));
+            }
+            let filter = match where_ {
+                Value::Nil => ErrorFilter::default(),
+                Value::Table(t) => parse_error_filter(ctx, &t)?,
+                v => {
+                    return Err(ctx.field(
+                        "trigger.where",
+                        format!("expected a table, got {}", show(&v)),
+                    ))
+                }
+            };
+            let when = match when {
+                Value::Nil => None,
+                Value::Function(f) => Some(f),
+                v => {
+                    return Err(ctx.field(
+                        "trigger.when",
+                        format!("expected a function(record), got {}", show(&v)),
+                    ))
+                }
+            };
+            return Ok((
+                Trigger::Error {
+                    filter,
+                    has_when: when.is_some(),
+                },
+                when,
+            ));
         }
-        other => {
-            return Err(ctx.field(
-                "trigger.on",
-                format!("unknown trigger {other:?} (expected \"span\", \"log\", \"schedule\" or \"error\")"),
-            ))
-        }
+        other => return Err(ctx.field(
+            "trigger.on",
+            format!(
+                "unknown trigger {other:?} (expected \"span\", \"log\", \"schedule\" or \"error\")"
+            ),
+        )),
     };
     if !every.is_nil() {
         return Err(ctx.field("trigger.every", "only for on = \"schedule\""));
@@ -523,6 +604,85 @@ fn parse_trigger(
         },
         when,
     ))
+}
+
+fn parse_error_filter(ctx: &DefContext<'_>, t: &Table) -> Result<ErrorFilter, LoadError> {
+    let mut filter = ErrorFilter::default();
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair.map_err(|e| ctx.field("trigger.where", e))?;
+        let key = match &k {
+            Value::String(s) => s.to_string_lossy(),
+            other => {
+                return Err(ctx.field(
+                    "trigger.where",
+                    format!("keys must be field names, got {}", show(other)),
+                ))
+            }
+        };
+        let field = format!("trigger.where.{key}");
+        let slot = match key.as_str() {
+            "change" => &mut filter.change,
+            "service" => &mut filter.service,
+            "category" => &mut filter.category,
+            _ => {
+                return Err(ctx.field(
+                    &field,
+                    format!(
+                        "unknown field for on = \"error\" (expected one of {})",
+                        ERROR_WHERE_FIELDS.join(", ")
+                    ),
+                ))
+            }
+        };
+        let expected = || {
+            format!(
+                "expected a string or {{ one_of = {{…}} }}, got {}",
+                show(&v)
+            )
+        };
+        match &v {
+            Value::String(s) => slot.push(s.to_string_lossy()),
+            Value::Table(op) => {
+                for pair in op.pairs::<Value, Value>() {
+                    let (opk, list) = pair.map_err(|e| ctx.field(&field, e))?;
+                    let is_one_of =
+                        matches!(&opk, Value::String(s) if s.to_string_lossy() == "one_of");
+                    let Value::Table(list) = list else {
+                        return Err(ctx.field(&field, expected()));
+                    };
+                    if !is_one_of {
+                        return Err(ctx.field(
+                            &field,
+                            format!("unknown operator {}; only one_of", show(&opk)),
+                        ));
+                    }
+                    for item in list.sequence_values::<Value>() {
+                        match item.map_err(|e| ctx.field(&field, e))? {
+                            Value::String(s) => slot.push(s.to_string_lossy()),
+                            other => {
+                                return Err(ctx.field(
+                                    &field,
+                                    format!("one_of takes strings, got {}", show(&other)),
+                                ))
+                            }
+                        }
+                    }
+                }
+            }
+            _ => return Err(ctx.field(&field, expected())),
+        }
+    }
+    if let Some(bad) = filter
+        .change
+        .iter()
+        .find(|c| !ERROR_CHANGES.contains(&c.as_str()))
+    {
+        return Err(ctx.field(
+            "trigger.where.change",
+            format!("{bad:?} is not one of {}", ERROR_CHANGES.join(", ")),
+        ));
+    }
+    Ok(filter)
 }
 
 /// "30s", "1h30m", "500ms", "2d" (the same forms as `qyl.duration`).
@@ -704,8 +864,20 @@ return {
                 "field `trigger.on`: unknown trigger \"spam\"",
             ),
             (
-                "trigger = { on = 'error' }",
-                "error engine, which is not available yet",
+                "trigger = { on = 'error', where = { severity = 'high' } }",
+                "field `trigger.where.severity`: unknown field for on = \"error\"",
+            ),
+            (
+                "trigger = { on = 'error', where = { change = 'fixed' } }",
+                "\"fixed\" is not one of new, regressed, escalating",
+            ),
+            (
+                "trigger = { on = 'error', where = { service = { prefix = 'a' } } }",
+                "unknown operator",
+            ),
+            (
+                "trigger = { on = 'error', every = '1m' }",
+                "only for on = \"schedule\"",
             ),
             ("trigger = { on = 'schedule' }", "field `trigger.every`"),
             (

@@ -38,6 +38,10 @@ impl Watcher {
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 let msg = match res {
+                    // Reading a script to load it opens and closes it: if
+                    // those events reloaded it, every load would cause the
+                    // next one (and reset its schedule each time).
+                    Ok(e) if matches!(e.kind, notify::EventKind::Access(_)) => return,
                     Ok(e) if e.need_rescan() => Msg::Rescan,
                     Ok(e) => Msg::Paths(e.paths),
                     Err(e) => {
@@ -98,8 +102,13 @@ fn debounce_loop(registry: &Registry, rx: &Receiver<Msg>, debounce: Duration) {
                     pending.extend(known);
                     registry.scan();
                 }
-                for path in std::mem::take(&mut pending) {
-                    registry.refresh(&path);
+                // Removals first: after a rename, the new file's functions
+                // must not clash (QYL2003) with the old file's, still loaded.
+                let (gone, present): (Vec<PathBuf>, Vec<PathBuf>) = std::mem::take(&mut pending)
+                    .into_iter()
+                    .partition(|p| !p.exists());
+                for path in gone.iter().chain(&present) {
+                    registry.refresh(path);
                 }
             }
         }
