@@ -566,12 +566,14 @@ fn parse_trigger(
                 when,
             ));
         }
-        other => return Err(ctx.field(
-            "trigger.on",
-            format!(
+        other => {
+            return Err(ctx.field(
+                "trigger.on",
+                format!(
                 "unknown trigger {other:?} (expected \"span\", \"log\", \"schedule\" or \"error\")"
             ),
-        )),
+            ))
+        }
     };
     if !every.is_nil() {
         return Err(ctx.field("trigger.every", "only for on = \"schedule\""));
