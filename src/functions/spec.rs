@@ -649,15 +649,15 @@ fn parse_error_filter(ctx: &DefContext<'_>, t: &Table) -> Result<ErrorFilter, Lo
                     let (opk, list) = pair.map_err(|e| ctx.field(&field, e))?;
                     let is_one_of =
                         matches!(&opk, Value::String(s) if s.to_string_lossy() == "one_of");
-                    let Value::Table(list) = list else {
-                        return Err(ctx.field(&field, expected()));
-                    };
                     if !is_one_of {
                         return Err(ctx.field(
                             &field,
                             format!("unknown operator {}; only one_of", show(&opk)),
                         ));
                     }
+                    let Value::Table(list) = list else {
+                        return Err(ctx.field(&field, expected()));
+                    };
                     for item in list.sequence_values::<Value>() {
                         match item.map_err(|e| ctx.field(&field, e))? {
                             Value::String(s) => slot.push(s.to_string_lossy()),
