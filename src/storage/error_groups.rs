@@ -614,9 +614,7 @@ impl ErrorGroups {
             .releases
             .iter()
             .filter(|(_, r)| {
-                r.stored_last_seen == 0
-                    || r.last_seen >= r.stored_last_seen + MINUTE_NS
-                    || r.dirty
+                r.stored_last_seen == 0 || r.last_seen >= r.stored_last_seen + MINUTE_NS || r.dirty
             })
             .collect();
         if !dirty.is_empty() {
