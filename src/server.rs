@@ -94,6 +94,7 @@ impl Server {
             .context("the storage start-up task panicked")??
         };
         let handle = writer.handle();
+        crate::errors::self_report::install(handle.clone());
         let store = Arc::new(Store::new(
             db,
             &config.storage.path,

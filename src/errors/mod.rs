@@ -19,6 +19,7 @@
 //!   exporting request's thread, so the writer only counts them.
 //! - [`settings`]: `[errors]` turned into what capture and the writer need.
 //! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
+//! - [`self_report`]: qyl's own panics, reported as errors of service `qyl`.
 //!
 //! Storage of groups, events, releases and SLO minutes is in
 //! `storage::error_groups` and `storage::slo_minutes`; the REST surfaces in
@@ -34,6 +35,7 @@ pub mod inapp;
 pub mod message;
 pub mod normalize;
 pub mod releases;
+pub mod self_report;
 pub mod settings;
 pub mod slo;
 pub mod stacktrace;
