@@ -64,8 +64,8 @@ impl Server {
             batch_wait: Duration::from_millis(config.ingest.batch_ms),
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
-            derived: crate::errors::settings::derived_settings(&config.errors),
-            capture: Arc::new(crate::errors::settings::capture(&config.errors)),
+            derived: storage::derived::DerivedSettings::from_config(&config.errors),
+            capture: Arc::new(crate::errors::capture::Capture::from_config(&config.errors)),
         };
         let policy = RetentionPolicy {
             max_age: (config.storage.retention_hours > 0)

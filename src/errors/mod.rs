@@ -17,7 +17,6 @@
 //! - [`capture`]: finds the errors in an export (span `exception` events,
 //!   exception logs, ERROR spans, GenAI failures and soft failures) on the
 //!   exporting request's thread, so the writer only counts them.
-//! - [`settings`]: `[errors]` turned into what capture and the writer need.
 //! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
 //! - [`self_report`]: qyl's own panics, reported as errors of service `qyl`.
 //!
@@ -36,7 +35,6 @@ pub mod message;
 pub mod normalize;
 pub mod releases;
 pub mod self_report;
-pub mod settings;
 pub mod slo;
 pub mod stacktrace;
 
