@@ -661,4 +661,66 @@ mod tests {
         // Variables of sections qyl does not have are not qyl's business.
         assert!(Config::from_layers(None, env(&[("QYL_TEST_PYTHON", "/x")])).is_ok());
     }
+
+    #[test]
+    fn errors_section_defaults_lists_and_slos() {
+        let c = Config::defaults();
+        assert_eq!(
+            c.errors.auto_resolve_after(),
+            Some(std::time::Duration::from_secs(14 * 86_400))
+        );
+        assert!(c.errors.slo.is_empty());
+        let c = Config::from_layers(
+            None,
+            env(&[
+                ("QYL_ERRORS_IN_APP_INCLUDE", "acme_sdk, vendor/acme"),
+                ("QYL_ERRORS_AUTO_RESOLVE_AFTER", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.errors.in_app_include, vec!["acme_sdk", "vendor/acme"]);
+        assert_eq!(c.errors.auto_resolve_after(), None);
+        for (key, value, want) in [
+            (
+                "QYL_ERRORS_ESCALATION_FACTOR",
+                "0.5",
+                "errors.escalation_factor",
+            ),
+            (
+                "QYL_ERRORS_AUTO_RESOLVE_AFTER",
+                "soon",
+                "errors.auto_resolve_after",
+            ),
+            (
+                "QYL_ERRORS_DUPLICATE_WINDOW_MS",
+                "90000",
+                "errors.duplicate_window_ms",
+            ),
+        ] {
+            let err = Config::from_layers(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("qyl.toml");
+        let slo = |body: &str| {
+            std::fs::write(&file, body).unwrap();
+            Config::from_layers(Some(&file), env(&[]))
+        };
+        let c = slo("[[errors.slo]]\nname = \"a\"\nservice = \"api\"\nobjective = 99.5\n").unwrap();
+        assert_eq!(c.errors.slo[0].window, "30d");
+        assert_eq!(c.errors.slo[0].latency_threshold_ms, 0);
+        for (body, want) in [
+            ("[[errors.slo]]\nname = \"a\"\nservice = \"api\"\nobjective = 100.0\n", "objective"),
+            ("[[errors.slo]]\nname = \"a\"\nservice = \"\"\nobjective = 99.0\n", "service"),
+            ("[[errors.slo]]\nname = \"a\"\nservice = \"x\"\nobjective = 99.0\nwindow = \"1y\"\n", "window"),
+            ("[[errors.slo]]\nname = \"a\"\nservice = \"x\"\nobjective = 99.0\n[[errors.slo]]\nname = \"a\"\nservice = \"y\"\nobjective = 99.0\n", "unique"),
+            ("[[errors.slo]]\nname = \"a\"\nservice = \"x\"\nobjective = 99.0\ncolour = 1\n", "colour"),
+        ] {
+            let err = slo(body).unwrap_err().to_string();
+            assert!(err.contains(want), "{body}: {err}");
+        }
+    }
 }

@@ -74,8 +74,8 @@ impl Server {
                     .price_table()
                     .context("building the GenAI price table")?,
             ),
-            derived: crate::errors::settings::derived_settings(&config.errors),
-            capture: Arc::new(crate::errors::settings::capture(&config.errors)),
+            derived: storage::derived::DerivedSettings::from_config(&config.errors),
+            capture: Arc::new(crate::errors::capture::Capture::from_config(&config.errors)),
         };
         let policy = RetentionPolicy {
             max_age: (config.storage.retention_hours > 0)
@@ -104,6 +104,7 @@ impl Server {
             .context("the storage start-up task panicked")??
         };
         let handle = writer.handle();
+        crate::errors::self_report::install(handle.clone());
         let store = Arc::new(Store::new(
             db,
             &config.storage.path,

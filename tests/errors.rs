@@ -1058,3 +1058,37 @@ window = "7d"
     assert_eq!(llm["budget"]["remaining"], 1.0);
     assert_eq!(get(&q, "/api/v1/slo?x=1").await.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_hourly_baseline_escalates_and_is_streamed() {
+    let (_dir, q) = start(&[]);
+    let mut live = Live::open(&q).await;
+    let hour = 3600 * SEC;
+    let this_hour = now() - now() % hour;
+    let res = Res {
+        service: "api",
+        version: "1",
+        env: "prod",
+    };
+    let fail = |n: u64, at: u64| {
+        let mut sp = Sp::new(n, n, "GET /feed", at);
+        sp.error = true;
+        sp.attrs = vec![s("error.type", "FeedTimeout")];
+        sp
+    };
+    // One an hour for three hours: the baseline.
+    for h in 1..=3u64 {
+        send_spans(&q, &res, &[fail(h, this_hour - h * hour + 5 * SEC)]).await;
+    }
+    assert_eq!(live.next_error().await["change"], "new");
+    // Twelve in this hour: past 10x the baseline and the minimum of 10.
+    let burst: Vec<Sp> = (0..12u64)
+        .map(|k| fail(100 + k, this_hour + k * 1_000_000))
+        .collect();
+    send_spans(&q, &res, &burst).await;
+    let ev = live.next_error().await;
+    assert_eq!(ev["change"], "escalating");
+    assert_eq!(ev["substatus"], "escalating");
+    let g = find(&groups(&q, "status=escalating").await, "FeedTimeout").clone();
+    assert_eq!(g["count"], 15);
+}

@@ -40,6 +40,14 @@ impl Capture {
         Capture { in_app }
     }
 
+    /// The rules of `[errors]` in qyl.toml.
+    pub fn from_config(config: &crate::config::ErrorsConfig) -> Capture {
+        Capture::new(InAppRules {
+            include: config.in_app_include.clone(),
+            exclude: config.in_app_exclude.clone(),
+        })
+    }
+
     /// Every error in the batch's spans and logs.
     pub fn capture(&self, batch: &Batch) -> Vec<ErrorOccurrence> {
         let mut out = Vec::new();

@@ -17,8 +17,8 @@
 //! - [`capture`]: finds the errors in an export (span `exception` events,
 //!   exception logs, ERROR spans, GenAI failures and soft failures) on the
 //!   exporting request's thread, so the writer only counts them.
-//! - [`settings`]: `[errors]` turned into what capture and the writer need.
 //! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
+//! - [`self_report`]: qyl's own panics, reported as errors of service `qyl`.
 //!
 //! Storage of groups, events, releases and SLO minutes is in
 //! `storage::error_groups` and `storage::slo_minutes`; the REST surfaces in
@@ -34,7 +34,7 @@ pub mod inapp;
 pub mod message;
 pub mod normalize;
 pub mod releases;
-pub mod settings;
+pub mod self_report;
 pub mod slo;
 pub mod stacktrace;
 

@@ -105,3 +105,21 @@ pub struct DerivedSettings {
     /// `[[errors.slo]]`: the SLOs whose per-minute counts are kept.
     pub slos: Vec<crate::errors::slo::SloSpec>,
 }
+
+impl DerivedSettings {
+    /// From `[errors]` in qyl.toml.
+    pub fn from_config(config: &crate::config::ErrorsConfig) -> DerivedSettings {
+        DerivedSettings {
+            errors: super::error_groups::GroupSettings {
+                escalation_factor: config.escalation_factor,
+                escalation_min_events: config.escalation_min_events,
+                duplicate_window_ns: config.duplicate_window_ms * 1_000_000,
+            },
+            slos: config
+                .slo
+                .iter()
+                .map(crate::errors::slo::SloSpec::from_config)
+                .collect(),
+        }
+    }
+}
