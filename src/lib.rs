@@ -10,12 +10,15 @@
 //!   `QYL_<SECTION>_<KEY>` variables + flags, validated at start.
 //! - [`model`]: plain records (`SpanRecord`, `LogRecord`, `MetricPoint`) and
 //!   the `Batch` one export becomes; `model::query` holds what readers ask
-//!   for (filters, pages, cursors) and get back (rows, trees, stats). No I/O.
+//!   for (filters, pages, cursors) and get back (rows, trees, stats), and
+//!   `model::genai` the session and GenAI shapes. No I/O.
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
 //!   OTLP/HTTP ports) and `grpc` (the three OTLP services) decode protobuf or
 //!   JSON (`otlp_json`, lenient), `convert` + `enrich` turn them into model
-//!   records (hex ids, service, session, GenAI columns), and `export` hands
-//!   the batch to the writer and waits for its commit.
+//!   records (hex ids, service, session, GenAI columns), `pricing` prices
+//!   GenAI calls from the built-in + `[genai]` price table (a sent cost wins,
+//!   no price is flagged `missing`, never $0), and `export` hands the batch
+//!   to the writer and waits for its commit.
 //! - [`storage`]: the only module with SQL. `schema` holds the numbered
 //!   migrations; `duck` opens the database through DuckDB's C API and builds
 //!   data chunks; `writer` turns each submitted batch into chunks on the
@@ -23,9 +26,14 @@
 //!   Appenders, group-commits, answers the waiting exports and publishes the
 //!   committed records to the hub; `derived` is the hook through which
 //!   summary tables (sessions, error groups…) are updated in the same
-//!   transaction as the rows they summarise; `retention` is a background thread that
-//!   deletes old data by age and size (whole traces with their logs, in
-//!   small transactions on its own connection) and checkpoints so freed
+//!   transaction as the rows they summarise — `sessions` keeps
+//!   `session_entities` (one row per session) and `session_traces`, and
+//!   `genai_rollup` keeps `genai_minutes` (GenAI calls summed per minute,
+//!   model and latency bin, which the day-long GenAI statistics read instead
+//!   of every span); `retention` is a background thread that
+//!   deletes old data by age and size (whole traces with their logs and
+//!   session rows, in small transactions on its own connection; sessions
+//!   that lose traces are recomputed) and checkpoints so freed
 //!   space is reused. The read side: `reader` is a bounded pool
 //!   of read connections on blocking threads with per-query deadlines,
 //!   `store` the one read interface (REST now; MCP and Lua later) and
@@ -44,7 +52,8 @@
 //!   queues, rate limits), the registry and file watcher, `runtime` and the
 //!   hub, store and REST wiring arrive later; nothing runs functions yet.
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
-//!   resource) that parse query strings (`params`), call the `Store` and
+//!   resource; `sessions` and `genai` for the LLM views) that parse query
+//!   strings (`params`), call the `Store` and
 //!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
 //!   `api::auth` guards every HTTP route but health and the gRPC services
 //!   (token, ingest token, `?t=` cookie login), rate-limits per client
