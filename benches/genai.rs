@@ -107,7 +107,7 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
          INSERT INTO genai_minutes
          SELECT start_time_unix_nano // 60000000000 * 60000000000 AS m, service_name,
                 gen_ai_provider, gen_ai_request_model, gen_ai_response_model, 0,
-                floor(log2(greatest(duration_ns, 1)) * 8)::INTEGER, count(*),
+                floor(log2(greatest(duration_ns, 1)) * 8)::INTEGER, gen_ai_response_model, count(*),
                 count(*) FILTER (WHERE status_code = 'ERROR'), sum(gen_ai_input_tokens),
                 sum(gen_ai_output_tokens), sum(gen_ai_cache_read_tokens), 0, 0,
                 sum(gen_ai_cost_usd), 0, min(duration_ns), max(duration_ns)
@@ -116,7 +116,7 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
          SELECT start_time_unix_nano // 60000000000 * 60000000000 AS m, service_name,
                 gen_ai_provider, gen_ai_request_model, gen_ai_response_model, 1,
                 floor(log2(greatest(gen_ai_time_to_first_chunk_ms, 1)) * 8)::INTEGER,
-                count(*), 0, 0, 0, 0, 0, 0, 0, 0,
+                gen_ai_response_model, count(*), 0, 0, 0, 0, 0, 0, 0, 0,
                 min(gen_ai_time_to_first_chunk_ms), max(gen_ai_time_to_first_chunk_ms)
          FROM spans WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL GROUP BY ALL ORDER BY m;
          CHECKPOINT",

@@ -10,12 +10,15 @@
 //!   `QYL_<SECTION>_<KEY>` variables + flags, validated at start.
 //! - [`model`]: plain records (`SpanRecord`, `LogRecord`, `MetricPoint`) and
 //!   the `Batch` one export becomes; `model::query` holds what readers ask
-//!   for (filters, pages, cursors) and get back (rows, trees, stats). No I/O.
+//!   for (filters, pages, cursors) and get back (rows, trees, stats), and
+//!   `model::genai` the session and GenAI shapes. No I/O.
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
 //!   OTLP/HTTP ports) and `grpc` (the three OTLP services) decode protobuf or
 //!   JSON (`otlp_json`, lenient), `convert` + `enrich` turn them into model
-//!   records (hex ids, service, session, GenAI columns), and `export` hands
-//!   the batch to the writer and waits for its commit.
+//!   records (hex ids, service, session, GenAI columns), `pricing` prices
+//!   GenAI calls from the built-in + `[genai]` price table (a sent cost wins,
+//!   no price is flagged `missing`, never $0), and `export` hands the batch
+//!   to the writer and waits for its commit.
 //! - [`storage`]: the only module with SQL. `schema` holds the numbered
 //!   migrations; `duck` opens the database through DuckDB's C API and builds
 //!   data chunks; `writer` turns each submitted batch into chunks on the
@@ -23,13 +26,21 @@
 //!   Appenders, group-commits, answers the waiting exports and publishes the
 //!   committed records to the hub; `derived` is the hook through which
 //!   summary tables (sessions, error groups…) are updated in the same
-//!   transaction as the rows they summarise (`error_groups`,
-//!   `slo_minutes`); `retention` is a background thread that
-//!   deletes old data by age and size (whole traces with their logs, in
-//!   small transactions on its own connection) and checkpoints so freed
+//!   transaction as the rows they summarise — `trace_index` (where in
+//!   time each trace is, so a trace is found without reading every trace
+//!   id), `sessions` keeps `session_entities` (one row per session) and
+//!   `session_traces`, `genai_rollup` keeps `genai_minutes` (GenAI calls
+//!   summed per minute, model and latency bin, which the day-long GenAI
+//!   statistics read instead of every span), `error_groups` the error
+//!   groups, events and releases, `slo_minutes` the per-minute SLO counts
+//!   and `functions` the function tables; `retention` is a background thread that
+//!   deletes old data by age and size (whole traces with their logs and
+//!   session rows, in small transactions on its own connection; sessions
+//!   that lose traces are recomputed) and checkpoints so freed
 //!   space is reused. The read side: `reader` is a bounded pool
 //!   of read connections on blocking threads with per-query deadlines,
-//!   `store` the one read interface (REST now; MCP and Lua later) and
+//!   `store` the one read interface (REST and Lua `runtime.store`; MCP
+//!   later) and
 //!   `queries` the SQL behind it, including read-only user SQL.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
@@ -63,7 +74,8 @@
 //!   the hub's ring, state, logs); `engine` starts and stops the lot.
 //!   `storage::functions` is its `Derived` table writer.
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
-//!   resource) that parse query strings (`params`), call the `Store` and
+//!   resource; `sessions` and `genai` for the LLM views) that parse query
+//!   strings (`params`), call the `Store` and
 //!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
 //!   `errors`, `releases` and `slo` serve the error engine (changes to
 //!   groups and recorded deploys go through the writer as batch items);

@@ -721,13 +721,13 @@ fn match_rank(pattern: &str, name: &str) -> Option<usize> {
 /// and combinations such as `-20241022-v2:0`: names of a snapshot of the
 /// same model rather than another model.
 fn is_version_suffix(rest: &str) -> bool {
-    let mut parts = rest.split(['-', '@', ':']).peekable();
+    let mut parts = rest.split(['-', '@', ':']);
     if !matches!(rest.chars().next(), Some('-' | '@')) {
         return false;
     }
     parts.next(); // empty before the first separator
     let mut any = false;
-    while let Some(p) = parts.next() {
+    for p in parts {
         // A date split at its dashes: 2024, 08, 06.
         let all_digits = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
         let ok = all_digits

@@ -31,6 +31,7 @@ const COLS: &[Col] = &[
     Col::Varchar, // response model
     Col::Integer, // kind
     Col::Integer, // bin
+    Col::Varchar, // model: the response model, else the requested one
     Col::UBigint, // requests
     Col::UBigint, // errors
     Col::Bigint,  // input
@@ -171,6 +172,7 @@ fn put(b: &mut ChunkBuilder<'_>, (k, s): &(Key, Sums)) {
     b.str(&k.4);
     b.i32(k.5);
     b.i32(k.6);
+    b.str(if k.4.is_empty() { &k.3 } else { &k.4 });
     b.u64(s.requests);
     b.u64(s.errors);
     b.opt_i64(Some(s.input));

@@ -147,6 +147,7 @@ CREATE TABLE genai_minutes (
     response_model            VARCHAR  NOT NULL,
     kind                      INTEGER  NOT NULL,
     bin                       INTEGER  NOT NULL,
+    model                     VARCHAR  NOT NULL,
     requests                  UBIGINT  NOT NULL,
     errors                    UBIGINT  NOT NULL,
     input_tokens              BIGINT   NOT NULL,

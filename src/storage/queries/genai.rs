@@ -260,9 +260,7 @@ fn minute_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryEr
     }
     let select = |kind: u8, sums: &str| {
         format!(
-            "SELECT nullif(provider, ''),
-                    coalesce(nullif(response_model, ''), nullif(request_model, '')),
-                    (minute_unix_nano // {step}) * {step}, bin, {sums}
+            "SELECT provider, model, (minute_unix_nano // {step}) * {step}, bin, {sums}
              FROM genai_minutes{} AND kind = {kind} GROUP BY ALL",
             w.sql()
         )
@@ -274,10 +272,15 @@ fn minute_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryEr
         sum(output_tokens)::BIGINT, sum(cache_read_tokens)::BIGINT, \
         sum(cache_write_tokens)::BIGINT, sum(reasoning_tokens)::BIGINT, \
         sum(cost_usd)::DOUBLE, sum(without_cost)::UBIGINT, min(min_value), max(max_value)";
+    // The rollup stores a missing provider or model as ''.
+    let key = |r: &Row<'_>| -> duckdb::Result<Key> {
+        let text = |s: String| (!s.is_empty()).then_some(s);
+        Ok((text(r.get(0)?), text(r.get(1)?), r.get(2)?))
+    };
     let mut stmt = c.prepare(&select(0, sums)).ctx("preparing GenAI stats")?;
     let mut rows = stmt.query(params()).ctx("GenAI stats")?;
     while let Some(r) = rows.next().ctx(ctx)? {
-        let key: Key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?, r.get(2).ctx(ctx)?);
+        let key = key(r).ctx(ctx)?;
         groups.entry(key).or_default().add_row(r, 3, 4).ctx(ctx)?;
     }
     let mut stmt = c
