@@ -79,7 +79,7 @@ fn errors_and_warnings_are_reported_compiler_style() {
     .expect("write");
     std::fs::write(
         dir.path().join("e_error.lua"),
-        "return qyl.fn { name = 'e', trigger = { on = 'error' }, handler = function() end }\n",
+        "return qyl.fn { name = 'e', trigger = { on = 'error', where = { severity = 'high' } }, handler = function() end }\n",
     )
     .expect("write");
     let out = qyl_check(dir.path());
@@ -93,7 +93,7 @@ fn errors_and_warnings_are_reported_compiler_style() {
         format!("{}:1:8: info[QYL2004]: function 'io' registered: triggers on every log (+ when)", p("d_io.lua")),
         format!("{}:3:55: warning[QYL2001]: trigger `when` of 'io' uses `runtime`", p("d_io.lua")),
         format!("{}:5:3: warning[QYL2002]: handler timeout of 'io' is 300000 ms", p("d_io.lua")),
-        format!("{}:1:1: error: qyl.fn \"e\": field `trigger.on`: on = \"error\" needs the error engine, which is not available yet", p("e_error.lua")),
+        format!("{}:1:1: error: qyl.fn \"e\": field `trigger.where.severity`: unknown field for on = \"error\"", p("e_error.lua")),
     ];
     assert_eq!(got.len(), expect_prefixes.len(), "{got:#?}");
     for (line, prefix) in got.iter().zip(&expect_prefixes) {
