@@ -333,7 +333,7 @@ fn definition(spec: &FunctionSpec, enabled: bool, now: u64) -> FunctionDefinitio
 }
 
 /// Compiles a script in a throwaway sandbox: the check before anything
-/// changes. `on = "error"` is refused by the spec loader for now.
+/// changes.
 pub fn compile(file: &Path, source: &str) -> Result<Vec<FunctionSpec>, LoadError> {
     let mut sandbox = Sandbox::new(Limits::default()).map_err(|e| LoadError {
         file: file.to_path_buf(),
