@@ -179,6 +179,33 @@ impl RawConn {
         }
     }
 
+    /// Plans `sql` once, to run many times with [`RawPrepared::execute`]:
+    /// the writer's per-commit statements would otherwise be parsed and
+    /// planned on every commit, which for an upsert costs more than running
+    /// it.
+    pub fn prepare(&self, sql: &str) -> Result<RawPrepared, DuckError> {
+        let c_sql = cstring(sql, sql)?;
+        let mut stmt: ffi::duckdb_prepared_statement = ptr::null_mut();
+        // SAFETY: stmt is filled by duckdb_prepare (also on failure, to carry
+        // the error) and destroyed here on failure or by RawPrepared's Drop.
+        unsafe {
+            if ffi::duckdb_prepare(self.con, c_sql.as_ptr(), &mut stmt) != ffi::DuckDBSuccess {
+                let e = ffi::duckdb_prepare_error(stmt);
+                let message = if e.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    CStr::from_ptr(e).to_string_lossy().into_owned()
+                };
+                ffi::duckdb_destroy_prepare(&mut stmt);
+                return Err(err(sql, message));
+            }
+        }
+        Ok(RawPrepared {
+            stmt,
+            sql: sql.to_string(),
+        })
+    }
+
     /// An appender for `table`, valid until dropped.
     pub fn appender(&self, table: &str) -> Result<ChunkAppender<'_>, DuckError> {
         let c_table = cstring(table, table)?;
@@ -294,6 +321,46 @@ impl RawConn {
             ffi::duckdb_destroy_extracted(&mut extracted);
         }
         Ok(kind)
+    }
+}
+
+/// A statement prepared on the writer's connection (no parameters).
+pub struct RawPrepared {
+    stmt: ffi::duckdb_prepared_statement,
+    sql: String,
+}
+
+// SAFETY: like the connection it was prepared on, used by one thread at a
+// time; DuckDB keeps the connection's context alive for it.
+unsafe impl Send for RawPrepared {}
+
+impl RawPrepared {
+    pub fn execute(&self) -> Result<(), DuckError> {
+        // SAFETY: as in RawConn::execute; stmt is live until Drop.
+        unsafe {
+            let mut result: ffi::duckdb_result = std::mem::zeroed();
+            let state = ffi::duckdb_execute_prepared(self.stmt, &mut result);
+            let outcome = if state == ffi::DuckDBSuccess {
+                Ok(())
+            } else {
+                let e = ffi::duckdb_result_error(&mut result);
+                let message = if e.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    CStr::from_ptr(e).to_string_lossy().into_owned()
+                };
+                Err(err(self.sql.as_str(), message))
+            };
+            ffi::duckdb_destroy_result(&mut result);
+            outcome
+        }
+    }
+}
+
+impl Drop for RawPrepared {
+    fn drop(&mut self) {
+        // SAFETY: stmt came from a successful duckdb_prepare.
+        unsafe { ffi::duckdb_destroy_prepare(&mut self.stmt) }
     }
 }
 

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::derived::{Committing, Derived};
-use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn, RawPrepared};
 
 /// A minute, in nanoseconds.
 pub const MINUTE_NS: u64 = 60_000_000_000;
@@ -85,6 +85,8 @@ impl Sums {
 pub struct GenAiMinutes {
     stage_created: bool,
     stage_created_now: bool,
+    /// The upsert, planned once per staging table.
+    upsert: Option<RawPrepared>,
 }
 
 impl Derived for GenAiMinutes {
@@ -148,7 +150,12 @@ impl Derived for GenAiMinutes {
         }
         app.flush()?;
         drop(app);
-        raw.execute(upsert_sql())?;
+        if self.upsert.is_none() {
+            self.upsert = Some(raw.prepare(upsert_sql())?);
+        }
+        if let Some(upsert) = &self.upsert {
+            upsert.execute()?;
+        }
         raw.execute(&format!("DELETE FROM {STAGE}"))
     }
 
@@ -160,6 +167,7 @@ impl Derived for GenAiMinutes {
         if self.stage_created_now {
             self.stage_created = false;
             self.stage_created_now = false;
+            self.upsert = None;
         }
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::derived::{Committing, Derived};
-use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn, RawPrepared};
 use super::{Conn, StorageError};
 use crate::model::SpanRecord;
 
@@ -191,6 +191,8 @@ pub struct SessionEntities {
     staged: Vec<(u64, Arc<str>)>,
     stage_created: bool,
     stage_created_now: bool,
+    /// The upsert, planned once per staging table.
+    upsert: Option<RawPrepared>,
 }
 
 /// `a␟b` as a DuckDB list, `[]` for the empty string.
@@ -211,6 +213,7 @@ impl SessionEntities {
             staged: Vec::new(),
             stage_created: false,
             stage_created_now: false,
+            upsert: None,
         };
         let ctx = |e| StorageError::sql("loading recent session traces", e);
         let mut stmt = conn
@@ -329,7 +332,12 @@ impl Derived for SessionEntities {
         }
         app.flush()?;
         drop(app);
-        raw.execute(upsert_sql())?;
+        if self.upsert.is_none() {
+            self.upsert = Some(raw.prepare(upsert_sql())?);
+        }
+        if let Some(upsert) = &self.upsert {
+            upsert.execute()?;
+        }
         raw.execute(&format!("DELETE FROM {STAGE}"))
     }
 
@@ -345,6 +353,7 @@ impl Derived for SessionEntities {
         if self.stage_created_now {
             self.stage_created = false;
             self.stage_created_now = false;
+            self.upsert = None;
         }
     }
 }
