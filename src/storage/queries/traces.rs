@@ -335,12 +335,15 @@ fn list_traces_since(
 pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryError> {
     let (lo, hi) = match trace_index::trace_key(trace_id) {
         Some(key) => c
-            .query_row(
+            .prepare_cached(
                 "SELECT min(first_time_unix_nano), max(last_time_unix_nano)
                  FROM trace_index WHERE trace_key = ?",
-                [key],
-                |r| Ok((r.get::<_, Option<u64>>(0)?, r.get::<_, Option<u64>>(1)?)),
             )
+            .and_then(|mut stmt| {
+                stmt.query_row([key], |r| {
+                    Ok((r.get::<_, Option<u64>>(0)?, r.get::<_, Option<u64>>(1)?))
+                })
+            })
             .ctx("looking the trace up")?,
         None => (None, None),
     };
@@ -349,7 +352,7 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
         _ => (0, u64::MAX),
     };
     let mut stmt = c
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "SELECT {SPAN_COLS} FROM spans
              WHERE trace_id = ? AND start_time_unix_nano BETWEEN ? AND ?"
         ))
@@ -360,7 +363,7 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the trace's spans")?;
     let mut stmt = c
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "SELECT {LOG_COLS} FROM logs
              WHERE trace_id = ? AND time_unix_nano BETWEEN ? AND ?
              ORDER BY time_unix_nano, ingest_seq"
