@@ -159,23 +159,11 @@ impl RawConn {
     pub fn execute(&self, sql: &str) -> Result<(), DuckError> {
         let c_sql = cstring(sql, sql)?;
         // SAFETY: result is zero-initialised, filled by duckdb_query and
-        // always destroyed; the error string is copied before that.
+        // destroyed by `finish`.
         unsafe {
             let mut result: ffi::duckdb_result = std::mem::zeroed();
             let state = ffi::duckdb_query(self.con, c_sql.as_ptr(), &mut result);
-            let outcome = if state == ffi::DuckDBSuccess {
-                Ok(())
-            } else {
-                let e = ffi::duckdb_result_error(&mut result);
-                let message = if e.is_null() {
-                    "unknown error".to_string()
-                } else {
-                    CStr::from_ptr(e).to_string_lossy().into_owned()
-                };
-                Err(err(sql, message))
-            };
-            ffi::duckdb_destroy_result(&mut result);
-            outcome
+            finish(state, &mut result, sql)
         }
     }
 
@@ -340,21 +328,34 @@ impl RawPrepared {
         unsafe {
             let mut result: ffi::duckdb_result = std::mem::zeroed();
             let state = ffi::duckdb_execute_prepared(self.stmt, &mut result);
-            let outcome = if state == ffi::DuckDBSuccess {
-                Ok(())
-            } else {
-                let e = ffi::duckdb_result_error(&mut result);
-                let message = if e.is_null() {
-                    "unknown error".to_string()
-                } else {
-                    CStr::from_ptr(e).to_string_lossy().into_owned()
-                };
-                Err(err(self.sql.as_str(), message))
-            };
-            ffi::duckdb_destroy_result(&mut result);
-            outcome
+            finish(state, &mut result, &self.sql)
         }
     }
+}
+
+/// The outcome of a statement whose rows are not wanted; destroys `result`
+/// after copying its error, if any.
+///
+/// # Safety
+/// `result` must have been filled by a DuckDB query or execute call.
+unsafe fn finish(
+    state: ffi::duckdb_state,
+    result: &mut ffi::duckdb_result,
+    sql: &str,
+) -> Result<(), DuckError> {
+    let outcome = if state == ffi::DuckDBSuccess {
+        Ok(())
+    } else {
+        let e = unsafe { ffi::duckdb_result_error(result) };
+        let message = if e.is_null() {
+            "unknown error".to_string()
+        } else {
+            unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+        };
+        Err(err(sql, message))
+    };
+    unsafe { ffi::duckdb_destroy_result(result) };
+    outcome
 }
 
 impl Drop for RawPrepared {
