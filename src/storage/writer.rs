@@ -539,6 +539,14 @@ struct WriterState {
     derived: Vec<Box<dyn Derived>>,
 }
 
+impl Drop for WriterState {
+    fn drop(&mut self) {
+        // Derived tables may hold statements prepared on `raw`: they go
+        // before the connection does (fields drop in declaration order).
+        self.derived.clear();
+    }
+}
+
 impl WriterState {
     fn run(&mut self, rx: Receiver<Msg>) {
         let mut shutting_down = false;
