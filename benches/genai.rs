@@ -23,7 +23,10 @@
 //! start: each is timed and DuckDB's profile printed, to study a query).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+mod timing;
+use timing::{ms, now_nanos, time};
 
 use qyl::model::genai::{GenAiSpanQuery, SessionQuery, SessionSort};
 use qyl::model::query::{GenAiFilter, PageRequest};
@@ -34,13 +37,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SPANS_PER_TRACE: u64 = 10;
 const TRACES_PER_SESSION: u64 = 4;
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 /// Spans generated inside DuckDB (vectorised) in time order, then the
 /// session tables aggregated from them exactly as the writer keeps them.
@@ -122,31 +118,6 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
          CHECKPOINT",
     )
     .expect("building the session tables");
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn time<F, Fut>(rounds: usize, mut f: F) -> (Duration, Duration)
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    f(0).await; // warm caches, as a running server's would be
-    let mut times = Vec::with_capacity(rounds);
-    for i in 0..rounds {
-        let t = Instant::now();
-        f(i + 1).await;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

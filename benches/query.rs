@@ -18,7 +18,10 @@
 //! profile of the trace list's first window).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+mod timing;
+use timing::{ms, now_nanos, time};
 
 use qyl::model::query::{PageRequest, SpanFilter, SpanQuery, TraceQuery};
 use qyl::storage::{self, StorageOptions, Store};
@@ -27,13 +30,6 @@ use qyl::storage::{self, StorageOptions, Store};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SPANS_PER_TRACE: u64 = 10;
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 /// Generated inside DuckDB (vectorised), in time order as ingest would
 /// have stored it.
@@ -86,31 +82,6 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
     conn.execute_batch(storage::trace_index::CREATE_AND_FILL_SQL)
         .expect("filling the trace lookup");
     conn.execute_batch("CHECKPOINT").expect("checkpointing");
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn time<F, Fut>(rounds: usize, mut f: F) -> (Duration, Duration)
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    f(0).await; // warm caches, as a running server's would be
-    let mut times = Vec::with_capacity(rounds);
-    for i in 0..rounds {
-        let t = Instant::now();
-        f(i + 1).await;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
