@@ -7,7 +7,7 @@
 //! is a [`Derived`] implementation listed in [`derived_tables`]; the writer
 //! calls it for every group commit and knows nothing else about it.
 
-use super::duck::RawConn;
+use super::duck::{Chunk, RawConn, RawPrepared};
 use super::{Conn, DuckError, StorageError};
 use crate::model::{Batch, LogRecord, Record, SpanRecord};
 
@@ -71,6 +71,68 @@ pub trait Derived: Send {
 
     /// The transaction rolled back: forget what `apply` staged.
     fn rolled_back(&mut self) {}
+}
+
+/// A temporary staging table and the statement that folds it into a
+/// summary table: a commit's rows are appended to the stage, one upsert
+/// (planned once) moves them, and the stage is emptied. The stage is made
+/// by the first commit that needs it; if that commit rolls back, the
+/// CREATE goes with it and the next commit makes it again.
+pub struct StagedUpsert {
+    stage: &'static str,
+    create_sql: String,
+    upsert_sql: &'static str,
+    created: bool,
+    created_now: bool,
+    upsert: Option<RawPrepared>,
+}
+
+impl StagedUpsert {
+    /// `create_sql` makes `stage` (as a TEMP table); `upsert_sql` reads it.
+    pub fn new(stage: &'static str, create_sql: String, upsert_sql: &'static str) -> Self {
+        StagedUpsert {
+            stage,
+            create_sql,
+            upsert_sql,
+            created: false,
+            created_now: false,
+            upsert: None,
+        }
+    }
+
+    /// Stages `chunks` and runs the upsert, in the open transaction.
+    pub fn run(&mut self, raw: &RawConn, chunks: &[Chunk]) -> Result<(), DuckError> {
+        if !self.created {
+            raw.execute(&self.create_sql)?;
+            self.created = true;
+            self.created_now = true;
+        }
+        let mut app = raw.appender(self.stage)?;
+        for c in chunks {
+            app.append(c)?;
+        }
+        app.flush()?;
+        drop(app);
+        if self.upsert.is_none() {
+            self.upsert = Some(raw.prepare(self.upsert_sql)?);
+        }
+        if let Some(upsert) = &self.upsert {
+            upsert.execute()?;
+        }
+        raw.execute(&format!("DELETE FROM {}", self.stage))
+    }
+
+    pub fn committed(&mut self) {
+        self.created_now = false;
+    }
+
+    pub fn rolled_back(&mut self) {
+        if self.created_now {
+            self.created = false;
+            self.created_now = false;
+            self.upsert = None;
+        }
+    }
 }
 
 /// Every derived table, built once when the writer starts (each may load

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 
-use super::derived::{Committing, Derived};
-use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn, RawPrepared};
+use super::derived::{Committing, Derived, StagedUpsert};
+use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
 
 /// A minute, in nanoseconds.
 pub const MINUTE_NS: u64 = 60_000_000_000;
@@ -81,12 +81,23 @@ impl Sums {
 }
 
 /// The derived table; see the module comment.
-#[derive(Default)]
 pub struct GenAiMinutes {
-    stage_created: bool,
-    stage_created_now: bool,
-    /// The upsert, planned once per staging table.
-    upsert: Option<RawPrepared>,
+    /// This commit's sums, folded into `genai_minutes`.
+    stage: StagedUpsert,
+}
+
+impl Default for GenAiMinutes {
+    fn default() -> Self {
+        GenAiMinutes {
+            stage: StagedUpsert::new(
+                STAGE,
+                format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS SELECT * FROM genai_minutes LIMIT 0"
+                ),
+                upsert_sql(),
+            ),
+        }
+    }
 }
 
 impl Derived for GenAiMinutes {
@@ -135,40 +146,16 @@ impl Derived for GenAiMinutes {
         if groups.is_empty() {
             return Ok(());
         }
-        if !self.stage_created {
-            raw.execute(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS SELECT * FROM genai_minutes LIMIT 0"
-            ))?;
-            self.stage_created = true;
-            self.stage_created_now = true;
-        }
         let rows: Vec<(Key, Sums)> = groups.into_iter().collect();
-        let chunks = Chunk::fill(COLS, &rows, put);
-        let mut app = raw.appender(STAGE)?;
-        for c in &chunks {
-            app.append(c)?;
-        }
-        app.flush()?;
-        drop(app);
-        if self.upsert.is_none() {
-            self.upsert = Some(raw.prepare(upsert_sql())?);
-        }
-        if let Some(upsert) = &self.upsert {
-            upsert.execute()?;
-        }
-        raw.execute(&format!("DELETE FROM {STAGE}"))
+        self.stage.run(raw, &Chunk::fill(COLS, &rows, put))
     }
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
-        self.stage_created_now = false;
+        self.stage.committed();
     }
 
     fn rolled_back(&mut self) {
-        if self.stage_created_now {
-            self.stage_created = false;
-            self.stage_created_now = false;
-            self.upsert = None;
-        }
+        self.stage.rolled_back();
     }
 }
 

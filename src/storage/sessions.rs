@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::derived::{Committing, Derived};
-use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn, RawPrepared};
+use super::derived::{Committing, Derived, StagedUpsert};
+use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
 use super::{Conn, StorageError};
 use crate::model::SpanRecord;
 
@@ -189,10 +189,8 @@ pub struct SessionEntities {
     order: VecDeque<u64>,
     /// Pairs this commit added, made current once it commits.
     staged: Vec<(u64, Arc<str>)>,
-    stage_created: bool,
-    stage_created_now: bool,
-    /// The upsert, planned once per staging table.
-    upsert: Option<RawPrepared>,
+    /// This commit's per-session sums, folded into `session_entities`.
+    stage: StagedUpsert,
 }
 
 /// `a␟b` as a DuckDB list, `[]` for the empty string.
@@ -211,9 +209,14 @@ impl SessionEntities {
             traces: HashMap::new(),
             order: VecDeque::new(),
             staged: Vec::new(),
-            stage_created: false,
-            stage_created_now: false,
-            upsert: None,
+            stage: StagedUpsert::new(
+                STAGE,
+                format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS
+                     SELECT *, 0::UBIGINT AS new_traces FROM session_traces LIMIT 0"
+                ),
+                upsert_sql(),
+            ),
         };
         let ctx = |e| StorageError::sql("loading recent session traces", e);
         let mut stmt = conn
@@ -242,19 +245,6 @@ impl SessionEntities {
                 }
             }
         }
-    }
-
-    fn ensure_stage(&mut self, raw: &RawConn) -> Result<(), DuckError> {
-        if self.stage_created {
-            return Ok(());
-        }
-        raw.execute(&format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS
-             SELECT *, 0::UBIGINT AS new_traces FROM session_traces LIMIT 0"
-        ))?;
-        self.stage_created = true;
-        self.stage_created_now = true;
-        Ok(())
     }
 }
 
@@ -320,41 +310,24 @@ impl Derived for SessionEntities {
         app.flush()?;
         drop(app);
 
-        self.ensure_stage(raw)?;
         let staged: Vec<_> = sessions.into_iter().collect();
         let chunks = Chunk::fill(STAGE_COLS, &staged, |b, (session, (sums, new))| {
             sums.put(b, session, "");
             b.u64(*new);
         });
-        let mut app = raw.appender(STAGE)?;
-        for c in &chunks {
-            app.append(c)?;
-        }
-        app.flush()?;
-        drop(app);
-        if self.upsert.is_none() {
-            self.upsert = Some(raw.prepare(upsert_sql())?);
-        }
-        if let Some(upsert) = &self.upsert {
-            upsert.execute()?;
-        }
-        raw.execute(&format!("DELETE FROM {STAGE}"))
+        self.stage.run(raw, &chunks)
     }
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
         for (trace, session) in std::mem::take(&mut self.staged) {
             self.remember(trace, session);
         }
-        self.stage_created_now = false;
+        self.stage.committed();
     }
 
     fn rolled_back(&mut self) {
         self.staged.clear();
-        if self.stage_created_now {
-            self.stage_created = false;
-            self.stage_created_now = false;
-            self.upsert = None;
-        }
+        self.stage.rolled_back();
     }
 }
 
