@@ -374,25 +374,21 @@ pub fn delete_older_than(
     let mut report = PassReport::default();
     delete_traces(conn, cutoff, batch, stop, &mut report)?;
     super::genai_rollup::prune(conn, cutoff)?;
-    while !stop() {
-        // Logs of a stored trace live and die with it (above); the rest go
-        // by their own time.
-        let n = execute(
-            conn,
-            "deleting old logs",
-            "DELETE FROM logs WHERE rowid IN (
-                SELECT rowid FROM logs l
-                WHERE l.time_unix_nano < ?
-                  AND (l.trace_id IS NULL
-                       OR NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = l.trace_id))
-                LIMIT ?)",
-            duckdb::params![cutoff, batch],
-        )?;
-        report.logs += n;
-        if n < batch {
-            break;
-        }
-    }
+    // Logs of a stored trace live and die with it (above); the rest go
+    // by their own time.
+    report.logs += delete_in_batches(
+        conn,
+        "deleting old logs",
+        "DELETE FROM logs WHERE rowid IN (
+            SELECT rowid FROM logs l
+            WHERE l.time_unix_nano < ?
+              AND (l.trace_id IS NULL
+                   OR NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = l.trace_id))
+            LIMIT ?)",
+        cutoff,
+        batch,
+        stop,
+    )?;
     if !stop() {
         // A trace's lookup rows go once all of them are older than the
         // cutoff: its spans and logs are gone by now (above). A trace still
@@ -406,51 +402,39 @@ pub fn delete_older_than(
             [cutoff],
         )?;
     }
-    while !stop() {
-        // Error occurrences of a stored trace went with it (above); those
-        // without one (logs outside traces) go by their own time.
-        let n = execute(
-            conn,
-            "deleting old error events",
-            "DELETE FROM error_events WHERE rowid IN (
-                SELECT rowid FROM error_events e
-                WHERE e.time_unix_nano < ?
-                  AND (e.trace_id IS NULL
-                       OR NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = e.trace_id))
-                LIMIT ?)",
-            duckdb::params![cutoff, batch],
-        )?;
-        report.error_events += n;
-        if n < batch {
-            break;
-        }
-    }
-    while !stop() {
-        let n = execute(
-            conn,
-            "deleting old metric points",
-            "DELETE FROM metrics WHERE rowid IN (
-                SELECT rowid FROM metrics WHERE time_unix_nano < ? LIMIT ?)",
-            duckdb::params![cutoff, batch],
-        )?;
-        report.metrics += n;
-        if n < batch {
-            break;
-        }
-    }
-    while !stop() {
-        let n = execute(
-            conn,
-            "deleting old function invocations",
-            "DELETE FROM function_invocations WHERE rowid IN (
-                SELECT rowid FROM function_invocations WHERE started_unix_nano < ? LIMIT ?)",
-            duckdb::params![cutoff, batch],
-        )?;
-        report.invocations += n;
-        if n < batch {
-            break;
-        }
-    }
+    // Error occurrences of a stored trace went with it (above); those
+    // without one (logs outside traces) go by their own time.
+    report.error_events += delete_in_batches(
+        conn,
+        "deleting old error events",
+        "DELETE FROM error_events WHERE rowid IN (
+            SELECT rowid FROM error_events e
+            WHERE e.time_unix_nano < ?
+              AND (e.trace_id IS NULL
+                   OR NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = e.trace_id))
+            LIMIT ?)",
+        cutoff,
+        batch,
+        stop,
+    )?;
+    report.metrics += delete_in_batches(
+        conn,
+        "deleting old metric points",
+        "DELETE FROM metrics WHERE rowid IN (
+            SELECT rowid FROM metrics WHERE time_unix_nano < ? LIMIT ?)",
+        cutoff,
+        batch,
+        stop,
+    )?;
+    report.invocations += delete_in_batches(
+        conn,
+        "deleting old function invocations",
+        "DELETE FROM function_invocations WHERE rowid IN (
+            SELECT rowid FROM function_invocations WHERE started_unix_nano < ? LIMIT ?)",
+        cutoff,
+        batch,
+        stop,
+    )?;
     Ok(report)
 }
 
@@ -564,6 +548,28 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
             ..PassReport::default()
         })
     })
+}
+
+/// Runs `sql` (a DELETE taking the cutoff and a row limit) until it
+/// deletes fewer than `batch` rows or `stop` says so; returns the rows
+/// deleted. Small batches keep each transaction short beside the writer.
+fn delete_in_batches(
+    conn: &Conn,
+    context: &str,
+    sql: &str,
+    cutoff: u64,
+    batch: u64,
+    stop: ShouldStop<'_>,
+) -> Result<u64, StorageError> {
+    let mut deleted = 0;
+    while !stop() {
+        let n = execute(conn, context, sql, duckdb::params![cutoff, batch])?;
+        deleted += n;
+        if n < batch {
+            break;
+        }
+    }
+    Ok(deleted)
 }
 
 fn execute(
