@@ -288,6 +288,13 @@ async fn end_to_end(
         "               {commits} commits, {:.0} rows per commit on average",
         stats.rows_committed.load(Ordering::Relaxed) as f64 / commits as f64
     );
+    let steps: Vec<String> = stats
+        .steps
+        .snapshot()
+        .iter()
+        .map(|(step, secs)| format!("{step} {:.2}", secs * 1e3 / commits as f64))
+        .collect();
+    println!("               writer ms per commit: {}", steps.join(", "));
     let wal = std::fs::metadata(format!("{}.wal", config.storage.path)).map_or(0, |m| m.len());
     println!(
         "               background checkpoints during the run: {checkpoints}; WAL at the end: {:.1} MiB",

@@ -105,12 +105,15 @@ impl Server {
         };
         let handle = writer.handle();
         crate::errors::self_report::install(handle.clone());
-        let store = Arc::new(Store::new(
-            db,
-            &config.storage.path,
-            config.query.pool_size,
-            Duration::from_millis(config.query.timeout_ms),
-        ));
+        let store = Arc::new(
+            Store::new(
+                db,
+                &config.storage.path,
+                config.query.pool_size,
+                Duration::from_millis(config.query.timeout_ms),
+            )
+            .with_summary_sync(handle.summary_sync()),
+        );
         let functions = start_functions(config, &store, &hub, handle.clone()).await?;
         let state = AppState {
             store,

@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub duplicate_spans: u64,
     pub commits: u64,
     pub commit_duration: HistogramSnapshot,
+    /// The writer thread's time by step (seconds since start).
+    pub writer_steps: Vec<(&'static str, f64)>,
     pub checkpoints: u64,
     pub live_clients: usize,
     pub live_lagged: u64,
@@ -89,6 +91,7 @@ impl Snapshot {
             duplicate_spans: w.duplicate_spans.load(Relaxed),
             commits: w.batches_committed.load(Relaxed),
             commit_duration: w.commit_duration.snapshot(),
+            writer_steps: w.steps.snapshot(),
             checkpoints: w.checkpoints.load(Relaxed),
             live_clients: state.live.open(),
             live_lagged: state.live.lagged_streams(),
@@ -166,6 +169,14 @@ pub fn render(s: &Snapshot) -> String {
         "Time from the start of a group commit to its answer.",
         &s.commit_duration,
     );
+    out.family(
+        "qyl_writer_seconds_total",
+        "counter",
+        "Time the writer thread spent per step of its commits: append, each summary table, commit, publish.",
+    );
+    for (step, secs) in &s.writer_steps {
+        out.sample("qyl_writer_seconds_total", &[("step", step)], *secs);
+    }
     out.single(
         "qyl_checkpoints_total",
         "counter",
@@ -321,6 +332,7 @@ mod tests {
                 sum_secs: 0.75,
                 count: 5,
             },
+            writer_steps: vec![("append", 1.5), ("session_entities", 0.25)],
             checkpoints: 6,
             live_clients: 2,
             live_lagged: 1,
@@ -353,6 +365,7 @@ mod tests {
             "qyl_commit_duration_seconds_sum 0.75",
             "qyl_commit_duration_seconds_count 5",
             "qyl_uptime_seconds 12.5",
+            "qyl_writer_seconds_total{step=\"session_entities\"} 0.25",
             "qyl_build_info{version=\"0.1.0\\\"x\"} 1",
             "qyl_function_invocations_total{function=\"alert\",status=\"failed\"} 1",
             "qyl_function_duration_seconds_bucket{function=\"alert\",le=\"+Inf\"} 4",
@@ -362,7 +375,7 @@ mod tests {
         }
         // Each family is declared once, before its samples.
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(types, 16);
+        assert_eq!(types, 17);
         assert!(text.ends_with('\n'));
     }
 }

@@ -407,9 +407,10 @@ async fn last_event_id_replays_exactly_what_followed_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_id_older_than_the_ring_gets_a_gap_event_first() {
+    // 5 rounds up to 8, a power of two.
     let (_dir, qyl) = start(&[("QYL_STREAM_RING_SIZE", "5")]);
     let mut watcher = Sse::open(&qyl.http, "", None).await;
-    // One at a time: a watcher more than five events behind would lag too.
+    // One at a time: a watcher more than eight events behind would lag too.
     let mut ids = Vec::new();
     for _ in 0..10 {
         post(
@@ -421,13 +422,13 @@ async fn an_id_older_than_the_ring_gets_a_gap_event_first() {
         ids.push(seq(&watcher.event().await.1));
     }
 
-    let mut late = Sse::open(&qyl.http, "", Some(&ids[1].to_string())).await;
+    let mut late = Sse::open(&qyl.http, "", Some(&ids[0].to_string())).await;
     let (event, id, gap) = late.event().await;
     assert_eq!(event, "gap");
     assert_eq!(id, None);
-    // ids[2..5] left the ring (it keeps the newest five).
-    assert_eq!(gap, json!({ "missed": 3, "oldest_available": ids[5] }));
-    for want in &ids[5..] {
+    // ids[1] left the ring (it keeps the newest eight).
+    assert_eq!(gap, json!({ "missed": 1, "oldest_available": ids[2] }));
+    for want in &ids[2..] {
         let (event, id, _) = late.event().await;
         assert_eq!((event.as_str(), seq(&id)), ("span", *want));
     }

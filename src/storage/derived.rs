@@ -6,10 +6,29 @@
 //! both back and a reader never sees one without the other. Each such table
 //! is a [`Derived`] implementation listed in [`derived_tables`]; the writer
 //! calls it for every group commit and knows nothing else about it.
+//!
+//! Tables that fold many spans into few rows (sessions, GenAI minutes)
+//! would spend most of a commit on their upserts if they ran every commit:
+//! a DuckDB `INSERT … ON CONFLICT` costs milliseconds however few rows it
+//! touches. So they may keep their sums in memory while exports are
+//! waiting, and write them when the writer says so ([`Committing::flush`]):
+//! every commit while it keeps up, at most [`FLUSH_EVERY`] apart under load,
+//! and soon after the queue runs dry. With each flush the writer records
+//! the last ingest sequence folded in (`summary_watermark`); after a crash
+//! the spans past it are folded in again at start ([`replay`]), so the
+//! sums never miss or double count a span.
+
+use std::time::Duration;
 
 use super::duck::{Chunk, RawConn, RawPrepared};
 use super::{Conn, DuckError, StorageError};
-use crate::model::{Batch, LogRecord, Record, SpanRecord};
+use crate::model::{Batch, GenAiFields, LogRecord, Record, SpanRecord};
+
+/// Under load, tables holding sums in memory write them at least this often.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Once the queue is empty, pending sums are written after this long
+/// without a new export.
+pub const FLUSH_IDLE: Duration = Duration::from_millis(20);
 
 /// One group commit as the derived tables see it: the batches in the open
 /// transaction, with the spans the writer skipped as duplicates (retried
@@ -18,6 +37,8 @@ pub struct Committing<'a> {
     pub(super) batches: Vec<&'a Batch>,
     /// Per batch, per span: stored (true) or skipped as a duplicate.
     pub(super) keep: &'a [Vec<bool>],
+    /// Whether tables holding sums in memory write them in this commit.
+    pub(super) flush: bool,
 }
 
 impl<'a> Committing<'a> {
@@ -43,6 +64,12 @@ impl<'a> Committing<'a> {
             .and_then(|k| k.get(span))
             .copied()
             .unwrap_or(false)
+    }
+
+    /// Whether tables that keep sums in memory between commits must write
+    /// them (all of them, this commit's included) in this transaction.
+    pub fn flush(&self) -> bool {
+        self.flush
     }
 
     /// Every log record stored by this commit, in order.
@@ -71,6 +98,114 @@ pub trait Derived: Send {
 
     /// The transaction rolled back: forget what `apply` staged.
     fn rolled_back(&mut self) {}
+
+    /// Whether sums of committed spans wait in memory for a flush.
+    fn pending(&self) -> bool {
+        false
+    }
+
+    /// At start: spans committed after the last flush (their sums were
+    /// pending when qyl stopped), to fold in as pending again. In ingest
+    /// order, in slices as large as a commit.
+    fn replay(&mut self, spans: &[SpanRecord]) {
+        let _ = spans;
+    }
+}
+
+/// Records in `summary_watermark` that every span up to `last_seq` is
+/// folded into the summary tables; run by the writer in each flushing
+/// commit (`last_seq` is a number, so formatting it into the SQL is safe).
+pub fn record_flush(raw: &RawConn, last_seq: u64) -> Result<(), DuckError> {
+    raw.execute(&format!(
+        "UPDATE summary_watermark SET ingest_seq = {last_seq}"
+    ))
+}
+
+/// Spans read back per [`Derived::replay`] call.
+const REPLAY_SLICE: usize = 8192;
+
+/// Folds the spans committed after the last flush back into `tables`
+/// (see the module comment). Returns how many spans were replayed.
+pub fn replay(conn: &Conn, tables: &mut [Box<dyn Derived>]) -> Result<u64, StorageError> {
+    let ctx = |e| StorageError::sql("replaying spans into the summary tables", e);
+    let watermark: u64 = conn
+        .query_row("SELECT ingest_seq FROM summary_watermark", [], |r| r.get(0))
+        .map_err(ctx)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT trace_id, span_id, start_time_unix_nano, end_time_unix_nano, duration_ns,
+                    status_code, service_name, session_id, gen_ai_provider, gen_ai_operation,
+                    gen_ai_request_model, gen_ai_response_model, gen_ai_input_tokens,
+                    gen_ai_output_tokens, gen_ai_cache_read_tokens, gen_ai_cache_write_tokens,
+                    gen_ai_reasoning_tokens, gen_ai_cost_usd, gen_ai_cost_source,
+                    gen_ai_time_to_first_chunk_ms,
+                    coalesce(nullif(attributes->>'$.\"user.id\"', ''),
+                             nullif(attributes->>'$.\"enduser.id\"', ''))
+             FROM spans WHERE ingest_seq > ? ORDER BY ingest_seq",
+        )
+        .map_err(ctx)?;
+    let mut rows = stmt.query([watermark]).map_err(ctx)?;
+    let mut slice = Vec::with_capacity(REPLAY_SLICE);
+    let mut replayed = 0u64;
+    loop {
+        let row = rows.next().map_err(ctx)?;
+        if let Some(row) = row {
+            slice.push(replayed_span(row).map_err(ctx)?);
+        }
+        if slice.len() == REPLAY_SLICE || (row.is_none() && !slice.is_empty()) {
+            for table in tables.iter_mut() {
+                table.replay(&slice);
+            }
+            replayed += slice.len() as u64;
+            slice.clear();
+        }
+        if row.is_none() {
+            break;
+        }
+    }
+    Ok(replayed)
+}
+
+/// The fields of a stored span that the summary tables read.
+fn replayed_span(row: &duckdb::Row<'_>) -> duckdb::Result<SpanRecord> {
+    let status: String = row.get(5)?;
+    let cost_source: Option<String> = row.get(18)?;
+    Ok(SpanRecord {
+        trace_id: row.get(0)?,
+        span_id: row.get(1)?,
+        start_time_unix_nano: row.get(2)?,
+        end_time_unix_nano: row.get(3)?,
+        duration_ns: row.get(4)?,
+        status_code: match status.as_str() {
+            "ERROR" => "ERROR",
+            "OK" => "OK",
+            _ => "UNSET",
+        },
+        service_name: row.get(6)?,
+        session_id: row.get(7)?,
+        genai: GenAiFields {
+            provider: row.get(8)?,
+            operation: row.get(9)?,
+            request_model: row.get(10)?,
+            response_model: row.get(11)?,
+            input_tokens: row.get(12)?,
+            output_tokens: row.get(13)?,
+            cache_read_tokens: row.get(14)?,
+            cache_write_tokens: row.get(15)?,
+            reasoning_tokens: row.get(16)?,
+            cost_usd: row.get(17)?,
+            cost_source: match cost_source.as_deref() {
+                Some("sent") => Some("sent"),
+                Some("priced") => Some("priced"),
+                Some("missing") => Some("missing"),
+                _ => None,
+            },
+            time_to_first_chunk_ms: row.get(19)?,
+            user_id: row.get(20)?,
+            ..GenAiFields::default()
+        },
+        ..SpanRecord::default()
+    })
 }
 
 /// A temporary staging table and the statement that folds it into a

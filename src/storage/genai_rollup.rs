@@ -8,12 +8,14 @@
 //! `kind` 1), so a day's statistics read thousands of rows; percentiles
 //! come from the bins (with each bin's min and max, so a bin holding one
 //! value is exact). Queries that need single spans (per session, odd
-//! steps) still read `spans`.
+//! steps) still read `spans`. Under load the sums wait in memory between
+//! flushes (see `derived.rs`).
 
 use std::collections::HashMap;
 
 use super::derived::{Committing, Derived, StagedUpsert};
 use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+use crate::model::SpanRecord;
 
 /// A minute, in nanoseconds.
 pub const MINUTE_NS: u64 = 60_000_000_000;
@@ -52,7 +54,7 @@ pub fn bin_of(v: f64) -> i32 {
 
 type Key = (u64, String, String, String, String, i32, i32);
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Sums {
     requests: u64,
     errors: u64,
@@ -78,17 +80,99 @@ impl Sums {
         }
         self.requests += 1;
     }
+
+    fn merge(&mut self, o: &Sums) {
+        if o.requests == 0 {
+            return;
+        }
+        if self.requests == 0 {
+            self.min = o.min;
+            self.max = o.max;
+        } else {
+            self.min = self.min.min(o.min);
+            self.max = self.max.max(o.max);
+        }
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.input += o.input;
+        self.output += o.output;
+        self.cache_read += o.cache_read;
+        self.cache_write += o.cache_write;
+        self.reasoning += o.reasoning;
+        self.cost += o.cost;
+        self.without_cost += o.without_cost;
+    }
+}
+
+fn absorb(into: &mut HashMap<Key, Sums>, from: &HashMap<Key, Sums>) {
+    for (k, v) in from {
+        match into.get_mut(k) {
+            Some(sums) => sums.merge(v),
+            None => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+/// Sums the GenAI calls among `spans` into `groups`.
+fn fold<'s>(groups: &mut HashMap<Key, Sums>, spans: impl Iterator<Item = &'s SpanRecord>) {
+    for s in spans {
+        let g = &s.genai;
+        if !g.is_call() {
+            continue;
+        }
+        let minute = s.start_time_unix_nano / MINUTE_NS * MINUTE_NS;
+        let key = |kind: i32, bin: i32| -> Key {
+            (
+                minute,
+                s.service_name.clone(),
+                g.provider.clone().unwrap_or_default(),
+                g.request_model.clone().unwrap_or_default(),
+                g.response_model.clone().unwrap_or_default(),
+                kind,
+                bin,
+            )
+        };
+        let d = s.duration_ns as f64;
+        let e = groups.entry(key(0, bin_of(d))).or_default();
+        e.value(d);
+        if s.status_code == "ERROR" {
+            e.errors += 1;
+        }
+        e.input += g.input_tokens.unwrap_or(0);
+        e.output += g.output_tokens.unwrap_or(0);
+        e.cache_read += g.cache_read_tokens.unwrap_or(0);
+        e.cache_write += g.cache_write_tokens.unwrap_or(0);
+        e.reasoning += g.reasoning_tokens.unwrap_or(0);
+        e.cost += g.cost_usd.unwrap_or(0.0);
+        if g.cost_usd.is_none() && (g.input_tokens.is_some() || g.output_tokens.is_some()) {
+            e.without_cost += 1;
+        }
+        if let Some(t) = g.time_to_first_chunk_ms {
+            groups.entry(key(1, bin_of(t))).or_default().value(t);
+        }
+    }
 }
 
 /// The derived table; see the module comment.
 pub struct GenAiMinutes {
-    /// This commit's sums, folded into `genai_minutes`.
+    /// Sums of earlier commits not written yet (see `derived.rs`).
+    pending: HashMap<Key, Sums>,
+    /// This commit's sums.
+    current: HashMap<Key, Sums>,
+    /// Whether this commit writes `pending` and `current`.
+    flushing: bool,
+    /// The sums, folded into `genai_minutes`.
     stage: StagedUpsert,
 }
 
 impl Default for GenAiMinutes {
     fn default() -> Self {
         GenAiMinutes {
+            pending: HashMap::new(),
+            current: HashMap::new(),
+            flushing: false,
             stage: StagedUpsert::new(
                 STAGE,
                 format!(
@@ -106,56 +190,43 @@ impl Derived for GenAiMinutes {
     }
 
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
-        let mut groups: HashMap<Key, Sums> = HashMap::new();
-        for s in rows.spans() {
-            let g = &s.genai;
-            if !g.is_call() {
-                continue;
-            }
-            let minute = s.start_time_unix_nano / MINUTE_NS * MINUTE_NS;
-            let key = |kind: i32, bin: i32| -> Key {
-                (
-                    minute,
-                    s.service_name.clone(),
-                    g.provider.clone().unwrap_or_default(),
-                    g.request_model.clone().unwrap_or_default(),
-                    g.response_model.clone().unwrap_or_default(),
-                    kind,
-                    bin,
-                )
-            };
-            let d = s.duration_ns as f64;
-            let e = groups.entry(key(0, bin_of(d))).or_default();
-            e.value(d);
-            if s.status_code == "ERROR" {
-                e.errors += 1;
-            }
-            e.input += g.input_tokens.unwrap_or(0);
-            e.output += g.output_tokens.unwrap_or(0);
-            e.cache_read += g.cache_read_tokens.unwrap_or(0);
-            e.cache_write += g.cache_write_tokens.unwrap_or(0);
-            e.reasoning += g.reasoning_tokens.unwrap_or(0);
-            e.cost += g.cost_usd.unwrap_or(0.0);
-            if g.cost_usd.is_none() && (g.input_tokens.is_some() || g.output_tokens.is_some()) {
-                e.without_cost += 1;
-            }
-            if let Some(t) = g.time_to_first_chunk_ms {
-                groups.entry(key(1, bin_of(t))).or_default().value(t);
-            }
-        }
-        if groups.is_empty() {
+        let mut current = HashMap::new();
+        fold(&mut current, rows.spans());
+        self.current = current;
+        self.flushing = rows.flush();
+        if !self.flushing || (self.pending.is_empty() && self.current.is_empty()) {
             return Ok(());
         }
+        // One row per key in the stage (the upsert needs unique keys).
+        let mut groups = self.pending.clone();
+        absorb(&mut groups, &self.current);
         let rows: Vec<(Key, Sums)> = groups.into_iter().collect();
         self.stage.run(raw, &Chunk::fill(COLS, &rows, put))
     }
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
+        let current = std::mem::take(&mut self.current);
+        if self.flushing {
+            self.pending.clear();
+        } else {
+            absorb(&mut self.pending, &current);
+        }
+        self.flushing = false;
         self.stage.committed();
     }
 
     fn rolled_back(&mut self) {
+        self.current.clear();
+        self.flushing = false;
         self.stage.rolled_back();
+    }
+
+    fn pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn replay(&mut self, spans: &[SpanRecord]) {
+        fold(&mut self.pending, spans.iter());
     }
 }
 

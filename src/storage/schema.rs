@@ -338,6 +338,16 @@ CREATE TABLE qyl_functions_staging (
 );
 "#,
     },
+    Migration {
+        version: 6,
+        name: "summary watermark",
+        // Up to here every commit updated the summaries, so they hold every
+        // span already stored.
+        sql: r#"
+CREATE TABLE summary_watermark AS
+SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
+"#,
+    },
 ];
 
 /// The newest schema this build knows.

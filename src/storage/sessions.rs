@@ -11,10 +11,12 @@
 //! of its own, keyed by the trace id; plain request traces are not sessions
 //! (the trace list covers them).
 //!
-//! Per commit the spans are aggregated in Rust per (session, trace); those
-//! rows are appended to `session_traces` (which keeps each session's traces
-//! and lets retention recompute a session), and the per-session sums go to
-//! a staging table and into `session_entities` with one set-based upsert.
+//! The spans are aggregated in Rust per (session, trace), in memory until
+//! the writer asks for a flush (every commit unless exports are waiting;
+//! see `derived.rs`); then those rows are appended to `session_traces`
+//! (which keeps each session's traces and lets retention recompute a
+//! session), and the per-session sums go to a staging table and into
+//! `session_entities` with one set-based upsert.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -182,6 +184,62 @@ impl Sums {
     }
 }
 
+/// Sums folded from committed spans and not yet written (see
+/// `derived.rs`: they are written when the writer says so).
+#[derive(Default)]
+struct Folded {
+    /// Per (session, trace), for `session_traces`.
+    traces: HashMap<(Arc<str>, String), Sums>,
+    /// Per session, with how many of its traces are new to it.
+    sessions: HashMap<Arc<str>, (Sums, u64)>,
+}
+
+impl Folded {
+    fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    fn add(&mut self, session: &Arc<str>, trace: &str, sums: Sums, is_new: bool) {
+        match self.sessions.entry(session.clone()) {
+            Entry::Occupied(mut e) => {
+                e.get_mut().0.merge(&sums);
+                e.get_mut().1 += u64::from(is_new);
+            }
+            Entry::Vacant(e) => {
+                e.insert((sums.clone(), u64::from(is_new)));
+            }
+        }
+        match self.traces.entry((session.clone(), trace.to_string())) {
+            Entry::Occupied(mut e) => e.get_mut().merge(&sums),
+            Entry::Vacant(e) => {
+                e.insert(sums);
+            }
+        }
+    }
+
+    fn absorb(&mut self, other: Folded) {
+        for ((session, trace), sums) in other.traces {
+            match self.traces.entry((session, trace)) {
+                Entry::Occupied(mut e) => e.get_mut().merge(&sums),
+                Entry::Vacant(e) => {
+                    e.insert(sums);
+                }
+            }
+        }
+        for (session, (sums, new)) in other.sessions {
+            match self.sessions.entry(session) {
+                Entry::Occupied(mut e) => {
+                    e.get_mut().0.merge(&sums);
+                    e.get_mut().1 += new;
+                }
+                Entry::Vacant(e) => {
+                    e.insert((sums, new));
+                }
+            }
+        }
+    }
+}
+
 /// The derived table; see the module comment.
 pub struct SessionEntities {
     /// Hash of a trace id → its session.
@@ -189,7 +247,13 @@ pub struct SessionEntities {
     order: VecDeque<u64>,
     /// Pairs this commit added, made current once it commits.
     staged: Vec<(u64, Arc<str>)>,
-    /// This commit's per-session sums, folded into `session_entities`.
+    /// Sums of earlier commits not written yet.
+    pending: Folded,
+    /// This commit's sums.
+    current: Folded,
+    /// Whether this commit writes `pending` and `current`.
+    flushing: bool,
+    /// The per-session sums, folded into `session_entities`.
     stage: StagedUpsert,
 }
 
@@ -209,6 +273,9 @@ impl SessionEntities {
             traces: HashMap::new(),
             order: VecDeque::new(),
             staged: Vec::new(),
+            pending: Folded::default(),
+            current: Folded::default(),
+            flushing: false,
             stage: StagedUpsert::new(
                 STAGE,
                 format!(
@@ -246,27 +313,23 @@ impl SessionEntities {
             }
         }
     }
-}
 
-impl Derived for SessionEntities {
-    fn name(&self) -> &'static str {
-        "session_entities"
-    }
-
-    fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
-        // The spans of each trace in this commit, in arrival order.
+    /// Sums `spans` per session and trace into `into`; pairs of a trace
+    /// and a session new to each other go to `staged`.
+    fn fold<'s>(
+        traces: &HashMap<u64, Arc<str>>,
+        staged: &mut Vec<(u64, Arc<str>)>,
+        spans: impl Iterator<Item = &'s SpanRecord>,
+        into: &mut Folded,
+    ) {
+        // The spans of each trace, in arrival order.
         let mut by_trace: HashMap<&str, Vec<&SpanRecord>> = HashMap::new();
-        for s in rows.spans() {
+        for s in spans {
             by_trace.entry(&s.trace_id).or_default().push(s);
         }
-        if by_trace.is_empty() {
-            return Ok(());
-        }
-        let mut per_trace: Vec<(Arc<str>, &str, Sums)> = Vec::new();
-        let mut sessions: HashMap<Arc<str>, (Sums, u64)> = HashMap::new();
         for (trace, spans) in by_trace {
             let hash = xxh3_64(trace.as_bytes());
-            let known = self.traces.get(&hash).cloned();
+            let known = traces.get(&hash).cloned();
             let session: Arc<str> = match spans.iter().find_map(|s| s.session_id.as_deref()) {
                 Some(id) => match &known {
                     Some(k) if &**k == id => k.clone(),
@@ -283,24 +346,26 @@ impl Derived for SessionEntities {
             for s in &spans {
                 sums.add_span(s);
             }
-            match sessions.entry(session.clone()) {
-                Entry::Occupied(mut e) => {
-                    e.get_mut().0.merge(&sums);
-                    e.get_mut().1 += u64::from(is_new);
-                }
-                Entry::Vacant(e) => {
-                    e.insert((sums.clone(), u64::from(is_new)));
-                }
-            }
             if is_new {
-                self.staged.push((hash, session.clone()));
+                staged.push((hash, session.clone()));
             }
-            per_trace.push((session, trace, sums));
+            into.add(&session, trace, sums, is_new);
         }
-        if per_trace.is_empty() {
+    }
+
+    /// Appends the traces' rows and upserts the sessions of `pending` and
+    /// `current`, in the open transaction.
+    fn write(&mut self, raw: &RawConn) -> Result<(), DuckError> {
+        if self.pending.is_empty() && self.current.is_empty() {
             return Ok(());
         }
-        let chunks = Chunk::fill(COLS, &per_trace, |b, (session, trace, sums)| {
+        let per_trace: Vec<_> = self
+            .pending
+            .traces
+            .iter()
+            .chain(&self.current.traces)
+            .collect();
+        let chunks = Chunk::fill(COLS, &per_trace, |b, ((session, trace), sums)| {
             sums.put(b, session, trace)
         });
         let mut app = raw.appender("session_traces")?;
@@ -310,6 +375,15 @@ impl Derived for SessionEntities {
         app.flush()?;
         drop(app);
 
+        // One row per session in the stage (the upsert needs unique keys).
+        let mut sessions = self.pending.sessions.clone();
+        for (session, (sums, new)) in &self.current.sessions {
+            let e = sessions
+                .entry(session.clone())
+                .or_insert_with(|| (Sums::new(), 0));
+            e.0.merge(sums);
+            e.1 += new;
+        }
         let staged: Vec<_> = sessions.into_iter().collect();
         let chunks = Chunk::fill(STAGE_COLS, &staged, |b, (session, (sums, new))| {
             sums.put(b, session, "");
@@ -317,17 +391,56 @@ impl Derived for SessionEntities {
         });
         self.stage.run(raw, &chunks)
     }
+}
+
+impl Derived for SessionEntities {
+    fn name(&self) -> &'static str {
+        "session_entities"
+    }
+
+    fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
+        let mut current = Folded::default();
+        Self::fold(&self.traces, &mut self.staged, rows.spans(), &mut current);
+        self.current = current;
+        self.flushing = rows.flush();
+        if self.flushing {
+            self.write(raw)?;
+        }
+        Ok(())
+    }
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
         for (trace, session) in std::mem::take(&mut self.staged) {
             self.remember(trace, session);
         }
+        let current = std::mem::take(&mut self.current);
+        if self.flushing {
+            self.pending = Folded::default();
+        } else {
+            self.pending.absorb(current);
+        }
+        self.flushing = false;
         self.stage.committed();
     }
 
     fn rolled_back(&mut self) {
         self.staged.clear();
+        self.current = Folded::default();
+        self.flushing = false;
         self.stage.rolled_back();
+    }
+
+    fn pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn replay(&mut self, spans: &[SpanRecord]) {
+        let mut folded = Folded::default();
+        Self::fold(&self.traces, &mut self.staged, spans.iter(), &mut folded);
+        self.pending.absorb(folded);
+        for (trace, session) in std::mem::take(&mut self.staged) {
+            self.remember(trace, session);
+        }
     }
 }
 
@@ -504,6 +617,7 @@ mod tests {
             ..Default::default()
         });
         rx.unwrap().blocking_recv().unwrap().unwrap();
+        w.handle().summary_sync().settle_blocking();
     }
 
     type Row = (
@@ -628,6 +742,117 @@ mod tests {
         assert_eq!(s1.8, vec!["gpt-4o"]);
         assert_eq!(s1.9, vec!["svc"]);
         w.shutdown();
+    }
+
+    fn scalar(c: &Conn, sql: &str) -> i64 {
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn under_load_sums_wait_in_memory_and_are_written_once() {
+        // One export per commit, in quick succession: the sums are held in
+        // memory between commits and written when a reader asks.
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let c = db.connect().unwrap();
+        let config = WriterConfig {
+            batch_rows: 1,
+            ..WriterConfig::default()
+        };
+        let w = Writer::start(db, Arc::new(Hub::new(100)), config, false).unwrap();
+        let h = w.handle();
+        let pause = h.pause();
+        let waiting: Vec<_> = (0..20u8)
+            .map(|i| {
+                let s = llm(
+                    span(i % 5 + 1, i + 1, Some("s"), 100 + u64::from(i)),
+                    "chat",
+                    "gpt-4o",
+                    10,
+                    Some(0.001),
+                );
+                h.submit(Batch {
+                    spans: vec![s],
+                    ..Default::default()
+                })
+                .unwrap()
+            })
+            .collect();
+        drop(pause);
+        for rx in waiting {
+            rx.blocking_recv().unwrap().unwrap();
+        }
+        h.summary_sync().settle_blocking();
+        let rows = sessions(&c);
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(
+            (rows[0].1, rows[0].2, rows[0].4, rows[0].5),
+            (20, 5, 20, 200)
+        );
+        assert_eq!(scalar(&c, "SELECT sum(requests) FROM genai_minutes"), 20);
+        // Fewer trace rows than commits: sums were held between commits.
+        assert!(scalar(&c, "SELECT count(*) FROM session_traces") < 20);
+        assert_eq!(
+            scalar(&c, "SELECT ingest_seq FROM summary_watermark"),
+            scalar(&c, "SELECT max(ingest_seq) FROM spans")
+        );
+        w.shutdown();
+    }
+
+    #[test]
+    fn spans_stored_after_the_last_flush_are_folded_in_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StorageOptions {
+            path: dir.path().join("q.duckdb").to_string_lossy().into_owned(),
+            ..StorageOptions::in_memory()
+        };
+        let start = || {
+            let db = open(&opts).unwrap();
+            let c = db.connect().unwrap();
+            let w = Writer::start(
+                db.clone(),
+                Arc::new(Hub::new(10)),
+                WriterConfig::default(),
+                true,
+            )
+            .unwrap();
+            (db, c, w)
+        };
+        let (_, _, w) = start();
+        send(&w, vec![span(7, 1, Some("s7"), 100)]);
+        w.shutdown();
+        // As after a crash: spans committed while their sums were still in
+        // memory, so the watermark is behind them.
+        {
+            let db = open(&opts).unwrap();
+            let raw = db.raw_connection().unwrap();
+            let mut late = llm(span(7, 2, None, 120), "chat", "gpt-4o", 100, Some(0.5));
+            late.attributes = r#"{"user.id":"u9"}"#.into();
+            let own = llm(span(8, 1, None, 130), "chat", "gpt-4o", 10, None);
+            raw.execute("BEGIN TRANSACTION").unwrap();
+            crate::storage::writer::append_spans(&raw, &[late, own], 2).unwrap();
+            raw.execute("COMMIT").unwrap();
+        }
+        let check = |c: &Conn| {
+            let rows = sessions(c);
+            assert_eq!(rows.len(), 2, "{rows:?}");
+            let s7 = &rows[1];
+            assert_eq!(
+                (s7.0.as_str(), s7.1, s7.2, s7.4, s7.5),
+                ("s7", 2, 1, 1, 100)
+            );
+            assert_eq!(s7.10, vec!["u9"]);
+            assert_eq!(rows[0].0, format!("{:032x}", 8));
+            assert_eq!(rows[0].7, 1, "the unpriced call is counted as such");
+            assert_eq!(scalar(c, "SELECT sum(requests) FROM genai_minutes"), 2);
+            assert_eq!(scalar(c, "SELECT ingest_seq FROM summary_watermark"), 3);
+        };
+        let (_, c, w) = start();
+        w.shutdown();
+        check(&c);
+        // Caught up: another start folds nothing twice.
+        let (_, c, w) = start();
+        w.shutdown();
+        check(&c);
     }
 
     #[test]

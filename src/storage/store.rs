@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::duck::Database;
 use super::queries::{errors, genai, logs, metrics, sessions, sql, stats, traces};
 use super::reader::{QueryError, ReadPool};
+use super::writer::SummarySync;
 use crate::model::genai::{
     Conversation, GenAiCall, GenAiModels, GenAiSpanQuery, SessionDetail, SessionQuery,
     SessionSummary, UnpricedModel,
@@ -23,6 +24,8 @@ pub struct Store {
     pool: ReadPool,
     db: Arc<Database>,
     path: String,
+    /// Brings the summary tables up to date before they are read.
+    summaries: Option<SummarySync>,
 }
 
 impl Store {
@@ -33,6 +36,20 @@ impl Store {
             pool: ReadPool::new(db.clone(), pool_size, timeout),
             db,
             path: path.to_string(),
+            summaries: None,
+        }
+    }
+
+    /// Reads of the summary tables (sessions, GenAI minutes, and SQL that
+    /// may touch them) first wait until they hold every acknowledged export.
+    pub fn with_summary_sync(mut self, sync: SummarySync) -> Store {
+        self.summaries = Some(sync);
+        self
+    }
+
+    async fn settle(&self) {
+        if let Some(sync) = &self.summaries {
+            sync.settle().await;
         }
     }
 
@@ -93,21 +110,25 @@ impl Store {
 
     /// GenAI calls in a window: totals, per model, over time.
     pub async fn genai_stats(&self, f: GenAiFilter) -> Result<GenAiStats, QueryError> {
+        self.settle().await;
         self.pool.run(move |c| genai::genai_stats(c, &f)).await
     }
 
     /// GenAI calls per model: totals, error classes, finish reasons.
     pub async fn genai_models(&self, f: GenAiFilter) -> Result<GenAiModels, QueryError> {
+        self.settle().await;
         self.pool.run(move |c| genai::genai_models(c, &f)).await
     }
 
     /// GenAI calls matching the query, newest first.
     pub async fn genai_spans(&self, q: GenAiSpanQuery) -> Result<Page<GenAiCall>, QueryError> {
+        self.settle().await;
         self.pool.run(move |c| genai::genai_spans(c, &q)).await
     }
 
     /// Models seen since `since` in calls that had no price.
     pub async fn unpriced_models(&self, since: u64) -> Result<Vec<UnpricedModel>, QueryError> {
+        self.settle().await;
         self.pool
             .run(move |c| genai::unpriced_models(c, since))
             .await
@@ -119,6 +140,7 @@ impl Store {
         q: SessionQuery,
         now: u64,
     ) -> Result<Page<SessionSummary>, QueryError> {
+        self.settle().await;
         self.pool
             .run(move |c| sessions::list_sessions(c, &q, now))
             .await
@@ -130,6 +152,7 @@ impl Store {
         id: String,
         now: u64,
     ) -> Result<Option<SessionDetail>, QueryError> {
+        self.settle().await;
         self.pool
             .run(move |c| sessions::get_session(c, &id, now))
             .await
@@ -142,6 +165,7 @@ impl Store {
         page: PageRequest,
         now: u64,
     ) -> Result<Option<Page<SpanRow>>, QueryError> {
+        self.settle().await;
         self.pool
             .run(move |c| sessions::session_spans(c, &id, &page, now))
             .await
@@ -153,6 +177,7 @@ impl Store {
         id: String,
         now: u64,
     ) -> Result<Option<Conversation>, QueryError> {
+        self.settle().await;
         self.pool
             .run(move |c| sessions::conversation(c, &id, now))
             .await
@@ -258,6 +283,7 @@ impl Store {
         params: Vec<crate::model::function::SqlParam>,
         row_limit: usize,
     ) -> Result<SqlResult, QueryError> {
+        self.settle().await;
         use crate::model::function::SqlParam;
         use duckdb::types::Value;
         let db = self.db.clone();
@@ -281,6 +307,7 @@ impl Store {
 
     /// Read-only SQL: one query, at most `row_limit` rows.
     pub async fn sql(&self, text: String, row_limit: usize) -> Result<SqlResult, QueryError> {
+        self.settle().await;
         let db = self.db.clone();
         self.pool
             .run(move |c| {

@@ -106,6 +106,30 @@ pub struct WriterStats {
     pub metrics_committed: AtomicU64,
     /// Time from the start of a successful commit to its answer.
     pub commit_duration: DurationHistogram,
+    /// Where the writer thread's time goes, step by step.
+    pub steps: StepTimes,
+}
+
+/// Time the writer thread spent in each step of its commits (appending the
+/// rows, each derived table, the COMMIT itself), summed since start: what
+/// `/metrics` and the ingest benchmark show to say where commit time goes.
+#[derive(Debug, Default)]
+pub struct StepTimes(Mutex<Vec<(&'static str, Duration)>>);
+
+impl StepTimes {
+    fn add(&self, step: &'static str, took: Duration) {
+        let mut steps = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match steps.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, total)) => *total += took,
+            None => steps.push((step, took)),
+        }
+    }
+
+    /// (step, seconds), in the order the steps first ran.
+    pub fn snapshot(&self) -> Vec<(&'static str, f64)> {
+        let steps = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        steps.iter().map(|(s, d)| (*s, d.as_secs_f64())).collect()
+    }
 }
 
 /// Upper bounds, in seconds, of the commit-duration buckets: from a small
@@ -182,6 +206,8 @@ struct Job {
 enum Msg {
     // Boxed: a job (with its batch) is large, and the queue holds many.
     Job(Box<Job>),
+    /// A reader waits for the summaries' pending sums to be written.
+    Flush(oneshot::Sender<()>),
     Shutdown,
 }
 
@@ -202,9 +228,60 @@ pub struct WriterHandle {
     stats: Arc<WriterStats>,
     pricing: Arc<PriceTable>,
     capture: Arc<crate::errors::capture::Capture>,
+    summaries_pending: Arc<AtomicBool>,
+}
+
+/// Lets readers of the summary tables (sessions, GenAI minutes) see every
+/// acknowledged export although the writer may hold their sums in memory
+/// for a while (see `derived.rs`): [`SummarySync::settle`] asks for a flush
+/// when sums are pending and waits for it.
+#[derive(Clone)]
+pub struct SummarySync {
+    tx: Sender<Msg>,
+    pending: Arc<AtomicBool>,
+}
+
+/// How long a reader waits for a flush before it reads what is stored.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl SummarySync {
+    /// Returns once the summaries hold every export acknowledged before
+    /// the call (or after [`SETTLE_TIMEOUT`], or at once if qyl is
+    /// stopping).
+    pub async fn settle(&self) {
+        if let Some(done) = self.request() {
+            let _ = tokio::time::timeout(SETTLE_TIMEOUT, done).await;
+        }
+    }
+
+    /// [`SummarySync::settle`] for threads outside the async runtime.
+    /// The writer answers every request once it has tried a flush (a
+    /// failing one backs off to at most 5 s), or drops it when stopping.
+    pub fn settle_blocking(&self) {
+        if let Some(done) = self.request() {
+            let _ = done.blocking_recv();
+        }
+    }
+
+    fn request(&self) -> Option<oneshot::Receiver<()>> {
+        if !self.pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Flush(tx)).ok()?;
+        Some(rx)
+    }
 }
 
 impl WriterHandle {
+    /// What readers of the summary tables use to see current sums.
+    pub fn summary_sync(&self) -> SummarySync {
+        SummarySync {
+            tx: self.tx.clone(),
+            pending: self.summaries_pending.clone(),
+        }
+    }
+
     /// The GenAI price table in force.
     pub fn pricing(&self) -> &Arc<PriceTable> {
         &self.pricing
@@ -292,10 +369,30 @@ impl Drop for PauseGuard {
     }
 }
 
+/// What a commit leaves behind (records leaving the hub's ring, the
+/// batches' data chunks): tens of thousands of small frees per commit, done
+/// on a thread of its own so they do not hold up the next commit.
+type Garbage = Box<dyn Send>;
+
+fn spawn_reaper() -> Result<(Sender<Garbage>, JoinHandle<()>), StorageError> {
+    // Bounded: if freeing ever falls behind, the writer waits for it
+    // rather than holding ever more memory.
+    let (tx, rx) = crossbeam_channel::bounded::<Garbage>(64);
+    let thread = std::thread::Builder::new()
+        .name("qyl-reaper".into())
+        .spawn(move || rx.iter().for_each(drop))
+        .map_err(|e| StorageError::Dir {
+            path: "qyl-reaper thread".into(),
+            source: e,
+        })?;
+    Ok((tx, thread))
+}
+
 /// The running writer; [`Writer::shutdown`] commits what is queued and stops.
 pub struct Writer {
     handle: WriterHandle,
     thread: Option<JoinHandle<()>>,
+    reaper: Option<JoinHandle<()>>,
     checkpointer: Option<(Arc<StopFlag>, JoinHandle<()>)>,
 }
 
@@ -314,7 +411,14 @@ impl Writer {
         hub.resume_after(next_seq - 1);
         let mut seen = RecentSpans::new(config.dedup_window);
         seed_recent_spans(&conn, next_seq, &mut seen)?;
-        let derived = derived::derived_tables(&conn, &config.derived)?;
+        let mut derived = derived::derived_tables(&conn, &config.derived)?;
+        let replayed = derived::replay(&conn, &mut derived)?;
+        if replayed > 0 {
+            tracing::info!(
+                spans = replayed,
+                "summary tables caught up with spans stored after their last flush"
+            );
+        }
         let capacity = config.queue_rows.clamp(1, u32::MAX as usize / 2);
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(WriterStats::default());
@@ -322,6 +426,8 @@ impl Writer {
         // Everything fallible that needs no thread comes first, so an error
         // cannot leave the checkpoint thread running.
         let raw = db.raw_connection()?;
+        let (reaper_tx, reaper) = spawn_reaper()?;
+        let summaries_pending = Arc::new(AtomicBool::new(false));
         let checkpointer = if is_file {
             let stop = Arc::new((Mutex::new(false), Condvar::new()));
             let thread = spawn_checkpointer(
@@ -344,6 +450,11 @@ impl Writer {
             batch_rows: config.batch_rows.max(1),
             batch_wait: config.batch_wait,
             derived,
+            last_flush: Instant::now(),
+            idle_flush_after: derived::FLUSH_IDLE,
+            reaper: reaper_tx,
+            summaries_pending: summaries_pending.clone(),
+            flush_waiters: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("qyl-writer".into())
@@ -362,8 +473,10 @@ impl Writer {
                 stats,
                 pricing: config.pricing.clone(),
                 capture: config.capture.clone(),
+                summaries_pending,
             },
             thread: Some(thread),
+            reaper: Some(reaper),
             checkpointer,
         })
     }
@@ -387,6 +500,10 @@ impl Writer {
             let _ = thread.join();
         }
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // The writer thread has ended, so the reaper's channel is closed.
+        if let Some(thread) = self.reaper.take() {
             let _ = thread.join();
         }
     }
@@ -537,6 +654,16 @@ struct WriterState {
     /// Summary tables updated in each commit's transaction (sessions,
     /// error groups…); see `derived.rs`.
     derived: Vec<Box<dyn Derived>>,
+    /// When summary tables last wrote the sums they keep in memory.
+    last_flush: Instant,
+    /// How long the queue must stay empty before pending sums are written.
+    idle_flush_after: Duration,
+    /// Frees what commits leave behind, off this thread.
+    reaper: Sender<Garbage>,
+    /// Shared with [`SummarySync`]: whether sums wait in memory.
+    summaries_pending: Arc<AtomicBool>,
+    /// Readers waiting for the next flush of the summaries.
+    flush_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl Drop for WriterState {
@@ -551,9 +678,26 @@ impl WriterState {
     fn run(&mut self, rx: Receiver<Msg>) {
         let mut shutting_down = false;
         while !shutting_down {
-            let first = match rx.recv() {
+            let next = if self.summaries_pending() || !self.flush_waiters.is_empty() {
+                match rx.recv_timeout(self.idle_flush_after) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        // The queue ran dry: write the summaries now.
+                        self.flush_summaries();
+                        continue;
+                    }
+                    other => other.map_err(|_| ()),
+                }
+            } else {
+                rx.recv().map_err(|_| ())
+            };
+            let first = match next {
                 Ok(Msg::Job(job)) => *job,
-                Ok(Msg::Shutdown) | Err(_) => break,
+                Ok(Msg::Flush(done)) => {
+                    self.flush_waiters.push(done);
+                    self.flush_summaries();
+                    continue;
+                }
+                Ok(Msg::Shutdown) | Err(()) => break,
             };
             let deadline = Instant::now() + self.batch_wait;
             let mut rows = first.batch.len();
@@ -564,6 +708,7 @@ impl WriterState {
                         rows += job.batch.len();
                         jobs.push(*job);
                     }
+                    Ok(Msg::Flush(done)) => self.flush_waiters.push(done),
                     Ok(Msg::Shutdown) => {
                         shutting_down = true;
                         break;
@@ -579,16 +724,18 @@ impl WriterState {
             self.commit(jobs);
         }
         // Commit whatever was accepted before the shutdown.
-        let rest: Vec<Job> = rx
-            .try_iter()
-            .filter_map(|m| match m {
-                Msg::Job(j) => Some(*j),
-                Msg::Shutdown => None,
-            })
-            .collect();
+        let mut rest = Vec::new();
+        for m in rx.try_iter() {
+            match m {
+                Msg::Job(j) => rest.push(*j),
+                Msg::Flush(done) => self.flush_waiters.push(done),
+                Msg::Shutdown => {}
+            }
+        }
         if !rest.is_empty() {
             self.commit(rest);
         }
+        self.flush_summaries();
         if let Err(e) = self.raw.execute("CHECKPOINT") {
             tracing::warn!(error = %e, "final checkpoint failed; DuckDB replays the WAL on next start");
         }
@@ -605,12 +752,45 @@ impl WriterState {
         }
     }
 
-    /// Commits `jobs` in one transaction. If that fails, each job is tried
-    /// alone so that one bad batch cannot fail its neighbours.
+    fn summaries_pending(&self) -> bool {
+        self.derived.iter().any(|t| t.pending())
+    }
+
+    /// Writes the summaries' pending sums in a transaction of their own
+    /// (the queue ran dry, a reader asked, or qyl is stopping). After a
+    /// failure the idle flush waits longer each time; the sums stay
+    /// pending and the next flush tries them again. Readers waiting for
+    /// the flush are answered either way.
+    fn flush_summaries(&mut self) {
+        if self.summaries_pending() {
+            let started = Instant::now();
+            match self.write(&[]) {
+                Ok(plan) => {
+                    self.idle_flush_after = derived::FLUSH_IDLE;
+                    self.finish(Vec::new(), plan, started);
+                }
+                Err(e) => {
+                    self.idle_flush_after = (self.idle_flush_after * 2).min(Duration::from_secs(5));
+                    tracing::warn!(error = %e, retry_in = ?self.idle_flush_after, "writing the summary tables failed");
+                }
+            }
+        }
+        for waiter in self.flush_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Commits `jobs` in one transaction (none: only the summaries' pending
+    /// sums). If that fails, each job is tried alone so that one bad batch
+    /// cannot fail its neighbours.
     fn commit(&mut self, jobs: Vec<Job>) {
         let started = Instant::now();
         match self.write(&jobs) {
-            Ok(plan) => self.finish(jobs, plan, started),
+            Ok(plan) => {
+                let t = Instant::now();
+                self.finish(jobs, plan, started);
+                self.stats.steps.add("publish", t.elapsed());
+            }
             Err(e) if jobs.len() == 1 => {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "commit failed");
@@ -645,9 +825,26 @@ impl WriterState {
             plan.keep.push(keep);
         }
         self.raw.execute("BEGIN TRANSACTION")?;
+        let stats = self.stats.clone();
+        let steps = &stats.steps;
+        let t = Instant::now();
         let result = self.append_all(jobs, &plan);
-        let result = result.and_then(|()| self.apply_derived(jobs, &plan));
+        steps.add("append", t.elapsed());
+        // Summaries are written when due, when a reader waits for them,
+        // and by a commit of nothing else.
+        let flush = jobs.is_empty()
+            || !self.flush_waiters.is_empty()
+            || self.last_flush.elapsed() >= derived::FLUSH_EVERY;
+        let result = result.and_then(|last_seq| {
+            self.apply_derived(jobs, &plan, flush)?;
+            if flush {
+                derived::record_flush(&self.raw, last_seq)?;
+            }
+            Ok(())
+        });
+        let t = Instant::now();
         let result = result.and_then(|()| self.raw.execute("COMMIT"));
+        steps.add("commit", t.elapsed());
         if let Err(e) = result {
             let _ = self.raw.execute("ROLLBACK");
             for table in &mut self.derived {
@@ -655,14 +852,22 @@ impl WriterState {
             }
             return Err(e);
         }
+        if flush {
+            self.last_flush = Instant::now();
+        }
+        plan.flushed = flush;
         plan.fresh = fresh.into_iter().collect();
         Ok(plan)
     }
 
     /// Appends every job's rows, numbering them from `next_seq` in the
     /// order `finish` expects: all spans, then all logs, then all metrics.
-    fn append_all(&self, jobs: &[Job], plan: &Plan) -> Result<(), DuckError> {
+    /// Returns the last sequence number in use afterwards.
+    fn append_all(&self, jobs: &[Job], plan: &Plan) -> Result<u64, DuckError> {
         let mut seq = self.next_seq;
+        if jobs.is_empty() {
+            return Ok(seq - 1);
+        }
         let mut app = self.raw.appender("spans")?;
         for (job, keep) in jobs.iter().zip(&plan.keep) {
             if keep.iter().all(|k| *k) {
@@ -693,20 +898,25 @@ impl WriterState {
         for job in jobs {
             seq = append_prepared(&mut app, &job.chunks.metrics, METRIC_COLS.len() - 1, seq)?;
         }
-        app.flush()
+        app.flush()?;
+        Ok(seq - 1)
     }
 
     /// Lets each derived table write its share of the commit.
-    fn apply_derived(&mut self, jobs: &[Job], plan: &Plan) -> Result<(), DuckError> {
+    fn apply_derived(&mut self, jobs: &[Job], plan: &Plan, flush: bool) -> Result<(), DuckError> {
         if self.derived.is_empty() {
             return Ok(());
         }
         let rows = Committing {
             batches: jobs.iter().map(|j| &j.batch).collect(),
             keep: &plan.keep,
+            flush,
         };
         for table in &mut self.derived {
-            table.apply(&self.raw, &rows).map_err(|e| DuckError {
+            let t = Instant::now();
+            let result = table.apply(&self.raw, &rows);
+            self.stats.steps.add(table.name(), t.elapsed());
+            result.map_err(|e| DuckError {
                 context: format!("updating {}: {}", table.name(), e.context),
                 message: e.message,
             })?;
@@ -725,7 +935,9 @@ impl WriterState {
         let mut metrics = Vec::new();
         let mut acks = Vec::with_capacity(jobs.len());
         let mut seq = self.next_seq;
+        let mut chunks = Vec::with_capacity(jobs.len());
         for (job, keep) in jobs.into_iter().zip(plan.keep) {
+            chunks.push(job.chunks);
             let mut done = Committed {
                 logs: job.batch.logs.len(),
                 metrics: job.batch.metrics.len(),
@@ -766,6 +978,15 @@ impl WriterState {
         for table in &mut self.derived {
             table.committed(&mut derived_records);
         }
+        // Before the answers: a reader that has an answer and sees no
+        // pending sums must find this commit's in the tables.
+        self.summaries_pending
+            .store(self.summaries_pending(), Ordering::Release);
+        if plan.flushed {
+            for waiter in self.flush_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
         let rows = events.len();
         for record in derived_records {
             events.push(Event { seq, record });
@@ -776,7 +997,10 @@ impl WriterState {
         self.stats
             .rows_committed
             .fetch_add(rows as u64, Ordering::Relaxed);
-        self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+        if !acks.is_empty() {
+            // A commit of pending summaries alone is not a group commit.
+            self.stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+        }
         self.stats
             .duplicate_spans
             .fetch_add(dups as u64, Ordering::Relaxed);
@@ -787,18 +1011,22 @@ impl WriterState {
         ] {
             counter.fetch_add(n as u64, Ordering::Relaxed);
         }
-        let took = started.elapsed();
-        self.stats
-            .last_commit_micros
-            .store(took.as_micros() as u64, Ordering::Relaxed);
-        self.stats.commit_duration.record(took);
+        if !acks.is_empty() {
+            let took = started.elapsed();
+            self.stats
+                .last_commit_micros
+                .store(took.as_micros() as u64, Ordering::Relaxed);
+            self.stats.commit_duration.record(took);
+        }
         // Publish before answering, so that once an export returns, live
         // streams and functions already have its records (publishing is a
         // few hundred nanoseconds per record and never waits on consumers).
-        self.hub.publish(events);
+        let evicted = self.hub.publish(events);
         for (ack, done) in acks {
             let _ = ack.send(Ok(done));
         }
+        // Fails only if the reaper is gone; the garbage is then freed here.
+        let _ = self.reaper.send(Box::new((evicted, chunks)));
     }
 }
 
@@ -807,6 +1035,8 @@ struct Plan {
     /// Per job, per span: write it (true) or skip it as a duplicate.
     keep: Vec<Vec<bool>>,
     fresh: Vec<u64>,
+    /// The summaries wrote their pending sums in this commit.
+    flushed: bool,
 }
 
 /// A batch's rows as data chunks, `ingest_seq` still unset.
@@ -1083,44 +1313,78 @@ mod tests {
     fn a_failing_derived_table_rolls_the_commit_back() {
         let (writer, hub, reader) = start(WriterConfig::default());
         let h = writer.handle();
-        let sessions = |c: &Conn| -> i64 {
-            c.query_row("SELECT count(*) FROM session_traces", [], |r| r.get(0))
+        let lookup = |c: &Conn| -> i64 {
+            c.query_row("SELECT count(*) FROM trace_index", [], |r| r.get(0))
                 .unwrap()
         };
-        let mut first = span(6, 1, None);
-        first.session_id = Some("s".into());
-        let done = h.submit(batch(vec![first])).unwrap();
+        let done = h.submit(batch(vec![span(6, 1, None)])).unwrap();
         assert_eq!(done.blocking_recv().unwrap().unwrap().spans, 1);
-        assert_eq!((count(&reader), sessions(&reader)), (1, 1));
-        // The session upsert now fails inside the commit's transaction.
+        assert_eq!((count(&reader), lookup(&reader)), (1, 1));
+        // The trace lookup now fails inside the commit's transaction.
         reader
-            .execute_batch("ALTER TABLE session_entities RENAME TO session_entities_away")
+            .execute_batch("ALTER TABLE trace_index RENAME TO trace_index_away")
             .unwrap();
-        let mut second = span(6, 2, None);
-        second.session_id = Some("s".into());
-        let failed = h.submit(batch(vec![second.clone()])).unwrap();
+        let failed = h.submit(batch(vec![span(6, 2, None)])).unwrap();
         match failed.blocking_recv().unwrap() {
-            Err(WriteError::Commit(msg)) => {
-                assert!(msg.contains("session_entities"), "{msg}")
-            }
+            Err(WriteError::Commit(msg)) => assert!(msg.contains("trace_index"), "{msg}"),
             other => panic!("expected a commit error, got {other:?}"),
         }
-        // Neither the span nor its session row was stored or published.
-        assert_eq!((count(&reader), sessions(&reader)), (1, 1));
-        assert_eq!(hub.recent(10, |_| true).len(), 1);
+        // Neither the span nor its lookup row was stored or published.
         reader
-            .execute_batch("ALTER TABLE session_entities_away RENAME TO session_entities")
+            .execute_batch("ALTER TABLE trace_index_away RENAME TO trace_index")
             .unwrap();
-        let retry = h.submit(batch(vec![second])).unwrap();
+        assert_eq!((count(&reader), lookup(&reader)), (1, 1));
+        assert_eq!(hub.recent(10, |_| true).len(), 1);
+        let retry = h.submit(batch(vec![span(6, 2, None)])).unwrap();
         assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
-        let spans: i64 = reader
-            .query_row(
+        assert_eq!((count(&reader), lookup(&reader)), (2, 2));
+        writer.shutdown();
+    }
+
+    #[test]
+    fn a_failing_summary_flush_keeps_its_sums_for_the_next_one() {
+        let (writer, _hub, reader) = start(WriterConfig::default());
+        let h = writer.handle();
+        let sync = h.summary_sync();
+        let session_spans = |c: &Conn| -> Option<i64> {
+            c.query_row(
                 "SELECT span_count FROM session_entities WHERE session_id = 's'",
                 [],
                 |r| r.get(0),
             )
+            .ok()
+        };
+        let in_session = |n: u8| {
+            let mut s = span(7, n, None);
+            s.session_id = Some("s".into());
+            batch(vec![s])
+        };
+        h.submit(in_session(1))
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
             .unwrap();
-        assert_eq!((count(&reader), spans), (2, 2));
+        sync.settle_blocking();
+        assert_eq!(session_spans(&reader), Some(1));
+        reader
+            .execute_batch("ALTER TABLE session_entities RENAME TO session_entities_away")
+            .unwrap();
+        // The export itself commits; its sums wait in memory, and the
+        // flush a reader asks for fails and is rolled back whole.
+        let done = h.submit(in_session(2)).unwrap().blocking_recv().unwrap();
+        assert_eq!(done.unwrap().spans, 1);
+        sync.settle_blocking();
+        let traces: i64 = reader
+            .query_row("SELECT count(*) FROM session_traces", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(traces, 1, "the failed flush left no session_traces rows");
+        reader
+            .execute_batch("ALTER TABLE session_entities_away RENAME TO session_entities")
+            .unwrap();
+        // The next flush writes the kept sums once.
+        sync.settle_blocking();
+        assert_eq!(session_spans(&reader), Some(2));
+        assert_eq!(count(&reader), 2);
         writer.shutdown();
     }
 

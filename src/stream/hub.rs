@@ -54,10 +54,11 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// A hub keeping the newest `capacity` events; a subscriber may fall
-    /// `capacity` events behind before it starts losing them.
+    /// A hub keeping the newest `capacity` events (rounded up to a power
+    /// of two, as the broadcast rounds its own); a subscriber may fall that
+    /// many events behind before it starts losing them.
     pub fn new(capacity: usize) -> Hub {
-        let capacity = capacity.max(1);
+        let capacity = capacity.max(1).next_power_of_two();
         let (tx, _) = broadcast::channel(capacity);
         Hub {
             ring: Mutex::new(VecDeque::with_capacity(capacity.min(1 << 16))),
@@ -74,18 +75,25 @@ impl Hub {
     }
 
     /// Appends events (in increasing `seq` order) and broadcasts them.
-    pub fn publish(&self, events: impl IntoIterator<Item = Event>) {
+    ///
+    /// Returns the events that left the ring. The broadcast, holding as
+    /// many, has let go of them first, so unless a slow consumer still
+    /// holds one, dropping them frees them: the writer does that on
+    /// another thread rather than between two commits.
+    pub fn publish(&self, events: impl IntoIterator<Item = Event>) -> Vec<Arc<Event>> {
         let mut ring = self.ring();
+        let mut evicted = Vec::new();
         for event in events {
             let event = Arc::new(event);
             self.last_seq.store(event.seq, Ordering::Release);
-            if ring.len() == self.capacity {
-                ring.pop_front();
-            }
-            ring.push_back(event.clone());
             // An error only means nobody is subscribed.
-            let _ = self.tx.send(event);
+            let _ = self.tx.send(event.clone());
+            if ring.len() == self.capacity {
+                evicted.extend(ring.pop_front());
+            }
+            ring.push_back(event);
         }
+        evicted
     }
 
     /// Sets where the sequence stands before anything is published (the
@@ -163,11 +171,15 @@ mod tests {
 
     #[test]
     fn ring_keeps_the_newest_events() {
+        // 3 rounds up to 4, the broadcast's own capacity.
         let hub = Hub::new(3);
-        hub.publish((1..=5).map(|s| span(s, "a")));
+        let evicted = hub.publish((1..=5).map(|s| span(s, "a")));
         let seqs: Vec<_> = hub.recent(10, |_| true).iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, vec![3, 4, 5]);
+        assert_eq!(seqs, vec![2, 3, 4, 5]);
         assert_eq!(hub.last_seq(), 5);
+        // The evicted event is held by nothing else: dropping it frees it.
+        assert_eq!(evicted.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(Arc::strong_count(&evicted[0]), 1);
     }
 
     #[test]
@@ -203,11 +215,11 @@ mod tests {
 
     #[test]
     fn subscribe_after_reports_what_fell_out_of_the_ring() {
-        let hub = Hub::new(3);
+        let hub = Hub::new(4);
         hub.publish((1..=10).map(|s| span(s, "a")));
         let sub = hub.subscribe_after(2);
-        assert_eq!(sub.replay.first().map(|e| e.seq), Some(8));
-        assert_eq!(sub.missed, 5); // 3..=7
+        assert_eq!(sub.replay.first().map(|e| e.seq), Some(7));
+        assert_eq!(sub.missed, 4); // 3..=6
         let sub = hub.subscribe_after(10);
         assert!(sub.replay.is_empty());
         assert_eq!(sub.missed, 0);
