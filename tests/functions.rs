@@ -1183,3 +1183,50 @@ async fn function_rows_refused_by_a_full_write_queue_are_counted_on_metrics() {
     assert_eq!(metric(&text), Some(3));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_query_is_stopped_at_the_handlers_deadline() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scripts.path().join("heavy.lua"),
+        r#"return qyl.fn { name = "heavy", trigger = { on = "span", where = { name = "go" } },
+             timeout_ms = 500,
+             handler = function(_, runtime)
+               return runtime.store.sql("SELECT count(*) AS n FROM range(100000000000) a, range(100000) b", {})
+             end }"#,
+    )
+    .unwrap();
+    // The query pool's own limit is far away: only the handler's applies.
+    let (_dir, mut qyl) = start(scripts.path(), &[("QYL_QUERY_TIMEOUT_MS", "600000")]);
+    let addr = qyl.http.clone();
+    wait_for("the function to load", async || {
+        function(&addr, "heavy").await
+    })
+    .await;
+    export(
+        &addr,
+        "svc",
+        &[Span::new(TRACE, "00000000000000a7", "go", 1)],
+    )
+    .await;
+    let rows = wait_for("the invocation to end", async || {
+        let rows = invocations(&addr, "heavy", "").await;
+        rows.into_iter().find(|r| r["status"] != "running")
+    })
+    .await;
+    assert!(
+        rows["status"] == "failed" || rows["status"] == "timed_out",
+        "{rows}"
+    );
+    assert!(
+        rows["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("runtime.store.sql: stopped at the invocation's deadline"),
+        "{rows}"
+    );
+    // The read connection came back: the API still answers from the store.
+    let (status, _) = get(&addr, "/api/v1/traces?limit=1").await;
+    assert_eq!(status, 200);
+    qyl.stop();
+}

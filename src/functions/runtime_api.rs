@@ -24,6 +24,7 @@ use crate::model::query::{
     GenAiFilter, LogQuery, LogRow, PageRequest, SpanFilter, SpanQuery, SpanRow,
 };
 use crate::model::{Batch, Record};
+use crate::storage::reader::with_deadline;
 use crate::storage::{QueryError, Store};
 use crate::stream::Hub;
 
@@ -113,14 +114,18 @@ fn block<T>(
         .as_ref()
         .ok_or_else(|| bad(format!("{what}: the store is not available here")))?;
     // Worker threads are not tokio threads, so blocking here is allowed
-    // and stalls nothing but this invocation.
-    match handle.block_on(async { tokio::time::timeout(remaining, fut).await }) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(bad(format!("{what}: {e}"))),
-        Err(_) => Err(bad(format!(
-            "{what}: stopped at the invocation's deadline ({} ms left when it started)",
-            remaining.as_millis()
-        ))),
+    // and stalls nothing but this invocation. The query inherits the
+    // invocation's deadline, which interrupts it in DuckDB.
+    let deadline = tokio::time::Instant::from_std(cur.deadline);
+    match handle.block_on(with_deadline(deadline, fut)) {
+        Ok(v) => Ok(v),
+        Err(QueryError::Timeout(_) | QueryError::Busy(_)) if Instant::now() >= cur.deadline => {
+            Err(bad(format!(
+                "{what}: stopped at the invocation's deadline ({} ms left when it started)",
+                remaining.as_millis()
+            )))
+        }
+        Err(e) => Err(bad(format!("{what}: {e}"))),
     }
 }
 
