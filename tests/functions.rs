@@ -923,6 +923,47 @@ async fn error_triggers_fire_on_new_error_groups() {
         group.to_string().contains("broken"),
         "the group names the function: {group}"
     );
+
+    // Handlers read error groups through runtime.store.errors.
+    std::fs::write(
+        scripts.path().join("groups.lua"),
+        r#"return {
+             qyl.fn { name = "groups", trigger = { on = "schedule", every = "1s" },
+               handler = function(_, runtime)
+                 local out = {}
+                 for _, g in runtime.store.errors { service = "checkout", status = "unresolved", sort = "count", limit = 5 } do
+                   table.insert(out, g.error_type .. " x" .. g.count)
+                 end
+                 return out
+               end },
+             qyl.fn { name = "groups-bad", trigger = { on = "schedule", every = "1s" },
+               handler = function(_, runtime) return runtime.store.errors { sort = "loudest" } end },
+           }"#,
+    )
+    .unwrap();
+    wait_for("the functions to load", async || {
+        function(&addr, "groups-bad").await
+    })
+    .await;
+    let rows = wait_for("runtime.store.errors results", async || {
+        let rows = invocations(&addr, "groups", "").await;
+        rows.into_iter().find(|r| r["status"] != "running")
+    })
+    .await;
+    assert_eq!(rows["status"], "completed", "{rows}");
+    assert_eq!(rows["result"], json!(["CardDeclined x2"]));
+    let bad = wait_for("the bad call's invocation", async || {
+        invocations(&addr, "groups-bad", "").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(bad["status"], "failed");
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("runtime.store.errors: sort \"loudest\" is not one of last_seen, count, users"),
+        "{bad}"
+    );
     qyl.stop();
 }
 
@@ -1228,5 +1269,36 @@ async fn a_store_query_is_stopped_at_the_handlers_deadline() {
     // The read connection came back: the API still answers from the store.
     let (status, _) = get(&addr, "/api/v1/traces?limit=1").await;
     assert_eq!(status, 200);
+    qyl.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_logs_the_diagnostics_of_the_saved_file() {
+    let scripts = tempfile::tempdir().unwrap();
+    let (_dir, mut qyl) = start(scripts.path(), &[]);
+    let addr = qyl.http.clone();
+    std::fs::write(
+        scripts.path().join("noisy.lua"),
+        r#"return qyl.fn { name = "noisy",
+             trigger = { on = "span", where = { service = "svc" },
+                         when = function(span) return runtime ~= nil end },
+             timeout_ms = 120000,
+             handler = function(span) return span.name end }"#,
+    )
+    .unwrap();
+    wait_for("the function to load", async || function(&addr, "noisy").await).await;
+    let logs = wait_for("the diagnostics in the log", async || {
+        let logs = qyl.logs();
+        logs.contains("QYL2002").then_some(logs)
+    })
+    .await;
+    for expected in [
+        "noisy.lua:3:",
+        "warning[QYL2001]: trigger `when` of 'noisy' uses `runtime`",
+        "warning[QYL2002]: handler timeout of 'noisy' is 120000 ms",
+        "info[QYL2004]: function 'noisy' registered: triggers on span where service = \"svc\"",
+    ] {
+        assert!(logs.contains(expected), "{expected:?} not in:\n{logs}");
+    }
     qyl.stop();
 }
