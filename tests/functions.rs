@@ -953,15 +953,17 @@ async fn error_triggers_fire_on_new_error_groups() {
     assert_eq!(rows["status"], "completed", "{rows}");
     assert_eq!(rows["result"], json!(["CardDeclined x2"]));
     let bad = wait_for("the bad call's invocation", async || {
-        invocations(&addr, "groups-bad", "").await.into_iter().next()
+        invocations(&addr, "groups-bad", "")
+            .await
+            .into_iter()
+            .next()
     })
     .await;
     assert_eq!(bad["status"], "failed");
     assert!(
-        bad["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("runtime.store.errors: sort \"loudest\" is not one of last_seen, count, users"),
+        bad["error"].as_str().unwrap_or_default().contains(
+            "runtime.store.errors: sort \"loudest\" is not one of last_seen, count, users"
+        ),
         "{bad}"
     );
     qyl.stop();
@@ -1286,7 +1288,10 @@ async fn a_reload_logs_the_diagnostics_of_the_saved_file() {
              handler = function(span) return span.name end }"#,
     )
     .unwrap();
-    wait_for("the function to load", async || function(&addr, "noisy").await).await;
+    wait_for("the function to load", async || {
+        function(&addr, "noisy").await
+    })
+    .await;
     let logs = wait_for("the diagnostics in the log", async || {
         let logs = qyl.logs();
         logs.contains("QYL2002").then_some(logs)
