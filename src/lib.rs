@@ -62,13 +62,16 @@
 //!   matcher, indexed by signal and service), `lint` (QYL2xxx, `qyl
 //!   check`); `registry` (the live versions, swapped atomically with
 //!   arc-swap; a broken save keeps the old one) and `watcher` (notify,
-//!   debounced, editors' temp files ignored); `dispatch` (a hub consumer on
+//!   debounced, editors' temp files ignored; a missing folder is waited
+//!   for by watching its nearest existing ancestor); `dispatch` (a hub consumer on
 //!   its own thread matching committed records natively, never qyl's own
 //!   function telemetry, plus the schedule ticker); `executor` (dedicated
 //!   worker threads, bounded queue, `max_concurrency`, governor rate
 //!   limits, deadlines, circuit breaker; results leave through an outbox
 //!   as `Batch::functions` rows plus qyl's own `execute_tool` spans, so the
 //!   one writer stores them and publishes `Record::Function` on the hub);
+//!   `running` (a `running` row for an invocation past one second, which
+//!   its final row replaces);
 //!   `record` (the userdata a handler gets) and `runtime_api` (`runtime`:
 //!   the `Store` blocked on from the worker thread within the deadline,
 //!   the hub's ring, state, logs); `engine` starts and stops the lot.

@@ -66,6 +66,10 @@ pub struct Snapshot {
     pub version: &'static str,
     /// Per loaded function: invocations by status and their durations.
     pub functions: Vec<FunctionFigures>,
+    /// Function result rows the write queue refused (see `Outbox`).
+    pub function_dropped_rows: u64,
+    /// Committed records the function dispatcher missed by falling behind.
+    pub function_dispatch_lagged: u64,
 }
 
 /// One function's figures.
@@ -106,13 +110,22 @@ impl Snapshot {
                 .values()
                 .map(|slot| FunctionFigures {
                     name: slot.spec.name.clone(),
+                    // How invocations ended: `running` is not an end.
                     by_status: crate::model::function::InvocationStatus::ALL
                         .iter()
+                        .filter(|s| **s != crate::model::function::InvocationStatus::Running)
                         .map(|s| (s.as_str(), slot.stats.count(*s)))
                         .collect(),
                     duration: slot.stats.duration.snapshot(),
                 })
                 .collect(),
+            function_dropped_rows: state
+                .functions
+                .executor()
+                .outbox()
+                .dropped_rows
+                .load(Relaxed),
+            function_dispatch_lagged: state.functions.dispatch_stats().lagged.load(Relaxed),
         }
     }
 }
@@ -234,6 +247,18 @@ pub fn render(s: &Snapshot) -> String {
             &f.duration,
         );
     }
+    out.single(
+        "qyl_function_dropped_rows_total",
+        "counter",
+        "Rows of Lua function results (invocations, their execute_tool spans, runtime.log records, state changes) dropped because the write queue was full.",
+        s.function_dropped_rows as f64,
+    );
+    out.single(
+        "qyl_function_dispatch_lagged_records_total",
+        "counter",
+        "Committed records the Lua function dispatcher missed because it fell a whole ring behind (no function saw them).",
+        s.function_dispatch_lagged as f64,
+    );
     out.family(
         "qyl_build_info",
         "gauge",
@@ -348,6 +373,8 @@ mod tests {
                     count: 4,
                 },
             }],
+            function_dropped_rows: 9,
+            function_dispatch_lagged: 0,
         }
     }
 
@@ -370,12 +397,15 @@ mod tests {
             "qyl_function_invocations_total{function=\"alert\",status=\"failed\"} 1",
             "qyl_function_duration_seconds_bucket{function=\"alert\",le=\"+Inf\"} 4",
             "qyl_function_duration_seconds_count{function=\"alert\"} 4",
+            "# TYPE qyl_function_dropped_rows_total counter",
+            "qyl_function_dropped_rows_total 9",
+            "qyl_function_dispatch_lagged_records_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
         }
         // Each family is declared once, before its samples.
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(types, 17);
+        assert_eq!(types, 19);
         assert!(text.ends_with('\n'));
     }
 }

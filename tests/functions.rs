@@ -923,5 +923,387 @@ async fn error_triggers_fire_on_new_error_groups() {
         group.to_string().contains("broken"),
         "the group names the function: {group}"
     );
+
+    // Handlers read error groups through runtime.store.errors.
+    std::fs::write(
+        scripts.path().join("groups.lua"),
+        r#"return {
+             qyl.fn { name = "groups", trigger = { on = "schedule", every = "1s" },
+               handler = function(_, runtime)
+                 local out = {}
+                 for _, g in runtime.store.errors { service = "checkout", status = "unresolved", sort = "count", limit = 5 } do
+                   table.insert(out, g.error_type .. " x" .. g.count)
+                 end
+                 return out
+               end },
+             qyl.fn { name = "groups-bad", trigger = { on = "schedule", every = "1s" },
+               handler = function(_, runtime) return runtime.store.errors { sort = "loudest" } end },
+           }"#,
+    )
+    .unwrap();
+    wait_for("the functions to load", async || {
+        function(&addr, "groups-bad").await
+    })
+    .await;
+    let rows = wait_for("runtime.store.errors results", async || {
+        let rows = invocations(&addr, "groups", "").await;
+        rows.into_iter().find(|r| r["status"] != "running")
+    })
+    .await;
+    assert_eq!(rows["status"], "completed", "{rows}");
+    assert_eq!(rows["result"], json!(["CardDeclined x2"]));
+    let bad = wait_for("the bad call's invocation", async || {
+        invocations(&addr, "groups-bad", "")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(bad["status"], "failed");
+    assert!(
+        bad["error"].as_str().unwrap_or_default().contains(
+            "runtime.store.errors: sort \"loudest\" is not one of last_seen, count, users"
+        ),
+        "{bad}"
+    );
+    qyl.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_invocation_shows_as_running_then_as_its_final_row() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scripts.path().join("slow.lua"),
+        r#"return qyl.fn { name = "slow", trigger = { on = "span", where = { name = "batch job" } },
+             handler = function(span)
+               local t = os.clock()
+               while os.clock() - t < 2 do end
+               return "finished " .. span.name
+             end }"#,
+    )
+    .unwrap();
+    let (_dir, mut qyl) = start(scripts.path(), &[]);
+    let addr = qyl.http.clone();
+    wait_for("the function to load", async || {
+        function(&addr, "slow").await
+    })
+    .await;
+    let mut events = FunctionEvents::open(&addr).await;
+    export(
+        &addr,
+        "worker",
+        &[Span::new(TRACE, "00000000000000e1", "batch job", 40)],
+    )
+    .await;
+
+    // While the handler runs: one row, `running`, in the REST history…
+    let running = wait_for("a running row", async || {
+        let rows = invocations(&addr, "slow", "").await;
+        rows.first()
+            .filter(|r| r["status"] == "running")
+            .cloned()
+            .map(|r| (r, rows.len()))
+    })
+    .await;
+    let (running, n) = running;
+    assert_eq!(n, 1, "{running}");
+    assert_eq!(running["triggered_by_span_id"], "00000000000000e1");
+    assert_eq!(running["finished_unix_nano"], Value::Null);
+    assert!(running["result"].is_null());
+    assert!(running["duration_ms"].as_f64().unwrap() >= 1000.0);
+    let filtered = invocations(&addr, "slow", "status=running").await;
+    assert_eq!(filtered.len(), 1);
+    // …and on the live stream.
+    let event = events.next().await;
+    assert_eq!(event["status"], "running", "{event}");
+    assert_eq!(event["invocation_id"], running["invocation_id"]);
+
+    // Once it ends: still one row, the same invocation, now completed.
+    let event = events.next().await;
+    assert_eq!(event["status"], "completed", "{event}");
+    assert_eq!(event["invocation_id"], running["invocation_id"]);
+    let rows = wait_for("the final row", async || {
+        let rows = invocations(&addr, "slow", "").await;
+        rows.iter()
+            .any(|r| r["status"] == "completed")
+            .then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let done = &rows[0];
+    assert_eq!(done["invocation_id"], running["invocation_id"]);
+    assert_eq!(done["started_unix_nano"], running["started_unix_nano"]);
+    assert_eq!(done["result"], "finished batch job");
+    assert!(done["finished_unix_nano"].is_string());
+    assert!(done["duration_ms"].as_f64().unwrap() >= 2000.0);
+    assert_eq!(
+        sql(
+            &addr,
+            "SELECT status, count(*) FROM function_invocations GROUP BY status"
+        )
+        .await,
+        vec![vec![json!("completed"), json!(1)]]
+    );
+    assert!(invocations(&addr, "slow", "status=running")
+        .await
+        .is_empty());
+    qyl.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripts_folder_made_after_start_is_watched_and_loaded() {
+    let parent = tempfile::tempdir().unwrap();
+    // Two levels that do not exist yet.
+    let scripts = parent.path().join("later").join("scripts");
+    let (_dir, mut qyl) = start(&scripts, &[]);
+    let addr = qyl.http.clone();
+    let list = get_ok(&addr, "/api/v1/functions").await;
+    assert_eq!(list["functions"], json!([]));
+
+    const SCRIPT: &str = r#"return qyl.fn { name = "late", trigger = { on = "span", where = { service = "late-svc" } },
+             handler = function(span) return "seen " .. span.name end }"#;
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("late.lua"), SCRIPT).unwrap();
+    let f = wait_for("the script in the new folder to load", async || {
+        function(&addr, "late").await
+    })
+    .await;
+    assert_eq!(f["state"], "active");
+    export(
+        &addr,
+        "late-svc",
+        &[Span::new(TRACE, "00000000000000f1", "first", 1)],
+    )
+    .await;
+    let rows = wait_for("an invocation", async || {
+        let rows = invocations(&addr, "late", "").await;
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows[0]["result"], "seen first");
+
+    // Removing the folder stops its functions; making it again (a new
+    // directory under the old name) and saving a script loads it again.
+    std::fs::remove_dir_all(parent.path().join("later")).unwrap();
+    wait_for("the functions of the removed folder to stop", async || {
+        function(&addr, "late").await.is_none().then_some(())
+    })
+    .await;
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("again.lua"),
+        SCRIPT.replace("\"late\"", "\"late-again\""),
+    )
+    .unwrap();
+    let f = wait_for("the script in the re-created folder to load", async || {
+        function(&addr, "late-again").await
+    })
+    .await;
+    assert_eq!(f["state"], "active");
+    // Edits in the re-created folder are seen too (it is watched, not just
+    // scanned once).
+    std::fs::write(
+        scripts.join("again.lua"),
+        SCRIPT.replace("\"late\"", "\"late-edited\""),
+    )
+    .unwrap();
+    wait_for("the edit to load", async || {
+        let edited = function(&addr, "late-edited").await.is_some();
+        let old = function(&addr, "late-again").await.is_some();
+        (edited && !old).then_some(())
+    })
+    .await;
+    let logs = qyl.logs();
+    assert!(
+        logs.contains("the scripts directory appeared"),
+        "the log says what happened:\n{logs}"
+    );
+    assert!(logs.contains("the scripts directory was removed"), "{logs}");
+    qyl.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_rows_refused_by_a_full_write_queue_are_counted_on_metrics() {
+    use qyl::config::Config;
+    use qyl::server::Server;
+
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir(&scripts).unwrap();
+    std::fs::write(
+        scripts.join("slow.lua"),
+        r#"return qyl.fn { name = "slow", trigger = { on = "span", where = { name = "work" } },
+             handler = function()
+               local t = os.clock()
+               while os.clock() - t < 1.5 do end
+               return "done"
+             end }"#,
+    )
+    .unwrap();
+    let mut config = Config::defaults();
+    config.server.http_port = 0;
+    config.server.otlp_http_port = 0;
+    config.server.grpc_port = 0;
+    config.storage.path = dir.path().join("qyl.duckdb").to_string_lossy().into_owned();
+    config.ingest.queue_rows = 1;
+    config.ingest.batch_ms = 1;
+    config.functions.dir = scripts;
+    let server = Server::start(&config).await.unwrap();
+    let addr = server.addrs.http.to_string();
+    let writer = server.writer();
+    // Loaded, and its definition row committed: the queue is empty.
+    wait_for("the function to load", async || {
+        let defs = sql(&addr, "SELECT name FROM qyl_functions").await;
+        (!defs.is_empty() && writer.queued_rows() == 0).then_some(())
+    })
+    .await;
+
+    // The span commits and starts the handler (1.5 s); meanwhile the writer
+    // is held and its one-row queue filled, so every row the function hands
+    // over is refused: its `running` row at 1 s (1 row), then its final
+    // invocation row and execute_tool span (2 rows).
+    export(
+        &addr,
+        "app",
+        &[Span::new(TRACE, "00000000000000d1", "work", 1)],
+    )
+    .await;
+    let pause = writer.pause();
+    let filler = writer.submit(qyl::model::Batch {
+        logs: vec![qyl::model::LogRecord {
+            service_name: "app".into(),
+            body: Some("fills the queue".into()),
+            attributes: "{}".into(),
+            resource: "{}".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let filler = filler.expect("the queue takes the one row");
+    let metric = |text: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix("qyl_function_dropped_rows_total "))
+            .and_then(|v| v.parse().ok())
+    };
+    let dropped = wait_for("the function's rows to be refused", async || {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let f = function(&addr, "slow").await?;
+        (f["completed"] == 1)
+            .then(|| metric(&text))
+            .flatten()
+            .filter(|n| *n >= 3)
+    })
+    .await;
+    assert_eq!(dropped, 3);
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# TYPE qyl_function_dropped_rows_total counter"),
+        "{text}"
+    );
+    assert_eq!(get_ok(&addr, "/api/v1/functions").await["dropped_rows"], 3);
+
+    // Once the writer moves on, nothing more is lost and nothing of the
+    // refused invocation was stored.
+    drop(pause);
+    filler.await.unwrap().unwrap();
+    assert!(invocations(&addr, "slow", "").await.is_empty());
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text), Some(3));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_query_is_stopped_at_the_handlers_deadline() {
+    let scripts = tempfile::tempdir().unwrap();
+    std::fs::write(
+        scripts.path().join("heavy.lua"),
+        r#"return qyl.fn { name = "heavy", trigger = { on = "span", where = { name = "go" } },
+             timeout_ms = 500,
+             handler = function(_, runtime)
+               return runtime.store.sql("SELECT count(*) AS n FROM range(100000000000) a, range(100000) b", {})
+             end }"#,
+    )
+    .unwrap();
+    // The query pool's own limit is far away: only the handler's applies.
+    let (_dir, mut qyl) = start(scripts.path(), &[("QYL_QUERY_TIMEOUT_MS", "600000")]);
+    let addr = qyl.http.clone();
+    wait_for("the function to load", async || {
+        function(&addr, "heavy").await
+    })
+    .await;
+    export(
+        &addr,
+        "svc",
+        &[Span::new(TRACE, "00000000000000a7", "go", 1)],
+    )
+    .await;
+    let rows = wait_for("the invocation to end", async || {
+        let rows = invocations(&addr, "heavy", "").await;
+        rows.into_iter().find(|r| r["status"] != "running")
+    })
+    .await;
+    assert!(
+        rows["status"] == "failed" || rows["status"] == "timed_out",
+        "{rows}"
+    );
+    assert!(
+        rows["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("runtime.store.sql: stopped at the invocation's deadline"),
+        "{rows}"
+    );
+    // The read connection came back: the API still answers from the store.
+    let (status, _) = get(&addr, "/api/v1/traces?limit=1").await;
+    assert_eq!(status, 200);
+    qyl.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_logs_the_diagnostics_of_the_saved_file() {
+    let scripts = tempfile::tempdir().unwrap();
+    let (_dir, mut qyl) = start(scripts.path(), &[]);
+    let addr = qyl.http.clone();
+    std::fs::write(
+        scripts.path().join("noisy.lua"),
+        r#"return qyl.fn { name = "noisy",
+             trigger = { on = "span", where = { service = "svc" },
+                         when = function(span) return runtime ~= nil end },
+             timeout_ms = 120000,
+             handler = function(span) return span.name end }"#,
+    )
+    .unwrap();
+    wait_for("the function to load", async || {
+        function(&addr, "noisy").await
+    })
+    .await;
+    let logs = wait_for("the diagnostics in the log", async || {
+        let logs = qyl.logs();
+        logs.contains("QYL2002").then_some(logs)
+    })
+    .await;
+    for expected in [
+        "noisy.lua:3:",
+        "warning[QYL2001]: trigger `when` of 'noisy' uses `runtime`",
+        "warning[QYL2002]: handler timeout of 'noisy' is 120000 ms",
+        "info[QYL2004]: function 'noisy' registered: triggers on span where service = \"svc\"",
+    ] {
+        assert!(logs.contains(expected), "{expected:?} not in:\n{logs}");
+    }
     qyl.stop();
 }

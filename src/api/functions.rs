@@ -28,6 +28,10 @@ pub struct FunctionList {
     /// The scripts directory.
     pub dir: String,
     pub functions: Vec<FunctionInfo>,
+    /// Result rows (invocations, their spans and logs, state changes) lost
+    /// because the write queue was full when they were handed over; also
+    /// `qyl_function_dropped_rows_total` on `/metrics`.
+    pub dropped_rows: u64,
     /// Files whose last save did not load (their previous functions, if
     /// any, keep running and are listed with state `error`).
     pub load_errors: Vec<LoadErrorInfo>,
@@ -56,6 +60,11 @@ async fn list_functions(
     Ok(Json(FunctionList {
         dir: engine.config.dir.display().to_string(),
         functions: engine.list(),
+        dropped_rows: engine
+            .executor()
+            .outbox()
+            .dropped_rows
+            .load(std::sync::atomic::Ordering::Relaxed),
         load_errors: engine
             .load_errors()
             .into_iter()

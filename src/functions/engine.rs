@@ -72,13 +72,13 @@ impl Engine {
             }
             None => (None, Arc::default()),
         };
-        let watcher = if config.dir.is_dir() {
-            Some(super::watcher::Watcher::start(
-                registry.clone(),
-                config.debounce,
-            )?)
-        } else {
-            None
+        // Also for a directory that does not exist yet: it is waited for.
+        let watcher = match super::watcher::Watcher::start(registry.clone(), config.debounce) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(dir = %config.dir.display(), error = %e, "cannot watch the scripts directory; scripts load at start only");
+                None
+            }
         };
         Ok(Arc::new(Engine {
             registry,

@@ -18,7 +18,9 @@
 //!
 //! Results leave through the [`Outbox`]: rows are gathered per drain and
 //! handed to the writer as one batch every few milliseconds, so the cost
-//! per invocation is a few pushes, not a commit.
+//! per invocation is a few pushes, not a commit. The thread that hands them
+//! over also writes `running` rows for invocations that take longer than a
+//! second (see [`super::running`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -31,6 +33,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use mlua::{AnyUserData, Function, Lua, LuaSerdeExt, Table, Value};
 
 use super::record::LuaRecord;
+use super::running::InFlight;
 use super::runtime_api::{self, Current, RuntimeContext};
 use super::sandbox::{Limits, Sandbox, SandboxError};
 use super::spec::{load_script, FunctionSpec};
@@ -326,6 +329,8 @@ struct Shared {
     ready: Sender<Task>,
     outbox: Arc<Outbox>,
     runtime: Arc<RuntimeContext>,
+    /// What each worker is running, by worker number.
+    in_flight: Vec<InFlight>,
 }
 
 /// The worker pool.
@@ -342,39 +347,46 @@ impl Executor {
         runtime: Arc<RuntimeContext>,
     ) -> std::io::Result<Executor> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let workers = config.workers.max(1);
         let shared = Arc::new(Shared {
             config,
             cancel: Arc::new(AtomicBool::new(false)),
             ready: tx,
-            outbox: outbox.clone(),
+            outbox,
             runtime,
+            in_flight: (0..workers).map(|_| InFlight::default()).collect(),
         });
-        let mut workers = Vec::new();
-        for i in 0..shared.config.workers.max(1) {
+        let mut threads = Vec::new();
+        for i in 0..workers {
             let shared = shared.clone();
             let rx = rx.clone();
-            workers.push(
+            threads.push(
                 std::thread::Builder::new()
                     .name(format!("qyl-fn-{i}"))
-                    .spawn(move || Worker::new(shared).run(rx))?,
+                    .spawn(move || Worker::new(shared, i).run(rx))?,
             );
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flusher = {
             let stop = stop.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("qyl-fn-outbox".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Acquire) {
                         std::thread::sleep(FLUSH_EVERY);
-                        outbox.flush();
+                        let now = Instant::now();
+                        for cell in &shared.in_flight {
+                            cell.report(&shared.outbox, now);
+                        }
+                        shared.outbox.flush();
                     }
-                    outbox.flush();
+                    shared.outbox.flush();
                 })?
         };
         Ok(Executor {
             shared,
-            workers: Mutex::new(workers),
+            workers: Mutex::new(threads),
             flusher: Mutex::new(Some((stop, flusher))),
         })
     }
@@ -470,6 +482,7 @@ fn skip(outbox: &Outbox, slot: &FunctionSlot, job: &Job, reason: &str) {
         span_id,
         started_unix_nano: now,
         finished_unix_nano: now,
+        replaces_running: false,
     });
     outbox.push(batch);
 }
@@ -479,7 +492,8 @@ impl Drop for Executor {
     }
 }
 
-fn trigger_ids(t: &Trigger) -> (Option<String>, Option<String>) {
+/// The trace and span ids of the record that triggered a job.
+pub(super) fn trigger_ids(t: &Trigger) -> (Option<String>, Option<String>) {
     match t {
         Trigger::Record(e) => match &e.record {
             Record::Span(s) => (Some(s.trace_id.clone()), Some(s.span_id.clone())),
@@ -503,6 +517,8 @@ struct Vm {
 
 struct Worker {
     shared: Arc<Shared>,
+    /// This worker's number: its cell in `shared.in_flight`.
+    index: usize,
     vms: HashMap<u64, Vm>,
     /// Rows of the current drain, pushed to the outbox at its end.
     out: Batch,
@@ -517,9 +533,10 @@ struct Outcome {
 }
 
 impl Worker {
-    fn new(shared: Arc<Shared>) -> Worker {
+    fn new(shared: Arc<Shared>, index: usize) -> Worker {
         Worker {
             shared,
+            index,
             vms: HashMap::new(),
             out: Batch::default(),
             last_sweep: Instant::now(),
@@ -617,20 +634,25 @@ impl Worker {
             Trigger::Record(e) => Some(e.clone()),
             Trigger::Schedule => None,
         };
+        let invocation = ids::next();
         let mut current = Current {
             deadline: started + timeout,
             function: slot.spec.name.clone(),
             trace_id: ids::trace_id(),
-            span_id: ids::span_id(),
+            span_id: ids::span_id_text(invocation),
         };
+        let in_flight = &shared.in_flight[self.index];
+        // Announced once `when` said yes: only a handler gets a running row.
+        let begin = || in_flight.begin(slot, &job.trigger, invocation, started, started_ns);
         let outcome = match self.vm(slot) {
             Err(e) => Some(Outcome {
                 status: InvocationStatus::Failed,
                 result: None,
                 error: Some(format!("loading the function: {e}")),
             }),
-            Ok(vm) => run_in_vm(vm, record, config, timeout, &mut current),
+            Ok(vm) => run_in_vm(vm, record, config, timeout, &mut current, &begin),
         };
+        let replaces_running = in_flight.end();
         let Current {
             trace_id,
             span_id: invocation_id,
@@ -689,6 +711,7 @@ impl Worker {
             span_id: trigger_span,
             started_unix_nano: started_ns,
             finished_unix_nano: finished_ns,
+            replaces_running,
         });
         // Rows `runtime` produced during the call (logs, state, publish).
         if let Some(rows) = self
@@ -746,6 +769,7 @@ fn run_in_vm(
     config: &ExecutorConfig,
     timeout: Duration,
     current: &mut Current,
+    begin: &dyn Fn(),
 ) -> Option<Outcome> {
     let failed = |status, error: String| Outcome {
         status,
@@ -760,7 +784,7 @@ fn run_in_vm(
         None => None,
     };
     let arg = record.clone().map_or(Value::Nil, Value::UserData);
-    let outcome = run_with_record(vm, &arg, config, timeout, current);
+    let outcome = run_with_record(vm, &arg, config, timeout, current, begin);
     // A script that kept the record gets a clear error when it uses it later.
     if let Some(Ok(mut r)) = record.as_ref().map(|ud| ud.borrow_mut::<LuaRecord>()) {
         r.0 = None;
@@ -774,6 +798,7 @@ fn run_with_record(
     config: &ExecutorConfig,
     timeout: Duration,
     current: &mut Current,
+    begin: &dyn Fn(),
 ) -> Option<Outcome> {
     let failed = |status, error: String| Outcome {
         status,
@@ -802,6 +827,7 @@ fn run_with_record(
             }
         }
     }
+    begin();
     vm.sandbox.lua().set_app_data(std::mem::take(current));
     let handler = vm.handler.clone();
     let runtime = vm.runtime.clone();
@@ -947,7 +973,7 @@ pub(crate) mod ids {
     }
 
     /// splitmix64: fast, full-period, good enough for ids.
-    fn next() -> u64 {
+    pub fn next() -> u64 {
         STATE.with(|s| {
             let mut z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
             s.set(z);
@@ -958,7 +984,12 @@ pub(crate) mod ids {
     }
 
     pub fn span_id() -> String {
-        format!("{:016x}", next())
+        span_id_text(next())
+    }
+
+    /// A span id from [`next`], as text.
+    pub fn span_id_text(id: u64) -> String {
+        format!("{id:016x}")
     }
 
     pub fn trace_id() -> String {

@@ -683,3 +683,59 @@ fn stopping_interrupts_a_running_handler() {
         started.elapsed()
     );
 }
+
+#[test]
+fn an_invocation_past_a_second_gets_a_running_row_that_its_final_row_replaces() {
+    let s = setup(&[(
+        "slow.lua",
+        r#"return {
+  qyl.fn {
+    name = "slow",
+    trigger = { on = "span", where = { service = "slow" } },
+    handler = function(span)
+      local t = os.clock()
+      while os.clock() - t < 1.5 do end
+      return "done"
+    end,
+  },
+  qyl.fn {
+    name = "quick",
+    trigger = { on = "span", where = { service = "quick" } },
+    handler = function(span) return span.name end,
+  },
+}"#,
+    )]);
+    for seq in 1..=50 {
+        s.send(&span_event(seq, "quick", 1));
+    }
+    s.send(&span_event(100, "slow", 1));
+    let rows = s.wait_rows("slow", 1);
+    assert_eq!(rows[0].status, InvocationStatus::Running, "{rows:?}");
+    assert!(!rows[0].replaces_running);
+    assert_eq!(rows[0].finished_unix_nano, 0);
+    assert!(rows[0].duration_ms >= 1000.0, "{rows:?}");
+    assert_eq!(rows[0].trace_id.as_deref(), Some(&*format!("{:032x}", 100)));
+
+    let rows = s.wait_rows("slow", 2);
+    let (running, done) = (&rows[0], &rows[1]);
+    assert_eq!(done.status, InvocationStatus::Completed, "{rows:?}");
+    assert!(done.replaces_running);
+    assert_eq!(done.invocation_id, running.invocation_id);
+    assert_eq!(done.started_unix_nano, running.started_unix_nano);
+    assert!(done.finished_unix_nano > done.started_unix_nano);
+    assert!(done.duration_ms >= 1500.0, "{done:?}");
+    // The invocation's own span has the invocation's id.
+    let own = s.sink.0.lock().unwrap();
+    assert!(own
+        .spans
+        .iter()
+        .any(|sp| sp.name == "execute_tool slow" && sp.span_id == done.invocation_id));
+    drop(own);
+
+    // Quick invocations: one row each, when they end, and no running row.
+    let quick = s.wait_rows("quick", 50);
+    assert_eq!(quick.len(), 50);
+    assert!(quick
+        .iter()
+        .all(|r| r.status == InvocationStatus::Completed && !r.replaces_running));
+}

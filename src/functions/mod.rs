@@ -10,8 +10,9 @@
 //! on reload), [`watcher`] reloads changed files, [`dispatch`] matches
 //! every committed record from the hub against the trigger index (and
 //! fires schedules), [`executor`] runs invocations on its own threads with
-//! queues, limits and a circuit breaker, handing the rows to the writer;
-//! [`record`] is the record a handler sees and [`runtime_api`] the
+//! queues, limits and a circuit breaker, handing the rows to the writer
+//! ([`running`] adds a `running` row for an invocation that takes over a
+//! second); [`record`] is the record a handler sees and [`runtime_api`] the
 //! `runtime` it gets. [`engine`] starts and stops the lot.
 
 pub mod dispatch;
@@ -21,6 +22,7 @@ pub mod executor;
 pub mod lint;
 pub mod record;
 pub mod registry;
+pub mod running;
 pub mod runtime_api;
 pub mod sandbox;
 pub mod spec;

@@ -5,7 +5,9 @@
 //!
 //! A file is compiled and checked in a fresh sandbox before anything
 //! changes; when that fails, the file's previous functions stay live and
-//! the error (file, line, message) is kept for the API and logged.
+//! the error (file, line, message) is kept for the API and logged. Once a
+//! file loads, what `qyl check` says about it (warnings, and what each
+//! function triggers on) is logged too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use super::executor::{FunctionSlot, FunctionStats};
-use super::lint::is_script_file;
+use super::lint::{check_sources, is_script_file, Severity};
 use super::runtime_api::RuntimeContext;
 use super::sandbox::{Limits, Sandbox};
 use super::spec::{load_script, FunctionSpec, LoadError, Trigger};
@@ -258,7 +260,9 @@ impl Registry {
         );
         self.swap(functions, files, retired);
         (self.definitions)(batch);
+        drop(_guard);
         tracing::info!(file = %file.display(), functions = ?names, "function script loaded");
+        log_diagnostics(&file, &source);
     }
 
     fn remove(&self, file: &Path) {
@@ -311,6 +315,20 @@ impl Registry {
         self.snapshot.store(Arc::new(snapshot));
         for slot in retired {
             slot.retire();
+        }
+    }
+}
+
+/// What `qyl check` says about a file that just loaded, in the log: its
+/// warnings (QYL2001, QYL2002, suppression misuse) and what each function
+/// triggers on (QYL2004). Names across the folder (QYL2003) were checked by
+/// the load itself.
+fn log_diagnostics(file: &Path, source: &str) {
+    let report = check_sources(&[(file.to_path_buf(), source.to_string())]);
+    for d in report.diagnostics {
+        match d.severity {
+            Severity::Info => tracing::info!("{d}"),
+            Severity::Warning | Severity::Error => tracing::warn!("{d}"),
         }
     }
 }

@@ -19,11 +19,14 @@ use mlua::{Lua, LuaSerdeExt, Table, Value};
 use super::executor::{own_log, FunctionStats};
 use super::spec::parse_duration;
 use crate::ingest::convert::now_unix_nano;
+use crate::model::errors::{ErrorQuery, ErrorSort};
 use crate::model::function::{Published, SqlParam, StateWrite};
 use crate::model::query::{
     GenAiFilter, LogQuery, LogRow, PageRequest, SpanFilter, SpanQuery, SpanRow,
 };
 use crate::model::{Batch, Record};
+use crate::storage::queries::errors::is_status_filter;
+use crate::storage::reader::with_deadline;
 use crate::storage::{QueryError, Store};
 use crate::stream::Hub;
 
@@ -113,14 +116,18 @@ fn block<T>(
         .as_ref()
         .ok_or_else(|| bad(format!("{what}: the store is not available here")))?;
     // Worker threads are not tokio threads, so blocking here is allowed
-    // and stalls nothing but this invocation.
-    match handle.block_on(async { tokio::time::timeout(remaining, fut).await }) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(bad(format!("{what}: {e}"))),
-        Err(_) => Err(bad(format!(
-            "{what}: stopped at the invocation's deadline ({} ms left when it started)",
-            remaining.as_millis()
-        ))),
+    // and stalls nothing but this invocation. The query inherits the
+    // invocation's deadline, which interrupts it in DuckDB.
+    let deadline = tokio::time::Instant::from_std(cur.deadline);
+    match handle.block_on(with_deadline(deadline, fut)) {
+        Ok(v) => Ok(v),
+        Err(QueryError::Timeout(_) | QueryError::Busy(_)) if Instant::now() >= cur.deadline => {
+            Err(bad(format!(
+                "{what}: stopped at the invocation's deadline ({} ms left when it started)",
+                remaining.as_millis()
+            )))
+        }
+        Err(e) => Err(bad(format!("{what}: {e}"))),
     }
 }
 
@@ -408,6 +415,56 @@ fn store_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
                 let store = store(&ctx, WHAT)?;
                 let stats = block(lua, &ctx, WHAT, store.storage_stats())?;
                 to_lua(lua, &stats)
+            })?,
+        )?;
+    }
+    {
+        let ctx = ctx.clone();
+        t.set(
+            "errors",
+            lua.create_function(move |lua, opts: Option<Table>| {
+                const WHAT: &str = "runtime.store.errors";
+                let o = Opts::new(
+                    WHAT,
+                    opts,
+                    &[
+                        "status", "service", "release", "category", "since", "sort", "limit",
+                    ],
+                )?;
+                let status = o.string("status")?.map(|s| s.to_ascii_lowercase());
+                if let Some(s) = &status {
+                    if !is_status_filter(s) {
+                        return Err(bad(format!(
+                            "{WHAT}: status {s:?} is not one of unresolved, resolved, archived, merged, new, ongoing, regressed, escalating"
+                        )));
+                    }
+                }
+                let sort = match o.string("sort")?.as_deref() {
+                    None | Some("last_seen") => ErrorSort::LastSeen,
+                    Some("count") => ErrorSort::Count,
+                    Some("users") => ErrorSort::Users,
+                    Some(other) => {
+                        return Err(bad(format!(
+                            "{WHAT}: sort {other:?} is not one of last_seen, count, users"
+                        )))
+                    }
+                };
+                let q = ErrorQuery {
+                    status,
+                    service: o.string("service")?,
+                    release: o.string("release")?,
+                    category: o.string("category")?,
+                    since: o.time("since")?,
+                    sort,
+                    page: PageRequest {
+                        limit: o.limit()?,
+                        cursor: None,
+                    },
+                    now_unix_nano: now_unix_nano(),
+                };
+                let store = store(&ctx, WHAT)?;
+                let page = block(lua, &ctx, WHAT, store.list_errors(q))?;
+                to_lua(lua, &page.items)
             })?,
         )?;
     }

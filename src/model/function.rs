@@ -10,8 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InvocationStatus {
-    /// Reserved for rows written before an invocation ends; the executor
-    /// writes one row per invocation, when it ends, so it never stores it.
+    /// Still running after `functions::running::RUNNING_AFTER`: a row is
+    /// written then, and the final row replaces it when the invocation ends.
     Running,
     Completed,
     Failed,
@@ -56,7 +56,14 @@ pub struct Invocation {
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
     pub started_unix_nano: u64,
+    /// 0 while `running`.
     pub finished_unix_nano: u64,
+    /// This final row ends an invocation that already has a `running` row:
+    /// storage replaces that row instead of adding a second one. False for
+    /// nearly all invocations (those that end within a second), so their
+    /// rows are plain appends.
+    #[serde(skip)]
+    pub replaces_running: bool,
 }
 
 /// One row of `qyl_functions`: a function as last loaded.
@@ -132,19 +139,23 @@ pub struct InvocationQuery {
 pub struct InvocationRow {
     pub invocation_id: String,
     pub function: String,
-    /// `running`, `completed`, `failed`, `skipped` or `timed_out`.
+    /// `running` (the invocation has run for over a second and has not
+    /// ended yet; this row is replaced when it does), `completed`, `failed`,
+    /// `skipped` or `timed_out`.
     pub status: String,
     /// The handler's return value (any JSON); absent when it returned nil.
     #[schema(value_type = Option<Object>)]
     pub result: Option<Box<serde_json::value::RawValue>>,
     pub error: Option<String>,
+    /// How long it ran (so far, while `running`).
     pub duration_ms: f64,
     /// The span or log record that triggered it (none for schedules).
     pub triggered_by_trace_id: Option<String>,
     pub triggered_by_span_id: Option<String>,
     pub started_at: String,
     pub started_unix_nano: String,
-    pub finished_unix_nano: String,
+    /// Null while `running`.
+    pub finished_unix_nano: Option<String>,
 }
 
 /// A value for a `?` placeholder of `runtime.store.sql`.

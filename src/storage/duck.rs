@@ -217,6 +217,21 @@ impl RawConn {
     }
 }
 
+/// A SQL string literal (DuckDB: quotes doubled, no backslash escapes; NUL
+/// dropped), for the few statements the writer builds as text.
+pub fn sql_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for ch in s.chars().filter(|c| *c != '\0') {
+        if ch == '\'' {
+            out.push('\'');
+        }
+        out.push(ch);
+    }
+    out.push('\'');
+    out
+}
+
 /// What kind of statement a piece of SQL is, as DuckDB's parser sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementKind {

@@ -19,7 +19,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::derived::{Committing, Derived};
-use super::duck::{Chunk, Col, RawConn};
+use super::duck::{sql_text, Chunk, Col, RawConn};
 use super::{Conn, DuckError, StorageError};
 use crate::errors::releases::{compare, parse_version, ReleaseInfo};
 use crate::model::errors::{
@@ -656,20 +656,6 @@ impl ErrorGroups {
         }
         Ok(())
     }
-}
-
-/// A SQL string literal (DuckDB: quotes doubled, no backslash escapes).
-fn sql_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for ch in s.chars().filter(|c| *c != '\0') {
-        if ch == '\'' {
-            out.push('\'');
-        }
-        out.push(ch);
-    }
-    out.push('\'');
-    out
 }
 
 fn new_group(id: i64, o: &ErrorOccurrence) -> Group {

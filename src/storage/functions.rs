@@ -3,14 +3,22 @@
 //! through staging tables), all in the commit's transaction. After the
 //! commit, invocations and `runtime.stream.publish` values go on the hub
 //! as `Record::Function`, which the live stream sends as `function` events.
+//!
+//! An invocation past one second has a `running` row before its final one
+//! (see `functions::running`); the final row replaces it, so the table has
+//! one row per invocation. The replacement is decided from the rows of the
+//! commit alone (a running row ended in the same commit is never stored),
+//! so it holds when the writer retries a failed group commit job by job.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::derived::{Committing, Derived};
-use super::duck::{Chunk, ChunkBuilder, Col, RawConn};
+use super::duck::{sql_text, Chunk, ChunkBuilder, Col, RawConn};
 use super::DuckError;
-use crate::model::function::{FunctionDefinition, FunctionEvent, Invocation, StateWrite};
+use crate::model::function::{
+    FunctionDefinition, FunctionEvent, Invocation, InvocationStatus, StateWrite,
+};
 use crate::model::Record;
 
 use Col::{Boolean, Double, Integer, UBigint, Varchar};
@@ -72,6 +80,52 @@ fn put_state(b: &mut ChunkBuilder<'_>, (w, time): &(&StateWrite, u64)) {
     b.u64(*time);
 }
 
+/// Drops the running rows of invocations that also end in this commit and
+/// deletes the stored running rows of those that ended now; returns the
+/// invocation rows to append, in order.
+fn replace_running<'a>(
+    raw: &RawConn,
+    invocations: Vec<&'a Invocation>,
+) -> Result<Vec<&'a Invocation>, DuckError> {
+    let ended: HashSet<&str> = invocations
+        .iter()
+        .filter(|i| i.replaces_running)
+        .map(|i| i.invocation_id.as_str())
+        .collect();
+    let running_here: HashSet<&str> = invocations
+        .iter()
+        .filter(|i| i.status == InvocationStatus::Running)
+        .map(|i| i.invocation_id.as_str())
+        .collect();
+    let stored_before: Vec<&&Invocation> = invocations
+        .iter()
+        .filter(|i| i.replaces_running && !running_here.contains(i.invocation_id.as_str()))
+        .collect();
+    if !stored_before.is_empty() {
+        // Few rows (invocations that ran over a second), by ids qyl made;
+        // the time bounds let DuckDB skip the row groups of other times.
+        let ids: Vec<String> = stored_before
+            .iter()
+            .map(|i| sql_text(&i.invocation_id))
+            .collect();
+        let from = stored_before.iter().map(|i| i.started_unix_nano).min();
+        let to = stored_before.iter().map(|i| i.started_unix_nano).max();
+        raw.execute(&format!(
+            "DELETE FROM function_invocations WHERE status = 'running' \
+             AND started_unix_nano BETWEEN {} AND {} AND invocation_id IN ({})",
+            from.unwrap_or(0),
+            to.unwrap_or(u64::MAX),
+            ids.join(", ")
+        ))?;
+    }
+    Ok(invocations
+        .into_iter()
+        .filter(|i| {
+            !(i.status == InvocationStatus::Running && ended.contains(i.invocation_id.as_str()))
+        })
+        .collect())
+}
+
 /// The [`Derived`] table set of the functions engine.
 #[derive(Default)]
 pub struct FunctionTables {
@@ -103,10 +157,18 @@ impl Derived for FunctionTables {
         if batches.iter().all(|b| b.functions.is_empty()) {
             return Ok(());
         }
-        let invocations: Vec<&Invocation> = batches
+        let mut invocations: Vec<&Invocation> = batches
             .iter()
             .flat_map(|b| b.functions.invocations.iter())
             .collect();
+        // Nearly every commit has neither running rows nor rows replacing
+        // one: then this costs one pass and nothing else.
+        let ended_long = invocations
+            .iter()
+            .any(|i| i.replaces_running || i.status == InvocationStatus::Running);
+        if ended_long {
+            invocations = replace_running(raw, invocations)?;
+        }
         Self::append(
             raw,
             "function_invocations",
@@ -154,12 +216,19 @@ impl Derived for FunctionTables {
             )?;
         }
 
+        // Events in the order of the rows (the published values of each
+        // batch after its invocations); a running row not stored is not
+        // announced either.
+        let mut stored = invocations.into_iter().peekable();
         for b in batches {
             for i in &b.functions.invocations {
-                self.pending
-                    .push(Record::Function(Arc::new(FunctionEvent::Invocation(
-                        i.clone(),
-                    ))));
+                if stored.peek().is_some_and(|s| std::ptr::eq(*s, i)) {
+                    stored.next();
+                    self.pending
+                        .push(Record::Function(Arc::new(FunctionEvent::Invocation(
+                            i.clone(),
+                        ))));
+                }
             }
             for p in &b.functions.published {
                 self.pending
@@ -238,6 +307,7 @@ mod tests {
             span_id: Some("s".into()),
             started_unix_nano: 10,
             finished_unix_nano: 12,
+            replaces_running: false,
         });
         h.submit(b).unwrap().blocking_recv().unwrap().unwrap();
         let mut b = Batch::default();
@@ -282,6 +352,204 @@ mod tests {
             },
             other => panic!("{other:?}"),
         }
+        writer.shutdown();
+    }
+
+    fn invocation(id: &str, status: InvocationStatus, replaces_running: bool) -> Invocation {
+        let running = status == InvocationStatus::Running;
+        Invocation {
+            invocation_id: id.into(),
+            function: "slow".into(),
+            status,
+            result: (!running).then(|| "\"done\"".into()),
+            error: None,
+            duration_ms: if running { 1000.0 } else { 2000.0 },
+            trace_id: None,
+            span_id: None,
+            started_unix_nano: 100,
+            finished_unix_nano: if running { 0 } else { 200 },
+            replaces_running,
+        }
+    }
+
+    fn with_invocations(invocations: Vec<Invocation>) -> Batch {
+        let mut b = Batch::default();
+        b.functions.invocations = invocations;
+        b
+    }
+
+    /// (invocation id, status) pairs.
+    type Pairs = Vec<(String, String)>;
+
+    /// (invocation id, status) of every stored row, and of every
+    /// invocation event on the hub, in order.
+    fn stored_and_published(conn: &crate::storage::Conn, hub: &Hub) -> (Pairs, Pairs) {
+        let rows = conn
+            .prepare(
+                "SELECT invocation_id, status FROM function_invocations ORDER BY invocation_id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let events = hub
+            .recent(100, |_| true)
+            .iter()
+            .filter_map(|e| match &e.record {
+                Record::Function(f) => match &**f {
+                    FunctionEvent::Invocation(i) => Some(pair(&i.invocation_id, i.status.as_str())),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        (rows, events)
+    }
+
+    fn pair(id: &str, status: &str) -> (String, String) {
+        (id.to_string(), status.to_string())
+    }
+
+    #[test]
+    fn a_final_row_replaces_the_running_row_of_an_earlier_commit() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let conn = db.connect().unwrap();
+        let hub = Arc::new(Hub::new(100));
+        let writer = Writer::start(db, hub.clone(), WriterConfig::default(), false).unwrap();
+        let h = writer.handle();
+        let running = with_invocations(vec![
+            invocation("long", InvocationStatus::Running, false),
+            invocation("short", InvocationStatus::Completed, false),
+        ]);
+        h.submit(running).unwrap().blocking_recv().unwrap().unwrap();
+        let (rows, events) = stored_and_published(&conn, &hub);
+        assert_eq!(
+            rows,
+            vec![pair("long", "running"), pair("short", "completed")]
+        );
+        assert_eq!(
+            events,
+            vec![pair("long", "running"), pair("short", "completed")]
+        );
+        let finished: u64 = conn
+            .query_row(
+                "SELECT finished_unix_nano FROM function_invocations WHERE status = 'running'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(finished, 0);
+
+        let done = with_invocations(vec![invocation("long", InvocationStatus::Completed, true)]);
+        h.submit(done).unwrap().blocking_recv().unwrap().unwrap();
+        let (rows, events) = stored_and_published(&conn, &hub);
+        assert_eq!(
+            rows,
+            vec![pair("long", "completed"), pair("short", "completed")]
+        );
+        assert_eq!(events.last(), Some(&pair("long", "completed")));
+        assert_eq!(events.len(), 3);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn a_running_row_that_ends_in_the_same_commit_is_neither_stored_nor_published() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let conn = db.connect().unwrap();
+        let hub = Arc::new(Hub::new(100));
+        let writer = Writer::start(
+            db,
+            hub.clone(),
+            WriterConfig {
+                batch_wait: std::time::Duration::from_millis(200),
+                ..WriterConfig::default()
+            },
+            false,
+        )
+        .unwrap();
+        let h = writer.handle();
+        // Two jobs of one group commit, and the two rows in one batch.
+        let pause = h.pause();
+        let a = h
+            .submit(with_invocations(vec![invocation(
+                "a",
+                InvocationStatus::Running,
+                false,
+            )]))
+            .unwrap();
+        let b = h
+            .submit(with_invocations(vec![
+                invocation("b", InvocationStatus::Running, false),
+                invocation("a", InvocationStatus::Failed, true),
+                invocation("b", InvocationStatus::TimedOut, true),
+            ]))
+            .unwrap();
+        drop(pause);
+        a.blocking_recv().unwrap().unwrap();
+        b.blocking_recv().unwrap().unwrap();
+        let (rows, events) = stored_and_published(&conn, &hub);
+        assert_eq!(rows, vec![pair("a", "failed"), pair("b", "timed_out")]);
+        assert_eq!(events, vec![pair("a", "failed"), pair("b", "timed_out")]);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn a_group_commit_retried_job_by_job_still_keeps_one_row_per_invocation() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let conn = db.connect().unwrap();
+        let hub = Arc::new(Hub::new(100));
+        let writer = Writer::start(
+            db,
+            hub.clone(),
+            WriterConfig {
+                batch_wait: std::time::Duration::from_millis(200),
+                ..WriterConfig::default()
+            },
+            false,
+        )
+        .unwrap();
+        // A constraint only the middle job breaks, so the group commit fails
+        // and the writer retries each job alone.
+        conn.execute_batch("ALTER TABLE function_invocations ALTER COLUMN error SET NOT NULL")
+            .unwrap();
+        let with_error = |mut i: Invocation| {
+            i.error = Some("-".into());
+            i
+        };
+        let h = writer.handle();
+        let pause = h.pause();
+        let running = h
+            .submit(with_invocations(vec![with_error(invocation(
+                "long",
+                InvocationStatus::Running,
+                false,
+            ))]))
+            .unwrap();
+        let bad = h
+            .submit(with_invocations(vec![invocation(
+                "bad",
+                InvocationStatus::Completed,
+                false,
+            )]))
+            .unwrap();
+        let done = h
+            .submit(with_invocations(vec![with_error(invocation(
+                "long",
+                InvocationStatus::Completed,
+                true,
+            ))]))
+            .unwrap();
+        drop(pause);
+        running.blocking_recv().unwrap().unwrap();
+        assert!(bad.blocking_recv().unwrap().is_err());
+        done.blocking_recv().unwrap().unwrap();
+        let (rows, events) = stored_and_published(&conn, &hub);
+        assert_eq!(rows, vec![pair("long", "completed")]);
+        assert_eq!(
+            events,
+            vec![pair("long", "running"), pair("long", "completed")]
+        );
         writer.shutdown();
     }
 }

@@ -6,7 +6,9 @@
 //! commit while the writer keeps appending. Each query has a deadline; when
 //! it passes, the connection is interrupted (repeatedly, so an interrupt that
 //! lands between two statements is not lost) and the caller gets
-//! [`QueryError::Timeout`].
+//! [`QueryError::Timeout`]. A caller with a deadline of its own (a Lua
+//! handler, whose queries must end with its invocation) runs its queries
+//! inside [`with_deadline`], which tightens that deadline.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +62,23 @@ impl<T> SqlContext<T> for Result<T, duckdb::Error> {
     }
 }
 
+tokio::task_local! {
+    /// The deadline of the caller's own, for every query in its scope.
+    static CALLER_DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `fut` with each of its pool queries limited to `deadline` too (the
+/// pool's timeout still applies): at the deadline a query is interrupted,
+/// its connection returns to the pool, and it fails with
+/// [`QueryError::Timeout`]. Dropping a query's future at the deadline
+/// instead would leave DuckDB running it with nobody waiting.
+pub async fn with_deadline<F: std::future::Future>(
+    deadline: tokio::time::Instant,
+    fut: F,
+) -> F::Output {
+    CALLER_DEADLINE.scope(deadline, fut).await
+}
+
 /// A bounded set of read connections.
 pub struct ReadPool {
     idle: Mutex<Vec<Conn>>,
@@ -86,13 +105,17 @@ impl ReadPool {
     }
 
     /// Runs `f` on a pooled connection on a blocking thread, within the
-    /// pool's deadline.
+    /// pool's deadline (or the caller's, if [`with_deadline`] set a sooner
+    /// one).
     pub async fn run<T, F>(&self, f: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, QueryError> + Send + 'static,
     {
-        self.run_within(self.timeout, f).await
+        let timeout = CALLER_DEADLINE
+            .try_with(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+            .map_or(self.timeout, |left| left.min(self.timeout));
+        self.run_within(timeout, f).await
     }
 
     /// [`ReadPool::run`] with a deadline of its own.
@@ -184,6 +207,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+        let n = pool
+            .run(|c| {
+                c.query_row("SELECT 42", [], |r| r.get::<_, i64>(0))
+                    .ctx("x")
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 42);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_callers_deadline_interrupts_the_query_and_frees_its_connection() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let pool = ReadPool::new(db, 1, Duration::from_secs(600));
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let err = with_deadline(
+            deadline,
+            pool.run(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM range(100000000000) a, range(100000) b",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .ctx("counting")
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, QueryError::Timeout(_)), "{err}");
+        // Interrupted, not abandoned: the connection is back in the pool.
+        assert_eq!(pool.idle.lock().unwrap().len(), 1);
+        assert_eq!(pool.permits.available_permits(), 1);
+        // Outside the scope the pool's own timeout applies again.
         let n = pool
             .run(|c| {
                 c.query_row("SELECT 42", [], |r| r.get::<_, i64>(0))

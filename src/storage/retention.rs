@@ -929,6 +929,7 @@ mod tests {
                     span_id: None,
                     started_unix_nano: started,
                     finished_unix_nano: started,
+                    replaces_running: false,
                 });
         }
         db.write(batch);

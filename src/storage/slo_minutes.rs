@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use super::derived::{Committing, Derived};
-use super::duck::{Chunk, Col, RawConn};
+use super::duck::{sql_text, Chunk, Col, RawConn};
 use super::{Conn, DuckError, StorageError};
 use crate::errors::slo::{minute_of, SloSpec};
 
@@ -70,11 +70,6 @@ impl SloMinutes {
             staged_newest: newest,
         })
     }
-}
-
-/// A SQL string literal (DuckDB: quotes doubled).
-fn sql_text(s: &str) -> String {
-    format!("'{}'", s.replace('\0', "").replace('\'', "''"))
 }
 
 impl Derived for SloMinutes {

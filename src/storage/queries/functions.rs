@@ -30,7 +30,7 @@ fn invocation_row(r: &Row<'_>) -> duckdb::Result<InvocationRow> {
         triggered_by_span_id: r.get(7)?,
         started_at: rfc3339(started),
         started_unix_nano: started.to_string(),
-        finished_unix_nano: finished.to_string(),
+        finished_unix_nano: (finished > 0).then(|| finished.to_string()),
     })
 }
 
