@@ -24,9 +24,14 @@
 //!   data chunks; `writer` turns each submitted batch into chunks on the
 //!   submitting thread, then one writer thread appends them with DuckDB
 //!   Appenders, group-commits, answers the waiting exports and publishes the
-//!   committed records to the hub; `derived` is the hook through which
+//!   committed records to the hub (a reaper thread frees what commits leave
+//!   behind); `derived` is the hook through which
 //!   summary tables (sessions, error groups…) are updated in the same
-//!   transaction as the rows they summarise — `trace_index` (where in
+//!   transaction as the rows they summarise, or — for sessions and GenAI
+//!   minutes — summed in the writer's memory and written at least once a
+//!   second, with a watermark so a restart replays what a crash left
+//!   unwritten; `writer::SummarySync` lets `store` wait for those sums
+//!   before reading them — `trace_index` (where in
 //!   time each trace is, so a trace is found without reading every trace
 //!   id), `sessions` keeps `session_entities` (one row per session) and
 //!   `session_traces`, `genai_rollup` keeps `genai_minutes` (GenAI calls
