@@ -10,10 +10,11 @@
 //! Tables that fold many spans into few rows (sessions, GenAI minutes)
 //! would spend most of a commit on their upserts if they ran every commit:
 //! a DuckDB `INSERT … ON CONFLICT` costs milliseconds however few rows it
-//! touches. So they may keep their sums in memory while exports are
-//! waiting, and write them when the writer says so ([`Committing::flush`]):
-//! every commit while it keeps up, at most [`FLUSH_EVERY`] apart under load,
-//! and soon after the queue runs dry. With each flush the writer records
+//! touches. So they keep their sums in memory and write them when the
+//! writer says so ([`Committing::flush`]): at least every [`FLUSH_EVERY`],
+//! once the queue has stayed empty for [`FLUSH_IDLE`], when a reader of
+//! those tables asks (`writer::SummarySync`, so reads include every
+//! acknowledged export) and at shutdown. With each flush the writer records
 //! the last ingest sequence folded in (`summary_watermark`); after a crash
 //! the spans past it are folded in again at start ([`replay`]), so the
 //! sums never miss or double count a span.
@@ -24,7 +25,7 @@ use super::duck::{Chunk, RawConn, RawPrepared};
 use super::{Conn, DuckError, StorageError};
 use crate::model::{Batch, GenAiFields, LogRecord, Record, SpanRecord};
 
-/// Under load, tables holding sums in memory write them at least this often.
+/// Tables holding sums in memory write them at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Once the queue is empty, pending sums are written after this long
 /// without a new export.

@@ -12,8 +12,8 @@
 //! (the trace list covers them).
 //!
 //! The spans are aggregated in Rust per (session, trace), in memory until
-//! the writer asks for a flush (every commit unless exports are waiting;
-//! see `derived.rs`); then those rows are appended to `session_traces`
+//! the writer asks for a flush (see `derived.rs`); then those rows are
+//! appended to `session_traces`
 //! (which keeps each session's traces and lets retention recompute a
 //! session), and the per-session sums go to a staging table and into
 //! `session_entities` with one set-based upsert.
