@@ -115,7 +115,9 @@ pub trait Derived: Send {
 
 /// Records in `summary_watermark` that every span up to `last_seq` is
 /// folded into the summary tables; run by the writer in each flushing
-/// commit (`last_seq` is a number, so formatting it into the SQL is safe).
+/// commit, and at shutdown with the last sequence number it handed out
+/// (the start resumes numbering after it). `last_seq` is a number, so
+/// formatting it into the SQL is safe.
 pub fn record_flush(raw: &RawConn, last_seq: u64) -> Result<(), DuckError> {
     raw.execute(&format!(
         "UPDATE summary_watermark SET ingest_seq = {last_seq}"

@@ -412,6 +412,55 @@ mod tests {
     }
 
     #[test]
+    fn after_a_restart_numbering_resumes_after_records_only_the_hub_had() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StorageOptions {
+            path: dir.path().join("q.duckdb").to_string_lossy().into_owned(),
+            ..StorageOptions::in_memory()
+        };
+        let last_published = |hub: &Hub| hub.recent(1, |_| true)[0].seq;
+        let hub = Arc::new(Hub::new(100));
+        let writer = Writer::start(
+            open(&opts).unwrap(),
+            hub.clone(),
+            WriterConfig::default(),
+            true,
+        )
+        .unwrap();
+        let done = with_invocations(vec![invocation("a", InvocationStatus::Completed, false)]);
+        writer
+            .handle()
+            .submit(done)
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        let before = last_published(&hub);
+        writer.shutdown();
+
+        // The invocation event's number is in no table's ingest_seq.
+        let hub = Arc::new(Hub::new(100));
+        let writer = Writer::start(
+            open(&opts).unwrap(),
+            hub.clone(),
+            WriterConfig::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(hub.last_seq(), before);
+        let again = with_invocations(vec![invocation("b", InvocationStatus::Completed, false)]);
+        writer
+            .handle()
+            .submit(again)
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert!(last_published(&hub) > before);
+        writer.shutdown();
+    }
+
+    #[test]
     fn a_final_row_replaces_the_running_row_of_an_earlier_commit() {
         let db = open(&StorageOptions::in_memory()).unwrap();
         let conn = db.connect().unwrap();

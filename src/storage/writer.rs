@@ -515,12 +515,16 @@ impl Drop for Writer {
     }
 }
 
+/// The last sequence number in use: the newest stored row's, or the one
+/// recorded at the last flush or shutdown, which also counts records only
+/// the hub had (see `derived::record_flush`).
 fn max_seq(conn: &Conn) -> Result<u64, StorageError> {
     conn.query_row(
         "SELECT greatest(
             (SELECT coalesce(max(ingest_seq), 0) FROM spans),
             (SELECT coalesce(max(ingest_seq), 0) FROM logs),
-            (SELECT coalesce(max(ingest_seq), 0) FROM metrics))::UBIGINT",
+            (SELECT coalesce(max(ingest_seq), 0) FROM metrics),
+            (SELECT coalesce(max(ingest_seq), 0) FROM summary_watermark))::UBIGINT",
         [],
         |r| r.get::<_, u64>(0),
     )
@@ -736,6 +740,14 @@ impl WriterState {
             self.commit(rest);
         }
         self.flush_summaries();
+        if !self.summaries_pending() {
+            // Records the last sequence number handed out, including those of
+            // hub-only records (error groups, function events) that no table
+            // stores with a number, so the next start does not reuse them.
+            if let Err(e) = derived::record_flush(&self.raw, self.next_seq - 1) {
+                tracing::warn!(error = %e, "could not record the last sequence number");
+            }
+        }
         if let Err(e) = self.raw.execute("CHECKPOINT") {
             tracing::warn!(error = %e, "final checkpoint failed; DuckDB replays the WAL on next start");
         }
