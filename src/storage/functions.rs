@@ -407,6 +407,19 @@ mod tests {
         (rows, events)
     }
 
+    /// A writer that waits 200 ms to group jobs into one commit.
+    fn start_grouping() -> (Writer, crate::storage::Conn, Arc<Hub>) {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let conn = db.connect().unwrap();
+        let hub = Arc::new(Hub::new(100));
+        let config = WriterConfig {
+            batch_wait: std::time::Duration::from_millis(200),
+            ..WriterConfig::default()
+        };
+        let writer = Writer::start(db, hub.clone(), config, false).unwrap();
+        (writer, conn, hub)
+    }
+
     fn pair(id: &str, status: &str) -> (String, String) {
         (id.to_string(), status.to_string())
     }
@@ -504,19 +517,7 @@ mod tests {
 
     #[test]
     fn a_running_row_that_ends_in_the_same_commit_is_neither_stored_nor_published() {
-        let db = open(&StorageOptions::in_memory()).unwrap();
-        let conn = db.connect().unwrap();
-        let hub = Arc::new(Hub::new(100));
-        let writer = Writer::start(
-            db,
-            hub.clone(),
-            WriterConfig {
-                batch_wait: std::time::Duration::from_millis(200),
-                ..WriterConfig::default()
-            },
-            false,
-        )
-        .unwrap();
+        let (writer, conn, hub) = start_grouping();
         let h = writer.handle();
         // Two jobs of one group commit, and the two rows in one batch.
         let pause = h.pause();
@@ -545,19 +546,7 @@ mod tests {
 
     #[test]
     fn a_group_commit_retried_job_by_job_still_keeps_one_row_per_invocation() {
-        let db = open(&StorageOptions::in_memory()).unwrap();
-        let conn = db.connect().unwrap();
-        let hub = Arc::new(Hub::new(100));
-        let writer = Writer::start(
-            db,
-            hub.clone(),
-            WriterConfig {
-                batch_wait: std::time::Duration::from_millis(200),
-                ..WriterConfig::default()
-            },
-            false,
-        )
-        .unwrap();
+        let (writer, conn, hub) = start_grouping();
         // A constraint only the middle job breaks, so the group commit fails
         // and the writer retries each job alone.
         conn.execute_batch("ALTER TABLE function_invocations ALTER COLUMN error SET NOT NULL")

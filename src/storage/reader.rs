@@ -191,21 +191,21 @@ mod tests {
     use super::*;
     use crate::storage::{open, StorageOptions};
 
+    /// A query that would run for hours.
+    fn endless(c: &Conn) -> Result<i64, QueryError> {
+        c.query_row(
+            "SELECT count(*) FROM range(100000000000) a, range(100000) b",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .ctx("counting")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn slow_queries_are_interrupted_and_the_connection_reused() {
         let db = open(&StorageOptions::in_memory()).unwrap();
         let pool = ReadPool::new(db, 1, Duration::from_millis(200));
-        let err = pool
-            .run(|c| {
-                c.query_row(
-                    "SELECT count(*) FROM range(100000000000) a, range(100000) b",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .ctx("counting")
-            })
-            .await
-            .unwrap_err();
+        let err = pool.run(endless).await.unwrap_err();
         assert!(matches!(err, QueryError::Timeout(_)), "{err}");
         let n = pool
             .run(|c| {
@@ -222,19 +222,9 @@ mod tests {
         let db = open(&StorageOptions::in_memory()).unwrap();
         let pool = ReadPool::new(db, 1, Duration::from_secs(600));
         let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
-        let err = with_deadline(
-            deadline,
-            pool.run(|c| {
-                c.query_row(
-                    "SELECT count(*) FROM range(100000000000) a, range(100000) b",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .ctx("counting")
-            }),
-        )
-        .await
-        .unwrap_err();
+        let err = with_deadline(deadline, pool.run(endless))
+            .await
+            .unwrap_err();
         assert!(matches!(err, QueryError::Timeout(_)), "{err}");
         // Interrupted, not abandoned: the connection is back in the pool.
         assert_eq!(pool.idle.lock().unwrap().len(), 1);
