@@ -80,6 +80,22 @@ fn put_state(b: &mut ChunkBuilder<'_>, (w, time): &(&StateWrite, u64)) {
     b.u64(*time);
 }
 
+/// At start, before the writer runs: invocations left `running` by an
+/// earlier process cannot still be running. They become `failed` with a
+/// message saying why, ending when they were last seen running. (A final
+/// row the full write queue refused leaves its running row until then.)
+pub fn close_interrupted(conn: &super::Conn) -> Result<usize, super::StorageError> {
+    conn.execute(
+        "UPDATE function_invocations
+         SET status = 'failed',
+             error = 'qyl stopped before this invocation ended (or its result was dropped)',
+             finished_unix_nano = started_unix_nano + (duration_ms * 1e6)::UBIGINT
+         WHERE status = 'running'",
+        [],
+    )
+    .map_err(|e| super::StorageError::sql("closing invocations left running", e))
+}
+
 /// Drops the running rows of invocations that also end in this commit and
 /// deletes the stored running rows of those that ended now; returns the
 /// invocation rows to append, in order.
@@ -470,6 +486,45 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(last_published(&hub) > before);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn invocations_left_running_by_an_earlier_process_are_closed_as_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StorageOptions {
+            path: dir.path().join("q.duckdb").to_string_lossy().into_owned(),
+            ..StorageOptions::in_memory()
+        };
+        let start = || {
+            let db = open(&opts).unwrap();
+            let conn = db.connect().unwrap();
+            let w = Writer::start(db, Arc::new(Hub::new(10)), WriterConfig::default(), true);
+            (w.unwrap(), conn)
+        };
+        let (writer, _) = start();
+        let running = with_invocations(vec![invocation("long", InvocationStatus::Running, false)]);
+        writer
+            .handle()
+            .submit(running)
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        writer.shutdown();
+
+        let (writer, conn) = start();
+        let row: (String, String, u64) = conn
+            .query_row(
+                "SELECT status, error, finished_unix_nano FROM function_invocations",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row.0, "failed");
+        assert!(row.1.contains("qyl stopped"), "{}", row.1);
+        // Started at 100 ns, seen running for 1000 ms.
+        assert_eq!(row.2, 100 + 1_000_000_000);
         writer.shutdown();
     }
 

@@ -411,6 +411,13 @@ impl Writer {
         hub.resume_after(next_seq - 1);
         let mut seen = RecentSpans::new(config.dedup_window);
         seed_recent_spans(&conn, next_seq, &mut seen)?;
+        let closed = super::functions::close_interrupted(&conn)?;
+        if closed > 0 {
+            tracing::info!(
+                invocations = closed,
+                "function invocations left running by the previous process marked failed"
+            );
+        }
         let mut derived = derived::derived_tables(&conn, &config.derived)?;
         let replayed = derived::replay(&conn, &mut derived)?;
         if replayed > 0 {
