@@ -291,6 +291,11 @@ impl Outbox {
     }
 
     pub fn push(&self, mut part: Batch) {
+        self.take_from(&mut part);
+    }
+
+    /// Moves `part`'s rows in, leaving it empty with its capacity kept.
+    pub fn take_from(&self, part: &mut Batch) {
         let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
         rows.spans.append(&mut part.spans);
         rows.logs.append(&mut part.logs);
@@ -520,7 +525,8 @@ struct Worker {
     /// This worker's number: its cell in `shared.in_flight`.
     index: usize,
     vms: HashMap<u64, Vm>,
-    /// Rows of the current drain, pushed to the outbox at its end.
+    /// Rows of the invocation running, moved to the outbox when it ends
+    /// (kept here so their vectors' capacity is reused).
     out: Batch,
     last_sweep: Instant,
 }
@@ -550,9 +556,6 @@ impl Worker {
                 Task::Stop => break,
             };
             self.drain(&slot);
-            if !self.out.is_empty() {
-                self.shared.outbox.push(std::mem::take(&mut self.out));
-            }
             if self.last_sweep.elapsed() > Duration::from_secs(5) {
                 self.sweep();
             }
@@ -722,6 +725,10 @@ impl Worker {
             self.out.logs.extend(rows.logs);
             merge_functions(&mut self.out.functions, rows.functions);
         }
+        // Into the outbox at once (the outbox thread hands it to the writer
+        // within 10 ms), so a slow invocation after this one does not hold
+        // this one's rows back.
+        self.shared.outbox.take_from(&mut self.out);
     }
 }
 

@@ -739,3 +739,35 @@ fn an_invocation_past_a_second_gets_a_running_row_that_its_final_row_replaces() 
         .iter()
         .all(|r| r.status == InvocationStatus::Completed && !r.replaces_running));
 }
+
+#[test]
+fn a_slow_invocation_does_not_hold_back_the_rows_of_quick_ones_before_it() {
+    let s = setup(&[(
+        "mixed.lua",
+        r#"return qyl.fn {
+  name = "mixed",
+  trigger = { on = "span", where = { service = "mixed" } },
+  handler = function(span)
+    if span.name == "op100" then
+      local t = os.clock()
+      while os.clock() - t < 1.5 do end
+      return "slow"
+    end
+    return span.name
+  end,
+}"#,
+    )]);
+    // One function, one at a time: the quick ones and the slow one are run
+    // by the same worker, one after the other.
+    for seq in 1..=5 {
+        s.send(&span_event(seq, "mixed", 1));
+    }
+    s.send(&span_event(100, "mixed", 1));
+    let rows = s.wait_rows("mixed", 5);
+    assert!(
+        rows.iter().all(|r| r.result.as_deref() != Some("\"slow\"")),
+        "the quick rows came only with the slow one: {rows:?}"
+    );
+    let done = s.wait_rows("mixed", 7);
+    assert!(done.iter().any(|r| r.result.as_deref() == Some("\"slow\"")));
+}
