@@ -733,3 +733,116 @@ async fn price_overrides_from_qyl_toml() {
     assert_eq!(p["unpriced_models"], json!([]));
     q.stop();
 }
+
+/// The summary tables after a crash: qyl is killed (SIGKILL) while
+/// exports stream in, so sums it held in memory are lost with it; on the
+/// next start they are rebuilt from the stored spans, and the sessions and
+/// GenAI figures agree with the spans exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_agree_with_the_spans_after_a_kill_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("qyl.duckdb");
+    let mut q = Qyl::start(&db, &[]);
+    let t0 = now_nanos() - 60_000_000_000;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut senders = Vec::new();
+    // Client numbers from 1: an all-zero trace or span id is invalid.
+    for c in 1..=4u64 {
+        let (url, stop, acked) = (q.http.clone(), stop.clone(), acked.clone());
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let spans: Vec<Value> = (0..20u64)
+                    .map(|k| {
+                        let trace = format!("{c:08x}{n:016x}{k:08x}");
+                        span(
+                            &trace,
+                            &format!("{c:04x}{n:08x}{k:04x}"),
+                            None,
+                            "chat gpt-4o",
+                            t0 + n * 1_000_000,
+                            false,
+                            vec![
+                                s("session.id", &format!("crash-{}", (n + k) % 7)),
+                                s("gen_ai.provider.name", "openai"),
+                                s("gen_ai.operation.name", "chat"),
+                                s("gen_ai.request.model", "gpt-4o"),
+                                i("gen_ai.usage.input_tokens", 10),
+                                i("gen_ai.usage.output_tokens", 2),
+                            ],
+                        )
+                    })
+                    .collect();
+                let sent = client
+                    .post(format!("http://{url}/v1/traces"))
+                    .header("content-type", "application/json")
+                    .body(traces("chat-api", spans).to_string())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        acked.fetch_add(20, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => return, // qyl is gone
+                }
+                n += 1;
+            }
+        }));
+    }
+    // Let the load run past a few flushes, then crash in the middle of it.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    q.kill();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        let _ = s.await;
+    }
+    let acked = acked.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(acked > 0);
+
+    let q = Qyl::start(&db, &[]);
+    let sql = |query: &'static str| {
+        let url = format!("http://{}/api/v1/sql", q.http);
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(json!({ "sql": query }).to_string())
+                .send()
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+            body["rows"][0][0]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{body}"))
+        }
+    };
+    let stored = sql("SELECT count(*) FROM spans WHERE session_id LIKE 'crash-%'").await;
+    assert!(
+        stored as u64 >= acked,
+        "{stored} stored, {acked} acknowledged"
+    );
+    let sessions = get_ok(&q, "/api/v1/sessions?limit=100").await;
+    let summed: i64 = sessions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["span_count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(summed, stored, "{sessions}");
+    assert_eq!(
+        sql("SELECT sum(trace_count)::BIGINT FROM session_entities").await,
+        sql("SELECT count(DISTINCT trace_id) FROM spans").await
+    );
+    assert_eq!(
+        sql("SELECT sum(requests)::BIGINT FROM genai_minutes").await,
+        stored
+    );
+    let stats = get_ok(&q, "/api/v1/genai/stats?since=2h").await;
+    assert_eq!(
+        stats["totals"]["requests"].as_i64(),
+        Some(stored),
+        "{stats}"
+    );
+}

@@ -434,7 +434,8 @@ impl Writer {
         // cannot leave the checkpoint thread running.
         let raw = db.raw_connection()?;
         let (reaper_tx, reaper) = spawn_reaper()?;
-        let summaries_pending = Arc::new(AtomicBool::new(false));
+        // Replayed sums are pending from the start: readers must wait for them.
+        let summaries_pending = Arc::new(AtomicBool::new(derived.iter().any(|t| t.pending())));
         let checkpointer = if is_file {
             let stop = Arc::new((Mutex::new(false), Condvar::new()));
             let thread = spawn_checkpointer(

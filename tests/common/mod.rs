@@ -112,6 +112,14 @@ impl Qyl {
         }
     }
 
+    /// Kills qyl at once (SIGKILL), as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("killing qyl");
+            child.wait().expect("waiting for qyl");
+        }
+    }
+
     /// Stops qyl and opens its database file.
     pub fn stop_and_open(&mut self) -> duckdb::Connection {
         self.stop();
