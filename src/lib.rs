@@ -36,7 +36,8 @@
 //!   id), `sessions` keeps `session_entities` (one row per session) and
 //!   `session_traces`, `genai_rollup` keeps `genai_minutes` (GenAI calls
 //!   summed per minute, model and latency bin, which the day-long GenAI
-//!   statistics read instead of every span), `error_groups` the error
+//!   statistics read instead of every span) and `genai_minute_labels`
+//!   (their error classes and finish reasons, for the per-model view), `error_groups` the error
 //!   groups, events and releases, `slo_minutes` the per-minute SLO counts
 //!   and `functions` the function tables; `retention` is a background thread that
 //!   deletes old data by age and size (whole traces with their logs and

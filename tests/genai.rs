@@ -771,6 +771,8 @@ async fn summaries_agree_with_the_spans_after_a_kill_under_load() {
                                 s("gen_ai.request.model", "gpt-4o"),
                                 i("gen_ai.usage.input_tokens", 10),
                                 i("gen_ai.usage.output_tokens", 2),
+                                json!({"key": "gen_ai.response.finish_reasons",
+                                       "value": {"arrayValue": {"values": [{"stringValue": "stop"}]}}}),
                             ],
                         )
                     })
@@ -844,5 +846,11 @@ async fn summaries_agree_with_the_spans_after_a_kill_under_load() {
         stats["totals"]["requests"].as_i64(),
         Some(stored),
         "{stats}"
+    );
+    let models = get_ok(&q, "/api/v1/genai/models?since=2h").await;
+    assert_eq!(
+        models["models"][0]["finish_reasons"],
+        json!([{"value": "stop", "count": stored}]),
+        "{models}"
     );
 }

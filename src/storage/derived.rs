@@ -143,7 +143,8 @@ pub fn replay(conn: &Conn, tables: &mut [Box<dyn Derived>]) -> Result<u64, Stora
                     gen_ai_reasoning_tokens, gen_ai_cost_usd, gen_ai_cost_source,
                     gen_ai_time_to_first_chunk_ms,
                     coalesce(nullif(attributes->>'$.\"user.id\"', ''),
-                             nullif(attributes->>'$.\"enduser.id\"', ''))
+                             nullif(attributes->>'$.\"enduser.id\"', '')),
+                    error_type, gen_ai_finish_reasons
              FROM spans WHERE ingest_seq > ? ORDER BY ingest_seq",
         )
         .map_err(ctx)?;
@@ -205,6 +206,8 @@ fn replayed_span(row: &duckdb::Row<'_>) -> duckdb::Result<SpanRecord> {
             },
             time_to_first_chunk_ms: row.get(19)?,
             user_id: row.get(20)?,
+            error_type: row.get(21)?,
+            finish_reasons: row.get(22)?,
             ..GenAiFields::default()
         },
         ..SpanRecord::default()

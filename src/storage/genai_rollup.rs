@@ -8,8 +8,9 @@
 //! `kind` 1), so a day's statistics read thousands of rows; percentiles
 //! come from the bins (with each bin's min and max, so a bin holding one
 //! value is exact). Queries that need single spans (per session, odd
-//! steps) still read `spans`. Under load the sums wait in memory between
-//! flushes (see `derived.rs`).
+//! steps) still read `spans`. Beside it, `genai_minute_labels` counts the
+//! calls per minute by error class and by finish reason, for the per-model
+//! view. The sums wait in memory between flushes (see `derived.rs`).
 
 use std::collections::HashMap;
 
@@ -24,6 +25,24 @@ pub const MINUTE_NS: u64 = 60_000_000_000;
 pub const BINS_PER_OCTAVE: f64 = 8.0;
 
 const STAGE: &str = "qyl_genai_minutes_stage";
+const LABEL_STAGE: &str = "qyl_genai_labels_stage";
+
+/// `genai_minute_labels` in table order.
+const LABEL_COLS: &[Col] = &[
+    Col::UBigint, // minute
+    Col::Varchar, // service
+    Col::Varchar, // provider
+    Col::Varchar, // request model
+    Col::Varchar, // response model
+    Col::Integer, // kind: 0 error class, 1 finish reason
+    Col::Varchar, // label
+    Col::Varchar, // model
+    Col::UBigint, // requests
+];
+
+/// Label kinds in `genai_minute_labels`.
+pub const LABEL_ERROR: i32 = 0;
+pub const LABEL_FINISH: i32 = 1;
 
 const COLS: &[Col] = &[
     Col::UBigint, // minute
@@ -53,6 +72,35 @@ pub fn bin_of(v: f64) -> i32 {
 }
 
 type Key = (u64, String, String, String, String, i32, i32);
+/// (minute, service, provider, request model, response model, kind, label).
+type LabelKey = (u64, String, String, String, String, i32, String);
+
+/// What one flush writes: the sums per key and the label counts.
+#[derive(Default, Clone)]
+struct Rollup {
+    sums: HashMap<Key, Sums>,
+    labels: HashMap<LabelKey, u64>,
+}
+
+impl Rollup {
+    fn is_empty(&self) -> bool {
+        self.sums.is_empty() && self.labels.is_empty()
+    }
+
+    fn absorb(&mut self, from: &Rollup) {
+        for (k, v) in &from.sums {
+            match self.sums.get_mut(k) {
+                Some(sums) => sums.merge(v),
+                None => {
+                    self.sums.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        for (k, n) in &from.labels {
+            *self.labels.entry(k.clone()).or_default() += n;
+        }
+    }
+}
 
 #[derive(Default, Clone)]
 struct Sums {
@@ -104,20 +152,10 @@ impl Sums {
     }
 }
 
-fn absorb(into: &mut HashMap<Key, Sums>, from: &HashMap<Key, Sums>) {
-    for (k, v) in from {
-        match into.get_mut(k) {
-            Some(sums) => sums.merge(v),
-            None => {
-                into.insert(k.clone(), v.clone());
-            }
-        }
-    }
-}
-
-/// Sums the GenAI calls among `spans` into `groups`.
-fn fold<'s>(groups: &mut HashMap<Key, Sums>, spans: impl Iterator<Item = &'s SpanRecord>) {
+/// Sums the GenAI calls among `spans` into `into`.
+fn fold<'s>(into: &mut Rollup, spans: impl Iterator<Item = &'s SpanRecord>) {
     for s in spans {
+        let groups = &mut into.sums;
         let g = &s.genai;
         if !g.is_call() {
             continue;
@@ -152,27 +190,58 @@ fn fold<'s>(groups: &mut HashMap<Key, Sums>, spans: impl Iterator<Item = &'s Spa
         if let Some(t) = g.time_to_first_chunk_ms {
             groups.entry(key(1, bin_of(t))).or_default().value(t);
         }
+        let mut label = |kind: i32, label: &str| {
+            let k = key(kind, 0);
+            *into
+                .labels
+                .entry((k.0, k.1, k.2, k.3, k.4, kind, label.to_string()))
+                .or_default() += 1;
+        };
+        if s.status_code == "ERROR" {
+            label(LABEL_ERROR, g.error_type.as_deref().unwrap_or("_OTHER"));
+        }
+        if let Some(text) = &g.finish_reasons {
+            // Ingest stores a JSON array of strings; anything else counts
+            // as no reason rather than failing the commit.
+            let reasons: Vec<String> = serde_json::from_str(text).unwrap_or_default();
+            for reason in &reasons {
+                label(LABEL_FINISH, reason);
+            }
+        }
     }
 }
 
 /// The derived table; see the module comment.
 pub struct GenAiMinutes {
     /// Sums of earlier commits not written yet (see `derived.rs`).
-    pending: HashMap<Key, Sums>,
+    pending: Rollup,
     /// This commit's sums.
-    current: HashMap<Key, Sums>,
+    current: Rollup,
     /// Whether this commit writes `pending` and `current`.
     flushing: bool,
     /// The sums, folded into `genai_minutes`.
     stage: StagedUpsert,
+    /// The label counts, folded into `genai_minute_labels`.
+    label_stage: StagedUpsert,
 }
 
 impl Default for GenAiMinutes {
     fn default() -> Self {
         GenAiMinutes {
-            pending: HashMap::new(),
-            current: HashMap::new(),
+            pending: Rollup::default(),
+            current: Rollup::default(),
             flushing: false,
+            label_stage: StagedUpsert::new(
+                LABEL_STAGE,
+                format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {LABEL_STAGE} AS
+                     SELECT * FROM genai_minute_labels LIMIT 0"
+                ),
+                "INSERT INTO genai_minute_labels SELECT * FROM qyl_genai_labels_stage
+                 ON CONFLICT (minute_unix_nano, service_name, provider, request_model,
+                              response_model, kind, label)
+                 DO UPDATE SET requests = requests + excluded.requests",
+            ),
             stage: StagedUpsert::new(
                 STAGE,
                 format!(
@@ -190,35 +259,45 @@ impl Derived for GenAiMinutes {
     }
 
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
-        let mut current = HashMap::new();
+        let mut current = Rollup::default();
         fold(&mut current, rows.spans());
         self.current = current;
         self.flushing = rows.flush();
         if !self.flushing || (self.pending.is_empty() && self.current.is_empty()) {
             return Ok(());
         }
-        // One row per key in the stage (the upsert needs unique keys).
-        let mut groups = self.pending.clone();
-        absorb(&mut groups, &self.current);
-        let rows: Vec<(Key, Sums)> = groups.into_iter().collect();
-        self.stage.run(raw, &Chunk::fill(COLS, &rows, put))
+        // One row per key in the stages (the upserts need unique keys).
+        let mut all = self.pending.clone();
+        all.absorb(&self.current);
+        let sums: Vec<(Key, Sums)> = all.sums.into_iter().collect();
+        if !sums.is_empty() {
+            self.stage.run(raw, &Chunk::fill(COLS, &sums, put))?;
+        }
+        let labels: Vec<(LabelKey, u64)> = all.labels.into_iter().collect();
+        if !labels.is_empty() {
+            self.label_stage
+                .run(raw, &Chunk::fill(LABEL_COLS, &labels, put_label))?;
+        }
+        Ok(())
     }
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
         let current = std::mem::take(&mut self.current);
         if self.flushing {
-            self.pending.clear();
+            self.pending = Rollup::default();
         } else {
-            absorb(&mut self.pending, &current);
+            self.pending.absorb(&current);
         }
         self.flushing = false;
         self.stage.committed();
+        self.label_stage.committed();
     }
 
     fn rolled_back(&mut self) {
-        self.current.clear();
+        self.current = Rollup::default();
         self.flushing = false;
         self.stage.rolled_back();
+        self.label_stage.rolled_back();
     }
 
     fn pending(&self) -> bool {
@@ -228,6 +307,18 @@ impl Derived for GenAiMinutes {
     fn replay(&mut self, spans: &[SpanRecord]) {
         fold(&mut self.pending, spans.iter());
     }
+}
+
+fn put_label(b: &mut ChunkBuilder<'_>, (k, n): &(LabelKey, u64)) {
+    b.u64(k.0);
+    b.str(&k.1);
+    b.str(&k.2);
+    b.str(&k.3);
+    b.str(&k.4);
+    b.i32(k.5);
+    b.str(&k.6);
+    b.str(if k.4.is_empty() { &k.3 } else { &k.4 });
+    b.u64(*n);
 }
 
 fn put(b: &mut ChunkBuilder<'_>, (k, s): &(Key, Sums)) {
@@ -282,10 +373,15 @@ fn upsert_sql() -> &'static str {
 
 /// Retention: drops the minutes before `cutoff` (whole minutes only).
 pub fn prune(conn: &super::Conn, cutoff: u64) -> Result<u64, super::StorageError> {
-    conn.execute(
-        "DELETE FROM genai_minutes WHERE minute_unix_nano + ? <= ?",
-        duckdb::params![MINUTE_NS, cutoff],
-    )
-    .map(|n| n as u64)
-    .map_err(|e| super::StorageError::sql("deleting old GenAI minutes", e))
+    let mut deleted = 0;
+    for table in ["genai_minutes", "genai_minute_labels"] {
+        deleted += conn
+            .execute(
+                &format!("DELETE FROM {table} WHERE minute_unix_nano + ? <= ?"),
+                duckdb::params![MINUTE_NS, cutoff],
+            )
+            .map_err(|e| super::StorageError::sql("deleting old GenAI minutes", e))?
+            as u64;
+    }
+    Ok(deleted)
 }

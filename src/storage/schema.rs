@@ -346,6 +346,47 @@ CREATE TABLE qyl_functions_staging (
         sql: r#"
 CREATE TABLE summary_watermark AS
 SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
+-- GenAI calls per minute and error class (kind 0) or finish reason (kind 1),
+-- beside genai_minutes, so /genai/models need not scan spans.
+CREATE TABLE genai_minute_labels (
+    minute_unix_nano UBIGINT NOT NULL,
+    service_name     VARCHAR NOT NULL,
+    provider         VARCHAR NOT NULL,
+    request_model    VARCHAR NOT NULL,
+    response_model   VARCHAR NOT NULL,
+    kind             INTEGER NOT NULL,
+    label            VARCHAR NOT NULL,
+    model            VARCHAR NOT NULL,
+    requests         UBIGINT NOT NULL,
+    PRIMARY KEY (minute_unix_nano, service_name, provider, request_model, response_model, kind, label)
+);
+-- The calls genai_minutes already holds get their labels.
+INSERT INTO genai_minute_labels
+SELECT minute, service_name, provider, request_model, response_model, kind, label,
+       CASE WHEN response_model = '' THEN request_model ELSE response_model END,
+       count(*)
+FROM (
+    SELECT start_time_unix_nano // 60000000000 * 60000000000 AS minute, service_name,
+           coalesce(gen_ai_provider, '') AS provider,
+           coalesce(gen_ai_request_model, '') AS request_model,
+           coalesce(gen_ai_response_model, '') AS response_model,
+           0 AS kind, coalesce(error_type, '_OTHER') AS label
+    FROM spans
+    WHERE (gen_ai_provider IS NOT NULL OR gen_ai_operation IS NOT NULL)
+      AND coalesce(gen_ai_operation, '') NOT IN ('invoke_agent', 'invoke_workflow', 'create_agent')
+      AND status_code = 'ERROR'
+    UNION ALL
+    SELECT start_time_unix_nano // 60000000000 * 60000000000, service_name,
+           coalesce(gen_ai_provider, ''), coalesce(gen_ai_request_model, ''),
+           coalesce(gen_ai_response_model, ''), 1,
+           unnest(coalesce(try_cast(try_cast(gen_ai_finish_reasons AS JSON) AS VARCHAR[]), []::VARCHAR[]))
+    FROM spans
+    WHERE (gen_ai_provider IS NOT NULL OR gen_ai_operation IS NOT NULL)
+      AND coalesce(gen_ai_operation, '') NOT IN ('invoke_agent', 'invoke_workflow', 'create_agent')
+      AND gen_ai_finish_reasons IS NOT NULL
+)
+WHERE minute >= (SELECT coalesce(min(minute_unix_nano), 0) FROM genai_minutes)
+GROUP BY ALL;
 "#,
     },
 ];
@@ -399,4 +440,82 @@ pub fn migrate(conn: &Connection) -> Result<u32, StorageError> {
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
     Ok(latest_version())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_6_backfills_the_label_counts_and_the_watermark() {
+        let conn = Connection::open_in_memory().unwrap();
+        // A database as the release before migration 6 left it.
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL, name VARCHAR NOT NULL,
+                                          applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
+        )
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 5) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version (version, name) VALUES (?, ?)",
+                duckdb::params![m.version, m.name],
+            )
+            .unwrap();
+        }
+        let span = |seq: u32, op: &str, status: &str, error: &str, finish: &str| {
+            format!(
+                "INSERT INTO spans BY NAME SELECT
+                    't{seq}' AS trace_id, 's{seq}' AS span_id, 'call' AS name, 'CLIENT' AS kind,
+                    120000000000 AS start_time_unix_nano, 120000000001 AS end_time_unix_nano,
+                    1 AS duration_ns, '{status}' AS status_code, 'svc' AS service_name,
+                    'openai' AS gen_ai_provider, '{op}' AS gen_ai_operation,
+                    'gpt-4o' AS gen_ai_request_model, {error} AS error_type,
+                    {finish} AS gen_ai_finish_reasons,
+                    '{{}}' AS attributes, '{{}}' AS resource, '[]' AS events, '[]' AS links,
+                    0 AS dropped_attributes_count, 0 AS dropped_events_count,
+                    0 AS dropped_links_count, {seq} AS ingest_seq"
+            )
+        };
+        for sql in [
+            span(7, "chat", "ERROR", "'rate_limit'", "NULL"),
+            span(8, "chat", "OK", "NULL", r#"'["stop","length"]'"#),
+            span(9, "chat", "ERROR", "NULL", "'not json'"),
+            // An agent roll-up is not a call: not counted.
+            span(10, "invoke_agent", "ERROR", "'boom'", "NULL"),
+        ] {
+            conn.execute_batch(&sql).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO genai_minutes VALUES (120000000000, 'svc', 'openai', 'gpt-4o', '', 0, 0,
+                 'gpt-4o', 3, 2, 0, 0, 0, 0, 0, 0, 0, 1, 1)",
+        )
+        .unwrap();
+        assert_eq!(migrate(&conn).unwrap(), latest_version());
+        let mut stmt = conn
+            .prepare(
+                "SELECT kind, label, requests::BIGINT FROM genai_minute_labels
+                 WHERE minute_unix_nano = 120000000000 AND model = 'gpt-4o'
+                 ORDER BY kind, label",
+            )
+            .unwrap();
+        let labels: Vec<(i32, String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            labels,
+            vec![
+                (0, "_OTHER".into(), 1),
+                (0, "rate_limit".into(), 1),
+                (1, "length".into(), 1),
+                (1, "stop".into(), 1),
+            ]
+        );
+        let watermark: i64 = conn
+            .query_row("SELECT ingest_seq FROM summary_watermark", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(watermark, 10);
+    }
 }

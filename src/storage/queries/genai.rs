@@ -22,7 +22,7 @@ use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-use crate::storage::genai_rollup::{BINS_PER_OCTAVE, MINUTE_NS};
+use crate::storage::genai_rollup::{BINS_PER_OCTAVE, LABEL_ERROR, LABEL_FINISH, MINUTE_NS};
 
 /// The sums of one fine group (bucket × provider × model × latency bin), in
 /// the column order `Acc::add_row` reads.
@@ -243,10 +243,9 @@ fn fine_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryErro
     Ok(groups)
 }
 
-/// [`fine_groups`] from the per-minute rollup (`genai_minutes`): the
-/// window's edges are taken at whole minutes.
-fn minute_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryError> {
-    let step = f.step_ns.max(1);
+/// The filter over the per-minute rollups (`genai_minutes`,
+/// `genai_minute_labels`): the window's edges are taken at whole minutes.
+fn minute_where(f: &GenAiFilter) -> Where {
     let mut w = Where::default();
     w.ge("minute_unix_nano", Some(f.since / MINUTE_NS * MINUTE_NS));
     w.lt("minute_unix_nano", Some(f.until));
@@ -258,6 +257,13 @@ fn minute_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryEr
             [Value::Text(m.clone()), Value::Text(m.clone())],
         );
     }
+    w
+}
+
+/// [`fine_groups`] from the per-minute rollup (`genai_minutes`).
+fn minute_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryError> {
+    let step = f.step_ns.max(1);
+    let w = minute_where(f);
     let select = |kind: u8, sums: &str| {
         format!(
             "SELECT provider, model, (minute_unix_nano // {step}) * {step}, bin, {sums}
@@ -373,47 +379,77 @@ pub fn genai_models(c: &Conn, f: &GenAiFilter) -> Result<GenAiModels, QueryError
             .cmp(&a.totals.requests)
             .then_with(|| a.model.cmp(&b.model))
     });
-    let w = calls(f, false);
-    let params = || duckdb::params_from_iter(w.params.iter());
-    let model = "coalesce(gen_ai_response_model, gen_ai_request_model)";
     let index: HashMap<(Option<String>, Option<String>), usize> = models
         .iter()
         .enumerate()
         .map(|(i, m)| ((m.provider.clone(), m.model.clone()), i))
         .collect();
-
-    // Error classes and finish reasons in one more pass: the finish
-    // reasons are JSON arrays, counted per distinct array text and split
-    // here (few distinct values).
-    let mut stmt = c
-        .prepare(&format!(
-            "SELECT gen_ai_provider, {model},
-                    CASE WHEN status_code = 'ERROR' THEN coalesce(error_type, '_OTHER') END,
-                    gen_ai_finish_reasons, count(*)
-             FROM spans{} GROUP BY ALL",
-            w.sql()
-        ))
-        .ctx("preparing GenAI model outcomes")?;
-    let mut rows = stmt.query(params()).ctx("GenAI model outcomes")?;
     let mut errors: Vec<HashMap<String, u64>> = vec![HashMap::new(); models.len()];
     let mut finishes: Vec<HashMap<String, u64>> = vec![HashMap::new(); models.len()];
-    while let Some(r) = rows.next().ctx("reading GenAI model outcomes")? {
-        let key: (Option<String>, Option<String>) = (
-            r.get(0).ctx("reading GenAI model outcomes")?,
-            r.get(1).ctx("reading GenAI model outcomes")?,
-        );
-        let Some(&i) = index.get(&key) else { continue };
-        let error: Option<String> = r.get(2).ctx("reading GenAI model outcomes")?;
-        let finish: Option<String> = r.get(3).ctx("reading GenAI model outcomes")?;
-        let n: u64 = r.get(4).ctx("reading GenAI model outcomes")?;
+    let mut count = |key: (Option<String>, Option<String>),
+                     error: Option<String>,
+                     reasons: Vec<String>,
+                     n: u64| {
+        let Some(&i) = index.get(&key) else { return };
         if let Some(e) = error {
             *errors[i].entry(e).or_default() += n;
         }
-        if let Some(text) = finish {
-            let reasons: Vec<String> = serde_json::from_str(&text).unwrap_or_default();
-            for reason in reasons {
-                *finishes[i].entry(reason).or_default() += n;
+        for reason in reasons {
+            *finishes[i].entry(reason).or_default() += n;
+        }
+    };
+    let ctx = "reading GenAI model outcomes";
+    if f.session_id.is_none() {
+        // From the per-minute label counts, as the totals came from the
+        // per-minute rollup.
+        let w = minute_where(f);
+        let mut stmt = c
+            .prepare(&format!(
+                "SELECT provider, model, kind, label, sum(requests)::UBIGINT
+                 FROM genai_minute_labels{} GROUP BY ALL",
+                w.sql()
+            ))
+            .ctx("preparing GenAI model outcomes")?;
+        let mut rows = stmt
+            .query(duckdb::params_from_iter(w.params.iter()))
+            .ctx(ctx)?;
+        let text = |s: String| (!s.is_empty()).then_some(s);
+        while let Some(r) = rows.next().ctx(ctx)? {
+            let key = (text(r.get(0).ctx(ctx)?), text(r.get(1).ctx(ctx)?));
+            let kind: i32 = r.get(2).ctx(ctx)?;
+            let label: String = r.get(3).ctx(ctx)?;
+            let n: u64 = r.get(4).ctx(ctx)?;
+            match kind {
+                LABEL_ERROR => count(key, Some(label), Vec::new(), n),
+                LABEL_FINISH => count(key, None, vec![label], n),
+                _ => {}
             }
+        }
+    } else {
+        // A session's calls: from its spans. Error classes and finish
+        // reasons in one pass; the finish reasons are JSON arrays, counted
+        // per distinct array text and split here (few distinct values).
+        let w = calls(f, false);
+        let model = "coalesce(gen_ai_response_model, gen_ai_request_model)";
+        let mut stmt = c
+            .prepare(&format!(
+                "SELECT gen_ai_provider, {model},
+                        CASE WHEN status_code = 'ERROR' THEN coalesce(error_type, '_OTHER') END,
+                        gen_ai_finish_reasons, count(*)
+                 FROM spans{} GROUP BY ALL",
+                w.sql()
+            ))
+            .ctx("preparing GenAI model outcomes")?;
+        let mut rows = stmt
+            .query(duckdb::params_from_iter(w.params.iter()))
+            .ctx(ctx)?;
+        while let Some(r) = rows.next().ctx(ctx)? {
+            let key = (r.get(0).ctx(ctx)?, r.get(1).ctx(ctx)?);
+            let finish: Option<String> = r.get(3).ctx(ctx)?;
+            let reasons = finish
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or_default();
+            count(key, r.get(2).ctx(ctx)?, reasons, r.get(4).ctx(ctx)?);
         }
     }
     for (i, m) in models.iter_mut().enumerate() {
