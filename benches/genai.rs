@@ -6,7 +6,8 @@
 //! four traces per session), it generates a DuckDB file in time order, with
 //! `session_traces` and `session_entities` filled as the writer would have
 //! left them, then times through the store (the interface REST, MCP and Lua
-//! share), in process (`genai_minutes` is filled as the writer would, too):
+//! share), in process (`genai_minutes` and `genai_minute_labels` are filled
+//! as the writer would, too):
 //!   - GenAI stats over 24 h (totals, per model, 60 buckets; latency and
 //!     time-to-first-chunk percentiles) — target ≤ 100 ms p50 at 10 M,
 //!   - GenAI per-model detail over 24 h, and the newest page of GenAI calls,
@@ -114,10 +115,12 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
                 floor(log2(greatest(gen_ai_time_to_first_chunk_ms, 1)) * 8)::INTEGER,
                 gen_ai_response_model, count(*), 0, 0, 0, 0, 0, 0, 0, 0,
                 min(gen_ai_time_to_first_chunk_ms), max(gen_ai_time_to_first_chunk_ms)
-         FROM spans WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL GROUP BY ALL ORDER BY m;
-         CHECKPOINT",
+         FROM spans WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL GROUP BY ALL ORDER BY m;",
     )
     .expect("building the session tables");
+    conn.execute_batch(storage::genai_rollup::LABELS_FILL_SQL)
+        .expect("counting error classes and finish reasons per minute");
+    conn.execute_batch("CHECKPOINT").expect("checkpointing");
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,66 @@ const LABEL_COLS: &[Col] = &[
     Col::UBigint, // requests
 ];
 
+/// Fills `genai_minute_labels` from the stored spans, for the minutes
+/// `genai_minutes` holds (a migration, and the benchmark's generated data).
+macro_rules! labels_fill_sql {
+    () => {
+        r#"
+-- The calls genai_minutes already holds get their labels.
+INSERT INTO genai_minute_labels
+SELECT minute, service_name, provider, request_model, response_model, kind, label,
+       CASE WHEN response_model = '' THEN request_model ELSE response_model END,
+       count(*)
+FROM (
+    SELECT start_time_unix_nano // 60000000000 * 60000000000 AS minute, service_name,
+           coalesce(gen_ai_provider, '') AS provider,
+           coalesce(gen_ai_request_model, '') AS request_model,
+           coalesce(gen_ai_response_model, '') AS response_model,
+           0 AS kind, coalesce(error_type, '_OTHER') AS label
+    FROM spans
+    WHERE (gen_ai_provider IS NOT NULL OR gen_ai_operation IS NOT NULL)
+      AND coalesce(gen_ai_operation, '') NOT IN ('invoke_agent', 'invoke_workflow', 'create_agent')
+      AND status_code = 'ERROR'
+    UNION ALL
+    SELECT start_time_unix_nano // 60000000000 * 60000000000, service_name,
+           coalesce(gen_ai_provider, ''), coalesce(gen_ai_request_model, ''),
+           coalesce(gen_ai_response_model, ''), 1,
+           unnest(coalesce(try_cast(try_cast(gen_ai_finish_reasons AS JSON) AS VARCHAR[]), []::VARCHAR[]))
+    FROM spans
+    WHERE (gen_ai_provider IS NOT NULL OR gen_ai_operation IS NOT NULL)
+      AND coalesce(gen_ai_operation, '') NOT IN ('invoke_agent', 'invoke_workflow', 'create_agent')
+      AND gen_ai_finish_reasons IS NOT NULL
+)
+WHERE minute >= (SELECT coalesce(min(minute_unix_nano), 0) FROM genai_minutes)
+GROUP BY ALL;
+"#
+    };
+}
+
+/// The fill alone (see the macro above).
+pub const LABELS_FILL_SQL: &str = labels_fill_sql!();
+
+/// The migration that adds `genai_minute_labels` to existing databases.
+pub const LABELS_MIGRATION_SQL: &str = concat!(
+    r#"
+-- GenAI calls per minute and error class (kind 0) or finish reason (kind 1),
+-- beside genai_minutes, so /genai/models need not scan spans.
+CREATE TABLE genai_minute_labels (
+    minute_unix_nano UBIGINT NOT NULL,
+    service_name     VARCHAR NOT NULL,
+    provider         VARCHAR NOT NULL,
+    request_model    VARCHAR NOT NULL,
+    response_model   VARCHAR NOT NULL,
+    kind             INTEGER NOT NULL,
+    label            VARCHAR NOT NULL,
+    model            VARCHAR NOT NULL,
+    requests         UBIGINT NOT NULL,
+    PRIMARY KEY (minute_unix_nano, service_name, provider, request_model, response_model, kind, label)
+);
+"#,
+    labels_fill_sql!()
+);
+
 /// Label kinds in `genai_minute_labels`.
 pub const LABEL_ERROR: i32 = 0;
 pub const LABEL_FINISH: i32 = 1;
