@@ -443,59 +443,31 @@ mod tests {
     #[test]
     fn after_a_restart_numbering_resumes_after_records_only_the_hub_had() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = StorageOptions {
-            path: dir.path().join("q.duckdb").to_string_lossy().into_owned(),
-            ..StorageOptions::in_memory()
-        };
+        let opts = StorageOptions::file_in(dir.path());
         let last_published = |hub: &Hub| hub.recent(1, |_| true)[0].seq;
-        let hub = Arc::new(Hub::new(100));
-        let writer = Writer::start(
-            open(&opts).unwrap(),
-            hub.clone(),
-            WriterConfig::default(),
-            true,
-        )
-        .unwrap();
-        let done = with_invocations(vec![invocation("a", InvocationStatus::Completed, false)]);
-        writer
-            .handle()
-            .submit(done)
-            .unwrap()
-            .blocking_recv()
-            .unwrap()
-            .unwrap();
-        let before = last_published(&hub);
-        writer.shutdown();
-
+        // Starts a writer on the file and stores one finished invocation.
+        let run = |id: &str| {
+            let hub = Arc::new(Hub::new(100));
+            let db = open(&opts).unwrap();
+            let writer = Writer::start(db, hub.clone(), WriterConfig::default(), true).unwrap();
+            let resumed_at = hub.last_seq();
+            let done = with_invocations(vec![invocation(id, InvocationStatus::Completed, false)]);
+            let ack = writer.handle().submit(done).unwrap().blocking_recv();
+            ack.unwrap().unwrap();
+            writer.shutdown();
+            (resumed_at, last_published(&hub))
+        };
+        let (_, before) = run("a");
         // The invocation event's number is in no table's ingest_seq.
-        let hub = Arc::new(Hub::new(100));
-        let writer = Writer::start(
-            open(&opts).unwrap(),
-            hub.clone(),
-            WriterConfig::default(),
-            true,
-        )
-        .unwrap();
-        assert_eq!(hub.last_seq(), before);
-        let again = with_invocations(vec![invocation("b", InvocationStatus::Completed, false)]);
-        writer
-            .handle()
-            .submit(again)
-            .unwrap()
-            .blocking_recv()
-            .unwrap()
-            .unwrap();
-        assert!(last_published(&hub) > before);
-        writer.shutdown();
+        let (resumed_at, after) = run("b");
+        assert_eq!(resumed_at, before);
+        assert!(after > before);
     }
 
     #[test]
     fn invocations_left_running_by_an_earlier_process_are_closed_as_failed() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = StorageOptions {
-            path: dir.path().join("q.duckdb").to_string_lossy().into_owned(),
-            ..StorageOptions::in_memory()
-        };
+        let opts = StorageOptions::file_in(dir.path());
         let start = || {
             let db = open(&opts).unwrap();
             let conn = db.connect().unwrap();

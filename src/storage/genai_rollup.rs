@@ -369,27 +369,37 @@ impl Derived for GenAiMinutes {
     }
 }
 
+/// The key columns both rollups start with: minute, service, provider,
+/// request and response model.
+fn put_minute_model(b: &mut ChunkBuilder<'_>, minute: u64, names: [&str; 4]) {
+    b.u64(minute);
+    for name in names {
+        b.str(name);
+    }
+}
+
+/// The model that served the calls: the response model, else the requested one.
+fn served<'a>(request: &'a str, response: &'a str) -> &'a str {
+    if response.is_empty() {
+        request
+    } else {
+        response
+    }
+}
+
 fn put_label(b: &mut ChunkBuilder<'_>, (k, n): &(LabelKey, u64)) {
-    b.u64(k.0);
-    b.str(&k.1);
-    b.str(&k.2);
-    b.str(&k.3);
-    b.str(&k.4);
+    put_minute_model(b, k.0, [&k.1, &k.2, &k.3, &k.4]);
     b.i32(k.5);
     b.str(&k.6);
-    b.str(if k.4.is_empty() { &k.3 } else { &k.4 });
+    b.str(served(&k.3, &k.4));
     b.u64(*n);
 }
 
 fn put(b: &mut ChunkBuilder<'_>, (k, s): &(Key, Sums)) {
-    b.u64(k.0);
-    b.str(&k.1);
-    b.str(&k.2);
-    b.str(&k.3);
-    b.str(&k.4);
+    put_minute_model(b, k.0, [&k.1, &k.2, &k.3, &k.4]);
     b.i32(k.5);
     b.i32(k.6);
-    b.str(if k.4.is_empty() { &k.3 } else { &k.4 });
+    b.str(served(&k.3, &k.4));
     b.u64(s.requests);
     b.u64(s.errors);
     b.opt_i64(Some(s.input));

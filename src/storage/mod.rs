@@ -78,6 +78,14 @@ impl StorageOptions {
             threads: 0,
         }
     }
+
+    /// A database file `q.duckdb` in `dir`, DuckDB's defaults otherwise.
+    pub fn file_in(dir: &std::path::Path) -> Self {
+        StorageOptions {
+            path: dir.join("q.duckdb").to_string_lossy().into_owned(),
+            ..StorageOptions::in_memory()
+        }
+    }
 }
 
 /// Opens (or creates) the database and brings its schema up to date.

@@ -801,10 +801,7 @@ mod tests {
     #[test]
     fn spans_stored_after_the_last_flush_are_folded_in_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = StorageOptions {
-            path: dir.path().join("q.duckdb").to_string_lossy().into_owned(),
-            ..StorageOptions::in_memory()
-        };
+        let opts = StorageOptions::file_in(dir.path());
         let start = || {
             let db = open(&opts).unwrap();
             let c = db.connect().unwrap();
