@@ -783,6 +783,7 @@ impl WriterState {
     /// the flush are answered either way.
     fn flush_summaries(&mut self) {
         if self.summaries_pending() {
+            self.wait_while_paused();
             let started = Instant::now();
             match self.write(&[]) {
                 Ok(plan) => {
