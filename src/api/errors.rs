@@ -137,13 +137,29 @@ async fn get_error(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<ErrorGroupDetail>, ApiError> {
     Params::new(pairs).reject_unknown()?;
-    let id = group_id(&id)?;
+    group_detail(&state, group_id(&id)?).await
+}
+
+/// The group as it is now, or 404.
+async fn group_detail(state: &AppState, id: i64) -> Result<Json<ErrorGroupDetail>, ApiError> {
     state
         .store
         .get_error(id, now_unix_nano())
         .await?
         .map(Json)
         .ok_or_else(|| no_group(id))
+}
+
+/// Refuses a change to a group that does not exist (404) or that is merged
+/// into another (400, the message ending with `merged`).
+async fn require_unmerged(state: &AppState, id: i64, merged: &str) -> Result<(), ApiError> {
+    match state.store.error_status(id).await?.as_deref() {
+        None => Err(no_group(id)),
+        Some("merged") => Err(ApiError::bad_request(format!(
+            "error group {id} is {merged}"
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
 /// A group's events, newest first.
@@ -273,15 +289,7 @@ async fn patch_error(
             )))
         }
     };
-    match state.store.error_status(id).await?.as_deref() {
-        None => return Err(no_group(id)),
-        Some("merged") => {
-            return Err(ApiError::bad_request(format!(
-                "error group {id} is merged into another; change that one"
-            )))
-        }
-        Some(_) => {}
-    }
+    require_unmerged(&state, id, "merged into another; change that one").await?;
     write(
         &state,
         ErrorCommand::SetStatus {
@@ -291,12 +299,7 @@ async fn patch_error(
         },
     )
     .await?;
-    state
-        .store
-        .get_error(id, now_unix_nano())
-        .await?
-        .map(Json)
-        .ok_or_else(|| no_group(id))
+    group_detail(&state, id).await
 }
 
 /// `POST /api/v1/errors/merge`.
@@ -342,15 +345,7 @@ async fn merge_errors(
         ));
     }
     for id in std::iter::once(req.target).chain(sources.iter().copied()) {
-        match state.store.error_status(id).await?.as_deref() {
-            None => return Err(no_group(id)),
-            Some("merged") => {
-                return Err(ApiError::bad_request(format!(
-                    "error group {id} is already merged into another"
-                )))
-            }
-            Some(_) => {}
-        }
+        require_unmerged(&state, id, "already merged into another").await?;
     }
     write(
         &state,
@@ -360,12 +355,7 @@ async fn merge_errors(
         },
     )
     .await?;
-    state
-        .store
-        .get_error(req.target, now_unix_nano())
-        .await?
-        .map(Json)
-        .ok_or_else(|| no_group(req.target))
+    group_detail(&state, req.target).await
 }
 
 /// Sends a command through the writer and waits for its commit.
