@@ -125,25 +125,13 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let sizes: Vec<u64> = std::env::var("BENCH_SPANS")
-        .unwrap_or_else(|_| "1000000,10000000".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let sizes = timing::sizes();
+    let rounds = timing::rounds(20);
     println!("GenAI and session benchmark: {rounds} rounds per query, p50 / p99 in ms");
     for spans in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("bench.duckdb");
-        let path = path.to_string_lossy().into_owned();
-        let opts = StorageOptions {
-            path: path.clone(),
-            memory_limit_mb: 0,
-            threads: 0,
-        };
+        let opts = StorageOptions::file_in(dir.path());
+        let path = opts.path.clone();
         let db = storage::open(&opts).expect("opening the database");
         let now = now_nanos();
         let t0 = now - 86_400_000_000_000;

@@ -1,6 +1,7 @@
 //! Timing helpers shared by the read-side benchmarks (`query`, `genai`):
 //! each query runs once to warm caches, then `rounds` timed times, and is
-//! reported as p50 / p99 in milliseconds.
+//! reported as p50 / p99 in milliseconds. The database sizes and round
+//! counts come from BENCH_SPANS and BENCH_ROUNDS.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -36,4 +37,22 @@ where
     }
     times.sort();
     (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+/// BENCH_SPANS: the database sizes to generate, comma-separated (default
+/// 1 M and 10 M spans).
+pub fn sizes() -> Vec<u64> {
+    std::env::var("BENCH_SPANS")
+        .unwrap_or_else(|_| "1000000,10000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+/// BENCH_ROUNDS: timed runs per query, else `default`.
+pub fn rounds(default: usize) -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
