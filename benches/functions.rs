@@ -199,11 +199,7 @@ fn thread_cpu(name: &str) -> f64 {
 
 /// Spans per second, and the dispatcher's CPU per record in µs.
 async fn ingest(db: &Path, scripts: &Path, secs: u64) -> anyhow::Result<(f64, f64)> {
-    let mut config = Config::from_layers(None, std::env::vars())?;
-    config.server.http_port = 0;
-    config.server.otlp_http_port = 0;
-    config.server.grpc_port = 0;
-    config.storage.path = db.to_string_lossy().into_owned();
+    let mut config = Config::from_layers(None, std::env::vars())?.on_free_ports(db);
     config.functions.dir = scripts.to_path_buf();
     let server = Server::start(&config).await?;
     let loaded = server.functions().list().len();

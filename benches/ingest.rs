@@ -204,17 +204,13 @@ async fn end_to_end(
     client_runtime: tokio::runtime::Handle,
 ) -> Figures {
     // QYL_* variables apply, so settings can be compared: QYL_INGEST_BATCH_MS=1 make bench.
-    let mut config = Config::from_layers(None, std::env::vars()).expect("valid QYL_* settings");
-    config.server.http_port = 0;
-    config.server.otlp_http_port = 0;
-    config.server.grpc_port = 0;
-    config.storage.path = dir
-        .join(match transport {
-            Transport::Http => "http.duckdb",
-            Transport::Grpc => "grpc.duckdb",
-        })
-        .to_string_lossy()
-        .into_owned();
+    let db = dir.join(match transport {
+        Transport::Http => "http.duckdb",
+        Transport::Grpc => "grpc.duckdb",
+    });
+    let mut config = Config::from_layers(None, std::env::vars())
+        .expect("valid QYL_* settings")
+        .on_free_ports(&db);
     // Not the repository's example scripts/: the load is ingest alone.
     config.functions.dir = dir.join("no-scripts");
     let server = Server::start(&config).await.expect("starting qyl");

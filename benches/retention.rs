@@ -200,11 +200,7 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("qyl.duckdb");
     let wal = dir.path().join("qyl.duckdb.wal");
-    let mut config = Config::defaults();
-    config.server.http_port = 0;
-    config.server.otlp_http_port = 0;
-    config.server.grpc_port = 0;
-    config.storage.path = db.to_string_lossy().into_owned();
+    let mut config = Config::defaults().on_free_ports(&db);
     config.storage.max_db_size_mb = max_mb;
     // Not the repository's example scripts/: the load is ingest alone.
     config.functions.dir = dir.path().join("no-scripts");

@@ -267,6 +267,16 @@ impl Config {
             .expect("the embedded qyl.toml is valid")
     }
 
+    /// This configuration on ports the OS picks (0 each) with its database
+    /// at `db`: how tests and benchmarks run instances side by side.
+    pub fn on_free_ports(mut self, db: &std::path::Path) -> Config {
+        self.server.http_port = 0;
+        self.server.otlp_http_port = 0;
+        self.server.grpc_port = 0;
+        self.storage.path = db.to_string_lossy().into_owned();
+        self
+    }
+
     /// Defaults, then `file` (if any), then the `QYL_*` variables in `env`.
     pub fn from_layers(
         file: Option<&Path>,

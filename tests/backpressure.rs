@@ -53,11 +53,7 @@ async fn post(
 async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("qyl.duckdb");
-    let mut config = Config::defaults();
-    config.server.http_port = 0;
-    config.server.otlp_http_port = 0;
-    config.server.grpc_port = 0;
-    config.storage.path = db.to_string_lossy().into_owned();
+    let mut config = Config::defaults().on_free_ports(&db);
     config.ingest.queue_rows = 600;
     config.functions.dir = dir.path().join("no-scripts");
     config.ingest.batch_ms = 1;
@@ -140,11 +136,7 @@ async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged(
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_accepts_gzip_and_refuses_oversized_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::defaults();
-    config.server.http_port = 0;
-    config.server.otlp_http_port = 0;
-    config.server.grpc_port = 0;
-    config.storage.path = dir.path().join("qyl.duckdb").to_string_lossy().into_owned();
+    let mut config = Config::defaults().on_free_ports(&dir.path().join("qyl.duckdb"));
     config.ingest.max_body_mb = 1;
     let server = Server::start(&config).await.unwrap();
     let mut grpc = TraceServiceClient::connect(format!("http://{}", server.addrs.grpc))

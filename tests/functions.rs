@@ -1140,11 +1140,7 @@ async fn function_rows_refused_by_a_full_write_queue_are_counted_on_metrics() {
              end }"#,
     )
     .unwrap();
-    let mut config = Config::defaults();
-    config.server.http_port = 0;
-    config.server.otlp_http_port = 0;
-    config.server.grpc_port = 0;
-    config.storage.path = dir.path().join("qyl.duckdb").to_string_lossy().into_owned();
+    let mut config = Config::defaults().on_free_ports(&dir.path().join("qyl.duckdb"));
     config.ingest.queue_rows = 1;
     config.ingest.batch_ms = 1;
     config.functions.dir = scripts;
