@@ -9,14 +9,34 @@ DUCKDB_NPM_VERSION := 1.5.6-r.1
 ARCH := $(shell uname -m | sed -e 's/x86_64/x64/' -e 's/aarch64/arm64/')
 DUCKDB_LIB := .duckdb/lib/libduckdb.so
 VENV_PYTHON := .venv/bin/python
+# Where cargo puts binaries; the browser tests run the `qyl` that `cargo test`
+# built there.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+DASHBOARD_DEPS := dashboard/node_modules/.package-lock.json
 
-.PHONY: run test duckdb venv bench lint
+.PHONY: run test test-dashboard dashboard duckdb venv bench bench-dashboard lint
 
-run: $(DUCKDB_LIB)
+run: $(DUCKDB_LIB) dashboard
 	cargo run --release -- serve
 
-test: $(DUCKDB_LIB) $(VENV_PYTHON)
+test: $(DUCKDB_LIB) $(VENV_PYTHON) dashboard
 	cargo test
+	$(MAKE) test-dashboard
+
+# The browser tests (dashboard/tests, node's test runner): real qyl, the
+# OpenTelemetry Python SDK, Debian's Chromium through playwright-core.
+test-dashboard: $(VENV_PYTHON) $(DASHBOARD_DEPS)
+	cd dashboard && QYL_BIN=$(abspath $(TARGET_DIR))/debug/qyl node --test --test-concurrency=1 tests/*.test.mjs
+
+# The web UI that qyl embeds: `npm ci` when the lock file changed, then a
+# type check and a Vite build into dashboard/dist (seconds; always rerun so
+# an edited page is never served stale).
+dashboard: $(DASHBOARD_DEPS)
+	cd dashboard && npm run --silent build
+
+$(DASHBOARD_DEPS): dashboard/package-lock.json dashboard/package.json
+	cd dashboard && npm ci --no-audit --no-fund
+	touch $(DASHBOARD_DEPS)
 
 duckdb: $(DUCKDB_LIB)
 
@@ -36,6 +56,11 @@ $(VENV_PYTHON): tests/requirements.txt
 
 bench: $(DUCKDB_LIB)
 	cargo bench --bench ingest
+
+# Dashboard figures: bundle size, 10k-span waterfall, live page memory.
+bench-dashboard: $(DUCKDB_LIB) dashboard
+	cargo build
+	cd dashboard && for b in bench/*.mjs; do QYL_BIN=$(abspath $(TARGET_DIR))/debug/qyl node $$b || exit 1; done
 
 lint: $(DUCKDB_LIB)
 	cargo fmt --check

@@ -89,9 +89,13 @@ async fn main() {
     let sizes = timing::sizes();
     let rounds = timing::rounds(30);
     println!("query benchmark: {rounds} rounds per query, p50 / p99 in ms");
+    let keep = std::env::var("BENCH_KEEP_DB").ok();
     for spans in sizes {
         let dir = tempfile::tempdir().expect("temp dir");
-        let opts = StorageOptions::file_in(dir.path());
+        let mut opts = StorageOptions::file_in(dir.path());
+        if let Some(keep) = &keep {
+            opts.path = keep.clone();
+        }
         let path = opts.path.clone();
         let db = storage::open(&opts).expect("opening the database");
         let t0 = now_nanos() - 86_400_000_000_000;
@@ -116,6 +120,12 @@ async fn main() {
             file as f64 / 1e6,
             file as f64 / spans as f64
         );
+        if keep.is_some() {
+            drop(conn);
+            drop(db);
+            println!("kept the database at {path}");
+            return;
+        }
         // Trace ids to look up, spread over the whole day.
         let ids: Vec<String> = {
             let traces = spans / SPANS_PER_TRACE;
@@ -224,7 +234,7 @@ async fn main() {
             let store = store.clone();
             async move {
                 let s = store
-                    .services(now - 86_400_000_000_000, now)
+                    .services(now - 86_400_000_000_000, now, None)
                     .await
                     .expect("services");
                 assert_eq!(s.len(), 10);

@@ -77,6 +77,8 @@ pub struct StreamConfig {
 #[serde(deny_unknown_fields)]
 pub struct QueryConfig {
     pub pool_size: usize,
+    /// Of `pool_size`, how many ad-hoc SQL may hold at once; 0: half.
+    pub sql_slots: usize,
     pub timeout_ms: u64,
     pub max_page: usize,
     pub sql_row_limit: usize,
@@ -303,6 +305,14 @@ impl Config {
         Ok(config)
     }
 
+    /// `query.sql_slots` with its default (0: half the pool, at least one).
+    pub fn sql_slots(&self) -> usize {
+        match self.query.sql_slots {
+            0 => (self.query.pool_size / 2).max(1),
+            n => n,
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("ingest.queue_rows", self.ingest.queue_rows as u64),
@@ -342,6 +352,16 @@ impl Config {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        if self.query.pool_size > 1 && self.query.sql_slots >= self.query.pool_size {
+            // Explicitly set to the whole pool (0 means half of it).
+            return Err(invalid(
+                "query.sql_slots",
+                format!(
+                    "must be smaller than query.pool_size ({}), so other reads keep a connection while SQL runs",
+                    self.query.pool_size
+                ),
+            ));
         }
         let at_most = [
             ("ingest.max_body_mb", self.ingest.max_body_mb, 1024),

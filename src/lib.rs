@@ -44,7 +44,8 @@
 //!   session rows, in small transactions on its own connection; sessions
 //!   that lose traces are recomputed) and checkpoints so freed
 //!   space is reused. The read side: `reader` is a bounded pool
-//!   of read connections on blocking threads with per-query deadlines,
+//!   of read connections on blocking threads with per-query deadlines
+//!   (ad-hoc SQL holds at most its own share of them, the `SqlLane`),
 //!   `store` the one read interface (REST and Lua `runtime.store`; MCP
 //!   later) and
 //!   `queries` the SQL behind it, including read-only user SQL.
@@ -96,6 +97,9 @@
 //!   own so streams lag rather than slow ingest (`types=function` adds the
 //!   functions' invocations and published values). `api::functions` is
 //!   `/api/v1/functions` (list, diagnostics, invocation history).
+//!   `api::dashboard` serves the web UI built from `dashboard/` (embedded
+//!   with rust-embed; the app at every page route, never at machine
+//!   routes) — a client of the REST API and the live stream like any other.
 //! - [`telemetry`]: qyl's own figures as Prometheus text at `/metrics`.
 //! - [`server`]: starts the storage, the writer and every listener, and
 //!   shuts them down in order (listeners, in-flight exports, retention,

@@ -127,8 +127,8 @@ async fn a_token_guards_every_route_class_but_health() {
     let wrong = bearer("nope");
     let ingest = bearer(INGEST);
 
-    // The API, the dashboard and MCP: everything on the main port.
-    for path in ["/api/v1/anything", "/", "/mcp", "/metrics"] {
+    // The API, MCP and Prometheus text: everything with data on the main port.
+    for path in ["/api/v1/anything", "/mcp", "/metrics"] {
         assert_unauthorized(&get(&qyl.http, path, &[]).await, path);
         assert_unauthorized(
             &get(&qyl.http, path, &[("authorization", &wrong)]).await,
@@ -151,6 +151,19 @@ async fn a_token_guards_every_route_class_but_health() {
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let r = get(&qyl.http, "/api/v1/anything", &[("x-qyl-token", TOKEN)]).await;
     assert_eq!(r.status, 404, "{}", r.body);
+
+    // The dashboard's pages hold no data: a visitor without a token gets
+    // the app, whose API calls answer 401 and show the login page.
+    for path in ["/", "/traces", "/login"] {
+        let r = get(&qyl.http, path, &[]).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("text/html")),
+            "{path}: {:?}",
+            r.header("content-type")
+        );
+    }
 
     // Health stays open.
     for path in ["/health", "/health/live", "/health/ready"] {
@@ -239,8 +252,13 @@ async fn query_token_sets_a_strict_cookie_and_redirects_without_it() {
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location"), Some("/"));
 
+    // A wrong `?t=` on a page lands on the login page, saying so.
     let r = get(&qyl.http, "/?t=wrong", &[]).await;
-    assert_unauthorized(&r, "wrong ?t=");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/login?error=invalid"));
+    assert!(r.header("set-cookie").is_none());
+    let r = get(&qyl.http, "/api/v1/storage?t=wrong", &[]).await;
+    assert_unauthorized(&r, "wrong ?t= on the API");
     assert!(r.header("set-cookie").is_none());
 }
 

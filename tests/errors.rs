@@ -1092,3 +1092,84 @@ async fn a_burst_over_the_hourly_baseline_escalates_and_is_streamed() {
     let g = find(&groups(&q, "status=escalating").await, "FeedTimeout").clone();
     assert_eq!(g["count"], 15);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histogram_counts_each_groups_events_per_bucket() {
+    let (_dir, q) = start(&[]);
+    const HOUR: u64 = 3600 * SEC;
+    // Two groups: one failing three hours ago and twice an hour ago, the
+    // other once, an hour ago.
+    let now = now();
+    let t = now - now % HOUR;
+    let mut spans = Vec::new();
+    for (n, at) in [
+        (1u64, t - 3 * HOUR + SEC),
+        (2, t - HOUR + SEC),
+        (3, t - HOUR + 2 * SEC),
+    ] {
+        let mut sp = Sp::new(200 + n, 200 + n, "POST /charge", at);
+        sp.error = true;
+        sp.exception = Some(("CardMissing".into(), "no card".into(), py_trace(10, "c-1")));
+        spans.push(sp);
+    }
+    let mut other = Sp::new(300, 300, "GET /quote", t - HOUR + 3 * SEC);
+    other.error = true;
+    other.exception = Some(("KeyError".into(), "'zone-9'".into(), other_trace()));
+    spans.push(other);
+    let res = Res {
+        service: "billing",
+        version: "1.0.0",
+        env: "prod",
+    };
+    send_spans(&q, &res, &spans).await;
+    let all = eventually(|| async {
+        let g = groups(&q, "").await;
+        (g.len() == 2).then_some(g)
+    })
+    .await;
+    let card = find(&all, "CardMissing")["id"].as_i64().unwrap();
+    let quote = find(&all, "KeyError")["id"].as_i64().unwrap();
+
+    let since_ms = (t - 4 * HOUR) / 1_000_000;
+    let until_ms = t / 1_000_000;
+    let h = get_ok(
+        &q,
+        &format!("/api/v1/errors/histogram?ids={card},{quote},999&since={since_ms}&until={until_ms}&step=1h"),
+    )
+    .await;
+    assert_eq!(h["step_ms"], 3_600_000, "{h}");
+    assert_eq!(h["buckets"], 4, "{h}");
+    assert_eq!(h["start_unix_nano"], (t - 4 * HOUR).to_string());
+    assert_eq!(h["groups"][0]["id"], card);
+    assert_eq!(h["groups"][0]["counts"], json!([0, 1, 0, 2]));
+    assert_eq!(h["groups"][1]["counts"], json!([0, 0, 0, 1]));
+    assert_eq!(
+        h["groups"][2]["counts"],
+        json!([0, 0, 0, 0]),
+        "unknown group: zeros"
+    );
+
+    // Without a step: about 24 buckets over the default last 24 hours.
+    let d = get_ok(&q, &format!("/api/v1/errors/histogram?ids={card}")).await;
+    let buckets = d["buckets"].as_u64().unwrap();
+    assert!((24..=25).contains(&buckets), "{d}");
+    let total: u64 = d["groups"][0]["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 3);
+
+    for bad in [
+        "/api/v1/errors/histogram",
+        "/api/v1/errors/histogram?ids=x",
+        "/api/v1/errors/histogram?ids=1&step=0",
+        "/api/v1/errors/histogram?ids=1&step=1s&since=7d",
+        "/api/v1/errors/histogram?ids=1&since=1h&until=2h",
+        "/api/v1/errors/histogram?ids=1&bogus=1",
+    ] {
+        let r = get(&q, bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+}

@@ -370,6 +370,30 @@ async fn sessions_tokens_cost_and_conversations() {
             .sum::<u64>(),
         5
     );
+    // Per model and bucket: the same calls again, split by model.
+    let per_model = st["by_model_over_time"].as_array().unwrap();
+    for k in ["requests", "input_tokens", "output_tokens"] {
+        assert_eq!(
+            per_model
+                .iter()
+                .map(|b| b[k].as_i64().unwrap())
+                .sum::<i64>(),
+            t[k].as_i64().unwrap(),
+            "{k}: {st}"
+        );
+    }
+    let sonnet: i64 = per_model
+        .iter()
+        .filter(|b| b["model"] == "claude-3-5-sonnet-20241022")
+        .map(|b| b["input_tokens"].as_i64().unwrap())
+        .sum();
+    let sonnet_total = st["by_model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "claude-3-5-sonnet-20241022")
+        .map(|m| m["input_tokens"].as_i64().unwrap());
+    assert_eq!(Some(sonnet), sonnet_total, "{st}");
     let models: Vec<&str> = st["by_model"]
         .as_array()
         .unwrap()

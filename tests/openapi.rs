@@ -15,6 +15,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/traces/{trace_id}"),
     ("get", "/api/v1/spans"),
     ("get", "/api/v1/logs"),
+    ("get", "/api/v1/logs/histogram"),
     ("get", "/api/v1/metrics"),
     ("get", "/api/v1/metrics/{name}"),
     ("get", "/api/v1/services"),
@@ -28,10 +29,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/sessions/{session_id}/spans"),
     ("get", "/api/v1/sessions/{session_id}/conversation"),
     ("post", "/api/v1/sql"),
+    ("get", "/api/v1/sql/queue"),
     ("get", "/api/v1/errors"),
     ("get", "/api/v1/errors/{id}"),
     ("patch", "/api/v1/errors/{id}"),
     ("post", "/api/v1/errors/merge"),
+    ("get", "/api/v1/errors/histogram"),
     ("get", "/api/v1/errors/{id}/events"),
     ("get", "/api/v1/errors/{id}/events/{event_id}"),
     ("get", "/api/v1/releases"),
@@ -126,7 +129,7 @@ async fn document_and_router_agree() {
     }
 
     // Every operation described is one the server answers: the fallback
-    // (JSON "no such API route" under /api/v1, an empty 404 elsewhere) would
+    // (JSON "no such API route" under /api/v1, a plain-text 404 elsewhere) would
     // mean the document lists a route the router lacks.
     let mut operations = 0;
     for (path, item) in paths {

@@ -679,3 +679,318 @@ async fn genai_stats_count_calls_once_and_never_price_unknowns_as_zero() {
     assert_eq!(r.status, 400);
     q.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_with_a_step_give_every_step_and_storage_names_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = Qyl::start(&dir.path().join("qyl.duckdb"), &[]);
+    load(&q, now_nanos() - 60_000_000_000).await;
+
+    let storage = get_ok(&q, "/api/v1/storage").await;
+    assert_eq!(
+        storage["retention"],
+        json!({"hours": 168, "max_db_size_mb": 0})
+    );
+
+    let plain = get_ok(&q, "/api/v1/services?since=10m").await;
+    assert!(plain[0].get("series").is_none(), "{plain}");
+
+    let services = get_ok(&q, "/api/v1/services?since=10m&step=1m").await;
+    let services = services.as_array().unwrap();
+    assert_eq!(services.len(), 3);
+    let lengths: Vec<usize> = services
+        .iter()
+        .map(|s| s["series"].as_array().unwrap().len())
+        .collect();
+    // Ten minutes in one-minute steps: 10 steps, or 11 when the window
+    // does not start on a minute.
+    assert!(
+        lengths
+            .iter()
+            .all(|n| *n == lengths[0] && (10..=11).contains(n)),
+        "{lengths:?}"
+    );
+    let checkout = services.iter().find(|s| s["name"] == "checkout").unwrap();
+    let steps = checkout["series"].as_array().unwrap();
+    let total = |k: &str| steps.iter().map(|b| b[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(total("span_count"), 3);
+    assert_eq!(total("error_count"), 1);
+    for b in steps {
+        assert_eq!(b["p95_ms"].is_null(), b["span_count"] == 0, "{b}");
+    }
+    let times: Vec<u64> = steps
+        .iter()
+        .map(|b| b["time_unix_nano"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[1] - w[0] == 60_000_000_000));
+
+    for bad in ["step=0", "step=1ms", "step=soon"] {
+        let r = get(&q, &format!("/api/v1/services?since=10m&{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("step"));
+    }
+    q.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_series_merge_per_group_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = Qyl::start(&dir.path().join("qyl.duckdb"), &[]);
+    let at = (now_nanos() - 60_000_000_000).to_string();
+    let attrs = |region: &str, method: &str| {
+        json!([str_attr("region", region), str_attr("method", method)])
+    };
+    // Three series: eu/GET all ≤ 10, eu/POST all in (10, 20], us/GET all > 20.
+    let hist = |region: &str, method: &str, counts: [&str; 3], sum: f64| {
+        json!({"timeUnixNano": at, "attributes": attrs(region, method), "count": "10",
+               "sum": sum, "bucketCounts": counts, "explicitBounds": [10, 20]})
+    };
+    let num = |region: &str, method: &str, v: f64| json!({"timeUnixNano": at, "startTimeUnixNano": at, "attributes": attrs(region, method), "asDouble": v});
+    let metrics = json!({"resourceMetrics": [{
+        "resource": {"attributes": [str_attr("service.name", "api")]},
+        "scopeMetrics": [{"metrics": [
+            {"name": "latency", "unit": "ms", "histogram": {"aggregationTemporality": 1, "dataPoints": [
+                hist("eu", "GET", ["10", "0", "0"], 50.0),
+                hist("eu", "POST", ["0", "10", "0"], 150.0),
+                hist("us", "GET", ["0", "0", "10"], 300.0)
+            ]}},
+            {"name": "requests", "sum": {"aggregationTemporality": 1, "isMonotonic": true, "dataPoints": [
+                num("eu", "GET", 5.0), num("eu", "POST", 7.0), num("us", "GET", 11.0)
+            ]}},
+            {"name": "queue", "gauge": {"dataPoints": [
+                num("eu", "GET", 2.0), num("eu", "POST", 4.0), num("us", "GET", 9.0)
+            ]}}
+        ]}]
+    }]});
+    let r = post_json(&q, "/v1/metrics", metrics).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let series = |body: &Value| body["series"].as_array().unwrap().clone();
+    let path =
+        |metric: &str, group: &str| format!("/api/v1/metrics/{metric}?since=10m&step=1h{group}");
+
+    // The list names the keys group_by can use.
+    let list = get_ok(&q, "/api/v1/metrics").await;
+    for m in list.as_array().unwrap() {
+        assert_eq!(m["attribute_keys"], json!(["method", "region"]), "{m}");
+    }
+
+    // Without group_by: one series per attribute set, as sent.
+    let plain = get_ok(&q, &path("latency", "")).await;
+    assert_eq!(series(&plain).len(), 3);
+
+    // group_by= (empty): everything merged; buckets merge, so the p50 of
+    // the 30 values is exact (the middle of (10, 20]).
+    let total = get_ok(&q, &path("latency", "&group_by=")).await;
+    let total = series(&total);
+    assert_eq!(total.len(), 1);
+    assert_eq!(total[0]["attributes"], json!({}));
+    assert_eq!(total[0]["service_name"], "api");
+    let p = &total[0]["points"][0];
+    assert_eq!(p["count"], 30);
+    assert_eq!(p["p50"].as_f64().unwrap(), 15.0);
+    assert_eq!(p["avg"].as_f64().unwrap(), 500.0 / 30.0);
+
+    // group_by=region: two series, each from its own buckets.
+    let by_region = get_ok(&q, &path("latency", "&group_by=region")).await;
+    let by_region = series(&by_region);
+    let regions: Vec<_> = by_region.iter().map(|s| s["attributes"].clone()).collect();
+    assert_eq!(
+        regions,
+        vec![json!({"region": "eu"}), json!({"region": "us"})]
+    );
+    assert_eq!(by_region[0]["points"][0]["count"], 20);
+    assert_eq!(by_region[0]["points"][0]["p50"].as_f64().unwrap(), 10.0);
+    assert_eq!(by_region[1]["points"][0]["p50"].as_f64().unwrap(), 20.0);
+
+    // Sums add up per group.
+    let sums = get_ok(&q, &path("requests", "&group_by=region")).await;
+    let values: Vec<f64> = series(&sums)
+        .iter()
+        .map(|s| s["points"][0]["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, vec![12.0, 11.0]);
+
+    // Gauges: last values add up, averages weigh every point, min/max span the group.
+    let gauge = get_ok(&q, &path("queue", "&group_by=service.name")).await;
+    let gauge = series(&gauge);
+    assert_eq!(gauge.len(), 1);
+    assert_eq!(gauge[0]["service_name"], "api");
+    let p = &gauge[0]["points"][0];
+    assert_eq!(p["value"].as_f64().unwrap(), 15.0);
+    assert_eq!(p["avg"].as_f64().unwrap(), 5.0);
+    assert_eq!(
+        (p["min"].as_f64().unwrap(), p["max"].as_f64().unwrap()),
+        (2.0, 9.0)
+    );
+    q.stop();
+}
+
+/// One OTLP/JSON log record: at `t` (Unix ns), with a severity number and
+/// text (0 / "" for none), a body and attributes.
+fn log_record(t: u64, number: i32, text: &str, body: &str, attrs: Vec<Value>) -> Value {
+    let mut r = json!({"timeUnixNano": t.to_string(), "body": {"stringValue": body},
+                       "attributes": attrs});
+    if number != 0 {
+        r["severityNumber"] = json!(number);
+    }
+    if !text.is_empty() {
+        r["severityText"] = json!(text);
+    }
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_histogram_counts_levels_per_bucket_with_the_search_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = Qyl::start(&dir.path().join("qyl.duckdb"), &[]);
+    // Ten minutes ago, on a whole minute, so one-minute buckets start at t0.
+    let t0 = (now_nanos() - 600_000_000_000) / 60_000_000_000 * 60_000_000_000;
+    let at = |s: u64| t0 + s * 1_000_000_000;
+    let none = Vec::new;
+    let logs = json!({"resourceLogs": [
+        {"resource": {"attributes": [str_attr("service.name", "api")]},
+         "scopeLogs": [{"logRecords": [
+            // Minute 0: two INFO (9 and 12), one DEBUG.
+            log_record(at(5), 9, "INFO", "request served", none()),
+            log_record(at(20), 12, "INFO4", "request served slowly", none()),
+            log_record(at(40), 5, "DEBUG", "cache lookup", none()),
+            // Minute 1: WARN, ERROR.
+            log_record(at(65), 13, "WARN", "retrying payment", vec![str_attr("payment.provider", "stripe")]),
+            log_record(at(90), 17, "ERROR", "payment failed", vec![str_attr("payment.provider", "stripe")]),
+            // Minute 2: FATAL, TRACE, a text-only WARNING, one without any level.
+            log_record(at(125), 21, "FATAL", "out of memory", none()),
+            log_record(at(130), 1, "TRACE", "entering handler", none()),
+            log_record(at(140), 0, "WARNING", "deprecated call", none()),
+            log_record(at(150), 0, "", "plain print", none())
+         ]}]},
+        {"resource": {"attributes": [str_attr("service.name", "worker")]},
+         "scopeLogs": [{"logRecords": [
+            log_record(at(10), 17, "ERROR", "disk full", none()),
+            // After the range asked for: never counted.
+            log_record(at(200), 17, "ERROR", "disk still full", none())
+         ]}]}
+    ]});
+    let r = post_json(&q, "/v1/logs", logs).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let range = format!("since={}&until={}", t0 / 1_000_000, at(180) / 1_000_000);
+    let hist = |extra: &str| format!("/api/v1/logs/histogram?{range}{extra}");
+    // counts[level] per bucket, in the answer's fixed level order.
+    let counts = |body: &Value| -> Vec<(String, Vec<u64>)> {
+        body["levels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let c: Vec<u64> = l["counts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_u64().unwrap())
+                    .collect();
+                assert_eq!(l["total"].as_u64().unwrap(), c.iter().sum::<u64>(), "{l}");
+                (l["severity"].as_str().unwrap().to_string(), c)
+            })
+            .collect()
+    };
+    let level = |body: &Value, name: &str| -> Vec<u64> {
+        counts(body).into_iter().find(|(n, _)| n == name).unwrap().1
+    };
+
+    // Everything, in one-minute buckets.
+    let all = get_ok(&q, &hist("&step=1m")).await;
+    assert_eq!(all["start_unix_nano"], t0.to_string());
+    assert_eq!(all["step_ms"].as_f64().unwrap(), 60_000.0);
+    assert_eq!(all["buckets"], 3);
+    assert_eq!(all["total"], 10, "{all}");
+    let names: Vec<String> = counts(&all).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "UNSET"]
+    );
+    assert_eq!(level(&all, "TRACE"), [0, 0, 1]);
+    assert_eq!(level(&all, "DEBUG"), [1, 0, 0]);
+    assert_eq!(level(&all, "INFO"), [2, 0, 0]);
+    // The text-only WARNING counts as WARN, as the list shows it.
+    assert_eq!(level(&all, "WARN"), [0, 1, 1]);
+    assert_eq!(level(&all, "ERROR"), [1, 1, 0]);
+    assert_eq!(level(&all, "FATAL"), [0, 0, 1]);
+    assert_eq!(level(&all, "UNSET"), [0, 0, 1]);
+
+    // The search's filters narrow the counts exactly as they narrow the
+    // search: every total equals the number of records /logs returns.
+    for filter in [
+        "&service=api",
+        "&severity_min=warn",
+        "&q=PAYMENT",
+        "&attr.payment.provider=stripe",
+        "&service=worker&severity_min=17",
+    ] {
+        let h = get_ok(&q, &hist(&format!("&step=1m{filter}"))).await;
+        let page = get_ok(&q, &format!("/api/v1/logs?{range}{filter}&limit=100")).await;
+        let found = page["items"].as_array().unwrap().len() as u64;
+        assert_eq!(h["total"].as_u64().unwrap(), found, "{filter}: {h}");
+    }
+    let errors_up = get_ok(&q, &hist("&step=1m&severity_min=error")).await;
+    assert_eq!(errors_up["total"], 3);
+    assert_eq!(level(&errors_up, "ERROR"), [1, 1, 0]);
+    assert_eq!(level(&errors_up, "FATAL"), [0, 0, 1]);
+    assert_eq!(level(&errors_up, "WARN"), [0, 0, 0]);
+    let stripe = get_ok(&q, &hist("&step=1m&attr.payment.provider=stripe")).await;
+    assert_eq!(level(&stripe, "WARN"), [0, 1, 0]);
+    assert_eq!(level(&stripe, "ERROR"), [0, 1, 0]);
+
+    // A range that does not start on the step: buckets still start on a
+    // multiple of it, and records before `since` are left out.
+    let late = format!(
+        "/api/v1/logs/histogram?since={}&until={}&step=1m",
+        at(30) / 1_000_000,
+        at(180) / 1_000_000
+    );
+    let late = get_ok(&q, &late).await;
+    assert_eq!(late["start_unix_nano"], t0.to_string());
+    assert_eq!(late["buckets"], 3);
+    assert_eq!(level(&late, "INFO"), [0, 0, 0]);
+    assert_eq!(level(&late, "DEBUG"), [1, 0, 0]);
+    assert_eq!(late["total"], 7);
+
+    // Without a step: about 60 buckets over the range (3 s here).
+    let auto = get_ok(&q, &hist("")).await;
+    assert_eq!(auto["step_ms"].as_f64().unwrap(), 3_000.0);
+    assert_eq!(auto["buckets"], 60);
+    assert_eq!(auto["total"], 10);
+
+    // Bad input is a 400 naming the parameter; unknown ones too.
+    for (bad, name) in [
+        ("&step=soon", "step"),
+        ("&step=0", "step"),
+        ("&step=1ms", "step"),
+        ("&severity_min=loud", "severity_min"),
+        ("&trace_id=xyz", "trace id"),
+        ("&limit=10", "limit"),
+        ("&stepp=1m", "stepp"),
+    ] {
+        let r = get(&q, &hist(bad)).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        let message = r.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(name), "{bad}: {message}");
+    }
+    let r = get(
+        &q,
+        &format!(
+            "/api/v1/logs/histogram?since={}&until={}",
+            at(60) / 1_000_000,
+            t0 / 1_000_000
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("since"));
+    q.stop();
+}

@@ -58,15 +58,27 @@ pub enum Scope {
     Open,
     /// OTLP ingest: the ingest token is enough; `limits.ingest_per_second`.
     Ingest,
-    /// Everything else: the full token only; `limits.api_per_second`.
+    /// The API, MCP and Prometheus text: the full token only;
+    /// `limits.api_per_second`.
     Api,
+    /// The dashboard's files and page routes. They hold no data (the app
+    /// reads everything through the API, which is guarded), so they are
+    /// served without a token: that is how a visitor without one gets the
+    /// login page. `?t=` logs in here as on any route; a wrong one lands on
+    /// the login page saying so. Limited like the API.
+    Page,
 }
 
 pub fn scope_of(path: &str) -> Scope {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
     match path {
         "/health" | "/health/live" | "/health/ready" => Scope::Open,
         p if p.starts_with("/v1/") => Scope::Ingest,
-        _ => Scope::Api,
+        _ if under("/api") || under("/mcp") || under("/metrics") || under("/health") => Scope::Api,
+        _ => Scope::Page,
     }
 }
 
@@ -110,7 +122,7 @@ impl Tokens {
     fn is_open(&self, scope: Scope) -> bool {
         match scope {
             Scope::Open => true,
-            Scope::Api => self.full.is_none(),
+            Scope::Api | Scope::Page => self.full.is_none(),
             Scope::Ingest => self.full.is_none() && self.ingest.is_none(),
         }
     }
@@ -164,6 +176,9 @@ pub enum Decision {
         location: String,
         token: String,
     },
+    /// A wrong `?t=` on a dashboard page: back to the login page, which
+    /// says so.
+    LoginFailed,
     Deny(Denial),
 }
 
@@ -187,10 +202,14 @@ pub fn check(
                     location: without_token(uri),
                     token: t,
                 },
+                _ if scope == Scope::Page => Decision::LoginFailed,
                 Grant::IngestOnly if scope == Scope::Api => Decision::Deny(Denial::IngestOnly),
                 _ => Decision::Deny(Denial::Invalid),
             };
         }
+    }
+    if scope == Scope::Page {
+        return Decision::Allow;
     }
     match check_credentials(tokens, scope, headers) {
         Ok(()) => Decision::Allow,
@@ -414,7 +433,7 @@ impl Guard {
         match scope {
             Scope::Open => None,
             Scope::Ingest => self.ingest_limit.as_deref(),
-            Scope::Api => self.api_limit.as_deref(),
+            Scope::Api | Scope::Page => self.api_limit.as_deref(),
         }
     }
 }
@@ -546,6 +565,13 @@ async fn middleware(State(guard): State<Arc<Guard>>, req: Request, next: Next) -
     match check(&guard.tokens, scope, req.method(), req.uri(), req.headers()) {
         Decision::Allow => next.run(req).await,
         Decision::Login { location, token } => login(&location, &token),
+        Decision::LoginFailed => no_store(
+            (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, "/login?error=invalid")],
+            )
+                .into_response(),
+        ),
         Decision::Deny(denial) => unauthorized(denial),
     }
 }
@@ -617,8 +643,12 @@ mod tests {
         assert_eq!(scope_of("/health/other"), Scope::Api);
         assert_eq!(scope_of("/v1/traces"), Scope::Ingest);
         assert_eq!(scope_of("/api/v1/traces"), Scope::Api);
-        assert_eq!(scope_of("/"), Scope::Api);
+        assert_eq!(scope_of("/"), Scope::Page);
+        assert_eq!(scope_of("/traces/abc"), Scope::Page);
+        assert_eq!(scope_of("/assets/index-1234.js"), Scope::Page);
         assert_eq!(scope_of("/mcp"), Scope::Api);
+        assert_eq!(scope_of("/metrics"), Scope::Api);
+        assert_eq!(scope_of("/apix"), Scope::Page);
     }
 
     #[test]
@@ -649,15 +679,27 @@ mod tests {
             get(&t, "/api/v1/x", &[("authorization", "Bearer s3cre")]),
             deny(Denial::Invalid)
         );
-        assert_eq!(get(&t, "/", &[("x-qyl-token", "s3cret")]), Decision::Allow);
         assert_eq!(
-            get(&t, "/", &[("cookie", "a=b; qyl_token=s3cret; c=d")]),
+            get(&t, "/api/v1/x", &[("x-qyl-token", "s3cret")]),
             Decision::Allow
         );
         assert_eq!(
-            get(&t, "/", &[("cookie", "qyl_token=wrong")]),
+            get(&t, "/api/v1/x", &[("cookie", "a=b; qyl_token=s3cret; c=d")]),
+            Decision::Allow
+        );
+        assert_eq!(
+            get(&t, "/api/v1/x", &[("cookie", "qyl_token=wrong")]),
             deny(Denial::Invalid)
         );
+        // Dashboard pages hold no data: served to anyone (the app then asks
+        // the API, which says 401, and shows the login page).
+        assert_eq!(get(&t, "/", &[]), Decision::Allow);
+        assert_eq!(
+            get(&t, "/traces", &[("cookie", "qyl_token=wrong")]),
+            Decision::Allow
+        );
+        assert_eq!(get(&t, "/metrics", &[]), deny(Denial::Missing));
+        assert_eq!(get(&t, "/mcp", &[]), deny(Denial::Missing));
         assert_eq!(get(&t, "/health", &[]), Decision::Allow);
     }
 
@@ -680,6 +722,14 @@ mod tests {
         );
         assert_eq!(
             get(&t, "/?t=wrong", &[("authorization", "Bearer s3cret")]),
+            Decision::LoginFailed
+        );
+        assert_eq!(
+            get(
+                &t,
+                "/api/v1/x?t=wrong",
+                &[("authorization", "Bearer s3cret")]
+            ),
             Decision::Deny(Denial::Invalid)
         );
         // Never a redirect for a POST: the token in the query does not count.
@@ -698,7 +748,7 @@ mod tests {
             get(&t, "/api/v1/x", &bearer),
             Decision::Deny(Denial::IngestOnly)
         );
-        assert_eq!(get(&t, "/?t=send", &[]), Decision::Deny(Denial::IngestOnly));
+        assert_eq!(get(&t, "/?t=send", &[]), Decision::LoginFailed);
         assert_eq!(
             post(&t, "/v1/traces", &[("authorization", "Bearer full")]),
             Decision::Allow

@@ -45,7 +45,7 @@ impl From<QueryError> for ApiError {
             QueryError::Timeout(_) => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string())
             }
-            QueryError::Busy(_) => ApiError::unavailable(e.to_string()),
+            QueryError::Busy(_) | QueryError::SqlBusy(_) => ApiError::unavailable(e.to_string()),
             other => {
                 tracing::error!(error = %other, "query failed");
                 ApiError::new(

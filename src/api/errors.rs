@@ -8,7 +8,7 @@
 use axum::extract::{rejection::JsonRejection, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/errors", get(list_errors))
         .route("/errors/merge", post(merge_errors))
+        .route("/errors/histogram", get(error_histogram))
         .route("/errors/{id}", get(get_error).patch(patch_error))
         .route("/errors/{id}/events", get(list_events))
         .route("/errors/{id}/events/{event_id}", get(get_event))
@@ -104,6 +105,130 @@ async fn list_errors(
     };
     p.reject_unknown()?;
     Ok(Json(state.store.list_errors(q).await?))
+}
+
+/// The parameters of `/errors/histogram`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct HistogramParams {
+    /// Group ids, comma-separated (1 to 200).
+    ids: String,
+    /// Start: RFC 3339, a duration ago like `24h`, `now`, or Unix
+    /// milliseconds. Default: 24 hours ago.
+    since: Option<String>,
+    /// End, as `since`. Default: now.
+    until: Option<String>,
+    /// Bucket width (`1h`, `5m`, or milliseconds). Default: about 24
+    /// buckets over the range. Buckets start at multiples of the step.
+    step: Option<String>,
+}
+
+/// Events per bucket of each group asked for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorHistogram {
+    /// Start of the first bucket (Unix ns, decimal string).
+    pub start_unix_nano: String,
+    pub step_ms: u64,
+    /// Buckets per group.
+    pub buckets: usize,
+    /// One entry per id asked for, in that order (all zeros for a group
+    /// without events in the range, or that does not exist).
+    pub groups: Vec<GroupCounts>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupCounts {
+    pub id: i64,
+    /// Events per bucket, oldest first.
+    pub counts: Vec<u64>,
+}
+
+/// Groups one histogram may ask for, and buckets it may hold.
+const HISTOGRAM_MAX_IDS: usize = 200;
+const HISTOGRAM_MAX_BUCKETS: u64 = 1000;
+
+/// Counts over time of several groups at once (the list's sparklines).
+#[utoipa::path(
+    get,
+    path = "/api/v1/errors/histogram",
+    tag = "errors",
+    params(HistogramParams),
+    responses(
+        (status = 200, description = "Events per bucket per group", body = ErrorHistogram),
+        (status = 400, description = "A parameter is unknown or malformed; the message names it", body = ErrorBody),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 504, description = "The query ran past its deadline", body = ErrorBody),
+    )
+)]
+async fn error_histogram(
+    State(state): State<AppState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<ErrorHistogram>, ApiError> {
+    let mut p = Params::new(pairs);
+    let ids_text = p
+        .get("ids")
+        .ok_or_else(|| ApiError::bad_request("ids: give group ids, comma-separated"))?;
+    let ids = ids_text
+        .split(',')
+        .map(|t| {
+            group_id(t).map_err(|_| ApiError::bad_request(format!("ids: {t:?} is not a group id")))
+        })
+        .collect::<Result<Vec<i64>, ApiError>>()?;
+    if ids.len() > HISTOGRAM_MAX_IDS {
+        return Err(ApiError::bad_request(format!(
+            "ids: at most {HISTOGRAM_MAX_IDS} groups at once"
+        )));
+    }
+    let now = now_unix_nano();
+    let until = p.time("until")?.unwrap_or(now);
+    let since = p
+        .time("since")?
+        .unwrap_or(until.saturating_sub(24 * 3_600_000_000_000));
+    let step = p.duration_ms("step")?;
+    p.reject_unknown()?;
+    if since >= until {
+        return Err(ApiError::bad_request("since: must be before until"));
+    }
+    let step = match step {
+        Some(s) if s < 1_000_000_000 => {
+            return Err(ApiError::bad_request("step: must be at least 1s"))
+        }
+        Some(s) => s,
+        // About 24 buckets, in whole minutes.
+        None => ((until - since) / 24).div_ceil(60_000_000_000).max(1) * 60_000_000_000,
+    };
+    let start = since - since % step;
+    let buckets = (until - start).div_ceil(step);
+    if buckets > HISTOGRAM_MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "step: too fine for the range ({buckets} buckets; at most {HISTOGRAM_MAX_BUCKETS})"
+        )));
+    }
+    let rows = state
+        .store
+        .error_histogram(ids.clone(), start, until, step)
+        .await?;
+    let mut groups: Vec<GroupCounts> = ids
+        .iter()
+        .map(|id| GroupCounts {
+            id: *id,
+            counts: vec![0; buckets as usize],
+        })
+        .collect();
+    for (id, bucket, count) in rows {
+        for g in groups.iter_mut().filter(|g| g.id == id) {
+            if let Some(slot) = g.counts.get_mut(bucket as usize) {
+                *slot = count;
+            }
+        }
+    }
+    Ok(Json(ErrorHistogram {
+        start_unix_nano: start.to_string(),
+        step_ms: step / 1_000_000,
+        buckets: buckets as usize,
+        groups,
+    }))
 }
 
 fn group_id(text: &str) -> Result<i64, ApiError> {

@@ -55,10 +55,19 @@ async fn metric_series(
     Path(name): Path<String>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<MetricData>, ApiError> {
+    // `group_by=` (present, empty) means "merge everything", unlike no
+    // `group_by` at all, so presence is read before the value.
+    let grouped = pairs.iter().any(|(k, _)| k == "group_by");
     let mut p = Params::new(pairs);
     let since = p.time("since")?;
     let until = p.time("until")?;
     let step_ns = p.duration_ms("step")?;
+    let group_by = p.get("group_by").map(|v| {
+        v.split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect::<Vec<_>>()
+    });
     let q = MetricQuery {
         name: name.clone(),
         service: p.get("service"),
@@ -66,6 +75,11 @@ async fn metric_series(
         since,
         until,
         step_ns: 0,
+        group_by: if grouped {
+            Some(group_by.unwrap_or_default())
+        } else {
+            None
+        },
     };
     p.reject_unknown()?;
     // Without a step, aim at about 120 points over the range asked for (or

@@ -4,6 +4,7 @@
 //! Errors are always the JSON of [`ApiError`].
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod errors;
 pub mod functions;
@@ -54,8 +55,8 @@ pub struct AppState {
     pub functions: Arc<crate::functions::engine::Engine>,
 }
 
-/// `/api/v1/*`, `/health*` and `/metrics`, with JSON errors for unknown
-/// API routes.
+/// `/api/v1/*`, `/health*`, `/metrics` and the dashboard, with JSON errors
+/// for unknown API routes.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(live::routes())
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(health::routes())
         .merge(crate::telemetry::routes())
+        .fallback(dashboard::serve)
         .with_state(state)
 }
 

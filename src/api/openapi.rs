@@ -36,6 +36,7 @@ parameter is a 400, never silently ignored. Every error is \
         super::traces::get_trace,
         super::traces::query_spans,
         super::logs::query_logs,
+        super::logs::log_histogram,
         super::metrics::list_metrics,
         super::metrics::metric_series,
         super::overview::services,
@@ -49,10 +50,12 @@ parameter is a 400, never silently ignored. Every error is \
         super::sessions::conversation,
         super::overview::storage,
         super::sql::run_sql,
+        super::sql::sql_queue,
         super::errors::list_errors,
         super::errors::get_error,
         super::errors::patch_error,
         super::errors::merge_errors,
+        super::errors::error_histogram,
         super::errors::list_events,
         super::errors::get_event,
         super::releases::list_releases,
@@ -263,6 +266,12 @@ pub struct SeriesParams {
     step: Option<String>,
     /// Service name (`service.name`), exactly.
     service: Option<String>,
+    /// Merge series per value of these attribute keys (comma-separated;
+    /// `service.name` is the service); empty (`group_by=`) merges all into
+    /// one. Sums and counts add up, histogram buckets merge (percentiles
+    /// stay exact), gauges add their last values, weight their averages and
+    /// keep min/max. Not for summaries. Default: one series per attribute set.
+    group_by: Option<String>,
     /// A pattern, not a literal name: `attr.KEY=VALUE` keeps series whose
     /// attribute KEY has the text VALUE. Repeat for several.
     #[param(rename = "attr.KEY")]
@@ -280,6 +289,9 @@ pub struct WindowParams {
     /// End of the window: RFC 3339, a duration ago like `15m`, `now`, or
     /// Unix milliseconds. Default: now.
     until: Option<String>,
+    /// Adds `series` to each service: spans, errors and p95 per step of this
+    /// width (milliseconds, or with a unit like `1m`); at most 11000 steps.
+    step: Option<String>,
 }
 
 /// The filters of `/genai/stats`.

@@ -15,6 +15,10 @@ use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::query::{ServiceSummary, StorageStats};
 
+/// Steps one `/services` answer may hold per service; a finer step is
+/// refused (as for metric series).
+const MAX_STEPS: u64 = 11_000;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/services", get(services))
@@ -22,7 +26,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The services seen in a window (the last hour by default), with rates and
-/// latency percentiles.
+/// latency percentiles; with `step`, also their spans, errors and p95 per
+/// step (for sparklines).
 #[utoipa::path(
     get,
     path = "/api/v1/services",
@@ -45,11 +50,22 @@ async fn services(
     let since = p
         .time("since")?
         .unwrap_or(until.saturating_sub(3_600_000_000_000));
+    let step = p.duration_ms("step")?;
     p.reject_unknown()?;
     if since >= until {
         return Err(ApiError::bad_request("since: must be before until"));
     }
-    Ok(Json(state.store.services(since, until).await?))
+    match step {
+        Some(0) => return Err(ApiError::bad_request("step: must be greater than 0")),
+        Some(s) if (until - since) / s > MAX_STEPS => {
+            return Err(ApiError::bad_request(format!(
+                "step: too fine for the window ({} steps; at most {MAX_STEPS})",
+                (until - since) / s
+            )))
+        }
+        _ => {}
+    }
+    Ok(Json(state.store.services(since, until, step).await?))
 }
 
 /// What the database holds, and the write queue.
@@ -76,6 +92,10 @@ async fn storage(State(state): State<AppState>) -> Result<Json<StorageOverview>,
         refused_exports: w.refused_exports.load(Ordering::Relaxed),
         duplicate_spans: w.duplicate_spans.load(Ordering::Relaxed),
         dropped: 0,
+        retention: RetentionSettings {
+            hours: state.config.storage.retention_hours,
+            max_db_size_mb: state.config.storage.max_db_size_mb,
+        },
     }))
 }
 
@@ -94,6 +114,16 @@ pub struct StorageOverview {
     /// Always 0: nothing accepted is ever dropped; a full queue refuses
     /// instead.
     pub dropped: u64,
+    /// How long data is kept, as configured.
+    pub retention: RetentionSettings,
+}
+
+/// The retention limits in force (`storage.retention_hours` and
+/// `storage.max_db_size_mb`; 0 means no limit).
+#[derive(Serialize, ToSchema)]
+pub struct RetentionSettings {
+    pub hours: u64,
+    pub max_db_size_mb: u64,
 }
 
 /// Rows waiting for the writer, and how many fit.

@@ -2,7 +2,7 @@
 //! power users and tools. The store enforces what "read-only" means.
 
 use axum::extract::{rejection::JsonRejection, State};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -10,9 +10,24 @@ use utoipa::ToSchema;
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::model::query::SqlResult;
+use crate::storage::reader::SqlLaneStatus;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/sql", post(run_sql))
+    Router::new()
+        .route("/sql", post(run_sql))
+        .route("/sql/queue", get(sql_queue))
+}
+
+/// Ad-hoc SQL running and waiting for one of its `query.sql_slots` read
+/// connections: what a console shows while a query has not started.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sql/queue",
+    tag = "sql",
+    responses((status = 200, description = "Running and waiting ad-hoc queries", body = SqlLaneStatus))
+)]
+async fn sql_queue(State(state): State<AppState>) -> Json<SqlLaneStatus> {
+    Json(state.store.sql_lane())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -33,7 +48,7 @@ struct SqlRequest {
     responses(
         (status = 200, description = "Columns and rows", body = SqlResult),
         (status = 400, description = "Not JSON, not read-only, or not valid SQL", body = ErrorBody),
-        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "Every SQL slot stayed busy past the deadline; retry (see Retry-After)", body = ErrorBody),
         (status = 504, description = "The query ran past its deadline", body = ErrorBody),
     )
 )]

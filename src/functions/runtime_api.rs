@@ -121,7 +121,9 @@ fn block<T>(
     let deadline = tokio::time::Instant::from_std(cur.deadline);
     match handle.block_on(with_deadline(deadline, fut)) {
         Ok(v) => Ok(v),
-        Err(QueryError::Timeout(_) | QueryError::Busy(_)) if Instant::now() >= cur.deadline => {
+        Err(QueryError::Timeout(_) | QueryError::Busy(_) | QueryError::SqlBusy(_))
+            if Instant::now() >= cur.deadline =>
+        {
             Err(bad(format!(
                 "{what}: stopped at the invocation's deadline ({} ms left when it started)",
                 remaining.as_millis()

@@ -300,6 +300,38 @@ pub struct LogRow {
     pub ingest_seq: u64,
 }
 
+/// Log counts per time bucket and severity level: a histogram of the records
+/// a log search with the same filters finds.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LogHistogram {
+    /// Start of the first bucket: `since` rounded down to a multiple of the
+    /// step (Unix ns, decimal string). Bucket `k` covers
+    /// `[start + k·step, start + (k+1)·step)`; the first and last buckets
+    /// count only records within `[since, until)`.
+    pub start_unix_nano: String,
+    pub step_ms: f64,
+    /// Buckets per level.
+    pub buckets: usize,
+    /// Every level, always all seven in this order: `TRACE`, `DEBUG`,
+    /// `INFO`, `WARN`, `ERROR`, `FATAL`, `UNSET`.
+    pub levels: Vec<LevelCounts>,
+    /// Records counted, all levels and buckets together.
+    pub total: u64,
+}
+
+/// One severity level's records per bucket. Levels group severity numbers
+/// as OpenTelemetry does (1-4 `TRACE`, 5-8 `DEBUG`, 9-12 `INFO`, 13-16
+/// `WARN`, 17-20 `ERROR`, 21-24 `FATAL`); a record without a number (0)
+/// counts under the level its severity text names (`WARNING`, `INFO2`…),
+/// else under `UNSET`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LevelCounts {
+    pub severity: String,
+    pub total: u64,
+    /// Records per bucket, oldest first.
+    pub counts: Vec<u64>,
+}
+
 /// A metric name and what is known about it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MetricInfo {
@@ -312,6 +344,8 @@ pub struct MetricInfo {
     pub points: u64,
     pub series: u64,
     pub last_time: String,
+    /// The attribute keys its points carry (what `group_by` can use).
+    pub attribute_keys: Vec<String>,
 }
 
 /// Which points of one metric to aggregate, and into what step.
@@ -324,6 +358,10 @@ pub struct MetricQuery {
     pub until: Option<u64>,
     /// Bucket width in nanoseconds.
     pub step_ns: u64,
+    /// `None`: one series per attribute set, as sent. `Some(keys)`: series
+    /// merged per value of these attribute keys (`service.name`: the
+    /// service); an empty list merges everything into one.
+    pub group_by: Option<Vec<String>>,
 }
 
 /// One time series (one attribute set) of a metric, bucketed by step.
@@ -387,6 +425,21 @@ pub struct ServiceSummary {
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub last_seen: Option<String>,
+    /// Per `step` over the window, oldest first, every step present (zeros
+    /// where the service was quiet); only when `step` is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<ServiceBucket>>,
+}
+
+/// One step of a service's activity: spans starting in it, how many failed,
+/// and their p95 latency (none in a quiet step).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServiceBucket {
+    pub time: String,
+    pub time_unix_nano: String,
+    pub span_count: u64,
+    pub error_count: u64,
+    pub p95_ms: Option<f64>,
 }
 
 /// Rows and time range of one table.
@@ -480,6 +533,18 @@ pub struct GenAiBucket {
     pub totals: GenAiTotals,
 }
 
+/// One model's calls in one bucket, for charts of tokens or cost by model.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GenAiModelBucket {
+    pub provider: Option<String>,
+    /// The response model, else the requested one (as in `by_model`).
+    pub model: Option<String>,
+    pub time: String,
+    pub time_unix_nano: String,
+    #[serde(flatten)]
+    pub totals: GenAiTotals,
+}
+
 /// GenAI calls (spans with a `gen_ai.*` provider or operation) in a window:
 /// totals, per model and over time. Agent and workflow roll-up spans
 /// (`invoke_agent`, `invoke_workflow`, `create_agent`) are left out, since
@@ -492,6 +557,9 @@ pub struct GenAiStats {
     pub totals: GenAiTotals,
     pub by_model: Vec<GenAiModelStats>,
     pub over_time: Vec<GenAiBucket>,
+    /// Per model and bucket (buckets without calls left out), by time then
+    /// model.
+    pub by_model_over_time: Vec<GenAiModelBucket>,
 }
 
 /// Stored JSON text as a raw JSON value (text that is not JSON becomes a

@@ -10,7 +10,7 @@
 //! handler, whose queries must end with its invocation) runs its queries
 //! inside [`with_deadline`], which tightens that deadline.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,9 @@ pub enum QueryError {
     /// Every read connection stayed busy until the deadline.
     #[error("all {0} read connections are busy; retry shortly")]
     Busy(usize),
+    /// Every ad-hoc SQL slot stayed busy until the deadline.
+    #[error("all {0} ad-hoc SQL slots stayed busy (other SQL queries are running); retry shortly")]
+    SqlBusy(usize),
     #[error("{context}: {source}")]
     Sql {
         context: String,
@@ -77,6 +80,91 @@ pub async fn with_deadline<F: std::future::Future>(
     fut: F,
 ) -> F::Output {
     CALLER_DEADLINE.scope(deadline, fut).await
+}
+
+/// The share of the read connections that ad-hoc SQL (`POST /sql`, the
+/// dashboard's console, Lua `runtime.store.sql`) may hold at once. Such
+/// queries can run for seconds each; without a share of their own, a few of
+/// them took every connection and a trace lookup waited for them (9 s
+/// instead of 8 ms). Beyond the share they wait in line, visibly
+/// ([`SqlLane::status`]), and the pages keep the other connections.
+pub struct SqlLane {
+    permits: Arc<Semaphore>,
+    slots: usize,
+    running: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+/// What the SQL lane is doing, for `GET /api/v1/sql/queue`.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct SqlLaneStatus {
+    /// Ad-hoc queries holding a slot now.
+    pub running: usize,
+    /// Ad-hoc queries waiting for a slot.
+    pub waiting: usize,
+    /// Slots in all (`query.sql_slots`).
+    pub slots: usize,
+}
+
+/// A held SQL slot; dropping it frees the slot.
+pub struct SqlSlot<'a> {
+    lane: &'a SqlLane,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for SqlSlot<'_> {
+    fn drop(&mut self) {
+        self.lane.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl SqlLane {
+    pub fn new(slots: usize) -> SqlLane {
+        let slots = slots.max(1);
+        SqlLane {
+            permits: Arc::new(Semaphore::new(slots)),
+            slots,
+            running: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn status(&self) -> SqlLaneStatus {
+        SqlLaneStatus {
+            running: self.running.load(Ordering::Acquire),
+            waiting: self.waiting.load(Ordering::Acquire),
+            slots: self.slots,
+        }
+    }
+
+    /// Waits in line for a slot, at most `wait` (or the caller's own
+    /// deadline, if [`with_deadline`] set a sooner one).
+    pub async fn enter(&self, wait: Duration) -> Result<SqlSlot<'_>, QueryError> {
+        let wait = CALLER_DEADLINE
+            .try_with(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+            .map_or(wait, |left| left.min(wait));
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        // Counted as waiting until this future ends, however it ends (a
+        // client that disconnects drops it).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let waiting = Waiting(&self.waiting);
+        let acquired = tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await;
+        let permit = match acquired {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) | Err(_) => return Err(QueryError::SqlBusy(self.slots)),
+        };
+        self.running.fetch_add(1, Ordering::AcqRel);
+        drop(waiting);
+        Ok(SqlSlot {
+            lane: self,
+            _permit: permit,
+        })
+    }
 }
 
 /// A bounded set of read connections.

@@ -8,20 +8,22 @@ use std::time::Duration;
 
 use super::duck::Database;
 use super::queries::{errors, genai, logs, metrics, sessions, sql, stats, traces};
-use super::reader::{QueryError, ReadPool};
+use super::reader::{QueryError, ReadPool, SqlLane, SqlLaneStatus};
 use super::writer::SummarySync;
 use crate::model::genai::{
     Conversation, GenAiCall, GenAiModels, GenAiSpanQuery, SessionDetail, SessionQuery,
     SessionSummary, UnpricedModel,
 };
 use crate::model::query::{
-    GenAiFilter, GenAiStats, LogQuery, LogRow, MetricData, MetricInfo, MetricQuery, Page,
-    PageRequest, ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats, TraceQuery,
+    GenAiFilter, GenAiStats, LogHistogram, LogQuery, LogRow, MetricData, MetricInfo, MetricQuery,
+    Page, PageRequest, ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats, TraceQuery,
     TraceSummary, TraceTree,
 };
 
 pub struct Store {
     pool: ReadPool,
+    /// Ad-hoc SQL's bounded share of `pool`.
+    sql_lane: SqlLane,
     db: Arc<Database>,
     path: String,
     /// Brings the summary tables up to date before they are read.
@@ -31,9 +33,11 @@ pub struct Store {
 impl Store {
     /// A store reading `db` (stored at `path`, or `:memory:`) through
     /// `pool_size` connections, each query limited to `timeout`.
+    /// Ad-hoc SQL may hold half of them ([`Store::with_sql_slots`]).
     pub fn new(db: Arc<Database>, path: &str, pool_size: usize, timeout: Duration) -> Store {
         Store {
             pool: ReadPool::new(db.clone(), pool_size, timeout),
+            sql_lane: SqlLane::new(pool_size / 2),
             db,
             path: path.to_string(),
             summaries: None,
@@ -45,6 +49,18 @@ impl Store {
     pub fn with_summary_sync(mut self, sync: SummarySync) -> Store {
         self.summaries = Some(sync);
         self
+    }
+
+    /// How many read connections ad-hoc SQL may hold at once
+    /// (`query.sql_slots`); the rest stay free for every other read.
+    pub fn with_sql_slots(mut self, slots: usize) -> Store {
+        self.sql_lane = SqlLane::new(slots);
+        self
+    }
+
+    /// Ad-hoc SQL running and waiting, for the console.
+    pub fn sql_lane(&self) -> SqlLaneStatus {
+        self.sql_lane.status()
     }
 
     async fn settle(&self) {
@@ -88,6 +104,20 @@ impl Store {
         self.pool.run(move |c| logs::query_logs(c, &q)).await
     }
 
+    /// The logs `q` finds (its page aside) in `[since, until)` (Unix
+    /// nanoseconds), counted per severity level and per `step` nanoseconds.
+    pub async fn log_histogram(
+        &self,
+        q: LogQuery,
+        since: u64,
+        until: u64,
+        step: u64,
+    ) -> Result<LogHistogram, QueryError> {
+        self.pool
+            .run(move |c| logs::log_histogram(c, &q, since, until, step))
+            .await
+    }
+
     pub async fn list_metrics(&self) -> Result<Vec<MetricInfo>, QueryError> {
         self.pool.run(metrics::list_metrics).await
     }
@@ -97,14 +127,16 @@ impl Store {
         self.pool.run(move |c| metrics::metric_series(c, &q)).await
     }
 
-    /// Services with spans in `[since, until)` (Unix nanoseconds).
+    /// Services with spans in `[since, until)` (Unix nanoseconds), with
+    /// their activity per `step` (nanoseconds) when one is given.
     pub async fn services(
         &self,
         since: u64,
         until: u64,
+        step: Option<u64>,
     ) -> Result<Vec<ServiceSummary>, QueryError> {
         self.pool
-            .run(move |c| stats::services(c, since, until))
+            .run(move |c| stats::services(c, since, until, step))
             .await
     }
 
@@ -232,6 +264,19 @@ impl Store {
             .await
     }
 
+    /// Events per group per `step` from `start` to `end` (non-empty buckets).
+    pub async fn error_histogram(
+        &self,
+        ids: Vec<i64>,
+        start: u64,
+        end: u64,
+        step: u64,
+    ) -> Result<Vec<(i64, u64, u64)>, QueryError> {
+        self.pool
+            .run(move |c| errors::group_histogram(c, &ids, start, end, step))
+            .await
+    }
+
     /// Releases, newest first, with new/regressed groups and error rates.
     pub async fn releases(
         &self,
@@ -297,6 +342,7 @@ impl Store {
                 SqlParam::Text(s) => Value::Text(s),
             })
             .collect();
+        let _slot = self.sql_lane.enter(self.pool.timeout()).await?;
         self.pool
             .run(move |c| {
                 let checked = sql::check(&db, &text)?;
@@ -309,6 +355,7 @@ impl Store {
     pub async fn sql(&self, text: String, row_limit: usize) -> Result<SqlResult, QueryError> {
         self.settle().await;
         let db = self.db.clone();
+        let _slot = self.sql_lane.enter(self.pool.timeout()).await?;
         self.pool
             .run(move |c| {
                 let checked = sql::check(&db, &text)?;

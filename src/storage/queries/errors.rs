@@ -638,6 +638,43 @@ pub fn group_state(c: &Conn, id: i64) -> Result<Option<String>, QueryError> {
     rows.next().transpose().ctx("checking the error group")
 }
 
+/// Events per group per time bucket, for the counts-over-time sparklines of
+/// the group list: `(group_id, bucket, count)` for every non-empty bucket,
+/// bucket `k` covering `[start + k·step, start + (k+1)·step)` before `end`.
+pub fn group_histogram(
+    c: &Conn,
+    ids: &[i64],
+    start: u64,
+    end: u64,
+    step: u64,
+) -> Result<Vec<(i64, u64, u64)>, QueryError> {
+    if ids.is_empty() || step == 0 {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    // BIGINT: Unix ns fit (until 2262), and the subtraction cannot wrap.
+    let sql = format!(
+        "SELECT group_id, ((time_unix_nano::BIGINT - ?) // ?)::UBIGINT AS bucket,
+                count(*)::UBIGINT
+         FROM error_events
+         WHERE group_id IN ({marks}) AND time_unix_nano >= ? AND time_unix_nano < ?
+         GROUP BY 1, 2"
+    );
+    let mut params = vec![Value::BigInt(start as i64), Value::BigInt(step as i64)];
+    params.extend(ids.iter().map(|id| Value::BigInt(*id)));
+    params.push(Value::UBigInt(start));
+    params.push(Value::UBigInt(end));
+    let mut stmt = c.prepare(&sql).ctx("preparing the error histogram")?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(params.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .ctx("counting error events per bucket")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading the error histogram")?;
+    Ok(rows)
+}
+
 /// Releases, newest first, with the groups they brought and their error
 /// rate in the hour before and after.
 pub fn list_releases(

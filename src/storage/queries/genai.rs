@@ -15,8 +15,8 @@ use crate::model::genai::{
     Counted, GenAiCall, GenAiModelDetail, GenAiModels, GenAiSpanQuery, UnpricedModel,
 };
 use crate::model::query::{
-    raw_json, rfc3339, Cursor, GenAiBucket, GenAiFilter, GenAiModelStats, GenAiStats, GenAiTotals,
-    Page,
+    raw_json, rfc3339, Cursor, GenAiBucket, GenAiFilter, GenAiModelBucket, GenAiModelStats,
+    GenAiStats, GenAiTotals, Page,
 };
 use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
@@ -314,11 +314,27 @@ pub fn genai_stats(c: &Conn, f: &GenAiFilter) -> Result<GenAiStats, QueryError> 
     let mut total = Acc::default();
     let mut models: HashMap<(Option<String>, Option<String>), Acc> = HashMap::new();
     let mut buckets: HashMap<u64, Acc> = HashMap::new();
+    let mut model_buckets: Vec<(u64, GenAiModelBucket)> = Vec::with_capacity(groups.len());
     for ((provider, model, bucket), acc) in groups {
         total.merge(&acc);
         buckets.entry(bucket).or_default().merge(&acc);
-        models.entry((provider, model)).or_default().merge(&acc);
+        models
+            .entry((provider.clone(), model.clone()))
+            .or_default()
+            .merge(&acc);
+        model_buckets.push((
+            bucket,
+            GenAiModelBucket {
+                provider,
+                model,
+                time: rfc3339(bucket),
+                time_unix_nano: bucket.to_string(),
+                totals: acc.totals(),
+            },
+        ));
     }
+    model_buckets
+        .sort_by(|(ta, a), (tb, b)| (ta, &a.model, &a.provider).cmp(&(tb, &b.model, &b.provider)));
     let mut by_model: Vec<GenAiModelStats> = models
         .into_iter()
         .map(|((provider, model), acc)| GenAiModelStats {
@@ -349,6 +365,7 @@ pub fn genai_stats(c: &Conn, f: &GenAiFilter) -> Result<GenAiStats, QueryError> 
                 totals: acc.totals(),
             })
             .collect(),
+        by_model_over_time: model_buckets.into_iter().map(|(_, b)| b).collect(),
     })
 }
 

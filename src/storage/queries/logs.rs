@@ -1,12 +1,15 @@
 //! Log search: by service, severity, trace, session, attributes, time and a
-//! case-insensitive substring of the body, newest first.
+//! case-insensitive substring of the body, newest first; and the same
+//! search counted per time bucket and severity level, for histograms.
 
 use duckdb::types::Value;
 use duckdb::Row;
 
 use super::traces::paginate;
 use super::Where;
-use crate::model::query::{raw_json, rfc3339, Cursor, LogQuery, LogRow, Page};
+use crate::model::query::{
+    raw_json, rfc3339, Cursor, LevelCounts, LogHistogram, LogQuery, LogRow, Page,
+};
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
@@ -52,7 +55,9 @@ fn contains_pattern(text: &str) -> String {
     p
 }
 
-pub fn query_logs(c: &Conn, q: &LogQuery) -> Result<Page<LogRow>, QueryError> {
+/// The records a log search's filters keep (its page aside), so the search
+/// and the histogram count the same records.
+fn log_filter(q: &LogQuery) -> Where {
     let mut w = Where::default();
     w.eq("service_name", q.service.as_ref());
     w.eq("trace_id", q.trace_id.as_ref());
@@ -70,6 +75,11 @@ pub fn query_logs(c: &Conn, q: &LogQuery) -> Result<Page<LogRow>, QueryError> {
             [Value::Text(contains_pattern(text))],
         );
     }
+    w
+}
+
+pub fn query_logs(c: &Conn, q: &LogQuery) -> Result<Page<LogRow>, QueryError> {
+    let mut w = log_filter(q);
     if let Some(cur) = &q.page.cursor {
         let seq: u64 = cur
             .key
@@ -99,6 +109,92 @@ pub fn query_logs(c: &Conn, q: &LogQuery) -> Result<Page<LogRow>, QueryError> {
         time: l.time_unix_nano.parse().unwrap_or(0),
         key: l.ingest_seq.to_string(),
     }))
+}
+
+/// The histogram's levels, in the order of its answer; the index is what
+/// [`LEVEL_SQL`] yields.
+const LEVELS: [&str; 7] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "UNSET"];
+
+/// A record's index in [`LEVELS`]: by severity number in OpenTelemetry's
+/// groups of four; without a number, by the level its text names (as the
+/// dashboard's list badges show it), else UNSET.
+const LEVEL_SQL: &str = "CASE
+    WHEN severity_number BETWEEN 1 AND 24 THEN (severity_number - 1) // 4
+    ELSE CASE upper(regexp_replace(coalesce(severity_text, ''), '[0-9]+$', ''))
+        WHEN 'TRACE' THEN 0
+        WHEN 'DEBUG' THEN 1
+        WHEN 'INFO' THEN 2 WHEN 'INFORMATION' THEN 2
+        WHEN 'WARN' THEN 3 WHEN 'WARNING' THEN 3
+        WHEN 'ERROR' THEN 4
+        WHEN 'FATAL' THEN 5 WHEN 'CRITICAL' THEN 5
+        ELSE 6 END
+    END";
+
+/// The records `q` finds (its page aside) in `[since, until)`, counted per
+/// level and per bucket of `step` nanoseconds; the buckets start at `since`
+/// rounded down to a multiple of the step.
+pub fn log_histogram(
+    c: &Conn,
+    q: &LogQuery,
+    since: u64,
+    until: u64,
+    step: u64,
+) -> Result<LogHistogram, QueryError> {
+    if step == 0 || since >= until {
+        return Err(QueryError::Invalid(
+            "a log histogram needs a step and since before until".into(),
+        ));
+    }
+    let start = since - since % step;
+    let buckets = (until - start).div_ceil(step) as usize;
+    let w = log_filter(&LogQuery {
+        since: Some(since),
+        until: Some(until),
+        ..q.clone()
+    });
+    // BIGINT: Unix ns fit (until 2262), and the subtraction cannot wrap.
+    let sql = format!(
+        "SELECT ((time_unix_nano::BIGINT - ?) // ?)::UBIGINT AS bucket,
+                ({LEVEL_SQL})::UTINYINT AS level, count(*)::UBIGINT
+         FROM logs{} GROUP BY 1, 2",
+        w.sql()
+    );
+    let mut params = vec![Value::BigInt(start as i64), Value::BigInt(step as i64)];
+    params.extend(w.params);
+    let mut stmt = c.prepare(&sql).ctx("preparing the log histogram")?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(params.iter()), |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, u8>(1)?, r.get::<_, u64>(2)?))
+        })
+        .ctx("counting logs per bucket")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading the log histogram")?;
+    let mut levels: Vec<LevelCounts> = LEVELS
+        .iter()
+        .map(|name| LevelCounts {
+            severity: name.to_string(),
+            total: 0,
+            counts: vec![0; buckets],
+        })
+        .collect();
+    let mut total = 0;
+    for (bucket, level, count) in rows {
+        let Some(l) = levels.get_mut(level as usize) else {
+            continue;
+        };
+        if let Some(slot) = l.counts.get_mut(bucket as usize) {
+            *slot += count;
+            l.total += count;
+            total += count;
+        }
+    }
+    Ok(LogHistogram {
+        start_unix_nano: start.to_string(),
+        step_ms: step as f64 / 1e6,
+        buckets,
+        levels,
+        total,
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! interpolated inside the bucket that holds them, as Prometheus's
 //! `histogram_quantile` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use duckdb::types::Value;
 
@@ -25,10 +25,14 @@ const MAX_HISTOGRAM_POINTS: usize = 200_000;
 pub fn list_metrics(c: &Conn) -> Result<Vec<MetricInfo>, QueryError> {
     let mut stmt = c
         .prepare(
-            "SELECT name, kind, any_value(unit), any_value(description), any_value(temporality), \
+            "WITH keyed AS (SELECT name, kind, list(DISTINCT key ORDER BY key) AS keys FROM \
+             (SELECT name, kind, unnest(json_keys(attributes)) AS key \
+              FROM (SELECT DISTINCT name, kind, attributes FROM metrics)) GROUP BY name, kind) \
+             SELECT m.name, m.kind, any_value(unit), any_value(description), any_value(temporality), \
              list(DISTINCT service_name ORDER BY service_name), count(*), \
-             count(DISTINCT (service_name, attributes)), max(time_unix_nano) \
-             FROM metrics GROUP BY name, kind ORDER BY name, kind",
+             count(DISTINCT (service_name, attributes)), max(time_unix_nano), any_value(keyed.keys) \
+             FROM metrics m LEFT JOIN keyed ON keyed.name = m.name AND keyed.kind = m.kind \
+             GROUP BY m.name, m.kind ORDER BY m.name, m.kind",
         )
         .ctx("preparing the metric list")?;
     let rows = stmt
@@ -44,6 +48,7 @@ pub fn list_metrics(c: &Conn) -> Result<Vec<MetricInfo>, QueryError> {
                 points: r.get(6)?,
                 series: r.get(7)?,
                 last_time: rfc3339(r.get(8)?),
+                attribute_keys: texts(r.get(9)?),
             })
         })
         .ctx("listing metrics")?
@@ -190,7 +195,107 @@ fn number_series(
             s.points.push(p);
         }
     }
-    Ok(out)
+    Ok(match q.group_by {
+        Some(_) => merge_number_series(q, kind, out),
+        None => out,
+    })
+}
+
+/// The key a series is aggregated under: its own (service, attributes), or
+/// with `group_by` the service when `service.name` is listed (else empty)
+/// and the listed attributes it has, as a JSON object.
+fn group_key(q: &MetricQuery, service: &str, attrs: &str) -> (String, String) {
+    let Some(keys) = &q.group_by else {
+        return (service.to_string(), attrs.to_string());
+    };
+    let parsed: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(attrs).unwrap_or_default();
+    let mut kept = serde_json::Map::new();
+    let mut by_service = false;
+    for k in keys {
+        if k == "service.name" {
+            by_service = true;
+        } else if let Some(v) = parsed.get(k) {
+            kept.insert(k.clone(), v.clone());
+        }
+    }
+    let service = if by_service { service } else { "" };
+    (
+        service.to_string(),
+        serde_json::Value::Object(kept).to_string(),
+    )
+}
+
+/// A merged series names its service when all its series came from one.
+fn merged_service(key_service: String, services: &BTreeSet<String>) -> String {
+    match (key_service.is_empty(), services.len()) {
+        (true, 1) => services.iter().next().cloned().unwrap_or_default(),
+        _ => key_service,
+    }
+}
+
+fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Gauge and sum series merged per group, step by step: values (increases,
+/// sums of deltas, gauges' last values) and counts add up, as PromQL's
+/// `sum by` does; gauge averages are weighted by their points, min and max
+/// are over the group.
+fn merge_number_series(
+    q: &MetricQuery,
+    kind: &str,
+    series: Vec<MetricSeries>,
+) -> Vec<MetricSeries> {
+    type Group = (BTreeSet<String>, BTreeMap<u64, MetricBucket>);
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    for s in series {
+        let g = groups
+            .entry(group_key(q, &s.service_name, s.attributes.get()))
+            .or_default();
+        g.0.insert(s.service_name.clone());
+        for p in s.points {
+            let t: u64 = p.time_unix_nano.parse().unwrap_or(0);
+            let Some(acc) = g.1.get_mut(&t) else {
+                g.1.insert(t, p);
+                continue;
+            };
+            let (ca, cb) = (acc.count.unwrap_or(0), p.count.unwrap_or(0));
+            if kind == "gauge" {
+                acc.avg = match (acc.avg, p.avg) {
+                    (Some(x), Some(y)) if ca + cb > 0 => {
+                        Some((x * ca as f64 + y * cb as f64) / (ca + cb) as f64)
+                    }
+                    (x, y) => x.or(y),
+                };
+                acc.min = match (acc.min, p.min) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
+                acc.max = match (acc.max, p.max) {
+                    (Some(x), Some(y)) => Some(x.max(y)),
+                    (x, y) => x.or(y),
+                };
+            } else {
+                // A cumulative sum's `max` is its counter value: the group's
+                // counter is their total.
+                acc.max = add(acc.max, p.max);
+            }
+            acc.value = add(acc.value, p.value);
+            acc.count = Some(ca + cb);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((service, attrs), (services, points))| MetricSeries {
+            service_name: merged_service(service, &services),
+            attributes: raw_json(&attrs),
+            points: points.into_values().collect(),
+        })
+        .collect()
 }
 
 /// A histogram point's buckets: explicit upper bounds (the last bucket is
@@ -303,6 +408,12 @@ fn distribution_series(
     kind: &str,
     step: u64,
 ) -> Result<Vec<MetricSeries>, QueryError> {
+    if q.group_by.is_some() && kind == "summary" {
+        return Err(QueryError::Invalid(
+            "group_by: summaries carry quantiles computed by the SDK, which cannot be merged"
+                .into(),
+        ));
+    }
     let w = point_filter(q, kind);
     let sql = format!(
         "SELECT service_name, attributes, time_unix_nano, count, sum, histogram, temporality \
@@ -348,23 +459,28 @@ fn distribution_series(
         has_sum: bool,
         quantiles: Option<serde_json::Value>,
     }
+    // Cumulative points are differenced per series as sent (`prev`), then
+    // added into their group's steps (`series`): merged buckets keep
+    // percentiles exact over a group.
     let mut series: BTreeMap<(String, String), BTreeMap<u64, Acc>> = BTreeMap::new();
+    let mut services: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut prev: BTreeMap<(String, String), (Buckets, u64, f64)> = BTreeMap::new();
     for (service, attrs, time, count, sum, hist, temporality) in rows {
+        let group = group_key(q, &service, &attrs);
+        services
+            .entry(group.clone())
+            .or_default()
+            .insert(service.clone());
         let key = (service, attrs);
         let b = (time / step) * step;
         let cumulative = temporality.as_deref() == Some("cumulative");
-        let acc = series
-            .entry(key.clone())
-            .or_default()
-            .entry(b)
-            .or_insert(Acc {
-                buckets: None,
-                count: 0,
-                sum: 0.0,
-                has_sum: false,
-                quantiles: None,
-            });
+        let acc = series.entry(group).or_default().entry(b).or_insert(Acc {
+            buckets: None,
+            count: 0,
+            sum: 0.0,
+            has_sum: false,
+            quantiles: None,
+        });
         if kind == "summary" {
             // Summaries carry their own quantiles; the step shows the last.
             acc.quantiles = hist
@@ -399,9 +515,12 @@ fn distribution_series(
     }
     let out = series
         .into_iter()
-        .map(|((service, attrs), steps)| MetricSeries {
-            service_name: service,
-            attributes: raw_json(&attrs),
+        .map(|(group, steps)| MetricSeries {
+            service_name: merged_service(
+                group.0.clone(),
+                services.get(&group).unwrap_or(&BTreeSet::new()),
+            ),
+            attributes: raw_json(&group.1),
             points: steps
                 .into_iter()
                 .map(|(t, acc)| {

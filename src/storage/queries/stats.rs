@@ -1,14 +1,22 @@
 //! Overviews: the services seen in a window and what the database holds.
 
+use std::collections::HashMap;
+
 use super::texts;
-use crate::model::query::{rfc3339, ServiceSummary, StorageStats, TableStats};
+use crate::model::query::{rfc3339, ServiceBucket, ServiceSummary, StorageStats, TableStats};
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::{schema, Conn};
 
 /// Services with spans starting in `[since, until)`, with their rates over
-/// that window. Latency percentiles are DuckDB's t-digest estimates: exact
-/// ones sort every span of the window, several times slower on a day of data.
-pub fn services(c: &Conn, since: u64, until: u64) -> Result<Vec<ServiceSummary>, QueryError> {
+/// that window, and with `step` (nanoseconds) their activity per step.
+/// Latency percentiles are DuckDB's t-digest estimates: exact ones sort
+/// every span of the window, several times slower on a day of data.
+pub fn services(
+    c: &Conn,
+    since: u64,
+    until: u64,
+    step: Option<u64>,
+) -> Result<Vec<ServiceSummary>, QueryError> {
     let minutes = (until.saturating_sub(since) as f64 / 60e9).max(1.0 / 60.0);
     let mut stmt = c
         .prepare(
@@ -43,12 +51,82 @@ pub fn services(c: &Conn, since: u64, until: u64) -> Result<Vec<ServiceSummary>,
                 p95_ms: ms(r.get(6)?),
                 p99_ms: ms(r.get(7)?),
                 last_seen: r.get::<_, Option<u64>>(8)?.map(rfc3339),
+                series: None,
             })
         })
         .ctx("listing services")?
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the service list")?;
-    Ok(rows)
+    let Some(step) = step.filter(|s| *s > 0) else {
+        return Ok(rows);
+    };
+    let mut series = service_steps(c, since, until, step)?;
+    Ok(rows
+        .into_iter()
+        .map(|mut s| {
+            s.series = Some(series.remove(&s.name).unwrap_or_default());
+            s
+        })
+        .collect())
+}
+
+/// Per service, one bucket per step from the one holding `since` to the
+/// one holding `until - 1`; steps without spans are zeros, so a chart of
+/// them shows quiet time as quiet rather than as a line across it.
+fn service_steps(
+    c: &Conn,
+    since: u64,
+    until: u64,
+    step: u64,
+) -> Result<HashMap<String, Vec<ServiceBucket>>, QueryError> {
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT service_name, (start_time_unix_nano // {step}) * {step} AS b, \
+             count(*), count(*) FILTER (WHERE status_code = 'ERROR'), \
+             approx_quantile(duration_ns, 0.95)::DOUBLE \
+             FROM spans WHERE start_time_unix_nano >= ? AND start_time_unix_nano < ? \
+             GROUP BY ALL ORDER BY service_name, b"
+        ))
+        .ctx("preparing the service series")?;
+    let rows = stmt
+        .query_map([since, until], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, u64>(2)?,
+                r.get::<_, u64>(3)?,
+                r.get::<_, Option<f64>>(4)?,
+            ))
+        })
+        .ctx("aggregating the service series")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading the service series")?;
+    let first = (since / step) * step;
+    let last = (until.saturating_sub(1) / step) * step;
+    let empty = || -> Vec<ServiceBucket> {
+        (0..=(last - first) / step)
+            .map(|i| {
+                let t = first + i * step;
+                ServiceBucket {
+                    time: rfc3339(t),
+                    time_unix_nano: t.to_string(),
+                    span_count: 0,
+                    error_count: 0,
+                    p95_ms: None,
+                }
+            })
+            .collect()
+    };
+    let mut out: HashMap<String, Vec<ServiceBucket>> = HashMap::new();
+    for (service, b, spans, errors, p95) in rows {
+        let buckets = out.entry(service).or_insert_with(empty);
+        if let Some(slot) = buckets.get_mut(((b - first) / step) as usize) {
+            slot.span_count = spans;
+            slot.error_count = errors;
+            slot.p95_ms = p95.map(|ns| ns / 1e6);
+        }
+    }
+    Ok(out)
 }
 
 pub fn storage_stats(c: &Conn, path: &str) -> Result<StorageStats, QueryError> {
