@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
 use super::openapi::PageParams;
-use super::params::{Params, QueryPairs};
+use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::errors::{
@@ -190,21 +190,16 @@ async fn error_histogram(
     if since >= until {
         return Err(ApiError::bad_request("since: must be before until"));
     }
-    let step = match step {
-        Some(s) if s < 1_000_000_000 => {
-            return Err(ApiError::bad_request("step: must be at least 1s"))
-        }
-        Some(s) => s,
-        // About 24 buckets, in whole minutes.
-        None => ((until - since) / 24).div_ceil(60_000_000_000).max(1) * 60_000_000_000,
-    };
+    // About 24 buckets in whole minutes: a day of hourly bars by default.
+    let step = Steps {
+        about: 24,
+        unit_ns: 60_000_000_000,
+        min_ns: 1_000_000_000,
+        max_buckets: HISTOGRAM_MAX_BUCKETS,
+    }
+    .width(step, since, until)?;
     let start = since - since % step;
     let buckets = (until - start).div_ceil(step);
-    if buckets > HISTOGRAM_MAX_BUCKETS {
-        return Err(ApiError::bad_request(format!(
-            "step: too fine for the range ({buckets} buckets; at most {HISTOGRAM_MAX_BUCKETS})"
-        )));
-    }
     let rows = state
         .store
         .error_histogram(ids.clone(), start, until, step)

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 
 use super::error::ErrorBody;
 use super::openapi::{GenAiParams, PageParams};
-use super::params::{Params, QueryPairs};
+use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::ingest::pricing::Price;
@@ -17,9 +17,6 @@ use crate::model::genai::{GenAiCall, GenAiModels, GenAiSpanQuery, UnpricedModel}
 use crate::model::query::{GenAiFilter, GenAiStats, Page};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
-
-/// Buckets one answer may hold; a finer step is refused.
-const MAX_STEPS: u64 = 11_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,20 +47,7 @@ async fn genai_stats(
     let f = filter(&mut p)?;
     let step = p.duration_ms("step")?;
     p.reject_unknown()?;
-    let (since, until) = (f.since, f.until);
-    let range = until - since;
-    let step_ns = match step {
-        Some(0) => return Err(ApiError::bad_request("step: must be greater than 0")),
-        Some(s) => s,
-        // About 60 buckets, on whole seconds.
-        None => (range / 60).max(1_000_000_000) / 1_000_000_000 * 1_000_000_000,
-    };
-    if range / step_ns > MAX_STEPS {
-        return Err(ApiError::bad_request(format!(
-            "step: too fine for the window ({} buckets; at most {MAX_STEPS})",
-            range / step_ns
-        )));
-    }
+    let step_ns = Steps::SECONDS.width(step, f.since, f.until)?;
     let f = GenAiFilter { step_ns, ..f };
     Ok(Json(state.store.genai_stats(f).await?))
 }

@@ -8,14 +8,11 @@ use utoipa::IntoParams;
 
 use super::error::ErrorBody;
 use super::openapi::{LogParams, PageParams};
-use super::params::{self, Params, QueryPairs};
+use super::params::{self, Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::query::{LogHistogram, LogQuery, LogRow, Page, PageRequest};
 use crate::model::severity_number;
-
-/// Buckets one histogram may hold; a finer step is refused.
-const MAX_STEPS: u64 = 11_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -119,18 +116,7 @@ async fn log_histogram(
     if since >= until {
         return Err(ApiError::bad_request("since: must be before until"));
     }
-    let step = match step {
-        Some(0) => return Err(ApiError::bad_request("step: must be greater than 0")),
-        Some(s) => s,
-        // About 60 buckets, on whole seconds.
-        None => ((until - since) / 60).max(1_000_000_000) / 1_000_000_000 * 1_000_000_000,
-    };
-    let buckets = (until - (since - since % step)).div_ceil(step);
-    if buckets > MAX_STEPS {
-        return Err(ApiError::bad_request(format!(
-            "step: too fine for the range ({buckets} buckets; at most {MAX_STEPS})"
-        )));
-    }
+    let step = Steps::SECONDS.width(step, since, until)?;
     Ok(Json(
         state.store.log_histogram(q, since, until, step).await?,
     ))

@@ -7,13 +7,10 @@ use axum::{Json, Router};
 
 use super::error::ErrorBody;
 use super::openapi::SeriesParams;
-use super::params::{Params, QueryPairs};
+use super::params::{Params, QueryPairs, MAX_STEPS};
 use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::query::{MetricData, MetricInfo, MetricQuery};
-
-/// Buckets one answer may hold per series; a finer step is refused.
-const MAX_STEPS: u64 = 11_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

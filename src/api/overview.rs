@@ -10,14 +10,10 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::openapi::WindowParams;
-use super::params::{Params, QueryPairs};
+use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::query::{ServiceSummary, StorageStats};
-
-/// Steps one `/services` answer may hold per service; a finer step is
-/// refused (as for metric series).
-const MAX_STEPS: u64 = 11_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -55,16 +51,11 @@ async fn services(
     if since >= until {
         return Err(ApiError::bad_request("since: must be before until"));
     }
-    match step {
-        Some(0) => return Err(ApiError::bad_request("step: must be greater than 0")),
-        Some(s) if (until - since) / s > MAX_STEPS => {
-            return Err(ApiError::bad_request(format!(
-                "step: too fine for the window ({} steps; at most {MAX_STEPS})",
-                (until - since) / s
-            )))
-        }
-        _ => {}
-    }
+    // No step: no series (the overview's totals alone).
+    let step = match step {
+        Some(s) => Some(Steps::SECONDS.width(Some(s), since, until)?),
+        None => None,
+    };
     Ok(Json(state.store.services(since, until, step).await?))
 }
 

@@ -204,6 +204,64 @@ impl Params {
 }
 
 /// A 32-hex-digit trace id, lowercased.
+/// How a time series divides `[since, until)` into buckets, so every series
+/// endpoint refuses and defaults its `step` the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct Steps {
+    /// Without a `step`, about this many buckets…
+    pub about: u64,
+    /// …each a whole multiple of this (nanoseconds).
+    pub unit_ns: u64,
+    /// The finest `step` accepted (nanoseconds, at least 1).
+    pub min_ns: u64,
+    /// Buckets one answer may hold.
+    pub max_buckets: u64,
+}
+
+/// Buckets a series answer may hold unless its endpoint says otherwise.
+pub const MAX_STEPS: u64 = 11_000;
+
+impl Steps {
+    /// About 60 buckets on whole seconds, up to [`MAX_STEPS`].
+    pub const SECONDS: Steps = Steps {
+        about: 60,
+        unit_ns: 1_000_000_000,
+        min_ns: 1,
+        max_buckets: MAX_STEPS,
+    };
+
+    /// The bucket width for `given` (the `step` parameter, if any): a 400
+    /// naming `step` when it is finer than `min_ns` or makes more than
+    /// `max_buckets` buckets (counted from `since` rounded down to the step).
+    pub fn width(&self, given: Option<u64>, since: u64, until: u64) -> Result<u64, ApiError> {
+        let step = match given {
+            Some(0) => return Err(ApiError::bad_request("step: must be greater than 0")),
+            Some(s) if s < self.min_ns => {
+                return Err(ApiError::bad_request(format!(
+                    "step: must be at least {} ms",
+                    self.min_ns as f64 / 1e6
+                )))
+            }
+            Some(s) => s,
+            None => {
+                let unit = self.unit_ns.max(1);
+                ((until.saturating_sub(since)) / self.about.max(1))
+                    .div_ceil(unit)
+                    .max(1)
+                    * unit
+            }
+        };
+        let buckets = until.saturating_sub(since - since % step).div_ceil(step);
+        if buckets > self.max_buckets {
+            return Err(ApiError::bad_request(format!(
+                "step: too fine for the range ({buckets} buckets; at most {})",
+                self.max_buckets
+            )));
+        }
+        Ok(step)
+    }
+}
+
 pub fn trace_id(text: &str) -> Result<String, ApiError> {
     hex_id(text, 32, "trace id")
 }
@@ -254,6 +312,28 @@ fn parse_duration_ns(v: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_default_refuse_and_bound() {
+        let min = 60_000_000_000;
+        let s = Steps::SECONDS;
+        // An hour: 60 one-minute buckets; 3 minutes: 3 s.
+        assert_eq!(s.width(None, 0, 60 * min).unwrap(), min);
+        assert_eq!(s.width(None, 0, 3 * min).unwrap(), 3_000_000_000);
+        // Never below the unit.
+        assert_eq!(s.width(None, 0, 10_000_000).unwrap(), 1_000_000_000);
+        assert_eq!(s.width(Some(5), 0, 100).unwrap(), 5);
+        assert!(s.width(Some(0), 0, 100).is_err());
+        assert!(s.width(Some(1), 0, 100_000).is_err());
+        let coarse = Steps {
+            about: 24,
+            unit_ns: min,
+            min_ns: 1_000_000_000,
+            max_buckets: 1000,
+        };
+        assert!(coarse.width(Some(999_999_999), 0, min).is_err());
+        assert_eq!(coarse.width(None, 0, 24 * 60 * min).unwrap(), 60 * min);
+    }
 
     #[test]
     fn times_are_rfc3339_relative_or_millis() {
