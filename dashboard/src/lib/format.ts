@@ -26,6 +26,23 @@ export function fmtNum(n: number | null | undefined, compact = false): string {
   return Number.isInteger(n) ? n.toLocaleString('en-US') : n.toLocaleString('en-US', { maximumFractionDigits: 2 });
 }
 
+/** An attribute value as text: strings as they are, the rest as JSON. */
+export function valueText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  return JSON.stringify(v);
+}
+
+/** `1 event`, `1,234 events`: a count with its noun, singular for one. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${fmtNum(n)} ${n === 1 ? one : many}`;
+}
+
+/** A round axis step (1, 2, 2.5 or 5 times a power of ten) of at least `raw`. */
+export function niceStep(raw: number): number {
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  return [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+}
+
 /** Dollars: `$12.34`, `$0.0042`, `–` when unknown (never `$0` for a missing price). */
 export function fmtCost(usd: number | null | undefined): string {
   if (usd === null || usd === undefined || Number.isNaN(usd)) return '–';

@@ -10,7 +10,8 @@ import { Time } from '../components/time';
 import { useApi } from '../lib/fetch';
 import { colorFor, fmtMs, fmtNum, fmtPct } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
-import { buildModel, type FlatSpan, type TraceJson, type TraceModel } from './trace/model';
+import type { TraceTree } from '../lib/types';
+import { buildModel, type FlatSpan, type TraceModel } from './trace/model';
 import './traces.css';
 
 export interface CmpRow {
@@ -84,8 +85,8 @@ export function TraceCompare() {
   const [db, setDb] = useState(b);
   useEffect(() => setDa(a), [a]);
   useEffect(() => setDb(b), [b]);
-  const ra = useApi<TraceJson>(a ? `/traces/${encodeURIComponent(a)}` : null);
-  const rb = useApi<TraceJson>(b ? `/traces/${encodeURIComponent(b)}` : null);
+  const ra = useApi<TraceTree>(a ? `/traces/${encodeURIComponent(a)}` : null);
+  const rb = useApi<TraceTree>(b ? `/traces/${encodeURIComponent(b)}` : null);
   const ma = useMemo(() => (ra.data ? buildModel(ra.data) : undefined), [ra.data]);
   const mb = useMemo(() => (rb.data ? buildModel(rb.data) : undefined), [rb.data]);
   const rows = useMemo(() => (ma && mb ? matchTraces(ma, mb) : []), [ma, mb]);
@@ -135,7 +136,7 @@ export function TraceCompare() {
   );
 }
 
-function CompareBody({ ta, tb, ma, mb, rows, onlyChanged, setOnlyChanged }: { ta: TraceJson; tb: TraceJson; ma: TraceModel; mb: TraceModel; rows: CmpRow[]; onlyChanged: boolean; setOnlyChanged: (v: boolean) => void }) {
+function CompareBody({ ta, tb, ma, mb, rows, onlyChanged, setOnlyChanged }: { ta: TraceTree; tb: TraceTree; ma: TraceModel; mb: TraceModel; rows: CmpRow[]; onlyChanged: boolean; setOnlyChanged: (v: boolean) => void }) {
   const missing = rows.filter((r) => r.a && !r.b).length;
   const extra = rows.filter((r) => r.b && !r.a).length;
   const matched = rows.length - missing - extra;
@@ -236,7 +237,7 @@ function CompareBody({ ta, tb, ma, mb, rows, onlyChanged, setOnlyChanged }: { ta
   );
 }
 
-function SideCard({ label, t, m }: { label: string; t: TraceJson; m: TraceModel }) {
+function SideCard({ label, t, m }: { label: string; t: TraceTree; m: TraceModel }) {
   return (
     <div class="stat card">
       <div class="stat-label">{label}</div>

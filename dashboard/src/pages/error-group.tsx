@@ -10,27 +10,28 @@ import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
 import { apiGet } from '../lib/api';
 import { useApi } from '../lib/fetch';
-import { fmtNum, fmtPct, shortId } from '../lib/format';
+import { fmtNum, fmtPct, shortId, valueText } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
 import { rangeParams, refreshTick, stepFor, toMs, useTimeRange } from '../lib/time';
+import type { ErrorGroupRow, Page, SpanRow } from '../lib/types';
 import {
   ACTION_DONE,
   CATEGORY_LABEL,
   GenAiBadge,
   StatusBadge,
+  StatusNotice,
   groupTitle,
   loadHistogram,
   patchStatus,
-  type ErrorGroup,
   type Histogram,
-  type Page,
+  type Notice,
   type StatusAction,
 } from './errors/common';
 import { StackTrace, type ParsedFrames } from './error-group/stack';
 import './errors.css';
 import './error-group.css';
 
-interface GroupDetail extends ErrorGroup {
+interface GroupDetail extends ErrorGroupRow {
   fingerprint_explanation: {
     rule: string;
     description: string;
@@ -130,7 +131,7 @@ export function ErrorGroup({ id }: { id: string }) {
   const events = useEvents(id);
   const [override, setOverride] = useState<GroupDetail | null>(null);
   const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<{ tone: 'good' | 'bad'; text: string } | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
   useEffect(() => setOverride(null), [group.data]);
   const g = override ?? group.data;
 
@@ -193,14 +194,7 @@ export function ErrorGroup({ id }: { id: string }) {
           </Link>
         ))}
       </div>
-      {notice && (
-        <div class={`errors-notice errors-notice-${notice.tone}`} role="status">
-          {notice.text}
-          <button class="btn btn-sm" onClick={() => setNotice(null)} aria-label="Dismiss">
-            ×
-          </button>
-        </div>
-      )}
+      {notice && <StatusNotice notice={notice} onDismiss={() => setNotice(null)} />}
       {g.status === 'merged' && g.merged_into && (
         <div class="errors-notice errors-notice-bad">
           This group was merged into <Link href={withRange(`/errors/${g.merged_into}`)}>#{g.merged_into}</Link>; its events and future occurrences are counted there.
@@ -318,7 +312,7 @@ function GroupCrumbs({ id }: { id: string }) {
   );
 }
 
-function StatusActions({ g, busy, act }: { g: ErrorGroup; busy: boolean; act: (a: StatusAction) => void }) {
+function StatusActions({ g, busy, act }: { g: ErrorGroupRow; busy: boolean; act: (a: StatusAction) => void }) {
   if (g.status === 'merged') return null;
   if (g.status !== 'unresolved') {
     return (
@@ -431,13 +425,6 @@ function EventView({ groupId, eventId, row }: { groupId: string; eventId: string
   );
 }
 
-interface SpanRow {
-  span_id: string;
-  name: string;
-  attributes: Record<string, unknown>;
-  resource: Record<string, unknown>;
-}
-
 /** The attributes of the span the error happened in (the event itself
  *  carries only the tags above), read from the span search. */
 function SpanAttributes({ traceId, spanId, timeNs }: { traceId: string; spanId: string; timeNs: string }) {
@@ -468,7 +455,7 @@ function SpanAttributes({ traceId, spanId, timeNs }: { traceId: string; spanId: 
             {rows.map(([k, v]) => (
               <tr key={k}>
                 <td class="mono eg-attr-key">{k}</td>
-                <td class="mono eg-attr-val">{typeof v === 'string' ? v : JSON.stringify(v)}</td>
+                <td class="mono eg-attr-val">{valueText(v)}</td>
               </tr>
             ))}
           </tbody>
@@ -663,7 +650,7 @@ interface ReleaseRow {
 
 /** Where the group stands across releases, and the service's recent
  *  deploys with the group's own releases marked. */
-function ReleasesCard({ g }: { g: ErrorGroup }) {
+function ReleasesCard({ g }: { g: ErrorGroupRow }) {
   const service = g.services[0];
   const releases = useApi<ReleaseRow[]>(service ? '/releases' : null, { service, limit: 6 });
   const rows: [string, preact.ComponentChildren][] = [

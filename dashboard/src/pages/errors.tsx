@@ -3,26 +3,28 @@
 // several groups at once (resolve, ignore, reopen, merge).
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link, useLocation } from 'wouter-preact';
+import { ServiceOptions } from '../components/options';
 import { PageHeader, Tabs } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
 import { apiGet, apiSend, apiUrl } from '../lib/api';
+import { useApi } from '../lib/fetch';
 import { fmtNum } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
 import { rangeParams, refreshTick, stepFor, useTimeRange } from '../lib/time';
-import { useApi } from '../lib/fetch';
+import type { ErrorGroupRow, Page } from '../lib/types';
 import {
   ACTION_DONE,
   CATEGORY_LABEL,
   CountBars,
   GenAiBadge,
   StatusBadge,
+  StatusNotice,
   groupTitle,
   loadHistogram,
   patchStatus,
-  type ErrorGroup,
   type Histogram,
-  type Page,
+  type Notice,
   type StatusAction,
 } from './errors/common';
 import './errors.css';
@@ -42,14 +44,14 @@ const PAGE_SIZE = 100;
 function useGroups(query: Record<string, string | undefined>) {
   const key = JSON.stringify(query);
   const tick = refreshTick.value;
-  const [state, setState] = useState<{ key: string; items: ErrorGroup[]; cursor: string | null; error?: Error; loading: boolean }>({ key: '', items: [], cursor: null, loading: true });
+  const [state, setState] = useState<{ key: string; items: ErrorGroupRow[]; cursor: string | null; error?: Error; loading: boolean }>({ key: '', items: [], cursor: null, loading: true });
   const [bump, setBump] = useState(0);
   useEffect(() => {
     const ctl = new AbortController();
     if (state.key !== key) setState({ key, items: [], cursor: null, loading: true });
     // A refresh reloads as many groups as were shown, so Load more is kept.
     const limit = Math.min(Math.max(PAGE_SIZE, state.key === key ? state.items.length : 0), 1000);
-    apiGet<Page<ErrorGroup>>('/errors', { ...query, limit }, ctl.signal).then(
+    apiGet<Page<ErrorGroupRow>>('/errors', { ...query, limit }, ctl.signal).then(
       (p) => setState({ key, items: p.items, cursor: p.next_cursor, loading: false }),
       (error) => !ctl.signal.aborted && setState((s) => ({ ...s, key, error, loading: false })),
     );
@@ -58,7 +60,7 @@ function useGroups(query: Record<string, string | undefined>) {
   const more = async () => {
     if (!state.cursor) return;
     try {
-      const p = await apiGet<Page<ErrorGroup>>('/errors', { ...query, limit: PAGE_SIZE, cursor: state.cursor });
+      const p = await apiGet<Page<ErrorGroupRow>>('/errors', { ...query, limit: PAGE_SIZE, cursor: state.cursor });
       setState((s) => ({ ...s, items: [...s.items, ...p.items.filter((g) => !s.items.some((x) => x.id === g.id))], cursor: p.next_cursor }));
     } catch (error) {
       setState((s) => ({ ...s, error: error as Error }));
@@ -111,7 +113,7 @@ function useHistogram(ids: number[], since: string, until: string | undefined, s
   return useMemo(() => new Map((h?.groups ?? []).map((g) => [g.id, g.counts])), [h]);
 }
 
-function matches(g: ErrorGroup, q: string): boolean {
+function matches(g: ErrorGroupRow, q: string): boolean {
   if (!q) return true;
   const hay = [g.error_type, g.message_template, g.culprit, g.fingerprint, String(g.id), ...g.services, g.gen_ai?.model, g.gen_ai?.error_class, g.first_release, g.last_release].filter(Boolean).join('\n').toLowerCase();
   return q
@@ -147,7 +149,7 @@ export function Errors() {
 
   const [selected, setSelected] = useState<Set<number>>(new Set());
   const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<{ tone: 'good' | 'bad'; text: string } | null>(null);
+  const [notice, setNotice] = useState<Notice | null>(null);
   const [confirmMerge, setConfirmMerge] = useState(false);
   // Selections belong to one list: changing filters or tab starts afresh.
   useEffect(() => {
@@ -198,7 +200,7 @@ export function Errors() {
     groups.reload();
   };
 
-  const open = (g: ErrorGroup) => navigate(withRange(`/errors/${g.id}`));
+  const open = (g: ErrorGroupRow) => navigate(withRange(`/errors/${g.id}`));
   const canUnresolve = selectedGroups.some((g) => g.status !== 'unresolved');
   const canResolve = selectedGroups.some((g) => g.status !== 'resolved');
   const canIgnore = selectedGroups.some((g) => g.status !== 'archived');
@@ -221,15 +223,7 @@ export function Errors() {
         <label class="field">
           Service
           <select value={service} onChange={(e) => set({ service: (e.target as HTMLSelectElement).value })}>
-            <option value="">All services</option>
-            {(services.data ?? [])
-              .map((s) => s.name)
-              .concat(service && !(services.data ?? []).some((s) => s.name === service) ? [service] : [])
-              .map((n) => (
-                <option key={n} value={n}>
-                  {n}
-                </option>
-              ))}
+            <ServiceOptions names={(services.data ?? []).map((s) => s.name).concat(service && !(services.data ?? []).some((s) => s.name === service) ? [service] : [])} />
           </select>
         </label>
         <label class="field">
@@ -253,14 +247,7 @@ export function Errors() {
         </label>
       </div>
 
-      {notice && (
-        <div class={`errors-notice errors-notice-${notice.tone}`} role="status">
-          {notice.text}
-          <button class="btn btn-sm" onClick={() => setNotice(null)} aria-label="Dismiss">
-            ×
-          </button>
-        </div>
-      )}
+      {notice && <StatusNotice notice={notice} onDismiss={() => setNotice(null)} />}
 
       <section class="card flush">
         <div class={`errors-bulkbar${selectedGroups.length ? ' active' : ''}`}>
@@ -334,12 +321,12 @@ function GroupTable({
   hist,
   filtered,
 }: {
-  groups: ErrorGroup[];
+  groups: ErrorGroupRow[];
   loading: boolean;
   error?: Error;
   selected: Set<number>;
   toggle: (id: number) => void;
-  open: (g: ErrorGroup) => void;
+  open: (g: ErrorGroupRow) => void;
   hist: Map<number, number[]>;
   filtered: boolean;
 }) {

@@ -10,9 +10,10 @@ import { Badge, PageHeader } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
 import { apiGet } from '../lib/api';
-import { fmtMs, fmtNum, shortId } from '../lib/format';
+import { fmtMs, fmtNum, plural, shortId } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
 import { refreshTick, toMs } from '../lib/time';
+import type { LogRow } from '../lib/types';
 import './functions.css';
 
 interface FunctionInfo {
@@ -80,13 +81,6 @@ interface Invocation {
   finished_unix_nano: string | null;
 }
 
-interface LogRow {
-  time_unix_nano: string;
-  severity_text: string | null;
-  severity_number: number;
-  body: string | null;
-}
-
 const POLL_MS = 1000;
 
 /** GETs `path` every `everyMs` while the tab is visible (and at once when
@@ -127,7 +121,6 @@ function usePoll<T>(path: string, everyMs: number) {
   return state;
 }
 
-const plural = (n: number, word: string) => `${fmtNum(n)} ${word}${n === 1 ? '' : 's'}`;
 
 /** `/srv/scripts/a.lua` → `a.lua` when it is in the scripts folder. */
 function rel(dir: string, file: string): string {
@@ -576,7 +569,7 @@ function Diagnostics({ diags, dir }: { diags: { data?: DiagnosticList; error?: E
         <h2>
           qyl check{' '}
           <span class="muted fn-diag-sum">
-            {fmtNum(diags.data.files)} file{diags.data.files === 1 ? '' : 's'}, {fmtNum(diags.data.functions)} function{diags.data.functions === 1 ? '' : 's'}
+            {plural(diags.data.files, 'file')}, {plural(diags.data.functions, 'function')}
             {' · '}
             {problems.length === 0 ? 'no problems' : [plural(problems.filter((d) => d.severity === 'error').length, 'error'), plural(problems.filter((d) => d.severity === 'warning').length, 'warning')].join(', ')}
           </span>

@@ -8,12 +8,13 @@ import { Badge, Card, PageHeader, Stat } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
 import { useApi } from '../lib/fetch';
-import { colorFor, fmtCost, fmtMs, fmtNum, fmtPct } from '../lib/format';
+import { colorFor, fmtCost, fmtMs, fmtNum, fmtPct, plural } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
 import { rangeParams, stepFor, toMs, useTimeRange } from '../lib/time';
+import type { GenAiStats, Page } from '../lib/types';
 import { CostText } from './genai/cost';
 import { StackedBars, type StackSeries } from './genai/stacked';
-import { callModel, errorTypeLabel, type GenAiCall, type GenAiModels, type GenAiStats, type Page, type Pricing } from './genai/types';
+import { callModel, errorTypeLabel, type GenAiCall, type GenAiModels, type Pricing } from './genai/types';
 import './genai.css';
 
 /** Models drawn on their own in the charts; the rest are summed as "other". */
@@ -106,7 +107,7 @@ function Tiles({ stats }: { stats: GenAiStats }) {
       <Stat
         label="Cost"
         value={<CostText cost={t.cost_usd} unpriced={t.requests_without_cost} requests={t.requests} />}
-        sub={t.requests_without_cost > 0 ? <span class="tone-warn">{fmtNum(t.requests_without_cost)} {t.requests_without_cost === 1 ? 'call' : 'calls'} unpriced</span> : 'every call priced'}
+        sub={t.requests_without_cost > 0 ? <span class="tone-warn">{plural(t.requests_without_cost, 'call')} unpriced</span> : 'every call priced'}
       />
       <Stat label="Latency p95" value={fmtMs(t.latency_p95_ms)} sub={`p50 ${fmtMs(t.latency_p50_ms)} · p99 ${fmtMs(t.latency_p99_ms)}`} />
       <Stat label="Time to first chunk" value={fmtMs(t.time_to_first_chunk_p50_ms)} sub={t.time_to_first_chunk_p50_ms === null ? 'no streamed calls' : `p50 · p95 ${fmtMs(t.time_to_first_chunk_p95_ms)}`} />
@@ -326,7 +327,7 @@ function Unpriced({ pricing }: { pricing: Pricing | undefined }) {
       {list.map((m, i) => (
         <span key={`${m.provider}/${m.model}`}>
           {i > 0 && ', '}
-          <code>{m.model ?? '?'}</code> <span class="muted">({fmtNum(m.requests)} {m.requests === 1 ? 'call' : 'calls'})</span>
+          <code>{m.model ?? '?'}</code> <span class="muted">({plural(m.requests, 'call')})</span>
         </span>
       ))}
       . Their calls are counted apart, not as $0 — add them under <code>[genai]</code> in qyl.toml.

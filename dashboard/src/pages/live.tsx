@@ -6,16 +6,17 @@
 // kept, and only those in view are rendered.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
+import { DebouncedInput } from '../components/debounced-input';
+import { SeverityOptions } from '../components/options';
 import { PageHeader, Badge } from '../components/page';
 import { Time } from '../components/time';
+import { useVirtualizer } from '../components/virtual';
 import { useApi } from '../lib/fetch';
-import { colorFor, fmtMs, fmtNum } from '../lib/format';
+import { colorFor, fmtMs, fmtNum, plural, valueText } from '../lib/format';
+import { LiveStream, type StreamStatus } from '../lib/live-stream';
 import { useParams, useSetParams, withRange } from '../lib/params';
+import { LEVELS, levelLabel, levelOf, type Level } from '../lib/severity';
 import { rangeParams, useTimeRange } from '../lib/time';
-import { LEVELS, levelLabel, levelOf, type Level } from './logs/severity';
-import { SeverityOptions } from './logs/severity-options';
-import { useVirtualizer } from './logs/virtual';
-import { LiveStream, type StreamStatus } from './live/stream';
 import './live.css';
 
 /** Rows kept in memory (and the most a paused buffer holds). */
@@ -70,7 +71,7 @@ const FUNCTION_TONE: Record<string, NonNullable<LiveRow['badge']>['tone']> = {
 };
 
 function short(v: unknown, n = 160): string {
-  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  const s = valueText(v);
   if (s === undefined) return '';
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
@@ -117,7 +118,7 @@ export function toRow(type: string, id: number | null, d: any): LiveRow | null {
         type,
         time: d.last_seen_unix_nano,
         service: d.service_name ?? '',
-        title: `${what} · ${fmtNum(d.count)} ${d.count === 1 ? 'event' : 'events'}`,
+        title: `${what} · ${plural(d.count, 'event')}`,
         badge: { text: String(d.change ?? 'changed').toUpperCase(), tone: d.change === 'new' ? 'accent' : 'bad' },
         href: d.group_id !== undefined ? `/errors/${d.group_id}` : undefined,
       };
@@ -195,7 +196,6 @@ export function Live() {
   const [rate, setRate] = useState(0);
   const [received, setReceived] = useState(0);
   const [notices, setNotices] = useState<{ id: number; text: string }[]>([]);
-  const [serviceDraft, setServiceDraft] = useState(filters.service);
 
   const pending = useRef<LiveRow[]>([]);
   const dropped = useRef(0);
@@ -312,13 +312,6 @@ export function Live() {
   };
 
   const setFilter = (changes: Record<string, string | null>, replace = false) => set(changes, { replace });
-  // The service box is typed into: the URL (and the stream) follow after a pause.
-  useEffect(() => setServiceDraft(filters.service), [filters.service]);
-  useEffect(() => {
-    if (serviceDraft === filters.service) return;
-    const t = setTimeout(() => setFilter({ service: serviceDraft || null }, true), 400);
-    return () => clearTimeout(t);
-  }, [serviceDraft]);
 
   const toggleType = (t: LiveType) => {
     const next = filters.types.includes(t) ? filters.types.filter((x) => x !== t) : ALL_TYPES.filter((x) => x === t || filters.types.includes(x));
@@ -369,13 +362,14 @@ export function Live() {
         </fieldset>
         <label class="field">
           Service
-          <input
+          {/* Typed into: the URL (and the stream) follow after a pause. */}
+          <DebouncedInput
             data-search
             list="live-services"
             placeholder="any service"
-            value={serviceDraft}
-            onInput={(e) => setServiceDraft((e.target as HTMLInputElement).value)}
-            onKeyDown={(e) => e.key === 'Enter' && setFilter({ service: serviceDraft || null }, true)}
+            value={filters.service}
+            delayMs={400}
+            onCommit={(text) => setFilter({ service: text || null }, true)}
           />
           <datalist id="live-services">
             {serviceNames.map((s) => (
@@ -460,7 +454,7 @@ export function Live() {
           )}
         </div>
         <div class="live-foot muted">
-          {fmtNum(rows.length)} {rows.length === 1 ? 'row' : 'rows'} shown · the newest {fmtNum(MAX_ROWS)} are kept
+          {plural(rows.length, 'row')} shown · the newest {fmtNum(MAX_ROWS)} are kept
           {paused ? ' · paused: events keep arriving and are counted above' : ''}
         </div>
       </section>

@@ -7,41 +7,22 @@
 // "paused — N new" bar so the rows being read do not move.
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
+import { DebouncedInput } from '../components/debounced-input';
+import { ServiceOptions, SeverityOptions } from '../components/options';
 import { PageHeader } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
+import { useVirtualizer } from '../components/virtual';
 import { apiGet } from '../lib/api';
 import { useApi } from '../lib/fetch';
-import { colorFor, fmtNum, shortId } from '../lib/format';
+import { colorFor, fmtNum, shortId, valueText } from '../lib/format';
+import { LiveStream, type StreamStatus } from '../lib/live-stream';
 import { useParams, useSetParams, withRange } from '../lib/params';
+import { levelLabel, levelOf, type Level } from '../lib/severity';
 import { rangeParams, refreshTick, stepFor, useTimeRange } from '../lib/time';
+import type { LogRow, Page } from '../lib/types';
 import { SeverityHistogram, type LogHistogram } from './logs/histogram';
-import { levelLabel, levelOf, type Level } from './logs/severity';
-import { SeverityOptions } from './logs/severity-options';
-import { useVirtualizer } from './logs/virtual';
-import { LiveStream, type StreamStatus } from './live/stream';
 import './logs.css';
-
-/** A log record as /api/v1/logs and the live stream return it. */
-export interface LogRow {
-  time: string;
-  time_unix_nano: string;
-  observed_time_unix_nano: string;
-  trace_id: string | null;
-  span_id: string | null;
-  severity_number: number;
-  severity_text: string | null;
-  body: string | null;
-  service_name: string;
-  service_version: string | null;
-  deployment_environment: string | null;
-  scope_name: string | null;
-  session_id: string | null;
-  event_name: string | null;
-  attributes: Record<string, unknown>;
-  resource: Record<string, unknown>;
-  ingest_seq: number;
-}
 
 /** A loaded row with what the list needs, computed once. */
 interface Item {
@@ -76,17 +57,13 @@ function readFilters(p: URLSearchParams): LogFilters {
   return { q: p.get('q') ?? '', service: p.get('service') ?? '', severity_min: p.get('severity_min') ?? '', trace_id: p.get('trace_id') ?? '', attrs };
 }
 
-function attrText(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
-}
-
 /** What the live tail has to check itself: the stream filters by service,
  *  severity and trace, not by text or attributes. */
 function tailMatches(log: LogRow, f: LogFilters): boolean {
   if (f.q && !(log.body ?? '').toLowerCase().includes(f.q.toLowerCase())) return false;
   for (const [k, v] of f.attrs) {
     const a = log.attributes?.[k] ?? log.resource?.[k];
-    if (a === undefined || attrText(a) !== v) return false;
+    if (a === undefined || valueText(a) !== v) return false;
   }
   return true;
 }
@@ -139,7 +116,7 @@ export function Logs() {
     const ctl = new AbortController();
     loadCtl.current = ctl;
     setState((s) => ({ loading: s.loading || items.length === 0, more: false, busy: newQuestion }));
-    apiGet<{ items: LogRow[]; next_cursor: string | null }>('/logs', { ...query, limit: PAGE }, ctl.signal).then(
+    apiGet<Page<LogRow>>('/logs', { ...query, limit: PAGE }, ctl.signal).then(
       (page) => {
         if (ctl.signal.aborted) return;
         const next = page.items.map(toItem);
@@ -164,7 +141,7 @@ export function Logs() {
     const ctl = new AbortController();
     loadCtl.current = ctl;
     setState((s) => ({ ...s, more: true, moreError: undefined }));
-    apiGet<{ items: LogRow[]; next_cursor: string | null }>('/logs', { ...query, limit: PAGE, cursor }, ctl.signal).then(
+    apiGet<Page<LogRow>>('/logs', { ...query, limit: PAGE, cursor }, ctl.signal).then(
       (page) => {
         if (ctl.signal.aborted) return;
         setItems((cur) => cur.concat(page.items.map(toItem)));
@@ -248,17 +225,10 @@ export function Logs() {
     });
 
   // The text box is typed into; the URL (and the query) follow after a pause.
-  const [qDraft, setQDraft] = useState(filters.q);
   const [traceDraft, setTraceDraft] = useState(filters.trace_id);
   const [attrDraft, setAttrDraft] = useState('');
   const [attrError, setAttrError] = useState<string | null>(null);
-  useEffect(() => setQDraft(filters.q), [filters.q]);
   useEffect(() => setTraceDraft(filters.trace_id), [filters.trace_id]);
-  useEffect(() => {
-    if (qDraft === filters.q) return;
-    const t = setTimeout(() => set({ q: qDraft || null }, { replace: true }), 300);
-    return () => clearTimeout(t);
-  }, [qDraft]);
   const applyTrace = () => {
     const t = traceDraft.trim().toLowerCase();
     if (t === filters.trace_id) return;
@@ -333,24 +303,19 @@ export function Logs() {
       <div class="filters logs-filters">
         <label class="field logs-q">
           Search
-          <input
+          <DebouncedInput
             data-search
             type="search"
             placeholder="Text in the log body…  ( / )"
-            value={qDraft}
-            onInput={(e) => setQDraft((e.target as HTMLInputElement).value)}
-            onKeyDown={(e) => e.key === 'Enter' && set({ q: qDraft || null }, { replace: true })}
+            value={filters.q}
+            delayMs={300}
+            onCommit={(text) => set({ q: text || null }, { replace: true })}
           />
         </label>
         <label class="field">
           Service
           <select value={filters.service} onChange={(e) => set({ service: (e.target as HTMLSelectElement).value || null })}>
-            <option value="">All services</option>
-            {serviceNames.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
+            <ServiceOptions names={serviceNames} />
           </select>
         </label>
         <label class="field">
@@ -691,9 +656,9 @@ function AttrTable({ title, entries, onAttr }: { title: string; entries: [string
             {entries.map(([k, val]) => (
               <tr key={k}>
                 <td class="mono logs-attr-key">{k}</td>
-                <td class="mono logs-attr-val">{attrText(val)}</td>
+                <td class="mono logs-attr-val">{valueText(val)}</td>
                 <td class="logs-attr-act">
-                  <button class="btn btn-sm" title={`Filter by ${k} = ${attrText(val)}`} aria-label={`Filter by ${k}`} onClick={() => onAttr(k, attrText(val))}>
+                  <button class="btn btn-sm" title={`Filter by ${k} = ${valueText(val)}`} aria-label={`Filter by ${k}`} onClick={() => onAttr(k, valueText(val))}>
                     ⊕
                   </button>
                 </td>

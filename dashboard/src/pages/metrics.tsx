@@ -5,6 +5,7 @@
 // aggregation live in the URL so a chart can be shared.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { palette } from '../components/chart';
+import { ServiceOptions } from '../components/options';
 import { Badge, Card, PageHeader } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
@@ -343,12 +344,7 @@ function MetricView({ info }: { info: MetricInfo }) {
             <label class="field">
               Service
               <select aria-label="Service" value={service} onChange={(e) => setParams({ service: (e.target as HTMLSelectElement).value || null })}>
-                <option value="">All services</option>
-                {info.services.map((s) => (
-                  <option key={s} value={s}>
-                    {s}
-                  </option>
-                ))}
+                <ServiceOptions names={info.services} />
               </select>
             </label>
           )}

@@ -8,9 +8,10 @@ import { Sparkline } from '../components/sparkline';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
 import { useApi } from '../lib/fetch';
-import { colorFor, fmtBytes, fmtCost, fmtMs, fmtNum, fmtPct } from '../lib/format';
+import { colorFor, fmtBytes, fmtCost, fmtMs, fmtNum, fmtPct, plural } from '../lib/format';
 import { withRange } from '../lib/params';
 import { rangeParams, stepFor, useTimeRange, type TimeRange } from '../lib/time';
+import type { ErrorGroupRow, GenAiStats, Page } from '../lib/types';
 import './overview.css';
 
 interface ServiceBucket {
@@ -42,33 +43,6 @@ interface StorageOverview {
   queue: { rows: number; capacity: number };
   refused_exports: number;
   retention?: { hours: number; max_db_size_mb: number };
-}
-
-interface GenAiTotals {
-  requests: number;
-  errors: number;
-  input_tokens: number;
-  output_tokens: number;
-  cost_usd: number | null;
-  requests_without_cost: number;
-}
-
-interface GenAiStats {
-  totals: GenAiTotals;
-  by_model: (GenAiTotals & { provider: string | null; model: string | null })[];
-  over_time: (GenAiTotals & { time: string })[];
-}
-
-interface ErrorGroupRow {
-  id: number;
-  error_type: string | null;
-  message_template: string | null;
-  culprit: string | null;
-  category: string;
-  substatus: string | null;
-  last_seen: string;
-  count: number;
-  services: string[];
 }
 
 interface SloStatus {
@@ -130,7 +104,7 @@ export function Overview() {
   const services = useApi<ServiceSummary[]>('/services', { ...window, step });
   const storage = useApi<StorageOverview>('/storage');
   const genai = useApi<GenAiStats>('/genai/stats', { ...window, step });
-  const errors = useApi<{ items: ErrorGroupRow[]; next_cursor: string | null }>('/errors', { status: 'unresolved', sort: 'last_seen', limit: ERROR_PAGE });
+  const errors = useApi<Page<ErrorGroupRow>>('/errors', { status: 'unresolved', sort: 'last_seen', limit: ERROR_PAGE });
   const slos = useApi<SloStatus[]>('/slo');
 
   const header = <PageHeader title="Overview" subtitle={`All services · ${range.label}`} />;
@@ -234,7 +208,7 @@ function StatTiles({ range, services, storage, genai, errors, moreErrors }: { ra
             <>
               {spark(alignToSteps(services, genai!.over_time, (b) => b.cost_usd ?? 0), 'var(--good)', 'spend per step')}
               <span>
-                {fmtNum(tokens, true)} tokens · {fmtNum(g.requests)} {g.requests === 1 ? 'call' : 'calls'}
+                {fmtNum(tokens, true)} tokens · {plural(g.requests, 'call')}
                 {g.requests_without_cost ? ` · ${g.requests_without_cost} unpriced` : ''}
               </span>
             </>

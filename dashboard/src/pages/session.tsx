@@ -11,8 +11,9 @@ import { useApi } from '../lib/fetch';
 import { colorFor, fmtCost, fmtMs, fmtNum, shortId } from '../lib/format';
 import { withRange } from '../lib/params';
 import { toMs } from '../lib/time';
+import type { ErrorGroupRow, Page, SpanRow } from '../lib/types';
 import { CostText } from './genai/cost';
-import { ROLLUP_OPERATIONS, errorTypeLabel, type Conversation, type ConversationTurn, type ErrorGroupRow, type Page, type SessionDetail, type SessionTrace, type SpanRow } from './genai/types';
+import { ROLLUP_OPERATIONS, errorTypeLabel, type Conversation, type ConversationTurn, type SessionDetail, type SessionTrace } from './genai/types';
 import { Clamped, Fold, argsInline, otherParts, pretty, toolCalls, toolResults, type ToolResult } from './session/messages';
 import './session.css';
 

@@ -10,8 +10,9 @@ import { useApi } from '../lib/fetch';
 import { colorFor, fmtMs, fmtNum } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
 import { rangeParams, useTimeRange } from '../lib/time';
+import type { Page } from '../lib/types';
 import { CostText } from './genai/cost';
-import type { Page, SessionSummary } from './genai/types';
+import type { SessionSummary } from './genai/types';
 import './sessions.css';
 
 type SortKey = 'last_seen' | 'first_seen' | 'spans' | 'traces' | 'errors' | 'requests' | 'tokens' | 'cost';

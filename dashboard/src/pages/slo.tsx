@@ -5,7 +5,7 @@
 import { Badge, PageHeader } from '../components/page';
 import { ErrorBox, Loading } from '../components/states';
 import { useApi } from '../lib/fetch';
-import { fmtNum, fmtPct } from '../lib/format';
+import { fmtNum, fmtPct, plural } from '../lib/format';
 import { withRange } from '../lib/params';
 import { Link } from 'wouter-preact';
 import './slo.css';
@@ -195,7 +195,7 @@ function SloCard({ s }: { s: SloStatus }) {
               <span class="muted slo-sli-target">target {s.objective}%</span>
             </div>
             <div class="muted slo-budget-sub">
-              {fmtNum(b.good)} good of {fmtNum(b.total)} request{b.total === 1 ? '' : 's'}
+              {fmtNum(b.good)} good of {plural(b.total, 'request')}
             </div>
           </div>
         </div>

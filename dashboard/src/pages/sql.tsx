@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { PageHeader, Card } from '../components/page';
 import { Loading } from '../components/states';
 import { apiGet, apiSend, ApiError } from '../lib/api';
-import { fmtMs, fmtNum } from '../lib/format';
+import { fmtMs, fmtNum, plural } from '../lib/format';
 import { useParams, useSetParams } from '../lib/params';
 import { fmtAgo } from '../lib/time';
 import './sql.css';
@@ -408,7 +408,7 @@ function Results({ run }: { run: RunState }) {
     <Card class="flush sql-results">
       <div class="sql-meta">
         <strong class="sql-rowcount">
-          {fmtNum(result.rows.length)} {result.rows.length === 1 ? 'row' : 'rows'}
+          {plural(result.rows.length, 'row')}
         </strong>
         <span class="muted">
           {result.columns.length} columns · {fmtMs(result.elapsed_ms)} in DuckDB · {fmtMs(run.wallMs)} total

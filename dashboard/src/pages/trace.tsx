@@ -9,16 +9,17 @@ import { Badge, PageHeader, Tabs } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
 import { useApi } from '../lib/fetch';
-import { colorFor, fmtCost, fmtMs, fmtNum } from '../lib/format';
+import { colorFor, fmtCost, fmtMs, fmtNum, valueText } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
+import type { TraceTree } from '../lib/types';
 import { SpanDetail, SeverityBadge } from './trace/detail';
 import { FlameGraph } from './trace/flame';
-import { buildModel, valueText, visibleRows, type TraceJson, type TraceModel } from './trace/model';
+import { buildModel, visibleRows, type TraceModel } from './trace/model';
 import { Waterfall } from './trace/waterfall';
 import './traces.css';
 
 export function TraceView({ id }: { id: string }) {
-  const r = useApi<TraceJson>(`/traces/${encodeURIComponent(id)}`);
+  const r = useApi<TraceTree>(`/traces/${encodeURIComponent(id)}`);
   const model = useMemo(() => (r.data ? buildModel(r.data) : undefined), [r.data]);
   if (r.error && !r.data) {
     const notFound = (r.error as { status?: number }).status === 404;
@@ -39,7 +40,7 @@ export function TraceView({ id }: { id: string }) {
   return <TraceBody trace={r.data} model={model} />;
 }
 
-function TraceBody({ trace, model }: { trace: TraceJson; model: TraceModel }) {
+function TraceBody({ trace, model }: { trace: TraceTree; model: TraceModel }) {
   const p = useParams();
   const set = useSetParams();
   const [, navigate] = useLocation();
@@ -278,7 +279,7 @@ function Fact({ label, value, tone }: { label: string; value: ComponentChildren;
   );
 }
 
-function TraceLogs({ trace, model, onSelect }: { trace: TraceJson; model: TraceModel; onSelect: (i: number) => void }) {
+function TraceLogs({ trace, model, onSelect }: { trace: TraceTree; model: TraceModel; onSelect: (i: number) => void }) {
   if (trace.logs.length === 0)
     return (
       <Empty title="No logs carry this trace's id" hint={false}>

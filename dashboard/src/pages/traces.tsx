@@ -3,24 +3,21 @@
 // scatter of the results (click a dot to open the trace); the result list
 // with proportional duration bars, "load more" paging, and a pick-two
 // "Compare". Filters live in the URL so searches can be shared.
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { Link, useLocation } from 'wouter-preact';
 import { Chart } from '../components/chart';
+import { DebouncedInput } from '../components/debounced-input';
+import { ServiceOptions } from '../components/options';
 import { Badge, Card, PageHeader } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
 import { apiGet, type Params } from '../lib/api';
 import { useApi } from '../lib/fetch';
-import { colorFor, fmtCost, fmtMs, fmtNum } from '../lib/format';
+import { colorFor, fmtCost, fmtMs, fmtNum, plural } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
 import { rangeParams, toMs, useTimeRange } from '../lib/time';
-import type { TraceSummary } from './trace/model';
+import type { Page, TraceSummary } from '../lib/types';
 import './traces.css';
-
-interface Page {
-  items: TraceSummary[];
-  next_cursor: string | null;
-}
 
 interface Service {
   name: string;
@@ -40,33 +37,6 @@ export function parseAttrFilter(text: string): [string, string][] | null {
 }
 
 const DURATION_RE = /^\d+(\.\d+)?\s*(ns|us|µs|ms|s|m|h)?$/;
-
-/** A text input that writes to the URL after typing pauses (replacing the
- *  history entry), and follows the URL when it changes (back button). */
-function DebouncedInput({ value, onCommit, ...rest }: { value: string; onCommit: (v: string) => void } & Record<string, unknown>) {
-  const [text, setText] = useState(value);
-  const timer = useRef<number>();
-  useEffect(() => setText(value), [value]);
-  useEffect(() => () => clearTimeout(timer.current), []);
-  return (
-    <input
-      {...rest}
-      value={text}
-      onInput={(e) => {
-        const v = (e.target as HTMLInputElement).value;
-        setText(v);
-        clearTimeout(timer.current);
-        timer.current = window.setTimeout(() => onCommit(v), 350);
-      }}
-      onKeyDown={(e) => {
-        if (e.key === 'Enter') {
-          clearTimeout(timer.current);
-          onCommit(text);
-        }
-      }}
-    />
-  );
-}
 
 export function Traces() {
   const p = useParams();
@@ -90,7 +60,7 @@ export function Traces() {
   for (const [k, v] of attrs ?? []) params[`attr.${k}`] = v;
 
   const services = useApi<Service[]>('/services', rangeParams(range));
-  const first = useApi<Page>('/traces', params);
+  const first = useApi<Page<TraceSummary>>('/traces', params);
   const key = JSON.stringify(params);
 
   // Pages after the first, fetched by "load more"; dropped when the search changes.
@@ -105,7 +75,7 @@ export function Traces() {
   const loadMore = () => {
     if (!nextCursor) return;
     setMore({ ...extra, loading: true });
-    apiGet<Page>('/traces', { ...params, cursor: nextCursor }).then(
+    apiGet<Page<TraceSummary>>('/traces', { ...params, cursor: nextCursor }).then(
       (page) => setMore({ key, items: [...extra.items, ...page.items], cursor: page.next_cursor, loading: false }),
       (error) => setMore({ ...extra, loading: false, error }),
     );
@@ -138,17 +108,12 @@ export function Traces() {
         <label class="field">
           Service
           <select value={service} onChange={(e) => set({ service: (e.target as HTMLSelectElement).value })} aria-label="Service">
-            <option value="">All services</option>
-            {serviceNames.map((s) => (
-              <option key={s} value={s}>
-                {s}
-              </option>
-            ))}
+            <ServiceOptions names={serviceNames} />
           </select>
         </label>
         <label class="field">
           Operation
-          <DebouncedInput class="wide" data-search value={name} placeholder="span name, e.g. GET /cart" aria-label="Operation" onCommit={(v: string) => set({ name: v.trim() }, { replace: true })} />
+          <DebouncedInput delayMs={350} class="wide" data-search value={name} placeholder="span name, e.g. GET /cart" aria-label="Operation" onCommit={(v: string) => set({ name: v.trim() }, { replace: true })} />
         </label>
         <label class="field">
           Status
@@ -161,15 +126,15 @@ export function Traces() {
         </label>
         <label class="field">
           Min duration
-          <DebouncedInput value={min} placeholder="250ms" aria-label="Min duration" aria-invalid={badMin} onCommit={(v: string) => set({ min: v.trim() }, { replace: true })} />
+          <DebouncedInput delayMs={350} value={min} placeholder="250ms" aria-label="Min duration" aria-invalid={badMin} onCommit={(v: string) => set({ min: v.trim() }, { replace: true })} />
         </label>
         <label class="field">
           Max duration
-          <DebouncedInput value={max} placeholder="2s" aria-label="Max duration" aria-invalid={badMax} onCommit={(v: string) => set({ max: v.trim() }, { replace: true })} />
+          <DebouncedInput delayMs={350} value={max} placeholder="2s" aria-label="Max duration" aria-invalid={badMax} onCommit={(v: string) => set({ max: v.trim() }, { replace: true })} />
         </label>
         <label class="field">
           Attribute
-          <DebouncedInput class="wide mono" value={attr} placeholder="http.route=/cart" aria-label="Attribute" aria-invalid={attrs === null} onCommit={(v: string) => set({ attr: v.trim() }, { replace: true })} />
+          <DebouncedInput delayMs={350} class="wide mono" value={attr} placeholder="http.route=/cart" aria-label="Attribute" aria-invalid={attrs === null} onCommit={(v: string) => set({ attr: v.trim() }, { replace: true })} />
         </label>
         {anyFilter && (
           <button class="btn" type="button" onClick={() => set({ service: null, name: null, status: null, min: null, max: null, attr: null })}>
@@ -209,7 +174,7 @@ export function Traces() {
                 </button>
               ) : (
                 <span class="muted">
-                  {fmtNum(items.length)} trace{items.length === 1 ? '' : 's'} · end of results
+                  {plural(items.length, 'trace')} · end of results
                 </span>
               )}
             </div>

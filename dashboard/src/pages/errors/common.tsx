@@ -4,46 +4,7 @@
 // classes, and the status changes both pages send.
 import { Badge } from '../../components/page';
 import { apiGet, apiSend } from '../../lib/api';
-
-export interface ErrorGenAi {
-  provider: string | null;
-  operation: string | null;
-  model: string | null;
-  error_class: string | null;
-  tool: string | null;
-}
-
-export interface ErrorGroup {
-  id: number;
-  fingerprint: string;
-  error_type: string | null;
-  message_template: string | null;
-  culprit: string | null;
-  category: 'exception' | 'status' | 'genai' | 'genai_soft' | string;
-  status: 'unresolved' | 'resolved' | 'archived' | 'merged' | string;
-  substatus: string;
-  first_seen: string;
-  last_seen: string;
-  first_release: string | null;
-  last_release: string | null;
-  last_environment: string | null;
-  count: number;
-  unhandled_count: number;
-  user_count: number;
-  services: string[];
-  users: string[];
-  sample_trace_ids: string[];
-  resolved_at: string | null;
-  resolved_in_release: string | null;
-  resolved_environment: string | null;
-  merged_into: number | null;
-  gen_ai?: ErrorGenAi;
-}
-
-export interface Page<T> {
-  items: T[];
-  next_cursor: string | null;
-}
+import type { ErrorGroupRow } from '../../lib/types';
 
 export interface Histogram {
   start_unix_nano: string;
@@ -53,7 +14,7 @@ export interface Histogram {
 }
 
 /** The group's headline: its type, else what failed. */
-export function groupTitle(g: Pick<ErrorGroup, 'error_type' | 'culprit' | 'category'>): string {
+export function groupTitle(g: Pick<ErrorGroupRow, 'error_type' | 'culprit' | 'category'>): string {
   return g.error_type || g.culprit || (g.category === 'genai_soft' ? 'GenAI soft failure' : 'Error');
 }
 
@@ -84,7 +45,7 @@ const SUBSTATUS_LABEL: Record<string, string> = {
 };
 
 /** One badge saying where the group stands (substatus when it says more). */
-export function StatusBadge({ g }: { g: Pick<ErrorGroup, 'status' | 'substatus' | 'merged_into'> }) {
+export function StatusBadge({ g }: { g: Pick<ErrorGroupRow, 'status' | 'substatus' | 'merged_into'> }) {
   if (g.status === 'merged') return <Badge title={g.merged_into ? `Merged into #${g.merged_into}` : undefined}>Merged</Badge>;
   const label = SUBSTATUS_LABEL[g.substatus] ?? STATUS_LABEL[g.status] ?? g.status;
   const tone =
@@ -119,7 +80,7 @@ const GENAI_CLASS_LABEL: Record<string, string> = {
 };
 
 /** The GenAI error class (`rate_limited` → “Rate limited”), for GenAI groups. */
-export function GenAiBadge({ g }: { g: Pick<ErrorGroup, 'gen_ai' | 'category'> }) {
+export function GenAiBadge({ g }: { g: Pick<ErrorGroupRow, 'gen_ai' | 'category'> }) {
   const cls = g.gen_ai?.error_class;
   if (!cls && g.category !== 'genai' && g.category !== 'genai_soft') return null;
   const label = cls ? (GENAI_CLASS_LABEL[cls] ?? cls) : 'GenAI';
@@ -128,6 +89,23 @@ export function GenAiBadge({ g }: { g: Pick<ErrorGroup, 'gen_ai' | 'category'> }
     <Badge tone="accent" title={`GenAI ${g.category === 'genai_soft' ? 'soft failure' : 'failure'}${cls ? `: ${cls}` : ''}${model ? ` (model ${model})` : ''}`}>
       ✦ {label}
     </Badge>
+  );
+}
+
+/** What a status change or merge did, shown above the list until dismissed. */
+export interface Notice {
+  tone: 'good' | 'bad';
+  text: string;
+}
+
+export function StatusNotice({ notice, onDismiss }: { notice: Notice; onDismiss: () => void }) {
+  return (
+    <div class={`errors-notice errors-notice-${notice.tone}`} role="status">
+      {notice.text}
+      <button class="btn btn-sm" onClick={onDismiss} aria-label="Dismiss">
+        ×
+      </button>
+    </div>
   );
 }
 
@@ -157,8 +135,8 @@ export const ACTION_DONE: Record<StatusAction, string> = {
   unresolve: 'Reopened',
 };
 
-export function patchStatus(id: number, action: StatusAction): Promise<ErrorGroup> {
-  return apiSend<ErrorGroup>('PATCH', `/errors/${id}`, ACTION_BODY[action]);
+export function patchStatus(id: number, action: StatusAction): Promise<ErrorGroupRow> {
+  return apiSend<ErrorGroupRow>('PATCH', `/errors/${id}`, ACTION_BODY[action]);
 }
 
 /** Counts per bucket for `ids` over the range, or null when the histogram

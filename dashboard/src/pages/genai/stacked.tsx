@@ -2,6 +2,7 @@
 // overlapping series, which misreads "tokens by model" (each model's share
 // of a bucket); this one stacks them and names each model's own value on hover.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { niceStep } from '../../lib/format';
 import { fmtDateTime } from '../../lib/time';
 
 export interface StackSeries {
@@ -16,9 +17,7 @@ const PAD = { right: 8, top: 8, bottom: 22 };
 /** Round numbers for the y axis: about four ticks from 0 to at least `max`. */
 function ticks(max: number): number[] {
   if (max <= 0) return [0];
-  const raw = max / 4;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const step = niceStep(max / 4);
   const out: number[] = [];
   for (let v = 0; v <= max + step * 0.001; v += step) out.push(v);
   if (out[out.length - 1] < max) out.push(out[out.length - 1] + step);

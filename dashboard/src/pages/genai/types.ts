@@ -1,48 +1,7 @@
 // The shapes of qyl's GenAI and session answers (src/model/genai.rs and the
-// GenAI part of src/model/query.rs), shared by the GenAI and session pages.
-
-export interface GenAiTotals {
-  requests: number;
-  errors: number;
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens: number;
-  cache_write_tokens: number;
-  reasoning_tokens: number;
-  /** Known costs only; calls without a price are in requests_without_cost. */
-  cost_usd: number;
-  requests_without_cost: number;
-  latency_p50_ms: number | null;
-  latency_p95_ms: number | null;
-  latency_p99_ms: number | null;
-  time_to_first_chunk_p50_ms: number | null;
-  time_to_first_chunk_p95_ms: number | null;
-}
-
-export interface GenAiModelStats extends GenAiTotals {
-  provider: string | null;
-  model: string | null;
-}
-
-export interface GenAiBucket extends GenAiTotals {
-  time: string;
-  time_unix_nano: string;
-}
-
-export interface GenAiModelBucket extends GenAiModelStats {
-  time: string;
-  time_unix_nano: string;
-}
-
-export interface GenAiStats {
-  since: string;
-  until: string;
-  step_ms: number;
-  totals: GenAiTotals;
-  by_model: GenAiModelStats[];
-  over_time: GenAiBucket[];
-  by_model_over_time: GenAiModelBucket[];
-}
+// GenAI part of src/model/query.rs), shared by the GenAI and session pages;
+// the GenAI totals other pages read too are in lib/types.ts.
+import type { GenAiModelStats } from '../../lib/types';
 
 export interface Counted {
   value: string;
@@ -89,11 +48,6 @@ export interface GenAiCall {
   tool_call_id: string | null;
   agent_name: string | null;
   conversation_id: string | null;
-}
-
-export interface Page<T> {
-  items: T[];
-  next_cursor: string | null;
 }
 
 export interface UnpricedModel {
@@ -171,47 +125,8 @@ export interface Conversation {
   turns: ConversationTurn[];
 }
 
-export interface ErrorGroupRow {
-  id: number;
-  error_type: string | null;
-  message_template: string | null;
-  culprit: string | null;
-  category: string;
-  sample_trace_ids: string[];
-  gen_ai: { provider: string | null; operation: string | null; model: string | null; error_class: string | null; tool: string | null } | null;
-}
-
 /** A call's model as the tables show it: what answered, else what was asked. */
 export const callModel = (c: { response_model: string | null; request_model: string | null }) => c.response_model ?? c.request_model;
-
-/** A stored span as `/sessions/{id}/spans` lists it. */
-export interface SpanRow {
-  trace_id: string;
-  span_id: string;
-  parent_span_id: string | null;
-  name: string;
-  kind: string;
-  service_name: string;
-  start_time: string;
-  start_time_unix_nano: string;
-  end_time_unix_nano: string;
-  duration_ms: number;
-  status_code: string;
-  status_message: string | null;
-  session_id: string | null;
-  gen_ai?: {
-    provider: string | null;
-    operation: string | null;
-    request_model: string | null;
-    response_model: string | null;
-    input_tokens: number | null;
-    output_tokens: number | null;
-    cache_read_tokens: number | null;
-    finish_reasons: string[] | null;
-    cost_usd: number | null;
-  };
-  attributes: Record<string, unknown>;
-}
 
 /** Agent and workflow roll-ups: their calls are counted on their own. */
 export const ROLLUP_OPERATIONS = ['invoke_agent', 'invoke_workflow', 'create_agent'];

@@ -6,7 +6,7 @@
 import { useMemo } from 'preact/hooks';
 import { fmtNum } from '../../lib/format';
 import { fmtClock, fmtDateTime, toMs } from '../../lib/time';
-import { LEVELS, type Level } from './severity';
+import { LEVELS, type Level } from '../../lib/severity';
 
 /** The answer of /api/v1/logs/histogram. */
 export interface LogHistogram {

@@ -6,11 +6,12 @@ import { useMemo, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
 import { Badge } from '../../components/page';
 import { Time } from '../../components/time';
-import { colorFor, fmtCost, fmtMs, fmtNum } from '../../lib/format';
+import { colorFor, fmtCost, fmtMs, fmtNum, valueText } from '../../lib/format';
 import { withRange } from '../../lib/params';
-import { eventOffset, genAiMessages, isGenAi, valueText, type FlatSpan, type GenAiMessage, type LogJson, type SpanJson } from './model';
+import type { GenAiRow, LogRow, SpanRow } from '../../lib/types';
+import { eventOffset, genAiMessages, isGenAi, type FlatSpan, type GenAiMessage } from './model';
 
-export function SpanDetail({ s, logs, traceStartMs, onClose }: { s: FlatSpan; logs: LogJson[]; traceStartMs: number; onClose: () => void }) {
+export function SpanDetail({ s, logs, traceStartMs, onClose }: { s: FlatSpan; logs: LogRow[]; traceStartMs: number; onClose: () => void }) {
   const span = s.span;
   const spanLogs = useMemo(() => logs.filter((l) => l.span_id === span.span_id), [logs, span.span_id]);
   return (
@@ -191,9 +192,9 @@ function AttrTable({ title, attrs, searchable }: { title: string; attrs: Record<
 
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : typeof v === 'string' && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : null);
 
-function GenAiSection({ span, logs }: { span: SpanJson; logs: LogJson[] }) {
+function GenAiSection({ span, logs }: { span: SpanRow; logs: LogRow[] }) {
   const a = span.attributes ?? {};
-  const g = span.gen_ai ?? {};
+  const g: Partial<GenAiRow> = span.gen_ai ?? {};
   const model = g.response_model ?? g.request_model ?? (a['gen_ai.response.model'] as string) ?? (a['gen_ai.request.model'] as string);
   const provider = g.provider ?? (a['gen_ai.provider.name'] as string) ?? (a['gen_ai.system'] as string);
   const operation = g.operation ?? (a['gen_ai.operation.name'] as string);

@@ -2,97 +2,13 @@
 // pre-order arrays (so the waterfall, flame graph and keyboard navigation
 // index spans by number instead of walking objects), plus the critical
 // path and the helpers the trace pages share (GenAI messages, match keys).
+import { niceStep } from '../../lib/format';
 import { toMs } from '../../lib/time';
-
-export interface GenAiJson {
-  provider?: string | null;
-  operation?: string | null;
-  request_model?: string | null;
-  response_model?: string | null;
-  input_tokens?: number | null;
-  output_tokens?: number | null;
-  cache_read_tokens?: number | null;
-  finish_reasons?: string[] | null;
-  cost_usd?: number | null;
-}
-
-export interface SpanEventJson {
-  time_unix_nano: number | string;
-  name: string;
-  attributes?: Record<string, unknown>;
-}
-
-export interface SpanLinkJson {
-  trace_id: string;
-  span_id: string;
-  attributes?: Record<string, unknown>;
-}
-
-export interface SpanJson {
-  trace_id: string;
-  span_id: string;
-  parent_span_id: string | null;
-  name: string;
-  kind: string;
-  service_name: string;
-  service_version?: string | null;
-  deployment_environment?: string | null;
-  scope_name?: string | null;
-  start_time: string;
-  start_time_unix_nano: string;
-  end_time_unix_nano: string;
-  duration_ms: number;
-  status_code: string;
-  status_message?: string | null;
-  session_id?: string | null;
-  gen_ai?: GenAiJson;
-  attributes: Record<string, unknown>;
-  resource: Record<string, unknown>;
-  events: SpanEventJson[];
-  links: SpanLinkJson[];
-}
-
-export interface SpanNodeJson extends SpanJson {
-  children: SpanNodeJson[];
-}
-
-export interface TraceSummary {
-  trace_id: string;
-  root_name: string;
-  root_service: string;
-  services: string[];
-  start_time: string;
-  start_time_unix_nano: string;
-  duration_ms: number;
-  span_count: number;
-  error_count: number;
-  gen_ai_input_tokens: number;
-  gen_ai_output_tokens: number;
-  gen_ai_cost_usd: number | null;
-}
-
-export interface LogJson {
-  time: string;
-  time_unix_nano: string;
-  trace_id: string | null;
-  span_id: string | null;
-  severity_number: number;
-  severity_text: string | null;
-  body: string | null;
-  service_name: string;
-  event_name?: string | null;
-  attributes: Record<string, unknown>;
-}
-
-export interface TraceJson {
-  summary: TraceSummary;
-  roots: SpanNodeJson[];
-  logs: LogJson[];
-}
+import type { LogRow, SpanEvent, SpanNode, SpanRow, TraceTree } from '../../lib/types';
 
 /** One span of the flattened tree; times in ms from the trace's start. */
 export interface FlatSpan {
-  span: SpanJson;
+  span: SpanRow;
   depth: number;
   /** Index of the parent, -1 for a root. */
   parent: number;
@@ -121,7 +37,7 @@ export interface TraceModel {
 
 const nsToMs = (ns: string | number) => Number(ns) / 1e6;
 
-export function buildModel(trace: TraceJson): TraceModel {
+export function buildModel(trace: TraceTree): TraceModel {
   const spans: FlatSpan[] = [];
   let minStart = Infinity;
   let maxEnd = -Infinity;
@@ -129,7 +45,7 @@ export function buildModel(trace: TraceJson): TraceModel {
     minStart = Math.min(minStart, nsToMs(r.start_time_unix_nano));
   }
   // Iterative pre-order walk: deep traces must not overflow the stack.
-  const stack: { node: SpanNodeJson; depth: number; parent: number }[] = [];
+  const stack: { node: SpanNode; depth: number; parent: number }[] = [];
   for (let i = trace.roots.length - 1; i >= 0; i--) stack.push({ node: trace.roots[i], depth: 0, parent: -1 });
   let maxDepth = 0;
   const services = new Set<string>();
@@ -250,16 +166,14 @@ export function visibleRows(model: TraceModel, collapsed: Set<number>): Int32Arr
 /** Nice tick spacing for a ruler over `span` ms with about `count` ticks. */
 export function ticks(from: number, to: number, count = 6): number[] {
   const span = Math.max(to - from, 1e-6);
-  const raw = span / count;
-  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const step = niceStep(span / count);
   const out: number[] = [];
   for (let t = Math.ceil(from / step) * step; t <= to + step * 1e-9; t += step) out.push(t);
   return out;
 }
 
 /** Whether a span is a GenAI call (has lifted gen_ai fields or attributes). */
-export function isGenAi(s: SpanJson): boolean {
+export function isGenAi(s: SpanRow): boolean {
   return !!s.gen_ai || Object.keys(s.attributes ?? {}).some((k) => k.startsWith('gen_ai.'));
 }
 
@@ -327,7 +241,7 @@ const EVENT_ROLES: Record<string, [boolean, string]> = {
 /** The prompt and completion of a GenAI span, from its attributes or, when
  *  those are absent, its span events (the shapes qyl's conversation view
  *  reads too). */
-export function genAiMessages(s: SpanJson, logs: LogJson[] = []): { input: GenAiMessage[]; output: GenAiMessage[] } {
+export function genAiMessages(s: SpanRow, logs: LogRow[] = []): { input: GenAiMessage[]; output: GenAiMessage[] } {
   const a = s.attributes ?? {};
   const input: GenAiMessage[] = [];
   const output: GenAiMessage[] = [];
@@ -411,18 +325,12 @@ function safeJson(s: string): unknown {
 }
 
 /** Event time relative to its span's start, ms. */
-export function eventOffset(ev: SpanEventJson, span: SpanJson): number {
+export function eventOffset(ev: SpanEvent, span: SpanRow): number {
   return (Number(ev.time_unix_nano) - Number(span.start_time_unix_nano)) / 1e6;
 }
 
 /** Log time as Unix ms. */
-export const logMs = (l: LogJson) => toMs(l.time_unix_nano);
-
-/** A value as text for the attribute tables. */
-export function valueText(v: unknown): string {
-  if (typeof v === 'string') return v;
-  return JSON.stringify(v);
-}
+export const logMs = (l: LogRow) => toMs(l.time_unix_nano);
 
 /** Dark text on light service colours, white on dark ones (for labels
  *  drawn inside bars). */

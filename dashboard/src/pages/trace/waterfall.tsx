@@ -4,38 +4,14 @@
 // the few dozen rows in view; every row has the same height, so positions
 // are arithmetic and scrolling never measures the DOM.
 import { Component } from 'preact';
-import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { Virtualizer, elementScroll, observeElementOffset, observeElementRect } from '@tanstack/virtual-core';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useVirtualizer } from '../../components/virtual';
 import { colorFor, fmtMs } from '../../lib/format';
 import { textOn, ticks, type TraceModel } from './model';
 
 export const ROW_H = 24;
+const rowHeight = () => ROW_H;
 const INDENT = 14;
-
-/** A virtualiser over `count` fixed-height rows of the element in `scrollRef`. */
-function useVirtualRows(count: number, scrollRef: { current: HTMLDivElement | null }) {
-  const [, rerender] = useState(0);
-  const v = useMemo(
-    () =>
-      new Virtualizer<HTMLDivElement, HTMLDivElement>({
-        count,
-        getScrollElement: () => scrollRef.current,
-        estimateSize: () => ROW_H,
-        overscan: 10,
-        scrollToFn: elementScroll,
-        observeElementRect,
-        observeElementOffset,
-        // Rows can paint in the very first render, before the element is measured.
-        initialRect: { width: 1000, height: Math.max(300, window.innerHeight - 250) },
-        onChange: () => rerender((x) => x + 1),
-      }),
-    [],
-  );
-  if (v.options.count !== count) v.setOptions({ ...v.options, count });
-  useLayoutEffect(() => v._didMount(), []);
-  useLayoutEffect(() => v._willUpdate());
-  return v;
-}
 
 export interface WaterfallProps {
   model: TraceModel;
@@ -61,7 +37,15 @@ export function Waterfall({ model, rows, collapsed, onToggle, onCollapseAll, sel
   const view = zoom ?? full;
   const setView = (v: [number, number]) => setZoom(v[0] <= 0 && v[1] >= full[1] ? null : v);
   const [nameW, setNameW] = useState(0.38);
-  const v = useVirtualRows(rows.length, scrollRef);
+  const scrollEl = useCallback(() => scrollRef.current, []);
+  const v = useVirtualizer({
+    count: rows.length,
+    getScrollElement: scrollEl,
+    estimateSize: rowHeight,
+    overscan: 10,
+    // Rows can paint in the very first render, before the element is measured.
+    initialRect: { width: 1000, height: Math.max(300, window.innerHeight - 250) },
+  });
 
   // Where each span sits among the visible rows (for keyboard moves).
   const posOf = useMemo(() => {

@@ -4,7 +4,7 @@
 // the user restarted the stream, qyl refused or ended it) resumes where the
 // page left off with ?last_event_id=; the browser's own reconnects after a
 // network error send Last-Event-ID by themselves.
-import { apiUrl, type Params } from '../../lib/api';
+import { apiUrl, type Params } from './api';
 
 export type StreamStatus = 'connecting' | 'open' | 'reconnecting' | 'stopped';
 
