@@ -59,8 +59,8 @@ bench: $(DUCKDB_LIB)
 
 # Dashboard figures: bundle size, 10k-span waterfall, live page memory.
 bench-dashboard: $(DUCKDB_LIB) dashboard
-	cargo build
-	cd dashboard && for b in bench/*.mjs; do QYL_BIN=$(abspath $(TARGET_DIR))/debug/qyl node $$b || exit 1; done
+	cargo build --release
+	cd dashboard && for b in bench/*.mjs; do QYL_BIN=$(abspath $(TARGET_DIR))/release/qyl node $$b || exit 1; done
 
 lint: $(DUCKDB_LIB)
 	cargo fmt --check
