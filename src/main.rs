@@ -201,6 +201,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             a.grpc,
             a.otlp_http
         );
+        tracing::info!("dashboard at http://{}/", a.http);
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight exports and committing the queue");
         server.shutdown().await?;
