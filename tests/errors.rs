@@ -569,6 +569,89 @@ async fn same_bug_groups_across_lines_ids_and_releases_and_genai_by_class() {
     assert_eq!(releases[1]["new_groups"], 1);
     assert_eq!(releases[0]["new_groups"], 6);
     assert_eq!(releases[1]["error_rate_after"], 1.0);
+
+    // Text search, whatever the case: by type, by a word of the message,
+    // by the culprit, by release and service; wildcards are plain text.
+    let types = |gs: Vec<Value>| -> Vec<String> {
+        let mut t: Vec<String> = gs
+            .iter()
+            .map(|g| g["error_type"].as_str().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(
+        types(groups(&q, "q=cardMISSING").await),
+        vec!["billing.cards.CardMissing"]
+    );
+    let context = groups(&q, "q=Context%20Length").await;
+    assert_eq!(context.len(), 1, "{context:#?}");
+    assert_eq!(
+        context[0]["gen_ai"]["error_class"],
+        "context_length_exceeded"
+    );
+    let card_id = card["id"].as_i64().unwrap();
+    let culprit = card["culprit"].as_str().unwrap();
+    assert!(culprit.contains("lookup"), "{card:#}");
+    assert!(!card["message_template"]
+        .as_str()
+        .unwrap()
+        .contains("lookup"));
+    assert_eq!(
+        types(groups(&q, "q=LookUp").await),
+        vec!["billing.cards.CardMissing"],
+        "found by its culprit {culprit:?} alone"
+    );
+    assert_eq!(
+        types(groups(&q, "q=1.0.0").await),
+        vec!["billing.cards.CardMissing"],
+        "first release"
+    );
+    assert_eq!(groups(&q, "q=BILLING").await.len(), all.len(), "service");
+    assert_eq!(groups(&q, "q=%25").await.len(), 0, "% is literal");
+    assert_eq!(groups(&q, "q=c_rd").await.len(), 0, "_ is literal");
+    assert_eq!(groups(&q, "q=no-such-words").await.len(), 0);
+    assert_eq!(groups(&q, "q=%20%20").await.len(), all.len(), "blank");
+    let r = get(&q, &format!("/api/v1/errors?q={}", "x".repeat(501))).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // Pages of a search neither repeat nor skip, and the cursor keeps it.
+    let openai: Vec<i64> = groups(&q, "q=openai")
+        .await
+        .iter()
+        .map(|g| g["id"].as_i64().unwrap())
+        .collect();
+    assert!(openai.len() >= 3, "{openai:?}");
+    let mut paged = Vec::new();
+    let mut path = "/api/v1/errors?q=OpenAI&limit=1".to_string();
+    loop {
+        let page = get_ok(&q, &path).await;
+        for g in page["items"].as_array().unwrap() {
+            paged.push(g["id"].as_i64().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => path = format!("/api/v1/errors?q=OpenAI&limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, openai);
+
+    // With a status: the search keeps only groups in it.
+    let r = patch(
+        &q,
+        &format!("/api/v1/errors/{card_id}"),
+        json!({"status": "resolved"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let resolved = groups(&q, "q=card&status=resolved").await;
+    assert_eq!(resolved.len(), 1, "{resolved:#?}");
+    assert_eq!(resolved[0]["id"], card_id);
+    assert_eq!(groups(&q, "q=card&status=unresolved").await.len(), 0);
+    assert_eq!(
+        groups(&q, "q=openai&status=unresolved").await.len(),
+        openai.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 // Browser tests of the Errors pages: a Python service reports exceptions and
 // a failed GenAI call with the real OpenTelemetry SDK, then a person triages
-// them in the dashboard: the list with counts and trends, a group's stack
+// them in the dashboard: the list with counts and trends, the search (run by
+// qyl, so it covers every page of groups), a group's stack
 // trace (in-app frames shown, system frames folded), resolving from the group
 // page, bulk ignoring and merging from the list, and the status tabs.
 import { after, before, test } from 'node:test';
@@ -93,16 +94,83 @@ test('the list shows each group with its title, count, users, trend and badges',
   assert.deepEqual(page.pageErrors, []);
 });
 
-test('the search box filters the list and lives in the URL', async () => {
+test('the search box asks qyl for the matching groups (q), debounced, and lives in the URL', async () => {
   await page.goto(`${qyl.url}/errors`);
   await page.locator('tr[data-group]').nth(2).waitFor();
+  const searches = [];
+  const onRequest = (r) => {
+    const u = new URL(r.url());
+    if (u.pathname === '/api/v1/errors' && u.searchParams.has('q')) searches.push(u.searchParams.get('q'));
+  };
+  page.on('request', onRequest);
+  // A word found only in one group's culprit (its in-app frame), none of
+  // its type, message, service or release.
+  const searched = page.waitForRequest((r) => {
+    const u = new URL(r.url());
+    return u.pathname === '/api/v1/errors' && u.searchParams.get('q') === 'parse_cart';
+  });
   await page.keyboard.press('/');
-  await page.keyboard.type('UserLookup');
+  await page.keyboard.type('parse_cart');
+  const request = await searched;
+  const answer = await (await request.response()).json();
+  assert.deepEqual(
+    answer.items.map((g) => g.id),
+    [ids['json.decoder.JSONDecodeError']],
+    'qyl filtered the groups',
+  );
+  assert.equal(new URL(request.url()).searchParams.get('status'), 'unresolved', 'with the tab’s status');
   await until(async () => (await page.locator('tr[data-group]').count()) === 1, { what: 'one row left' });
+  const row = page.locator('tr[data-group]');
+  assert.match(await row.locator('.errors-title').innerText(), /JSONDecodeError/);
+  assert.match(await row.locator('.errors-culprit').innerText(), /parse_cart/);
+  assert.match(page.url(), /q=parse_cart/);
+  assert.match(await page.locator('.errors-bulkbar').innerText(), /1 group matching “parse_cart”/);
+  assert.deepEqual(searches, ['parse_cart'], 'one request once typing paused, not one per key');
+  await screenshot(page, 'errors-search');
+
+  // Case does not matter; nothing found says what was searched.
+  await page.locator('[data-search]').fill('NO_SUCH_ERROR');
+  await page.locator('.state-empty', { hasText: 'No error groups match “NO_SUCH_ERROR”' }).waitFor();
+  await screenshot(page, 'errors-search-empty');
+  assert.match(page.url(), /q=NO_SUCH_ERROR/);
+  await page.locator('[data-search]').fill('userlookup');
+  await until(async () => (await page.locator('tr[data-group]').count()) === 1, { what: 'the UserLookupError row' });
   assert.match(await page.locator('tr[data-group]').innerText(), /UserLookupError/);
-  assert.match(page.url(), /q=UserLookup/);
+
   await page.locator('[data-search]').fill('');
   await until(async () => (await page.locator('tr[data-group]').count()) === 3, { what: 'all rows back' });
+  assert.doesNotMatch(page.url(), /q=/);
+  page.off('request', onRequest);
+  assert.deepEqual(page.pageErrors, []);
+});
+
+test('Load more keeps the search', async () => {
+  // Pages of one group, so three groups of the service make three pages.
+  const oneByOne = (url) => url.pathname === '/api/v1/errors' && url.searchParams.has('q');
+  await page.route(oneByOne, (route) => {
+    const u = new URL(route.request().url());
+    u.searchParams.set('limit', '1');
+    return route.continue({ url: u.toString() });
+  });
+  try {
+    await page.goto(`${qyl.url}/errors?q=shop`);
+    await page.locator('tr[data-group]').first().waitFor();
+    assert.equal(await page.locator('tr[data-group]').count(), 1);
+    assert.match(await page.locator('.errors-bulkbar').innerText(), /1\+ group matching “shop”/);
+    for (const rows of [2, 3]) {
+      const next = page.waitForRequest((r) => new URL(r.url()).searchParams.has('cursor'));
+      await page.getByRole('button', { name: 'Load more groups' }).click();
+      const u = new URL((await next).url());
+      assert.equal(u.searchParams.get('q'), 'shop', 'the next page is of the same search');
+      await until(async () => (await page.locator('tr[data-group]').count()) === rows, { what: `${rows} rows` });
+    }
+    await until(async () => (await page.getByRole('button', { name: 'Load more groups' }).count()) === 0, { what: 'no more pages' });
+    const shown = await page.locator('tr[data-group]').evaluateAll((rows) => rows.map((r) => Number(r.dataset.group)));
+    assert.deepEqual([...shown].sort(), Object.values(ids).sort(), 'each group once');
+  } finally {
+    await page.unroute(oneByOne);
+  }
+  assert.deepEqual(page.pageErrors, []);
 });
 
 test('a group shows the stack trace: in-app frames, system frames folded, the exception chain', async () => {

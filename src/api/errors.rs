@@ -55,7 +55,13 @@ pub struct ErrorListParams {
     since: Option<String>,
     /// `last_seen` (default), `count` or `users`; always descending.
     sort: Option<String>,
+    /// Text to find, whatever its case, in the error type, message
+    /// template, culprit, a service, or the first or last release.
+    q: Option<String>,
 }
+
+/// The longest text `q` may search for.
+const MAX_SEARCH_CHARS: usize = 500;
 
 /// Error groups, most recently seen (or most frequent) first.
 #[utoipa::path(
@@ -93,12 +99,26 @@ async fn list_errors(
             )))
         }
     };
+    // Blank text searches for nothing: the list unfiltered.
+    let search = p
+        .get("q")
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    if search
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_SEARCH_CHARS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "q: at most {MAX_SEARCH_CHARS} characters"
+        )));
+    }
     let q = ErrorQuery {
         status,
         service: p.get("service"),
         release: p.get("release"),
         category: p.get("category"),
         since: p.time("since")?,
+        q: search,
         sort,
         page: p.page(state.config.query.max_page)?,
         now_unix_nano: now_unix_nano(),

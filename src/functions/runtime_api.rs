@@ -457,6 +457,7 @@ fn store_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
                     release: o.string("release")?,
                     category: o.string("category")?,
                     since: o.time("since")?,
+                    q: None,
                     sort,
                     page: PageRequest {
                         limit: o.limit()?,

@@ -166,6 +166,9 @@ pub struct ErrorQuery {
     pub category: Option<String>,
     /// Last seen at or after (Unix ns).
     pub since: Option<u64>,
+    /// Text found, whatever its case, in the type, message template,
+    /// culprit, a service or the first or last release.
+    pub q: Option<String>,
     pub sort: ErrorSort,
     pub page: super::query::PageRequest,
     /// "Now", for the `new` → `ongoing` transition after a week.

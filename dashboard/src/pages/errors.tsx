@@ -3,6 +3,7 @@
 // several groups at once (resolve, ignore, reopen, merge).
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { Link, useLocation } from 'wouter-preact';
+import { DebouncedInput } from '../components/debounced-input';
 import { ServiceOptions } from '../components/options';
 import { PageHeader, Tabs } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
@@ -113,16 +114,6 @@ function useHistogram(ids: number[], since: string, until: string | undefined, s
   return useMemo(() => new Map((h?.groups ?? []).map((g) => [g.id, g.counts])), [h]);
 }
 
-function matches(g: ErrorGroupRow, q: string): boolean {
-  if (!q) return true;
-  const hay = [g.error_type, g.message_template, g.culprit, g.fingerprint, String(g.id), ...g.services, g.gen_ai?.model, g.gen_ai?.error_class, g.first_release, g.last_release].filter(Boolean).join('\n').toLowerCase();
-  return q
-    .toLowerCase()
-    .split(/\s+/)
-    .filter(Boolean)
-    .every((w) => hay.includes(w));
-}
-
 export function Errors() {
   const p = useParams();
   const set = useSetParams();
@@ -135,10 +126,12 @@ export function Errors() {
   const sort = p.get('sort') || 'last_seen';
   const { since, until } = rangeParams(range);
 
-  const groups = useGroups({ status: tab === 'all' ? undefined : tab, service: service || undefined, category: category || undefined, sort: sort === 'last_seen' ? undefined : sort, since });
+  // The search runs in qyl (`q`), so it covers every group, not only the
+  // pages loaded; the box writes `q` to the URL once typing pauses.
+  const groups = useGroups({ status: tab === 'all' ? undefined : tab, q: q.trim() || undefined, service: service || undefined, category: category || undefined, sort: sort === 'last_seen' ? undefined : sort, since });
   useErrorStream(groups.reload);
   const services = useApi<{ name: string }[]>('/services', rangeParams(range));
-  const shown = useMemo(() => groups.items.filter((g) => matches(g, q)), [groups.items, q]);
+  const shown = groups.items;
   const step = stepFor(range, 24);
   const hist = useHistogram(
     groups.items.map((g) => g.id),
@@ -155,7 +148,7 @@ export function Errors() {
   useEffect(() => {
     setSelected(new Set());
     setConfirmMerge(false);
-  }, [tab, service, category, sort, since]);
+  }, [tab, q, service, category, sort, since]);
 
   const selectedGroups = shown.filter((g) => selected.has(g.id));
   const allChecked = shown.length > 0 && selectedGroups.length === shown.length;
@@ -212,12 +205,13 @@ export function Errors() {
       <div class="filters">
         <label class="field grow errors-search">
           Search
-          <input
+          <DebouncedInput
             data-search
             type="search"
             placeholder="Type, message, culprit, service, release…  ( / )"
             value={q}
-            onInput={(e) => set({ q: (e.target as HTMLInputElement).value }, { replace: true })}
+            delayMs={300}
+            onCommit={(text) => set({ q: text || null }, { replace: true })}
           />
         </label>
         <label class="field">
@@ -298,8 +292,9 @@ export function Errors() {
           open={open}
           hist={hist}
           filtered={!!(q || service || category || tab !== 'all')}
+          search={q.trim()}
         />
-        {groups.cursor && !q && (
+        {groups.cursor && (
           <div class="errors-more">
             <button class="btn" onClick={groups.more}>
               Load more groups
@@ -320,6 +315,7 @@ function GroupTable({
   open,
   hist,
   filtered,
+  search,
 }: {
   groups: ErrorGroupRow[];
   loading: boolean;
@@ -329,13 +325,14 @@ function GroupTable({
   open: (g: ErrorGroupRow) => void;
   hist: Map<number, number[]>;
   filtered: boolean;
+  search: string;
 }) {
   if (error && groups.length === 0) return <ErrorBox error={error} title="Could not load error groups" />;
   if (loading && groups.length === 0) return <Loading />;
   if (groups.length === 0)
     return filtered ? (
-      <Empty title="No error groups match" hint={false}>
-        Nothing here for these filters in this time range. Try the All tab or a longer range.
+      <Empty title={search ? `No error groups match “${search}”` : 'No error groups match'} hint={false}>
+        {search ? 'The search looks in the type, message, culprit, services and first and last release of every group with these filters in this time range.' : 'Nothing here for these filters in this time range.'} Try the All tab or a longer range.
       </Empty>
     ) : (
       <Empty title="No errors in this time range">Exceptions recorded on spans, error logs, failed spans and failed GenAI calls appear here, grouped.</Empty>

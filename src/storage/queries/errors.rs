@@ -134,6 +134,20 @@ pub fn list_errors(c: &Conn, q: &ErrorQuery) -> Result<Page<ErrorGroupRow>, Quer
     }
     w.eq("category", q.category.as_ref());
     w.ge("last_seen_unix_nano", q.since);
+    if let Some(text) = &q.q {
+        // contains() matches the text literally (no LIKE wildcards to
+        // escape); lower() on both sides makes it case-insensitive.
+        w.cond(
+            "(contains(lower(error_type), lower(?))
+              OR contains(lower(message_template), lower(?))
+              OR contains(lower(culprit), lower(?))
+              OR contains(lower(first_release), lower(?))
+              OR contains(lower(last_release), lower(?))
+              OR EXISTS (SELECT 1 FROM unnest(from_json(services, '[\"VARCHAR\"]')) AS s(name)
+                         WHERE contains(lower(s.name), lower(?))))",
+            std::iter::repeat_n(Value::Text(text.clone()), 6),
+        );
+    }
     let sort_col = match q.sort {
         ErrorSort::LastSeen => "last_seen_unix_nano",
         ErrorSort::Count => "event_count",
