@@ -94,6 +94,10 @@ async fn the_app_is_served_at_every_page_route_and_machine_routes_stay_404() {
         "/health/unknown",
         "/assets/index-00000000.js",
         "/favicon.ico",
+        // Nothing outside the built files, however the path is spelled.
+        "/..%2fpackage.json",
+        "/assets/..%2f..%2fpackage.json",
+        "/..%2f..%2fCargo.toml",
     ] {
         let r = get(&qyl, path, &[]).await;
         assert_eq!(r.status, 404, "{path}: {}", r.text());
