@@ -305,14 +305,6 @@ impl Config {
         Ok(config)
     }
 
-    /// `query.sql_slots` with its default (0: half the pool, at least one).
-    pub fn sql_slots(&self) -> usize {
-        match self.query.sql_slots {
-            0 => (self.query.pool_size / 2).max(1),
-            n => n,
-        }
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("ingest.queue_rows", self.ingest.queue_rows as u64),

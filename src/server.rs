@@ -112,7 +112,7 @@ impl Server {
                 config.query.pool_size,
                 Duration::from_millis(config.query.timeout_ms),
             )
-            .with_sql_slots(config.sql_slots())
+            .with_sql_slots(config.query.sql_slots)
             .with_summary_sync(handle.summary_sync()),
         );
         let functions = start_functions(config, &store, &hub, handle.clone()).await?;

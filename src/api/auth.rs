@@ -70,10 +70,7 @@ pub enum Scope {
 }
 
 pub fn scope_of(path: &str) -> Scope {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
+    let under = |prefix: &str| super::is_under(path, prefix);
     match path {
         "/health" | "/health/live" | "/health/ready" => Scope::Open,
         p if p.starts_with("/v1/") => Scope::Ingest,

@@ -30,10 +30,7 @@ const STAMP: &str = env!("QYL_DASHBOARD_STAMP");
 /// Paths that belong to machines, never to the single-page app.
 fn is_reserved(path: &str) -> bool {
     const PREFIXES: [&str; 6] = ["/api", "/v1", "/mcp", "/metrics", "/health", "/.well-known"];
-    PREFIXES.iter().any(|p| {
-        path.strip_prefix(p)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    })
+    PREFIXES.iter().any(|p| super::is_under(path, p))
 }
 
 /// The router's fallback on the main HTTP port: a file of the dashboard, the

@@ -8,7 +8,7 @@
 use axum::extract::{rejection::JsonRejection, Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
@@ -17,8 +17,8 @@ use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::errors::{
-    ErrorCommand, ErrorEventDetail, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorQuery,
-    ErrorSort, StatusChange,
+    ErrorCommand, ErrorEventDetail, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorHistogram,
+    ErrorQuery, ErrorSort, StatusChange,
 };
 use crate::model::query::Page;
 use crate::model::Batch;
@@ -144,26 +144,6 @@ pub struct HistogramParams {
     step: Option<String>,
 }
 
-/// Events per bucket of each group asked for.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorHistogram {
-    /// Start of the first bucket (Unix ns, decimal string).
-    pub start_unix_nano: String,
-    pub step_ms: u64,
-    /// Buckets per group.
-    pub buckets: usize,
-    /// One entry per id asked for, in that order (all zeros for a group
-    /// without events in the range, or that does not exist).
-    pub groups: Vec<GroupCounts>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupCounts {
-    pub id: i64,
-    /// Events per bucket, oldest first.
-    pub counts: Vec<u64>,
-}
-
 /// Groups one histogram may ask for, and buckets it may hold.
 const HISTOGRAM_MAX_IDS: usize = 200;
 const HISTOGRAM_MAX_BUCKETS: u64 = 1000;
@@ -211,39 +191,16 @@ async fn error_histogram(
         return Err(ApiError::bad_request("since: must be before until"));
     }
     // About 24 buckets in whole minutes: a day of hourly bars by default.
-    let step = Steps {
+    let buckets = Steps {
         about: 24,
         unit_ns: 60_000_000_000,
         min_ns: 1_000_000_000,
         max_buckets: HISTOGRAM_MAX_BUCKETS,
     }
-    .width(step, since, until)?;
-    let start = since - since % step;
-    let buckets = (until - start).div_ceil(step);
-    let rows = state
-        .store
-        .error_histogram(ids.clone(), start, until, step)
-        .await?;
-    let mut groups: Vec<GroupCounts> = ids
-        .iter()
-        .map(|id| GroupCounts {
-            id: *id,
-            counts: vec![0; buckets as usize],
-        })
-        .collect();
-    for (id, bucket, count) in rows {
-        for g in groups.iter_mut().filter(|g| g.id == id) {
-            if let Some(slot) = g.counts.get_mut(bucket as usize) {
-                *slot = count;
-            }
-        }
-    }
-    Ok(Json(ErrorHistogram {
-        start_unix_nano: start.to_string(),
-        step_ms: step / 1_000_000,
-        buckets: buckets as usize,
-        groups,
-    }))
+    .buckets(step, since, until)?;
+    Ok(Json(
+        state.store.error_histogram(ids, buckets, until).await?,
+    ))
 }
 
 fn group_id(text: &str) -> Result<i64, ApiError> {

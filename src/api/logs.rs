@@ -116,8 +116,8 @@ async fn log_histogram(
     if since >= until {
         return Err(ApiError::bad_request("since: must be before until"));
     }
-    let step = Steps::SECONDS.width(step, since, until)?;
+    let buckets = Steps::SECONDS.buckets(step, since, until)?;
     Ok(Json(
-        state.store.log_histogram(q, since, until, step).await?,
+        state.store.log_histogram(q, since, until, buckets).await?,
     ))
 }

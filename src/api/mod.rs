@@ -83,6 +83,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// True when `path` is `prefix` itself or below it (`/api`, `/api/v1`,
+/// never `/apix`): how auth scopes and the dashboard's reserved routes read
+/// paths.
+pub fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 async fn unknown_route(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no such API route: {}", uri.path()))
 }

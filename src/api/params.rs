@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 
-use crate::model::query::{Cursor, PageRequest, SpanFilter};
+use crate::model::query::{Buckets, Cursor, PageRequest, SpanFilter};
 
 use super::ApiError;
 
@@ -230,10 +230,10 @@ impl Steps {
         max_buckets: MAX_STEPS,
     };
 
-    /// The bucket width for `given` (the `step` parameter, if any): a 400
-    /// naming `step` when it is finer than `min_ns` or makes more than
-    /// `max_buckets` buckets (counted from `since` rounded down to the step).
-    pub fn width(&self, given: Option<u64>, since: u64, until: u64) -> Result<u64, ApiError> {
+    /// The buckets of `[since, until)` for `given` (the `step` parameter,
+    /// if any): a 400 naming `step` when it is finer than `min_ns` or makes
+    /// more than `max_buckets` buckets.
+    pub fn buckets(&self, given: Option<u64>, since: u64, until: u64) -> Result<Buckets, ApiError> {
         let step = match given {
             Some(0) => return Err(ApiError::bad_request("step: must be greater than 0")),
             Some(s) if s < self.min_ns => {
@@ -251,14 +251,19 @@ impl Steps {
                     * unit
             }
         };
-        let buckets = until.saturating_sub(since - since % step).div_ceil(step);
-        if buckets > self.max_buckets {
+        let buckets = Buckets::covering(since, until, step);
+        if buckets.count as u64 > self.max_buckets {
             return Err(ApiError::bad_request(format!(
-                "step: too fine for the range ({buckets} buckets; at most {})",
-                self.max_buckets
+                "step: too fine for the range ({} buckets; at most {})",
+                buckets.count, self.max_buckets
             )));
         }
-        Ok(step)
+        Ok(buckets)
+    }
+
+    /// The bucket width alone, for queries that align buckets themselves.
+    pub fn width(&self, given: Option<u64>, since: u64, until: u64) -> Result<u64, ApiError> {
+        Ok(self.buckets(given, since, until)?.step)
     }
 }
 

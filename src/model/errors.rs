@@ -332,3 +332,23 @@ pub struct ReleaseRow {
     pub error_rate_before: Option<f64>,
     pub error_rate_after: Option<f64>,
 }
+
+/// Events per time bucket of several error groups (the list's sparklines).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ErrorHistogram {
+    /// Start of the first bucket (Unix ns, decimal string).
+    pub start_unix_nano: String,
+    pub step_ms: u64,
+    /// Buckets per group.
+    pub buckets: usize,
+    /// One entry per id asked for, in that order (all zeros for a group
+    /// without events in the range, or that does not exist).
+    pub groups: Vec<GroupCounts>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GroupCounts {
+    pub id: i64,
+    /// Events per bucket, oldest first.
+    pub counts: Vec<u64>,
+}

@@ -300,6 +300,34 @@ pub struct LogRow {
     pub ingest_seq: u64,
 }
 
+/// The time buckets of a series over `[since, until)`: `count` buckets of
+/// `step` nanoseconds from `start`, which is `since` rounded down to a
+/// multiple of the step, so bucket `k` covers `[start + k·step,
+/// start + (k+1)·step)` and the last one holds `until - 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    pub start: u64,
+    pub step: u64,
+    pub count: usize,
+}
+
+impl Buckets {
+    /// `step` must be greater than 0 and `since` before `until`.
+    pub fn covering(since: u64, until: u64, step: u64) -> Buckets {
+        let start = since - since % step;
+        Buckets {
+            start,
+            step,
+            count: until.saturating_sub(start).div_ceil(step) as usize,
+        }
+    }
+
+    /// The start of bucket `i`.
+    pub fn time(&self, i: usize) -> u64 {
+        self.start + i as u64 * self.step
+    }
+}
+
 /// Log counts per time bucket and severity level: a histogram of the records
 /// a log search with the same filters finds.
 #[derive(Debug, Clone, Serialize, ToSchema)]

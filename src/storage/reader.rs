@@ -119,8 +119,14 @@ impl Drop for SqlSlot<'_> {
 }
 
 impl SqlLane {
-    pub fn new(slots: usize) -> SqlLane {
-        let slots = slots.max(1);
+    /// `slots` of a pool of `pool_size` connections; 0 means half of them
+    /// (`query.sql_slots`' default). Always at least one.
+    pub fn new(slots: usize, pool_size: usize) -> SqlLane {
+        let slots = match slots {
+            0 => pool_size / 2,
+            n => n,
+        }
+        .max(1);
         SqlLane {
             permits: Arc::new(Semaphore::new(slots)),
             slots,
@@ -190,6 +196,11 @@ impl ReadPool {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Connections in all.
+    pub fn size(&self) -> usize {
+        self.size
     }
 
     /// Runs `f` on a pooled connection on a blocking thread, within the

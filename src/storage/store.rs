@@ -15,9 +15,9 @@ use crate::model::genai::{
     SessionSummary, UnpricedModel,
 };
 use crate::model::query::{
-    GenAiFilter, GenAiStats, LogHistogram, LogQuery, LogRow, MetricData, MetricInfo, MetricQuery,
-    Page, PageRequest, ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats, TraceQuery,
-    TraceSummary, TraceTree,
+    Buckets, GenAiFilter, GenAiStats, LogHistogram, LogQuery, LogRow, MetricData, MetricInfo,
+    MetricQuery, Page, PageRequest, ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats,
+    TraceQuery, TraceSummary, TraceTree,
 };
 
 pub struct Store {
@@ -37,7 +37,7 @@ impl Store {
     pub fn new(db: Arc<Database>, path: &str, pool_size: usize, timeout: Duration) -> Store {
         Store {
             pool: ReadPool::new(db.clone(), pool_size, timeout),
-            sql_lane: SqlLane::new(pool_size / 2),
+            sql_lane: SqlLane::new(0, pool_size),
             db,
             path: path.to_string(),
             summaries: None,
@@ -52,9 +52,9 @@ impl Store {
     }
 
     /// How many read connections ad-hoc SQL may hold at once
-    /// (`query.sql_slots`); the rest stay free for every other read.
+    /// (`query.sql_slots`; 0: half); the rest stay free for every other read.
     pub fn with_sql_slots(mut self, slots: usize) -> Store {
-        self.sql_lane = SqlLane::new(slots);
+        self.sql_lane = SqlLane::new(slots, self.pool.size());
         self
     }
 
@@ -105,16 +105,16 @@ impl Store {
     }
 
     /// The logs `q` finds (its page aside) in `[since, until)` (Unix
-    /// nanoseconds), counted per severity level and per `step` nanoseconds.
+    /// nanoseconds), counted per severity level and per bucket.
     pub async fn log_histogram(
         &self,
         q: LogQuery,
         since: u64,
         until: u64,
-        step: u64,
+        buckets: Buckets,
     ) -> Result<LogHistogram, QueryError> {
         self.pool
-            .run(move |c| logs::log_histogram(c, &q, since, until, step))
+            .run(move |c| logs::log_histogram(c, &q, since, until, buckets))
             .await
     }
 
@@ -264,16 +264,15 @@ impl Store {
             .await
     }
 
-    /// Events per group per `step` from `start` to `end` (non-empty buckets).
+    /// Events of each group of `ids` per bucket, before `until`.
     pub async fn error_histogram(
         &self,
         ids: Vec<i64>,
-        start: u64,
-        end: u64,
-        step: u64,
-    ) -> Result<Vec<(i64, u64, u64)>, QueryError> {
+        buckets: Buckets,
+        until: u64,
+    ) -> Result<crate::model::errors::ErrorHistogram, QueryError> {
         self.pool
-            .run(move |c| errors::group_histogram(c, &ids, start, end, step))
+            .run(move |c| errors::group_histogram(c, &ids, buckets, until))
             .await
     }
 

@@ -15,9 +15,9 @@ use super::traces::paginate;
 use super::{texts, Where};
 use crate::model::errors::{
     Breadcrumb, ErrorEventDetail, ErrorEventRow, ErrorGenAiRow, ErrorGroupDetail, ErrorGroupRow,
-    ErrorQuery, ErrorSort, FingerprintExplanation, ReleaseRow,
+    ErrorHistogram, ErrorQuery, ErrorSort, FingerprintExplanation, GroupCounts, ReleaseRow,
 };
-use crate::model::query::{rfc3339, Cursor, Page, PageRequest};
+use crate::model::query::{rfc3339, Buckets, Cursor, Page, PageRequest};
 use crate::storage::error_groups::NEW_FOR_NS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
@@ -652,18 +652,29 @@ pub fn group_state(c: &Conn, id: i64) -> Result<Option<String>, QueryError> {
     rows.next().transpose().ctx("checking the error group")
 }
 
-/// Events per group per time bucket, for the counts-over-time sparklines of
-/// the group list: `(group_id, bucket, count)` for every non-empty bucket,
-/// bucket `k` covering `[start + k·step, start + (k+1)·step)` before `end`.
+/// Events per group per time bucket before `until`, for the counts-over-time
+/// sparklines of the group list: one entry per id of `ids`, in that order.
 pub fn group_histogram(
     c: &Conn,
     ids: &[i64],
-    start: u64,
-    end: u64,
-    step: u64,
-) -> Result<Vec<(i64, u64, u64)>, QueryError> {
-    if ids.is_empty() || step == 0 {
-        return Ok(Vec::new());
+    buckets: Buckets,
+    until: u64,
+) -> Result<ErrorHistogram, QueryError> {
+    let mut groups: Vec<GroupCounts> = ids
+        .iter()
+        .map(|id| GroupCounts {
+            id: *id,
+            counts: vec![0; buckets.count],
+        })
+        .collect();
+    let answer = |groups| ErrorHistogram {
+        start_unix_nano: buckets.start.to_string(),
+        step_ms: buckets.step / 1_000_000,
+        buckets: buckets.count,
+        groups,
+    };
+    if ids.is_empty() {
+        return Ok(answer(groups));
     }
     let marks = vec!["?"; ids.len()].join(", ");
     // BIGINT: Unix ns fit (until 2262), and the subtraction cannot wrap.
@@ -674,19 +685,34 @@ pub fn group_histogram(
          WHERE group_id IN ({marks}) AND time_unix_nano >= ? AND time_unix_nano < ?
          GROUP BY 1, 2"
     );
-    let mut params = vec![Value::BigInt(start as i64), Value::BigInt(step as i64)];
+    let mut params = vec![
+        Value::BigInt(buckets.start as i64),
+        Value::BigInt(buckets.step as i64),
+    ];
     params.extend(ids.iter().map(|id| Value::BigInt(*id)));
-    params.push(Value::UBigInt(start));
-    params.push(Value::UBigInt(end));
+    params.push(Value::UBigInt(buckets.start));
+    params.push(Value::UBigInt(until));
     let mut stmt = c.prepare(&sql).ctx("preparing the error histogram")?;
     let rows = stmt
         .query_map(duckdb::params_from_iter(params.iter()), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, u64>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
         })
         .ctx("counting error events per bucket")?
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the error histogram")?;
-    Ok(rows)
+    for (id, bucket, count) in rows {
+        // An id asked for twice gets its counts twice.
+        for g in groups.iter_mut().filter(|g| g.id == id) {
+            if let Some(slot) = g.counts.get_mut(bucket as usize) {
+                *slot = count;
+            }
+        }
+    }
+    Ok(answer(groups))
 }
 
 /// Releases, newest first, with the groups they brought and their error

@@ -8,7 +8,7 @@ use duckdb::Row;
 use super::traces::paginate;
 use super::Where;
 use crate::model::query::{
-    raw_json, rfc3339, Cursor, LevelCounts, LogHistogram, LogQuery, LogRow, Page,
+    raw_json, rfc3339, Buckets, Cursor, LevelCounts, LogHistogram, LogQuery, LogRow, Page,
 };
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
@@ -131,22 +131,14 @@ const LEVEL_SQL: &str = "CASE
     END";
 
 /// The records `q` finds (its page aside) in `[since, until)`, counted per
-/// level and per bucket of `step` nanoseconds; the buckets start at `since`
-/// rounded down to a multiple of the step.
+/// level and per bucket of `buckets`.
 pub fn log_histogram(
     c: &Conn,
     q: &LogQuery,
     since: u64,
     until: u64,
-    step: u64,
+    buckets: Buckets,
 ) -> Result<LogHistogram, QueryError> {
-    if step == 0 || since >= until {
-        return Err(QueryError::Invalid(
-            "a log histogram needs a step and since before until".into(),
-        ));
-    }
-    let start = since - since % step;
-    let buckets = (until - start).div_ceil(step) as usize;
     let w = log_filter(&LogQuery {
         since: Some(since),
         until: Some(until),
@@ -159,7 +151,10 @@ pub fn log_histogram(
          FROM logs{} GROUP BY 1, 2",
         w.sql()
     );
-    let mut params = vec![Value::BigInt(start as i64), Value::BigInt(step as i64)];
+    let mut params = vec![
+        Value::BigInt(buckets.start as i64),
+        Value::BigInt(buckets.step as i64),
+    ];
     params.extend(w.params);
     let mut stmt = c.prepare(&sql).ctx("preparing the log histogram")?;
     let rows = stmt
@@ -174,7 +169,7 @@ pub fn log_histogram(
         .map(|name| LevelCounts {
             severity: name.to_string(),
             total: 0,
-            counts: vec![0; buckets],
+            counts: vec![0; buckets.count],
         })
         .collect();
     let mut total = 0;
@@ -189,9 +184,9 @@ pub fn log_histogram(
         }
     }
     Ok(LogHistogram {
-        start_unix_nano: start.to_string(),
-        step_ms: step as f64 / 1e6,
-        buckets,
+        start_unix_nano: buckets.start.to_string(),
+        step_ms: buckets.step as f64 / 1e6,
+        buckets: buckets.count,
         levels,
         total,
     })

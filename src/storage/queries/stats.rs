@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use super::texts;
-use crate::model::query::{rfc3339, ServiceBucket, ServiceSummary, StorageStats, TableStats};
+use crate::model::query::{
+    rfc3339, Buckets, ServiceBucket, ServiceSummary, StorageStats, TableStats,
+};
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::{schema, Conn};
 
@@ -101,12 +103,11 @@ fn service_steps(
         .ctx("aggregating the service series")?
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the service series")?;
-    let first = (since / step) * step;
-    let last = (until.saturating_sub(1) / step) * step;
+    let buckets = Buckets::covering(since, until, step);
     let empty = || -> Vec<ServiceBucket> {
-        (0..=(last - first) / step)
+        (0..buckets.count)
             .map(|i| {
-                let t = first + i * step;
+                let t = buckets.time(i);
                 ServiceBucket {
                     time: rfc3339(t),
                     time_unix_nano: t.to_string(),
@@ -119,8 +120,8 @@ fn service_steps(
     };
     let mut out: HashMap<String, Vec<ServiceBucket>> = HashMap::new();
     for (service, b, spans, errors, p95) in rows {
-        let buckets = out.entry(service).or_insert_with(empty);
-        if let Some(slot) = buckets.get_mut(((b - first) / step) as usize) {
+        let series = out.entry(service).or_insert_with(empty);
+        if let Some(slot) = series.get_mut(((b - buckets.start) / step) as usize) {
             slot.span_count = spans;
             slot.error_count = errors;
             slot.p95_ms = p95.map(|ns| ns / 1e6);
