@@ -25,19 +25,15 @@ export interface ChartProps {
   fmt?: (v: number) => string;
   /** Called with the index into `x` when a point/bucket is clicked. */
   onClick?: (index: number, seriesIndex: number) => void;
-  /** Called with a selected x range (epoch seconds) after a drag. */
-  onSelect?: (fromSec: number, toSec: number) => void;
   ariaLabel?: string;
-  yLog?: boolean;
 }
 
 const cssVar = (name: string, fallback: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
-export function Chart({ x, series, height = 220, kind = 'line', fmt, onClick, onSelect, ariaLabel, yLog }: ChartProps) {
+export function Chart({ x, series, height = 220, kind = 'line', fmt, onClick, ariaLabel }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | null>(null);
-  const handlers = useRef({ onClick, onSelect });
-  handlers.current = { onClick, onSelect };
+  const handlers = useRef({ onClick });
+  handlers.current = { onClick };
 
   useEffect(() => {
     const el = box.current;
@@ -49,10 +45,9 @@ export function Chart({ x, series, height = 220, kind = 'line', fmt, onClick, on
     const opts: uPlot.Options = {
       width: el.clientWidth || 600,
       height,
-      cursor: { drag: { x: !!onSelect, y: false, setScale: false }, points: { size: 6 } },
-      select: { show: !!onSelect, left: 0, top: 0, width: 0, height: 0 },
+      cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 6 } },
       legend: { show: series.length > 1 || kind !== 'points', live: true },
-      scales: { x: { time: true }, y: yLog ? { distr: 3 } : { auto: true, range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1] } },
+      scales: { x: { time: true }, y: { auto: true, range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1] } },
       axes: [
         { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor } },
         { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor }, values: (_u, vals) => vals.map((v) => (v === null ? '' : fmtV(v))), size: 60 },
@@ -74,22 +69,9 @@ export function Chart({ x, series, height = 220, kind = 'line', fmt, onClick, on
           } as uPlot.Series;
         }),
       ],
-      hooks: {
-        setSelect: [
-          (u) => {
-            if (u.select.width > 4 && handlers.current.onSelect) {
-              const a = u.posToVal(u.select.left, 'x');
-              const b = u.posToVal(u.select.left + u.select.width, 'x');
-              handlers.current.onSelect(a, b);
-            }
-            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-          },
-        ],
-      },
     };
     const data = [x, ...series.map((s) => s.values)] as uPlot.AlignedData;
     const u = new uPlot(opts, data, el);
-    plot.current = u;
     const click = () => {
       const idx = u.cursor.idx;
       if (idx === null || idx === undefined || !handlers.current.onClick) return;
@@ -114,9 +96,8 @@ export function Chart({ x, series, height = 220, kind = 'line', fmt, onClick, on
     return () => {
       ro.disconnect();
       u.destroy();
-      plot.current = null;
     };
-  }, [x, series, height, kind, yLog]);
+  }, [x, series, height, kind]);
 
   return <div ref={box} class={`chart${onClick ? ' chart-clickable' : ''}`} role="img" aria-label={ariaLabel} />;
 }

@@ -43,11 +43,3 @@ export function Empty({ title = 'No data in this time range', children, hint = t
     </div>
   );
 }
-
-/** The usual three-way switch over a `useApi` result. */
-export function Loaded<T>({ result, children, empty }: { result: { data?: T; error?: unknown; loading: boolean }; children: (data: T) => ComponentChildren; empty?: (data: T) => boolean }) {
-  if (result.error && result.data === undefined) return <ErrorBox error={result.error} />;
-  if (result.data === undefined) return <Loading />;
-  if (empty?.(result.data)) return <Empty />;
-  return <>{children(result.data)}</>;
-}
