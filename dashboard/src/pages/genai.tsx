@@ -342,14 +342,17 @@ export function GenAi() {
   const filters = { ...rangeParams(range), service: p.get('service') ?? undefined, provider: p.get('provider') ?? undefined, model: p.get('model') ?? undefined, session_id: p.get('session_id') ?? undefined };
   const stats = useApi<GenAiStats>('/genai/stats', { ...filters, step: stepFor(range) });
   const models = useApi<GenAiModels>('/genai/models', filters);
-  // The choices for the filters come from the whole window, not the filtered answer.
-  const choices = useApi<GenAiModels>('/genai/models', rangeParams(range));
+  // The choices for the filters come from the whole window, not the filtered
+  // answer; without a filter the two are the same request, made once.
+  const filtered = !!(filters.service || filters.provider || filters.model || filters.session_id);
+  const unfiltered = useApi<GenAiModels>(filtered ? '/genai/models' : null, rangeParams(range));
+  const choices = filtered ? unfiltered : models;
   const services = useApi<{ name: string }[]>('/services', rangeParams(range));
   const pricing = useApi<Pricing>('/genai/pricing', { since: range.from });
   const providers = [...new Set((choices.data?.models ?? []).map((m) => m.provider).filter((x): x is string => !!x))].sort();
   const modelNames = [...new Set((choices.data?.models ?? []).map((m) => m.model).filter((x): x is string => !!x))].sort();
 
-  const nothing = stats.data && stats.data.totals.requests === 0 && !filters.service && !filters.provider && !filters.model && !filters.session_id;
+  const nothing = stats.data && stats.data.totals.requests === 0 && !filtered;
   return (
     <div class="genai-page stack">
       <PageHeader title="GenAI" subtitle="LLM calls: tokens, cost, latency and errors per model" />
