@@ -105,9 +105,14 @@
 //!   shuts them down in order (listeners, in-flight exports, retention,
 //!   queue, database).
 //!
-//! `main.rs` is the `qyl` command line around [`server::Server`].
+//! - [`cli`]: the client commands `qyl watch`, `qyl query` and
+//!   `qyl healthcheck`: HTTP clients of a running qyl (REST, the live
+//!   stream, `/health/ready`), never of the database.
+//!
+//! `main.rs` is the `qyl` command line around [`server::Server`] and [`cli`].
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod errors;
 pub mod functions;

@@ -1,5 +1,7 @@
 //! The `qyl` command line: `qyl serve` (the default) runs the server,
-//! `qyl check` lints the Lua functions without one.
+//! `qyl check` lints the Lua functions without one, and `qyl watch`,
+//! `qyl query` and `qyl healthcheck` are clients of a running server
+//! (`qyl::cli`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -39,6 +41,14 @@ enum Command {
     /// load each script, report errors and QYL2xxx diagnostics compiler-style.
     /// Exits non-zero when there are errors.
     Check(CheckArgs),
+    /// Follow what a running qyl receives, live: spans, logs, errors and
+    /// function results, one line each (an interactive screen in a terminal).
+    Watch(qyl::cli::watch::WatchArgs),
+    /// Ask a running qyl: SQL, or a shortcut (traces, errors, sessions).
+    Query(qyl::cli::query::QueryArgs),
+    /// Exit 0 when a running qyl is ready (GET /health/ready), 1 otherwise;
+    /// for container HEALTHCHECKs without curl.
+    Healthcheck(qyl::cli::healthcheck::HealthcheckArgs),
     /// Print the version and the schema version this build writes.
     Version,
 }
@@ -132,6 +142,12 @@ fn main() -> anyhow::Result<()> {
             let code = check(args)?;
             std::process::exit(code);
         }
+        Some(Command::Watch(args)) => qyl::cli::watch::run(args),
+        Some(Command::Query(args)) => {
+            let code = qyl::cli::query::run(args)?;
+            std::process::exit(code);
+        }
+        Some(Command::Healthcheck(args)) => std::process::exit(qyl::cli::healthcheck::run(args)),
         None => serve(ServeArgs::default()),
     }
 }
