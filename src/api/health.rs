@@ -1,10 +1,24 @@
-//! Health checks for orchestrators and people: `/health/live` (the process
-//! answers), `/health/ready` (migrations ran, the writer runs, a read
-//! connection answers) and `/health` (both, plus storage, queue, disk and
-//! retention figures). They are never behind auth.
+//! Health checks for orchestrators and people. They say whether qyl can do
+//! its job — store what it is sent — not whether it is busy:
+//!
+//! - `/health/live`: the process answers and the writer thread runs and is
+//!   not stuck (no step busy for `writer::STUCK_AFTER`). A failure here is
+//!   one a restart fixes.
+//! - `/health/ready`: live, migrations ran, shutdown has not begun, and
+//!   commits are not failing in a row (`writer::FAILING_AFTER`: a full disk
+//!   or a broken file). A failure here means: send data elsewhere for now.
+//! - `/health`: both, plus storage, reads, queue, disk and retention
+//!   figures; problems that do not stop ingest make it `degraded` (200).
+//!
+//! Readers never decide live or ready: heavy dashboard or SQL load keeps
+//! every read connection busy while ingest goes on untouched, and an
+//! orchestrator must not restart (or stop routing to) a server for that. So
+//! the read side appears in `/health` only, as figures and a `degraded`
+//! problem. None of these routes is behind auth.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +30,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::storage::retention::{disk_free_bytes, RetentionStats};
+use crate::storage::writer::WriterCondition;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,58 +39,118 @@ pub fn routes() -> Router<AppState> {
         .route("/health/ready", get(ready))
 }
 
-/// The process answers.
+/// How long `/health` waits for a read connection before it reports the
+/// reads as busy (a problem, never `down`).
+const READ_PROBE: Duration = Duration::from_millis(500);
+
+/// Why qyl is not live (`None`: it is).
+fn not_live(state: &AppState) -> Option<String> {
+    match state.writer.condition() {
+        WriterCondition::Stopped => Some("writer: the writer thread has stopped".into()),
+        WriterCondition::Stuck(busy) => Some(format!(
+            "writer: stuck for {} s on one step (the queue holds {} rows)",
+            busy.as_secs(),
+            state.writer.queued_rows()
+        )),
+        WriterCondition::Running | WriterCondition::Failing(_) => None,
+    }
+}
+
+/// Why qyl is not ready (`None`: it is).
+fn not_ready(state: &AppState) -> Option<String> {
+    if let Some(why) = not_live(state) {
+        return Some(why);
+    }
+    if !state.ready.load(Ordering::Acquire) {
+        return Some("starting".into());
+    }
+    if state.writer.is_closed() {
+        return Some("stopping".into());
+    }
+    if let WriterCondition::Failing(n) = state.writer.condition() {
+        return Some(format!(
+            "writer: the last {n} commits failed (see the log; disk full?)"
+        ));
+    }
+    None
+}
+
+/// The process answers and its writer thread runs and is not stuck.
 #[utoipa::path(
     get,
     path = "/health/live",
     tag = "health",
-    responses((status = 200, description = "Always `{\"status\": \"ok\"}`", body = Status))
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\"}`", body = Status),
+        (status = 503, description = "`{\"status\": \"down\", \"reason\": ...}`: the writer stopped or is stuck; restart qyl", body = Status),
+    )
 )]
-async fn live() -> Json<Status> {
-    Json(Status { status: "ok" })
+async fn live(State(state): State<AppState>) -> Response {
+    status(not_live(&state), "ok", "down")
 }
 
-/// Migrations ran, the writer runs and a read connection answers.
+/// Live, started, not stopping, and commits succeed: qyl stores what it is
+/// sent. Read load never makes it fail.
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "health",
     responses(
         (status = 200, description = "`{\"status\": \"ready\"}`", body = Status),
-        (status = 503, description = "`{\"status\": \"not_ready\"}`", body = Status),
+        (status = 503, description = "`{\"status\": \"not_ready\", \"reason\": ...}`", body = Status),
     )
 )]
 async fn ready(State(state): State<AppState>) -> Response {
-    let ok = state.ready.load(Ordering::Acquire) && state.store.ping().await.is_ok();
-    let (status, text) = if ok {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
-    };
-    (status, Json(Status { status: text })).into_response()
+    status(not_ready(&state), "ready", "not_ready")
 }
 
-/// Liveness and readiness together, with storage and queue figures.
+fn status(problem: Option<String>, ok: &'static str, failed: &'static str) -> Response {
+    match problem {
+        None => (
+            StatusCode::OK,
+            Json(Status {
+                status: ok,
+                reason: None,
+            }),
+        )
+            .into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Status {
+                status: failed,
+                reason: Some(reason),
+            }),
+        )
+            .into_response(),
+    }
+}
+
+/// Liveness and readiness together, with storage, reads, queue, disk and
+/// retention figures.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "health",
     responses(
         (status = 200, description = "Up: `ok`, or `degraded` with problems listed", body = Health),
-        (status = 503, description = "Down: starting, or the storage does not answer", body = Health),
+        (status = 503, description = "Down: not ready (starting, stopping, the writer stopped, stuck or failing)", body = Health),
     )
 )]
 async fn health(State(state): State<AppState>) -> Response {
-    let ready = state.ready.load(Ordering::Acquire);
-    let storage = state.store.ping().await;
     let writer = &state.writer;
     let stats = writer.stats();
     let mut problems = Vec::new();
-    if !ready {
-        problems.push("starting".to_string());
+    let down = not_ready(&state);
+    if let Some(why) = &down {
+        problems.push(why.clone());
     }
-    if let Err(e) = &storage {
-        problems.push(format!("storage: {e}"));
+    let lane = state.store.sql_lane();
+    let reads = state.store.ping_within(READ_PROBE).await;
+    if let Err(e) = &reads {
+        problems.push(format!(
+            "reads: {e} ({} ad-hoc SQL queries running, {} waiting); ingest is unaffected",
+            lane.running, lane.waiting
+        ));
     }
     let queued = writer.queued_rows();
     let capacity = writer.queue_capacity();
@@ -86,7 +161,7 @@ async fn health(State(state): State<AppState>) -> Response {
     }
     let disk = disk(&state, &mut problems);
     let retention = retention(&state.retention, &mut problems);
-    let status = if !ready || storage.is_err() {
+    let status = if down.is_some() {
         "down"
     } else if problems.is_empty() {
         "ok"
@@ -105,7 +180,13 @@ async fn health(State(state): State<AppState>) -> Response {
         uptime_secs: state.started.elapsed().as_secs(),
         storage: HealthStorage {
             path: state.store.path().to_string(),
-            reachable: storage.is_ok(),
+            reachable: reads.is_ok(),
+        },
+        reads: HealthReads {
+            answered: reads.is_ok(),
+            sql_running: lane.running,
+            sql_waiting: lane.waiting,
+            sql_slots: lane.slots,
         },
         queue: HealthQueue {
             rows: queued,
@@ -113,6 +194,12 @@ async fn health(State(state): State<AppState>) -> Response {
             refused_exports: stats.refused_exports.load(Ordering::Relaxed),
         },
         writer: HealthWriter {
+            condition: match writer.condition() {
+                WriterCondition::Running => "running",
+                WriterCondition::Stopped => "stopped",
+                WriterCondition::Stuck(_) => "stuck",
+                WriterCondition::Failing(_) => "failing",
+            },
             rows_committed: stats.rows_committed.load(Ordering::Relaxed),
             commit_failures: stats.commit_failures.load(Ordering::Relaxed),
             last_commit_ms: stats.last_commit_micros.load(Ordering::Relaxed) as f64 / 1000.0,
@@ -131,6 +218,9 @@ async fn health(State(state): State<AppState>) -> Response {
 pub struct Status {
     #[schema(value_type = String)]
     pub status: &'static str,
+    /// Why not, when the check fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -143,6 +233,7 @@ pub struct Health {
     pub version: &'static str,
     pub uptime_secs: u64,
     pub storage: HealthStorage,
+    pub reads: HealthReads,
     pub queue: HealthQueue,
     pub writer: HealthWriter,
     /// The filesystem holding the database; null for `:memory:`.
@@ -158,6 +249,16 @@ pub struct HealthStorage {
     pub reachable: bool,
 }
 
+/// The read side: busy readers make `/health` `degraded`, never `down`.
+#[derive(Serialize, ToSchema)]
+pub struct HealthReads {
+    /// A read connection answered within 500 ms.
+    pub answered: bool,
+    pub sql_running: usize,
+    pub sql_waiting: usize,
+    pub sql_slots: usize,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct HealthQueue {
     pub rows: usize,
@@ -167,6 +268,10 @@ pub struct HealthQueue {
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthWriter {
+    /// `running`, `stopped`, `stuck` (one step busy for 30 s) or `failing`
+    /// (3 commits failed in a row).
+    #[schema(value_type = String)]
+    pub condition: &'static str,
     pub rows_committed: u64,
     pub commit_failures: u64,
     /// How long the last commit took.

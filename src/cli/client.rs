@@ -152,7 +152,8 @@ pub async fn decode<T: DeserializeOwned>(resp: Response, what: &str) -> anyhow::
     if !status.is_success() {
         return Err(server_error(status, &body));
     }
-    serde_json::from_slice(&body).with_context(|| format!("qyl's answer to {what} is not the JSON expected"))
+    serde_json::from_slice(&body)
+        .with_context(|| format!("qyl's answer to {what} is not the JSON expected"))
 }
 
 /// An error from a non-2xx answer: qyl's error message when there is one,
@@ -164,7 +165,13 @@ pub fn server_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
             let e = v.get("error")?;
             e.get("message").unwrap_or(e).as_str().map(str::to_string)
         })
-        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().chars().take(500).collect());
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(500)
+                .collect()
+        });
     let hint = if status == StatusCode::UNAUTHORIZED {
         " (pass --token or set QYL_AUTH_TOKEN)"
     } else {

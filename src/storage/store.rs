@@ -74,10 +74,10 @@ impl Store {
         &self.path
     }
 
-    /// True when a read connection answers a trivial query.
-    pub async fn ping(&self) -> Result<(), QueryError> {
+    /// Ok when a read connection answers a trivial query within `wait`.
+    pub async fn ping_within(&self, wait: Duration) -> Result<(), QueryError> {
         self.pool
-            .run_within(Duration::from_secs(2), |c| {
+            .run_within(wait, |c| {
                 c.execute_batch("SELECT 1")
                     .map_err(|e| QueryError::sql("pinging the database", e))
             })

@@ -108,6 +108,97 @@ pub struct WriterStats {
     pub commit_duration: DurationHistogram,
     /// Where the writer thread's time goes, step by step.
     pub steps: StepTimes,
+    /// Whether the writer thread runs and gets through its work, for the
+    /// health checks.
+    pub pulse: WriterPulse,
+}
+
+/// A commit that has not ended after this long means the writer is stuck
+/// (a normal one takes milliseconds; a big group commit beside a checkpoint
+/// a few seconds), and /health/live says so, so an orchestrator restarts qyl.
+pub const STUCK_AFTER: Duration = Duration::from_secs(30);
+
+/// This many commits failing in a row (each job already retried alone)
+/// means qyl cannot store what it accepts — a full disk, a broken file —
+/// rather than one bad batch, and /health/ready turns away traffic.
+pub const FAILING_AFTER: u64 = 3;
+
+/// The writer thread's heartbeat. It is stamped when the thread starts
+/// waiting for work and when it ends a commit, so "busy since" is the age of
+/// the stamp while not idle: readers' load cannot make it look stale, and
+/// an idle writer is never mistaken for a stuck one.
+#[derive(Debug, Default)]
+pub struct WriterPulse {
+    alive: AtomicBool,
+    idle: AtomicBool,
+    /// Milliseconds since the Unix epoch.
+    stamp_ms: AtomicU64,
+    failing_commits: AtomicU64,
+}
+
+/// What the health checks conclude from the [`WriterPulse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterCondition {
+    /// Idle, or busy for less than [`STUCK_AFTER`].
+    Running,
+    /// The thread has ended (shutdown, or a panic).
+    Stopped,
+    /// Busy on one step for this long (at least [`STUCK_AFTER`]).
+    Stuck(Duration),
+    /// The last this many commits failed.
+    Failing(u64),
+}
+
+impl WriterPulse {
+    fn beat(&self, idle: bool) {
+        self.stamp_ms.store(unix_ms(), Ordering::Relaxed);
+        self.idle.store(idle, Ordering::Release);
+    }
+
+    fn commit_result(&self, ok: bool) {
+        if ok {
+            self.failing_commits.store(0, Ordering::Relaxed);
+        } else {
+            self.failing_commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn condition(&self) -> WriterCondition {
+        self.condition_at(unix_ms())
+    }
+
+    /// The condition as seen at `now_ms` (tests look into the future).
+    fn condition_at(&self, now_ms: u64) -> WriterCondition {
+        if !self.alive.load(Ordering::Acquire) {
+            return WriterCondition::Stopped;
+        }
+        if !self.idle.load(Ordering::Acquire) {
+            let busy = now_ms.saturating_sub(self.stamp_ms.load(Ordering::Relaxed));
+            let busy = Duration::from_millis(busy);
+            if busy >= STUCK_AFTER {
+                return WriterCondition::Stuck(busy);
+            }
+        }
+        match self.failing_commits.load(Ordering::Relaxed) {
+            n if n >= FAILING_AFTER => WriterCondition::Failing(n),
+            _ => WriterCondition::Running,
+        }
+    }
+}
+
+/// Marks the pulse dead when the writer thread ends, however it ends.
+struct AliveGuard(Arc<WriterStats>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.pulse.alive.store(false, Ordering::Release);
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Time the writer thread spent in each step of its commits (appending the
@@ -345,6 +436,16 @@ impl WriterHandle {
         &self.stats
     }
 
+    /// Whether the writer can store what ingest accepts.
+    pub fn condition(&self) -> WriterCondition {
+        self.stats.pulse.condition()
+    }
+
+    /// Shutdown has begun: new batches are refused.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Holds the writer before its next commit until the guard is dropped
     /// (drop it before shutting down: shutdown waits for the writer).
     /// Exports keep queueing (and are refused once the queue is full). Used
@@ -464,9 +565,15 @@ impl Writer {
             summaries_pending: summaries_pending.clone(),
             flush_waiters: Vec::new(),
         };
+        stats.pulse.alive.store(true, Ordering::Release);
+        stats.pulse.beat(true);
+        let alive = AliveGuard(stats.clone());
         let thread = std::thread::Builder::new()
             .name("qyl-writer".into())
-            .spawn(move || state.run(rx))
+            .spawn(move || {
+                let _alive = alive;
+                state.run(rx)
+            })
             .map_err(|e| StorageError::Dir {
                 path: "qyl-writer thread".into(),
                 source: e,
@@ -690,6 +797,7 @@ impl WriterState {
     fn run(&mut self, rx: Receiver<Msg>) {
         let mut shutting_down = false;
         while !shutting_down {
+            self.stats.pulse.beat(true);
             let next = if self.summaries_pending() || !self.flush_waiters.is_empty() {
                 match rx.recv_timeout(self.idle_flush_after) {
                     Err(RecvTimeoutError::Timeout) => {
@@ -702,6 +810,7 @@ impl WriterState {
             } else {
                 rx.recv().map_err(|_| ())
             };
+            self.stats.pulse.beat(false);
             let first = match next {
                 Ok(Msg::Job(job)) => *job,
                 Ok(Msg::Flush(done)) => {
@@ -808,12 +917,18 @@ impl WriterState {
         let started = Instant::now();
         match self.write(&jobs) {
             Ok(plan) => {
+                // Before the acks, so a client that saw its export stored
+                // sees a writer that is not failing.
+                self.stats.pulse.commit_result(true);
                 let t = Instant::now();
                 self.finish(jobs, plan, started);
                 self.stats.steps.add("publish", t.elapsed());
+                self.stats.pulse.beat(false);
             }
             Err(e) if jobs.len() == 1 => {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.pulse.commit_result(false);
+                self.stats.pulse.beat(false);
                 tracing::error!(error = %e, "commit failed");
                 for job in jobs {
                     let _ = job.ack.send(Err(WriteError::Commit(e.to_string())));
@@ -1328,6 +1443,66 @@ mod tests {
         let retry = h.submit(batch(vec![span(2, 2, None)])).unwrap();
         assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
         writer.shutdown();
+    }
+
+    #[test]
+    fn the_pulse_tells_idle_from_stuck_and_failing_from_one_bad_batch() {
+        let (writer, _hub, reader) = start(WriterConfig {
+            batch_wait: Duration::from_millis(1),
+            ..WriterConfig::default()
+        });
+        let h = writer.handle();
+        let pulse = &h.stats().pulse;
+        let later = |d: Duration| unix_ms() + d.as_millis() as u64;
+        // Idle for any length of time is running, not stuck.
+        assert_eq!(
+            pulse.condition_at(later(STUCK_AFTER * 10)),
+            WriterCondition::Running
+        );
+        // Held before its commit (as a wedged step would be), it is stuck
+        // once STUCK_AFTER has passed, and not before.
+        let pause = h.pause();
+        let held = h.submit(batch(vec![span(7, 1, Some("ok"))])).unwrap();
+        let wait_idle = |idle: bool| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pulse.idle.load(Ordering::Acquire) != idle && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait_idle(false);
+        assert_eq!(pulse.condition(), WriterCondition::Running);
+        match pulse.condition_at(later(STUCK_AFTER)) {
+            WriterCondition::Stuck(busy) => assert!(busy >= STUCK_AFTER),
+            other => panic!("expected Stuck, got {other:?}"),
+        }
+        drop(pause);
+        held.blocking_recv().unwrap().unwrap();
+        wait_idle(true);
+        assert_eq!(
+            pulse.condition_at(later(STUCK_AFTER * 10)),
+            WriterCondition::Running
+        );
+        // Commits failing in a row: one is a bad batch, FAILING_AFTER is a
+        // writer that cannot store; a success clears it.
+        reader
+            .execute_batch("ALTER TABLE spans ALTER COLUMN status_message SET NOT NULL")
+            .unwrap();
+        for i in 0..FAILING_AFTER {
+            let bad = h.submit(batch(vec![span(8, i as u8 + 1, None)])).unwrap();
+            assert!(bad.blocking_recv().unwrap().is_err());
+            let expected = if i + 1 >= FAILING_AFTER {
+                WriterCondition::Failing(i + 1)
+            } else {
+                WriterCondition::Running
+            };
+            assert_eq!(pulse.condition(), expected);
+        }
+        let good = h.submit(batch(vec![span(8, 9, Some("ok"))])).unwrap();
+        good.blocking_recv().unwrap().unwrap();
+        assert_eq!(pulse.condition(), WriterCondition::Running);
+        let stats = h.stats.clone();
+        writer.shutdown();
+        assert_eq!(stats.pulse.condition(), WriterCondition::Stopped);
     }
 
     #[test]
