@@ -142,13 +142,23 @@ fn main() -> anyhow::Result<()> {
             let code = check(args)?;
             std::process::exit(code);
         }
-        Some(Command::Watch(args)) => qyl::cli::watch::run(args),
-        Some(Command::Query(args)) => {
-            let code = qyl::cli::query::run(args)?;
-            std::process::exit(code);
-        }
+        Some(Command::Watch(args)) => client_exit(qyl::cli::watch::run(args).map(|()| 0)),
+        Some(Command::Query(args)) => client_exit(qyl::cli::query::run(args)),
         Some(Command::Healthcheck(args)) => std::process::exit(qyl::cli::healthcheck::run(args)),
         None => serve(ServeArgs::default()),
+    }
+}
+
+/// Ends a client command: its exit code, or its error in one line on
+/// stderr and 1 (no backtrace: the message names what went wrong, often
+/// the server's own words).
+fn client_exit(result: anyhow::Result<i32>) -> ! {
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 

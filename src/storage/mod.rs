@@ -97,9 +97,15 @@ impl StorageOptions {
 pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
     // External access off: qyl never reads or writes files through SQL, and
     // it keeps user SQL (POST /api/v1/sql) away from the filesystem.
+    // Extension autoloading and autoinstalling off: a query naming a
+    // function of an extension (json, icu…) must fail clearly rather than
+    // make qyl download code at run time (containers and closed networks
+    // have no route out, and what runs should be what was shipped).
     let mut settings = vec![
         ("checkpoint_threshold", "16GB".to_string()),
         ("enable_external_access", "false".to_string()),
+        ("autoinstall_known_extensions", "false".to_string()),
+        ("autoload_known_extensions", "false".to_string()),
     ];
     if opts.memory_limit_mb > 0 {
         settings.push(("memory_limit", format!("{}MB", opts.memory_limit_mb)));
