@@ -218,8 +218,24 @@ impl Server {
         // Live streams never finish by themselves; the listeners wait for them.
         self.live.close();
         let mut result = Ok(());
-        for (name, task) in std::mem::take(&mut self.tasks) {
-            match task.await {
+        let deadline = tokio::time::Instant::now() + LISTENER_GRACE;
+        for (name, mut task) in std::mem::take(&mut self.tasks) {
+            let outcome = match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // A client still sending (or reading) this late is cut
+                    // off: its export was never acknowledged, and what is
+                    // queued still gets committed below.
+                    tracing::warn!(
+                        listener = name,
+                        grace = ?LISTENER_GRACE,
+                        "requests still open at shutdown; closing them"
+                    );
+                    task.abort();
+                    continue;
+                }
+            };
+            match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => result = Err(e.context(format!("the {name} server failed"))),
                 Err(e) => result = Err(anyhow::anyhow!("the {name} server panicked: {e}")),
@@ -245,6 +261,11 @@ impl Server {
         result
     }
 }
+
+/// How long shutdown waits for open requests before closing them: well
+/// inside the 10 s a container runtime gives between SIGTERM and SIGKILL,
+/// leaving time to commit the queue and checkpoint.
+const LISTENER_GRACE: Duration = Duration::from_secs(4);
 
 /// Starts the functions engine: persisted `runtime.state` first, then the
 /// scripts (compiled on a blocking thread), the workers, the dispatcher on

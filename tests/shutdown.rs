@@ -1,0 +1,125 @@
+//! SIGTERM, as a container runtime sends it on `docker stop`: qyl stops
+//! accepting, answers or cuts off what is in flight, commits the queue,
+//! checkpoints and exits well inside the 10 s before SIGKILL — and every
+//! export it acknowledged is in the file afterwards. A client that never
+//! finishes its request must not hold the stop up.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::Qyl;
+
+/// One export of `spans` spans, all in trace `trace_id`.
+fn export(trace_id: &str, spans: usize) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let spans: Vec<String> = (0..spans)
+        .map(|i| {
+            format!(
+                r#"{{"traceId":"{trace_id}","spanId":"{:016x}","name":"op {i}","kind":2,"startTimeUnixNano":"{now}","endTimeUnixNano":"{}"}}"#,
+                i + 1,
+                now + 1_000_000
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"stopper"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_exits_in_time_and_keeps_every_acknowledged_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut qyl = Qyl::start(&dir.path().join("q.duckdb"), &[]);
+    let url = format!("http://{}/v1/traces", qyl.http);
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let client = reqwest::Client::new();
+
+    // Exporters that go on until qyl refuses them.
+    let exporters: Vec<_> = (0..8u64)
+        .map(|worker| {
+            let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
+            tokio::spawn(async move {
+                for n in 0u64.. {
+                    let trace_id = format!("{:016x}{n:016x}", worker + 1);
+                    let sent = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(export(&trace_id, 20))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => acked.lock().unwrap().push(trace_id),
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    // A client that starts an export and never finishes sending it.
+    let mut stalled = TcpStream::connect(&qyl.http).unwrap();
+    write!(
+        stalled,
+        "POST /v1/traces HTTP/1.1\r\nHost: qyl\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"resourceSpans\":["
+    )
+    .unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = acked.lock().unwrap().len();
+    assert!(before > 0, "no export was acknowledged before the stop");
+    let started = Instant::now();
+    let mut qyl = tokio::task::spawn_blocking(move || {
+        qyl.stop();
+        qyl
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    for e in exporters {
+        e.await.unwrap();
+    }
+    drop(stalled);
+    assert!(
+        took < Duration::from_secs(9),
+        "qyl took {took:?} to stop after SIGTERM; a container runtime kills at 10 s\n{}",
+        qyl.logs()
+    );
+
+    let acked = acked.lock().unwrap().clone();
+    let db = qyl.stop_and_open();
+    let mut stmt = db
+        .prepare("SELECT DISTINCT trace_id FROM spans WHERE service_name = 'stopper'")
+        .unwrap();
+    let stored: HashSet<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|t| !stored.contains(*t)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged exports lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(3)]
+    );
+    let spans: i64 = db
+        .query_row(
+            "SELECT count(*) FROM spans WHERE service_name = 'stopper'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(spans >= acked.len() as i64 * 20);
+    eprintln!(
+        "{} exports acknowledged ({before} before SIGTERM), stopped in {took:?}",
+        acked.len()
+    );
+}
