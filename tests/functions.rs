@@ -403,6 +403,51 @@ async fn names(addr: &str) -> Vec<String> {
         .collect()
 }
 
+/// A Kubernetes ConfigMap (or Secret) mounted as the scripts folder: each
+/// script is a symlink through `..data`, and an update writes a new
+/// timestamped folder and renames a new `..data` link over the old one, so
+/// no event ever names a script.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_volume_update_reloads_its_scripts() {
+    use std::os::unix::fs::symlink;
+    let scripts = tempfile::tempdir().unwrap();
+    let dir = scripts.path();
+    std::fs::create_dir(dir.join("..2026_12_02_10_00_00.1")).unwrap();
+    std::fs::write(dir.join("..2026_12_02_10_00_00.1/tagger.lua"), V1).unwrap();
+    symlink("..2026_12_02_10_00_00.1", dir.join("..data")).unwrap();
+    symlink("..data/tagger.lua", dir.join("tagger.lua")).unwrap();
+    let (_dir, qyl) = start(dir, &[]);
+    let addr = qyl.http.clone();
+    assert_eq!(names(&addr).await, ["tagger"]);
+
+    // What the kubelet's atomic writer does on an update.
+    std::fs::create_dir(dir.join("..2026_12_02_10_05_00.2")).unwrap();
+    std::fs::write(
+        dir.join("..2026_12_02_10_05_00.2/tagger.lua"),
+        V1.replace("\"v1 \"", "\"cm2 \""),
+    )
+    .unwrap();
+    symlink("..2026_12_02_10_05_00.2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.join("..2026_12_02_10_00_00.1")).unwrap();
+
+    wait_for("the ConfigMap update", async || {
+        export(
+            &addr,
+            "svc",
+            &[Span::new(TRACE, &format!("{:016x}", now_nanos()), "cm", 1)],
+        )
+        .await;
+        let r = invocations(&addr, "tagger", "limit=1").await;
+        r.first()?["result"]
+            .as_str()?
+            .starts_with("cm2 ")
+            .then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edit_break_fix_delete_rename_and_vim_saves_against_a_running_server() {
     let scripts = tempfile::tempdir().unwrap();

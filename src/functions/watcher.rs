@@ -2,7 +2,9 @@
 //! so editors that save by writing a temp file and renaming it over the
 //! original, like vim and helix, are seen) and, once a file has been quiet
 //! for the debounce interval, brings the registry up to date with what is
-//! on disk. Editors' temp and backup files are never loaded.
+//! on disk. Editors' temp and backup files are never loaded. Kubernetes
+//! ConfigMap volumes, whose files are symlinks through a `..data` link that
+//! an update swaps, are rescanned whole when that link changes.
 //!
 //! The directory need not exist: until it does, the nearest existing
 //! ancestor is watched (not recursively, so nothing else in it costs more
@@ -161,6 +163,19 @@ impl Place {
         self.watching_dir() && path.parent() == Some(self.dir.as_path()) && is_script_file(path)
     }
 
+    /// Kubernetes ConfigMap and Secret volumes update atomically: the files
+    /// are symlinks into `..data`, itself a symlink to a timestamped
+    /// `..2026_…` folder, and an update renames a new `..data_tmp` link over
+    /// `..data`. Names starting with `..` are never scripts or editors'.
+    fn is_volume_swap(&self, path: &Path) -> bool {
+        self.watching_dir()
+            && path.parent() == Some(self.dir.as_path())
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".."))
+    }
+
     fn unwatch(&mut self) {
         let path = match std::mem::replace(&mut self.target, Target::Nothing) {
             Target::Dir(_) => self.dir.clone(),
@@ -273,6 +288,11 @@ fn debounce_loop(registry: &Registry, place: &mut Place, rx: &Receiver<Msg>, deb
                 for p in paths {
                     if place.is_script(&p) {
                         pending.insert(p);
+                        relevant = true;
+                    } else if place.is_volume_swap(&p) {
+                        // The scripts are symlinks through `..data`, which
+                        // was swapped: no event names them, so look at all.
+                        rescan = true;
                         relevant = true;
                     } else if place.concerns_place(&p) {
                         relevant = true;
