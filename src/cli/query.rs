@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use clap::Args;
-use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table, TableComponent};
 use serde_json::{json, Map, Value};
 
 use super::client::{Remote, RemoteArgs};
@@ -181,6 +181,9 @@ struct Rows {
     /// Each row with every field the API sent, for `--json` (shortcuts
     /// choose a few columns for tables only).
     whole: Option<Vec<Value>>,
+    /// Shorter headers for tables than the API's field names (CSV keeps
+    /// the names, for scripts).
+    headers: Option<Vec<String>>,
     /// Why there may be more than was printed, when there may.
     more: Option<String>,
 }
@@ -238,6 +241,7 @@ async fn sql_rows(remote: &Remote, sql: &str, limit: Option<usize>) -> anyhow::R
         columns,
         rows,
         whole: None,
+        headers: None,
         more,
     })
 }
@@ -320,40 +324,41 @@ impl Shortcut {
         }
     }
 
-    /// The fields that make a table's columns (JSON keeps them all).
-    fn columns(self) -> &'static [&'static str] {
+    /// The fields that make a table's columns, with their headers (JSON
+    /// keeps every field under its API name).
+    fn columns(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Shortcut::Traces => &[
-                "start_time",
-                "trace_id",
-                "root_service",
-                "root_name",
-                "duration_ms",
-                "span_count",
-                "error_count",
-                "gen_ai_cost_usd",
+                ("start_time", "start"),
+                ("trace_id", "trace"),
+                ("root_service", "service"),
+                ("root_name", "root span"),
+                ("duration_ms", "ms"),
+                ("span_count", "spans"),
+                ("error_count", "errors"),
+                ("gen_ai_cost_usd", "cost $"),
             ],
             Shortcut::Errors => &[
-                "id",
-                "substatus",
-                "error_type",
-                "message_template",
-                "culprit",
-                "count",
-                "user_count",
-                "last_seen",
-                "last_release",
+                ("id", "id"),
+                ("substatus", "status"),
+                ("error_type", "type"),
+                ("message_template", "message"),
+                ("culprit", "culprit"),
+                ("count", "events"),
+                ("user_count", "users"),
+                ("last_seen", "last seen"),
+                ("last_release", "release"),
             ],
             Shortcut::Sessions => &[
-                "session_id",
-                "last_seen",
-                "duration_ms",
-                "trace_count",
-                "gen_ai_requests",
-                "input_tokens",
-                "output_tokens",
-                "cost_usd",
-                "error_count",
+                ("session_id", "session"),
+                ("last_seen", "last seen"),
+                ("duration_ms", "ms"),
+                ("trace_count", "traces"),
+                ("gen_ai_requests", "llm calls"),
+                ("input_tokens", "in tokens"),
+                ("output_tokens", "out tokens"),
+                ("cost_usd", "cost $"),
+                ("error_count", "errors"),
             ],
         }
     }
@@ -367,15 +372,18 @@ async fn shortcut_rows(remote: &Remote, shortcut: Shortcut, path: &str) -> anyho
     let more = page["next_cursor"]
         .as_str()
         .map(|_| "more on the server (raise --limit)".to_string());
-    let columns: Vec<String> = shortcut.columns().iter().map(|c| c.to_string()).collect();
+    let fields = shortcut.columns();
+    let columns = fields.iter().map(|(f, _)| f.to_string()).collect();
+    let headers = Some(fields.iter().map(|(_, h)| h.to_string()).collect());
     let rows = items
         .iter()
-        .map(|item| columns.iter().map(|c| item[c.as_str()].clone()).collect())
+        .map(|item| fields.iter().map(|(f, _)| item[*f].clone()).collect())
         .collect();
     Ok(Rows {
         columns,
         rows,
         whole: Some(items.clone()),
+        headers,
         more,
     })
 }
@@ -416,15 +424,36 @@ const TABLE_CELL_MAX: usize = 80;
 fn table(rows: &Rows, boxed: bool) -> Table {
     let mut t = Table::new();
     if boxed {
-        t.load_preset(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic);
+        // psql's look: columns apart by spaces, a rule under the header.
+        t.load_preset(presets::NOTHING)
+            .set_style(TableComponent::HeaderLines, '─')
+            .set_style(TableComponent::MiddleHeaderIntersections, '─');
+        // Wrap to the terminal's width only when it is known and usable;
+        // otherwise rows run long rather than a letter per line.
+        if let Some(width) = crossterm::terminal::size()
+            .ok()
+            .map(|s| s.0)
+            .filter(|w| *w >= 60)
+        {
+            t.set_width(width)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        }
     } else {
         t.load_preset(presets::NOTHING);
     }
-    t.set_header(rows.columns.iter().map(Cell::new));
+    t.set_header(
+        rows.headers
+            .as_ref()
+            .unwrap_or(&rows.columns)
+            .iter()
+            .map(Cell::new),
+    );
     for row in &rows.rows {
         t.add_row(row.iter().map(|v| {
             let mut text = cell_text(v);
+            if let Some(short) = short_time(&text) {
+                text = short;
+            }
             if text.chars().count() > TABLE_CELL_MAX {
                 text = text.chars().take(TABLE_CELL_MAX - 1).collect::<String>() + "…";
             }
@@ -437,6 +466,21 @@ fn table(rows: &Rows, boxed: bool) -> Table {
         }));
     }
     t
+}
+
+/// RFC 3339 times as qyl writes them (UTC, nanoseconds) to the second in
+/// tables, where the digits past it only push columns apart.
+fn short_time(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let shaped = b.len() >= 20
+        && s.ends_with('Z')
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && s[..19].bytes().filter(u8::is_ascii_digit).count() == 14;
+    shaped.then(|| format!("{} {}Z", &s[..10], &s[11..19]))
 }
 
 fn write_csv(out: &mut impl Write, rows: &Rows) -> std::io::Result<()> {
@@ -473,6 +517,20 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn tables_show_times_to_the_second() {
+        assert_eq!(
+            short_time("2026-12-02T20:55:00.290053849Z").as_deref(),
+            Some("2026-12-02 20:55:00Z")
+        );
+        assert_eq!(
+            short_time("2026-12-02T20:55:00Z").as_deref(),
+            Some("2026-12-02 20:55:00Z")
+        );
+        assert_eq!(short_time("chat-7f3a"), None);
+        assert_eq!(short_time("2026-12-02 is a date, not a time Z"), None);
     }
 
     #[test]
