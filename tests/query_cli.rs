@@ -107,7 +107,7 @@ fn sql_and_shortcuts_print_tables_json_and_csv() {
     );
     let table = stdout(&query(&qyl, &["traces", "--service", "shop"], &[]));
     assert!(
-        table.lines().next().unwrap().contains("root_name"),
+        table.lines().next().unwrap().contains("root span"),
         "{table}"
     );
     assert!(!table.contains("py-http"), "{table}");
