@@ -89,6 +89,9 @@ pub struct QueryConfig {
 pub struct AuthConfig {
     pub token: String,
     pub ingest_token: String,
+    /// A token that reads (REST GETs, read-only SQL, MCP) but changes
+    /// nothing: for coding assistants and shared dashboards.
+    pub read_token: String,
     /// `qyl serve --insecure-no-auth`: a flag only, so that serving beyond
     /// loopback without a token is always a visible choice on the command line.
     #[serde(skip)]

@@ -46,8 +46,7 @@
 //!   space is reused. The read side: `reader` is a bounded pool
 //!   of read connections on blocking threads with per-query deadlines
 //!   (ad-hoc SQL holds at most its own share of them, the `SqlLane`),
-//!   `store` the one read interface (REST and Lua `runtime.store`; MCP
-//!   later) and
+//!   `store` the one read interface (REST, MCP and Lua `runtime.store`) and
 //!   `queries` the SQL behind it, including read-only user SQL.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
@@ -90,7 +89,7 @@
 //!   `errors`, `releases` and `slo` serve the error engine (changes to
 //!   groups and recorded deploys go through the writer as batch items);
 //!   `api::auth` guards every HTTP route but health and the gRPC services
-//!   (token, ingest token, `?t=` cookie login), rate-limits per client
+//!   (token, ingest token, read-only token, `?t=` cookie login), rate-limits per client
 //!   address and adds CORS when configured. `api::live` is
 //!   `GET /api/v1/live`: the hub as Server-Sent Events, filtered per client,
 //!   resumable by `Last-Event-ID`, produced on a low-priority thread of its
@@ -100,6 +99,17 @@
 //!   `api::dashboard` serves the web UI built from `dashboard/` (embedded
 //!   with rust-embed; the app at every page route, never at machine
 //!   routes) — a client of the REST API and the live stream like any other.
+//! - [`mcp`]: the MCP server at `/mcp` (rmcp, streamable HTTP, mounted in
+//!   `api::router` behind the same guard). `server` is the handler (tools,
+//!   prompts, the SQL schema as a resource); `tools/` one router per subject
+//!   (`errors` with similar groups, `traces`, `genai` with the overview,
+//!   `releases`, `changes` for `what_changed`, `data` for functions and
+//!   SQL), each calling the `Store` as the REST handler for the same data
+//!   does, changes through the writer, the read-only token refused by the
+//!   tools that change state; `prompts` are `triage_error` and
+//!   `investigate_cost_spike`; `answer` reads arguments (naming a wrong
+//!   one) and builds results (`structuredContent` + a short text);
+//!   `render` caps the text (lists, cut strings with a marker).
 //! - [`telemetry`]: qyl's own figures as Prometheus text at `/metrics`.
 //! - [`server`]: starts the storage, the writer and every listener, and
 //!   shuts them down in order (listeners, in-flight exports, retention,
@@ -117,6 +127,7 @@ pub mod config;
 pub mod errors;
 pub mod functions;
 pub mod ingest;
+pub mod mcp;
 pub mod model;
 pub mod server;
 pub mod storage;

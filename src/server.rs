@@ -37,6 +37,7 @@ pub struct Server {
     retention: Option<Retention>,
     hub: Arc<Hub>,
     live: Arc<api::live::LiveClients>,
+    mcp_stop: tokio_util::sync::CancellationToken,
     functions: Arc<Engine>,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
@@ -126,6 +127,7 @@ impl Server {
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             live: Default::default(),
             functions: functions.clone(),
+            mcp_stop: Default::default(),
         };
         let guard = api::auth::Guard::from_config(config)?;
         let max_body = config.max_body_bytes();
@@ -180,6 +182,7 @@ impl Server {
             retention: Some(retention),
             hub,
             live: state.live.clone(),
+            mcp_stop: state.mcp_stop.clone(),
             functions,
             stop,
             tasks,
@@ -215,8 +218,10 @@ impl Server {
     /// and closes the database.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
-        // Live streams never finish by themselves; the listeners wait for them.
+        // Live streams and MCP sessions never finish by themselves; the
+        // listeners wait for them.
         self.live.close();
+        self.mcp_stop.cancel();
         let mut result = Ok(());
         let deadline = tokio::time::Instant::now() + LISTENER_GRACE;
         for (name, mut task) in std::mem::take(&mut self.tasks) {

@@ -89,7 +89,6 @@ async fn the_app_is_served_at_every_page_route_and_machine_routes_stay_404() {
     for path in [
         "/.well-known/oauth-protected-resource",
         "/.well-known/oauth-authorization-server",
-        "/mcp",
         "/v1/unknown",
         "/health/unknown",
         "/assets/index-00000000.js",
@@ -106,6 +105,11 @@ async fn the_app_is_served_at_every_page_route_and_machine_routes_stay_404() {
     let r = get(&qyl, "/api/v1/unknown", &[]).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "not_found");
+    // /mcp is the MCP endpoint: never the app, whatever it tells a browser
+    // (which does not accept its event stream).
+    let r = get(&qyl, "/mcp", &[]).await;
+    assert_eq!(r.status, 406, "{}", r.text());
+    assert!(!r.text().contains("<html"));
 
     // When the dashboard was built (make dashboard), its hashed assets are
     // immutable and gzipped for clients that take gzip; a qyl built without

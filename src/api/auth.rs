@@ -8,6 +8,9 @@
 //! once: qyl answers with an HttpOnly SameSite=Strict cookie and a redirect
 //! to the same URL without the token, so it does not stay in the address bar
 //! or the history. The ingest token only opens OTLP ingest, never reads.
+//! The read-only token reads (API GETs, read-only SQL, `/metrics`, MCP) and
+//! changes nothing; requests it opens carry [`ReadOnlyToken`] so MCP tools
+//! that change state can refuse it.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -58,8 +61,8 @@ pub enum Scope {
     Open,
     /// OTLP ingest: the ingest token is enough; `limits.ingest_per_second`.
     Ingest,
-    /// The API, MCP and Prometheus text: the full token only;
-    /// `limits.api_per_second`.
+    /// The API, MCP and Prometheus text: the full token, or the read-only
+    /// token for what only reads; `limits.api_per_second`.
     Api,
     /// The dashboard's files and page routes. They hold no data (the app
     /// reads everything through the API, which is guarded), so they are
@@ -105,6 +108,7 @@ impl fmt::Debug for Secret {
 pub struct Tokens {
     full: Option<Secret>,
     ingest: Option<Secret>,
+    read: Option<Secret>,
 }
 
 impl Tokens {
@@ -113,7 +117,14 @@ impl Tokens {
         Tokens {
             full: Secret::new(token),
             ingest: Secret::new(ingest_token),
+            read: None,
         }
+    }
+
+    /// Also accept `read_token` (empty: none) for reading.
+    pub fn with_read_token(mut self, read_token: &str) -> Tokens {
+        self.read = Secret::new(read_token);
+        self
     }
 
     fn is_open(&self, scope: Scope) -> bool {
@@ -125,11 +136,14 @@ impl Tokens {
     }
 
     fn grant(&self, presented: &[u8]) -> Grant {
-        // Both comparisons always run, so timing does not tell which matched.
+        // Every comparison always runs, so timing does not tell which matched.
         let full = self.full.as_ref().is_some_and(|s| s.matches(presented));
         let ingest = self.ingest.as_ref().is_some_and(|s| s.matches(presented));
+        let read = self.read.as_ref().is_some_and(|s| s.matches(presented));
         if full {
             Grant::Full
+        } else if read {
+            Grant::ReadOnly
         } else if ingest {
             Grant::IngestOnly
         } else {
@@ -141,8 +155,33 @@ impl Tokens {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grant {
     Full,
+    ReadOnly,
     IngestOnly,
     Nothing,
+}
+
+/// What an allowed request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anything its scope offers (the full token, or auth is off).
+    Full,
+    /// Reading only: the read-only token.
+    ReadOnly,
+}
+
+/// Put into the extensions of a request the read-only token opened, so
+/// handlers behind the guard (the MCP tools) can tell it from the full token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOnlyToken;
+
+/// Whether a request only reads, so the read-only token may make it: GET and
+/// HEAD, MCP (whose tools check for themselves), and ad-hoc SQL, which the
+/// store runs read-only whoever asks.
+fn only_reads(method: &Method, path: &str) -> bool {
+    method == Method::GET
+        || method == Method::HEAD
+        || super::is_under(path, "/mcp")
+        || (method == Method::POST && path == "/api/v1/sql")
 }
 
 /// Why a request was refused.
@@ -152,6 +191,9 @@ pub enum Denial {
     Invalid,
     /// The ingest token, presented for something other than ingest.
     IngestOnly,
+    /// The read-only token, presented for a change (403, not 401: the
+    /// token is valid, the request is not allowed with it).
+    ReadOnly,
 }
 
 impl Denial {
@@ -160,6 +202,7 @@ impl Denial {
             Denial::Missing => "a token is required: send `Authorization: Bearer <token>`, or open the login URL (`/?t=<token>`) in a browser",
             Denial::Invalid => "the token is not valid",
             Denial::IngestOnly => "the ingest token may only send telemetry (POST /v1/*); reading needs the auth token",
+            Denial::ReadOnly => "the read-only token may only read (GET requests, POST /api/v1/sql and MCP); changes need the auth token",
         }
     }
 }
@@ -167,6 +210,8 @@ impl Denial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Allow,
+    /// Allowed to read: the read-only token.
+    AllowReadOnly,
     /// A valid `?t=`: set the cookie to `token` and redirect to `location`
     /// (the same path and query without `t`).
     Login {
@@ -201,6 +246,8 @@ pub fn check(
                 },
                 _ if scope == Scope::Page => Decision::LoginFailed,
                 Grant::IngestOnly if scope == Scope::Api => Decision::Deny(Denial::IngestOnly),
+                // A read-only session in the browser is not offered: the
+                // dashboard's changes would all fail. Tools send it as a header.
                 _ => Decision::Deny(Denial::Invalid),
             };
         }
@@ -209,26 +256,39 @@ pub fn check(
         return Decision::Allow;
     }
     match check_credentials(tokens, scope, headers) {
-        Ok(()) => Decision::Allow,
+        Ok(Access::Full) => Decision::Allow,
+        Ok(Access::ReadOnly) if only_reads(method, uri.path()) => Decision::AllowReadOnly,
+        Ok(Access::ReadOnly) => Decision::Deny(Denial::ReadOnly),
         Err(d) => Decision::Deny(d),
     }
 }
 
 /// Bearer, `x-qyl-token` or cookie: the one place tokens are judged, for
-/// HTTP and gRPC alike.
-pub fn check_credentials(tokens: &Tokens, scope: Scope, headers: &HeaderMap) -> Result<(), Denial> {
+/// HTTP and gRPC alike. The read-only token opens the API scope only; what
+/// it may do there is the caller's to check ([`check`] does).
+pub fn check_credentials(
+    tokens: &Tokens,
+    scope: Scope,
+    headers: &HeaderMap,
+) -> Result<Access, Denial> {
     if tokens.is_open(scope) {
-        return Ok(());
+        return Ok(Access::Full);
     }
     let mut denial = Denial::Missing;
+    let mut read_only = false;
     for presented in presented(headers) {
         match tokens.grant(presented.as_bytes()) {
-            Grant::Full => return Ok(()),
-            Grant::IngestOnly if scope == Scope::Ingest => return Ok(()),
+            Grant::Full => return Ok(Access::Full),
+            Grant::IngestOnly if scope == Scope::Ingest => return Ok(Access::Full),
+            Grant::ReadOnly if scope == Scope::Api => read_only = true,
+            Grant::ReadOnly => denial = Denial::ReadOnly,
             Grant::IngestOnly => denial = Denial::IngestOnly,
             Grant::Nothing if denial == Denial::Missing => denial = Denial::Invalid,
             Grant::Nothing => {}
         }
+    }
+    if read_only {
+        return Ok(Access::ReadOnly);
     }
     Err(denial)
 }
@@ -356,7 +416,11 @@ impl Guard {
     /// tokio runtime, if any.
     pub fn from_config(config: &Config) -> Result<Arc<Guard>, AuthError> {
         let auth = &config.auth;
-        for (key, value) in [("token", &auth.token), ("ingest_token", &auth.ingest_token)] {
+        for (key, value) in [
+            ("token", &auth.token),
+            ("ingest_token", &auth.ingest_token),
+            ("read_token", &auth.read_token),
+        ] {
             if !valid_token(value) {
                 return Err(AuthError::BadToken { key });
             }
@@ -373,7 +437,7 @@ impl Guard {
         let token = generated.as_deref().unwrap_or(&auth.token);
         let limits = &config.limits;
         let guard = Arc::new(Guard {
-            tokens: Tokens::new(token, &auth.ingest_token),
+            tokens: Tokens::new(token, &auth.ingest_token).with_read_token(&auth.read_token),
             ingest_limit: limiter(limits.ingest_per_second, limits.burst),
             api_limit: limiter(limits.api_per_second, limits.burst),
             cors: cors(&limits.cors_origins)?,
@@ -515,6 +579,10 @@ fn too_many(retry_after: u64) -> Response {
 }
 
 fn unauthorized(denial: Denial) -> Response {
+    if denial == Denial::ReadOnly {
+        let resp = ApiError::new(StatusCode::FORBIDDEN, "forbidden", denial.message());
+        return no_store(resp.into_response());
+    }
     let mut resp =
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", denial.message()).into_response();
     resp.headers_mut().insert(
@@ -561,6 +629,11 @@ async fn middleware(State(guard): State<Arc<Guard>>, req: Request, next: Next) -
     }
     match check(&guard.tokens, scope, req.method(), req.uri(), req.headers()) {
         Decision::Allow => next.run(req).await,
+        Decision::AllowReadOnly => {
+            let mut req = req;
+            req.extensions_mut().insert(ReadOnlyToken);
+            next.run(req).await
+        }
         Decision::Login { location, token } => login(&location, &token),
         Decision::LoginFailed => no_store(
             (
@@ -590,7 +663,7 @@ impl tonic::service::Interceptor for GrpcGuard {
             }
         }
         match check_credentials(&self.0.tokens, Scope::Ingest, req.metadata().as_ref()) {
-            Ok(()) => Ok(req),
+            Ok(_) => Ok(req),
             Err(d) => Err(tonic::Status::unauthenticated(d.message())),
         }
     }
@@ -751,7 +824,10 @@ mod tests {
             Decision::Allow
         );
         let grpc = headers(&[("x-qyl-token", "send")]);
-        assert_eq!(check_credentials(&t, Scope::Ingest, &grpc), Ok(()));
+        assert_eq!(
+            check_credentials(&t, Scope::Ingest, &grpc),
+            Ok(Access::Full)
+        );
         assert_eq!(
             check_credentials(&t, Scope::Api, &grpc),
             Err(Denial::IngestOnly)
@@ -762,6 +838,38 @@ mod tests {
         assert_eq!(
             post(&only, "/v1/traces", &[]),
             Decision::Deny(Denial::Missing)
+        );
+    }
+
+    #[test]
+    fn read_token_reads_and_changes_nothing() {
+        let t = Tokens::new("full", "send").with_read_token("look");
+        let read = [("authorization", "Bearer look")];
+        assert_eq!(get(&t, "/api/v1/errors", &read), Decision::AllowReadOnly);
+        assert_eq!(get(&t, "/metrics", &read), Decision::AllowReadOnly);
+        assert_eq!(post(&t, "/mcp", &read), Decision::AllowReadOnly);
+        assert_eq!(post(&t, "/api/v1/sql", &read), Decision::AllowReadOnly);
+        assert_eq!(
+            post(&t, "/api/v1/errors/merge", &read),
+            Decision::Deny(Denial::ReadOnly)
+        );
+        assert_eq!(
+            post(&t, "/v1/traces", &read),
+            Decision::Deny(Denial::ReadOnly)
+        );
+        // The full token beside it still wins; the browser login is full only.
+        assert_eq!(
+            post(
+                &t,
+                "/api/v1/errors/merge",
+                &[("authorization", "Bearer look"), ("x-qyl-token", "full")]
+            ),
+            Decision::Allow
+        );
+        assert_eq!(get(&t, "/?t=look", &[]), Decision::LoginFailed);
+        assert_eq!(
+            check_credentials(&t, Scope::Ingest, &headers(&read)),
+            Err(Denial::ReadOnly)
         );
     }
 

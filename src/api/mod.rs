@@ -1,7 +1,8 @@
-//! The HTTP API on the main port: REST under `/api/v1`, health checks and
-//! Prometheus text for qyl itself. Handlers are thin: they parse the request
-//! into `model::query` types, call the [`Store`], and serialise the answer.
-//! Errors are always the JSON of [`ApiError`].
+//! The HTTP API on the main port: REST under `/api/v1`, MCP at `/mcp`
+//! ([`crate::mcp`]), health checks and Prometheus text for qyl itself.
+//! Handlers are thin: they parse the request into `model::query` types,
+//! call the [`Store`], and serialise the answer. Errors are always the JSON
+//! of [`ApiError`].
 
 pub mod auth;
 pub mod dashboard;
@@ -53,11 +54,15 @@ pub struct AppState {
     pub live: Arc<live::LiveClients>,
     /// The Lua functions engine.
     pub functions: Arc<crate::functions::engine::Engine>,
+    /// Cancelled at shutdown: ends MCP sessions, whose streams would
+    /// otherwise hold the HTTP server open.
+    pub mcp_stop: tokio_util::sync::CancellationToken,
 }
 
-/// `/api/v1/*`, `/health*`, `/metrics` and the dashboard, with JSON errors
-/// for unknown API routes.
+/// `/api/v1/*`, `/mcp`, `/health*`, `/metrics` and the dashboard, with JSON
+/// errors for unknown API routes.
 pub fn router(state: AppState) -> Router {
+    let mcp = crate::mcp::service(state.clone(), state.mcp_stop.clone());
     let api = Router::new()
         .merge(live::routes())
         .merge(traces::routes())
@@ -77,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(no_store));
     Router::new()
         .nest("/api/v1", api)
+        .nest_service("/mcp", mcp)
         .merge(health::routes())
         .merge(crate::telemetry::routes())
         .fallback(dashboard::serve)

@@ -1,0 +1,13 @@
+//! The tools, one router per subject; `QylMcp::new` adds them together.
+//! Each reads through the [`Store`](crate::storage::Store) exactly as the
+//! REST handler for the same data does, and changes go through the writer.
+
+mod changes;
+mod data;
+mod errors;
+mod genai;
+mod releases;
+mod traces;
+
+pub(super) use errors::ErrorIdArgs;
+pub(super) use genai::{GenAiStatsArgs, ListSessionsArgs};
