@@ -14,7 +14,7 @@ VENV_PYTHON := .venv/bin/python
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 DASHBOARD_DEPS := dashboard/node_modules/.package-lock.json
 
-.PHONY: run test test-dashboard dashboard duckdb venv bench bench-dashboard lint
+.PHONY: run test test-dashboard dashboard duckdb venv bench bench-dashboard lint docker-test
 
 run: $(DUCKDB_LIB) dashboard
 	cargo run --release -- serve
@@ -65,3 +65,13 @@ bench-dashboard: $(DUCKDB_LIB) dashboard
 lint: $(DUCKDB_LIB)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+# The container image: builds the Dockerfile with buildah (no Docker daemon
+# needed) and runs it as a user would: the token, OTLP ingest, `qyl
+# healthcheck`, a script reload through the mounted /scripts, non-root, SIGTERM
+# under load. Needs root, buildah and mmdebstrap; where no image registry is
+# reachable it first builds local stand-ins for the base images
+# (tests/docker/build-base-images.sh). Not part of `make test`: a cold build
+# takes 10-20 min on 2 cores.
+docker-test: $(VENV_PYTHON)
+	tests/docker/test.sh
