@@ -31,6 +31,7 @@ pub struct Config {
     pub functions: FunctionsConfig,
     pub genai: GenAiConfig,
     pub errors: ErrorsConfig,
+    pub triage: TriageConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,6 +150,77 @@ pub struct ErrorsConfig {
     pub escalation_min_events: u64,
     pub duplicate_window_ms: u64,
     pub slo: Vec<SloConfig>,
+}
+
+/// `[triage]`: automatic triage of new, regressed and escalating error
+/// groups (`errors::triage`), and the optional model-written summary.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TriageConfig {
+    pub enabled: bool,
+    /// An OpenAI-compatible base URL (`…/v1`); empty: no model summary.
+    pub endpoint: String,
+    pub model: String,
+    pub api_key: String,
+    pub timeout_ms: u64,
+    pub max_prompt_chars: usize,
+    pub summaries_per_minute: u32,
+}
+
+// By hand so that logging the configuration never prints the API key.
+impl std::fmt::Debug for TriageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TriageConfig")
+            .field("enabled", &self.enabled)
+            .field("endpoint", &self.endpoint)
+            .field("model", &self.model)
+            .field("api_key", &(!self.api_key.is_empty()).then_some("<set>"))
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_prompt_chars", &self.max_prompt_chars)
+            .field("summaries_per_minute", &self.summaries_per_minute)
+            .finish()
+    }
+}
+
+impl TriageConfig {
+    /// Whether reports get a model-written summary.
+    pub fn summaries(&self) -> bool {
+        !self.endpoint.trim().is_empty()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.summaries() {
+            let e = self.endpoint.trim();
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(invalid(
+                    "triage.endpoint",
+                    format!("{e:?} is not an http:// or https:// URL"),
+                ));
+            }
+            if self.model.trim().is_empty() {
+                return Err(invalid(
+                    "triage.model",
+                    "must name a model when triage.endpoint is set",
+                ));
+            }
+        }
+        if !(100..=600_000).contains(&self.timeout_ms) {
+            return Err(invalid("triage.timeout_ms", "between 100 and 600000"));
+        }
+        if !(500..=1_000_000).contains(&self.max_prompt_chars) {
+            return Err(invalid(
+                "triage.max_prompt_chars",
+                "between 500 and 1000000",
+            ));
+        }
+        if self.summaries_per_minute == 0 {
+            return Err(invalid(
+                "triage.summaries_per_minute",
+                "must be at least 1 (leave triage.endpoint empty for no summaries)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One `[[errors.slo]]` objective.
@@ -470,6 +542,7 @@ impl Config {
             return Err(invalid("genai.prices", e.to_string()));
         }
         self.errors.validate()?;
+        self.triage.validate()?;
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {
             return Err(invalid(

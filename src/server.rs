@@ -164,6 +164,16 @@ impl Server {
             let router = guard.wrap(ingest::http::routes(handle.clone(), max_body));
             tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
         }
+        if config.triage.enabled {
+            let job = crate::errors::triage::run(
+                config.triage.clone(),
+                hub.clone(),
+                state.store.clone(),
+                handle.clone(),
+                stopped.clone(),
+            );
+            tasks.push(("error triage", tokio::spawn(job)));
+        }
         if let Some(quiet) = config.errors.auto_resolve_after() {
             let job = crate::errors::auto_resolve::run(handle.clone(), quiet, stopped.clone());
             tasks.push(("error auto-resolve", tokio::spawn(job)));

@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/errors/merge"),
     ("get", "/api/v1/errors/histogram"),
     ("get", "/api/v1/errors/{id}/events"),
+    ("get", "/api/v1/errors/{id}/triage"),
     ("get", "/api/v1/errors/{id}/events/{event_id}"),
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/errors/histogram", get(error_histogram))
         .route("/errors/{id}", get(get_error).patch(patch_error))
         .route("/errors/{id}/events", get(list_events))
+        .route("/errors/{id}/triage", get(get_triage))
         .route("/errors/{id}/events/{event_id}", get(get_event))
 }
 
@@ -235,6 +236,38 @@ async fn get_error(
 ) -> Result<Json<ErrorGroupDetail>, ApiError> {
     Params::new(pairs).reject_unknown()?;
     group_detail(&state, group_id(&id)?).await
+}
+
+/// The newest automatic triage report on a group (`[triage]`): written in
+/// the background when the group became new, regressed or escalating.
+#[utoipa::path(
+    get,
+    path = "/api/v1/errors/{id}/triage",
+    tag = "errors",
+    params(("id" = i64, Path, description = "Error group id")),
+    responses(
+        (status = 200, description = "The newest report", body = crate::errors::triage::TriageReport),
+        (status = 400, description = "Not a group id", body = ErrorBody),
+        (status = 404, description = "No group with that id, or no report on it yet", body = ErrorBody),
+        (status = 503, description = "Too many queries at once; retry (see Retry-After)", body = ErrorBody),
+    )
+)]
+async fn get_triage(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<crate::errors::triage::TriageReport>, ApiError> {
+    Params::new(pairs).reject_unknown()?;
+    let id = group_id(&id)?;
+    if let Some(report) = state.store.triage_report(id).await? {
+        return Ok(Json(report));
+    }
+    match state.store.error_status(id).await? {
+        None => Err(no_group(id)),
+        Some(_) => Err(ApiError::not_found(format!(
+            "error group {id} has no triage report yet"
+        ))),
+    }
 }
 
 /// The group as it is now, or 404.

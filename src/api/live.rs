@@ -358,6 +358,10 @@ pub struct LiveFilter {
     pub metrics: bool,
     /// Error group changes (SSE event `error`).
     pub errors: bool,
+    /// Automatic triage reports (SSE event `triage`: the group's `error`
+    /// record with `change: triaged` and the report), asked for apart so
+    /// `error` streams keep meaning one event per group change.
+    pub triage: bool,
     /// Function invocations and `runtime.stream.publish` events.
     pub functions: bool,
     pub service: Option<String>,
@@ -411,11 +415,12 @@ impl LiveFilter {
                         "log" | "logs" => filter.logs = true,
                         "metric" | "metrics" => filter.metrics = true,
                         "error" | "errors" => filter.errors = true,
+                        "triage" => filter.triage = true,
                         "function" | "functions" => filter.functions = true,
                         _ => {
                             return Err(ApiError::bad_request(format!(
-                                "types: {t:?} is not one of span, log, metric, error, function"
-                            )))
+                            "types: {t:?} is not one of span, log, metric, error, triage, function"
+                        )))
                         }
                     }
                 }
@@ -449,11 +454,14 @@ impl LiveFilter {
             // Points carry no trace: asking for one trace excludes them.
             Record::Metric(_) => self.metrics && self.trace_id.is_none(),
             Record::Error(e) => {
-                self.errors
-                    && self
-                        .trace_id
-                        .as_ref()
-                        .is_none_or(|t| e.trace_id.as_ref() == Some(t))
+                (if e.change == crate::model::errors::GroupChange::Triaged {
+                    self.triage
+                } else {
+                    self.errors
+                }) && self
+                    .trace_id
+                    .as_ref()
+                    .is_none_or(|t| e.trace_id.as_ref() == Some(t))
             }
             Record::Function(_) => self.functions,
         }

@@ -58,6 +58,7 @@ parameter is a 400, never silently ignored. Every error is \
         super::errors::error_histogram,
         super::errors::list_events,
         super::errors::get_event,
+        super::errors::get_triage,
         super::releases::list_releases,
         super::releases::record_release,
         super::slo::list_slos,

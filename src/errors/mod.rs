@@ -37,6 +37,7 @@ pub mod releases;
 pub mod self_report;
 pub mod slo;
 pub mod stacktrace;
+pub mod triage;
 
 pub use fingerprint::{
     fingerprint, ErrorSignature, Fingerprint, FingerprintRule, FINGERPRINT_VERSION,

@@ -76,14 +76,20 @@ pub struct ErrorFilter {
 }
 
 const ERROR_WHERE_FIELDS: &[&str] = &["change", "service", "category"];
-const ERROR_CHANGES: &[&str] = &["new", "regressed", "escalating"];
+const ERROR_CHANGES: &[&str] = &["new", "regressed", "escalating", "triaged"];
 
 impl ErrorFilter {
     pub fn matches(&self, e: &crate::model::errors::ErrorGroupEvent) -> bool {
         let ok = |allowed: &[String], v: &str| allowed.is_empty() || allowed.iter().any(|a| a == v);
-        ok(&self.change, e.change.as_str())
-            && ok(&self.service, &e.service_name)
-            && ok(&self.category, e.category)
+        // A triage report is the same group published again: only functions
+        // that ask for it (`change = "triaged"`) get it, so existing ones
+        // still run once per group change.
+        let change = if e.change == crate::model::errors::GroupChange::Triaged {
+            self.change.iter().any(|c| c == "triaged")
+        } else {
+            ok(&self.change, e.change.as_str())
+        };
+        change && ok(&self.service, &e.service_name) && ok(&self.category, e.category)
     }
 
     fn summary(&self) -> String {
@@ -871,7 +877,7 @@ return {
             ),
             (
                 "trigger = { on = 'error', where = { change = 'fixed' } }",
-                "\"fixed\" is not one of new, regressed, escalating",
+                "\"fixed\" is not one of new, regressed, escalating, triaged",
             ),
             (
                 "trigger = { on = 'error', where = { service = { prefix = 'a' } } }",

@@ -13,7 +13,7 @@ mod answer;
 mod prompts;
 mod render;
 mod server;
-mod tools;
+pub(crate) mod tools;
 
 use std::net::IpAddr;
 use std::sync::Arc;

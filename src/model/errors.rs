@@ -6,6 +6,8 @@
 //! Plain data only: the rules that fill these live in `errors/`, the tables
 //! they end up in in `storage/`.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// One error found in an export: an `exception` span event, an exception
@@ -109,6 +111,10 @@ pub enum GroupChange {
     New,
     Regressed,
     Escalating,
+    /// Automatic triage wrote a report on the group (`triage` carries it);
+    /// the record is published again rather than as a new kind, so the
+    /// live stream's `error` events and `on = "error"` functions get it.
+    Triaged,
 }
 
 impl GroupChange {
@@ -117,6 +123,7 @@ impl GroupChange {
             GroupChange::New => "new",
             GroupChange::Regressed => "regressed",
             GroupChange::Escalating => "escalating",
+            GroupChange::Triaged => "triaged",
         }
     }
 }
@@ -144,6 +151,9 @@ pub struct ErrorGroupEvent {
     pub event_id: String,
     pub genai_error_class: Option<&'static str>,
     pub genai_model: Option<String>,
+    /// With `change: triaged`: the report written on the group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Arc<crate::errors::triage::TriageReport>>,
 }
 
 /// How `GET /api/v1/errors` orders groups.

@@ -183,6 +183,9 @@ pub struct Batch {
     pub error_commands: Vec<errors::ErrorCommand>,
     /// Invocation rows and the like from the functions engine.
     pub functions: function::FunctionRows,
+    /// Reports of automatic triage (`errors::triage`), stored in the
+    /// commit and published on the hub as `triaged` error records.
+    pub triage: Vec<Arc<errors::ErrorGroupEvent>>,
 }
 
 impl Batch {
@@ -209,13 +212,14 @@ pub enum Record {
 
 impl Record {
     /// The SSE event type: the signal's name (`span`, `log`, `metric`),
-    /// `error` for an error group change, `function` for the functions
-    /// engine's results.
+    /// `error` for an error group change, `triage` for a triage report on
+    /// a group, `function` for the functions engine's results.
     pub fn event_type(&self) -> &'static str {
         match self {
             Record::Span(_) => Signal::Span.as_str(),
             Record::Log(_) => Signal::Log.as_str(),
             Record::Metric(_) => Signal::Metric.as_str(),
+            Record::Error(e) if e.change == errors::GroupChange::Triaged => "triage",
             Record::Error(_) => "error",
             Record::Function(_) => "function",
         }

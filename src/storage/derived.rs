@@ -291,6 +291,7 @@ pub fn derived_tables(
             conn,
             settings.errors.clone(),
         )?),
+        Box::new(super::triage::TriageReports::default()),
     ];
     if !settings.slos.is_empty() {
         tables.push(Box::new(super::slo_minutes::SloMinutes::load(

@@ -120,6 +120,7 @@ impl Group {
             event_id: o.event_id.clone(),
             genai_error_class: o.genai.as_ref().map(|g| g.error_class),
             genai_model: o.genai.as_ref().and_then(|g| g.model.clone()),
+            triage: None,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod slo_minutes;
 pub mod store;
 pub mod trace_index;
+pub mod triage;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -353,6 +353,11 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
         name: "GenAI error classes and finish reasons per minute",
         sql: super::genai_rollup::LABELS_MIGRATION_SQL,
     },
+    Migration {
+        version: 8,
+        name: "automatic triage reports",
+        sql: super::triage::MIGRATION_SQL,
+    },
 ];
 
 /// The newest schema this build knows.

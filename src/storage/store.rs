@@ -237,6 +237,16 @@ impl Store {
         self.pool.run(move |c| errors::get_error(c, id, now)).await
     }
 
+    /// The newest automatic triage report on a group.
+    pub async fn triage_report(
+        &self,
+        id: i64,
+    ) -> Result<Option<crate::errors::triage::TriageReport>, QueryError> {
+        self.pool
+            .run(move |c| super::triage::latest_report(c, id))
+            .await
+    }
+
     /// A group's status (`None`: no such group), to check before changing it.
     pub async fn error_status(&self, id: i64) -> Result<Option<String>, QueryError> {
         self.pool.run(move |c| errors::group_state(c, id)).await

@@ -18,8 +18,9 @@ use super::super::answer::{dashboard_base, Answer, Parameters, ToolError, ToolRe
 use super::super::render::{pct, Text};
 use super::super::QylMcp;
 use crate::ingest::convert::now_unix_nano;
-use crate::model::errors::ErrorEventRow;
+use crate::model::errors::{ErrorEventRow, ErrorGroupRow};
 use crate::model::query::{PageRequest, SpanFilter, SpanQuery, SpanRow};
+use crate::storage::{QueryError, Store};
 
 /// Largest sample on each side.
 const SAMPLE: usize = 1000;
@@ -45,7 +46,7 @@ pub struct WhatChangedArgs {
 }
 
 /// A value over-represented among the failures.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ChangedValue {
     /// `release`, `environment`, `service`, `host`, `model`,
     /// `prompt_version`, `span` or `user`.
@@ -224,22 +225,93 @@ fn window_arg(text: Option<&str>, default: &str, arg: &str) -> Result<u64, ToolE
     Ok(ns)
 }
 
-impl QylMcp {
-    /// The newest spans matching `filter`, at most [`SAMPLE`].
-    async fn span_sample(&self, filter: SpanFilter) -> Result<Vec<SpanRow>, ToolError> {
-        Ok(self
-            .state
-            .store
-            .query_spans(SpanQuery {
-                filter,
-                page: PageRequest {
-                    limit: SAMPLE,
-                    cursor: None,
-                },
-            })
-            .await?
-            .items)
+/// The newest spans matching `filter`, at most [`SAMPLE`].
+async fn span_sample(store: &Store, filter: SpanFilter) -> Result<Vec<SpanRow>, QueryError> {
+    Ok(store
+        .query_spans(SpanQuery {
+            filter,
+            page: PageRequest {
+                limit: SAMPLE,
+                cursor: None,
+            },
+        })
+        .await?
+        .items)
+}
+
+/// The values of group `id`'s events since `since`, newest first, at most
+/// [`SAMPLE`].
+async fn group_failures(store: &Store, id: i64, since: u64) -> Result<Vec<Values>, QueryError> {
+    let mut events: Vec<ErrorEventRow> = Vec::new();
+    let mut cursor = None;
+    // Newest first: read until the window's start.
+    'pages: loop {
+        let page = store
+            .error_events(id, PageRequest { limit: 200, cursor })
+            .await?;
+        for e in page.items {
+            if e.time_unix_nano.parse::<u64>().unwrap_or(0) < since || events.len() >= SAMPLE {
+                break 'pages;
+            }
+            events.push(e);
+        }
+        match page
+            .next_cursor
+            .and_then(|c| crate::model::query::Cursor::decode(&c))
+        {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
     }
+    Ok(events.iter().map(event_values).collect())
+}
+
+/// The values of the spans of `services` between `since` and `until`.
+async fn baseline_values(
+    store: &Store,
+    services: &[String],
+    since: u64,
+    until: u64,
+) -> Result<Vec<Values>, QueryError> {
+    let mut out: Vec<Values> = Vec::new();
+    for service in services {
+        let spans = span_sample(
+            store,
+            SpanFilter {
+                service: Some(service.clone()),
+                since: Some(since),
+                until: Some(until),
+                ..SpanFilter::default()
+            },
+        )
+        .await?;
+        out.extend(spans.iter().map(span_values));
+    }
+    Ok(out)
+}
+
+/// What changed for one error group over the `window_ns` before `now`
+/// against the `baseline_ns` before that: the tool's answer, shared with
+/// automatic triage (`errors::triage`). Returns the changed values and the
+/// failing and baseline sample sizes.
+pub(crate) async fn group_changes(
+    store: &Store,
+    group: &ErrorGroupRow,
+    window_ns: u64,
+    baseline_ns: u64,
+    now: u64,
+) -> Result<(Vec<ChangedValue>, usize, usize), QueryError> {
+    let since = now.saturating_sub(window_ns);
+    let failing = group_failures(store, group.id, since).await?;
+    let services: Vec<String> = group
+        .services
+        .iter()
+        .take(GROUP_SERVICES)
+        .cloned()
+        .collect();
+    let baseline =
+        baseline_values(store, &services, since.saturating_sub(baseline_ns), since).await?;
+    Ok((compare(&failing, &baseline), failing.len(), baseline.len()))
 }
 
 #[tool_router(router = change_tools, vis = "pub(in crate::mcp)")]
@@ -260,35 +332,11 @@ impl QylMcp {
         let now = now_unix_nano();
         let since = now.saturating_sub(window);
         let baseline_since = since.saturating_sub(baseline);
+        let store = &*self.state.store;
         let (subject, services, failing, link) = match (a.id, a.service) {
             (Some(id), None) => {
                 let group = self.group(id).await?.group;
-                let mut events: Vec<ErrorEventRow> = Vec::new();
-                let mut cursor = None;
-                // Newest first: read until the window's start.
-                'pages: loop {
-                    let page = self
-                        .state
-                        .store
-                        .error_events(id, PageRequest { limit: 200, cursor })
-                        .await?;
-                    for e in page.items {
-                        if e.time_unix_nano.parse::<u64>().unwrap_or(0) < since
-                            || events.len() >= SAMPLE
-                        {
-                            break 'pages;
-                        }
-                        events.push(e);
-                    }
-                    match page
-                        .next_cursor
-                        .and_then(|c| crate::model::query::Cursor::decode(&c))
-                    {
-                        Some(c) => cursor = Some(c),
-                        None => break,
-                    }
-                }
-                let failing: Vec<Values> = events.iter().map(event_values).collect();
+                let failing = group_failures(store, id, since).await?;
                 (
                     format!("error group {id}"),
                     group.services.into_iter().take(GROUP_SERVICES).collect(),
@@ -297,15 +345,17 @@ impl QylMcp {
                 )
             }
             (None, Some(service)) => {
-                let spans = self
-                    .span_sample(SpanFilter {
+                let spans = span_sample(
+                    store,
+                    SpanFilter {
                         service: Some(service.clone()),
                         status: Some("ERROR".into()),
                         since: Some(since),
                         until: Some(now),
                         ..SpanFilter::default()
-                    })
-                    .await?;
+                    },
+                )
+                .await?;
                 let failing: Vec<Values> = spans.iter().map(span_values).collect();
                 (
                     format!("service {service}"),
@@ -316,18 +366,7 @@ impl QylMcp {
             }
             _ => return Err(ToolError::new("id, service: give exactly one of them")),
         };
-        let mut baseline_values: Vec<Values> = Vec::new();
-        for service in &services {
-            let spans = self
-                .span_sample(SpanFilter {
-                    service: Some(service.clone()),
-                    since: Some(baseline_since),
-                    until: Some(since),
-                    ..SpanFilter::default()
-                })
-                .await?;
-            baseline_values.extend(spans.iter().map(span_values));
-        }
+        let baseline_values = baseline_values(store, &services, baseline_since, since).await?;
         let changed = compare(&failing, &baseline_values);
         let mut text = Text::new();
         text.line(format!(

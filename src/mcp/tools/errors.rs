@@ -24,6 +24,7 @@ use crate::model::errors::{
 use crate::model::query::PageRequest;
 use crate::model::Batch;
 use crate::storage::queries::errors::is_status_filter;
+use crate::storage::{QueryError, Store};
 
 /// Events `get_error` reads to count tag values.
 const TAG_SAMPLE: usize = 100;
@@ -248,6 +249,9 @@ pub struct ErrorReport {
     pub events_sampled: usize,
     pub trace_link: Option<String>,
     pub session_link: Option<String>,
+    /// The newest automatic triage report (suspected cause, what changed,
+    /// next steps, model summary), when one was written.
+    pub triage: Option<crate::errors::triage::TriageReport>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -363,7 +367,7 @@ fn refuse_read_only(ctx: &RequestContext<RoleServer>, tool: &str) -> Result<(), 
 
 /// The exception chain with in-app frames before the others (each keeps its
 /// original position in `index`).
-fn exception_chain(frames: Option<&Value>) -> Vec<Exception> {
+pub(crate) fn exception_chain(frames: Option<&Value>) -> Vec<Exception> {
     let Some(trace) = frames.and_then(|f| serde_json::from_value::<StackTrace>(f.clone()).ok())
     else {
         return Vec::new();
@@ -438,6 +442,89 @@ fn frame_line(f: &Frame) -> String {
         or_dash(Some(func.as_str()).filter(|s| !s.is_empty())),
         place
     )
+}
+
+/// Groups like `target`, most similar first, at most `limit`, and how many
+/// were compared: `find_similar_errors`' answer, shared with automatic
+/// triage (`errors::triage`).
+pub(crate) async fn similar_groups(
+    store: &Store,
+    target: &ErrorGroupDetail,
+    limit: usize,
+    max_candidates: usize,
+    base: &str,
+) -> Result<(Vec<SimilarGroup>, Vec<i64>), QueryError> {
+    let t = &target.group;
+    // Searches the store can answer: the type, the culprit, and the
+    // longest words of the message template.
+    let mut searches: Vec<String> = Vec::new();
+    searches.extend(t.error_type.clone());
+    searches.extend(t.culprit.clone());
+    let mut long_words: Vec<String> = words(t.message_template.as_deref()).into_iter().collect();
+    long_words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    searches.extend(
+        long_words
+            .into_iter()
+            .filter(|w| w.len() >= 4 && !w.starts_with('<'))
+            .take(2),
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let mut candidates = Vec::new();
+    for q in searches {
+        let found = store
+            .list_errors(ErrorQuery {
+                q: Some(q),
+                sort: ErrorSort::Count,
+                page: PageRequest {
+                    limit: SIMILAR_PER_SEARCH,
+                    cursor: None,
+                },
+                now_unix_nano: now_unix_nano(),
+                ..ErrorQuery::default()
+            })
+            .await?;
+        for g in found.items {
+            if g.id != t.id && candidates.len() < max_candidates && seen.insert(g.id) {
+                candidates.push(g.id);
+            }
+        }
+    }
+    let parts: std::collections::BTreeSet<String> = target
+        .fingerprint_explanation
+        .components
+        .iter()
+        .cloned()
+        .collect();
+    let target_words = words(t.message_template.as_deref());
+    let mut similar = Vec::new();
+    for id in &candidates {
+        let Some(other) = store.get_error(*id, now_unix_nano()).await? else {
+            continue;
+        };
+        let other_parts: std::collections::BTreeSet<String> = other
+            .fingerprint_explanation
+            .components
+            .iter()
+            .cloned()
+            .collect();
+        let shared: Vec<String> = parts.intersection(&other_parts).cloned().collect();
+        let message_similarity = jaccard(
+            &target_words,
+            &words(other.group.message_template.as_deref()),
+        );
+        let score = 0.6 * jaccard(&parts, &other_parts) + 0.4 * message_similarity;
+        if score > 0.0 {
+            similar.push(SimilarGroup {
+                group: ErrorBrief::new(&other.group, base),
+                score: (score * 1000.0).round() / 1000.0,
+                shared_parts: shared.into_iter().take(MAX_ITEMS).collect(),
+                message_similarity: (message_similarity * 1000.0).round() / 1000.0,
+            });
+        }
+    }
+    similar.sort_by(|x, y| y.score.total_cmp(&x.score));
+    similar.truncate(limit);
+    Ok((similar, candidates))
 }
 
 impl QylMcp {
@@ -631,6 +718,7 @@ impl QylMcp {
             .and_then(|e| e.session_id.as_ref())
             .map(|s| format!("{base}/sessions/{s}"));
         let tags = tag_counts(&events.items);
+        let triage = self.state.store.triage_report(a.id).await?;
 
         let mut text = Text::new();
         text.line(brief.line());
@@ -695,6 +783,18 @@ impl QylMcp {
         if let Some(l) = &session_link {
             text.line(format!("Session: {l}"));
         }
+        if let Some(r) = &triage {
+            text.line(format!("Triage ({}, {}):", r.change, r.created_at));
+            if let Some(c) = &r.suspected_cause {
+                text.line(format!("  suspected cause {}", c.frame));
+            }
+            if let Some(s) = &r.summary {
+                text.line(format!("  summary: {}", line(s)));
+            }
+            for (i, s) in r.next_steps.iter().take(5).enumerate() {
+                text.line(format!("  {}. {}", i + 1, line(s)));
+            }
+        }
         text.link(&brief.link);
         Ok(Answer {
             text: text.finish(),
@@ -711,6 +811,7 @@ impl QylMcp {
                 events_sampled: events.items.len(),
                 trace_link,
                 session_link,
+                triage,
             },
         })
     }
@@ -781,78 +882,8 @@ impl QylMcp {
         let base = dashboard_base(&ctx, &self.fallback_base());
         let target = self.group(a.id).await?;
         let t = &target.group;
-        // Searches the store can answer: the type, the culprit, and the
-        // longest words of the message template.
-        let mut searches: Vec<String> = Vec::new();
-        searches.extend(t.error_type.clone());
-        searches.extend(t.culprit.clone());
-        let mut long_words: Vec<String> =
-            words(t.message_template.as_deref()).into_iter().collect();
-        long_words.sort_by_key(|w| std::cmp::Reverse(w.len()));
-        searches.extend(
-            long_words
-                .into_iter()
-                .filter(|w| w.len() >= 4 && !w.starts_with('<'))
-                .take(2),
-        );
-        let mut seen = std::collections::BTreeSet::new();
-        let mut candidates = Vec::new();
-        for q in searches {
-            let found = self
-                .state
-                .store
-                .list_errors(ErrorQuery {
-                    q: Some(q),
-                    sort: ErrorSort::Count,
-                    page: PageRequest {
-                        limit: SIMILAR_PER_SEARCH,
-                        cursor: None,
-                    },
-                    now_unix_nano: now_unix_nano(),
-                    ..ErrorQuery::default()
-                })
-                .await?;
-            for g in found.items {
-                if g.id != a.id && candidates.len() < SIMILAR_CANDIDATES && seen.insert(g.id) {
-                    candidates.push(g.id);
-                }
-            }
-        }
-        let parts: std::collections::BTreeSet<String> = target
-            .fingerprint_explanation
-            .components
-            .iter()
-            .cloned()
-            .collect();
-        let target_words = words(t.message_template.as_deref());
-        let mut similar = Vec::new();
-        for id in &candidates {
-            let Some(other) = self.state.store.get_error(*id, now_unix_nano()).await? else {
-                continue;
-            };
-            let other_parts: std::collections::BTreeSet<String> = other
-                .fingerprint_explanation
-                .components
-                .iter()
-                .cloned()
-                .collect();
-            let shared: Vec<String> = parts.intersection(&other_parts).cloned().collect();
-            let message_similarity = jaccard(
-                &target_words,
-                &words(other.group.message_template.as_deref()),
-            );
-            let score = 0.6 * jaccard(&parts, &other_parts) + 0.4 * message_similarity;
-            if score > 0.0 {
-                similar.push(SimilarGroup {
-                    group: ErrorBrief::new(&other.group, &base),
-                    score: (score * 1000.0).round() / 1000.0,
-                    shared_parts: shared.into_iter().take(MAX_ITEMS).collect(),
-                    message_similarity: (message_similarity * 1000.0).round() / 1000.0,
-                });
-            }
-        }
-        similar.sort_by(|x, y| y.score.total_cmp(&x.score));
-        similar.truncate(limit);
+        let (similar, candidates) =
+            similar_groups(&self.state.store, &target, limit, SIMILAR_CANDIDATES, &base).await?;
         let of = ErrorBrief::new(t, &base);
         let mut text = Text::new();
         text.line(format!("Similar to {}", of.line()));

@@ -2,9 +2,9 @@
 //! Each reads through the [`Store`](crate::storage::Store) exactly as the
 //! REST handler for the same data does, and changes go through the writer.
 
-mod changes;
+pub(crate) mod changes;
 mod data;
-mod errors;
+pub(crate) mod errors;
 mod genai;
 mod releases;
 mod traces;
