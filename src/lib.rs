@@ -58,7 +58,10 @@
 //!   `exception` events, exception logs, ERROR spans, GenAI failures and
 //!   soft failures become `model::errors::ErrorOccurrence`s in the batch);
 //!   `auto_resolve` is the periodic job that resolves quiet groups through
-//!   the writer. `triage` is automatic triage: a hub consumer (bounded,
+//!   the writer. `analysis` reads the evidence about a group through the
+//!   `Store` (exception chain with in-app frames first, similar groups,
+//!   what changed against a baseline) for the MCP tools and for `triage`,
+//!   automatic triage: a hub consumer (bounded,
 //!   coalescing queue; never on the ingest path) that writes a report on
 //!   each new, regressed or escalating group — suspected cause, GenAI
 //!   class and provider status, deploy before the first event,
@@ -66,8 +69,9 @@
 //!   steps — plus an optional summary from an OpenAI-compatible model
 //!   (redacted, bounded, rate- and time-limited); reports go through the
 //!   writer as `Batch::triage` into `storage::triage` and out on the hub as
-//!   `error` records with `change: triaged` (SSE event `triage`). The tables are kept by `storage::error_groups` (groups,
-//!   events, releases, status workflow, hub `error` records) and
+//!   `error` records with `change: triaged` (SSE event `triage`). The
+//!   tables are kept by `storage::error_groups` (groups, events, releases,
+//!   status workflow, hub `error` records) and
 //!   `storage::slo_minutes` (per-minute SLO counts), both `Derived`.
 //! - [`functions`]: user Lua functions (DESIGN §4). `sandbox` (the Luau
 //!   VM: selected libraries, memory limit, interrupt deadline, the

@@ -18,12 +18,17 @@
 //!   exception logs, ERROR spans, GenAI failures and soft failures) on the
 //!   exporting request's thread, so the writer only counts them.
 //! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
+//! - [`analysis`]: evidence about a group read through the store (exception
+//!   chain, similar groups, what changed), for the MCP tools and [`triage`].
+//! - [`triage`]: automatic triage reports on new, regressed and escalating
+//!   groups.
 //! - [`self_report`]: qyl's own panics, reported as errors of service `qyl`.
 //!
 //! Storage of groups, events, releases and SLO minutes is in
 //! `storage::error_groups` and `storage::slo_minutes`; the REST surfaces in
 //! `api::errors`, `api::releases` and `api::slo`.
 
+pub mod analysis;
 pub mod auto_resolve;
 pub mod capture;
 #[cfg(test)]

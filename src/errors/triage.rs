@@ -32,9 +32,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, Notify};
 
 use crate::config::TriageConfig;
+use crate::errors::analysis::{
+    exception_chain, group_changes, similar_groups, ChangedValue, Exception,
+};
 use crate::ingest::convert::now_unix_nano;
-use crate::mcp::tools::changes::{group_changes, ChangedValue};
-use crate::mcp::tools::errors::{exception_chain, similar_groups, Exception};
 use crate::model::errors::{ErrorEventRow, ErrorGroupEvent, GroupChange, ReleaseRow};
 use crate::model::query::{rfc3339, PageRequest};
 use crate::model::{Batch, Record};
@@ -586,7 +587,7 @@ pub async fn build(
         now,
     )
     .await?;
-    let (similar, _) = similar_groups(store, &detail, 5, SIMILAR_CANDIDATES, "").await?;
+    let (similar, _) = similar_groups(store, &detail, 5, SIMILAR_CANDIDATES).await?;
     let similar = similar
         .into_iter()
         .map(|s| SimilarBrief {
@@ -930,7 +931,7 @@ async fn triage_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::tools::errors::Frame;
+    use crate::errors::analysis::Frame;
 
     fn frame(path: &str, function: &str, line: i64, in_app: bool, index: usize) -> Frame {
         Frame {

@@ -16,6 +16,7 @@ use super::super::answer::{
 };
 use super::super::render::{capped, cut, line, or_dash, Text, LINE_CHARS, MAX_ITEMS};
 use super::super::QylMcp;
+use crate::errors::analysis::{self, Exception, Frame, SIMILAR_CANDIDATES};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::errors::{
     ErrorCommand, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorQuery, ErrorSort,
@@ -24,7 +25,6 @@ use crate::model::errors::{
 use crate::model::query::PageRequest;
 use crate::model::Batch;
 use crate::storage::queries::errors::is_status_filter;
-use crate::storage::{QueryError, Store};
 
 /// Events `get_error` reads to count tag values.
 const TAG_SAMPLE: usize = 100;
@@ -165,37 +165,6 @@ pub struct ErrorEventsArgs {
     pub limit: Option<usize>,
 }
 
-/// A stack frame.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct Frame {
-    pub module: Option<String>,
-    pub function: Option<String>,
-    pub path: Option<String>,
-    pub line: Option<i64>,
-    pub column: Option<i64>,
-    /// The application's own code rather than a dependency's.
-    #[serde(default)]
-    pub in_app: bool,
-    /// Position in the stack as sent (0 = innermost).
-    #[serde(default)]
-    pub index: usize,
-}
-
-/// One exception of the chain, its in-app frames first.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct Exception {
-    pub type_name: Option<String>,
-    pub message: Option<String>,
-    #[serde(default)]
-    pub frames: Vec<Frame>,
-}
-
-#[derive(Debug, Deserialize)]
-struct StackTrace {
-    #[serde(default)]
-    exceptions: Vec<Exception>,
-}
-
 /// How often each value of a tag occurred in the group's recent events.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TagCounts {
@@ -327,29 +296,6 @@ pub struct SimilarErrors {
     pub candidates: usize,
 }
 
-/// Groups compared at most, and found per search.
-const SIMILAR_CANDIDATES: usize = 40;
-const SIMILAR_PER_SEARCH: usize = 20;
-
-/// The words of a message template, its placeholders (`<num>`…) among them,
-/// so two templates that differ only in text around the same values match.
-fn words(template: Option<&str>) -> std::collections::BTreeSet<String> {
-    template
-        .unwrap_or("")
-        .split(|c: char| !c.is_alphanumeric() && !"_<>".contains(c))
-        .filter(|w| !w.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect()
-}
-
-fn jaccard<T: Ord>(a: &std::collections::BTreeSet<T>, b: &std::collections::BTreeSet<T>) -> f64 {
-    let union = a.union(b).count();
-    if union == 0 {
-        return 0.0;
-    }
-    a.intersection(b).count() as f64 / union as f64
-}
-
 fn no_group(id: i64) -> ToolError {
     ToolError(format!(
         "id: no error group {id} (list_errors shows the ids)"
@@ -363,28 +309,6 @@ fn refuse_read_only(ctx: &RequestContext<RoleServer>, tool: &str) -> Result<(), 
         )));
     }
     Ok(())
-}
-
-/// The exception chain with in-app frames before the others (each keeps its
-/// original position in `index`).
-pub(crate) fn exception_chain(frames: Option<&Value>) -> Vec<Exception> {
-    let Some(trace) = frames.and_then(|f| serde_json::from_value::<StackTrace>(f.clone()).ok())
-    else {
-        return Vec::new();
-    };
-    trace
-        .exceptions
-        .into_iter()
-        .map(|mut e| {
-            for (i, f) in e.frames.iter_mut().enumerate() {
-                f.index = i;
-            }
-            e.frames.sort_by_key(|f| !f.in_app);
-            e.frames.truncate(MAX_ITEMS);
-            e.message = e.message.map(|m| cut(&m, 2000));
-            e
-        })
-        .collect()
 }
 
 fn tag_counts(events: &[ErrorEventRow]) -> Vec<TagCounts> {
@@ -444,87 +368,17 @@ fn frame_line(f: &Frame) -> String {
     )
 }
 
-/// Groups like `target`, most similar first, at most `limit`, and how many
-/// were compared: `find_similar_errors`' answer, shared with automatic
-/// triage (`errors::triage`).
-pub(crate) async fn similar_groups(
-    store: &Store,
-    target: &ErrorGroupDetail,
-    limit: usize,
-    max_candidates: usize,
-    base: &str,
-) -> Result<(Vec<SimilarGroup>, Vec<i64>), QueryError> {
-    let t = &target.group;
-    // Searches the store can answer: the type, the culprit, and the
-    // longest words of the message template.
-    let mut searches: Vec<String> = Vec::new();
-    searches.extend(t.error_type.clone());
-    searches.extend(t.culprit.clone());
-    let mut long_words: Vec<String> = words(t.message_template.as_deref()).into_iter().collect();
-    long_words.sort_by_key(|w| std::cmp::Reverse(w.len()));
-    searches.extend(
-        long_words
-            .into_iter()
-            .filter(|w| w.len() >= 4 && !w.starts_with('<'))
-            .take(2),
-    );
-    let mut seen = std::collections::BTreeSet::new();
-    let mut candidates = Vec::new();
-    for q in searches {
-        let found = store
-            .list_errors(ErrorQuery {
-                q: Some(q),
-                sort: ErrorSort::Count,
-                page: PageRequest {
-                    limit: SIMILAR_PER_SEARCH,
-                    cursor: None,
-                },
-                now_unix_nano: now_unix_nano(),
-                ..ErrorQuery::default()
-            })
-            .await?;
-        for g in found.items {
-            if g.id != t.id && candidates.len() < max_candidates && seen.insert(g.id) {
-                candidates.push(g.id);
-            }
-        }
-    }
-    let parts: std::collections::BTreeSet<String> = target
-        .fingerprint_explanation
-        .components
-        .iter()
-        .cloned()
-        .collect();
-    let target_words = words(t.message_template.as_deref());
-    let mut similar = Vec::new();
-    for id in &candidates {
-        let Some(other) = store.get_error(*id, now_unix_nano()).await? else {
-            continue;
-        };
-        let other_parts: std::collections::BTreeSet<String> = other
-            .fingerprint_explanation
-            .components
-            .iter()
-            .cloned()
-            .collect();
-        let shared: Vec<String> = parts.intersection(&other_parts).cloned().collect();
-        let message_similarity = jaccard(
-            &target_words,
-            &words(other.group.message_template.as_deref()),
-        );
-        let score = 0.6 * jaccard(&parts, &other_parts) + 0.4 * message_similarity;
-        if score > 0.0 {
-            similar.push(SimilarGroup {
-                group: ErrorBrief::new(&other.group, base),
-                score: (score * 1000.0).round() / 1000.0,
-                shared_parts: shared.into_iter().take(MAX_ITEMS).collect(),
-                message_similarity: (message_similarity * 1000.0).round() / 1000.0,
-            });
-        }
-    }
-    similar.sort_by(|x, y| y.score.total_cmp(&x.score));
-    similar.truncate(limit);
-    Ok((similar, candidates))
+/// The exception chain capped for a model's reading: at most
+/// [`MAX_ITEMS`] frames each, long messages cut.
+fn exception_chain(frames: Option<&Value>) -> Vec<Exception> {
+    analysis::exception_chain(frames)
+        .into_iter()
+        .map(|mut e| {
+            e.frames.truncate(MAX_ITEMS);
+            e.message = e.message.map(|m| cut(&m, 2000));
+            e
+        })
+        .collect()
 }
 
 impl QylMcp {
@@ -883,7 +737,16 @@ impl QylMcp {
         let target = self.group(a.id).await?;
         let t = &target.group;
         let (similar, candidates) =
-            similar_groups(&self.state.store, &target, limit, SIMILAR_CANDIDATES, &base).await?;
+            analysis::similar_groups(&self.state.store, &target, limit, SIMILAR_CANDIDATES).await?;
+        let similar: Vec<SimilarGroup> = similar
+            .into_iter()
+            .map(|s| SimilarGroup {
+                group: ErrorBrief::new(&s.group, &base),
+                score: s.score,
+                shared_parts: s.shared_parts.into_iter().take(MAX_ITEMS).collect(),
+                message_similarity: s.message_similarity,
+            })
+            .collect();
         let of = ErrorBrief::new(t, &base);
         let mut text = Text::new();
         text.line(format!("Similar to {}", of.line()));
