@@ -11,6 +11,7 @@ use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::stacktrace::StackTrace;
 use crate::ingest::convert::now_unix_nano;
 use crate::model::errors::{ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorQuery, ErrorSort};
 use crate::model::query::{PageRequest, SpanFilter, SpanQuery, SpanRow};
@@ -43,29 +44,40 @@ pub struct Exception {
     pub frames: Vec<Frame>,
 }
 
-#[derive(Debug, Deserialize)]
-struct StackTrace {
-    #[serde(default)]
-    exceptions: Vec<Exception>,
-}
-
-/// The exception chain of a stack trace as error events store it, with
-/// in-app frames before the others (each keeps its original position in
-/// `index`). Callers cap it for their readers.
+/// The exception chain of a stack trace as error events store it (the
+/// parsed [`StackTrace`] as JSON), with in-app frames before the others
+/// (each keeps its original position in `index`). Callers cap it for their
+/// readers.
 pub fn exception_chain(frames: Option<&Value>) -> Vec<Exception> {
     let Some(trace) = frames.and_then(|f| serde_json::from_value::<StackTrace>(f.clone()).ok())
     else {
         return Vec::new();
     };
+    let named = |s: String| Some(s).filter(|s| !s.is_empty());
     trace
         .exceptions
         .into_iter()
-        .map(|mut e| {
-            for (i, f) in e.frames.iter_mut().enumerate() {
-                f.index = i;
+        .map(|e| {
+            let mut frames: Vec<Frame> = e
+                .frames
+                .into_iter()
+                .enumerate()
+                .map(|(index, f)| Frame {
+                    module: named(f.module),
+                    function: named(f.function),
+                    path: f.path,
+                    line: f.line.map(i64::from),
+                    column: f.column.map(i64::from),
+                    in_app: f.in_app,
+                    index,
+                })
+                .collect();
+            frames.sort_by_key(|f| !f.in_app);
+            Exception {
+                type_name: e.type_name,
+                message: e.message,
+                frames,
             }
-            e.frames.sort_by_key(|f| !f.in_app);
-            e
         })
         .collect()
 }

@@ -138,7 +138,7 @@ pub struct ChainedException {
     pub frames: Vec<Frame>,
     /// Frames the printer elided as shared with the enclosing trace
     /// (Java's `... N more`).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub omitted: u32,
 }
 
