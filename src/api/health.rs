@@ -45,7 +45,11 @@ const READ_PROBE: Duration = Duration::from_millis(500);
 
 /// Why qyl is not live (`None`: it is).
 fn not_live(state: &AppState) -> Option<String> {
-    match state.writer.condition() {
+    live_problem(state, &state.writer.condition())
+}
+
+fn live_problem(state: &AppState, condition: &WriterCondition) -> Option<String> {
+    match condition {
         WriterCondition::Stopped => Some("writer: the writer thread has stopped".into()),
         WriterCondition::Stuck(busy) => Some(format!(
             "writer: stuck for {} s on one step (the queue holds {} rows)",
@@ -58,7 +62,8 @@ fn not_live(state: &AppState) -> Option<String> {
 
 /// Why qyl is not ready (`None`: it is).
 fn not_ready(state: &AppState) -> Option<String> {
-    if let Some(why) = not_live(state) {
+    let condition = state.writer.condition();
+    if let Some(why) = live_problem(state, &condition) {
         return Some(why);
     }
     if !state.ready.load(Ordering::Acquire) {
@@ -67,7 +72,7 @@ fn not_ready(state: &AppState) -> Option<String> {
     if state.writer.is_closed() {
         return Some("stopping".into());
     }
-    if let WriterCondition::Failing(n) = state.writer.condition() {
+    if let WriterCondition::Failing(n) = condition {
         return Some(format!(
             "writer: the last {n} commits failed (see the log; disk full?)"
         ));
