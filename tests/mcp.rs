@@ -9,10 +9,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use common::{python, run_python, Qyl};
+use common::{run_mcp_client, run_python, Qyl};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "mcp-full-token";
@@ -57,33 +54,8 @@ fn mcp_with_prompts(
     resource: Option<&str>,
     prompts: Value,
 ) -> Value {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mcp_client.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .args([&format!("http://{}/mcp", q.http), token, mode])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running mcp_client.py");
     let plan = json!({"calls": calls, "resource": resource, "prompts": prompts});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(plan.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "mcp_client.py failed ({}):\n{}\n{}\nqyl:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        q.logs()
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    run_mcp_client(q, token, mode, &plan)
 }
 
 /// The answer of call `i`, which must have succeeded with structured

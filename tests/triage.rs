@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +14,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
-use common::{python, run_python, Qyl};
+use common::{run_mcp_client, run_python, Qyl};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -121,30 +119,8 @@ async fn wait_report(q: &Qyl, id: i64, wait: Duration) -> Value {
 
 /// Calls MCP `get_error` with the official Python SDK.
 fn mcp_get_error(q: &Qyl, id: i64) -> Value {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mcp_client.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .args([&format!("http://{}/mcp", q.http), "", "auto"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running mcp_client.py");
     let plan = json!({"calls": [{"tool": "get_error", "args": {"id": id}}], "resource": null, "prompts": []});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(plan.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "mcp_client.py failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers = run_mcp_client(q, "", "auto", &plan);
     let r = answers["results"][0].clone();
     assert_eq!(r["is_error"], false, "{r:#}");
     r

@@ -194,3 +194,42 @@ pub fn string(conn: &duckdb::Connection, sql: &str) -> Option<String> {
     conn.query_row(sql, [], |r| r.get::<_, Option<String>>(0))
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
+
+/// Runs tests/py/mcp_client.py (the official Python MCP SDK) against
+/// `q`'s `/mcp` with `token` in `mode`, feeding it `plan` (`{"calls",
+/// "resource", "prompts"}`); returns its JSON answer. Fails the test if the
+/// script fails.
+pub fn run_mcp_client(
+    q: &Qyl,
+    token: &str,
+    mode: &str,
+    plan: &serde_json::Value,
+) -> serde_json::Value {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mcp_client.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args([&format!("http://{}/mcp", q.http), token, mode])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running mcp_client.py");
+    child
+        .stdin
+        .take()
+        .expect("mcp_client.py's stdin")
+        .write_all(plan.to_string().as_bytes())
+        .expect("writing the plan");
+    let out = child.wait_with_output().expect("waiting for mcp_client.py");
+    assert!(
+        out.status.success(),
+        "mcp_client.py failed ({}):\n{}\n{}\nqyl:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        q.logs()
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}

@@ -23,20 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-failures = []
-
-
-def checked(exporter):
-    original = exporter.export
-
-    def export(batch, *args, **kwargs):
-        result = original(batch, *args, **kwargs)
-        if getattr(result, "name", result) != "SUCCESS":
-            failures.append(f"{type(exporter).__name__}: {result}")
-        return result
-
-    exporter.export = export
-    return exporter
+from export_check import checked, failures
 
 
 resource = Resource.create(

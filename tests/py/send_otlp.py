@@ -22,6 +22,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from export_check import checked, failures
+
 protocol = sys.argv[1]
 if protocol == "grpc":
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -33,23 +35,6 @@ elif protocol == "http":
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 else:
     sys.exit(f"unknown protocol {protocol!r}")
-
-failures = []
-
-
-def checked(exporter):
-    """Wraps an exporter so that every non-successful export is recorded."""
-    original = exporter.export
-
-    def export(batch, *args, **kwargs):
-        result = original(batch, *args, **kwargs)
-        # Compare by name: the result enums were renamed across SDK versions.
-        if getattr(result, "name", result) != "SUCCESS":
-            failures.append(f"{type(exporter).__name__}: {result}")
-        return result
-
-    exporter.export = export
-    return exporter
 
 
 resource = Resource.create(
