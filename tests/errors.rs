@@ -1256,3 +1256,154 @@ async fn histogram_counts_each_groups_events_per_bucket() {
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_on_a_group_are_kept_in_order_follow_merges_and_survive_a_restart() {
+    let (dir, mut q) = start(&[]);
+    let now = now();
+    let mut card = Sp::new(401, 401, "POST /charge", now - 2 * SEC);
+    card.error = true;
+    card.exception = Some(("CardMissing".into(), "no card".into(), py_trace(10, "c-1")));
+    let mut quote = Sp::new(402, 402, "GET /quote", now - SEC);
+    quote.error = true;
+    quote.exception = Some(("KeyError".into(), "'zone-9'".into(), other_trace()));
+    let res = Res {
+        service: "billing",
+        version: "1.0.0",
+        env: "prod",
+    };
+    send_spans(&q, &res, &[card, quote]).await;
+    let all = eventually(|| async {
+        let g = groups(&q, "").await;
+        (g.len() == 2).then_some(g)
+    })
+    .await;
+    let card = find(&all, "CardMissing")["id"].as_i64().unwrap();
+    let quote = find(&all, "KeyError")["id"].as_i64().unwrap();
+
+    let fresh = get_ok(&q, &format!("/api/v1/errors/{card}")).await;
+    assert_eq!(fresh["notes"], json!([]));
+    assert!(fresh["triage"].is_null(), "no [triage] endpoint, no report");
+
+    let first = post(
+        &q,
+        &format!("/api/v1/errors/{card}/notes"),
+        json!({"text": "  Started with the 1.0 checkout rewrite.\n", "author": "ana"}),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["group_id"], card);
+    assert_eq!(first.body["author"], "ana");
+    assert_eq!(first.body["text"], "Started with the 1.0 checkout rewrite.");
+    let second = post(
+        &q,
+        &format!("/api/v1/errors/{card}/notes"),
+        json!({"text": "Fix in #412 — it's the 'missing card' path"}),
+    )
+    .await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    assert_eq!(second.body["author"], "api", "the default author");
+    let on_quote = post(
+        &q,
+        &format!("/api/v1/errors/{quote}/notes"),
+        json!({"text": "Same root cause as the card one?"}),
+    )
+    .await;
+    assert_eq!(on_quote.status, 201, "{}", on_quote.body);
+
+    // Bad notes: a 400 naming the field, and nothing stored.
+    let long = "x".repeat(10_001);
+    for (path, body, says) in [
+        (
+            format!("/api/v1/errors/{card}/notes"),
+            json!({"text": "  "}),
+            "text",
+        ),
+        (
+            format!("/api/v1/errors/{card}/notes"),
+            json!({"text": long}),
+            "text",
+        ),
+        (
+            format!("/api/v1/errors/{card}/notes"),
+            json!({"note": "hi"}),
+            "expected a JSON body",
+        ),
+        (
+            format!("/api/v1/errors/{card}/notes"),
+            json!({"text": "hi", "author": "a\nb"}),
+            "author",
+        ),
+        (
+            format!("/api/v1/errors/{card}/notes"),
+            json!({"text": 7}),
+            "expected a JSON body",
+        ),
+        (
+            "/api/v1/errors/x/notes".to_string(),
+            json!({"text": "hi"}),
+            "error group id",
+        ),
+    ] {
+        let r = post(&q, &path, body).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(
+            r.body["error"]["message"].as_str().unwrap().contains(says),
+            "{path}: {}",
+            r.body
+        );
+    }
+    let missing = post(&q, "/api/v1/errors/999999/notes", json!({"text": "hi"})).await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+
+    // A merge carries the source's notes to the target, in time order;
+    // the merged group takes no new ones.
+    let merged = post(
+        &q,
+        "/api/v1/errors/merge",
+        json!({"target": card, "sources": [quote]}),
+    )
+    .await;
+    assert_eq!(merged.status, 200, "{}", merged.body);
+    let texts = |v: &Value| -> Vec<String> {
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        texts(&merged.body),
+        [
+            "Started with the 1.0 checkout rewrite.",
+            "Fix in #412 — it's the 'missing card' path",
+            "Same root cause as the card one?"
+        ]
+    );
+    let late = post(
+        &q,
+        &format!("/api/v1/errors/{quote}/notes"),
+        json!({"text": "too late"}),
+    )
+    .await;
+    assert_eq!(late.status, 400, "{}", late.body);
+    assert!(late.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("merged"));
+
+    // Stored: the same thread after a restart.
+    q.stop();
+    let q = Qyl::start(&dir.path().join("qyl.duckdb"), &[]);
+    let again = get_ok(&q, &format!("/api/v1/errors/{card}")).await;
+    assert_eq!(texts(&again), texts(&merged.body));
+    let ids: Vec<i64> = again["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["note_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
+}

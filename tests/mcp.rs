@@ -528,6 +528,10 @@ async fn an_assistant_triages_errors_traces_and_a_conversation_over_mcp() {
             {"tool": "merge_errors", "args": {"target": group, "sources": [order_id]}},
             {"tool": "update_error", "args": {"id": order_id, "status": "archived"}},
             {"tool": "get_error", "args": {"id": order_id}},
+            {"tool": "update_error", "args": {"id": group, "note": "  Caused by the 1.1 cache change; fix in #412.  "}},
+            {"tool": "update_error", "args": {"id": group}},
+            {"tool": "update_error", "args": {"id": group, "note": "   "}},
+            {"tool": "get_error", "args": {"id": group}},
         ]),
         None,
     );
@@ -543,6 +547,22 @@ async fn an_assistant_triages_errors_traces_and_a_conversation_over_mcp() {
     let (source, _) = ok(&changes, 4);
     assert_eq!(source["group"]["status"], "merged");
     assert_eq!(source["merged_into"], group);
+    let (_, text) = ok(&changes, 5);
+    assert!(text.starts_with("Note added."), "{text}");
+    assert!(tool_error(&changes, 6).contains("a note, or both"));
+    assert!(tool_error(&changes, 7).contains("note: text"));
+    let (noted, text) = ok(&changes, 8);
+    let notes = noted["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{noted:#}");
+    assert_eq!(
+        notes[0]["author"], "qyl-tests",
+        "signed by the client's name"
+    );
+    assert_eq!(
+        notes[0]["text"],
+        "Caused by the 1.1 cache change; fix in #412."
+    );
+    assert!(text.contains("qyl-tests: Caused by the 1.1"), "{text}");
 
     // And over REST the group is the same.
     let rest: Value = reqwest::Client::new()
@@ -556,6 +576,7 @@ async fn an_assistant_triages_errors_traces_and_a_conversation_over_mcp() {
         .unwrap();
     assert_eq!(rest["count"], 4);
     assert_eq!(rest["status"], "resolved");
+    assert_eq!(rest["notes"][0]["author"], "qyl-tests");
     q.stop();
 }
 

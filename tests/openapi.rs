@@ -37,6 +37,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/errors/histogram"),
     ("get", "/api/v1/errors/{id}/events"),
     ("get", "/api/v1/errors/{id}/triage"),
+    ("post", "/api/v1/errors/{id}/notes"),
     ("get", "/api/v1/errors/{id}/events/{event_id}"),
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),

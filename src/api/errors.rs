@@ -6,6 +6,7 @@
 //! transaction; the answer is read back after the commit.
 
 use axum::extract::{rejection::JsonRejection, Path, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -18,7 +19,7 @@ use super::{ApiError, AppState};
 use crate::ingest::convert::now_unix_nano;
 use crate::model::errors::{
     ErrorCommand, ErrorEventDetail, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorHistogram,
-    ErrorQuery, ErrorSort, StatusChange,
+    ErrorNote, ErrorQuery, ErrorSort, StatusChange,
 };
 use crate::model::query::Page;
 use crate::model::Batch;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/errors/{id}", get(get_error).patch(patch_error))
         .route("/errors/{id}/events", get(list_events))
         .route("/errors/{id}/triage", get(get_triage))
+        .route("/errors/{id}/notes", post(add_note))
         .route("/errors/{id}/events/{event_id}", get(get_event))
 }
 
@@ -430,6 +432,59 @@ async fn patch_error(
     )
     .await?;
     group_detail(&state, id).await
+}
+
+/// `POST /api/v1/errors/{id}/notes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    /// The note, up to 10,000 characters (Markdown is shown as written).
+    text: String,
+    /// Who wrote it, up to 100 characters. Default: `api`.
+    #[serde(default)]
+    author: String,
+}
+
+/// Leaves a note on a group (Sentry's issue comment).
+#[utoipa::path(
+    post,
+    path = "/api/v1/errors/{id}/notes",
+    tag = "errors",
+    params(("id" = i64, Path, description = "Error group id")),
+    request_body = NoteRequest,
+    responses(
+        (status = 201, description = "The note as stored", body = ErrorNote),
+        (status = 400, description = "Not JSON, empty or too long, or a merged group", body = ErrorBody),
+        (status = 404, description = "No group with that id", body = ErrorBody),
+        (status = 503, description = "The write queue is full or qyl is stopping; retry", body = ErrorBody),
+    )
+)]
+async fn add_note(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<NoteRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<ErrorNote>), ApiError> {
+    let id = group_id(&id)?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected a JSON body like {{\"text\": \"Caused by the 1.4 prompt change\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let at = now_unix_nano();
+    let command =
+        ErrorCommand::add_note(id, &req.author, &req.text, at).map_err(ApiError::bad_request)?;
+    require_unmerged(&state, id, "merged into another; leave the note there").await?;
+    write(&state, command).await?;
+    let note = state
+        .store
+        .error_notes(id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|n| n.created_unix_nano == at.to_string())
+        .ok_or_else(|| no_group(id))?;
+    Ok((StatusCode::CREATED, Json(note)))
 }
 
 /// `POST /api/v1/errors/merge`.

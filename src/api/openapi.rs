@@ -59,6 +59,7 @@ parameter is a 400, never silently ignored. Every error is \
         super::errors::list_events,
         super::errors::get_event,
         super::errors::get_triage,
+        super::errors::add_note,
         super::releases::list_releases,
         super::releases::record_release,
         super::slo::list_slos,

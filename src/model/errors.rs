@@ -83,6 +83,13 @@ pub enum ErrorCommand {
         before_unix_nano: u64,
         at_unix_nano: u64,
     },
+    /// A note left on a group (`POST /api/v1/errors/{id}/notes`, MCP).
+    AddNote {
+        group_id: i64,
+        author: String,
+        text: String,
+        at_unix_nano: u64,
+    },
     /// A deploy recorded by CI (`POST /api/v1/releases`).
     RecordRelease {
         service: String,
@@ -90,6 +97,44 @@ pub enum ErrorCommand {
         version: String,
         at_unix_nano: u64,
     },
+}
+
+/// The longest note and author name a group takes, in characters.
+pub const MAX_NOTE_CHARS: usize = 10_000;
+pub const MAX_NOTE_AUTHOR_CHARS: usize = 100;
+
+impl ErrorCommand {
+    /// A note, checked the same way for REST and MCP: the error names the
+    /// field at fault.
+    pub fn add_note(
+        group_id: i64,
+        author: &str,
+        text: &str,
+        at_unix_nano: u64,
+    ) -> Result<ErrorCommand, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("text: a note needs some text".into());
+        }
+        if text.chars().count() > MAX_NOTE_CHARS {
+            return Err(format!("text: at most {MAX_NOTE_CHARS} characters"));
+        }
+        let author = author.trim();
+        if author.chars().count() > MAX_NOTE_AUTHOR_CHARS {
+            return Err(format!(
+                "author: at most {MAX_NOTE_AUTHOR_CHARS} characters"
+            ));
+        }
+        if author.chars().any(char::is_control) {
+            return Err("author: one line of text, without control characters".into());
+        }
+        Ok(ErrorCommand::AddNote {
+            group_id,
+            author: if author.is_empty() { "api" } else { author }.to_string(),
+            text: text.to_string(),
+            at_unix_nano,
+        })
+    }
 }
 
 /// What `PATCH /api/v1/errors/{id}` asks for.
@@ -262,6 +307,23 @@ pub struct ErrorGroupDetail {
     #[serde(flatten)]
     pub group: ErrorGroupRow,
     pub fingerprint_explanation: FingerprintExplanation,
+    /// The newest automatic triage report (`[triage]`), if one was written.
+    pub triage: Option<crate::errors::triage::TriageReport>,
+    /// Notes people and assistants left on the group, oldest first.
+    pub notes: Vec<ErrorNote>,
+}
+
+/// A note on an error group: Sentry's issue comment.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ErrorNote {
+    pub note_id: i64,
+    pub group_id: i64,
+    pub created_at: String,
+    pub created_unix_nano: String,
+    /// Who wrote it: what the REST caller said (default `api`), or the MCP
+    /// client's name.
+    pub author: String,
+    pub text: String,
 }
 
 /// One occurrence in a list.

@@ -547,6 +547,20 @@ impl ErrorGroups {
                     "UPDATE error_events SET group_id = {target} WHERE group_id IN ({})",
                     ids.join(",")
                 ))?;
+                let moved_ids: Vec<i64> = moved.iter().map(|g| g.id).collect();
+                super::error_notes::merge(raw, *target, &moved_ids)?;
+            }
+            ErrorCommand::AddNote {
+                group_id,
+                author,
+                text,
+                at_unix_nano,
+            } => {
+                // The API checked the group before sending; a merge in
+                // between leaves the note on the group it was written on.
+                if self.group(*group_id).is_some() {
+                    super::error_notes::insert(raw, *group_id, *at_unix_nano, author, text)?;
+                }
             }
             ErrorCommand::AutoResolve {
                 before_unix_nano,

@@ -9,6 +9,7 @@
 pub mod derived;
 pub mod duck;
 pub mod error_groups;
+pub mod error_notes;
 pub mod functions;
 pub mod genai_rollup;
 pub mod queries;

@@ -358,6 +358,11 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
         name: "automatic triage reports",
         sql: super::triage::MIGRATION_SQL,
     },
+    Migration {
+        version: 9,
+        name: "notes on error groups",
+        sql: super::error_notes::MIGRATION_SQL,
+    },
 ];
 
 /// The newest schema this build knows.

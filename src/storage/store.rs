@@ -237,6 +237,16 @@ impl Store {
         self.pool.run(move |c| errors::get_error(c, id, now)).await
     }
 
+    /// A group's notes, oldest first.
+    pub async fn error_notes(
+        &self,
+        id: i64,
+    ) -> Result<Vec<crate::model::errors::ErrorNote>, QueryError> {
+        self.pool
+            .run(move |c| super::error_notes::notes(c, id))
+            .await
+    }
+
     /// The newest automatic triage report on a group.
     pub async fn triage_report(
         &self,

@@ -23,6 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp.types import Implementation
 
 
 async def main():
@@ -33,7 +34,10 @@ async def main():
     out = {}
     async with http:
         transport = streamable_http_client(url, http_client=http)
-        async with Client(transport, mode=mode, cache=None) as client:
+        # A name of its own, as Claude Code or Cursor send theirs: qyl
+        # signs notes with it.
+        me = Implementation(name="qyl-tests", version="1.0")
+        async with Client(transport, mode=mode, cache=None, client_info=me) as client:
             out["protocol_version"] = client.protocol_version
             info = client.server_info
             out["server_name"] = info.name if info else None

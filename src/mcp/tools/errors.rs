@@ -30,6 +30,8 @@ use crate::storage::queries::errors::is_status_filter;
 const TAG_SAMPLE: usize = 100;
 /// Breadcrumbs `get_error` keeps: the ones right before the error.
 const BREADCRUMBS: usize = 30;
+/// Notes `get_error` shows: the latest ones (a long thread is on the page).
+const NOTES: usize = 20;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +223,15 @@ pub struct ErrorReport {
     /// The newest automatic triage report (suspected cause, what changed,
     /// next steps, model summary), when one was written.
     pub triage: Option<crate::errors::triage::TriageReport>,
+    /// The latest notes people and assistants left, oldest first.
+    pub notes: Vec<NoteBrief>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NoteBrief {
+    pub time: String,
+    pub author: String,
+    pub text: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -246,7 +257,11 @@ pub enum NewStatus {
 pub struct UpdateErrorArgs {
     /// The error group id.
     pub id: i64,
-    pub status: NewStatus,
+    /// The new status; leave out to only add a note.
+    pub status: Option<NewStatus>,
+    /// A note to leave on the group (what you found, the suspected cause,
+    /// the fix): shown on the group's page and to the next `get_error`.
+    pub note: Option<String>,
     /// With `resolved`: resolved only until an event from a newer release
     /// (resolve in next release).
     #[serde(default)]
@@ -572,7 +587,17 @@ impl QylMcp {
             .and_then(|e| e.session_id.as_ref())
             .map(|s| format!("{base}/sessions/{s}"));
         let tags = tag_counts(&events.items);
-        let triage = self.state.store.triage_report(a.id).await?;
+        let skip = detail.notes.len().saturating_sub(NOTES);
+        let notes: Vec<NoteBrief> = detail
+            .notes
+            .iter()
+            .skip(skip)
+            .map(|n| NoteBrief {
+                time: n.created_at.clone(),
+                author: n.author.clone(),
+                text: cut(&n.text, 2000),
+            })
+            .collect();
 
         let mut text = Text::new();
         text.line(brief.line());
@@ -637,7 +662,17 @@ impl QylMcp {
         if let Some(l) = &session_link {
             text.line(format!("Session: {l}"));
         }
-        if let Some(r) = &triage {
+        if !notes.is_empty() {
+            text.line(format!(
+                "Notes ({} of {}):",
+                notes.len(),
+                detail.notes.len()
+            ));
+            for n in &notes {
+                text.line(format!("  {} {}: {}", n.time, n.author, line(&n.text)));
+            }
+        }
+        if let Some(r) = &detail.triage {
             text.line(format!("Triage ({}, {}):", r.change, r.created_at));
             if let Some(c) = &r.suspected_cause {
                 text.line(format!("  suspected cause {}", c.frame));
@@ -665,7 +700,8 @@ impl QylMcp {
                 events_sampled: events.items.len(),
                 trace_link,
                 session_link,
-                triage,
+                triage: detail.triage.clone(),
+                notes,
             },
         })
     }
@@ -781,7 +817,7 @@ impl QylMcp {
     }
 
     #[tool(
-        description = "Changes an error group's status: resolved (optionally only until a newer release: in_next_release), archived (optionally until it escalates), or unresolved again. Needs the full token.",
+        description = "Changes an error group's status: resolved (optionally only until a newer release: in_next_release), archived (optionally until it escalates), or unresolved again; and/or leaves a note on it (your findings, for the people reading the group's page). Needs the full token.",
         output_schema = schema_for_output::<ErrorBrief>(),
         annotations(title = "Update an error group", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
@@ -792,27 +828,61 @@ impl QylMcp {
     ) -> ToolResult<ErrorBrief> {
         refuse_read_only(&ctx, "update_error")?;
         let change = match (a.status, a.in_next_release, a.until_escalating) {
-            (NewStatus::Unresolved, false, false) => StatusChange::Unresolve,
-            (NewStatus::Resolved, false, false) => StatusChange::ResolveNow,
-            (NewStatus::Resolved, true, false) => StatusChange::ResolveInNextRelease,
-            (NewStatus::Archived, false, false) => StatusChange::ArchiveForever,
-            (NewStatus::Archived, false, true) => StatusChange::ArchiveUntilEscalating,
+            (None, false, false) => None,
+            (Some(NewStatus::Unresolved), false, false) => Some(StatusChange::Unresolve),
+            (Some(NewStatus::Resolved), false, false) => Some(StatusChange::ResolveNow),
+            (Some(NewStatus::Resolved), true, false) => Some(StatusChange::ResolveInNextRelease),
+            (Some(NewStatus::Archived), false, false) => Some(StatusChange::ArchiveForever),
+            (Some(NewStatus::Archived), false, true) => Some(StatusChange::ArchiveUntilEscalating),
             _ => {
                 return Err(ToolError::new(
                     "in_next_release goes with status resolved, until_escalating with archived",
                 ))
             }
         };
+        let at = now_unix_nano();
+        // A note is signed by the assistant that called, as its client
+        // names itself: in each request's `_meta` (stateless protocol), or
+        // at initialize (sessions). Stateless peers get rmcp's default
+        // name, which says nothing about the caller.
+        let unnamed = rmcp::model::Implementation::default().name;
+        let author = ctx
+            .meta
+            .client_info()
+            .map(|c| c.name)
+            .or_else(|| ctx.peer.peer_info().map(|p| p.client_info.name.clone()))
+            .filter(|n| !n.trim().is_empty() && *n != unnamed)
+            .unwrap_or_else(|| "mcp".to_string());
+        let note = match &a.note {
+            Some(text) => Some(
+                ErrorCommand::add_note(a.id, &author, text, at)
+                    .map_err(|e| ToolError::new(format!("note: {e}")))?,
+            ),
+            None => None,
+        };
+        if change.is_none() && note.is_none() {
+            return Err(ToolError::new("status: give a status, a note, or both"));
+        }
         self.require_unmerged(a.id, "id").await?;
-        self.change(ErrorCommand::SetStatus {
-            group_id: a.id,
-            change,
-            at_unix_nano: now_unix_nano(),
-        })
-        .await?;
+        if let Some(change) = change {
+            self.change(ErrorCommand::SetStatus {
+                group_id: a.id,
+                change,
+                at_unix_nano: at,
+            })
+            .await?;
+        }
+        if let Some(note) = note {
+            self.change(note).await?;
+        }
         let base = dashboard_base(&ctx, &self.fallback_base());
         let brief = ErrorBrief::new(&self.group(a.id).await?.group, &base);
-        let text = format!("Updated.\n{}\n", brief.line());
+        let what = match (change.is_some(), a.note.is_some()) {
+            (true, true) => "Updated; note added.",
+            (false, true) => "Note added.",
+            _ => "Updated.",
+        };
+        let text = format!("{what}\n{}\n", brief.line());
         Ok(Answer { data: brief, text })
     }
 

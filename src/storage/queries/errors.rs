@@ -226,10 +226,17 @@ pub fn get_error(c: &Conn, id: i64, now: u64) -> Result<Option<ErrorGroupDetail>
                     components: texts(r.get(33)?),
                 },
                 group,
+                triage: None,
+                notes: Vec::new(),
             })
         })
         .ctx("reading the error group")?;
-    rows.next().transpose().ctx("reading the error group")
+    let Some(mut detail) = rows.next().transpose().ctx("reading the error group")? else {
+        return Ok(None);
+    };
+    detail.triage = crate::storage::triage::latest_report(c, id)?;
+    detail.notes = crate::storage::error_notes::notes(c, id)?;
+    Ok(Some(detail))
 }
 
 const EVENT_COLS: &str = "event_id, group_id, time_unix_nano, source, trace_id, span_id, \
