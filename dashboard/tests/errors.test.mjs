@@ -2,11 +2,13 @@
 // a failed GenAI call with the real OpenTelemetry SDK, then a person triages
 // them in the dashboard: the list with counts and trends, the search (run by
 // qyl, so it covers every page of groups), a group's stack
-// trace (in-app frames shown, system frames folded), resolving from the group
-// page, bulk ignoring and merging from the list, and the status tabs.
+// trace (in-app frames shown, system frames folded), the automatic triage
+// report and the notes on a group, resolving from the group page, bulk
+// ignoring and merging from the list, and the status tabs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO, api, launch, newPage, screenshot, sendPython, startQyl, until } from './harness.mjs';
@@ -31,6 +33,37 @@ window = "7d"
 latency_threshold_ms = 2000
 `;
 
+// A stand-in for the OpenAI-compatible endpoint that writes triage
+// summaries: it answers for the exceptions and refuses the GenAI group's
+// report, so the pages show a summary on those and why there is none on
+// that one.
+const SUMMARY = 'The cart body reaching `parse_cart` is not JSON: since **2.0.0** it is built with str().\n\nConfidence: high. Next: build it with `json.dumps`.';
+let model;
+const modelCalls = [];
+
+function startModel() {
+  return new Promise((resolve) => {
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        const ask = JSON.parse(body || '{}');
+        const prompt = ask.messages?.find((m) => m.role === 'user')?.content ?? '';
+        modelCalls.push({ path: req.url, model: ask.model, prompt });
+        res.setHeader('content-type', 'application/json');
+        if (prompt.includes('RateLimitError')) {
+          res.statusCode = 503;
+          res.end(JSON.stringify({ error: { message: 'model overloaded' } }));
+          return;
+        }
+        const content = prompt.includes('JSONDecodeError') ? SUMMARY : 'Every user from `u-7` on is missing from `USERS`: the lookup fails for all of them.\n\nConfidence: medium.';
+        res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content } }] }));
+      });
+    });
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
 let configDir;
 let qyl;
 let browser;
@@ -41,7 +74,13 @@ const ids = {};
 
 before(async () => {
   configDir = mkdtempSync(path.join(tmpdir(), 'qyl-errors-config-'));
-  writeFileSync(path.join(configDir, 'qyl.toml'), SLO_CONFIG);
+  model = await startModel();
+  const triage = `
+[triage]
+endpoint = "http://127.0.0.1:${model.address().port}/v1"
+model = "triage-test-model"
+`;
+  writeFileSync(path.join(configDir, 'qyl.toml'), SLO_CONFIG + triage);
   qyl = await startQyl({ args: ['--config', path.join(configDir, 'qyl.toml')] });
   browser = await launch();
   sent = await sendPython(qyl, SENDER, { args: ['3'] });
@@ -60,6 +99,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await qyl?.stop();
+  model?.close();
   if (configDir) rmSync(configDir, { recursive: true, force: true });
 });
 
@@ -215,6 +255,147 @@ test('a group shows the stack trace: in-app frames, system frames folded, the ex
   assert.match(heads[0], /UserLookupError/);
   assert.match(heads[1], /KeyError/);
   assert.match(await page.locator('.eg-cause').innerText(), /caused by/i);
+  assert.deepEqual(page.pageErrors, []);
+});
+
+test('the group page leads with the automatic triage report: suspected cause, releases, what changed, next steps', async () => {
+  const id = ids['json.decoder.JSONDecodeError'];
+  // Triage runs in the background ([triage] is on by default) once a group is new.
+  const report = await until(async () => (await api(qyl, `/api/v1/errors/${id}`)).body.triage, { what: 'a triage report', ms: 20000 });
+  await page.goto(`${qyl.url}/errors/${id}`);
+  const panel = page.locator('.eg-triage');
+  await panel.waitFor();
+  assert.match(await panel.locator('.card-head').innerText(), /Triage\s+new/);
+
+  // The innermost in-app frame, where it is, and what it raised.
+  const suspect = panel.locator('[data-suspect]');
+  assert.equal(await suspect.locator('.eg-tri-frame').innerText(), 'parse_cart');
+  assert.match(await suspect.locator('.eg-tri-where').innerText(), /errors_send\.py:\d+$/);
+  assert.match(await suspect.innerText(), /raising\s+json\.decoder\.JSONDecodeError\s+Expecting property name/);
+  // The frame links to its row in the event's stack trace.
+  await suspect.locator('.eg-tri-frame').click();
+  const row = page.locator('.eg-frame.eg-frame-flash');
+  await row.waitFor();
+  assert.equal(await row.locator('.eg-frame-fn').innerText(), 'parse_cart');
+  assert.equal(await row.getAttribute('data-frame'), report.suspected_cause.frame);
+
+  // Releases: the sender's past is 1.9.0, the failures come with 2.0.0.
+  const facts = await panel.locator('.eg-tri-fact').allInnerTexts();
+  assert.match(facts[0], /First release\s+2\.0\.0/);
+  assert.match(facts[1], /Deploy before first event\s+2\.0\.0 first seen \d+s before/);
+  assert.match(facts[2], /Affected\s+3 events · 3 users · 2 sessions/);
+  assert.deepEqual((await panel.locator('.eg-tri-ids a').evaluateAll((as) => as.map((a) => a.getAttribute('href')))).sort(), ['/sessions/sess-0', '/sessions/sess-1']);
+
+  // What changed against that baseline: the new release.
+  const changed = panel.locator('.eg-tri-changed tbody tr');
+  assert.equal(await changed.count(), 1);
+  assert.deepEqual(
+    (await changed.locator('td').allInnerTexts()).map((t) => t.trim()),
+    ['release', '2.0.0new', '100%', '0%'],
+  );
+  assert.equal(await changed.locator('.badge').innerText(), 'new', 'not seen in the baseline');
+
+  const steps = await panel.locator('.eg-tri-steps li').allInnerTexts();
+  assert.equal(steps.length, report.next_steps.length);
+  assert.match(steps[0], /^Read .*errors_send\.py:parse_cart:\d+ first/);
+  assert.ok(steps.some((s) => /release=2\.0\.0 is over-represented/.test(s)), steps.join('\n'));
+  // Sessions and traces named in a step link to their pages.
+  const replay = panel.locator('.eg-tri-steps li', { hasText: 'Replay session' });
+  assert.match(await replay.locator('a').getAttribute('href'), /^\/sessions\/sess-[01]$/);
+  // The model's summary, with the model's name, its code spans as code.
+  const summary = panel.locator('[data-summary]');
+  assert.match(await summary.locator('.eg-tri-summary-head').innerText(), /AI summary\s+triage-test-model/);
+  assert.deepEqual(await summary.locator('code').allInnerTexts(), ['parse_cart', 'json.dumps']);
+  assert.equal(await summary.locator('strong').innerText(), '2.0.0');
+  assert.equal(await summary.locator('p').count(), 2);
+  assert.equal(await panel.locator('.eg-tri-summary-error').count(), 0);
+  const call = modelCalls.find((c) => c.prompt.includes(`error group #${id} `));
+  assert.equal(call?.path, '/v1/chat/completions');
+  assert.equal(call?.model, 'triage-test-model');
+
+  // The whole report as Markdown, for pasting elsewhere.
+  await panel.getByRole('button', { name: 'Markdown' }).click();
+  assert.match(await panel.locator('.eg-tri-markdown').innerText(), /^## Triage of error group #\d+ \(new\)/);
+  await panel.getByRole('button', { name: 'Markdown' }).click();
+  await panel.locator('.eg-tri-steps').waitFor();
+  await page.locator('.content').evaluate((el) => el.scrollTo(0, 0));
+  await screenshot(page, 'error-group-triage');
+
+  // A failed GenAI call: its class and provider instead of a stack frame.
+  const genai = ids['openai.RateLimitError'];
+  await until(async () => (await api(qyl, `/api/v1/errors/${genai}`)).body.triage, { what: 'the GenAI group’s report', ms: 20000 });
+  await page.goto(`${qyl.url}/errors/${genai}`);
+  const gen = page.locator('.eg-triage .eg-tri-genai');
+  await gen.waitFor();
+  assert.match(await gen.innerText(), /Rate limited\s+gpt-4o\s+via openai\s+chat/);
+  assert.match(await gen.innerText(), /openai is refusing or slow for this group only/);
+  assert.equal(await page.locator('.eg-triage [data-suspect]').count(), 0);
+  assert.match(await page.locator('.eg-tri-steps').innerText(), /Rate limited by openai: add retries with backoff/);
+  // The model refused this one: said in one quiet line, no summary box.
+  assert.equal(await page.locator('.eg-triage [data-summary]').count(), 0);
+  assert.match(await page.locator('.eg-tri-summary-error').innerText(), /^No AI summary from triage-test-model: the model endpoint answered 503/);
+  await screenshot(page, 'error-group-triage-genai');
+  assert.deepEqual(page.pageErrors, []);
+});
+
+test('notes: adding one shows it at once, it persists, and a refusal is shown beside the box', async () => {
+  const id = ids['__main__.UserLookupError'];
+  await page.goto(`${qyl.url}/errors/${id}`);
+  const activity = page.locator('.eg-activity');
+  await activity.locator('.eg-milestone').first().waitFor();
+  assert.equal(await activity.locator('.eg-note').count(), 0);
+  const button = activity.getByRole('button', { name: 'Add note' });
+  assert.equal(await button.isDisabled(), true, 'nothing to post yet');
+  await page.evaluate(() => (window.__sameDocument = true));
+
+  const text = 'Looked into it: u-7 and later never made it into USERS after the 2.0.0 import.\nAnn is on it.';
+  await activity.locator('textarea').fill(text);
+  const posted = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === `/api/v1/errors/${id}/notes`);
+  await button.click();
+  assert.equal((await posted).status(), 201);
+  const note = activity.locator('.eg-note');
+  await note.first().waitFor();
+  assert.equal(await note.count(), 1);
+  assert.equal(await note.locator('.eg-note-text').innerText(), text);
+  assert.match(await note.locator('.eg-note-head').innerText(), /Dashboard\s+\d+s ago/);
+  assert.equal(await activity.locator('textarea').inputValue(), '', 'the box is emptied');
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload');
+  assert.match(await activity.locator('.card-head').innerText(), /1 note/);
+  const stored = (await api(qyl, `/api/v1/errors/${id}`)).body.notes;
+  assert.deepEqual(
+    stored.map((n) => [n.author, n.text]),
+    [['dashboard', text]],
+  );
+
+  // One written through the API (signed `api`): newest first, above the first.
+  const second = await api(qyl, `/api/v1/errors/${id}/notes`, { method: 'POST', body: JSON.stringify({ text: 'Second note' }) });
+  assert.equal(second.status, 201);
+  await page.reload();
+  await activity.locator('.eg-note').nth(1).waitFor();
+  assert.deepEqual(await activity.locator('.eg-note-text').allInnerTexts(), ['Second note', text]);
+  assert.deepEqual(
+    (await activity.locator('.eg-note-author').allInnerTexts()),
+    ['API', 'Dashboard'],
+  );
+  // Milestones after the notes: triaged, then first seen.
+  assert.match(await activity.locator('.eg-milestone').last().innerText(), /First seen in 2\.0\.0/);
+  await screenshot(page, 'error-group-notes');
+
+  // qyl refusing a note (a read-only token, say): said beside the box, the text kept.
+  await page.route(`**/api/v1/errors/${id}/notes`, (route) =>
+    route.fulfill({ status: 403, contentType: 'application/json', body: JSON.stringify({ error: { code: 'forbidden', message: 'this token may only read' } }) }),
+  );
+  await activity.locator('textarea').fill('Will not be stored');
+  await activity.getByRole('button', { name: 'Add note' }).click();
+  assert.match(await activity.locator('.eg-note-error').innerText(), /this token may only read/);
+  assert.equal(await activity.locator('textarea').inputValue(), 'Will not be stored');
+  assert.equal(await activity.locator('.eg-note').count(), 2);
+  await page.unroute(`**/api/v1/errors/${id}/notes`);
+  // The browser logs the refused request; that one was asked for.
+  page.pageErrors = page.pageErrors.filter((e) => !/status of 403/.test(e.message));
+  // Typing again clears the complaint.
+  await activity.locator('textarea').fill('');
+  assert.equal(await activity.locator('.eg-note-error').count(), 0);
   assert.deepEqual(page.pageErrors, []);
 });
 

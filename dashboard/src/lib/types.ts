@@ -194,3 +194,104 @@ export interface GenAiStats {
   over_time: GenAiBucket[];
   by_model_over_time: GenAiModelBucket[];
 }
+
+/** The innermost in-app frame of a group's latest event (automatic triage). */
+export interface TriageSuspectedCause {
+  /** `path:function:line`. */
+  frame: string;
+  path: string | null;
+  function: string | null;
+  module: string | null;
+  line: number | null;
+  exception_type: string | null;
+  exception_message: string | null;
+}
+
+/** What the GenAI classification says about a failed call. */
+export interface TriageGenAi {
+  class: string | null;
+  provider: string | null;
+  model: string | null;
+  operation: string | null;
+  /** Rate limits, overload, timeouts: the provider's side, not the request's. */
+  provider_side: boolean;
+  provider_groups_last_hour: number;
+  provider_status: string;
+}
+
+/** The release seen (or deployed) last before the group's first event. */
+export interface TriageDeployBefore {
+  version: string;
+  service: string;
+  environment: string | null;
+  at: string;
+  /** `deploy` (recorded by CI) or `telemetry` (first seen in data). */
+  source: string;
+  seconds_before_first_event: number;
+}
+
+/** A value over-represented among the group's recent failures. */
+export interface TriageChanged {
+  key: string;
+  value: string;
+  failing_share: number;
+  baseline_share: number;
+  new_value: boolean;
+}
+
+export interface TriageAffected {
+  events: number;
+  users: number;
+  /** Distinct sessions among the sampled events. */
+  sessions: number;
+  events_sampled: number;
+  user_ids: string[];
+  session_ids: string[];
+  models: string[];
+  services: string[];
+}
+
+export interface TriageSimilar {
+  id: number;
+  title: string;
+  score: number;
+}
+
+/** GET /api/v1/errors/{id}/triage: the newest automatic triage report. */
+export interface TriageReport {
+  group_id: number;
+  /** The change that asked for it: `new`, `regressed` or `escalating`. */
+  change: 'new' | 'regressed' | 'escalating' | string;
+  created_at: string;
+  created_unix_nano: number | string;
+  title: string;
+  suspected_cause: TriageSuspectedCause | null;
+  genai: TriageGenAi | null;
+  first_release: string | null;
+  last_release: string | null;
+  deploy_before_first_event: TriageDeployBefore | null;
+  /** Last hour against the 24 hours before (empty without a baseline). */
+  what_changed: TriageChanged[];
+  /** Spans of the group's services in that baseline. */
+  baseline_spans: number;
+  affected: TriageAffected;
+  similar: TriageSimilar[];
+  next_steps: string[];
+  /** The report as Markdown. */
+  text: string;
+  /** Model-written (`[triage] endpoint`). */
+  summary: string | null;
+  summary_model: string | null;
+  /** Why there is no summary although one was asked for. */
+  summary_error: string | null;
+}
+
+/** A note on an error group (Sentry's issue comment). */
+export interface ErrorNote {
+  note_id: number;
+  created_at: string;
+  created_unix_nano: string;
+  /** `api`, `mcp` (or the MCP client's name), or a token's role. */
+  author: string;
+  text: string;
+}

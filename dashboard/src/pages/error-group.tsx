@@ -1,19 +1,21 @@
 // One error group, as Sentry's issue page shows it: what failed and where
 // (the exception chain with the application's own frames first in sight),
 // how often over time, each occurrence with its tags, trace and session,
-// the trail that led to it, and the buttons to resolve or ignore it.
+// the trail that led to it, and the buttons to resolve or ignore it; above
+// them the automatic triage report, beside them the notes people leave, both
+// kept current from the live stream while the page is open.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Link } from 'wouter-preact';
 import { Chart } from '../components/chart';
 import { Badge, Card, PageHeader } from '../components/page';
 import { Empty, ErrorBox, Loading } from '../components/states';
 import { Time } from '../components/time';
-import { apiGet } from '../lib/api';
+import { apiGet, apiUrl } from '../lib/api';
 import { useApi } from '../lib/fetch';
 import { fmtNum, fmtPct, shortId, valueText } from '../lib/format';
 import { useParams, useSetParams, withRange } from '../lib/params';
-import { rangeParams, refreshTick, stepFor, toMs, useTimeRange } from '../lib/time';
-import type { ErrorGroupRow, Page, SpanRow } from '../lib/types';
+import { rangeParams, refreshNow, refreshTick, stepFor, toMs, useTimeRange } from '../lib/time';
+import type { ErrorGroupRow, ErrorNote, Page, SpanRow, TriageReport } from '../lib/types';
 import {
   ACTION_DONE,
   CATEGORY_LABEL,
@@ -27,7 +29,9 @@ import {
   type Notice,
   type StatusAction,
 } from './errors/common';
+import { Activity } from './error-group/notes';
 import { StackTrace, type ParsedFrames } from './error-group/stack';
+import { TriageNone, TriagePanel } from './error-group/triage';
 import './errors.css';
 import './error-group.css';
 
@@ -40,6 +44,10 @@ interface GroupDetail extends ErrorGroupRow {
     merged_hashes: string[];
     components: string[];
   };
+  /** The newest automatic triage report, null when none was written. */
+  triage?: TriageReport | null;
+  /** Notes left on the group, oldest first. */
+  notes?: ErrorNote[];
 }
 
 interface EventRow {
@@ -134,6 +142,7 @@ export function ErrorGroup({ id }: { id: string }) {
   const [notice, setNotice] = useState<Notice | null>(null);
   useEffect(() => setOverride(null), [group.data]);
   const g = override ?? group.data;
+  useGroupStream(id);
 
   const act = async (action: StatusAction) => {
     setBusy(true);
@@ -159,6 +168,9 @@ export function ErrorGroup({ id }: { id: string }) {
   }
   if (!g) return <Loading />;
 
+  // A status change answers with the group alone: keep the loaded report and notes.
+  const triage = g.triage ?? group.data?.triage ?? null;
+  const notes = g.notes ?? group.data?.notes ?? [];
   const eventId = p.get('event') || events.items[0]?.event_id || null;
   const idx = events.items.findIndex((e) => e.event_id === eventId);
 
@@ -232,6 +244,7 @@ export function ErrorGroup({ id }: { id: string }) {
 
       <div class="eg-layout">
         <div class="eg-main stack">
+          {triage ? <TriagePanel report={triage} /> : <TriageNone />}
           <CountsChart id={Number(id)} />
           <Card
             class="eg-event"
@@ -275,6 +288,7 @@ export function ErrorGroup({ id }: { id: string }) {
           </Card>
         </div>
         <aside class="eg-side stack">
+          <Activity key={id} g={g} notes={notes} triage={triage} onAdded={group.reload} />
           <ReleasesCard g={g} />
           <TagsCard events={events.items} />
           <Card title="Grouping">
@@ -300,6 +314,39 @@ export function ErrorGroup({ id }: { id: string }) {
       </div>
     </div>
   );
+}
+
+/** Refreshes the page's data (at most once a second) when qyl streams a
+ *  change of the group: a triage report written on it, or it became
+ *  regressed or escalating while the page is open (new events, counts). */
+function useGroupStream(id: string) {
+  useEffect(() => {
+    if (typeof EventSource === 'undefined') return;
+    const source = new EventSource(apiUrl('/live', { types: 'error,triage' }), { withCredentials: true });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // The stream's `error` event shares its name with EventSource's failure
+    // event: only the stream's carries data.
+    const onEvent = (e: Event) => {
+      if (!(e instanceof MessageEvent) || !e.data || timer) return;
+      let groupId: unknown;
+      try {
+        groupId = JSON.parse(e.data)?.group_id;
+      } catch {
+        return;
+      }
+      if (String(groupId) !== id) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        refreshNow();
+      }, 1000);
+    };
+    source.addEventListener('error', onEvent);
+    source.addEventListener('triage', onEvent);
+    return () => {
+      clearTimeout(timer);
+      source.close();
+    };
+  }, [id]);
 }
 
 function GroupCrumbs({ id }: { id: string }) {

@@ -7,6 +7,11 @@
   UserLookupError (two exceptions, one stack trace);
 - a failed GenAI call (OpenAI rate limit), grouped by its error class.
 
+Before them, the same service's quiet past: a few spans of release 1.9.0
+from 2 to 12 hours ago, the baseline automatic triage compares the new
+failures with (release 2.0.0 is what changed). They are internal spans
+under a remote parent, so they are no entry spans and leave the SLOs alone.
+
 Each request span carries a session and a user so the events link to them.
 Usage: errors_send.py [ROUNDS] (endpoint from OTEL_EXPORTER_OTLP_ENDPOINT).
 Prints the trace ids sent as JSON; exits non-zero if an export failed.
@@ -14,12 +19,21 @@ Prints the trace ids sent as JSON; exits non-zero if an export failed.
 
 import json
 import sys
+import time
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 failures = []
@@ -33,14 +47,42 @@ class CheckedExporter(OTLPSpanExporter):
         return result
 
 
-resource = Resource.create(
-    {
-        "service.name": "shop",
-        "service.version": "2.0.0",
-        "deployment.environment.name": "prod",
-    }
-)
-provider = TracerProvider(resource=resource)
+def shop(version):
+    return Resource.create(
+        {
+            "service.name": "shop",
+            "service.version": version,
+            "deployment.environment.name": "prod",
+        }
+    )
+
+
+def baseline(count=6):
+    provider = TracerProvider(resource=shop("1.9.0"))
+    provider.add_span_processor(BatchSpanProcessor(CheckedExporter()))
+    tracer = provider.get_tracer("shop.checkout")
+    now = time.time_ns()
+    for n in range(count):
+        parent = SpanContext(
+            trace_id=0x1F00 + n,
+            span_id=0x2F00 + n,
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+        start = now - (2 + 2 * n) * 3600 * 10**9
+        span = tracer.start_span(
+            "render cart",
+            context=set_span_in_context(NonRecordingSpan(parent)),
+            kind=SpanKind.INTERNAL,
+            start_time=start,
+        )
+        span.end(end_time=start + 5 * 10**6)
+    provider.force_flush()
+    provider.shutdown()
+
+
+baseline()
+provider = TracerProvider(resource=shop("2.0.0"))
 provider.add_span_processor(BatchSpanProcessor(CheckedExporter()))
 tracer = provider.get_tracer("shop.checkout")
 

@@ -98,11 +98,17 @@ function SystemFrames({ frames, open: initiallyOpen }: { frames: Frame[]; open: 
   );
 }
 
+/** `path:function:line`, the way a triage report names its suspected
+ *  cause, so the report can point at the row. */
+function frameKey(f: Frame): string {
+  return `${f.path ?? f.module ?? '?'}:${f.function ?? '?'}:${f.line ?? '?'}`;
+}
+
 function FrameRow({ f }: { f: Frame }) {
   const where = f.path || f.module || '';
   const pos = f.line ? `:${f.line}${f.column ? `:${f.column}` : ''}` : '';
   return (
-    <li class={`eg-frame${f.in_app ? ' in-app' : ' system'}`}>
+    <li class={`eg-frame${f.in_app ? ' in-app' : ' system'}`} data-frame={frameKey(f)}>
       <span class="eg-frame-fn mono">{f.function || '<anonymous>'}</span>
       <span class="eg-frame-where mono" title={`${where}${pos}`}>
         {where && <span class="eg-frame-path">{where}</span>}
