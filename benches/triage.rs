@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 use qyl::config::Config;
-use qyl::ingest::convert::now_unix_nano;
+use qyl::model::now_unix_nano;
 use qyl::server::Server;
 
 // The same allocator as the `qyl` binary.

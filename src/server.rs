@@ -69,15 +69,15 @@ impl Server {
             batch_wait: Duration::from_millis(config.ingest.batch_ms),
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
-            pricing: Arc::new(
-                config
-                    .genai
-                    .price_table()
-                    .context("building the GenAI price table")?,
-            ),
             derived: storage::derived::DerivedSettings::from_config(&config.errors),
-            capture: Arc::new(crate::errors::capture::Capture::from_config(&config.errors)),
         };
+        let pricing = Arc::new(
+            config
+                .genai
+                .price_table()
+                .context("building the GenAI price table")?,
+        );
+        let capture = Arc::new(crate::errors::capture::Capture::from_config(&config.errors));
         let policy = RetentionPolicy {
             max_age: (config.storage.retention_hours > 0)
                 .then(|| Duration::from_secs(config.storage.retention_hours * 3600)),
@@ -105,7 +105,8 @@ impl Server {
             .context("the storage start-up task panicked")??
         };
         let handle = writer.handle();
-        crate::errors::self_report::install(handle.clone());
+        let exporter = ingest::Exporter::new(handle.clone(), pricing.clone(), capture);
+        crate::errors::self_report::install(exporter.clone());
         let store = Arc::new(
             Store::new(
                 db,
@@ -116,10 +117,11 @@ impl Server {
             .with_sql_slots(config.query.sql_slots)
             .with_summary_sync(handle.summary_sync()),
         );
-        let functions = start_functions(config, &store, &hub, handle.clone()).await?;
+        let functions = start_functions(config, &store, &hub, exporter.clone()).await?;
         let state = AppState {
             store,
             writer: handle.clone(),
+            pricing,
             hub: hub.clone(),
             retention: retention.stats(),
             config: Arc::new(config.clone()),
@@ -157,11 +159,11 @@ impl Server {
         let mut tasks = Vec::new();
         guard.announce(addrs.http);
         let main_router =
-            ingest::http::routes(handle.clone(), max_body).merge(api::router(state.clone()));
+            ingest::http::routes(exporter.clone(), max_body).merge(api::router(state.clone()));
         let main_router = guard.wrap(main_router);
         tasks.push(("http", serve_http(http, main_router, stopped.clone())));
         if let Some(listener) = otlp_http {
-            let router = guard.wrap(ingest::http::routes(handle.clone(), max_body));
+            let router = guard.wrap(ingest::http::routes(exporter.clone(), max_body));
             tasks.push(("otlp-http", serve_http(listener, router, stopped.clone())));
         }
         if config.triage.enabled {
@@ -180,7 +182,7 @@ impl Server {
         }
         tasks.push((
             "grpc",
-            serve_grpc(grpc, handle, max_body, guard.grpc(), stopped),
+            serve_grpc(grpc, exporter, max_body, guard.grpc(), stopped),
         ));
         state
             .ready
@@ -289,7 +291,7 @@ async fn start_functions(
     config: &Config,
     store: &Arc<Store>,
     hub: &Arc<Hub>,
-    writer: WriterHandle,
+    exporter: ingest::Exporter,
 ) -> anyhow::Result<Arc<Engine>> {
     let f = &config.functions;
     let engine_config = EngineConfig {
@@ -318,7 +320,7 @@ async fn start_functions(
     });
     let hub = hub.clone();
     tokio::task::spawn_blocking(move || {
-        Engine::start(engine_config, Box::new(writer), runtime, Some(hub), state)
+        Engine::start(engine_config, Box::new(exporter), runtime, Some(hub), state)
     })
     .await
     .context("the functions start-up task panicked")?
@@ -346,13 +348,13 @@ fn serve_http(
 
 fn serve_grpc(
     listener: TcpListener,
-    writer: WriterHandle,
+    exporter: ingest::Exporter,
     max_body: usize,
     guard: api::auth::GrpcGuard,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        let (traces, logs, metrics) = ingest::grpc::services(writer, max_body);
+        let (traces, logs, metrics) = ingest::grpc::services(exporter, max_body);
         tonic::transport::Server::builder()
             .layer(tonic::service::InterceptorLayer::new(guard))
             .add_service(traces)

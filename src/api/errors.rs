@@ -16,7 +16,7 @@ use super::error::ErrorBody;
 use super::openapi::PageParams;
 use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::errors::{
     ErrorCommand, ErrorEventDetail, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorHistogram,
     ErrorNote, ErrorQuery, ErrorSort, StatusChange,

@@ -11,7 +11,7 @@ use super::error::ErrorBody;
 use super::openapi::{GenAiParams, PageParams};
 use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::ingest::pricing::Price;
 use crate::model::genai::{GenAiCall, GenAiModels, GenAiSpanQuery, UnpricedModel};
 use crate::model::query::{GenAiFilter, GenAiStats, Page};
@@ -200,7 +200,7 @@ async fn genai_pricing(
         .unwrap_or_else(|| now_unix_nano().saturating_sub(7 * 86_400_000_000_000));
     p.reject_unknown()?;
     Ok(Json(Pricing {
-        prices: state.writer.pricing().entries().to_vec(),
+        prices: state.pricing.entries().to_vec(),
         unpriced_models: state.store.unpriced_models(since).await?,
     }))
 }

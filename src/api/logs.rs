@@ -10,7 +10,7 @@ use super::error::ErrorBody;
 use super::openapi::{LogParams, PageParams};
 use super::params::{self, Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::query::{LogHistogram, LogQuery, LogRow, Page, PageRequest};
 use crate::model::severity_number;
 

@@ -9,7 +9,7 @@ use super::error::ErrorBody;
 use super::openapi::SeriesParams;
 use super::params::{Params, QueryPairs, MAX_STEPS};
 use super::{ApiError, AppState};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::query::{MetricData, MetricInfo, MetricQuery};
 
 pub fn routes() -> Router<AppState> {

@@ -43,6 +43,8 @@ use crate::stream::Hub;
 pub struct AppState {
     pub store: Arc<Store>,
     pub writer: WriterHandle,
+    /// The GenAI price table ingest prices with (shown by the GenAI API).
+    pub pricing: Arc<crate::ingest::pricing::PriceTable>,
     pub hub: Arc<Hub>,
     /// What the retention thread has done, for `/health`.
     pub retention: Arc<RetentionStats>,

@@ -12,7 +12,7 @@ use super::error::ErrorBody;
 use super::openapi::WindowParams;
 use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::query::{ServiceSummary, StorageStats};
 
 pub fn routes() -> Router<AppState> {

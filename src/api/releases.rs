@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ErrorBody;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorCommand, ReleaseRow};
 
 pub fn routes() -> Router<AppState> {

@@ -12,7 +12,7 @@ use super::error::ErrorBody;
 use super::openapi::PageParams;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::genai::{
     Conversation, SessionDetail, SessionQuery, SessionSort, SessionSummary, ACTIVE_WINDOW_NS,
 };

@@ -9,7 +9,7 @@ use super::error::ErrorBody;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::errors::slo::{status, SloStatus};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/slo", get(list_slos))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::errors::ErrorCommand;
 use crate::model::Batch;
 use crate::storage::writer::WriterHandle;

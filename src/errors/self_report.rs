@@ -9,10 +9,10 @@ use std::backtrace::Backtrace;
 use std::panic::PanicHookInfo;
 
 use super::capture::Capture;
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::ingest::jsonw::push_str;
 use crate::model::{Batch, LogRecord};
-use crate::storage::writer::WriterHandle;
+use crate::ingest::Exporter;
 
 /// The service name qyl reports its own errors under.
 pub const SERVICE: &str = "qyl";
@@ -61,14 +61,14 @@ pub fn panic_batch(
     batch
 }
 
-/// The writer panics are reported to: the latest started server's.
-static WRITER: std::sync::Mutex<Option<WriterHandle>> = std::sync::Mutex::new(None);
+/// Where panics are reported to: the latest started server's exporter.
+static WRITER: std::sync::Mutex<Option<Exporter>> = std::sync::Mutex::new(None);
 static HOOK: std::sync::Once = std::sync::Once::new();
 
 /// Reports panics to `writer` from now on. The hook is installed once per
 /// process (keeping the previous one, which prints the panic); a later
 /// server in the same process takes over the reports.
-pub fn install(writer: WriterHandle) {
+pub fn install(writer: Exporter) {
     *WRITER.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -110,7 +110,7 @@ fn report(info: &PanicHookInfo<'_>) {
     );
     // Fire and forget: a panicking thread must not wait on the writer (it
     // may be the writer).
-    let _ = writer.submit(batch);
+    let _ = writer.writer().submit(batch);
 }
 
 #[cfg(test)]

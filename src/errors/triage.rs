@@ -35,7 +35,7 @@ use crate::config::TriageConfig;
 use crate::errors::analysis::{
     exception_chain, group_changes, similar_groups, ChangedValue, Exception,
 };
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorEventRow, ErrorGroupEvent, GroupChange, ReleaseRow};
 use crate::model::query::{rfc3339, PageRequest};
 use crate::model::{Batch, Record};

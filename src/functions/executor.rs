@@ -37,10 +37,11 @@ use super::running::InFlight;
 use super::runtime_api::{self, Current, RuntimeContext};
 use super::sandbox::{Limits, Sandbox, SandboxError};
 use super::spec::{load_script, FunctionSpec};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::function::{FunctionRows, Invocation, InvocationStatus};
 use crate::model::{Batch, LogRecord, Record, SpanRecord, OWN_SERVICE};
-use crate::storage::writer::{DurationHistogram, WriterHandle};
+use crate::ingest::Exporter;
+use crate::storage::writer::DurationHistogram;
 use crate::stream::Event;
 
 /// Jobs a worker runs for one function before giving others a turn.
@@ -90,13 +91,12 @@ pub trait Sink: Send + Sync + 'static {
     fn submit(&self, batch: Batch) -> bool;
 }
 
-impl Sink for WriterHandle {
-    fn submit(&self, mut batch: Batch) -> bool {
-        // A failed invocation's own span is an error of service `qyl`, found
-        // the way ingest finds errors in an export.
-        batch.errors = self.capture().capture(&batch);
-        // The receiver resolves at commit; nobody waits for it.
-        WriterHandle::submit(self, batch).is_ok()
+impl Sink for Exporter {
+    fn submit(&self, batch: Batch) -> bool {
+        // A failed invocation's own span is an error of service `qyl`,
+        // found the way ingest finds errors in an export. The receiver
+        // resolves at commit; nobody waits for it.
+        Exporter::submit(self, batch).is_ok()
     }
 }
 
@@ -973,7 +973,7 @@ pub(crate) mod ids {
         if getrandom::fill(&mut b).is_err() {
             // Without OS randomness, time and thread still make ids unique
             // enough for one process.
-            let t = crate::ingest::convert::now_unix_nano();
+            let t = crate::model::now_unix_nano();
             b = t.to_le_bytes();
         }
         u64::from_le_bytes(b) | 1

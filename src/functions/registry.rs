@@ -21,7 +21,7 @@ use super::runtime_api::RuntimeContext;
 use super::sandbox::{Limits, Sandbox};
 use super::spec::{load_script, FunctionSpec, LoadError, Trigger};
 use super::trigger::TriggerIndex;
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::function::FunctionDefinition;
 use crate::model::Batch;
 

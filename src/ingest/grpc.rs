@@ -26,12 +26,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use super::{export, ExportRequest, Outcome};
-use crate::storage::writer::{WriteError, WriterHandle};
+use super::{ExportRequest, Exporter, Outcome};
+use crate::storage::writer::WriteError;
 
 #[derive(Clone)]
 pub struct OtlpGrpc {
-    writer: WriterHandle,
+    exporter: Exporter,
 }
 
 fn status(e: WriteError) -> Status {
@@ -40,7 +40,7 @@ fn status(e: WriteError) -> Status {
 
 impl OtlpGrpc {
     async fn run(&self, req: ExportRequest) -> Result<Outcome, Status> {
-        export(&self.writer, req).await.map_err(status)
+        self.exporter.export(req).await.map_err(status)
     }
 }
 
@@ -83,14 +83,14 @@ impl MetricsService for OtlpGrpc {
 
 /// The three OTLP services, ready to add to a tonic router.
 pub fn services(
-    writer: WriterHandle,
+    exporter: Exporter,
     max_body: usize,
 ) -> (
     TraceServiceServer<OtlpGrpc>,
     LogsServiceServer<OtlpGrpc>,
     MetricsServiceServer<OtlpGrpc>,
 ) {
-    let svc = OtlpGrpc { writer };
+    let svc = OtlpGrpc { exporter };
     (
         TraceServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)

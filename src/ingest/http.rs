@@ -21,19 +21,19 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use super::{export, otlp_json, ExportRequest, Outcome};
+use super::{otlp_json, ExportRequest, Exporter, Outcome};
 use crate::model::Signal;
-use crate::storage::writer::{WriteError, WriterHandle};
+use crate::storage::writer::WriteError;
 
 #[derive(Clone)]
 pub struct HttpIngest {
-    writer: WriterHandle,
+    exporter: Exporter,
     max_body: usize,
 }
 
 /// The `/v1/*` routes.
-pub fn routes(writer: WriterHandle, max_body: usize) -> Router {
-    let state = HttpIngest { writer, max_body };
+pub fn routes(exporter: Exporter, max_body: usize) -> Router {
+    let state = HttpIngest { exporter, max_body };
     Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/logs", post(logs))
@@ -127,7 +127,7 @@ async fn handle(s: &HttpIngest, signal: Signal, headers: &HeaderMap, body: Body)
         let raw = read_body(headers, body, s.max_body).await?;
         let bytes = decompress(headers, raw, s.max_body)?;
         let request = decode(signal, encoding, &bytes)?;
-        export(&s.writer, request).await.map_err(|e| {
+        s.exporter.export(request).await.map_err(|e| {
             let retry_after = match e {
                 WriteError::QueueFull { .. } => 1,
                 WriteError::Closed | WriteError::Commit(_) => 5,

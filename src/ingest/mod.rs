@@ -1,8 +1,11 @@
 //! OTLP in: decode (protobuf or JSON, gzip), convert to model records, hand
 //! them to the writer and answer once they are committed.
 //!
-//! `http` and `grpc` are the two front doors; both end in [`export`], so the
-//! rules (what is rejected, when the answer is sent) exist once.
+//! `http` and `grpc` are the two front doors; both end in
+//! [`Exporter::export`], so the rules (what is rejected, how GenAI calls are
+//! priced, which records are errors, when the answer is sent) exist once.
+//! Records qyl makes itself (functions' own spans, its panics) enter through
+//! the same [`Exporter`], so they are priced and captured the same way.
 
 pub mod convert;
 pub mod enrich;
@@ -22,8 +25,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::errors::capture::Capture;
 use crate::model::{Batch, Signal};
-use crate::storage::writer::{WriteError, WriterHandle};
+use crate::storage::writer::{Committed, WriteError, WriterHandle};
+use pricing::PriceTable;
 
 /// What an accepted export reports back (`partial_success`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -80,11 +89,64 @@ impl ExportRequest {
     }
 }
 
-/// Converts, queues and waits for the commit. Records that cannot be stored
-/// (invalid ids, metrics without data) are reported in the outcome; the rest
-/// are stored. Returns an error only when nothing was stored and the
-/// exporter should retry.
-pub async fn export(writer: &WriterHandle, request: ExportRequest) -> Result<Outcome, WriteError> {
+/// What ingest holds: the writer's queue, and the rules applied to every
+/// batch before it is queued (GenAI prices, error capture). Built by the
+/// server from `qyl.toml`; the writer only stores what it is given.
+#[derive(Clone)]
+pub struct Exporter {
+    writer: WriterHandle,
+    pricing: Arc<PriceTable>,
+    capture: Arc<Capture>,
+}
+
+impl Exporter {
+    pub fn new(writer: WriterHandle, pricing: Arc<PriceTable>, capture: Arc<Capture>) -> Exporter {
+        Exporter {
+            writer,
+            pricing,
+            capture,
+        }
+    }
+
+    /// Built-in prices and default capture rules (tests and benches).
+    pub fn with_defaults(writer: WriterHandle) -> Exporter {
+        Exporter::new(writer, Arc::new(PriceTable::builtin()), Arc::default())
+    }
+
+    pub fn writer(&self) -> &WriterHandle {
+        &self.writer
+    }
+
+    /// The GenAI price table in force.
+    pub fn pricing(&self) -> &Arc<PriceTable> {
+        &self.pricing
+    }
+
+    /// Converts, queues and waits for the commit. Records that cannot be
+    /// stored (invalid ids, metrics without data) are reported in the
+    /// outcome; the rest are stored. Returns an error only when nothing was
+    /// stored and the exporter should retry.
+    pub async fn export(&self, request: ExportRequest) -> Result<Outcome, WriteError> {
+        export(self, request).await
+    }
+
+    /// Queues a batch qyl made itself, its errors found first; the receiver
+    /// resolves at commit. Never waits (panicking threads use it).
+    pub fn submit(
+        &self,
+        mut batch: Batch,
+    ) -> Result<oneshot::Receiver<Result<Committed, WriteError>>, WriteError> {
+        batch.errors = self.capture.capture(&batch);
+        self.writer.submit(batch)
+    }
+
+    /// The error capture rules (qyl's own panics are captured by them).
+    pub fn capture(&self) -> &Capture {
+        &self.capture
+    }
+}
+
+async fn export(exporter: &Exporter, request: ExportRequest) -> Result<Outcome, WriteError> {
     let mut batch = Batch::default();
     let outcome = match request {
         ExportRequest::Traces(req) => {
@@ -94,11 +156,11 @@ pub async fn export(writer: &WriterHandle, request: ExportRequest) -> Result<Out
                 error_message: c.error_message("spans"),
             };
             batch.spans = c.records;
-            writer.pricing().price_spans(&mut batch.spans);
+            exporter.pricing.price_spans(&mut batch.spans);
             outcome
         }
         ExportRequest::Logs(req) => {
-            let c = convert::convert_logs(req, convert::now_unix_nano());
+            let c = convert::convert_logs(req, crate::model::now_unix_nano());
             let outcome = Outcome {
                 rejected: c.rejected,
                 error_message: c.error_message("log records"),
@@ -119,8 +181,8 @@ pub async fn export(writer: &WriterHandle, request: ExportRequest) -> Result<Out
     if !batch.is_empty() {
         // Found here, on the exporting request's thread, so the writer
         // only counts them.
-        batch.errors = writer.capture().capture(&batch);
-        writer.write(batch).await?;
+        batch.errors = exporter.capture.capture(&batch);
+        exporter.writer.write(batch).await?;
     }
     Ok(outcome)
 }

@@ -287,6 +287,16 @@ impl Signal {
     }
 }
 
+/// Nanoseconds since the Unix epoch, now: the clock every module stamps
+/// and windows with (ingest, the error engine, readers' default ranges).
+pub fn now_unix_nano() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::severity_number;

@@ -214,7 +214,7 @@ impl Derived for FunctionTables {
             state.insert((&w.function, &w.key), w);
         }
         if !state.is_empty() {
-            let now = crate::ingest::convert::now_unix_nano();
+            let now = crate::model::now_unix_nano();
             let writes: Vec<(&StateWrite, u64)> = state.into_values().map(|w| (w, now)).collect();
             Self::append(
                 raw,

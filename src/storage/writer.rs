@@ -28,7 +28,6 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use super::derived::{self, Committing, Derived};
 use super::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
 use super::{Conn, Database, DuckError, StorageError};
-use crate::ingest::pricing::PriceTable;
 use crate::model::{Batch, LogRecord, MetricPoint, Record, SpanRecord};
 use crate::stream::{Event, Hub};
 
@@ -45,13 +44,8 @@ pub struct WriterConfig {
     pub dedup_window: usize,
     /// How often the checkpoint thread folds the WAL into the database file.
     pub checkpoint_interval: Duration,
-    /// Prices GenAI calls at ingest; held here so both OTLP doors (and the
-    /// API showing the table) share the one built from the configuration.
-    pub pricing: Arc<PriceTable>,
     /// Settings of the summary tables (error groups…).
     pub derived: derived::DerivedSettings,
-    /// How ingest finds errors in an export (`[errors]` in-app rules).
-    pub capture: Arc<crate::errors::capture::Capture>,
 }
 
 impl Default for WriterConfig {
@@ -62,9 +56,7 @@ impl Default for WriterConfig {
             batch_wait: Duration::from_millis(5),
             dedup_window: 1_000_000,
             checkpoint_interval: Duration::from_secs(10),
-            pricing: Arc::new(PriceTable::builtin()),
             derived: derived::DerivedSettings::default(),
-            capture: Arc::default(),
         }
     }
 }
@@ -317,8 +309,6 @@ pub struct WriterHandle {
     closed: Arc<AtomicBool>,
     pause: Arc<PauseState>,
     stats: Arc<WriterStats>,
-    pricing: Arc<PriceTable>,
-    capture: Arc<crate::errors::capture::Capture>,
     summaries_pending: Arc<AtomicBool>,
 }
 
@@ -371,16 +361,6 @@ impl WriterHandle {
             tx: self.tx.clone(),
             pending: self.summaries_pending.clone(),
         }
-    }
-
-    /// The GenAI price table in force.
-    pub fn pricing(&self) -> &Arc<PriceTable> {
-        &self.pricing
-    }
-
-    /// The error capture rules ingest applies before submitting.
-    pub fn capture(&self) -> &crate::errors::capture::Capture {
-        &self.capture
     }
 
     /// Queues a batch; the receiver resolves once it is committed (or not).
@@ -586,8 +566,6 @@ impl Writer {
                 closed: Arc::new(AtomicBool::new(false)),
                 pause,
                 stats,
-                pricing: config.pricing.clone(),
-                capture: config.capture.clone(),
                 summaries_pending,
             },
             thread: Some(thread),

@@ -18,7 +18,7 @@ use crate::errors::analysis::{
     baseline_values, compare, group_failures, span_sample, span_values, ChangedValue, Values,
     GROUP_SERVICES,
 };
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::query::SpanFilter;
 
 #[derive(Debug, Deserialize, JsonSchema)]

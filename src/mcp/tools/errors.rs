@@ -17,7 +17,7 @@ use super::super::answer::{
 use super::super::render::{capped, cut, line, or_dash, Text, LINE_CHARS, MAX_ITEMS};
 use super::super::QylMcp;
 use crate::errors::analysis::{self, Exception, Frame, SIMILAR_CANDIDATES};
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::errors::{
     ErrorCommand, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorQuery, ErrorSort,
     StatusChange,

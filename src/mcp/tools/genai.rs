@@ -14,7 +14,7 @@ use super::super::render::{capped, cut, line, ms, or_dash, pct, url_part, usd, T
 use super::super::QylMcp;
 use super::errors::ErrorBrief;
 use crate::errors::slo::status as slo_status;
-use crate::ingest::convert::now_unix_nano;
+use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorQuery, ErrorSort};
 use crate::model::genai::{GenAiSpanQuery, SessionQuery, SessionSort, ACTIVE_WINDOW_NS};
 use crate::model::query::{GenAiFilter, GenAiModelStats, GenAiTotals, PageRequest};

@@ -126,7 +126,7 @@ fn newest_first<T>(
         .as_ref()
         .map(|cur| cur.time)
         .or(f.until)
-        .unwrap_or_else(crate::ingest::convert::now_unix_nano);
+        .unwrap_or_else(crate::model::now_unix_nano);
     for window in WINDOWS_NS {
         let lower = anchor.saturating_sub(window);
         if f.since.is_some_and(|since| lower <= since) {
