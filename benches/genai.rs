@@ -118,7 +118,7 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
          FROM spans WHERE gen_ai_time_to_first_chunk_ms IS NOT NULL GROUP BY ALL ORDER BY m;",
     )
     .expect("building the session tables");
-    conn.execute_batch(storage::genai_rollup::LABELS_FILL_SQL)
+    conn.execute_batch(storage::writer::derived::genai_rollup::LABELS_FILL_SQL)
         .expect("counting error classes and finish reasons per minute");
     conn.execute_batch("CHECKPOINT").expect("checkpointing");
 }

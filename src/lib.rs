@@ -15,39 +15,38 @@
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
 //!   OTLP/HTTP ports) and `grpc` (the three OTLP services) decode protobuf or
 //!   JSON (`otlp_json`, lenient), `convert` + `enrich` turn them into model
-//!   records (hex ids, service, session, GenAI columns), `pricing` prices
-//!   GenAI calls from the built-in + `[genai]` price table (a sent cost wins,
-//!   no price is flagged `missing`, never $0), and `export` hands the batch
-//!   to the writer and waits for its commit.
+//!   records (hex ids, service, session, GenAI columns), and both hand the
+//!   request to the one `Exporter`, which prices GenAI calls (`pricing`:
+//!   the built-in + `[genai]` price table; a sent cost wins, no price is
+//!   flagged `missing`, never $0), finds errors (`errors::capture`), queues
+//!   the batch on the writer and waits for its commit. Records qyl makes
+//!   itself (functions' spans, its own panics) enter through it too.
 //! - [`storage`]: the only module with SQL. `schema` holds the numbered
 //!   migrations; `duck` opens the database through DuckDB's C API and builds
-//!   data chunks; `writer` turns each submitted batch into chunks on the
-//!   submitting thread, then one writer thread appends them with DuckDB
-//!   Appenders, group-commits, answers the waiting exports and publishes the
-//!   committed records to the hub (a reaper thread frees what commits leave
-//!   behind); `derived` is the hook through which
-//!   summary tables (sessions, error groups…) are updated in the same
-//!   transaction as the rows they summarise, or — for sessions and GenAI
-//!   minutes — summed in the writer's memory and written at least once a
+//!   data chunks. `writer/` is the write path, one file per step a batch
+//!   takes: `handle` (the bounded queue ingest submits to; full means 503),
+//!   `chunks` (rows to data chunks, on the submitting thread), `commit` (the
+//!   one writer thread: group jobs, drop retried spans (`dedup`), append,
+//!   update the derived tables, commit, answer, publish to the hub),
+//!   `background` (the checkpoint and reaper threads) and `stats` (counters
+//!   and the heartbeat health reads). `writer/derived/` holds the summary
+//!   tables the writer keeps in the same transaction as the rows they
+//!   summarise (`derived::Derived`): `trace_index` (where in time each trace
+//!   is), `sessions` (`session_entities`, `session_traces`), `genai_rollup`
+//!   (`genai_minutes` and `genai_minute_labels`), `error_groups` (groups,
+//!   events, releases, as `errors::groups` decides them), `error_notes`,
+//!   `triage`, `slo_minutes` and `functions` (the function tables). Sessions
+//!   and GenAI minutes are summed in memory and written at least once a
 //!   second, with a watermark so a restart replays what a crash left
-//!   unwritten; `writer::SummarySync` lets `store` wait for those sums
-//!   before reading them — `trace_index` (where in
-//!   time each trace is, so a trace is found without reading every trace
-//!   id), `sessions` keeps `session_entities` (one row per session) and
-//!   `session_traces`, `genai_rollup` keeps `genai_minutes` (GenAI calls
-//!   summed per minute, model and latency bin, which the day-long GenAI
-//!   statistics read instead of every span) and `genai_minute_labels`
-//!   (their error classes and finish reasons, for the per-model view), `error_groups` the error
-//!   groups, events and releases, `slo_minutes` the per-minute SLO counts
-//!   and `functions` the function tables; `retention` is a background thread that
-//!   deletes old data by age and size (whole traces with their logs and
-//!   session rows, in small transactions on its own connection; sessions
-//!   that lose traces are recomputed) and checkpoints so freed
-//!   space is reused. The read side: `reader` is a bounded pool
-//!   of read connections on blocking threads with per-query deadlines
-//!   (ad-hoc SQL holds at most its own share of them, the `SqlLane`),
-//!   `store` the one read interface (REST, MCP and Lua `runtime.store`) and
-//!   `queries` the SQL behind it, including read-only user SQL.
+//!   unwritten; `writer::SummarySync` lets `store` wait for those sums.
+//!   `retention` is a background thread that deletes old data by age and
+//!   size (whole traces with their logs and session rows, in small
+//!   transactions on its own connection) and checkpoints so freed space is
+//!   reused. The read side: `reader` is a bounded pool of read connections
+//!   on blocking threads with per-query deadlines (ad-hoc SQL holds at most
+//!   its own share, the `SqlLane`), `store` the one read interface (REST,
+//!   MCP and Lua `runtime.store`) and `queries` the SQL behind it,
+//!   including read-only user SQL.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
@@ -68,11 +67,11 @@
 //!   `what_changed`, affected users/sessions/models, similar groups, next
 //!   steps — plus an optional summary from an OpenAI-compatible model
 //!   (redacted, bounded, rate- and time-limited); reports go through the
-//!   writer as `Batch::triage` into `storage::triage` and out on the hub as
-//!   `error` records with `change: triaged` (SSE event `triage`). The
-//!   tables are kept by `storage::error_groups` (groups, events, releases,
-//!   status workflow, hub `error` records) and
-//!   `storage::slo_minutes` (per-minute SLO counts), both `Derived`.
+//!   writer as `Batch::triage` and out on the hub as `error` records with
+//!   `change: triaged` (SSE event `triage`). `groups` is the grouping
+//!   itself: every group in memory, matching, counting and the status
+//!   workflow, staged until the commit lands; the writer's
+//!   `derived::error_groups` stores what it decides.
 //! - [`functions`]: user Lua functions (DESIGN §4). `sandbox` (the Luau
 //!   VM: selected libraries, memory limit, interrupt deadline, the
 //!   `lua-stdlib/` helpers preloaded as `qyl`), `spec` (a script →
@@ -93,7 +92,7 @@
 //!   `record` (the userdata a handler gets) and `runtime_api` (`runtime`:
 //!   the `Store` blocked on from the worker thread within the deadline,
 //!   the hub's ring, state, logs); `engine` starts and stops the lot.
-//!   `storage::functions` is its `Derived` table writer.
+//!   `storage::writer::derived::functions` is its table writer.
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
 //!   resource; `sessions` and `genai` for the LLM views) that parse query
 //!   strings (`params`), call the `Store` and

@@ -69,7 +69,7 @@ impl Server {
             batch_wait: Duration::from_millis(config.ingest.batch_ms),
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
-            derived: storage::derived::DerivedSettings::from_config(&config.errors),
+            derived: storage::writer::derived::DerivedSettings::from_config(&config.errors),
         };
         let pricing = Arc::new(
             config

@@ -16,11 +16,11 @@ use super::error::ErrorBody;
 use super::openapi::PageParams;
 use super::params::{Params, QueryPairs, Steps};
 use super::{ApiError, AppState};
-use crate::model::now_unix_nano;
 use crate::model::errors::{
     ErrorCommand, ErrorEventDetail, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorHistogram,
     ErrorNote, ErrorQuery, ErrorSort, StatusChange,
 };
+use crate::model::now_unix_nano;
 use crate::model::query::Page;
 use crate::model::Batch;
 use crate::storage::queries::errors::is_status_filter;

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ErrorBody;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
-use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorCommand, ReleaseRow};
+use crate::model::now_unix_nano;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/releases", get(list_releases).post(record_release))

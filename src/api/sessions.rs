@@ -12,10 +12,10 @@ use super::error::ErrorBody;
 use super::openapi::PageParams;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
-use crate::model::now_unix_nano;
 use crate::model::genai::{
     Conversation, SessionDetail, SessionQuery, SessionSort, SessionSummary, ACTIVE_WINDOW_NS,
 };
+use crate::model::now_unix_nano;
 use crate::model::query::{Page, SpanRow};
 
 pub fn routes() -> Router<AppState> {

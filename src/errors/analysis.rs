@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::stacktrace::StackTrace;
-use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorQuery, ErrorSort};
+use crate::model::now_unix_nano;
 use crate::model::query::{PageRequest, SpanFilter, SpanQuery, SpanRow};
 use crate::storage::{QueryError, Store};
 

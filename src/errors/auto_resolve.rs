@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::model::now_unix_nano;
 use crate::model::errors::ErrorCommand;
+use crate::model::now_unix_nano;
 use crate::model::Batch;
 use crate::storage::writer::WriterHandle;
 

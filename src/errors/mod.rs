@@ -24,9 +24,12 @@
 //!   groups.
 //! - [`self_report`]: qyl's own panics, reported as errors of service `qyl`.
 //!
+//! - [`groups`]: every group in memory, which group an occurrence joins,
+//!   its counts and the status workflow (the writer keeps one `GroupBook`).
+//!
 //! Storage of groups, events, releases and SLO minutes is in
-//! `storage::error_groups` and `storage::slo_minutes`; the REST surfaces in
-//! `api::errors`, `api::releases` and `api::slo`.
+//! `storage::writer::derived` (`error_groups`, `slo_minutes`); the REST
+//! surfaces in `api::errors`, `api::releases` and `api::slo`.
 
 pub mod analysis;
 pub mod auto_resolve;
@@ -35,6 +38,7 @@ pub mod capture;
 mod corpus;
 pub mod fingerprint;
 pub mod genai;
+pub mod groups;
 pub mod inapp;
 pub mod message;
 pub mod normalize;

@@ -9,10 +9,10 @@ use std::backtrace::Backtrace;
 use std::panic::PanicHookInfo;
 
 use super::capture::Capture;
-use crate::model::now_unix_nano;
 use crate::ingest::jsonw::push_str;
-use crate::model::{Batch, LogRecord};
 use crate::ingest::Exporter;
+use crate::model::now_unix_nano;
+use crate::model::{Batch, LogRecord};
 
 /// The service name qyl reports its own errors under.
 pub const SERVICE: &str = "qyl";

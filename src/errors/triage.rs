@@ -16,7 +16,7 @@
 //! records into a small queue that coalesces per group and drops past its
 //! size; another builds reports one at a time from the `Store` (the same
 //! reads as the MCP tools) and sends them through the writer, which stores
-//! them (`storage::triage`) and publishes them again as `error` records
+//! them (`storage::writer::derived::triage`) and publishes them again as `error` records
 //! with `change: "triaged"` and the report attached.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -35,8 +35,8 @@ use crate::config::TriageConfig;
 use crate::errors::analysis::{
     exception_chain, group_changes, similar_groups, ChangedValue, Exception,
 };
-use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorEventRow, ErrorGroupEvent, GroupChange, ReleaseRow};
+use crate::model::now_unix_nano;
 use crate::model::query::{rfc3339, PageRequest};
 use crate::model::{Batch, Record};
 use crate::storage::writer::WriterHandle;

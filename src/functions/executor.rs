@@ -37,10 +37,10 @@ use super::running::InFlight;
 use super::runtime_api::{self, Current, RuntimeContext};
 use super::sandbox::{Limits, Sandbox, SandboxError};
 use super::spec::{load_script, FunctionSpec};
-use crate::model::now_unix_nano;
-use crate::model::function::{FunctionRows, Invocation, InvocationStatus};
-use crate::model::{Batch, LogRecord, Record, SpanRecord, OWN_SERVICE};
 use crate::ingest::Exporter;
+use crate::model::function::{FunctionRows, Invocation, InvocationStatus};
+use crate::model::now_unix_nano;
+use crate::model::{Batch, LogRecord, Record, SpanRecord, OWN_SERVICE};
 use crate::storage::writer::DurationHistogram;
 use crate::stream::Event;
 

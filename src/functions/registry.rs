@@ -21,8 +21,8 @@ use super::runtime_api::RuntimeContext;
 use super::sandbox::{Limits, Sandbox};
 use super::spec::{load_script, FunctionSpec, LoadError, Trigger};
 use super::trigger::TriggerIndex;
-use crate::model::now_unix_nano;
 use crate::model::function::FunctionDefinition;
+use crate::model::now_unix_nano;
 use crate::model::Batch;
 
 /// One script file as last seen.

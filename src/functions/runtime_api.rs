@@ -18,9 +18,9 @@ use mlua::{Lua, LuaSerdeExt, Table, Value};
 
 use super::executor::{own_log, FunctionStats};
 use super::spec::parse_duration;
-use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorQuery, ErrorSort};
 use crate::model::function::{Published, SqlParam, StateWrite};
+use crate::model::now_unix_nano;
 use crate::model::query::{
     GenAiFilter, LogQuery, LogRow, PageRequest, SpanFilter, SpanQuery, SpanRow,
 };

@@ -296,7 +296,6 @@ pub fn now_unix_nano() -> u64 {
         .unwrap_or(0)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::severity_number;

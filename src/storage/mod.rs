@@ -1,26 +1,18 @@
 //! Everything that touches DuckDB. No other module writes SQL.
 //!
 //! `open` creates or opens the database file and runs the migrations;
-//! `writer` owns the single write connection and the batching queue in front
-//! of it; `reader` is the bounded pool of read connections and `store` the
-//! one read interface built on it; `retention` deletes old data in the
-//! background (on a connection of its own, see there why).
+//! `writer` owns the single write connection, the batching queue in front
+//! of it and (`writer::derived`) the summary tables it keeps; `reader` is
+//! the bounded pool of read connections and `store` the one read interface
+//! built on it; `retention` deletes old data in the background (on a
+//! connection of its own, see there why).
 
-pub mod derived;
 pub mod duck;
-pub mod error_groups;
-pub mod error_notes;
-pub mod functions;
-pub mod genai_rollup;
 pub mod queries;
 pub mod reader;
 pub mod retention;
 pub mod schema;
-pub mod sessions;
-pub mod slo_minutes;
 pub mod store;
-pub mod trace_index;
-pub mod triage;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

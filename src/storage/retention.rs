@@ -373,7 +373,7 @@ pub fn delete_older_than(
 ) -> Result<PassReport, StorageError> {
     let mut report = PassReport::default();
     delete_traces(conn, cutoff, batch, stop, &mut report)?;
-    super::genai_rollup::prune(conn, cutoff)?;
+    super::writer::derived::genai_rollup::prune(conn, cutoff)?;
     // Logs of a stored trace live and die with it (above); the rest go
     // by their own time.
     report.logs += delete_in_batches(
@@ -510,7 +510,7 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
                 |r| r.get(0),
             )
             .map_err(|e| StorageError::sql("counting expired traces", e))?;
-        super::sessions::forget_traces(
+        super::writer::derived::sessions::forget_traces(
             conn,
             "SELECT trace_id FROM retention_traces WHERE batch = ?",
             b,

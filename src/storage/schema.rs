@@ -106,7 +106,7 @@ CREATE TABLE metrics (
     Migration {
         version: 2,
         name: "trace lookup",
-        sql: super::trace_index::CREATE_AND_FILL_SQL,
+        sql: super::writer::derived::trace_index::CREATE_AND_FILL_SQL,
     },
     Migration {
         version: 3,
@@ -351,17 +351,17 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
     Migration {
         version: 7,
         name: "GenAI error classes and finish reasons per minute",
-        sql: super::genai_rollup::LABELS_MIGRATION_SQL,
+        sql: super::writer::derived::genai_rollup::LABELS_MIGRATION_SQL,
     },
     Migration {
         version: 8,
         name: "automatic triage reports",
-        sql: super::triage::MIGRATION_SQL,
+        sql: super::writer::derived::triage::MIGRATION_SQL,
     },
     Migration {
         version: 9,
         name: "notes on error groups",
-        sql: super::error_notes::MIGRATION_SQL,
+        sql: super::writer::derived::error_notes::MIGRATION_SQL,
     },
 ];
 

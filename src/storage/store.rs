@@ -242,9 +242,7 @@ impl Store {
         &self,
         id: i64,
     ) -> Result<Vec<crate::model::errors::ErrorNote>, QueryError> {
-        self.pool
-            .run(move |c| super::error_notes::notes(c, id))
-            .await
+        self.pool.run(move |c| errors::notes(c, id)).await
     }
 
     /// The newest automatic triage report on a group.
@@ -252,9 +250,7 @@ impl Store {
         &self,
         id: i64,
     ) -> Result<Option<crate::errors::triage::TriageReport>, QueryError> {
-        self.pool
-            .run(move |c| super::triage::latest_report(c, id))
-            .await
+        self.pool.run(move |c| errors::triage_report(c, id)).await
     }
 
     /// A group's status (`None`: no such group), to check before changing it.

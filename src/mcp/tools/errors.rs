@@ -17,11 +17,11 @@ use super::super::answer::{
 use super::super::render::{capped, cut, line, or_dash, Text, LINE_CHARS, MAX_ITEMS};
 use super::super::QylMcp;
 use crate::errors::analysis::{self, Exception, Frame, SIMILAR_CANDIDATES};
-use crate::model::now_unix_nano;
 use crate::model::errors::{
     ErrorCommand, ErrorEventRow, ErrorGroupDetail, ErrorGroupRow, ErrorQuery, ErrorSort,
     StatusChange,
 };
+use crate::model::now_unix_nano;
 use crate::model::query::PageRequest;
 use crate::model::Batch;
 use crate::storage::queries::errors::is_status_filter;

@@ -14,9 +14,9 @@ use super::super::render::{capped, cut, line, ms, or_dash, pct, url_part, usd, T
 use super::super::QylMcp;
 use super::errors::ErrorBrief;
 use crate::errors::slo::status as slo_status;
-use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorQuery, ErrorSort};
 use crate::model::genai::{GenAiSpanQuery, SessionQuery, SessionSort, ACTIVE_WINDOW_NS};
+use crate::model::now_unix_nano;
 use crate::model::query::{GenAiFilter, GenAiModelStats, GenAiTotals, PageRequest};
 
 /// Groups of each kind the overview lists.

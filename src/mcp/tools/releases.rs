@@ -12,8 +12,8 @@ use super::super::render::{or_dash, pct, url_part, Text, MAX_ITEMS};
 use super::super::QylMcp;
 use super::errors::ErrorBrief;
 use super::genai::ReleaseBrief;
-use crate::model::now_unix_nano;
 use crate::model::errors::{ErrorQuery, ErrorSort, ReleaseRow};
+use crate::model::now_unix_nano;
 use crate::model::query::PageRequest;
 
 /// Releases `release_health` looks through for the one asked for.

@@ -13,12 +13,14 @@ use duckdb::Row;
 
 use super::traces::paginate;
 use super::{texts, Where};
+use crate::errors::groups::NEW_FOR_NS;
+use crate::errors::triage::TriageReport;
 use crate::model::errors::{
     Breadcrumb, ErrorEventDetail, ErrorEventRow, ErrorGenAiRow, ErrorGroupDetail, ErrorGroupRow,
-    ErrorHistogram, ErrorQuery, ErrorSort, FingerprintExplanation, GroupCounts, ReleaseRow,
+    ErrorHistogram, ErrorNote, ErrorQuery, ErrorSort, FingerprintExplanation, GroupCounts,
+    ReleaseRow,
 };
 use crate::model::query::{rfc3339, Buckets, Cursor, Page, PageRequest};
-use crate::storage::error_groups::NEW_FOR_NS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
@@ -234,8 +236,8 @@ pub fn get_error(c: &Conn, id: i64, now: u64) -> Result<Option<ErrorGroupDetail>
     let Some(mut detail) = rows.next().transpose().ctx("reading the error group")? else {
         return Ok(None);
     };
-    detail.triage = crate::storage::triage::latest_report(c, id)?;
-    detail.notes = crate::storage::error_notes::notes(c, id)?;
+    detail.triage = triage_report(c, id)?;
+    detail.notes = notes(c, id)?;
     Ok(Some(detail))
 }
 
@@ -780,4 +782,54 @@ pub fn list_releases(
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading releases")?;
     Ok(rows)
+}
+
+/// The newest report on group `id`, if any.
+pub fn triage_report(c: &Conn, id: i64) -> Result<Option<TriageReport>, QueryError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT report FROM error_triage WHERE group_id = ?
+             ORDER BY created_unix_nano DESC LIMIT 1",
+        )
+        .ctx("preparing the triage report query")?;
+    let mut rows = stmt
+        .query_map([id], |r| r.get::<_, String>(0))
+        .ctx("reading the triage report")?;
+    let Some(json) = rows.next().transpose().ctx("reading the triage report")? else {
+        return Ok(None);
+    };
+    // A report an older build wrote in another shape is not worth failing
+    // the group's page over: it reads as no report until the next one.
+    match serde_json::from_str(&json) {
+        Ok(report) => Ok(Some(report)),
+        Err(e) => {
+            tracing::warn!(group = id, error = %e, "a stored triage report does not parse");
+            Ok(None)
+        }
+    }
+}
+
+/// A group's notes, oldest first (a conversation reads down).
+pub fn notes(c: &Conn, group_id: i64) -> Result<Vec<ErrorNote>, QueryError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT note_id, group_id, created_unix_nano, author, text FROM error_notes
+             WHERE group_id = ? ORDER BY created_unix_nano, note_id",
+        )
+        .ctx("preparing the error notes query")?;
+    let rows = stmt
+        .query_map([group_id], |r| {
+            let at: u64 = r.get(2)?;
+            Ok(ErrorNote {
+                note_id: r.get(0)?,
+                group_id: r.get(1)?,
+                created_at: rfc3339(at),
+                created_unix_nano: at.to_string(),
+                author: r.get(3)?,
+                text: r.get(4)?,
+            })
+        })
+        .ctx("reading error notes")?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .ctx("reading error notes")
 }

@@ -22,7 +22,9 @@ use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-use crate::storage::genai_rollup::{BINS_PER_OCTAVE, LABEL_ERROR, LABEL_FINISH, MINUTE_NS};
+use crate::storage::writer::derived::genai_rollup::{
+    BINS_PER_OCTAVE, LABEL_ERROR, LABEL_FINISH, MINUTE_NS,
+};
 
 /// The sums of one fine group (bucket × provider × model × latency bin), in
 /// the column order `Acc::add_row` reads.

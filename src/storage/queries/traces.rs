@@ -15,7 +15,8 @@ use crate::model::query::{
     TraceQuery, TraceSummary, TraceTree,
 };
 use crate::storage::reader::{QueryError, SqlContext};
-use crate::storage::{trace_index, Conn};
+use crate::storage::writer::derived::trace_index;
+use crate::storage::Conn;
 
 pub(crate) const SPAN_COLS: &str = "trace_id, span_id, parent_span_id, name, kind, \
     service_name, service_version, deployment_environment, scope_name, \
@@ -331,7 +332,7 @@ fn list_traces_since(
 ///
 /// The trace lookup (`trace_index`) gives the trace's time range, so spans
 /// and logs are read only from the row groups that can hold it; an id the
-/// lookup does not know is searched in full (see `storage::trace_index`).
+/// lookup does not know is searched in full (see `storage::writer::derived::trace_index`).
 pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryError> {
     let (lo, hi) = match trace_index::trace_key(trace_id) {
         Some(key) => c

@@ -21,9 +21,9 @@
 
 use std::collections::HashMap;
 
-use super::derived::{Committing, Derived};
-use super::duck::{Chunk, ChunkBuilder, Col, RawConn};
-use super::DuckError;
+use super::{Committing, Derived};
+use crate::storage::duck::{Chunk, ChunkBuilder, Col, RawConn};
+use crate::storage::DuckError;
 
 /// The lookup key of a trace id, or `None` for an id that is not hex. The
 /// SQL twin is [`KEY_SQL`]; the two must agree.

@@ -12,7 +12,7 @@
 //! (the trace list covers them).
 //!
 //! The spans are aggregated in Rust per (session, trace), in memory until
-//! the writer asks for a flush (see `derived.rs`); then those rows are
+//! the writer asks for a flush (see `writer::derived`); then those rows are
 //! appended to `session_traces`
 //! (which keeps each session's traces and lets retention recompute a
 //! session), and the per-session sums go to a staging table and into
@@ -24,10 +24,10 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::derived::{Committing, Derived, StagedUpsert};
-use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
-use super::{Conn, StorageError};
+use super::{Committing, Derived, StagedUpsert};
 use crate::model::SpanRecord;
+use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+use crate::storage::{Conn, StorageError};
 
 /// Trace → session pairs remembered for spans that arrive later.
 const TRACE_CACHE: usize = 200_000;
@@ -185,7 +185,7 @@ impl Sums {
 }
 
 /// Sums folded from committed spans and not yet written (see
-/// `derived.rs`: they are written when the writer says so).
+/// `writer::derived`: they are written when the writer says so).
 #[derive(Default)]
 struct Folded {
     /// Per (session, trace), for `session_traces`.
@@ -653,9 +653,9 @@ mod tests {
                 r.get(5)?,
                 r.get(6)?,
                 r.get(7)?,
-                super::super::queries::texts(r.get(8)?),
-                super::super::queries::texts(r.get(9)?),
-                super::super::queries::texts(r.get(10)?),
+                crate::storage::queries::texts(r.get(8)?),
+                crate::storage::queries::texts(r.get(9)?),
+                crate::storage::queries::texts(r.get(10)?),
             ))
         })
         .unwrap()

@@ -1,19 +1,17 @@
 //! The table of automatic triage reports (`errors::triage`): written by the
 //! writer in a commit like any other batch item, so a report is stored and
-//! published on the hub together, in order with the group's events; read
-//! back by REST and MCP. Reports are few (one per group change), so they
+//! published on the hub together, in order with the group's events
+//! (`queries::errors` reads them back for REST and MCP). Reports are few (one per group change), so they
 //! are kept whole as JSON rather than column by column.
 
 use std::sync::Arc;
 
-use super::duck::{sql_text, RawConn};
-use super::reader::{QueryError, SqlContext};
-use super::{Conn, DuckError};
-use crate::errors::triage::TriageReport;
 use crate::model::errors::ErrorGroupEvent;
 use crate::model::Record;
+use crate::storage::duck::{sql_text, RawConn};
+use crate::storage::DuckError;
 
-use super::derived::{Committing, Derived};
+use super::{Committing, Derived};
 
 pub const MIGRATION_SQL: &str = r#"
 CREATE TABLE error_triage (
@@ -65,30 +63,5 @@ impl Derived for TriageReports {
 
     fn rolled_back(&mut self) {
         self.pending.clear();
-    }
-}
-
-/// The newest report on group `id`, if any.
-pub fn latest_report(c: &Conn, id: i64) -> Result<Option<TriageReport>, QueryError> {
-    let mut stmt = c
-        .prepare(
-            "SELECT report FROM error_triage WHERE group_id = ?
-             ORDER BY created_unix_nano DESC LIMIT 1",
-        )
-        .ctx("preparing the triage report query")?;
-    let mut rows = stmt
-        .query_map([id], |r| r.get::<_, String>(0))
-        .ctx("reading the triage report")?;
-    let Some(json) = rows.next().transpose().ctx("reading the triage report")? else {
-        return Ok(None);
-    };
-    // A report an older build wrote in another shape is not worth failing
-    // the group's page over: it reads as no report until the next one.
-    match serde_json::from_str(&json) {
-        Ok(report) => Ok(Some(report)),
-        Err(e) => {
-            tracing::warn!(group = id, error = %e, "a stored triage report does not parse");
-            Ok(None)
-        }
     }
 }

@@ -13,13 +13,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::derived::{Committing, Derived};
-use super::duck::{sql_text, Chunk, ChunkBuilder, Col, RawConn};
-use super::DuckError;
+use super::{Committing, Derived};
 use crate::model::function::{
     FunctionDefinition, FunctionEvent, Invocation, InvocationStatus, StateWrite,
 };
 use crate::model::Record;
+use crate::storage::duck::{sql_text, Chunk, ChunkBuilder, Col, RawConn};
+use crate::storage::DuckError;
 
 use Col::{Boolean, Double, Integer, UBigint, Varchar};
 
@@ -84,7 +84,9 @@ fn put_state(b: &mut ChunkBuilder<'_>, (w, time): &(&StateWrite, u64)) {
 /// earlier process cannot still be running. They become `failed` with a
 /// message saying why, ending when they were last seen running. (A final
 /// row the full write queue refused leaves its running row until then.)
-pub fn close_interrupted(conn: &super::Conn) -> Result<usize, super::StorageError> {
+pub fn close_interrupted(
+    conn: &crate::storage::Conn,
+) -> Result<usize, crate::storage::StorageError> {
     conn.execute(
         "UPDATE function_invocations
          SET status = 'failed',
@@ -93,7 +95,7 @@ pub fn close_interrupted(conn: &super::Conn) -> Result<usize, super::StorageErro
          WHERE status = 'running'",
         [],
     )
-    .map_err(|e| super::StorageError::sql("closing invocations left running", e))
+    .map_err(|e| crate::storage::StorageError::sql("closing invocations left running", e))
 }
 
 /// Drops the running rows of invocations that also end in this commit and

@@ -10,13 +10,13 @@
 //! value is exact). Queries that need single spans (per session, odd
 //! steps) still read `spans`. Beside it, `genai_minute_labels` counts the
 //! calls per minute by error class and by finish reason, for the per-model
-//! view. The sums wait in memory between flushes (see `derived.rs`).
+//! view. The sums wait in memory between flushes (see `writer::derived`).
 
 use std::collections::HashMap;
 
-use super::derived::{Committing, Derived, StagedUpsert};
-use super::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+use super::{Committing, Derived, StagedUpsert};
 use crate::model::SpanRecord;
+use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
 
 /// A minute, in nanoseconds.
 pub const MINUTE_NS: u64 = 60_000_000_000;
@@ -273,7 +273,7 @@ fn fold<'s>(into: &mut Rollup, spans: impl Iterator<Item = &'s SpanRecord>) {
 
 /// The derived table; see the module comment.
 pub struct GenAiMinutes {
-    /// Sums of earlier commits not written yet (see `derived.rs`).
+    /// Sums of earlier commits not written yet (see `writer::derived`).
     pending: Rollup,
     /// This commit's sums.
     current: Rollup,
@@ -442,7 +442,10 @@ fn upsert_sql() -> &'static str {
 }
 
 /// Retention: drops the minutes before `cutoff` (whole minutes only).
-pub fn prune(conn: &super::Conn, cutoff: u64) -> Result<u64, super::StorageError> {
+pub fn prune(
+    conn: &crate::storage::Conn,
+    cutoff: u64,
+) -> Result<u64, crate::storage::StorageError> {
     let mut deleted = 0;
     for table in ["genai_minutes", "genai_minute_labels"] {
         deleted += conn
@@ -450,7 +453,7 @@ pub fn prune(conn: &super::Conn, cutoff: u64) -> Result<u64, super::StorageError
                 &format!("DELETE FROM {table} WHERE minute_unix_nano + ? <= ?"),
                 duckdb::params![MINUTE_NS, cutoff],
             )
-            .map_err(|e| super::StorageError::sql("deleting old GenAI minutes", e))?
+            .map_err(|e| crate::storage::StorageError::sql("deleting old GenAI minutes", e))?
             as u64;
     }
     Ok(deleted)

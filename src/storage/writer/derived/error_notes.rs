@@ -2,13 +2,10 @@
 //! issue comments. A note is a user's change like a status change, so it is
 //! an [`ErrorCommand`](crate::model::errors::ErrorCommand) the writer applies
 //! in its transaction (ordered with merges, which carry notes along); this
-//! module holds how notes are stored and read back.
+//! module stores them (`queries::errors` reads them back).
 
-use super::duck::{sql_text, RawConn};
-use super::reader::{QueryError, SqlContext};
-use super::{Conn, DuckError};
-use crate::model::errors::ErrorNote;
-use crate::model::query::rfc3339;
+use crate::storage::duck::{sql_text, RawConn};
+use crate::storage::DuckError;
 
 pub const MIGRATION_SQL: &str = r#"
 CREATE SEQUENCE error_note_ids START 1;
@@ -44,29 +41,4 @@ pub fn merge(raw: &RawConn, target: i64, sources: &[i64]) -> Result<(), DuckErro
         "UPDATE error_notes SET group_id = {target} WHERE group_id IN ({})",
         ids.join(",")
     ))
-}
-
-/// A group's notes, oldest first (a conversation reads down).
-pub fn notes(c: &Conn, group_id: i64) -> Result<Vec<ErrorNote>, QueryError> {
-    let mut stmt = c
-        .prepare(
-            "SELECT note_id, group_id, created_unix_nano, author, text FROM error_notes
-             WHERE group_id = ? ORDER BY created_unix_nano, note_id",
-        )
-        .ctx("preparing the error notes query")?;
-    let rows = stmt
-        .query_map([group_id], |r| {
-            let at: u64 = r.get(2)?;
-            Ok(ErrorNote {
-                note_id: r.get(0)?,
-                group_id: r.get(1)?,
-                created_at: rfc3339(at),
-                created_unix_nano: at.to_string(),
-                author: r.get(3)?,
-                text: r.get(4)?,
-            })
-        })
-        .ctx("reading error notes")?;
-    rows.collect::<Result<Vec<_>, _>>()
-        .ctx("reading error notes")
 }

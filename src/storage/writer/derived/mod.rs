@@ -21,9 +21,18 @@
 
 use std::time::Duration;
 
-use super::duck::{Chunk, RawConn, RawPrepared};
-use super::{Conn, DuckError, StorageError};
 use crate::model::{Batch, GenAiFields, LogRecord, Record, SpanRecord};
+use crate::storage::duck::{Chunk, RawConn, RawPrepared};
+use crate::storage::{Conn, DuckError, StorageError};
+
+pub mod error_groups;
+pub mod error_notes;
+pub mod functions;
+pub mod genai_rollup;
+pub mod sessions;
+pub mod slo_minutes;
+pub mod trace_index;
+pub mod triage;
 
 /// Tables holding sums in memory write them at least this often.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -283,18 +292,18 @@ pub fn derived_tables(
     settings: &DerivedSettings,
 ) -> Result<Vec<Box<dyn Derived>>, StorageError> {
     let mut tables: Vec<Box<dyn Derived>> = vec![
-        Box::new(super::trace_index::TraceIndex),
-        Box::new(super::functions::FunctionTables::default()),
-        Box::new(super::sessions::SessionEntities::load(conn)?),
-        Box::new(super::genai_rollup::GenAiMinutes::default()),
-        Box::new(super::error_groups::ErrorGroups::load(
+        Box::new(trace_index::TraceIndex),
+        Box::new(functions::FunctionTables::default()),
+        Box::new(sessions::SessionEntities::load(conn)?),
+        Box::new(genai_rollup::GenAiMinutes::default()),
+        Box::new(error_groups::ErrorGroups::load(
             conn,
             settings.errors.clone(),
         )?),
-        Box::new(super::triage::TriageReports::default()),
+        Box::new(triage::TriageReports::default()),
     ];
     if !settings.slos.is_empty() {
-        tables.push(Box::new(super::slo_minutes::SloMinutes::load(
+        tables.push(Box::new(slo_minutes::SloMinutes::load(
             conn,
             settings.slos.clone(),
         )?));
@@ -305,7 +314,7 @@ pub fn derived_tables(
 /// What the derived tables are configured with (from qyl.toml).
 #[derive(Debug, Clone, Default)]
 pub struct DerivedSettings {
-    pub errors: super::error_groups::GroupSettings,
+    pub errors: crate::errors::groups::GroupSettings,
     /// `[[errors.slo]]`: the SLOs whose per-minute counts are kept.
     pub slos: Vec<crate::errors::slo::SloSpec>,
 }
@@ -314,7 +323,7 @@ impl DerivedSettings {
     /// From `[errors]` in qyl.toml.
     pub fn from_config(config: &crate::config::ErrorsConfig) -> DerivedSettings {
         DerivedSettings {
-            errors: super::error_groups::GroupSettings {
+            errors: crate::errors::groups::GroupSettings {
                 escalation_factor: config.escalation_factor,
                 escalation_min_events: config.escalation_min_events,
                 duplicate_window_ns: config.duplicate_window_ms * 1_000_000,

@@ -10,10 +10,10 @@
 
 use std::collections::HashMap;
 
-use super::derived::{Committing, Derived};
-use super::duck::{sql_text, Chunk, Col, RawConn};
-use super::{Conn, DuckError, StorageError};
+use super::{Committing, Derived};
 use crate::errors::slo::{minute_of, SloSpec};
+use crate::storage::duck::{sql_text, Chunk, Col, RawConn};
+use crate::storage::{Conn, DuckError, StorageError};
 
 const MINUTE: u64 = 60_000_000_000;
 /// Minutes kept in memory behind the newest one seen.

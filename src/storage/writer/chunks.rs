@@ -1,0 +1,179 @@
+//! Rows to DuckDB data chunks: the column layout of `spans`, `logs` and
+//! `metrics`, filled on the submitting thread so the writer only numbers
+//! and appends them.
+
+use crate::model::{Batch, LogRecord, MetricPoint, SpanRecord};
+use crate::storage::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
+use crate::storage::DuckError;
+
+/// A batch's rows as data chunks, `ingest_seq` still unset.
+pub(super) struct Prepared {
+    pub(super) spans: Vec<Chunk>,
+    pub(super) logs: Vec<Chunk>,
+    pub(super) metrics: Vec<Chunk>,
+}
+
+impl Prepared {
+    pub(super) fn new(batch: &Batch) -> Prepared {
+        Prepared {
+            spans: Chunk::fill(SPAN_COLS, &batch.spans, put_span),
+            logs: Chunk::fill(LOG_COLS, &batch.logs, put_log),
+            metrics: Chunk::fill(METRIC_COLS, &batch.metrics, put_metric),
+        }
+    }
+}
+
+/// Numbers the chunks' rows from `seq` (the last column is `ingest_seq`)
+/// and appends them; returns the next free sequence number.
+pub(super) fn append_prepared(
+    app: &mut ChunkAppender<'_>,
+    chunks: &[Chunk],
+    seq_col: usize,
+    mut seq: u64,
+) -> Result<u64, DuckError> {
+    for chunk in chunks {
+        chunk.number_rows(seq_col, seq);
+        app.append(chunk)?;
+        seq += chunk.len() as u64;
+    }
+    Ok(seq)
+}
+
+/// Appends span rows (numbered from `first_seq`) in the open transaction of
+/// `raw`; used by the benchmark to measure the raw Appender rate.
+pub fn append_spans(raw: &RawConn, spans: &[SpanRecord], first_seq: u64) -> Result<(), DuckError> {
+    let chunks = Chunk::fill(SPAN_COLS, spans, put_span);
+    let mut app = raw.appender("spans")?;
+    append_prepared(&mut app, &chunks, SPAN_SEQ_COL, first_seq)?;
+    app.flush()
+}
+
+use Col::{Bigint, Boolean, Double, Integer, UBigint, UInteger, Varchar};
+
+/// Where `ingest_seq` is among the span columns (the last of migration 1;
+/// later migrations add columns after it).
+pub(super) const SPAN_SEQ_COL: usize = 33;
+
+/// The `spans` columns in table order (migrations 1 and 2).
+pub(super) const SPAN_COLS: &[Col] = &[
+    Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // ids, state, name, kind
+    UBigint, UBigint, UBigint, // start, end, duration
+    Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, Varchar,
+    Varchar, // status…session
+    Varchar, Varchar, Varchar, Varchar, // gen_ai provider, operation, models
+    Bigint, Bigint, Bigint, // tokens
+    Varchar, Double, // finish reasons, cost
+    Varchar, Varchar, Varchar, Varchar, // attributes, resource, events, links
+    UInteger, UInteger, UInteger, // dropped counts
+    UBigint,  // ingest_seq
+    Bigint, Bigint, // gen_ai cache write, reasoning tokens (migration 2)
+    Varchar, Varchar, Varchar, Varchar, // tool name, tool call id, agent, conversation
+    Double, Varchar, Varchar, // time to first chunk, error.type, cost source
+];
+
+pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord) {
+    let g = &s.genai;
+    b.str(&s.trace_id);
+    b.str(&s.span_id);
+    b.opt_str(s.parent_span_id.as_deref());
+    b.opt_str(s.trace_state.as_deref());
+    b.str(&s.name);
+    b.str(s.kind);
+    b.u64(s.start_time_unix_nano);
+    b.u64(s.end_time_unix_nano);
+    b.u64(s.duration_ns);
+    b.str(s.status_code);
+    b.opt_str(s.status_message.as_deref());
+    b.str(&s.service_name);
+    b.opt_str(s.service_version.as_deref());
+    b.opt_str(s.deployment_environment.as_deref());
+    b.opt_str(s.scope_name.as_deref());
+    b.opt_str(s.scope_version.as_deref());
+    b.opt_str(s.session_id.as_deref());
+    b.opt_str(g.provider.as_deref());
+    b.opt_str(g.operation.as_deref());
+    b.opt_str(g.request_model.as_deref());
+    b.opt_str(g.response_model.as_deref());
+    b.opt_i64(g.input_tokens);
+    b.opt_i64(g.output_tokens);
+    b.opt_i64(g.cache_read_tokens);
+    b.opt_str(g.finish_reasons.as_deref());
+    b.opt_f64(g.cost_usd);
+    b.str(&s.attributes);
+    b.str(&s.resource);
+    b.str(&s.events);
+    b.str(&s.links);
+    b.u32(s.dropped_attributes_count);
+    b.u32(s.dropped_events_count);
+    b.u32(s.dropped_links_count);
+    b.u64(0); // ingest_seq: numbered when appended
+    b.opt_i64(g.cache_write_tokens);
+    b.opt_i64(g.reasoning_tokens);
+    b.opt_str(g.tool_name.as_deref());
+    b.opt_str(g.tool_call_id.as_deref());
+    b.opt_str(g.agent_name.as_deref());
+    b.opt_str(g.conversation_id.as_deref());
+    b.opt_f64(g.time_to_first_chunk_ms);
+    b.opt_str(g.error_type.as_deref());
+    b.opt_str(g.cost_source);
+}
+
+/// The `logs` columns in table order (migration 1).
+pub(super) const LOG_COLS: &[Col] = &[
+    UBigint, UBigint, Varchar, Varchar, Integer, Varchar, Varchar, // time…body
+    Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // service…event_name
+    UInteger, Varchar, Varchar, UInteger, UBigint, // flags…ingest_seq
+];
+
+pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord) {
+    b.u64(l.time_unix_nano);
+    b.u64(l.observed_time_unix_nano);
+    b.opt_str(l.trace_id.as_deref());
+    b.opt_str(l.span_id.as_deref());
+    b.i32(l.severity_number);
+    b.opt_str(l.severity_text.as_deref());
+    b.opt_str(l.body.as_deref());
+    b.str(&l.service_name);
+    b.opt_str(l.service_version.as_deref());
+    b.opt_str(l.deployment_environment.as_deref());
+    b.opt_str(l.scope_name.as_deref());
+    b.opt_str(l.session_id.as_deref());
+    b.opt_str(l.event_name.as_deref());
+    b.u32(l.flags);
+    b.str(&l.attributes);
+    b.str(&l.resource);
+    b.u32(l.dropped_attributes_count);
+    b.u64(0); // ingest_seq: numbered when appended
+}
+
+/// The `metrics` columns in table order (migration 1).
+pub(super) const METRIC_COLS: &[Col] = &[
+    UBigint, UBigint, Varchar, Varchar, Varchar, Varchar, Varchar,
+    Boolean, // time…is_monotonic
+    Double, UBigint, Double, Double, Double, Varchar, Varchar, // value…exemplars
+    Varchar, Varchar, Varchar, Varchar, UInteger, UBigint, // service…ingest_seq
+];
+
+pub(super) fn put_metric(b: &mut ChunkBuilder<'_>, m: &MetricPoint) {
+    b.u64(m.time_unix_nano);
+    b.u64(m.start_time_unix_nano);
+    b.str(&m.name);
+    b.opt_str(m.description.as_deref());
+    b.opt_str(m.unit.as_deref());
+    b.str(m.kind);
+    b.opt_str(m.temporality);
+    b.opt_bool(m.is_monotonic);
+    b.opt_f64(m.value);
+    b.opt_u64(m.count);
+    b.opt_f64(m.sum);
+    b.opt_f64(m.min);
+    b.opt_f64(m.max);
+    b.opt_str(m.histogram.as_deref());
+    b.opt_str(m.exemplars.as_deref());
+    b.str(&m.service_name);
+    b.opt_str(m.scope_name.as_deref());
+    b.str(&m.attributes);
+    b.str(&m.resource);
+    b.u32(m.flags);
+    b.u64(0); // ingest_seq: numbered when appended
+}

@@ -1,0 +1,722 @@
+//! The error tables (`errors`, `error_events`, `releases`), kept current by
+//! the writer in each commit's transaction, so an error is counted exactly
+//! when its span or log is stored. Which group an occurrence joins and what
+//! its status becomes is the error engine's ([`crate::errors::groups`]);
+//! this module loads its book at start and writes what a commit changed:
+//! only the groups a commit touched are rewritten (deleted and appended
+//! again; the table has no key, which keeps appends cheap), events are
+//! appended.
+
+use super::{Committing, Derived};
+use crate::errors::groups::{
+    Applied, Group, GroupBook, GroupSettings, Release, ReleaseKey, State, MINUTE_NS,
+};
+use crate::errors::releases::parse_version;
+use crate::model::errors::ErrorOccurrence;
+use crate::model::Record;
+use crate::storage::duck::{sql_text, Chunk, Col, RawConn};
+use crate::storage::{Conn, DuckError, StorageError};
+
+/// The [`Derived`] writer of the error tables.
+pub struct ErrorGroups {
+    book: GroupBook,
+}
+
+impl ErrorGroups {
+    /// Loads every group and release.
+    pub fn load(conn: &Conn, settings: GroupSettings) -> Result<ErrorGroups, StorageError> {
+        let mut state = State {
+            next_id: 1,
+            ..State::default()
+        };
+        load_groups(conn, &mut state)?;
+        load_releases(conn, &mut state)?;
+        Ok(ErrorGroups {
+            book: GroupBook::new(settings, state),
+        })
+    }
+
+    fn write(
+        &mut self,
+        raw: &RawConn,
+        events: &[(i64, &ErrorOccurrence)],
+    ) -> Result<(), DuckError> {
+        if !events.is_empty() {
+            let chunks = Chunk::fill(EVENT_COLS, events, |b, (gid, o)| put_event(b, *gid, o));
+            let mut app = raw.appender("error_events")?;
+            for c in &chunks {
+                app.append(c)?;
+            }
+            app.flush()?;
+        }
+        if !self.book.staged.groups.is_empty() {
+            let ids: Vec<String> = self
+                .book
+                .staged
+                .groups
+                .keys()
+                .map(|k| k.to_string())
+                .collect();
+            raw.execute(&format!(
+                "DELETE FROM errors WHERE id IN ({})",
+                ids.join(",")
+            ))?;
+            let rows: Vec<&Group> = self.book.staged.groups.values().collect();
+            let chunks = Chunk::fill(GROUP_COLS, &rows, |b, g| put_group(b, g));
+            let mut app = raw.appender("errors")?;
+            for c in &chunks {
+                app.append(c)?;
+            }
+            app.flush()?;
+        }
+        let dirty: Vec<(&ReleaseKey, &Release)> = self
+            .book
+            .staged
+            .releases
+            .iter()
+            .filter(|(_, r)| {
+                r.stored_last_seen == 0 || r.last_seen >= r.stored_last_seen + MINUTE_NS || r.dirty
+            })
+            .collect();
+        if !dirty.is_empty() {
+            let conds: Vec<String> = dirty
+                .iter()
+                .map(|((s, e, v), _)| {
+                    format!(
+                        "(service_name = {} AND environment IS NOT DISTINCT FROM {} AND version = {})",
+                        sql_text(s),
+                        e.as_deref().map_or("NULL".to_string(), sql_text),
+                        sql_text(v)
+                    )
+                })
+                .collect();
+            raw.execute(&format!(
+                "DELETE FROM releases WHERE {}",
+                conds.join(" OR ")
+            ))?;
+            let chunks = Chunk::fill(RELEASE_COLS, &dirty, |b, ((s, e, v), r)| {
+                b.str(s);
+                b.opt_str(e.as_deref());
+                b.str(v);
+                b.u64(r.first_seen);
+                b.u64(r.last_seen);
+                b.str(r.source);
+            });
+            let mut app = raw.appender("releases")?;
+            for c in &chunks {
+                app.append(c)?;
+            }
+            app.flush()?;
+            let written: Vec<ReleaseKey> = dirty.iter().map(|(k, _)| (*k).clone()).collect();
+            for k in written {
+                if let Some(r) = self.book.staged.releases.get_mut(&k) {
+                    r.stored_last_seen = r.last_seen;
+                    r.dirty = false;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Derived for ErrorGroups {
+    fn name(&self) -> &'static str {
+        "errors"
+    }
+
+    fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
+        self.book.see_telemetry_releases(rows.spans(), rows.logs());
+
+        let mut stored: Vec<(i64, &ErrorOccurrence)> = Vec::new();
+        for (b, batch) in rows.batches().iter().enumerate() {
+            for cmd in &batch.error_commands {
+                match self.book.command(cmd) {
+                    Applied::Nothing => {}
+                    Applied::Merged { target, sources } => {
+                        let ids: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+                        raw.execute(&format!(
+                            "UPDATE error_events SET group_id = {target} WHERE group_id IN ({})",
+                            ids.join(",")
+                        ))?;
+                        super::error_notes::merge(raw, target, &sources)?;
+                    }
+                    Applied::Note {
+                        group_id,
+                        author,
+                        text,
+                        at_unix_nano,
+                    } => super::error_notes::insert(raw, group_id, at_unix_nano, &author, &text)?,
+                }
+            }
+            for o in &batch.errors {
+                if o.span_index.is_some_and(|i| !rows.span_kept(b, i)) {
+                    continue;
+                }
+                if self.book.is_duplicate(o) {
+                    continue;
+                }
+                let id = self.book.record(o);
+                stored.push((id, o));
+            }
+        }
+        self.write(raw, &stored)
+    }
+
+    fn committed(&mut self, publish: &mut Vec<Record>) {
+        self.book.commit(publish);
+    }
+
+    fn rolled_back(&mut self) {
+        self.book.rollback();
+    }
+}
+
+const EVENT_COLS: &[Col] = &[
+    Col::Varchar, // event_id
+    Col::Bigint,  // group_id
+    Col::UBigint, // time
+    Col::Varchar, // source
+    Col::Varchar,
+    Col::Varchar, // trace, span
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar, // service, release, environment
+    Col::Varchar,
+    Col::Varchar, // session, user
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar, // type, message, stacktrace, frames
+    Col::Varchar, // culprit
+    Col::Boolean, // handled
+    Col::Varchar, // fingerprint
+    Col::Varchar,
+    Col::Varchar, // gen_ai model, class
+];
+
+fn put_event(b: &mut crate::storage::duck::ChunkBuilder<'_>, group: i64, o: &ErrorOccurrence) {
+    b.str(&o.event_id);
+    b.opt_i64(Some(group));
+    b.u64(o.time_unix_nano);
+    b.str(o.source);
+    b.opt_str(o.trace_id.as_deref());
+    b.opt_str(o.span_id.as_deref());
+    b.str(&o.service_name);
+    b.opt_str(o.release.as_deref());
+    b.opt_str(o.environment.as_deref());
+    b.opt_str(o.session_id.as_deref());
+    b.opt_str(o.user.as_deref());
+    b.opt_str(o.exception_type.as_deref());
+    b.opt_str(o.message.as_deref());
+    b.opt_str(o.stacktrace.as_deref());
+    b.opt_str(o.frames.as_deref());
+    b.opt_str(o.culprit.as_deref());
+    b.opt_bool(Some(o.handled));
+    b.str(&o.fingerprint);
+    b.opt_str(o.genai.as_ref().and_then(|g| g.model.as_deref()));
+    b.opt_str(o.genai.as_ref().map(|g| g.error_class));
+}
+
+const GROUP_COLS: &[Col] = &[
+    Col::Bigint,
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar, // fingerprint, hashes, merged
+    Col::Varchar,
+    Col::Integer,
+    Col::Varchar, // rule, version, components
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar, // type, template, culprit, category
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar, // gen_ai
+    Col::UBigint,
+    Col::UBigint, // first/last seen
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar, // first/last release, last env
+    Col::UBigint,
+    Col::UBigint,
+    Col::UBigint, // counts
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar, // services, users, traces
+    Col::Varchar,
+    Col::Varchar, // status, substatus
+    Col::UBigint,
+    Col::Varchar,
+    Col::Varchar, // resolved
+    Col::Bigint,  // merged_into
+    Col::UBigint,
+    Col::UBigint,
+    Col::UBigint, // hour, count, escalated
+    Col::Varchar, // regressed_in_release
+];
+
+fn json_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    serde_json::to_string(&items.into_iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+fn put_group(b: &mut crate::storage::duck::ChunkBuilder<'_>, g: &Group) {
+    b.opt_i64(Some(g.id));
+    b.str(&g.fingerprint);
+    b.opt_str(g.in_app_hash.as_deref());
+    b.opt_str(g.full_stack_hash.as_deref());
+    b.str(&json_list(&g.merged_hashes));
+    b.str(&g.fingerprint_rule);
+    b.i32(g.fingerprint_version);
+    b.str(&g.components);
+    b.opt_str(g.error_type.as_deref());
+    b.opt_str(g.message_template.as_deref());
+    b.opt_str(g.culprit.as_deref());
+    b.str(&g.category);
+    b.opt_str(g.gen_ai_provider.as_deref());
+    b.opt_str(g.gen_ai_operation.as_deref());
+    b.opt_str(g.gen_ai_model.as_deref());
+    b.opt_str(g.gen_ai_error_class.as_deref());
+    b.opt_str(g.gen_ai_tool.as_deref());
+    b.u64(g.first_seen);
+    b.u64(g.last_seen);
+    b.opt_str(g.first_release.as_deref());
+    b.opt_str(g.last_release.as_deref());
+    b.opt_str(g.last_environment.as_deref());
+    b.u64(g.event_count);
+    b.u64(g.unhandled_count);
+    b.u64(g.user_count);
+    b.str(&json_list(&g.services));
+    b.str(&json_list(&g.users));
+    b.str(&json_list(&g.sample_trace_ids));
+    b.str(&g.status);
+    b.str(&g.substatus);
+    b.opt_u64(g.resolved_at);
+    b.opt_str(g.resolved_in_release.as_deref());
+    b.opt_str(g.resolved_environment.as_deref());
+    b.opt_i64(g.merged_into);
+    b.u64(g.hour_start);
+    b.u64(g.hour_count);
+    b.opt_u64(g.escalated_hour);
+    b.opt_str(g.regressed_in_release.as_deref());
+}
+
+const RELEASE_COLS: &[Col] = &[
+    Col::Varchar,
+    Col::Varchar,
+    Col::Varchar,
+    Col::UBigint,
+    Col::UBigint,
+    Col::Varchar,
+];
+
+fn strings(json: &str) -> Vec<String> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+fn load_groups(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
+    let ctx = |e| StorageError::sql("loading error groups", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, fingerprint, in_app_hash, full_stack_hash, merged_hashes, fingerprint_rule,
+                    fingerprint_version, components, error_type, message_template, culprit, category,
+                    gen_ai_provider, gen_ai_operation, gen_ai_model, gen_ai_error_class, gen_ai_tool,
+                    first_seen_unix_nano, last_seen_unix_nano, first_release, last_release,
+                    last_environment, event_count, unhandled_count, user_count, services, users,
+                    sample_trace_ids, status, substatus, resolved_at_unix_nano, resolved_in_release,
+                    resolved_environment, merged_into, hour_start_unix_nano, hour_count,
+                    escalated_hour_unix_nano, regressed_in_release
+             FROM errors",
+        )
+        .map_err(ctx)?;
+    let mut rows = stmt.query([]).map_err(ctx)?;
+    while let Some(r) = rows.next().map_err(ctx)? {
+        let g = (|| -> duckdb::Result<Group> {
+            Ok(Group {
+                id: r.get(0)?,
+                fingerprint: r.get(1)?,
+                in_app_hash: r.get(2)?,
+                full_stack_hash: r.get(3)?,
+                merged_hashes: strings(&r.get::<_, String>(4)?),
+                fingerprint_rule: r.get(5)?,
+                fingerprint_version: r.get(6)?,
+                components: r.get(7)?,
+                error_type: r.get(8)?,
+                message_template: r.get(9)?,
+                culprit: r.get(10)?,
+                category: r.get(11)?,
+                gen_ai_provider: r.get(12)?,
+                gen_ai_operation: r.get(13)?,
+                gen_ai_model: r.get(14)?,
+                gen_ai_error_class: r.get(15)?,
+                gen_ai_tool: r.get(16)?,
+                first_seen: r.get(17)?,
+                last_seen: r.get(18)?,
+                first_release: r.get(19)?,
+                last_release: r.get(20)?,
+                last_environment: r.get(21)?,
+                event_count: r.get(22)?,
+                unhandled_count: r.get(23)?,
+                user_count: r.get(24)?,
+                services: strings(&r.get::<_, String>(25)?).into_iter().collect(),
+                users: strings(&r.get::<_, String>(26)?),
+                sample_trace_ids: strings(&r.get::<_, String>(27)?),
+                status: r.get(28)?,
+                substatus: r.get(29)?,
+                resolved_at: r.get(30)?,
+                resolved_in_release: r.get(31)?,
+                resolved_environment: r.get(32)?,
+                merged_into: r.get(33)?,
+                hour_start: r.get(34)?,
+                hour_count: r.get(35)?,
+                escalated_hour: r.get(36)?,
+                regressed_in_release: r.get(37)?,
+            })
+        })()
+        .map_err(ctx)?;
+        state.next_id = state.next_id.max(g.id + 1);
+        for h in g.hashes() {
+            state.by_hash.entry(h.clone()).or_insert(g.id);
+        }
+        state.groups.insert(g.id, g);
+    }
+    Ok(())
+}
+
+fn load_releases(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
+    let ctx = |e| StorageError::sql("loading releases", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT service_name, environment, version, first_seen_unix_nano,
+                    last_seen_unix_nano, source FROM releases",
+        )
+        .map_err(ctx)?;
+    let mut rows = stmt.query([]).map_err(ctx)?;
+    while let Some(r) = rows.next().map_err(ctx)? {
+        let service: String = r.get(0).map_err(ctx)?;
+        let env: Option<String> = r.get(1).map_err(ctx)?;
+        let version: String = r.get(2).map_err(ctx)?;
+        let last_seen: u64 = r.get(4).map_err(ctx)?;
+        let source: String = r.get(5).map_err(ctx)?;
+        let semver = state
+            .all_semver
+            .entry((service.clone(), env.clone()))
+            .or_insert(true);
+        *semver = *semver && parse_version(&version).is_some();
+        state.releases.insert(
+            (service, env, version),
+            Release {
+                first_seen: r.get(3).map_err(ctx)?,
+                last_seen,
+                stored_last_seen: last_seen,
+                dirty: false,
+                source: if source == "deploy" {
+                    "deploy"
+                } else {
+                    "telemetry"
+                },
+            },
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::errors::capture::Capture;
+    use crate::model::errors::{ErrorCommand, GroupChange, StatusChange};
+    use crate::model::{Batch, SpanRecord};
+    use crate::storage::writer::{Writer, WriterConfig, WriterHandle};
+    use crate::storage::{open, StorageOptions};
+    use crate::stream::Hub;
+
+    const SEC: u64 = 1_000_000_000;
+
+    struct Db {
+        writer: Option<Writer>,
+        hub: Arc<Hub>,
+        reader: Conn,
+    }
+
+    impl Db {
+        fn new() -> Db {
+            let db = open(&StorageOptions::in_memory()).unwrap();
+            let reader = db.connect().unwrap();
+            let hub = Arc::new(Hub::new(1000));
+            let writer = Writer::start(db, hub.clone(), WriterConfig::default(), false).unwrap();
+            Db {
+                writer: Some(writer),
+                hub,
+                reader,
+            }
+        }
+
+        fn handle(&self) -> WriterHandle {
+            self.writer.as_ref().unwrap().handle()
+        }
+
+        fn send(&self, mut batch: Batch) {
+            batch.errors = Capture::default().capture(&batch);
+            self.handle()
+                .submit(batch)
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+        }
+
+        fn command(&self, cmd: ErrorCommand) {
+            let batch = Batch {
+                error_commands: vec![cmd],
+                ..Batch::default()
+            };
+            self.handle()
+                .submit(batch)
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+        }
+
+        fn group(&self, id: i64) -> (String, String, u64) {
+            self.reader
+                .query_row(
+                    "SELECT status, substatus, event_count FROM errors WHERE id = ?",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap()
+        }
+
+        fn changes(&self) -> Vec<(GroupChange, i64)> {
+            self.hub
+                .recent(1000, |_| true)
+                .iter()
+                .filter_map(|e| match &e.record {
+                    Record::Error(g) => Some((g.change, g.group_id)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn count(&self, sql: &str) -> i64 {
+            self.reader.query_row(sql, [], |r| r.get(0)).unwrap()
+        }
+    }
+
+    impl Drop for Db {
+        fn drop(&mut self) {
+            if let Some(w) = self.writer.take() {
+                w.shutdown();
+            }
+        }
+    }
+
+    /// An ERROR span of `service` from `release` in `env` at `t` seconds.
+    fn error_span(id: u64, t: u64, release: &str, env: &str) -> SpanRecord {
+        SpanRecord {
+            trace_id: format!("{id:032x}"),
+            span_id: format!("{id:016x}"),
+            name: "POST /pay".into(),
+            kind: "SERVER",
+            status_code: "ERROR",
+            status_message: Some(format!("card {id} declined")),
+            start_time_unix_nano: t * SEC,
+            end_time_unix_nano: t * SEC + 1,
+            service_name: "pay".into(),
+            service_version: Some(release.into()),
+            deployment_environment: Some(env.into()),
+            attributes: r#"{"error.type":"CardDeclined"}"#.into(),
+            resource: "{}".into(),
+            events: "[]".into(),
+            links: "[]".into(),
+            ..SpanRecord::default()
+        }
+    }
+
+    fn spans(spans: Vec<SpanRecord>) -> Batch {
+        Batch {
+            spans,
+            ..Batch::default()
+        }
+    }
+
+    #[test]
+    fn same_error_groups_and_counts_once_per_stored_span() {
+        let db = Db::new();
+        db.send(spans(vec![
+            error_span(1, 100, "1.0.0", "prod"),
+            error_span(2, 101, "1.0.0", "prod"),
+        ]));
+        // A retried export: the spans are duplicates and so are their errors.
+        db.send(spans(vec![error_span(2, 101, "1.0.0", "prod")]));
+        assert_eq!(db.count("SELECT count(*) FROM errors"), 1);
+        assert_eq!(db.group(1), ("unresolved".into(), "new".into(), 2));
+        assert_eq!(db.count("SELECT count(*) FROM error_events"), 2);
+        assert_eq!(db.changes(), vec![(GroupChange::New, 1)]);
+        assert_eq!(
+            db.count(
+                "SELECT count(*) FROM releases WHERE version = '1.0.0' AND environment = 'prod'"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn resolve_now_regresses_only_on_later_events() {
+        let db = Db::new();
+        db.send(spans(vec![error_span(1, 100, "1.0.0", "prod")]));
+        db.command(ErrorCommand::SetStatus {
+            group_id: 1,
+            change: StatusChange::ResolveNow,
+            at_unix_nano: 200 * SEC,
+        });
+        assert_eq!(db.group(1).0, "resolved");
+        // A late event (it happened before the resolution) does not regress.
+        db.send(spans(vec![error_span(2, 150, "1.0.0", "prod")]));
+        assert_eq!(db.group(1), ("resolved".into(), "now".into(), 2));
+        db.send(spans(vec![error_span(3, 250, "1.0.0", "prod")]));
+        assert_eq!(db.group(1), ("unresolved".into(), "regressed".into(), 3));
+        assert_eq!(
+            db.changes(),
+            vec![(GroupChange::New, 1), (GroupChange::Regressed, 1)]
+        );
+    }
+
+    #[test]
+    fn resolve_in_next_release_needs_a_newer_release_in_the_same_environment() {
+        let db = Db::new();
+        db.send(spans(vec![error_span(1, 100, "1.9.0", "staging")]));
+        db.send(spans(vec![error_span(2, 110, "1.9.0", "prod")]));
+        db.command(ErrorCommand::SetStatus {
+            group_id: 1,
+            change: StatusChange::ResolveInNextRelease,
+            at_unix_nano: 200 * SEC,
+        });
+        let resolved_in: (String, String) = db
+            .reader
+            .query_row(
+                "SELECT resolved_in_release, resolved_environment FROM errors WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(resolved_in, ("1.9.0".into(), "prod".into()));
+        // The same release keeps failing until the fix ships: no regression.
+        db.send(spans(vec![error_span(3, 300, "1.9.0", "prod")]));
+        // A newer release in another environment: no regression.
+        db.send(spans(vec![error_span(4, 310, "1.10.0", "staging")]));
+        // An older release (semver, though first seen later): no regression.
+        db.send(spans(vec![error_span(5, 320, "1.8.5", "prod")]));
+        assert_eq!(db.group(1).0, "resolved");
+        // 1.10.0 > 1.9.0 by semver in prod: regressed.
+        db.send(spans(vec![error_span(6, 330, "1.10.0", "prod")]));
+        assert_eq!(db.group(1), ("unresolved".into(), "regressed".into(), 6));
+    }
+
+    #[test]
+    fn non_semver_releases_order_by_first_seen() {
+        let db = Db::new();
+        db.send(spans(vec![error_span(1, 100, "build-b", "prod")]));
+        db.command(ErrorCommand::SetStatus {
+            group_id: 1,
+            change: StatusChange::ResolveInNextRelease,
+            at_unix_nano: 200 * SEC,
+        });
+        // "build-a" sorts before "build-b" but was deployed later.
+        db.send(spans(vec![error_span(2, 300, "build-a", "prod")]));
+        assert_eq!(db.group(1).1, "regressed");
+    }
+
+    #[test]
+    fn archive_until_escalating_and_merge() {
+        let db = Db::new();
+        db.send(spans(vec![error_span(1, 10, "1", "prod")]));
+        db.command(ErrorCommand::SetStatus {
+            group_id: 1,
+            change: StatusChange::ArchiveUntilEscalating,
+            at_unix_nano: 20 * SEC,
+        });
+        // One event an hour for a few hours: the baseline.
+        for h in 1..4u64 {
+            db.send(spans(vec![error_span(10 + h, h * 3600 + 5, "1", "prod")]));
+        }
+        assert_eq!(db.group(1).0, "archived");
+        // Then a burst of 12 in one hour: over 10x the baseline and the minimum.
+        let burst: Vec<SpanRecord> = (0..12)
+            .map(|i| error_span(100 + i, 5 * 3600 + i, "1", "prod"))
+            .collect();
+        db.send(spans(burst));
+        assert_eq!(db.group(1), ("unresolved".into(), "escalating".into(), 16));
+        assert!(db.changes().contains(&(GroupChange::Escalating, 1)));
+
+        // A second group (explicit fingerprint), merged into the first.
+        let mut other = error_span(500, 9000, "1", "prod");
+        other.attributes = r#"{"qyl.fingerprint":"other"}"#.into();
+        db.send(spans(vec![other]));
+        assert_eq!(db.count("SELECT count(*) FROM errors"), 2);
+        db.command(ErrorCommand::Merge {
+            target: 1,
+            sources: vec![2],
+        });
+        assert_eq!(db.group(2).0, "merged");
+        assert_eq!(db.group(1).2, 17);
+        assert_eq!(
+            db.count("SELECT count(*) FROM error_events WHERE group_id = 1"),
+            17
+        );
+        // New events of the merged group's fingerprint join the target.
+        let mut again = error_span(501, 9100, "1", "prod");
+        again.attributes = r#"{"qyl.fingerprint":"other"}"#.into();
+        db.send(spans(vec![again]));
+        assert_eq!(db.group(1).2, 18);
+    }
+
+    #[test]
+    fn auto_resolve_and_state_survives_restart_in_memory_cache() {
+        let db = Db::new();
+        db.send(spans(vec![error_span(1, 100, "1", "prod")]));
+        db.command(ErrorCommand::AutoResolve {
+            before_unix_nano: 50 * SEC,
+            at_unix_nano: 500 * SEC,
+        });
+        assert_eq!(db.group(1).0, "unresolved");
+        db.command(ErrorCommand::AutoResolve {
+            before_unix_nano: 150 * SEC,
+            at_unix_nano: 500 * SEC,
+        });
+        assert_eq!(db.group(1), ("resolved".into(), "auto".into(), 1));
+        // Loading from the table gives the same groups back.
+        let loaded = ErrorGroups::load(&db.reader, GroupSettings::default()).unwrap();
+        let g = &loaded.book.state.groups[&1];
+        assert_eq!(g.status, "resolved");
+        assert_eq!(g.resolved_at, Some(500 * SEC));
+        assert_eq!(loaded.book.state.next_id, 2);
+        assert_eq!(loaded.book.find(&g.fingerprint), Some(1));
+    }
+
+    #[test]
+    fn retention_prunes_events_with_their_traces_and_keeps_groups() {
+        let db = Db::new();
+        db.send(spans(vec![
+            error_span(1, 100, "1", "prod"),
+            error_span(2, 5000, "1", "prod"),
+        ]));
+        let report =
+            crate::storage::retention::delete_older_than(&db.reader, 1000 * SEC, 1000, &|| false)
+                .unwrap();
+        assert_eq!((report.traces, report.error_events), (1, 1));
+        assert_eq!(db.count("SELECT count(*) FROM error_events"), 1);
+        assert_eq!(
+            db.count("SELECT count(*) FROM error_events WHERE trace_id = lpad('2', 32, '0')"),
+            1
+        );
+        // The group and its count stay.
+        assert_eq!(db.group(1).2, 2);
+    }
+}

@@ -1,0 +1,187 @@
+//! The writer's front: the bounded queue ingest submits batches to (and is
+//! refused by when it is full), the pause used for maintenance, and the
+//! flush readers of the summary tables wait for.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use super::{Committed, Prepared, WriteError};
+use super::{WriterCondition, WriterStats};
+use crate::model::Batch;
+
+pub(super) struct Job {
+    pub(super) batch: Batch,
+    /// The batch as DuckDB data chunks, built by the submitting thread so the
+    /// writer thread only appends them (sequence numbers are filled in then).
+    pub(super) chunks: Prepared,
+    pub(super) ack: oneshot::Sender<Result<Committed, WriteError>>,
+    pub(super) _permit: OwnedSemaphorePermit,
+}
+
+pub(super) enum Msg {
+    // Boxed: a job (with its batch) is large, and the queue holds many.
+    Job(Box<Job>),
+    /// A reader waits for the summaries' pending sums to be written.
+    Flush(oneshot::Sender<()>),
+    Shutdown,
+}
+
+#[derive(Default)]
+pub(super) struct PauseState {
+    pub(super) count: Mutex<u32>,
+    pub(super) resumed: Condvar,
+}
+
+/// The cloneable front of the writer that ingest holds.
+#[derive(Clone)]
+pub struct WriterHandle {
+    pub(super) tx: Sender<Msg>,
+    pub(super) budget: Arc<Semaphore>,
+    pub(super) capacity: usize,
+    pub(super) closed: Arc<AtomicBool>,
+    pub(super) pause: Arc<PauseState>,
+    pub(super) stats: Arc<WriterStats>,
+    pub(super) summaries_pending: Arc<AtomicBool>,
+}
+
+/// Lets readers of the summary tables (sessions, GenAI minutes) see every
+/// acknowledged export although the writer may hold their sums in memory
+/// for a while (see `writer::derived`): [`SummarySync::settle`] asks for a flush
+/// when sums are pending and waits for it.
+#[derive(Clone)]
+pub struct SummarySync {
+    pub(super) tx: Sender<Msg>,
+    pub(super) pending: Arc<AtomicBool>,
+}
+
+/// How long a reader waits for a flush before it reads what is stored.
+pub(super) const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl SummarySync {
+    /// Returns once the summaries hold every export acknowledged before
+    /// the call (or after [`SETTLE_TIMEOUT`], or at once if qyl is
+    /// stopping).
+    pub async fn settle(&self) {
+        if let Some(done) = self.request() {
+            let _ = tokio::time::timeout(SETTLE_TIMEOUT, done).await;
+        }
+    }
+
+    /// [`SummarySync::settle`] for threads outside the async runtime.
+    /// The writer answers every request once it has tried a flush (a
+    /// failing one backs off to at most 5 s), or drops it when stopping.
+    pub fn settle_blocking(&self) {
+        if let Some(done) = self.request() {
+            let _ = done.blocking_recv();
+        }
+    }
+
+    pub(super) fn request(&self) -> Option<oneshot::Receiver<()>> {
+        if !self.pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Flush(tx)).ok()?;
+        Some(rx)
+    }
+}
+
+impl WriterHandle {
+    /// What readers of the summary tables use to see current sums.
+    pub fn summary_sync(&self) -> SummarySync {
+        SummarySync {
+            tx: self.tx.clone(),
+            pending: self.summaries_pending.clone(),
+        }
+    }
+
+    /// Queues a batch; the receiver resolves once it is committed (or not).
+    /// Refuses at once when the queue cannot take the batch's rows.
+    pub fn submit(
+        &self,
+        batch: Batch,
+    ) -> Result<oneshot::Receiver<Result<Committed, WriteError>>, WriteError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(WriteError::Closed);
+        }
+        // A batch larger than the whole queue is admitted only when the
+        // queue is empty, rather than never.
+        let rows = batch.len().clamp(1, self.capacity) as u32;
+        let permit = match self.budget.clone().try_acquire_many_owned(rows) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.refused_exports.fetch_add(1, Ordering::Relaxed);
+                return Err(WriteError::QueueFull {
+                    queued: self.queued_rows(),
+                });
+            }
+        };
+        let (ack, rx) = oneshot::channel();
+        let job = Job {
+            chunks: Prepared::new(&batch),
+            batch,
+            ack,
+            _permit: permit,
+        };
+        self.tx
+            .send(Msg::Job(Box::new(job)))
+            .map_err(|_| WriteError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Queues a batch and waits for its commit.
+    pub async fn write(&self, batch: Batch) -> Result<Committed, WriteError> {
+        let rx = self.submit(batch)?;
+        rx.await.unwrap_or(Err(WriteError::Closed))
+    }
+
+    /// Rows accepted but not yet committed.
+    pub fn queued_rows(&self) -> usize {
+        self.capacity - self.budget.available_permits().min(self.capacity)
+    }
+
+    pub fn queue_capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Whether the writer can store what ingest accepts.
+    pub fn condition(&self) -> WriterCondition {
+        self.stats.pulse.condition()
+    }
+
+    /// Shutdown has begun: new batches are refused.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Holds the writer before its next commit until the guard is dropped
+    /// (drop it before shutting down: shutdown waits for the writer).
+    /// Exports keep queueing (and are refused once the queue is full). Used
+    /// for maintenance and to exercise backpressure in tests.
+    pub fn pause(&self) -> PauseGuard {
+        *self.pause.count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        PauseGuard {
+            pause: self.pause.clone(),
+        }
+    }
+}
+
+pub struct PauseGuard {
+    pub(super) pause: Arc<PauseState>,
+}
+
+impl Drop for PauseGuard {
+    fn drop(&mut self) {
+        let mut n = self.pause.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        self.pause.resumed.notify_all();
+    }
+}

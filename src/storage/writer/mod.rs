@@ -1,0 +1,265 @@
+//! The single writer: the only code that writes telemetry to DuckDB.
+//!
+//! Exports become [`Batch`]es and enter a bounded queue ([`WriterHandle::submit`]).
+//! One thread takes jobs off the queue, groups them until `batch_rows` rows or
+//! `batch_ms` milliseconds, appends them with DuckDB Appenders inside one
+//! transaction, commits, and only then answers each job and publishes the
+//! records to the hub. So an acknowledged export is durable, and consumers
+//! only ever see committed data.
+//!
+//! Backpressure: the queue is bounded in rows. When it is full `submit`
+//! refuses at once (the caller answers 503 / UNAVAILABLE so the exporter
+//! retries); nothing accepted is ever dropped.
+//!
+//! Retried exports: the writer remembers the (trace id, span id) of the last
+//! `dedup_window` spans it stored (seeded from the database at start) and
+//! skips spans it has already stored, so an SDK retry does not duplicate them.
+//!
+//! The folder follows a batch: `handle` (the queue ingest submits to, and
+//! the backpressure), `chunks` (rows to DuckDB data chunks, built on the
+//! submitting thread), `commit` (the writer thread's loop: group, dedup,
+//! append, derived tables, commit, answer, publish), `dedup` (recently
+//! stored span ids), `derived` (the summary tables kept in the same
+//! transaction), `background` (the checkpoint and reaper threads) and
+//! `stats` (counters and the heartbeat the health checks read).
+
+mod background;
+mod chunks;
+mod commit;
+mod dedup;
+pub mod derived;
+mod handle;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use background::{spawn_checkpointer, spawn_reaper, Garbage, StopFlag};
+use chunks::{append_prepared, put_span, Prepared};
+use chunks::{LOG_COLS, METRIC_COLS, SPAN_COLS, SPAN_SEQ_COL};
+use commit::WriterState;
+use dedup::{seed_recent_spans, span_key, PreHashed, RecentSpans};
+use handle::{Job, Msg, PauseState};
+use stats::AliveGuard;
+
+pub use chunks::append_spans;
+pub use handle::{PauseGuard, SummarySync, WriterHandle};
+pub use stats::{
+    DurationHistogram, HistogramSnapshot, StepTimes, WriterCondition, WriterPulse, WriterStats,
+    COMMIT_BUCKETS_SECS, FAILING_AFTER, STUCK_AFTER,
+};
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::storage::{Conn, Database, StorageError};
+use crate::stream::Hub;
+
+/// Tuning for the writer; see `[ingest]` in qyl.toml.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Rows that may wait in the queue before exports are refused.
+    pub queue_rows: usize,
+    /// Commit once this many rows are gathered…
+    pub batch_rows: usize,
+    /// …or once the oldest gathered job has waited this long.
+    pub batch_wait: Duration,
+    /// How many recent span ids are remembered to drop retried duplicates.
+    pub dedup_window: usize,
+    /// How often the checkpoint thread folds the WAL into the database file.
+    pub checkpoint_interval: Duration,
+    /// Settings of the summary tables (error groups…).
+    pub derived: derived::DerivedSettings,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            queue_rows: 200_000,
+            batch_rows: 8192,
+            batch_wait: Duration::from_millis(5),
+            dedup_window: 1_000_000,
+            checkpoint_interval: Duration::from_secs(10),
+            derived: derived::DerivedSettings::default(),
+        }
+    }
+}
+
+/// Why a batch was not stored. All are retryable by the exporter.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("write queue is full ({queued} rows waiting); retry later")]
+    QueueFull { queued: usize },
+    #[error("qyl is shutting down")]
+    Closed,
+    #[error("commit failed: {0}")]
+    Commit(String),
+}
+
+/// What the writer did with one job's batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub spans: usize,
+    pub logs: usize,
+    pub metrics: usize,
+    /// Spans skipped because they were already stored (retried exports).
+    pub duplicate_spans: usize,
+}
+
+/// The running writer; [`Writer::shutdown`] commits what is queued and stops.
+pub struct Writer {
+    handle: WriterHandle,
+    thread: Option<JoinHandle<()>>,
+    reaper: Option<JoinHandle<()>>,
+    checkpointer: Option<(Arc<StopFlag>, JoinHandle<()>)>,
+}
+
+impl Writer {
+    /// Starts the writer thread (and the checkpoint thread, for a file) on
+    /// an open, migrated database.
+    pub fn start(
+        db: Arc<Database>,
+        hub: Arc<Hub>,
+        config: WriterConfig,
+        is_file: bool,
+    ) -> Result<Writer, StorageError> {
+        let conn = db.connect()?;
+        let next_seq = max_seq(&conn)? + 1;
+        // Consumers resuming from before a restart learn what they missed.
+        hub.resume_after(next_seq - 1);
+        let mut seen = RecentSpans::new(config.dedup_window);
+        seed_recent_spans(&conn, next_seq, &mut seen)?;
+        let closed = derived::functions::close_interrupted(&conn)?;
+        if closed > 0 {
+            tracing::info!(
+                invocations = closed,
+                "function invocations left running by the previous process marked failed"
+            );
+        }
+        let mut derived = derived::derived_tables(&conn, &config.derived)?;
+        let replayed = derived::replay(&conn, &mut derived)?;
+        if replayed > 0 {
+            tracing::info!(
+                spans = replayed,
+                "summary tables caught up with spans stored after their last flush"
+            );
+        }
+        let capacity = config.queue_rows.clamp(1, u32::MAX as usize / 2);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let stats = Arc::new(WriterStats::default());
+        let pause = Arc::new(PauseState::default());
+        // Everything fallible that needs no thread comes first, so an error
+        // cannot leave the checkpoint thread running.
+        let raw = db.raw_connection()?;
+        let (reaper_tx, reaper) = spawn_reaper()?;
+        // Replayed sums are pending from the start: readers must wait for them.
+        let summaries_pending = Arc::new(AtomicBool::new(derived.iter().any(|t| t.pending())));
+        let checkpointer = if is_file {
+            let stop = Arc::new((Mutex::new(false), Condvar::new()));
+            let thread = spawn_checkpointer(
+                conn,
+                config.checkpoint_interval,
+                stop.clone(),
+                stats.clone(),
+            )?;
+            Some((stop, thread))
+        } else {
+            None
+        };
+        let mut state = WriterState {
+            raw,
+            hub,
+            seen,
+            next_seq,
+            stats: stats.clone(),
+            pause: pause.clone(),
+            batch_rows: config.batch_rows.max(1),
+            batch_wait: config.batch_wait,
+            derived,
+            last_flush: Instant::now(),
+            idle_flush_after: derived::FLUSH_IDLE,
+            reaper: reaper_tx,
+            summaries_pending: summaries_pending.clone(),
+            flush_waiters: Vec::new(),
+        };
+        stats.pulse.alive.store(true, Ordering::Release);
+        stats.pulse.beat(true);
+        let alive = AliveGuard(stats.clone());
+        let thread = std::thread::Builder::new()
+            .name("qyl-writer".into())
+            .spawn(move || {
+                let _alive = alive;
+                state.run(rx)
+            })
+            .map_err(|e| StorageError::Dir {
+                path: "qyl-writer thread".into(),
+                source: e,
+            })?;
+        Ok(Writer {
+            handle: WriterHandle {
+                tx,
+                budget: Arc::new(Semaphore::new(capacity)),
+                capacity,
+                closed: Arc::new(AtomicBool::new(false)),
+                pause,
+                stats,
+                summaries_pending,
+            },
+            thread: Some(thread),
+            reaper: Some(reaper),
+            checkpointer,
+        })
+    }
+
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    /// Refuses new batches, commits everything already accepted, checkpoints
+    /// and closes the database. Blocks; call from a blocking context.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.handle.closed.store(true, Ordering::Release);
+        let _ = self.handle.tx.send(Msg::Shutdown);
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            *stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            stop.1.notify_all();
+            let _ = thread.join();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // The writer thread has ended, so the reaper's channel is closed.
+        if let Some(thread) = self.reaper.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last sequence number in use: the newest stored row's, or the one
+/// recorded at the last flush or shutdown, which also counts records only
+/// the hub had (see `derived::record_flush`).
+fn max_seq(conn: &Conn) -> Result<u64, StorageError> {
+    conn.query_row(
+        "SELECT greatest(
+            (SELECT coalesce(max(ingest_seq), 0) FROM spans),
+            (SELECT coalesce(max(ingest_seq), 0) FROM logs),
+            (SELECT coalesce(max(ingest_seq), 0) FROM metrics),
+            (SELECT coalesce(max(ingest_seq), 0) FROM summary_watermark))::UBIGINT",
+        [],
+        |r| r.get::<_, u64>(0),
+    )
+    .map_err(|e| StorageError::sql("reading the last ingest sequence", e))
+}

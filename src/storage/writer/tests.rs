@@ -1,0 +1,308 @@
+//! The writer's behaviour end to end on an in-memory database: dedup,
+//! backpressure, ordering, failures and the summary flush.
+
+use super::stats::unix_ms;
+use super::*;
+use crate::model::{Batch, SpanRecord};
+use crate::storage::{open, StorageOptions};
+
+fn span(trace: u8, span: u8, message: Option<&str>) -> SpanRecord {
+    SpanRecord {
+        trace_id: format!("{trace:032x}"),
+        span_id: format!("{span:016x}"),
+        name: format!("s{span}"),
+        kind: "INTERNAL",
+        status_code: "UNSET",
+        status_message: message.map(str::to_string),
+        service_name: "svc".into(),
+        attributes: "{}".into(),
+        resource: "{}".into(),
+        events: "[]".into(),
+        links: "[]".into(),
+        ..Default::default()
+    }
+}
+
+fn batch(spans: Vec<SpanRecord>) -> Batch {
+    Batch {
+        spans,
+        ..Default::default()
+    }
+}
+
+fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Conn) {
+    let db = open(&StorageOptions::in_memory()).unwrap();
+    let reader = db.connect().unwrap();
+    let hub = Arc::new(Hub::new(100));
+    (
+        Writer::start(db, hub.clone(), config, false).unwrap(),
+        hub,
+        reader,
+    )
+}
+
+fn count(conn: &Conn) -> i64 {
+    conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn retried_spans_are_stored_once() {
+    let (writer, hub, reader) = start(WriterConfig::default());
+    let h = writer.handle();
+    let first = h.submit(batch(vec![
+        span(1, 1, None),
+        span(1, 2, None),
+        span(1, 1, None),
+    ]));
+    let done = first.unwrap().blocking_recv().unwrap().unwrap();
+    assert_eq!((done.spans, done.duplicate_spans), (2, 1));
+    let again = h.submit(batch(vec![span(1, 2, None), span(1, 3, None)]));
+    let done = again.unwrap().blocking_recv().unwrap().unwrap();
+    assert_eq!((done.spans, done.duplicate_spans), (1, 1));
+    assert_eq!(count(&reader), 3);
+    let seqs: Vec<u64> = hub.recent(10, |_| true).iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    writer.shutdown();
+}
+
+#[test]
+fn a_failing_batch_does_not_fail_its_neighbours() {
+    let (writer, hub, reader) = start(WriterConfig {
+        batch_wait: Duration::from_millis(200),
+        ..WriterConfig::default()
+    });
+    // A constraint the good batch satisfies and the bad one does not:
+    // DuckDB reports it only when the Appender flushes.
+    reader
+        .execute_batch("ALTER TABLE spans ALTER COLUMN status_message SET NOT NULL")
+        .unwrap();
+    let h = writer.handle();
+    let pause = h.pause();
+    let good = h.submit(batch(vec![span(2, 1, Some("ok"))])).unwrap();
+    let bad = h.submit(batch(vec![span(2, 2, None)])).unwrap();
+    drop(pause);
+    assert_eq!(good.blocking_recv().unwrap().unwrap().spans, 1);
+    match bad.blocking_recv().unwrap() {
+        Err(WriteError::Commit(msg)) => assert!(msg.contains("NOT NULL"), "{msg}"),
+        other => panic!("expected a commit error, got {other:?}"),
+    }
+    assert_eq!(count(&reader), 1);
+    assert_eq!(hub.recent(10, |_| true).len(), 1);
+    assert_eq!(h.stats().commit_failures.load(Ordering::Relaxed), 1);
+    // A span that failed is not remembered as stored: its retry is kept.
+    reader
+        .execute_batch("ALTER TABLE spans ALTER COLUMN status_message DROP NOT NULL")
+        .unwrap();
+    let retry = h.submit(batch(vec![span(2, 2, None)])).unwrap();
+    assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
+    writer.shutdown();
+}
+
+#[test]
+fn the_pulse_tells_idle_from_stuck_and_failing_from_one_bad_batch() {
+    let (writer, _hub, reader) = start(WriterConfig {
+        batch_wait: Duration::from_millis(1),
+        ..WriterConfig::default()
+    });
+    let h = writer.handle();
+    let pulse = &h.stats().pulse;
+    let later = |d: Duration| unix_ms() + d.as_millis() as u64;
+    // Idle for any length of time is running, not stuck.
+    assert_eq!(
+        pulse.condition_at(later(STUCK_AFTER * 10)),
+        WriterCondition::Running
+    );
+    // Held before its commit (as a wedged step would be), it is stuck
+    // once STUCK_AFTER has passed, and not before.
+    let pause = h.pause();
+    let held = h.submit(batch(vec![span(7, 1, Some("ok"))])).unwrap();
+    let wait_idle = |idle: bool| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pulse.idle.load(Ordering::Acquire) != idle && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_idle(false);
+    assert_eq!(pulse.condition(), WriterCondition::Running);
+    match pulse.condition_at(later(STUCK_AFTER)) {
+        WriterCondition::Stuck(busy) => assert!(busy >= STUCK_AFTER),
+        other => panic!("expected Stuck, got {other:?}"),
+    }
+    drop(pause);
+    held.blocking_recv().unwrap().unwrap();
+    wait_idle(true);
+    assert_eq!(
+        pulse.condition_at(later(STUCK_AFTER * 10)),
+        WriterCondition::Running
+    );
+    // Commits failing in a row: one is a bad batch, FAILING_AFTER is a
+    // writer that cannot store; a success clears it.
+    reader
+        .execute_batch("ALTER TABLE spans ALTER COLUMN status_message SET NOT NULL")
+        .unwrap();
+    for i in 0..FAILING_AFTER {
+        let bad = h.submit(batch(vec![span(8, i as u8 + 1, None)])).unwrap();
+        assert!(bad.blocking_recv().unwrap().is_err());
+        let expected = if i + 1 >= FAILING_AFTER {
+            WriterCondition::Failing(i + 1)
+        } else {
+            WriterCondition::Running
+        };
+        assert_eq!(pulse.condition(), expected);
+    }
+    let good = h.submit(batch(vec![span(8, 9, Some("ok"))])).unwrap();
+    good.blocking_recv().unwrap().unwrap();
+    assert_eq!(pulse.condition(), WriterCondition::Running);
+    let stats = h.stats.clone();
+    writer.shutdown();
+    assert_eq!(stats.pulse.condition(), WriterCondition::Stopped);
+}
+
+#[test]
+fn a_failing_derived_table_rolls_the_commit_back() {
+    let (writer, hub, reader) = start(WriterConfig::default());
+    let h = writer.handle();
+    let lookup = |c: &Conn| -> i64 {
+        c.query_row("SELECT count(*) FROM trace_index", [], |r| r.get(0))
+            .unwrap()
+    };
+    let done = h.submit(batch(vec![span(6, 1, None)])).unwrap();
+    assert_eq!(done.blocking_recv().unwrap().unwrap().spans, 1);
+    assert_eq!((count(&reader), lookup(&reader)), (1, 1));
+    // The trace lookup now fails inside the commit's transaction.
+    reader
+        .execute_batch("ALTER TABLE trace_index RENAME TO trace_index_away")
+        .unwrap();
+    let failed = h.submit(batch(vec![span(6, 2, None)])).unwrap();
+    match failed.blocking_recv().unwrap() {
+        Err(WriteError::Commit(msg)) => assert!(msg.contains("trace_index"), "{msg}"),
+        other => panic!("expected a commit error, got {other:?}"),
+    }
+    // Neither the span nor its lookup row was stored or published.
+    reader
+        .execute_batch("ALTER TABLE trace_index_away RENAME TO trace_index")
+        .unwrap();
+    assert_eq!((count(&reader), lookup(&reader)), (1, 1));
+    assert_eq!(hub.recent(10, |_| true).len(), 1);
+    let retry = h.submit(batch(vec![span(6, 2, None)])).unwrap();
+    assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
+    assert_eq!((count(&reader), lookup(&reader)), (2, 2));
+    writer.shutdown();
+}
+
+#[test]
+fn a_failing_summary_flush_keeps_its_sums_for_the_next_one() {
+    let (writer, _hub, reader) = start(WriterConfig::default());
+    let h = writer.handle();
+    let sync = h.summary_sync();
+    let session_spans = |c: &Conn| -> Option<i64> {
+        c.query_row(
+            "SELECT span_count FROM session_entities WHERE session_id = 's'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let in_session = |n: u8| {
+        let mut s = span(7, n, None);
+        s.session_id = Some("s".into());
+        batch(vec![s])
+    };
+    h.submit(in_session(1))
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    sync.settle_blocking();
+    assert_eq!(session_spans(&reader), Some(1));
+    reader
+        .execute_batch("ALTER TABLE session_entities RENAME TO session_entities_away")
+        .unwrap();
+    // The export itself commits; its sums wait in memory, and the
+    // flush a reader asks for fails and is rolled back whole.
+    let done = h.submit(in_session(2)).unwrap().blocking_recv().unwrap();
+    assert_eq!(done.unwrap().spans, 1);
+    sync.settle_blocking();
+    let traces: i64 = reader
+        .query_row("SELECT count(*) FROM session_traces", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(traces, 1, "the failed flush left no session_traces rows");
+    reader
+        .execute_batch("ALTER TABLE session_entities_away RENAME TO session_entities")
+        .unwrap();
+    // The next flush writes the kept sums once.
+    sync.settle_blocking();
+    assert_eq!(session_spans(&reader), Some(2));
+    assert_eq!(count(&reader), 2);
+    writer.shutdown();
+}
+
+#[test]
+fn a_full_queue_refuses_and_keeps_what_it_accepted() {
+    let (writer, _hub, reader) = start(WriterConfig {
+        queue_rows: 3,
+        ..WriterConfig::default()
+    });
+    let h = writer.handle();
+    let pause = h.pause();
+    let a = h
+        .submit(batch(vec![span(3, 1, None), span(3, 2, None)]))
+        .unwrap();
+    assert_eq!(h.queued_rows(), 2);
+    match h.submit(batch(vec![span(3, 3, None), span(3, 4, None)])) {
+        Err(WriteError::QueueFull { queued: 2 }) => {}
+        Err(e) => panic!("expected QueueFull, got {e:?}"),
+        Ok(_) => panic!("expected QueueFull, got a queued job"),
+    }
+    let b = h.submit(batch(vec![span(3, 5, None)])).unwrap();
+    drop(pause);
+    assert_eq!(a.blocking_recv().unwrap().unwrap().spans, 2);
+    assert_eq!(b.blocking_recv().unwrap().unwrap().spans, 1);
+    assert_eq!(h.queued_rows(), 0);
+    assert_eq!(count(&reader), 3);
+    assert_eq!(h.stats().refused_exports.load(Ordering::Relaxed), 1);
+    writer.shutdown();
+}
+
+#[test]
+fn shutdown_commits_what_was_accepted_then_refuses() {
+    let (writer, _hub, reader) = start(WriterConfig {
+        batch_wait: Duration::from_secs(5),
+        ..WriterConfig::default()
+    });
+    let h = writer.handle();
+    let a = h.submit(batch(vec![span(4, 1, None)])).unwrap();
+    writer.shutdown();
+    assert_eq!(a.blocking_recv().unwrap().unwrap().spans, 1);
+    assert!(matches!(
+        h.submit(batch(vec![span(4, 2, None)])),
+        Err(WriteError::Closed)
+    ));
+    assert_eq!(count(&reader), 1);
+}
+
+#[test]
+fn commit_histogram_is_cumulative_and_counts_every_commit() {
+    let h = DurationHistogram::default();
+    h.record(Duration::from_micros(500));
+    h.record(Duration::from_millis(3));
+    h.record(Duration::from_secs(60));
+    let snap = h.snapshot();
+    assert_eq!(snap.count, 3);
+    assert_eq!(snap.buckets[0], (0.001, 1));
+    assert_eq!(snap.buckets[2], (0.005, 2));
+    assert_eq!(snap.buckets.last(), Some(&(5.0, 2)));
+    assert!((snap.sum_secs - 60.0035).abs() < 1e-9);
+
+    // The writer records every successful commit, split by signal.
+    let (writer, _hub, _reader) = start(WriterConfig::default());
+    let h = writer.handle();
+    let done = h.submit(batch(vec![span(5, 1, None), span(5, 2, None)]));
+    done.unwrap().blocking_recv().unwrap().unwrap();
+    let stats = h.stats();
+    assert_eq!(stats.spans_committed.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.logs_committed.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.commit_duration.snapshot().count, 1);
+    writer.shutdown();
+}
