@@ -79,7 +79,7 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
     conn.execute_batch("RESET threads").expect("threads");
     // The writer keeps the trace lookup as it commits; rows generated in
     // SQL get theirs the way a database from before the lookup does.
-    conn.execute_batch(storage::trace_index::CREATE_AND_FILL_SQL)
+    conn.execute_batch(storage::writer::derived::trace_index::FILL_SQL)
         .expect("filling the trace lookup");
     conn.execute_batch("CHECKPOINT").expect("checkpointing");
 }

@@ -363,6 +363,11 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
         name: "notes on error groups",
         sql: super::writer::derived::error_notes::MIGRATION_SQL,
     },
+    Migration {
+        version: 10,
+        name: "where each trace lookup row's spans start",
+        sql: super::writer::derived::trace_index::FIRST_SPAN_MIGRATION_SQL,
+    },
 ];
 
 /// The newest schema this build knows.

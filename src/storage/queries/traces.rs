@@ -247,11 +247,196 @@ fn summary_row(r: &Row<'_>) -> duckdb::Result<TraceSummary> {
 const EARLIER_SPANS_NS: u64 = 120_000_000_000;
 
 pub fn list_traces(c: &Conn, q: &TraceQuery) -> Result<Page<TraceSummary>, QueryError> {
-    let rows = newest_first(&q.filter, &q.page, |lower| list_traces_since(c, q, lower))?;
+    let rows = match list_recent_traces(c, q)? {
+        Some(rows) => rows,
+        None => newest_first(&q.filter, &q.page, |lower| list_traces_since(c, q, lower))?,
+    };
     Ok(paginate(rows, q.page.limit, |t| Cursor {
         time: t.start_time_unix_nano.parse().unwrap_or(0),
         key: t.trace_id.clone(),
     }))
+}
+
+/// How far back the trace list's fast path looks first. It reads only the
+/// trace lookup (one narrow row per trace and commit), so it can start
+/// small: at 100k spans/s a second holds thousands of traces.
+const RECENT_WINDOWS_NS: [u64; 8] = [
+    1_000_000_000,
+    10_000_000_000,
+    60_000_000_000,
+    600_000_000_000,
+    3_600_000_000_000,
+    21_600_000_000_000,
+    86_400_000_000_000,
+    604_800_000_000_000,
+];
+
+/// Whether `q` is the plain list, newest first over a time range with no
+/// other filter: the list the trace lookup can answer.
+fn is_plain(q: &TraceQuery) -> bool {
+    let f = &q.filter;
+    f.service.is_none()
+        && f.name.is_none()
+        && f.status.is_none()
+        && f.kind.is_none()
+        && f.min_duration_ns.is_none()
+        && f.max_duration_ns.is_none()
+        && f.attrs.is_empty()
+        && f.session_id.is_none()
+        && f.trace_id.is_none()
+}
+
+/// The plain list without grouping every recent span: at the density real
+/// ingest produces, a minute holds millions of spans, and grouping them
+/// cost 0.2–0.5 s per page. The newest traces are picked by where their
+/// spans start in the trace lookup (widening through
+/// [`RECENT_WINDOWS_NS`]), then only their spans are read and summed.
+///
+/// `None` when the lookup cannot answer exactly (too few traces even at the
+/// widest window or the filter's `since`, rows written before the lookup
+/// recorded span starts, ties on the cursor's time): the caller reads spans.
+fn list_recent_traces(c: &Conn, q: &TraceQuery) -> Result<Option<Vec<TraceSummary>>, QueryError> {
+    if !is_plain(q) {
+        return Ok(None);
+    }
+    let f = &q.filter;
+    let limit = q.page.limit;
+    let anchor = q
+        .page
+        .cursor
+        .as_ref()
+        .map(|cur| cur.time)
+        .or(f.until)
+        .unwrap_or_else(crate::model::now_unix_nano);
+    for window in RECENT_WINDOWS_NS {
+        let mut lower = anchor.saturating_sub(window);
+        let last = f.since.is_some_and(|since| lower <= since);
+        if let Some(since) = f.since {
+            lower = lower.max(since);
+        }
+        let keys = newest_trace_keys(c, q, lower)?;
+        if keys.len() > limit {
+            let rows = summaries_of(c, q, lower, &keys)?;
+            return Ok((rows.len() > limit).then_some(rows));
+        }
+        if last {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// Trace keys (with where their spans start) of at least `limit + 1` of the
+/// newest traces that start at or after `lower`, when the window has that
+/// many; fewer otherwise. Twice the page is picked, ties included, and the
+/// traces that have spans from before `lower` (within the same look-back as
+/// the span path) are dropped, so what remains holds the true page.
+fn newest_trace_keys(c: &Conn, q: &TraceQuery, lower: u64) -> Result<Vec<(u64, u64)>, QueryError> {
+    let f = &q.filter;
+    let mut rows = Where::default();
+    rows.ge("first_span_unix_nano", Some(lower));
+    rows.lt("first_span_unix_nano", f.until);
+    let mut having = Where::default();
+    if let Some(cur) = &q.page.cursor {
+        // The exact (time, id) comparison needs the id: done on the spans.
+        having.le("s", Some(cur.time));
+    }
+    let having_sql = if having.is_empty() {
+        String::new()
+    } else {
+        format!(" HAVING {}", having.joined())
+    };
+    let sql = format!(
+        "WITH firsts AS (
+            SELECT trace_key, min(first_span_unix_nano) AS s FROM trace_index{}
+            GROUP BY trace_key{having_sql}
+        ), cut AS (
+            SELECT s FROM firsts ORDER BY s DESC LIMIT 1 OFFSET {}
+        )
+        SELECT trace_key, s FROM firsts
+        WHERE s >= coalesce((SELECT s FROM cut), 0)",
+        rows.sql(),
+        2 * q.page.limit + 1
+    );
+    let params: Vec<Value> = rows.params.into_iter().chain(having.params).collect();
+    let mut stmt = c.prepare(&sql).ctx("preparing the newest traces")?;
+    let mut keys = stmt
+        .query_map(duckdb::params_from_iter(params.iter()), |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?))
+        })
+        .ctx("finding the newest traces")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading the newest traces")?;
+    if keys.len() <= q.page.limit {
+        return Ok(keys);
+    }
+    let list = key_list(&keys);
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT DISTINCT trace_key FROM trace_index
+             WHERE trace_key IN ({list})
+               AND first_span_unix_nano < ? AND first_span_unix_nano >= ?"
+        ))
+        .ctx("preparing the earlier-spans check")?;
+    let earlier = stmt
+        .query_map(
+            duckdb::params![lower, lower.saturating_sub(EARLIER_SPANS_NS)],
+            |r| r.get::<_, u64>(0),
+        )
+        .ctx("checking for earlier spans")?
+        .collect::<Result<std::collections::HashSet<u64>, _>>()
+        .ctx("reading the earlier-spans check")?;
+    keys.retain(|(k, _)| !earlier.contains(k));
+    Ok(keys)
+}
+
+fn key_list(keys: &[(u64, u64)]) -> String {
+    keys.iter()
+        .map(|(k, _)| k.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The summaries of the traces `keys` names, as the span path computes
+/// them (same columns, same conditions), reading only spans from the
+/// oldest of their starts on.
+fn summaries_of(
+    c: &Conn,
+    q: &TraceQuery,
+    lower: u64,
+    keys: &[(u64, u64)],
+) -> Result<Vec<TraceSummary>, QueryError> {
+    let from = keys.iter().map(|(_, s)| *s).min().unwrap_or(lower);
+    let mut having = Where::default();
+    having.ge("min(start_time_unix_nano)", Some(lower));
+    having.lt("min(start_time_unix_nano)", q.filter.until);
+    if let Some(cur) = &q.page.cursor {
+        having.cond(
+            "(min(start_time_unix_nano) < ? OR (min(start_time_unix_nano) = ? AND trace_id < ?))",
+            [
+                Value::UBigInt(cur.time),
+                Value::UBigInt(cur.time),
+                Value::Text(cur.key.clone()),
+            ],
+        );
+    }
+    let sql = format!(
+        "SELECT {SUMMARY_COLS} FROM spans
+         WHERE start_time_unix_nano >= {from} AND {} IN ({})
+         GROUP BY trace_id HAVING {}
+         ORDER BY trace_start DESC, trace_id DESC LIMIT {}",
+        trace_index::KEY_SQL,
+        key_list(keys),
+        having.joined(),
+        q.page.limit + 1
+    );
+    let mut stmt = c.prepare(&sql).ctx("preparing the trace summaries")?;
+    let rows = stmt
+        .query_map(duckdb::params_from_iter(having.params.iter()), summary_row)
+        .ctx("summing the newest traces")?
+        .collect::<Result<Vec<_>, _>>()
+        .ctx("reading the trace summaries")?;
+    Ok(rows)
 }
 
 /// One page (plus one row) of traces starting at or after `lower`.
@@ -422,5 +607,185 @@ fn summarize(trace_id: &str, spans: &[SpanRow]) -> TraceSummary {
         gen_ai_input_tokens: sum(|g| g.input_tokens),
         gen_ai_output_tokens: sum(|g| g.output_tokens),
         gen_ai_cost_usd: (!costs.is_empty()).then(|| costs.iter().sum()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The trace list's fast path against the span path it replaces: the
+    //! same pages, cursor by cursor, over traces written through the real
+    //! writer (so the lookup is what ingest leaves).
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{Batch, LogRecord, SpanRecord};
+    use crate::storage::writer::{Writer, WriterConfig};
+    use crate::storage::{open, StorageOptions};
+    use crate::stream::Hub;
+
+    const MS: u64 = 1_000_000;
+    const SEC: u64 = 1_000_000_000;
+
+    fn span(trace: u64, span: u64, parent: Option<u64>, start: u64, len: u64) -> SpanRecord {
+        SpanRecord {
+            trace_id: format!("{trace:032x}"),
+            span_id: format!("{span:016x}"),
+            parent_span_id: parent.map(|p| format!("{p:016x}")),
+            name: format!("op-{}", span % 3),
+            kind: "INTERNAL",
+            status_code: if span % 7 == 0 { "ERROR" } else { "UNSET" },
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + len,
+            duration_ns: len,
+            service_name: format!("svc-{}", trace % 3),
+            attributes: "{}".into(),
+            resource: "{}".into(),
+            events: "[]".into(),
+            links: "[]".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Every page of the list both ways, following cursors.
+    fn pages(c: &Conn, q: &TraceQuery, fast: bool) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        let mut q = q.clone();
+        loop {
+            let rows = if fast {
+                match list_recent_traces(c, &q).unwrap() {
+                    Some(rows) => rows,
+                    None => {
+                        newest_first(&q.filter, &q.page, |l| list_traces_since(c, &q, l)).unwrap()
+                    }
+                }
+            } else {
+                newest_first(&q.filter, &q.page, |l| list_traces_since(c, &q, l)).unwrap()
+            };
+            let page = paginate(rows, q.page.limit, |t| Cursor {
+                time: t.start_time_unix_nano.parse().unwrap_or(0),
+                key: t.trace_id.clone(),
+            });
+            out.push(
+                page.items
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{} {} {} {} {:?}",
+                            t.trace_id,
+                            t.start_time_unix_nano,
+                            t.span_count,
+                            t.error_count,
+                            t.root_name
+                        )
+                    })
+                    .collect(),
+            );
+            match page.next_cursor {
+                Some(cur) => q.page.cursor = Some(Cursor::decode(&cur).unwrap()),
+                None => return out,
+            }
+            assert!(out.len() < 2000, "runaway paging");
+        }
+    }
+
+    #[test]
+    fn the_fast_list_pages_like_the_span_path() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let conn = db.connect().unwrap();
+        let writer =
+            Writer::start(db, Arc::new(Hub::new(16)), WriterConfig::default(), false).unwrap();
+        let write = |batch: Batch| {
+            let rx = writer.handle().submit(batch).unwrap();
+            rx.blocking_recv().unwrap().unwrap();
+        };
+        let now = crate::model::now_unix_nano();
+        let t0 = now - 20 * 60 * SEC;
+        let mut id = 1u64;
+        // Dense: 600 traces over 20 minutes, some sharing a start time to
+        // the nanosecond (ties across page boundaries), each exported in
+        // one commit.
+        let mut batch = Batch::default();
+        for i in 0..600u64 {
+            let start = t0 + (i / 3) * 2 * SEC;
+            let trace = 1000 + i;
+            batch.spans.push(span(trace, id, None, start, 50 * MS));
+            for k in 1..4 {
+                batch
+                    .spans
+                    .push(span(trace, id + k, Some(id), start + k * MS, 10 * MS));
+            }
+            id += 4;
+            if i % 50 == 49 {
+                write(std::mem::take(&mut batch));
+            }
+        }
+        // A long trace exported over three commits, root last, started
+        // before the others' window and still running into the newest one.
+        let long = 77;
+        write(Batch {
+            spans: vec![span(long, 9001, Some(9000), now - 30 * SEC, MS)],
+            ..Batch::default()
+        });
+        write(Batch {
+            spans: vec![span(long, 9002, Some(9000), now - 5 * SEC, MS)],
+            ..Batch::default()
+        });
+        write(Batch {
+            spans: vec![span(long, 9000, None, t0 + 100 * SEC, 600 * SEC)],
+            ..Batch::default()
+        });
+        // A trace whose log comes before its spans, and one of logs only.
+        let log = |trace: u64, at: u64| LogRecord {
+            time_unix_nano: at,
+            observed_time_unix_nano: at,
+            trace_id: Some(format!("{trace:032x}")),
+            body: Some("hello".into()),
+            service_name: "svc".into(),
+            attributes: "{}".into(),
+            resource: "{}".into(),
+            ..Default::default()
+        };
+        write(Batch {
+            spans: vec![span(88, 9100, None, now - 2 * SEC, MS)],
+            logs: vec![log(88, now - 3 * SEC), log(99, now - SEC)],
+            ..Batch::default()
+        });
+
+        for (limit, since, until) in [
+            (50, None, None),
+            (7, None, None),
+            (1, None, None),
+            (20, Some(now - 15 * 60 * SEC), None),
+            (25, None, Some(now - 5 * 60 * SEC)),
+            (10, Some(t0 + 60 * SEC), Some(t0 + 300 * SEC)),
+        ] {
+            let q = TraceQuery {
+                filter: SpanFilter {
+                    since,
+                    until,
+                    ..SpanFilter::default()
+                },
+                page: PageRequest {
+                    limit,
+                    cursor: None,
+                },
+            };
+            let slow = pages(&conn, &q, false);
+            let fast = pages(&conn, &q, true);
+            assert_eq!(fast, slow, "limit {limit} since {since:?} until {until:?}");
+            let listed: usize = slow.iter().map(Vec::len).sum();
+            assert!(listed > limit, "the case pages: {listed} traces (limit {limit} since {since:?} until {until:?}, now {now})");
+        }
+        // The fast path answered the first pages itself rather than falling
+        // back every time.
+        let q = TraceQuery {
+            filter: SpanFilter::default(),
+            page: PageRequest {
+                limit: 50,
+                cursor: None,
+            },
+        };
+        assert!(list_recent_traces(&conn, &q).unwrap().is_some());
     }
 }

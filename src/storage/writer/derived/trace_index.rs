@@ -13,6 +13,11 @@
 //! time range, where the min/max of `start_time_unix_nano` and
 //! `time_unix_nano` skip all other row groups.
 //!
+//! Each row also keeps the earliest start of the commit's spans of the
+//! trace (`first_span_unix_nano`, NULL for a row of logs only), so the
+//! newest traces are found here rather than by grouping every recent span
+//! (`queries::traces::list_traces`).
+//!
 //! The table is append-only (a trace exported in five commits has five
 //! rows), so keeping it costs the writer one Appender call per commit.
 //! Retention removes a key's rows once all of them are older than its
@@ -57,7 +62,35 @@ WHERE key IS NOT NULL
 GROUP BY key;
 ";
 
-const COLS: &[Col] = &[Col::UBigint, Col::UBigint, Col::UBigint];
+/// Migration 10: where each row's spans start (see the module comment).
+/// Rows written before it have NULL there, and the trace list falls back
+/// to reading spans for them.
+pub const FIRST_SPAN_MIGRATION_SQL: &str =
+    "ALTER TABLE trace_index ADD COLUMN first_span_unix_nano UBIGINT;";
+
+/// Fills the table, all columns, from spans and logs loaded by other means
+/// than the writer (the benchmarks generate rows in SQL).
+pub const FILL_SQL: &str = "
+INSERT INTO trace_index
+SELECT key, min(t), max(t), min(t) FILTER (WHERE is_span) FROM (
+    SELECT TRY_CAST('0x' || right(trace_id, 16) AS UBIGINT) AS key,
+           start_time_unix_nano AS t, true AS is_span
+    FROM spans
+    UNION ALL
+    SELECT TRY_CAST('0x' || right(trace_id, 16) AS UBIGINT), time_unix_nano, false
+    FROM logs WHERE trace_id IS NOT NULL)
+WHERE key IS NOT NULL
+GROUP BY key;
+";
+
+const COLS: &[Col] = &[Col::UBigint, Col::UBigint, Col::UBigint, Col::UBigint];
+
+/// One commit's rows of one trace: all of them, and its spans.
+struct Range {
+    first: u64,
+    last: u64,
+    first_span: Option<u64>,
+}
 
 /// Keeps `trace_index` current; see the module comment.
 pub struct TraceIndex;
@@ -68,30 +101,38 @@ impl Derived for TraceIndex {
     }
 
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
-        let mut ranges: HashMap<u64, (u64, u64)> = HashMap::new();
-        let mut add = |id: &str, t: u64| {
+        let mut ranges: HashMap<u64, Range> = HashMap::new();
+        let mut add = |id: &str, t: u64, is_span: bool| {
             if let Some(key) = trace_key(id) {
-                let r = ranges.entry(key).or_insert((t, t));
-                r.0 = r.0.min(t);
-                r.1 = r.1.max(t);
+                let r = ranges.entry(key).or_insert(Range {
+                    first: t,
+                    last: t,
+                    first_span: None,
+                });
+                r.first = r.first.min(t);
+                r.last = r.last.max(t);
+                if is_span {
+                    r.first_span = Some(r.first_span.map_or(t, |f| f.min(t)));
+                }
             }
         };
         for s in rows.spans() {
-            add(&s.trace_id, s.start_time_unix_nano);
+            add(&s.trace_id, s.start_time_unix_nano, true);
         }
         for l in rows.logs() {
             if let Some(id) = &l.trace_id {
-                add(id, l.time_unix_nano);
+                add(id, l.time_unix_nano, false);
             }
         }
         if ranges.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(u64, u64, u64)> = ranges.into_iter().map(|(k, (a, b))| (k, a, b)).collect();
-        let chunks = Chunk::fill(COLS, &rows, |b: &mut ChunkBuilder<'_>, r| {
-            b.u64(r.0);
-            b.u64(r.1);
-            b.u64(r.2);
+        let rows: Vec<(u64, Range)> = ranges.into_iter().collect();
+        let chunks = Chunk::fill(COLS, &rows, |b: &mut ChunkBuilder<'_>, (key, r)| {
+            b.u64(*key);
+            b.u64(r.first);
+            b.u64(r.last);
+            b.opt_u64(r.first_span);
         });
         let mut app = raw.appender("trace_index")?;
         for chunk in &chunks {
