@@ -407,19 +407,7 @@ fn summaries_of(
     keys: &[(u64, u64)],
 ) -> Result<Vec<TraceSummary>, QueryError> {
     let from = keys.iter().map(|(_, s)| *s).min().unwrap_or(lower);
-    let mut having = Where::default();
-    having.ge("min(start_time_unix_nano)", Some(lower));
-    having.lt("min(start_time_unix_nano)", q.filter.until);
-    if let Some(cur) = &q.page.cursor {
-        having.cond(
-            "(min(start_time_unix_nano) < ? OR (min(start_time_unix_nano) = ? AND trace_id < ?))",
-            [
-                Value::UBigInt(cur.time),
-                Value::UBigInt(cur.time),
-                Value::Text(cur.key.clone()),
-            ],
-        );
-    }
+    let having = trace_having(q, Some(lower));
     let sql = format!(
         "SELECT {SUMMARY_COLS} FROM spans
          WHERE start_time_unix_nano >= {from} AND {} IN ({})
@@ -430,13 +418,7 @@ fn summaries_of(
         having.joined(),
         q.page.limit + 1
     );
-    let mut stmt = c.prepare(&sql).ctx("preparing the trace summaries")?;
-    let rows = stmt
-        .query_map(duckdb::params_from_iter(having.params.iter()), summary_row)
-        .ctx("summing the newest traces")?
-        .collect::<Result<Vec<_>, _>>()
-        .ctx("reading the trace summaries")?;
-    Ok(rows)
+    summaries(c, &sql, &having.params)
 }
 
 /// One page (plus one row) of traces starting at or after `lower`.
@@ -468,6 +450,22 @@ fn list_traces_since(
         lower.map(|l| l.saturating_sub(EARLIER_SPANS_NS)),
     );
 
+    let having = trace_having(q, lower);
+    let sql = format!(
+        "SELECT {SUMMARY_COLS} FROM spans{} GROUP BY trace_id HAVING {} \
+         ORDER BY trace_start DESC, trace_id DESC LIMIT {}",
+        scope.sql(),
+        having.joined(),
+        q.page.limit + 1
+    );
+    let params: Vec<Value> = scope.params.into_iter().chain(having.params).collect();
+    summaries(c, &sql, &params)
+}
+
+/// The conditions on a trace's group of spans: its start within the
+/// window, the filter's status and durations, and past the cursor.
+fn trace_having(q: &TraceQuery, lower: Option<u64>) -> Where {
+    let f = &q.filter;
     let mut having = Where::default();
     having.ge("min(start_time_unix_nano)", lower);
     having.lt("min(start_time_unix_nano)", f.until);
@@ -496,15 +494,11 @@ fn list_traces_since(
             ],
         );
     }
-    let sql = format!(
-        "SELECT {SUMMARY_COLS} FROM spans{} GROUP BY trace_id HAVING {} \
-         ORDER BY trace_start DESC, trace_id DESC LIMIT {}",
-        scope.sql(),
-        having.joined(),
-        q.page.limit + 1
-    );
-    let params: Vec<Value> = scope.params.into_iter().chain(having.params).collect();
-    let mut stmt = c.prepare(&sql).ctx("preparing the trace list")?;
+    having
+}
+
+fn summaries(c: &Conn, sql: &str, params: &[Value]) -> Result<Vec<TraceSummary>, QueryError> {
+    let mut stmt = c.prepare(sql).ctx("preparing the trace list")?;
     let rows = stmt
         .query_map(duckdb::params_from_iter(params.iter()), summary_row)
         .ctx("listing traces")?
