@@ -14,7 +14,10 @@
 //!   `model::genai` the session and GenAI shapes. No I/O.
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
 //!   OTLP/HTTP ports) and `grpc` (the three OTLP services) decode protobuf or
-//!   JSON (`otlp_json`, lenient), `convert` + `enrich` turn them into model
+//!   JSON (`otlp_json`, lenient); protobuf trace bodies are walked straight
+//!   into records by `spans` (over `wire`, a borrowed protobuf reader, and
+//!   `view`, the attribute view both paths enrich through), everything else
+//!   is decoded by prost; `convert` + `enrich` turn them into model
 //!   records (hex ids, service, session, GenAI columns), and both hand the
 //!   request to the one `Exporter`, which prices GenAI calls (`pricing`:
 //!   the built-in + `[genai]` price table; a sent cost wins, no price is

@@ -339,6 +339,11 @@ fn serve_http(
     tokio::spawn(async move {
         // Client addresses key the rate limits.
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        // Streamed answers (MCP, SSE) go out in several small writes; with
+        // Nagle on, each later write waited ~40 ms for the client's ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, service)
             .with_graceful_shutdown(stopped(stop))
             .await

@@ -1,6 +1,7 @@
-//! What the ingest benchmarks send: one pre-encoded OTLP/HTTP protobuf
-//! export of 512 spans whose trace and span ids are patched in place, so
-//! clients cost little CPU and `ingest` and `live` measure the same load.
+//! What the benchmarks share. For ingest: one pre-encoded OTLP/HTTP
+//! protobuf export of 512 spans whose trace and span ids are patched in
+//! place, so clients cost little CPU and `ingest` and `live` measure the
+//! same load. For reads: the generated span database (`generated`).
 #![allow(dead_code)]
 
 use bytes::Bytes;
@@ -227,5 +228,68 @@ impl Template {
             }
         }
         Bytes::from(b)
+    }
+}
+
+/// The read-side benchmarks' database (`query`, `mcp`): spans generated
+/// inside DuckDB, traces of 10 spans over the 24 h after `t0`, across 10
+/// services, one GenAI call and ~1% errors per trace, so the read paths are
+/// measured on the same data.
+pub mod generated {
+    use qyl::storage;
+
+    pub const SPANS_PER_TRACE: u64 = 10;
+
+    /// Generated inside DuckDB (vectorised), in time order as ingest would
+    /// have stored it.
+    pub fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
+        let traces = spans / SPANS_PER_TRACE;
+        let gap = 86_400_000_000_000 / traces.max(1);
+        let sql = format!(
+            "INSERT INTO spans SELECT
+                md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
+                substr(md5(CAST(i AS VARCHAR)), 1, 16) AS span_id,
+                CASE WHEN i % 10 = 0 THEN NULL ELSE substr(md5(CAST(i - i % 10 AS VARCHAR)), 1, 16) END,
+                NULL,
+                CASE WHEN i % 10 = 0 THEN 'GET /api/' || ((i // 10) % 20) WHEN i % 10 = 5 THEN 'chat gpt-4o' ELSE 'op-' || (i % 10) END,
+                CASE WHEN i % 10 = 0 THEN 'SERVER' WHEN i % 10 = 5 THEN 'CLIENT' ELSE 'INTERNAL' END,
+                {t0} + (i // 10) * {gap} + (i % 10) * 1000000 AS start_ns,
+                {t0} + (i // 10) * {gap} + (i % 10) * 1000000 + ((i * 7919) % 500 + 1) * 1000000,
+                ((i * 7919) % 500 + 1) * 1000000,
+                CASE WHEN i % 97 = 0 THEN 'ERROR' ELSE 'UNSET' END,
+                NULL,
+                'svc-' || ((i // 10) % 10),
+                '1.0.' || ((i // 100000) % 5),
+                'prod',
+                'bench',
+                NULL,
+                'sess-' || ((i // 10) % 50000),
+                CASE WHEN i % 10 = 5 THEN 'openai' END,
+                CASE WHEN i % 10 = 5 THEN 'chat' END,
+                CASE WHEN i % 10 = 5 THEN 'gpt-4o' END,
+                CASE WHEN i % 10 = 5 THEN 'gpt-4o-2024-08-06' END,
+                CASE WHEN i % 10 = 5 THEN 100 + i % 900 END,
+                CASE WHEN i % 10 = 5 THEN 10 + i % 300 END,
+                NULL,
+                CASE WHEN i % 10 = 5 THEN '[\"stop\"]' END,
+                NULL,
+                '{{\"http.route\":\"/api/' || ((i // 10) % 20) || '\",\"user.id\":\"u' || ((i // 10) % 1000) || '\",\"op.index\":' || (i % 10) || '}}',
+                '{{\"service.name\":\"svc-' || ((i // 10) % 10) || '\",\"host.name\":\"bench-1\"}}',
+                '[]', '[]', 0, 0, 0,
+                i + 1,
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                CASE WHEN i % 10 = 5 THEN 'priced' END
+             FROM range({spans}) t(i)"
+        );
+        // One thread, so row groups hold consecutive times as the writer's
+        // appends do (parallel inserts interleave them and defeat zone maps).
+        conn.execute_batch("SET threads = 1").expect("one thread");
+        conn.execute_batch(&sql).expect("generating spans");
+        conn.execute_batch("RESET threads").expect("threads");
+        // The writer keeps the trace lookup as it commits; rows generated in
+        // SQL get theirs the way a database from before the lookup does.
+        conn.execute_batch(storage::writer::derived::trace_index::FILL_SQL)
+            .expect("filling the trace lookup");
+        conn.execute_batch("CHECKPOINT").expect("checkpointing");
     }
 }

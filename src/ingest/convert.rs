@@ -1,9 +1,10 @@
 //! OTLP protobuf types → qyl's model records.
 //!
-//! Both wire formats end here: protobuf bodies are decoded by prost, JSON
-//! bodies by `otlp_json` into the same prost types. A record with an invalid
-//! trace or span id is rejected on its own and counted for the response's
-//! `partial_success`; the rest of the request is kept.
+//! JSON bodies (decoded by `otlp_json` into prost's types), gRPC requests
+//! and all logs and metrics end here; OTLP/HTTP protobuf trace bodies take
+//! the direct path in `spans`, which must give the same records. A record
+//! with an invalid trace or span id is rejected on its own and counted for
+//! the response's `partial_success`; the rest of the request is kept.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -18,7 +19,7 @@ use super::jsonw;
 use crate::model::{LogRecord, MetricPoint, SpanRecord};
 
 /// The records that survived conversion and what was rejected.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Converted<T> {
     pub records: Vec<T>,
     pub rejected: u64,
@@ -29,7 +30,7 @@ pub struct Converted<T> {
 const MAX_REASONS: usize = 5;
 
 impl<T> Converted<T> {
-    fn reject(&mut self, count: u64, reason: impl FnOnce() -> String) {
+    pub(super) fn reject(&mut self, count: u64, reason: impl FnOnce() -> String) {
         self.rejected += count;
         if self.reasons.len() < MAX_REASONS {
             self.reasons.push(reason());
@@ -57,15 +58,20 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 pub fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0xf) as usize] as char);
+    // Sixteen bytes at a time through a buffer: cheaper than pushing chars.
+    for chunk in bytes.chunks(16) {
+        let mut buf = [0u8; 32];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = HEX[(b >> 4) as usize];
+            pair[1] = HEX[(b & 0xf) as usize];
+        }
+        s.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).unwrap_or_default());
     }
     s
 }
 
 /// A required id: exactly `len` bytes, not all zero.
-fn required_id(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
+pub(super) fn required_id(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
     if bytes.len() != len {
         return Err(format!(
             "invalid {what} (expected {len} bytes: {} hex characters in JSON)",
@@ -79,14 +85,14 @@ fn required_id(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
 }
 
 /// An optional id: empty (or all zero) means absent, otherwise as required.
-fn optional_id(bytes: &[u8], len: usize, what: &str) -> Result<Option<String>, String> {
+pub(super) fn optional_id(bytes: &[u8], len: usize, what: &str) -> Result<Option<String>, String> {
     if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
         return Ok(None);
     }
     required_id(bytes, len, what).map(Some)
 }
 
-fn non_empty(s: &str) -> Option<String> {
+pub(super) fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
@@ -127,6 +133,7 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted<SpanRecord> {
         let res = resource_info(res_attrs);
         for ss in rs.scope_spans {
             let (scope_name, scope_version) = scope_parts(ss.scope.as_ref());
+            out.records.reserve(ss.spans.len());
             for span in ss.spans {
                 let ids = required_id(&span.trace_id, 16, "trace_id").and_then(|t| {
                     let s = required_id(&span.span_id, 8, "span_id")?;
@@ -169,9 +176,9 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted<SpanRecord> {
                         links.push(',');
                     }
                     links.push_str("{\"trace_id\":");
-                    jsonw::push_str(&mut links, &hex(&l.trace_id));
+                    jsonw::push_hex(&mut links, &l.trace_id);
                     links.push_str(",\"span_id\":");
-                    jsonw::push_str(&mut links, &hex(&l.span_id));
+                    jsonw::push_hex(&mut links, &l.span_id);
                     if !l.trace_state.is_empty() {
                         links.push_str(",\"trace_state\":");
                         jsonw::push_str(&mut links, &l.trace_state);
@@ -310,11 +317,11 @@ fn exemplars_json(ex: &[Exemplar]) -> Option<String> {
         }
         if !e.trace_id.is_empty() {
             s.push_str(",\"trace_id\":");
-            jsonw::push_str(&mut s, &hex(&e.trace_id));
+            jsonw::push_hex(&mut s, &e.trace_id);
         }
         if !e.span_id.is_empty() {
             s.push_str(",\"span_id\":");
-            jsonw::push_str(&mut s, &hex(&e.span_id));
+            jsonw::push_hex(&mut s, &e.span_id);
         }
         s.push_str(",\"attributes\":");
         jsonw::push_attrs(&mut s, &e.filtered_attributes);

@@ -2,12 +2,14 @@
 //! the resource, session id, and the GenAI fields (current semantic-convention
 //! names first, legacy names as fallbacks).
 //!
-//! Each function makes a single pass over the attributes with a `match` on the
+//! Each rule set is a scan fed one attribute at a time, with a `match` on the
 //! key, because this runs for every span and a lookup per key would scan the
-//! list a dozen times.
+//! list a dozen times. The scans take any [`AnyView`], so prost's decoded
+//! types and the direct wire path (`spans`) share the rules.
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 
+use super::view::{AnyView, ValueRef};
 use crate::model::GenAiFields;
 
 /// What the resource says about who sent the data.
@@ -25,28 +27,48 @@ pub struct ResourceInfo {
 /// The service name used when a resource has none, as the OTel SDKs do.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
-pub fn resource_info(attrs: &[KeyValue]) -> ResourceInfo {
-    let mut info = ResourceInfo::default();
-    let mut legacy_env = None;
-    for kv in attrs {
-        match kv.key.as_str() {
-            "service.name" => info.service_name = string(kv).unwrap_or_default(),
-            "service.version" => info.service_version = string(kv),
-            "deployment.environment.name" => info.deployment_environment = string(kv),
-            "deployment.environment" => legacy_env = string(kv),
-            "session.id" => info.session_id = string(kv),
-            "gen_ai.conversation.id" => info.conversation_id = string(kv),
+/// The resource rules, fed one attribute at a time (in the order sent) by
+/// whichever decoder walks the attributes.
+#[derive(Debug, Default)]
+pub struct ResourceScan {
+    info: ResourceInfo,
+    legacy_env: Option<String>,
+}
+
+impl ResourceScan {
+    pub fn attr<'a, V: AnyView<'a>>(&mut self, key: &str, v: V) {
+        let info = &mut self.info;
+        match key {
+            "service.name" => info.service_name = string(v).unwrap_or_default(),
+            "service.version" => info.service_version = string(v),
+            "deployment.environment.name" => info.deployment_environment = string(v),
+            "deployment.environment" => self.legacy_env = string(v),
+            "session.id" => info.session_id = string(v),
+            "gen_ai.conversation.id" => info.conversation_id = string(v),
             _ => {}
         }
     }
-    if info.service_name.is_empty() {
-        info.service_name = UNKNOWN_SERVICE.to_string();
+
+    /// `json` is the resource attributes as JSON text.
+    pub fn finish(self, json: String) -> ResourceInfo {
+        let mut info = self.info;
+        if info.service_name.is_empty() {
+            info.service_name = UNKNOWN_SERVICE.to_string();
+        }
+        if info.deployment_environment.is_none() {
+            info.deployment_environment = self.legacy_env;
+        }
+        info.json = json;
+        info
     }
-    if info.deployment_environment.is_none() {
-        info.deployment_environment = legacy_env;
+}
+
+pub fn resource_info(attrs: &[KeyValue]) -> ResourceInfo {
+    let mut scan = ResourceScan::default();
+    for kv in attrs {
+        scan.attr(&kv.key, kv.value.as_ref());
     }
-    info.json = super::jsonw::attrs_json(attrs);
-    info
+    scan.finish(super::jsonw::attrs_json(attrs))
 }
 
 /// Record-level attributes that qyl lifts into columns.
@@ -68,132 +90,166 @@ impl RecordInfo {
     }
 }
 
-pub fn record_info(attrs: &[KeyValue]) -> RecordInfo {
-    let mut g = GenAiFields::default();
-    let mut system = None;
-    let mut prompt_tokens = None;
-    let mut completion_tokens = None;
-    let mut legacy_cache_read = None;
-    let mut legacy_cache_write = None;
-    let mut legacy_reasoning = None;
-    let mut legacy_ttfc = None;
-    let mut enduser = None;
-    let mut session_id = None;
-    let mut conversation_id = None;
-    let mut event_name = None;
-    for kv in attrs {
-        match kv.key.as_str() {
-            "gen_ai.provider.name" => g.provider = string(kv),
-            "gen_ai.system" => system = string(kv),
-            "gen_ai.operation.name" => g.operation = string(kv),
-            "gen_ai.request.model" => g.request_model = string(kv),
-            "gen_ai.response.model" => g.response_model = string(kv),
-            "gen_ai.usage.input_tokens" => g.input_tokens = tokens(kv),
-            "gen_ai.usage.prompt_tokens" => prompt_tokens = tokens(kv),
-            "gen_ai.usage.output_tokens" => g.output_tokens = tokens(kv),
-            "gen_ai.usage.completion_tokens" => completion_tokens = tokens(kv),
-            "gen_ai.usage.cache_read.input_tokens" => g.cache_read_tokens = tokens(kv),
-            "gen_ai.usage.cache_read_input_tokens" => legacy_cache_read = tokens(kv),
-            "gen_ai.response.finish_reasons" => g.finish_reasons = string_list_json(kv),
-            "gen_ai.usage.cost" => g.cost_usd = number(kv).filter(|c| *c >= 0.0),
-            "gen_ai.usage.cache_creation.input_tokens" => g.cache_write_tokens = tokens(kv),
-            "gen_ai.usage.cache_creation_input_tokens" => legacy_cache_write = tokens(kv),
-            "gen_ai.usage.reasoning.output_tokens" => g.reasoning_tokens = tokens(kv),
-            "gen_ai.usage.reasoning_tokens" => legacy_reasoning = tokens(kv),
-            "gen_ai.tool.name" => g.tool_name = string(kv),
-            "gen_ai.tool.call.id" => g.tool_call_id = string(kv),
-            "gen_ai.agent.name" => g.agent_name = string(kv),
-            // Seconds, as the GenAI conventions measure durations.
-            "gen_ai.response.time_to_first_chunk" => g.time_to_first_chunk_ms = seconds_ms(kv),
-            "gen_ai.server.time_to_first_token" | "gen_ai.response.time_to_first_token" => {
-                legacy_ttfc = seconds_ms(kv)
+/// The record rules, fed one attribute at a time (in the order sent); the
+/// last value of a key wins, current names win over legacy ones.
+#[derive(Debug, Default)]
+pub struct RecordScan {
+    g: GenAiFields,
+    system: Option<String>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    legacy_cache_read: Option<i64>,
+    legacy_cache_write: Option<i64>,
+    legacy_reasoning: Option<i64>,
+    legacy_ttfc: Option<f64>,
+    enduser: Option<String>,
+    session_id: Option<String>,
+    conversation_id: Option<String>,
+    event_name: Option<String>,
+}
+
+impl RecordScan {
+    pub fn attr<'a, V: AnyView<'a>>(&mut self, key: &str, v: V) {
+        // Most keys are neither GenAI nor one of the few others: two
+        // short matches instead of one of thirty arms.
+        let first = key.as_bytes().first();
+        if first == Some(&b'g') {
+            if let Some(name) = key.strip_prefix("gen_ai.") {
+                return self.genai(name, v);
             }
-            "error.type" => g.error_type = string(kv),
-            "user.id" => g.user_id = string(kv),
-            "enduser.id" => enduser = string(kv),
-            "gen_ai.conversation.id" => conversation_id = string(kv),
-            "session.id" => session_id = string(kv),
-            "event.name" => event_name = string(kv),
+        }
+        if !matches!(first, Some(b'e' | b'u' | b's')) {
+            return;
+        }
+        match key {
+            "error.type" => self.g.error_type = string(v),
+            "user.id" => self.g.user_id = string(v),
+            "enduser.id" => self.enduser = string(v),
+            "session.id" => self.session_id = string(v),
+            "event.name" => self.event_name = string(v),
             _ => {}
         }
     }
-    g.provider = g.provider.or(system);
-    g.input_tokens = g.input_tokens.or(prompt_tokens);
-    g.output_tokens = g.output_tokens.or(completion_tokens);
-    g.cache_read_tokens = g.cache_read_tokens.or(legacy_cache_read);
-    g.cache_write_tokens = g.cache_write_tokens.or(legacy_cache_write);
-    g.reasoning_tokens = g.reasoning_tokens.or(legacy_reasoning);
-    g.time_to_first_chunk_ms = g.time_to_first_chunk_ms.or(legacy_ttfc);
-    g.user_id = g.user_id.or(enduser);
-    g.conversation_id = conversation_id.clone();
-    RecordInfo {
-        genai: g,
-        session_id: session_id.or(conversation_id),
-        event_name,
+
+    /// `gen_ai.{name}`.
+    fn genai<'a, V: AnyView<'a>>(&mut self, name: &str, v: V) {
+        let g = &mut self.g;
+        match name {
+            "provider.name" => g.provider = string(v),
+            "system" => self.system = string(v),
+            "operation.name" => g.operation = string(v),
+            "request.model" => g.request_model = string(v),
+            "response.model" => g.response_model = string(v),
+            "usage.input_tokens" => g.input_tokens = tokens(v),
+            "usage.prompt_tokens" => self.prompt_tokens = tokens(v),
+            "usage.output_tokens" => g.output_tokens = tokens(v),
+            "usage.completion_tokens" => self.completion_tokens = tokens(v),
+            "usage.cache_read.input_tokens" => g.cache_read_tokens = tokens(v),
+            "usage.cache_read_input_tokens" => self.legacy_cache_read = tokens(v),
+            "response.finish_reasons" => g.finish_reasons = string_list_json(v),
+            "usage.cost" => g.cost_usd = number(v).filter(|c| *c >= 0.0),
+            "usage.cache_creation.input_tokens" => g.cache_write_tokens = tokens(v),
+            "usage.cache_creation_input_tokens" => self.legacy_cache_write = tokens(v),
+            "usage.reasoning.output_tokens" => g.reasoning_tokens = tokens(v),
+            "usage.reasoning_tokens" => self.legacy_reasoning = tokens(v),
+            "tool.name" => g.tool_name = string(v),
+            "tool.call.id" => g.tool_call_id = string(v),
+            "agent.name" => g.agent_name = string(v),
+            // Seconds, as the GenAI conventions measure durations.
+            "response.time_to_first_chunk" => g.time_to_first_chunk_ms = seconds_ms(v),
+            "server.time_to_first_token" | "response.time_to_first_token" => {
+                self.legacy_ttfc = seconds_ms(v)
+            }
+            "conversation.id" => self.conversation_id = string(v),
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> RecordInfo {
+        let mut g = self.g;
+        g.provider = g.provider.or(self.system);
+        g.input_tokens = g.input_tokens.or(self.prompt_tokens);
+        g.output_tokens = g.output_tokens.or(self.completion_tokens);
+        g.cache_read_tokens = g.cache_read_tokens.or(self.legacy_cache_read);
+        g.cache_write_tokens = g.cache_write_tokens.or(self.legacy_cache_write);
+        g.reasoning_tokens = g.reasoning_tokens.or(self.legacy_reasoning);
+        g.time_to_first_chunk_ms = g.time_to_first_chunk_ms.or(self.legacy_ttfc);
+        g.user_id = g.user_id.or(self.enduser);
+        g.conversation_id = self.conversation_id.clone();
+        RecordInfo {
+            genai: g,
+            session_id: self.session_id.or(self.conversation_id),
+            event_name: self.event_name,
+        }
     }
 }
 
-fn value(kv: &KeyValue) -> Option<&Value> {
-    kv.value.as_ref().and_then(|v| v.value.as_ref())
+pub fn record_info(attrs: &[KeyValue]) -> RecordInfo {
+    let mut scan = RecordScan::default();
+    for kv in attrs {
+        scan.attr(&kv.key, kv.value.as_ref());
+    }
+    scan.finish()
 }
 
 /// A non-empty string; numbers and bools are rendered, other types ignored.
-fn string(kv: &KeyValue) -> Option<String> {
-    let s = match value(kv)? {
-        Value::StringValue(s) => s.clone(),
-        Value::IntValue(i) => i.to_string(),
-        Value::DoubleValue(d) => d.to_string(),
-        Value::BoolValue(b) => b.to_string(),
+fn string<'a, V: AnyView<'a>>(v: V) -> Option<String> {
+    let s = match v.view() {
+        ValueRef::Str(s) => s.to_string(),
+        ValueRef::Int(i) => i.to_string(),
+        ValueRef::Double(d) => d.to_string(),
+        ValueRef::Bool(b) => b.to_string(),
         _ => return None,
     };
     (!s.is_empty()).then_some(s)
 }
 
-fn number(kv: &KeyValue) -> Option<f64> {
-    match value(kv)? {
-        Value::IntValue(i) => Some(*i as f64),
-        Value::DoubleValue(d) if d.is_finite() => Some(*d),
-        Value::StringValue(s) => s.trim().parse::<f64>().ok().filter(|d| d.is_finite()),
+fn number<'a, V: AnyView<'a>>(v: V) -> Option<f64> {
+    match v.view() {
+        ValueRef::Int(i) => Some(i as f64),
+        ValueRef::Double(d) if d.is_finite() => Some(d),
+        ValueRef::Str(s) => s.trim().parse::<f64>().ok().filter(|d| d.is_finite()),
         _ => None,
     }
 }
 
 /// A non-negative duration in seconds, as milliseconds.
-fn seconds_ms(kv: &KeyValue) -> Option<f64> {
-    number(kv).filter(|s| *s >= 0.0).map(|s| s * 1000.0)
+fn seconds_ms<'a, V: AnyView<'a>>(v: V) -> Option<f64> {
+    number(v).filter(|s| *s >= 0.0).map(|s| s * 1000.0)
 }
 
 /// Token counts arrive as ints from most SDKs, as doubles from JavaScript and
 /// sometimes as strings; negative or fractional values are not counts.
-fn tokens(kv: &KeyValue) -> Option<i64> {
-    match value(kv)? {
-        Value::IntValue(i) => Some(*i),
-        Value::DoubleValue(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i64),
-        Value::StringValue(s) => s.trim().parse::<i64>().ok(),
+fn tokens<'a, V: AnyView<'a>>(v: V) -> Option<i64> {
+    match v.view() {
+        ValueRef::Int(i) => Some(i),
+        ValueRef::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(d as i64),
+        ValueRef::Str(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     }
     .filter(|t| *t >= 0)
 }
 
-fn string_list_json(kv: &KeyValue) -> Option<String> {
-    let mut items = Vec::new();
-    match value(kv)? {
-        Value::StringValue(s) => items.push(s.as_str()),
-        Value::ArrayValue(a) => {
-            for v in &a.values {
-                if let Some(Value::StringValue(s)) = &v.value {
-                    items.push(s.as_str());
-                }
-            }
-        }
-        _ => return None,
-    }
+fn string_list_json<'a, V: AnyView<'a>>(v: V) -> Option<String> {
     let mut out = String::from("[");
-    for (i, s) in items.iter().enumerate() {
+    let mut push = |i: usize, s: &str| {
         if i > 0 {
             out.push(',');
         }
         super::jsonw::push_str(&mut out, s);
+    };
+    match v.view() {
+        ValueRef::Str(s) => push(0, s),
+        ValueRef::Array(values) => {
+            let mut n = 0;
+            for v in values {
+                if let ValueRef::Str(s) = v.view() {
+                    push(n, s);
+                    n += 1;
+                }
+            }
+        }
+        _ => return None,
     }
     out.push(']');
     Some(out)
@@ -202,7 +258,7 @@ fn string_list_json(kv: &KeyValue) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue};
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, ArrayValue};
 
     fn kv(k: &str, v: Value) -> KeyValue {
         KeyValue {

@@ -18,10 +18,9 @@ use axum::routing::post;
 use axum::Router;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use super::{otlp_json, ExportRequest, Exporter, Outcome};
+use super::{otlp_json, spans, ExportRequest, Exporter, Outcome};
 use crate::model::Signal;
 use crate::storage::writer::WriteError;
 
@@ -272,8 +271,10 @@ fn decode(signal: Signal, encoding: Encoding, bytes: &[u8]) -> Result<ExportRequ
             };
             let malformed = |e: prost::DecodeError| bad(format!("malformed protobuf {what}: {e}"));
             Ok(match signal {
-                Signal::Span => ExportRequest::Traces(
-                    ExportTraceServiceRequest::decode(bytes).map_err(malformed)?,
+                // Straight from the bytes to records, without prost's types.
+                Signal::Span => ExportRequest::Spans(
+                    spans::decode_traces(bytes)
+                        .map_err(|e| bad(format!("malformed protobuf {what}: {e}")))?,
                 ),
                 Signal::Log => {
                     ExportRequest::Logs(ExportLogsServiceRequest::decode(bytes).map_err(malformed)?)

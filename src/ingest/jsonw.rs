@@ -8,13 +8,21 @@
 //! `"-Infinity"`, bytes become base64 strings.
 
 use base64::Engine;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+
+use super::view::{pair, AnyView, ValueRef};
 
 /// Appends `s` as a JSON string literal.
 pub fn push_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    // Most text needs no escaping: find where escaping starts, copy up to
+    // there at once, and go byte by byte only from there.
+    let bytes = s.as_bytes();
+    let clean = plain_prefix(bytes);
+    out.push_str(s.get(..clean).unwrap_or_default());
+    let mut start = clean;
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
         let escape: Option<&str> = match b {
             b'"' => Some("\\\""),
             b'\\' => Some("\\\\"),
@@ -24,7 +32,8 @@ pub fn push_str(out: &mut String, s: &str) {
             0..=0x1f => None,
             _ => continue,
         };
-        out.push_str(&s[start..i]);
+        // `start` and `i` sit on ASCII bytes (or the ends): char boundaries.
+        out.push_str(s.get(start..i).unwrap_or_default());
         match escape {
             Some(e) => out.push_str(e),
             None => {
@@ -34,8 +43,37 @@ pub fn push_str(out: &mut String, s: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&s[start..]);
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
+}
+
+/// How many leading bytes need no escaping: eight at a time, then one by
+/// one.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = bytes[i..].first_chunk::<8>() {
+        if any_needs_escape(u64::from_le_bytes(*chunk)) {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !matches!(bytes[i], b'"' | b'\\' | 0..=0x1f) {
+        i += 1;
+    }
+    i
+}
+
+/// Whether any of the eight bytes in `w` is a control character, `"` or
+/// `\\` (the exact "has a byte less than / equal to" bit tricks).
+fn any_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (ONES * b'"' as u64);
+    let backslash = w ^ (ONES * b'\\' as u64);
+    let control = w.wrapping_sub(ONES * 0x20) & !w;
+    let quote = quote.wrapping_sub(ONES) & !quote;
+    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (control | quote | backslash) & HIGH != 0
 }
 
 pub fn push_f64(out: &mut String, v: f64) {
@@ -48,68 +86,112 @@ pub fn push_f64(out: &mut String, v: f64) {
             "\"-Infinity\""
         });
     } else {
-        let mut buf = ryu_like(v);
-        if buf.ends_with(".0") {
-            buf.truncate(buf.len() - 2);
-        }
-        out.push_str(&buf);
+        // serde_json's float text (ryu: the shortest representation that
+        // reads back exactly), written to the stack instead of a
+        // temporary String.
+        let mut buf = [0u8; 40];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let text = match serde_json::to_writer(&mut cursor, &v) {
+            Ok(()) => {
+                let len = cursor.position() as usize;
+                std::str::from_utf8(&buf[..len]).unwrap_or("null")
+            }
+            Err(_) => "null",
+        };
+        out.push_str(text.strip_suffix(".0").unwrap_or(text));
     }
 }
 
-fn ryu_like(v: f64) -> String {
-    // serde_json formats floats with ryu: shortest round-trip representation.
-    serde_json::Number::from_f64(v)
-        .map(|n| n.to_string())
-        .unwrap_or_else(|| "null".to_string())
-}
-
-pub fn push_u64(out: &mut String, v: u64) {
-    use std::fmt::Write;
-    let _ = write!(out, "{v}");
+/// Appends `v` in decimal (without `fmt`'s machinery: spans carry several).
+pub fn push_u64(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.reserve(digits.len() - at);
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
 }
 
 pub fn push_i64(out: &mut String, v: i64) {
-    use std::fmt::Write;
-    let _ = write!(out, "{v}");
+    if v < 0 {
+        out.push('-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// Appends `bytes` as a JSON string of lowercase hex.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2 + 2);
+    out.push('"');
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
+    }
+    out.push('"');
+}
+
+/// Appends one value; an empty one is `null`.
+pub fn push_value<'a, V: AnyView<'a>>(out: &mut String, v: V) {
+    match v.view() {
+        ValueRef::Empty => out.push_str("null"),
+        ValueRef::Str(s) => push_str(out, s),
+        ValueRef::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        ValueRef::Int(i) => push_i64(out, i),
+        ValueRef::Double(d) => push_f64(out, d),
+        ValueRef::Bytes(b) => {
+            // Base64 needs no escaping.
+            out.push('"');
+            base64::engine::general_purpose::STANDARD.encode_string(b, out);
+            out.push('"');
+        }
+        ValueRef::Array(values) => {
+            out.push('[');
+            for (i, v) in values.enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_value(out, v);
+            }
+            out.push(']');
+        }
+        ValueRef::Kvlist(pairs) => push_object(out, pairs),
+    }
+}
+
+/// Appends key/value pairs as a JSON object, in the order given.
+pub fn push_object<'a, V: AnyView<'a>>(
+    out: &mut String,
+    pairs: impl Iterator<Item = (&'a str, V)>,
+) {
+    out.push('{');
+    for (i, (key, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, key);
+        out.push(':');
+        push_value(out, v);
+    }
+    out.push('}');
 }
 
 /// Appends one AnyValue; an empty AnyValue is `null`.
 pub fn push_any(out: &mut String, v: Option<&AnyValue>) {
-    match v.and_then(|v| v.value.as_ref()) {
-        None | Some(Value::StringValueStrindex(_)) => out.push_str("null"),
-        Some(Value::StringValue(s)) => push_str(out, s),
-        Some(Value::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
-        Some(Value::IntValue(i)) => push_i64(out, *i),
-        Some(Value::DoubleValue(d)) => push_f64(out, *d),
-        Some(Value::BytesValue(b)) => {
-            push_str(out, &base64::engine::general_purpose::STANDARD.encode(b))
-        }
-        Some(Value::ArrayValue(a)) => {
-            out.push('[');
-            for (i, v) in a.values.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_any(out, Some(v));
-            }
-            out.push(']');
-        }
-        Some(Value::KvlistValue(kv)) => push_attrs(out, &kv.values),
-    }
+    push_value(out, v);
 }
 
 /// Appends a key/value list as a JSON object, in the order sent.
 pub fn push_attrs(out: &mut String, attrs: &[KeyValue]) {
-    out.push('{');
-    for (i, kv) in attrs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_str(out, &kv.key);
-        out.push(':');
-        push_any(out, kv.value.as_ref());
-    }
-    out.push('}');
+    push_object(out, attrs.iter().map(pair));
 }
 
 pub fn attrs_json(attrs: &[KeyValue]) -> String {
@@ -128,7 +210,7 @@ pub fn any_json(v: &AnyValue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, ArrayValue, KeyValueList};
 
     fn kv(k: &str, v: Value) -> KeyValue {
         KeyValue {
@@ -185,5 +267,102 @@ mod tests {
         assert_eq!(parsed["arr"], serde_json::json!([1, null]));
         assert_eq!(parsed["kv"]["nested"], "x");
         assert!(parsed["empty"].is_null());
+    }
+
+    /// The text doubles had before `push_f64` wrote them to the stack.
+    fn old_f64(v: f64) -> String {
+        let mut buf = serde_json::Number::from_f64(v)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "null".to_string());
+        if buf.ends_with(".0") {
+            buf.truncate(buf.len() - 2);
+        }
+        buf
+    }
+
+    #[test]
+    fn doubles_are_written_as_before() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut samples = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -2.5,
+            1e300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(f64::from_bits(x));
+            samples.push((x % 1_000_000) as f64 / 1000.0);
+        }
+        for v in samples.into_iter().filter(|v| v.is_finite()) {
+            let mut out = String::new();
+            push_f64(&mut out, v);
+            assert_eq!(out, old_f64(v), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn hex_strings() {
+        let mut out = String::new();
+        push_hex(&mut out, &[0, 0xab, 0x7f]);
+        assert_eq!(out, "\"00ab7f\"");
+    }
+
+    /// `push_str` as it was, one byte at a time.
+    fn old_push_str(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    #[test]
+    fn strings_escape_as_before() {
+        let pieces = [
+            "a", "é", "🚀", "\"", "\\", "\n", "\u{1}", "\u{1f}", " ", "\u{7f}", "xxxxxxx",
+            "\u{2028}",
+        ];
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..5000 {
+            let mut s = String::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            for k in 0..(x % 40) {
+                s.push_str(pieces[((x >> (k % 50)) % pieces.len() as u64) as usize]);
+            }
+            let (mut new, mut old) = (String::new(), String::new());
+            push_str(&mut new, &s);
+            old_push_str(&mut old, &s);
+            assert_eq!(new, old);
+            assert_eq!(serde_json::from_str::<String>(&new).expect("valid JSON"), s);
+        }
+    }
+
+    #[test]
+    fn integers() {
+        for v in [0i64, 7, -7, 10, 99, 1_000_000, i64::MAX, i64::MIN, -1] {
+            let mut out = String::new();
+            push_i64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+        let mut out = String::new();
+        push_u64(&mut out, u64::MAX);
+        assert_eq!(out, u64::MAX.to_string());
     }
 }

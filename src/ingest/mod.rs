@@ -14,6 +14,9 @@ pub mod http;
 pub mod jsonw;
 pub mod otlp_json;
 pub mod pricing;
+pub mod spans;
+pub mod view;
+pub mod wire;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -30,7 +33,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::errors::capture::Capture;
-use crate::model::{Batch, Signal};
+use crate::model::{Batch, Signal, SpanRecord};
 use crate::storage::writer::{Committed, WriteError, WriterHandle};
 use pricing::PriceTable;
 
@@ -75,6 +78,9 @@ impl Outcome {
 /// A decoded export request of any signal.
 pub enum ExportRequest {
     Traces(ExportTraceServiceRequest),
+    /// A trace export already converted by the direct path
+    /// ([`spans::decode_traces`], OTLP/HTTP protobuf bodies).
+    Spans(convert::Converted<SpanRecord>),
     Logs(ExportLogsServiceRequest),
     Metrics(ExportMetricsServiceRequest),
 }
@@ -82,7 +88,7 @@ pub enum ExportRequest {
 impl ExportRequest {
     pub fn signal(&self) -> Signal {
         match self {
-            ExportRequest::Traces(_) => Signal::Span,
+            ExportRequest::Traces(_) | ExportRequest::Spans(_) => Signal::Span,
             ExportRequest::Logs(_) => Signal::Log,
             ExportRequest::Metrics(_) => Signal::Metric,
         }
@@ -150,15 +156,9 @@ async fn export(exporter: &Exporter, request: ExportRequest) -> Result<Outcome, 
     let mut batch = Batch::default();
     let outcome = match request {
         ExportRequest::Traces(req) => {
-            let c = convert::convert_traces(req);
-            let outcome = Outcome {
-                rejected: c.rejected,
-                error_message: c.error_message("spans"),
-            };
-            batch.spans = c.records;
-            exporter.pricing.price_spans(&mut batch.spans);
-            outcome
+            take_spans(exporter, &mut batch, convert::convert_traces(req))
         }
+        ExportRequest::Spans(c) => take_spans(exporter, &mut batch, c),
         ExportRequest::Logs(req) => {
             let c = convert::convert_logs(req, crate::model::now_unix_nano());
             let outcome = Outcome {
@@ -185,4 +185,20 @@ async fn export(exporter: &Exporter, request: ExportRequest) -> Result<Outcome, 
         exporter.writer.write(batch).await?;
     }
     Ok(outcome)
+}
+
+/// Prices converted spans into the batch; what was rejected goes into the
+/// answer.
+fn take_spans(
+    exporter: &Exporter,
+    batch: &mut Batch,
+    c: convert::Converted<SpanRecord>,
+) -> Outcome {
+    let outcome = Outcome {
+        rejected: c.rejected,
+        error_message: c.error_message("spans"),
+    };
+    batch.spans = c.records;
+    exporter.pricing.price_spans(&mut batch.spans);
+    outcome
 }

@@ -1,0 +1,1331 @@
+//! Ingest benchmark with qyl in its own process: the measurement the write
+//! path's targets (issue 15) are judged by. `benches/ingest.rs` runs qyl in
+//! the benchmark's process, where the load generator's CPU and qyl's share
+//! one process; here the real `qyl serve` binary runs as a child on a fresh
+//! database with default settings, and its CPU is read from its /proc.
+//!
+//! Phases, each measured over whole checkpoint cycles (from the end of one of
+//! qyl's background checkpoints to the end of the first one after
+//! BENCH_SECS), after 2 s of warm-up:
+//!   1. max throughput, OTLP/HTTP protobuf;
+//!   2. paced at half the rate of phase 1: export latency p50/p99, timed from
+//!      each export's scheduled send time (a late answer delays the next send,
+//!      which must count too);
+//!   3. max throughput with gzip bodies (`Content-Encoding: gzip`), from a
+//!      pool of distinct bodies compressed before the phase, so compressing
+//!      costs the clients nothing while qyl is measured;
+//!   4. with BENCH_GRPC=1, max throughput over OTLP/gRPC.
+//!
+//! For each phase: spans committed per second (qyl's own counter), qyl's
+//! total CPU (utime + stime of the child) per committed span, that CPU by
+//! thread group, the writer's per-step times, and the peak RSS. After
+//! SIGTERM (qyl checkpoints as it stops): bytes on disk per stored span.
+//! The baseline, from the same run: prost decoding the same requests in this
+//! process, one thread, timed with the thread's CPU clock.
+//!
+//! Environment: BENCH_SECS (minimum measured time per phase, default 20),
+//! BENCH_CLIENTS (connections, default 8), BENCH_GRPC=1, BENCH_THREADS=1
+//! (print qyl's threads one by one), BENCH_QYL_BIN (another `qyl` binary to
+//! measure, e.g. a copy of an earlier build for a before/after table; by
+//! default the one cargo built with this benchmark). QYL_* settings pass
+//! through to qyl, so settings can be compared:
+//! `QYL_STORAGE_MEMORY_LIMIT_MB=256 cargo bench --bench ingest_process`.
+//!
+//! The machine's other work competes for the same cores (the load average
+//! is printed before and after); CPU per span moves less with it than
+//! spans/s does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BufMut, Bytes};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
+// The allocator qyl uses, so the decode baseline allocates as qyl does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SPANS_PER_REQUEST: usize = 512;
+const SPANS_PER_TRACE: usize = 8;
+/// The issue's target for total qyl CPU per stored span.
+const TARGET_US_PER_SPAN: f64 = 9.0;
+const WARM_UP: Duration = Duration::from_secs(2);
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------
+// What the clients send: one encoded 512-span export whose ids are patched in
+// place per request (a copy of benches/common's technique, with a resource of
+// ten attributes and times near now, so retention keeps the spans).
+
+fn kv(key: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+fn s(key: &str, v: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(v.into()))
+}
+fn i(key: &str, v: i64) -> KeyValue {
+    kv(key, any_value::Value::IntValue(v))
+}
+
+/// HTTP server spans with DB and GenAI client spans beneath, a dozen
+/// attributes each, one span in 50 an error, a `retry` event on one span in
+/// eight, SDK resource attributes. Ids are marker bytes found later.
+fn template_request(t0_ns: u64) -> ExportTraceServiceRequest {
+    let spans = (0..SPANS_PER_REQUEST)
+        .map(|n| {
+            let pos = n % SPANS_PER_TRACE;
+            let mut attributes = vec![
+                s("http.request.method", "POST"),
+                s("url.path", "/v1/chat/completions"),
+                i("http.response.status_code", 200),
+                s("server.address", "api.internal.example"),
+                i("server.port", 8443),
+                s("user.id", "u-4f1c2a9e"),
+                s("session.id", "sess-20261123-7f3a"),
+                s("network.protocol.version", "1.1"),
+            ];
+            if pos == 1 {
+                attributes.extend([
+                    s("gen_ai.provider.name", "openai"),
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.request.model", "gpt-4o-mini"),
+                    s("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
+                    i("gen_ai.usage.input_tokens", 1834),
+                    i("gen_ai.usage.output_tokens", 212),
+                ]);
+            } else {
+                attributes.extend([
+                    s("db.system.name", "postgresql"),
+                    s(
+                        "db.query.text",
+                        "SELECT id, status FROM orders WHERE customer_id = $1",
+                    ),
+                    s("thread.name", "worker-3"),
+                ]);
+            }
+            let start = t0_ns + n as u64 * 1_000_000;
+            Span {
+                trace_id: marker(0xA0, n, 16),
+                span_id: marker(0xB0, n, 8),
+                parent_span_id: if pos == 0 {
+                    Vec::new()
+                } else {
+                    marker(0xC0, n, 8)
+                },
+                name: if pos == 1 {
+                    "chat gpt-4o-mini".into()
+                } else {
+                    "SELECT orders".into()
+                },
+                kind: if pos == 0 { 2 } else { 3 },
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + 42_000_000,
+                attributes,
+                events: if pos == 2 {
+                    vec![span::Event {
+                        time_unix_nano: start + 10_000_000,
+                        name: "retry".into(),
+                        attributes: vec![i("attempt", 2)],
+                        ..Default::default()
+                    }]
+                } else {
+                    Vec::new()
+                },
+                status: Some(Status {
+                    code: if n % 50 == 0 { 2 } else { 0 },
+                    message: String::new(),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    s("service.name", "chat-api"),
+                    s("service.version", "3.14.1"),
+                    s(
+                        "service.instance.id",
+                        "7f3a2c1e-0b9d-4e55-a1c2-5d8e9f001122",
+                    ),
+                    s("deployment.environment.name", "production"),
+                    s("host.name", "ip-10-0-3-17"),
+                    s("process.runtime.name", "cpython"),
+                    i("process.pid", 4711),
+                    s("telemetry.sdk.name", "opentelemetry"),
+                    s("telemetry.sdk.language", "python"),
+                    s("telemetry.sdk.version", "1.38.0"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "opentelemetry.instrumentation.fastapi".into(),
+                    version: "0.59b0".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Unique, searchable bytes: tag, then the span number, then filler.
+fn marker(tag: u8, n: usize, len: usize) -> Vec<u8> {
+    let mut v = vec![tag, 0x5A, (n >> 8) as u8, n as u8];
+    v.resize(len, 0x77);
+    v
+}
+
+/// The encoded template plus where each id sits in it.
+struct Template {
+    bytes: Vec<u8>,
+    trace_ids: Vec<usize>,
+    span_ids: Vec<usize>,
+    parent_ids: Vec<Option<usize>>,
+    /// Request numbers, unique over the whole run (all phases share one
+    /// database, and a repeated id would be skipped as a retry).
+    next: AtomicU32,
+}
+
+impl Template {
+    fn new(t0_ns: u64) -> Template {
+        let bytes = template_request(t0_ns).encode_to_vec();
+        let find = |needle: &[u8]| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .expect("marker in the encoded request")
+        };
+        let mut t = Template {
+            trace_ids: Vec::new(),
+            span_ids: Vec::new(),
+            parent_ids: Vec::new(),
+            bytes: bytes.clone(),
+            next: AtomicU32::new(0),
+        };
+        for n in 0..SPANS_PER_REQUEST {
+            t.trace_ids.push(find(&marker(0xA0, n, 16)));
+            t.span_ids.push(find(&marker(0xB0, n, 8)));
+            t.parent_ids
+                .push((n % SPANS_PER_TRACE != 0).then(|| find(&marker(0xC0, n, 8))));
+        }
+        t
+    }
+
+    /// The next request, with ids no other request of the run has.
+    fn next_request(&self) -> Vec<u8> {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut b = self.bytes.clone();
+        for n in 0..SPANS_PER_REQUEST {
+            let trace = (n / SPANS_PER_TRACE) as u16;
+            let mut tid = [1u8; 16];
+            tid[2..6].copy_from_slice(&k.to_be_bytes());
+            tid[6..8].copy_from_slice(&trace.to_be_bytes());
+            b[self.trace_ids[n]..self.trace_ids[n] + 16].copy_from_slice(&tid);
+            let sid = |n: usize| {
+                let mut sid = [2u8; 8];
+                sid[2..6].copy_from_slice(&k.to_be_bytes());
+                sid[6..8].copy_from_slice(&(n as u16).to_be_bytes());
+                sid
+            };
+            b[self.span_ids[n]..self.span_ids[n] + 8].copy_from_slice(&sid(n));
+            if let Some(p) = self.parent_ids[n] {
+                let root = n - n % SPANS_PER_TRACE;
+                b[p..p + 8].copy_from_slice(&sid(root));
+            }
+        }
+        b
+    }
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::default());
+    enc.write_all(body).expect("compressing into memory");
+    enc.finish().expect("compressing into memory")
+}
+
+/// Distinct gzip bodies made before the gzip phase; a client that runs out
+/// compresses its own (counted, since that CPU then competes with qyl's).
+struct GzipPool {
+    bodies: Vec<Bytes>,
+    next: AtomicUsize,
+    on_the_fly: AtomicU64,
+}
+
+impl GzipPool {
+    fn build(template: &Template, count: usize) -> GzipPool {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = count.div_ceil(threads);
+        let bodies = std::thread::scope(|scope| {
+            let parts: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(move || {
+                        (0..per)
+                            .map(|_| Bytes::from(gzip(&template.next_request())))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().expect("a compressing thread"))
+                .collect()
+        });
+        GzipPool {
+            bodies,
+            next: AtomicUsize::new(0),
+            on_the_fly: AtomicU64::new(0),
+        }
+    }
+
+    fn body(&self, template: &Template) -> Bytes {
+        match self.bodies.get(self.next.fetch_add(1, Ordering::Relaxed)) {
+            Some(b) => b.clone(),
+            None => {
+                self.on_the_fly.fetch_add(1, Ordering::Relaxed);
+                Bytes::from(gzip(&template.next_request()))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// gRPC: already-encoded bytes go out through a pass-through codec, so gRPC
+// clients do as little work as HTTP ones.
+
+#[derive(Clone, Default)]
+struct RawCodec;
+struct RawEncoder;
+struct ResponseDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for ResponseDecoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        ExportTraceServiceResponse::decode(bytes)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = ResponseDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The qyl child process.
+
+struct Qyl {
+    child: Child,
+    pid: u32,
+    http: String,
+    otlp_http: String,
+    grpc: String,
+    db: PathBuf,
+    log: PathBuf,
+}
+
+impl Qyl {
+    /// `qyl serve` on free ports with a fresh database in `dir`, run from
+    /// `dir` so no qyl.toml of the caller's applies (QYL_* variables do).
+    fn start(dir: &Path) -> Qyl {
+        let db = dir.join("qyl.duckdb");
+        let log = dir.join("qyl.stderr");
+        let stderr = std::fs::File::create(&log).expect("creating qyl's log");
+        let mut child = Command::new(qyl_binary())
+            .current_dir(dir)
+            .args([
+                "serve",
+                "--http-port",
+                "0",
+                "--otlp-http-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--data",
+            ])
+            .arg(&db)
+            // No Lua functions: the load is ingest alone.
+            .arg("--scripts")
+            .arg(dir.join("no-scripts"))
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting qyl");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("qyl's stdout"))
+            .read_line(&mut line)
+            .expect("reading qyl's first line");
+        if !line.starts_with("qyl listening") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "qyl did not start: {line:?}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+                .to_string()
+        };
+        Qyl {
+            pid: child.id(),
+            http: field("http"),
+            otlp_http: field("otlp_http"),
+            grpc: field("grpc"),
+            child,
+            db,
+            log,
+        }
+    }
+
+    /// SIGTERM, then waits (qyl commits its queue and checkpoints); returns
+    /// how long that took and the peak RSS seen up to the exit, in KiB.
+    fn stop(&mut self) -> (Duration, u64) {
+        let started = Instant::now();
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+        let rc = unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "sending SIGTERM to qyl");
+        let mut hwm = 0;
+        loop {
+            // Read before reaping: /proc/PID is gone after the wait.
+            hwm = hwm.max(proc_status_kb(self.pid, "VmHWM").unwrap_or(0));
+            if let Some(status) = self.child.try_wait().expect("waiting for qyl") {
+                assert!(
+                    status.success(),
+                    "qyl exited with {status}\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+                return (started.elapsed(), hwm);
+            }
+            if started.elapsed() > Duration::from_secs(300) {
+                let _ = self.child.kill();
+                panic!("qyl did not stop within 300 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn qyl_binary() -> PathBuf {
+    std::env::var_os("BENCH_QYL_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_qyl")), PathBuf::from)
+}
+
+impl Drop for Qyl {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading a process from /proc.
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
+    }
+}
+
+/// The name (comm) and utime + stime ticks in a /proc stat line.
+fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let name = stat.get(open + 1..close)?.to_string();
+    // After the name: state (field 3), ...; utime and stime are fields 14, 15.
+    let fields: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// A process's CPU at one moment: all of it (exited threads included) and
+/// per live thread.
+#[derive(Clone, Default)]
+struct Cpu {
+    total: u64,
+    threads: HashMap<u32, (String, u64)>,
+}
+
+fn read_cpu(pid: u32) -> Cpu {
+    let total = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat(&s))
+        .map_or(0, |(_, t)| t);
+    let mut threads = HashMap::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            if let Some(t) = std::fs::read_to_string(task.path().join("stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+            {
+                threads.insert(tid, t);
+            }
+        }
+    }
+    Cpu { total, threads }
+}
+
+fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The thread groups CPU is reported by.
+const GROUPS: [&str; 7] = [
+    "tokio runtime (HTTP, decode, convert)",
+    "qyl-writer (append, derived, commit)",
+    "qyl-checkpoint",
+    "DuckDB's own threads",
+    "other threads (main, named)",
+    "unidentified `qyl` threads",
+    "threads that exited",
+];
+const EXITED: usize = 6;
+
+/// Which `qyl`-named threads are DuckDB's. Tokio's threads and DuckDB's all
+/// carry the runtime's name (a thread inherits its creator's, and DuckDB
+/// starts its threads from the blocking task that opens the database), and
+/// thread ids say nothing about which is which (their order differs from run
+/// to run). Their stacks do: Rust threads get Rust's size (2 MiB unless
+/// RUST_MIN_STACK says otherwise), DuckDB's C++ threads the C library's
+/// default (RLIMIT_STACK, 8 MiB usually). So a `qyl` thread whose stack is
+/// the size of the qyl-writer's (a Rust thread) is tokio's, any other is
+/// DuckDB's. Read from the stack pointer in /proc/PID/task/TID/syscall,
+/// which only a blocked thread shows: threads are classified while qyl is
+/// idle (at start and after each phase), and one never seen blocked stays
+/// "unidentified". BENCH_THREADS=1 prints the result thread by thread.
+#[derive(Default)]
+struct ThreadKinds(HashMap<u32, bool>);
+
+impl ThreadKinds {
+    /// Classifies the `qyl` threads not classified yet.
+    fn update(&mut self, pid: u32) {
+        let maps = stack_maps(pid);
+        let cpu = read_cpu(pid);
+        let Some(rust) = cpu
+            .threads
+            .iter()
+            .find(|(_, (name, _))| name == "qyl-writer")
+            .and_then(|(tid, _)| stack_size(pid, *tid, &maps))
+        else {
+            return;
+        };
+        for (tid, (name, _)) in &cpu.threads {
+            if name == "qyl" && *tid != pid && !self.0.contains_key(tid) {
+                if let Some(size) = stack_size(pid, *tid, &maps) {
+                    self.0.insert(*tid, size != rust);
+                }
+            }
+        }
+    }
+
+    fn group_of(&self, pid: u32, tid: u32, name: &str) -> usize {
+        match name {
+            "qyl-writer" => 1,
+            "qyl-checkpoint" => 2,
+            _ if tid == pid => 4,
+            "qyl" => match self.0.get(&tid) {
+                Some(false) => 0,
+                Some(true) => 3,
+                None => 5,
+            },
+            _ => 4,
+        }
+    }
+
+    /// The ticks each group used between two readings.
+    fn by_group(&self, pid: u32, before: &Cpu, after: &Cpu) -> [u64; 7] {
+        let mut groups = [0u64; 7];
+        let mut counted = 0;
+        for (tid, (name, ticks)) in &after.threads {
+            let start = before.threads.get(tid).map_or(0, |(_, t)| *t);
+            let used = ticks.saturating_sub(start);
+            groups[self.group_of(pid, *tid, name)] += used;
+            counted += used;
+        }
+        // The process total keeps the time of threads that have exited.
+        groups[EXITED] = after
+            .total
+            .saturating_sub(before.total)
+            .saturating_sub(counted);
+        groups
+    }
+}
+
+/// The process's anonymous read-write mappings (where thread stacks live).
+fn stack_maps(pid: u32) -> Vec<(u64, u64)> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    maps.lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("rw-p"))
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The size of the mapping holding a blocked thread's stack pointer.
+fn stack_size(pid: u32, tid: u32, maps: &[(u64, u64)]) -> Option<u64> {
+    let syscall = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    // "nr arg1 … arg6 sp pc" while blocked in a system call, else "running"
+    // (or "-1 sp pc" when blocked outside one).
+    let fields: Vec<&str> = syscall.split_whitespace().collect();
+    if fields.len() < 3 {
+        return None;
+    }
+    let sp = u64::from_str_radix(fields[fields.len() - 2].trim_start_matches("0x"), 16).ok()?;
+    maps.iter()
+        .find(|(a, b)| (*a..*b).contains(&sp))
+        .map(|(a, b)| b - a)
+}
+
+// ---------------------------------------------------------------------------
+// qyl's own counters, from GET /metrics.
+
+#[derive(Clone, Default)]
+struct Metrics(HashMap<String, f64>);
+
+impl Metrics {
+    fn parse(text: &str) -> Metrics {
+        Metrics(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let (name, value) = l.rsplit_once(' ')?;
+                    Some((name.to_string(), value.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
+    fn get(&self, key: &str) -> f64 {
+        self.0.get(key).copied().unwrap_or(0.0)
+    }
+    fn spans(&self) -> f64 {
+        self.get("qyl_ingest_rows_total{signal=\"span\"}")
+    }
+    fn checkpoints(&self) -> f64 {
+        self.get("qyl_checkpoints_total")
+    }
+    /// Seconds per writer step.
+    fn steps(&self) -> BTreeMap<String, f64> {
+        self.0
+            .iter()
+            .filter_map(|(k, v)| {
+                let step = k
+                    .strip_prefix("qyl_writer_seconds_total{step=\"")?
+                    .strip_suffix("\"}")?;
+                Some((step.to_string(), *v))
+            })
+            .collect()
+    }
+}
+
+async fn metrics(http: &reqwest::Client, url: &str) -> Metrics {
+    let text = http
+        .get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("reading /metrics");
+    Metrics::parse(&text)
+}
+
+/// Both sides of a phase at one moment.
+struct Sample {
+    at: Instant,
+    metrics: Metrics,
+    qyl: Cpu,
+    /// This process's CPU ticks (the load generator).
+    own: u64,
+    /// Whether the sample was taken right after one of qyl's checkpoints.
+    aligned: bool,
+}
+
+/// Waits for qyl's next background checkpoint to end (polling /metrics every
+/// 100 ms), then samples; gives up after `timeout` and samples anyway.
+async fn sample_after_checkpoint(
+    http: &reqwest::Client,
+    url: &str,
+    pid: u32,
+    timeout: Duration,
+) -> Sample {
+    let first = metrics(http, url).await.checkpoints();
+    let deadline = Instant::now() + timeout;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let m = metrics(http, url).await;
+        let aligned = m.checkpoints() > first;
+        if aligned || Instant::now() > deadline {
+            return Sample {
+                at: Instant::now(),
+                metrics: m,
+                qyl: read_cpu(pid),
+                own: read_cpu(std::process::id()).total,
+                aligned,
+            };
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The load.
+
+#[derive(Clone)]
+enum Load {
+    Protobuf,
+    Gzip(Arc<GzipPool>),
+    Grpc,
+}
+
+struct Target {
+    otlp_http: String,
+    grpc: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    answered_spans: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// One connection: sends an export, waits for the answer, repeats (at once,
+/// or at `pace`'s times). Returns (send time, latency in ms) per export.
+async fn client(
+    load: Load,
+    pace: Option<(Instant, Duration)>,
+    template: Arc<Template>,
+    target: Arc<Target>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+) -> Vec<(Instant, f64)> {
+    let mut exports = Vec::new();
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/traces", target.otlp_http);
+    let mut grpc = match load {
+        Load::Grpc => {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", target.grpc))
+                    .expect("a gRPC endpoint")
+                    .connect()
+                    .await
+                    .expect("connecting over gRPC");
+            Some(tonic::client::Grpc::new(channel))
+        }
+        _ => None,
+    };
+    let mut k = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let scheduled = match pace {
+            Some((first, every)) => {
+                let at = first + every * k;
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        k += 1;
+        let (body, gzipped) = match &load {
+            Load::Gzip(pool) => (pool.body(&template), true),
+            _ => (Bytes::from(template.next_request()), false),
+        };
+        let sent = Instant::now();
+        let ok = match &mut grpc {
+            Some(grpc) => {
+                let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                );
+                match grpc.ready().await {
+                    Ok(()) => grpc
+                        .unary(tonic::Request::new(body), path, RawCodec)
+                        .await
+                        .map_err(|e| e.code() == tonic::Code::Unavailable),
+                    Err(_) => Err(false),
+                }
+                .map(|_| ())
+            }
+            None => {
+                let mut req = http
+                    .post(&url)
+                    .header("content-type", "application/x-protobuf");
+                if gzipped {
+                    req = req.header("content-encoding", "gzip");
+                }
+                match req.body(body).send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        match status {
+                            200 => Ok(()),
+                            503 | 429 => Err(true),
+                            _ => Err(false),
+                        }
+                    }
+                    Err(_) => Err(false),
+                }
+            }
+        };
+        let done = Instant::now();
+        match ok {
+            Ok(()) => {
+                counters
+                    .answered_spans
+                    .fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
+                exports.push((sent, (done - scheduled).as_secs_f64() * 1e3));
+            }
+            Err(true) => {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(false) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    exports
+}
+
+struct Phase {
+    name: String,
+    secs: f64,
+    spans: f64,
+    answered: u64,
+    refused: u64,
+    failed: u64,
+    /// Sorted export latencies (ms) of the exports sent in the window.
+    latencies: Vec<f64>,
+    qyl_ticks: u64,
+    own_ticks: u64,
+    groups: [u64; 7],
+    /// Writer seconds per step in the window.
+    steps: BTreeMap<String, f64>,
+    checkpoints: f64,
+    commits: f64,
+    duplicates: f64,
+    aligned: bool,
+    /// VmHWM of qyl at the end of the phase, KiB.
+    hwm_kb: u64,
+    on_the_fly: u64,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.spans / self.secs
+    }
+    fn us_per_span(&self, ticks: u64) -> f64 {
+        ticks as f64 / clock_ticks_per_sec() * 1e6 / self.spans.max(1.0)
+    }
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies[((self.latencies.len() - 1) as f64 * p).round() as usize]
+    }
+}
+
+struct Bench {
+    qyl_pid: u32,
+    metrics_url: String,
+    http: reqwest::Client,
+    target: Arc<Target>,
+    template: Arc<Template>,
+    clients: usize,
+    secs: u64,
+    checkpoint_timeout: Duration,
+    threads_detail: bool,
+    kinds: std::sync::Mutex<ThreadKinds>,
+}
+
+impl Bench {
+    async fn phase(&self, name: &str, load: Load, pace_spans_per_sec: Option<f64>) -> Phase {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..self.clients)
+            .map(|c| {
+                // Each client sends every `every`; together they make the rate,
+                // their sends spread evenly over one period.
+                let pace = pace_spans_per_sec.map(|rate| {
+                    let every = Duration::from_secs_f64(
+                        self.clients as f64 * SPANS_PER_REQUEST as f64 / rate,
+                    );
+                    (start + every * c as u32 / self.clients as u32, every)
+                });
+                tokio::spawn(client(
+                    load.clone(),
+                    pace,
+                    self.template.clone(),
+                    self.target.clone(),
+                    stop.clone(),
+                    counters.clone(),
+                ))
+            })
+            .collect();
+        tokio::time::sleep(WARM_UP).await;
+        let a = sample_after_checkpoint(
+            &self.http,
+            &self.metrics_url,
+            self.qyl_pid,
+            self.checkpoint_timeout,
+        )
+        .await;
+        let answered_before = counters.answered_spans.load(Ordering::Relaxed);
+        let (refused_before, failed_before) = (
+            counters.refused.load(Ordering::Relaxed),
+            counters.failed.load(Ordering::Relaxed),
+        );
+        tokio::time::sleep(Duration::from_secs(self.secs)).await;
+        let b = sample_after_checkpoint(
+            &self.http,
+            &self.metrics_url,
+            self.qyl_pid,
+            self.checkpoint_timeout,
+        )
+        .await;
+        let answered = counters.answered_spans.load(Ordering::Relaxed) - answered_before;
+        let refused = counters.refused.load(Ordering::Relaxed) - refused_before;
+        let failed = counters.failed.load(Ordering::Relaxed) - failed_before;
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies = Vec::new();
+        for t in tasks {
+            let exports = t.await.expect("a client task");
+            latencies.extend(
+                exports
+                    .into_iter()
+                    .filter(|(sent, _)| *sent >= a.at && *sent < b.at)
+                    .map(|(_, ms)| ms),
+            );
+        }
+        latencies.sort_by(f64::total_cmp);
+        // qyl is idle now: its threads can be told apart.
+        self.classify_threads().await;
+        let kinds = self.kinds.lock().expect("thread kinds");
+        if self.threads_detail {
+            print_threads(self.qyl_pid, &kinds, &a.qyl, &b.qyl);
+        }
+        let (sa, sb) = (a.metrics.steps(), b.metrics.steps());
+        let steps = sb
+            .iter()
+            .map(|(k, v)| (k.clone(), v - sa.get(k).copied().unwrap_or(0.0)))
+            .collect();
+        let delta = |key: &str| b.metrics.get(key) - a.metrics.get(key);
+        Phase {
+            name: name.to_string(),
+            secs: (b.at - a.at).as_secs_f64(),
+            spans: b.metrics.spans() - a.metrics.spans(),
+            answered,
+            refused,
+            failed,
+            latencies,
+            qyl_ticks: b.qyl.total.saturating_sub(a.qyl.total),
+            own_ticks: b.own.saturating_sub(a.own),
+            groups: kinds.by_group(self.qyl_pid, &a.qyl, &b.qyl),
+            steps,
+            checkpoints: b.metrics.checkpoints() - a.metrics.checkpoints(),
+            commits: delta("qyl_commits_total"),
+            duplicates: delta("qyl_duplicate_spans_total"),
+            aligned: a.aligned && b.aligned,
+            hwm_kb: proc_status_kb(self.qyl_pid, "VmHWM").unwrap_or(0),
+            on_the_fly: match &load {
+                Load::Gzip(pool) => pool.on_the_fly.load(Ordering::Relaxed),
+                _ => 0,
+            },
+        }
+    }
+}
+
+impl Bench {
+    /// Classifies qyl's new threads, retrying a few times for those that
+    /// were running when looked at.
+    async fn classify_threads(&self) {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let mut kinds = self.kinds.lock().expect("thread kinds");
+            kinds.update(self.qyl_pid);
+            let cpu = read_cpu(self.qyl_pid);
+            if cpu.threads.iter().all(|(tid, (name, _))| {
+                name != "qyl" || *tid == self.qyl_pid || kinds.0.contains_key(tid)
+            }) {
+                return;
+            }
+        }
+    }
+}
+
+fn print_threads(pid: u32, kinds: &ThreadKinds, before: &Cpu, after: &Cpu) {
+    let mut tids: Vec<_> = after.threads.keys().copied().collect();
+    tids.sort_unstable();
+    for tid in tids {
+        let (name, ticks) = &after.threads[&tid];
+        let used = ticks.saturating_sub(before.threads.get(&tid).map_or(0, |(_, t)| *t));
+        println!(
+            "    thread {tid:>8} {name:<16} {:>7.2} s CPU  -> {}",
+            used as f64 / clock_ticks_per_sec(),
+            GROUPS[kinds.group_of(pid, tid, name)]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The baseline: prost decoding the same requests here, on one thread.
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// CPU µs per span to turn `bodies` into requests (one pass to warm up,
+/// then at least a second of CPU).
+fn decode_us_per_span(bodies: &[Vec<u8>], gunzip: bool) -> f64 {
+    let decode = |body: &[u8]| {
+        let req = if gunzip {
+            let mut raw = Vec::with_capacity(body.len() * 8);
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut raw)
+                .expect("gunzip");
+            ExportTraceServiceRequest::decode(&raw[..])
+        } else {
+            ExportTraceServiceRequest::decode(body)
+        };
+        let spans = req.expect("decoding the template").resource_spans[0].scope_spans[0]
+            .spans
+            .len();
+        std::hint::black_box(spans)
+    };
+    for b in bodies {
+        decode(b);
+    }
+    let (start, mut spans) = (thread_cpu(), 0);
+    while thread_cpu() - start < Duration::from_secs(1) {
+        for b in bodies {
+            spans += decode(b);
+        }
+    }
+    (thread_cpu() - start).as_secs_f64() * 1e6 / spans as f64
+}
+
+// ---------------------------------------------------------------------------
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs it without.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ingest_process benchmark: run with `cargo bench --bench ingest_process`");
+        return;
+    }
+    let secs = env_or("BENCH_SECS", 20);
+    let clients = env_or("BENCH_CLIENTS", 8).max(1) as usize;
+    let with_grpc = env_or("BENCH_GRPC", 0) != 0;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let checkpoint_every = env_or("QYL_STORAGE_CHECKPOINT_INTERVAL_SECS", 10);
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_nanos() as u64;
+    // Spans start within the last minute, so retention (7 days by default)
+    // never deletes them during the run.
+    let template = Arc::new(Template::new(now_ns - 60_000_000_000));
+
+    // Baseline first, while nothing else runs.
+    let samples: Vec<Vec<u8>> = (0..32).map(|_| template.next_request()).collect();
+    let decode_us = decode_us_per_span(&samples, false);
+    let gz_samples: Vec<Vec<u8>> = samples.iter().map(|b| gzip(b)).collect();
+    let gunzip_decode_us = decode_us_per_span(&gz_samples, true);
+    println!(
+        "qyl ingest, qyl in its own process: {cores} cores, {clients} clients, {SPANS_PER_REQUEST} spans per export ({} KB protobuf, {} KB gzip), phases of >= {secs} s from checkpoint to checkpoint (every {checkpoint_every} s)",
+        template.bytes.len() / 1024,
+        gz_samples[0].len() / 1024,
+    );
+    println!(
+        "baseline (this process, one thread, thread CPU clock): prost decode {decode_us:.2} µs/span, gunzip + prost decode {gunzip_decode_us:.2} µs/span"
+    );
+
+    println!("load average before: {}", load_average());
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut qyl = Qyl::start(dir.path());
+    println!("qyl: {} (pid {})", qyl_binary().display(), qyl.pid);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.clamp(1, 2))
+        .enable_all()
+        .thread_name("bench-client")
+        .build()
+        .expect("the load generator's runtime");
+    let bench = Bench {
+        qyl_pid: qyl.pid,
+        metrics_url: format!("http://{}/metrics", qyl.http),
+        http: reqwest::Client::new(),
+        target: Arc::new(Target {
+            otlp_http: qyl.otlp_http.clone(),
+            grpc: qyl.grpc.clone(),
+        }),
+        template: template.clone(),
+        clients,
+        secs,
+        checkpoint_timeout: Duration::from_secs(checkpoint_every * 2 + 5),
+        threads_detail: env_or("BENCH_THREADS", 0) != 0,
+        kinds: Default::default(),
+    };
+    let mut phases = Vec::new();
+    let (stored, hwm_before_stop) = runtime.block_on(async {
+        bench.classify_threads().await;
+        let max = bench.phase("max, protobuf", Load::Protobuf, None).await;
+        let half = max.rate() / 2.0;
+        phases.push(max);
+        let paced = bench
+            .phase(
+                &format!("paced {:.0}k/s", half / 1e3),
+                Load::Protobuf,
+                Some(half),
+            )
+            .await;
+        phases.push(paced);
+        // Enough distinct bodies for a phase at 1.3x phase 1's rate.
+        let longest = (WARM_UP.as_secs() + secs + 2 * checkpoint_every + 2) as f64;
+        let count = (phases[0].rate() * 1.3 * longest / SPANS_PER_REQUEST as f64) as usize;
+        let built = Instant::now();
+        let pool = {
+            let template = template.clone();
+            tokio::task::spawn_blocking(move || GzipPool::build(&template, count.max(64)))
+                .await
+                .expect("compressing the gzip bodies")
+        };
+        let pool_mb = pool.bodies.iter().map(|b| b.len()).sum::<usize>() as f64 / 1e6;
+        println!(
+            "(gzip: {} distinct bodies, {pool_mb:.0} MB, compressed in {:.1} s before the phase)",
+            pool.bodies.len(),
+            built.elapsed().as_secs_f64()
+        );
+        phases.push(
+            bench
+                .phase("max, gzip", Load::Gzip(Arc::new(pool)), None)
+                .await,
+        );
+        if with_grpc {
+            phases.push(bench.phase("max, gRPC", Load::Grpc, None).await);
+        }
+        let m = metrics(&bench.http, &bench.metrics_url).await;
+        (m.spans(), proc_status_kb(qyl.pid, "VmHWM").unwrap_or(0))
+    });
+    let (stop_took, hwm) = qyl.stop();
+    let disk = [
+        qyl.db.clone(),
+        PathBuf::from(format!("{}.wal", qyl.db.display())),
+    ]
+    .iter()
+    .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+    .sum::<u64>();
+
+    report(&phases, decode_us, gunzip_decode_us);
+    println!(
+        "load average after: {} (the machine's other work competes for the same cores)",
+        load_average()
+    );
+    println!(
+        "peak RSS of qyl (VmHWM): {:.0} MB under load, {:.0} MB including its stop (target <= 400 MB)",
+        hwm_before_stop as f64 / 1024.0,
+        hwm.max(hwm_before_stop) as f64 / 1024.0
+    );
+    println!(
+        "on disk after SIGTERM (stop took {:.1} s): {:.1} MB for {:.0} spans = {:.0} bytes/span",
+        stop_took.as_secs_f64(),
+        disk as f64 / 1e6,
+        stored,
+        disk as f64 / stored.max(1.0)
+    );
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn report(phases: &[Phase], decode_us: f64, gunzip_decode_us: f64) {
+    let hz = clock_ticks_per_sec();
+    println!();
+    println!(
+        "{:<16} {:>9} {:>7} {:>8} {:>8} {:>9} {:>12} {:>13} {:>8} {:>11}",
+        "phase",
+        "spans/s",
+        "secs",
+        "p50 ms",
+        "p99 ms",
+        "qyl cores",
+        "client cores",
+        "qyl µs/span",
+        "/decode",
+        "target µs"
+    );
+    for p in phases {
+        let us = p.us_per_span(p.qyl_ticks);
+        let base = if p.name.contains("gzip") {
+            gunzip_decode_us
+        } else {
+            decode_us
+        };
+        println!(
+            "{:<16} {:>9.0} {:>7.1} {:>8.1} {:>8.1} {:>9.2} {:>12.2} {:>13.2} {:>7.1}x {:>11.1}",
+            p.name,
+            p.rate(),
+            p.secs,
+            p.percentile(0.5),
+            p.percentile(0.99),
+            p.qyl_ticks as f64 / hz / p.secs,
+            p.own_ticks as f64 / hz / p.secs,
+            us,
+            us / base,
+            TARGET_US_PER_SPAN
+        );
+    }
+    println!("(\"/decode\": qyl's CPU per span over prost's decode of the same request in this process; gzip phases over gunzip + decode)");
+    println!();
+    print!("{:<40}", "qyl CPU by thread, µs per span");
+    for p in phases {
+        print!(" {:>16}", p.name);
+    }
+    println!();
+    for (g, name) in GROUPS.iter().enumerate() {
+        print!("{name:<40}");
+        for p in phases {
+            print!(" {:>16.2}", p.us_per_span(p.groups[g]));
+        }
+        println!();
+    }
+    print!("{:<40}", "total (utime + stime of the process)");
+    for p in phases {
+        print!(" {:>16.2}", p.us_per_span(p.qyl_ticks));
+    }
+    println!();
+    println!();
+    print!("{:<40}", "writer steps, wall µs per span");
+    for p in phases {
+        print!(" {:>16}", p.name);
+    }
+    println!();
+    let mut steps: Vec<&String> = phases.iter().flat_map(|p| p.steps.keys()).collect();
+    steps.sort();
+    steps.dedup();
+    for step in steps {
+        print!("{step:<40}");
+        for p in phases {
+            let secs = p.steps.get(step).copied().unwrap_or(0.0);
+            print!(" {:>16.2}", secs * 1e6 / p.spans.max(1.0));
+        }
+        println!();
+    }
+    println!();
+    for p in phases {
+        let mut notes = vec![
+            format!("{:.0} spans committed", p.spans),
+            format!("{} answered", p.answered),
+            format!("{} exports timed", p.latencies.len()),
+            format!("{:.0} commits", p.commits),
+            format!("{:.0} rows/commit", p.spans / p.commits.max(1.0)),
+            format!("{:.0} checkpoints", p.checkpoints),
+            format!("VmHWM {:.0} MB", p.hwm_kb as f64 / 1024.0),
+        ];
+        if !p.aligned {
+            notes.push("NOT aligned to checkpoints (none came in time)".into());
+        }
+        if p.duplicates > 0.0 {
+            notes.push(format!("{:.0} duplicate spans", p.duplicates));
+        }
+        if p.refused + p.failed > 0 {
+            notes.push(format!(
+                "{} exports refused (queue full), {} failed",
+                p.refused, p.failed
+            ));
+        }
+        if p.on_the_fly > 0 {
+            notes.push(format!(
+                "{} gzip bodies compressed during the phase",
+                p.on_the_fly
+            ));
+        }
+        println!("{:<16} {}", p.name, notes.join(", "));
+    }
+}
