@@ -282,6 +282,7 @@ fn record_json(e: &Event) -> serde_json::Result<String> {
         Record::Function(f) => {
             serde_json::to_string(&crate::functions::events::FunctionEventRow::new(f, e.seq))
         }
+        Record::Slo(t) => serde_json::to_string(&**t),
     }
 }
 
@@ -364,6 +365,8 @@ pub struct LiveFilter {
     pub triage: bool,
     /// Function invocations and `runtime.stream.publish` events.
     pub functions: bool,
+    /// SLO alert level changes (SSE event `slo`).
+    pub slo: bool,
     pub service: Option<String>,
     pub trace_id: Option<String>,
     /// `OK`, `ERROR` or `UNSET`.
@@ -417,9 +420,10 @@ impl LiveFilter {
                         "error" | "errors" => filter.errors = true,
                         "triage" => filter.triage = true,
                         "function" | "functions" => filter.functions = true,
+                        "slo" | "slos" => filter.slo = true,
                         _ => {
                             return Err(ApiError::bad_request(format!(
-                            "types: {t:?} is not one of span, log, metric, error, triage, function"
+                            "types: {t:?} is not one of span, log, metric, error, triage, function, slo"
                         )))
                         }
                     }
@@ -464,6 +468,8 @@ impl LiveFilter {
                     .is_none_or(|t| e.trace_id.as_ref() == Some(t))
             }
             Record::Function(_) => self.functions,
+            // An SLO belongs to a service but to no trace.
+            Record::Slo(_) => self.slo && self.trace_id.is_none(),
         }
     }
 

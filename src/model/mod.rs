@@ -11,6 +11,7 @@ pub mod errors;
 pub mod function;
 pub mod genai;
 pub mod query;
+pub mod slo;
 
 /// One span, normalised. See DESIGN §3 for the column meanings.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -208,12 +209,15 @@ pub enum Record {
     Error(Arc<errors::ErrorGroupEvent>),
     /// A function invocation or `runtime.stream.publish` (functions engine).
     Function(Arc<function::FunctionEvent>),
+    /// An SLO's alert level changed (`errors::slo_watch`).
+    Slo(Arc<slo::SloTransition>),
 }
 
 impl Record {
     /// The SSE event type: the signal's name (`span`, `log`, `metric`),
     /// `error` for an error group change, `triage` for a triage report on
-    /// a group, `function` for the functions engine's results.
+    /// a group, `function` for the functions engine's results, `slo` for an
+    /// SLO's alert level changing.
     pub fn event_type(&self) -> &'static str {
         match self {
             Record::Span(_) => Signal::Span.as_str(),
@@ -222,6 +226,7 @@ impl Record {
             Record::Error(e) if e.change == errors::GroupChange::Triaged => "triage",
             Record::Error(_) => "error",
             Record::Function(_) => "function",
+            Record::Slo(_) => "slo",
         }
     }
 
@@ -233,6 +238,7 @@ impl Record {
             Record::Metric(m) => &m.service_name,
             Record::Error(e) => &e.service_name,
             Record::Function(_) => OWN_SERVICE,
+            Record::Slo(t) => &t.service_name,
         }
     }
 }
