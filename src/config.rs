@@ -149,6 +149,8 @@ pub struct ErrorsConfig {
     pub escalation_factor: f64,
     pub escalation_min_events: u64,
     pub duplicate_window_ms: u64,
+    /// How often the SLO watcher checks burn rates (a duration, 1s-1h).
+    pub slo_check_every: String,
     pub slo: Vec<SloConfig>,
 }
 
@@ -256,7 +258,27 @@ impl ErrorsConfig {
         humantime::parse_duration(t).ok().filter(|d| !d.is_zero())
     }
 
+    /// `slo_check_every` as a duration (validated at start).
+    pub fn slo_check_every(&self) -> std::time::Duration {
+        humantime::parse_duration(self.slo_check_every.trim())
+            .unwrap_or(std::time::Duration::from_secs(15))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        match humantime::parse_duration(self.slo_check_every.trim()) {
+            Ok(d)
+                if d >= std::time::Duration::from_secs(1)
+                    && d <= std::time::Duration::from_secs(3600) => {}
+            _ => {
+                return Err(invalid(
+                    "errors.slo_check_every",
+                    format!(
+                        "{:?} must be a duration between 1s and 1h",
+                        self.slo_check_every
+                    ),
+                ))
+            }
+        }
         let t = self.auto_resolve_after.trim();
         if !(t.is_empty() || t == "0") && humantime::parse_duration(t).is_err() {
             return Err(invalid(

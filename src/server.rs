@@ -176,6 +176,16 @@ impl Server {
             );
             tasks.push(("error triage", tokio::spawn(job)));
         }
+        if !config.errors.slo.is_empty() {
+            let job = crate::errors::slo_watch::run(
+                config.errors.slo.clone(),
+                config.errors.slo_check_every(),
+                state.store.clone(),
+                handle.clone(),
+                stopped.clone(),
+            );
+            tasks.push(("slo watch", tokio::spawn(job)));
+        }
         if let Some(quiet) = config.errors.auto_resolve_after() {
             let job = crate::errors::auto_resolve::run(handle.clone(), quiet, stopped.clone());
             tasks.push(("error auto-resolve", tokio::spawn(job)));

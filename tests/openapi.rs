@@ -42,6 +42,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),
     ("get", "/api/v1/slo"),
+    ("get", "/api/v1/slo/transitions"),
     ("get", "/api/v1/functions"),
     ("get", "/api/v1/functions/diagnostics"),
     ("get", "/api/v1/functions/{name}/invocations"),

@@ -63,6 +63,7 @@ parameter is a 400, never silently ignored. Every error is \
         super::releases::list_releases,
         super::releases::record_release,
         super::slo::list_slos,
+        super::slo::list_transitions,
         super::functions::list_functions,
         super::functions::diagnostics,
         super::functions::invocations,

@@ -18,6 +18,8 @@
 //!   exception logs, ERROR spans, GenAI failures and soft failures) on the
 //!   exporting request's thread, so the writer only counts them.
 //! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
+//! - [`slo_watch`]: the periodic job turning SLO burn into level changes
+//!   (ok, warning, page) stored and published via the writer.
 //! - [`analysis`]: evidence about a group read through the store (exception
 //!   chain, similar groups, what changed), for the MCP tools and [`triage`].
 //! - [`triage`]: automatic triage reports on new, regressed and escalating
@@ -27,8 +29,9 @@
 //! - [`groups`]: every group in memory, which group an occurrence joins,
 //!   its counts and the status workflow (the writer keeps one `GroupBook`).
 //!
-//! Storage of groups, events, releases and SLO minutes is in
-//! `storage::writer::derived` (`error_groups`, `slo_minutes`); the REST
+//! Storage of groups, events, releases, SLO minutes and level changes is in
+//! `storage::writer::derived` (`error_groups`, `slo_minutes`,
+//! `slo_transitions`); the REST
 //! surfaces in `api::errors`, `api::releases` and `api::slo`.
 
 pub mod analysis;
@@ -45,6 +48,7 @@ pub mod normalize;
 pub mod releases;
 pub mod self_report;
 pub mod slo;
+pub mod slo_watch;
 pub mod stacktrace;
 pub mod triage;
 

@@ -12,6 +12,7 @@
 use serde::Serialize;
 
 use crate::config::SloConfig;
+use crate::model::slo::SloLevel;
 use crate::model::SpanRecord;
 
 const MINUTE: u64 = 60_000_000_000;
@@ -84,11 +85,14 @@ pub const WINDOWS: [(&str, u64); 7] = [
 ];
 
 /// The alert tiers: (severity, burn threshold, long window, short window).
+/// The severities are the levels an SLO moves between ([`SloLevel`]): the
+/// fast-burning tiers page, the slow ones warn (a ticket, in the SRE
+/// workbook's words).
 pub const TIERS: [(&str, f64, &str, &str); 4] = [
     ("page", 14.4, "1h", "5m"),
     ("page", 6.0, "6h", "30m"),
-    ("ticket", 3.0, "1d", "2h"),
-    ("ticket", 1.0, "3d", "6h"),
+    ("warning", 3.0, "1d", "2h"),
+    ("warning", 1.0, "3d", "6h"),
 ];
 
 /// Good and total requests in a window.
@@ -135,7 +139,7 @@ pub struct SloWindow {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SloAlert {
-    /// `page` or `ticket`.
+    /// `page` or `warning`.
     pub severity: &'static str,
     /// Both windows must burn faster than this.
     pub burn_rate: f64,
@@ -169,7 +173,48 @@ pub struct SloStatus {
     pub alerts: Vec<SloAlert>,
     /// Tiers firing now, most urgent first (empty: none).
     pub firing: Vec<String>,
+    /// `page` when a page tier fires, `warning` when only a slower one
+    /// does, else `ok`; the SLO watcher stores and publishes each change.
+    pub level: SloLevel,
     pub budget: SloBudget,
+}
+
+/// The most urgent level among the firing tiers.
+fn level_of(alerts: &[SloAlert]) -> SloLevel {
+    alerts
+        .iter()
+        .filter(|a| a.firing)
+        .map(|a| match a.severity {
+            "page" => SloLevel::Page,
+            _ => SloLevel::Warning,
+        })
+        .max()
+        .unwrap_or(SloLevel::Ok)
+}
+
+impl SloStatus {
+    /// The tier that set the level (the first firing one: tiers are listed
+    /// most urgent first) with its long and short windows' burn rates; for
+    /// `ok`, the fastest tier's windows.
+    pub fn deciding_tier(&self) -> (Option<String>, f64, f64) {
+        let burn = |w: &str| {
+            self.windows
+                .iter()
+                .find(|x| x.window == w)
+                .map_or(0.0, |x| x.burn_rate)
+        };
+        match self.alerts.iter().find(|a| a.firing) {
+            Some(a) => (
+                self.firing.first().cloned(),
+                burn(a.long_window),
+                burn(a.short_window),
+            ),
+            None => {
+                let (_, _, long, short) = TIERS[0];
+                (None, burn(long), burn(short))
+            }
+        }
+    }
 }
 
 /// Builds the status from counts per [`WINDOWS`] entry (same order) and
@@ -212,7 +257,9 @@ pub fn status(config: &SloConfig, windows: &[Counts], whole: Counts) -> SloStatu
             )
         })
         .collect();
+    let level = level_of(&alerts);
     SloStatus {
+        level,
         name: config.name.clone(),
         service: config.service.clone(),
         span_name: config.span_name.clone(),
@@ -293,6 +340,10 @@ mod tests {
         let firing: Vec<bool> = s.alerts.iter().map(|a| a.firing).collect();
         assert_eq!(firing, vec![true, false, false, false]);
         assert_eq!(s.firing, vec!["page 14.4x (1h & 5m)".to_string()]);
+        assert_eq!(s.level, SloLevel::Page);
+        let (tier, long, short) = s.deciding_tier();
+        assert_eq!(tier.as_deref(), Some("page 14.4x (1h & 5m)"));
+        assert!(close(long, 20.0) && close(short, 30.0), "{long} {short}");
         assert!(close(s.windows[6].burn_rate, 96.0 / 144.0));
         assert!(close(s.budget.remaining, 0.0));
         assert!(close(s.budget.allowed_bad, 1000.0));
@@ -302,6 +353,21 @@ mod tests {
         calm[0] = c(100, 100);
         let s = status(&config(), &calm, c(0, 0));
         assert!(s.alerts.iter().all(|a| !a.firing));
+        assert_eq!(s.level, SloLevel::Ok);
+
+        // Only the slow tier: 2 % over the day and 2 h is a warning.
+        let slow = [
+            c(100, 100),
+            c(100, 100),
+            c(100, 100),
+            c(9600, 10000),
+            c(100, 100),
+            c(96, 100),
+            c(100, 100),
+        ];
+        let s = status(&config(), &slow, c(0, 0));
+        assert_eq!(s.level, SloLevel::Warning);
+        assert_eq!(s.firing, vec!["warning 3x (1d & 2h)".to_string()]);
     }
 
     #[test]

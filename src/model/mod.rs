@@ -187,6 +187,9 @@ pub struct Batch {
     /// Reports of automatic triage (`errors::triage`), stored in the
     /// commit and published on the hub as `triaged` error records.
     pub triage: Vec<Arc<errors::ErrorGroupEvent>>,
+    /// SLO alert level changes (`errors::slo_watch`), stored in
+    /// `slo_transitions` and published on the hub as `slo` records.
+    pub slo_transitions: Vec<Arc<slo::SloTransition>>,
 }
 
 impl Batch {

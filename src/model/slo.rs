@@ -56,3 +56,23 @@ pub struct SloTransition {
     pub budget_remaining: f64,
     pub at_unix_nano: u64,
 }
+
+/// `GET /api/v1/slo/transitions`: which changes to list.
+#[derive(Debug, Clone, Default)]
+pub struct SloTransitionQuery {
+    pub slo: Option<String>,
+    pub service: Option<String>,
+    /// Only changes to this level.
+    pub level: Option<SloLevel>,
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+    pub limit: usize,
+}
+
+/// One stored change with its time in RFC 3339.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SloTransitionRow {
+    pub time: String,
+    #[serde(flatten)]
+    pub transition: SloTransition,
+}

@@ -374,6 +374,7 @@ pub fn delete_older_than(
     let mut report = PassReport::default();
     delete_traces(conn, cutoff, batch, stop, &mut report)?;
     super::writer::derived::genai_rollup::prune(conn, cutoff)?;
+    super::writer::derived::service_minutes::prune(conn, cutoff)?;
     // Logs of a stored trace live and die with it (above); the rest go
     // by their own time.
     report.logs += delete_in_batches(

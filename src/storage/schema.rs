@@ -368,6 +368,16 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
         name: "where each trace lookup row's spans start",
         sql: super::writer::derived::trace_index::FIRST_SPAN_MIGRATION_SQL,
     },
+    Migration {
+        version: 13,
+        name: "spans per service and minute",
+        sql: super::writer::derived::service_minutes::MIGRATION_SQL,
+    },
+    Migration {
+        version: 14,
+        name: "SLO alert level changes",
+        sql: super::writer::derived::slo_transitions::MIGRATION_SQL,
+    },
 ];
 
 /// The newest schema this build knows.

@@ -135,6 +135,7 @@ impl Store {
         until: u64,
         step: Option<u64>,
     ) -> Result<Vec<ServiceSummary>, QueryError> {
+        self.settle().await;
         self.pool
             .run(move |c| stats::services(c, since, until, step))
             .await
@@ -313,6 +314,23 @@ impl Store {
     ) -> Result<(Vec<crate::errors::slo::Counts>, crate::errors::slo::Counts), QueryError> {
         self.pool
             .run(move |c| super::queries::slo::slo_counts(c, &slo, now, whole_ns))
+            .await
+    }
+
+    /// Each SLO's level after its newest stored change.
+    pub async fn slo_levels(
+        &self,
+    ) -> Result<std::collections::HashMap<String, crate::model::slo::SloLevel>, QueryError> {
+        self.pool.run(super::queries::slo::last_levels).await
+    }
+
+    /// Stored SLO level changes, newest first.
+    pub async fn slo_transitions(
+        &self,
+        q: crate::model::slo::SloTransitionQuery,
+    ) -> Result<Vec<crate::model::slo::SloTransitionRow>, QueryError> {
+        self.pool
+            .run(move |c| super::queries::slo::transitions(c, &q))
             .await
     }
 

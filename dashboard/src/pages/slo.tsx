@@ -18,7 +18,7 @@ interface SloWindow {
 }
 
 interface SloAlert {
-  severity: 'page' | 'ticket' | string;
+  severity: 'page' | 'warning' | string;
   burn_rate: number;
   long_window: string;
   short_window: string;
@@ -49,7 +49,7 @@ function levelOf(s: SloStatus): Level {
 
 const LEVEL: Record<Level, { label: string; tone: 'bad' | 'warn' | 'good' | 'neutral'; hint: string }> = {
   page: { label: 'Page', tone: 'bad', hint: 'A page tier fires: the budget burns fast enough to be gone within days' },
-  warning: { label: 'Warning', tone: 'warn', hint: 'A ticket tier fires: the budget burns faster than it may' },
+  warning: { label: 'Warning', tone: 'warn', hint: 'A warning tier fires: the budget burns faster than it may' },
   ok: { label: 'OK', tone: 'good', hint: 'No tier fires' },
   idle: { label: 'No traffic', tone: 'neutral', hint: 'No requests of this SLO in its window yet' },
 };

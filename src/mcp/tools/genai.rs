@@ -120,7 +120,7 @@ pub struct SloBurn {
     pub name: String,
     pub service: String,
     pub objective: f64,
-    /// Alert tiers firing now (`page`, `ticket`), most urgent first.
+    /// Alert tiers firing now (`page`, `warning`), most urgent first.
     pub firing: Vec<String>,
     /// 1 = untouched, 0 = spent, below 0 = overspent.
     pub budget_remaining: Option<f64>,

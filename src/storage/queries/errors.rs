@@ -725,7 +725,9 @@ pub fn group_histogram(
 }
 
 /// Releases, newest first, with the groups they brought and their error
-/// rate in the hour before and after.
+/// rate in the hour before and after. The releases are picked before the
+/// counts are taken: each count reads spans, and on a database with many
+/// releases counting all of them to keep the newest few took seconds.
 pub fn list_releases(
     c: &Conn,
     service: Option<&String>,
@@ -755,7 +757,9 @@ pub fn list_releases(
                     AND s.service_version = r.version
                     AND s.start_time_unix_nano >= r.first_seen_unix_nano
                     AND s.start_time_unix_nano < r.first_seen_unix_nano + 3600000000000)
-         FROM releases r{} ORDER BY r.first_seen_unix_nano DESC, r.version DESC LIMIT {limit}",
+         FROM (SELECT * FROM releases r{} ORDER BY r.first_seen_unix_nano DESC, r.version DESC
+               LIMIT {limit}) r
+         ORDER BY r.first_seen_unix_nano DESC, r.version DESC",
         w.sql()
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the release list")?;

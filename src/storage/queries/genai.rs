@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use duckdb::types::Value;
 use duckdb::Row;
 
+use super::histogram::{bin_sql, Histogram};
 use super::traces::paginate;
 use super::Where;
 use crate::model::genai::{
@@ -22,9 +23,7 @@ use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-use crate::storage::writer::derived::genai_rollup::{
-    BINS_PER_OCTAVE, LABEL_ERROR, LABEL_FINISH, MINUTE_NS,
-};
+use crate::storage::writer::derived::genai_rollup::{LABEL_ERROR, LABEL_FINISH, MINUTE_NS};
 
 /// The sums of one fine group (bucket × provider × model × latency bin), in
 /// the column order `Acc::add_row` reads.
@@ -39,48 +38,6 @@ const SUMS: &str = "count(*)::UBIGINT, \
     count(*) FILTER (WHERE gen_ai_cost_usd IS NULL \
         AND (gen_ai_input_tokens IS NOT NULL OR gen_ai_output_tokens IS NOT NULL))::UBIGINT, \
     min(v)::DOUBLE, max(v)::DOUBLE";
-
-/// A latency histogram: bin → (count, min, max).
-#[derive(Default, Clone)]
-struct Histogram(std::collections::BTreeMap<i32, (u64, f64, f64)>);
-
-impl Histogram {
-    fn add(&mut self, bin: i32, n: u64, min: f64, max: f64) {
-        let e = self.0.entry(bin).or_insert((0, f64::MAX, f64::MIN));
-        e.0 += n;
-        e.1 = e.1.min(min);
-        e.2 = e.2.max(max);
-    }
-
-    fn merge(&mut self, o: &Histogram) {
-        for (b, (n, lo, hi)) in &o.0 {
-            self.add(*b, *n, *lo, *hi);
-        }
-    }
-
-    /// The `p` quantile (as `quantile_cont` ranks it), interpolated inside
-    /// its bin between the bin's smallest and largest value.
-    fn quantile(&self, p: f64) -> Option<f64> {
-        let n: u64 = self.0.values().map(|(c, _, _)| c).sum();
-        if n == 0 {
-            return None;
-        }
-        let rank = p * (n - 1) as f64;
-        let mut before = 0u64;
-        for (c, lo, hi) in self.0.values() {
-            if rank < (before + c) as f64 {
-                let within = if *c > 1 {
-                    (rank - before as f64) / (*c - 1) as f64
-                } else {
-                    0.0
-                };
-                return Some(lo + (hi - lo) * within.clamp(0.0, 1.0));
-            }
-            before += c;
-        }
-        self.0.values().last().map(|(_, _, hi)| *hi)
-    }
-}
 
 /// Totals being rolled up from fine groups.
 #[derive(Default, Clone)]
@@ -142,11 +99,6 @@ impl Acc {
     }
 }
 
-/// The log bin of the column `v`.
-fn bin_of(v: &str) -> String {
-    format!("floor(log2(greatest({v}, 1)) * {BINS_PER_OCTAVE})::INTEGER")
-}
-
 fn rollups() -> String {
     GENAI_ROLLUP_OPERATIONS
         .iter()
@@ -206,7 +158,7 @@ fn fine_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryErro
             "SELECT gen_ai_provider, coalesce(gen_ai_response_model, gen_ai_request_model),
                     (start_time_unix_nano // {step}) * {step}, {} AS bin, {sums}
              FROM (SELECT *, {value} AS v FROM spans{}{extra}) GROUP BY ALL",
-            bin_of("v"),
+            bin_sql("v"),
             w.sql()
         )
     };
@@ -604,28 +556,4 @@ pub fn unpriced_models(c: &Conn, since: u64) -> Result<Vec<UnpricedModel>, Query
         .collect::<Result<Vec<_>, _>>()
         .ctx("reading the unpriced models")?;
     Ok(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Histogram;
-
-    #[test]
-    fn histogram_quantiles_are_exact_for_single_values_and_close_otherwise() {
-        let mut h = Histogram::default();
-        assert_eq!(h.quantile(0.5), None);
-        h.add(10, 2, 400.0, 400.0);
-        assert_eq!(h.quantile(0.5), Some(400.0));
-        assert_eq!(h.quantile(0.99), Some(400.0));
-        // 1..=1000 in log bins of 8 per doubling: within a bin's width.
-        let mut h = Histogram::default();
-        for v in 1..=1000u32 {
-            let v = f64::from(v);
-            h.add((v.log2() * 8.0).floor() as i32, 1, v, v);
-        }
-        for (p, exact) in [(0.5, 500.5), (0.95, 950.05), (0.99, 990.01)] {
-            let q = h.quantile(p).unwrap();
-            assert!((q - exact).abs() / exact < 0.01, "p{p}: {q} vs {exact}");
-        }
-    }
 }

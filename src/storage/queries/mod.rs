@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod functions;
 pub mod genai;
+mod histogram;
 pub mod logs;
 pub mod metrics;
 pub mod sessions;

@@ -29,8 +29,10 @@ pub mod error_groups;
 pub mod error_notes;
 pub mod functions;
 pub mod genai_rollup;
+pub mod service_minutes;
 pub mod sessions;
 pub mod slo_minutes;
+pub mod slo_transitions;
 pub mod trace_index;
 pub mod triage;
 
@@ -153,7 +155,7 @@ pub fn replay(conn: &Conn, tables: &mut [Box<dyn Derived>]) -> Result<u64, Stora
                     gen_ai_time_to_first_chunk_ms,
                     coalesce(nullif(attributes->>'$.\"user.id\"', ''),
                              nullif(attributes->>'$.\"enduser.id\"', '')),
-                    error_type, gen_ai_finish_reasons
+                    error_type, gen_ai_finish_reasons, service_version, deployment_environment
              FROM spans WHERE ingest_seq > ? ORDER BY ingest_seq",
         )
         .map_err(ctx)?;
@@ -195,6 +197,8 @@ fn replayed_span(row: &duckdb::Row<'_>) -> duckdb::Result<SpanRecord> {
             _ => "UNSET",
         },
         service_name: row.get(6)?,
+        service_version: row.get(23)?,
+        deployment_environment: row.get(24)?,
         session_id: row.get(7)?,
         genai: GenAiFields {
             provider: row.get(8)?,
@@ -296,11 +300,13 @@ pub fn derived_tables(
         Box::new(functions::FunctionTables::default()),
         Box::new(sessions::SessionEntities::load(conn)?),
         Box::new(genai_rollup::GenAiMinutes::default()),
+        Box::new(service_minutes::ServiceMinutes::default()),
         Box::new(error_groups::ErrorGroups::load(
             conn,
             settings.errors.clone(),
         )?),
         Box::new(triage::TriageReports::default()),
+        Box::new(slo_transitions::SloTransitions::default()),
     ];
     if !settings.slos.is_empty() {
         tables.push(Box::new(slo_minutes::SloMinutes::load(

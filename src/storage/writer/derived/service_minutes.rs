@@ -1,0 +1,244 @@
+//! `service_minutes`: spans counted per minute, service, version,
+//! environment and latency bin, kept by the writer in each commit's
+//! transaction.
+//!
+//! The service overview (`/api/v1/services`, the dashboard's home page,
+//! MCP `overview`) must not scan every span of its window: over a day of
+//! 10 M spans that took seconds. This table holds a few dozen rows per
+//! service and minute, so a day reads tens of thousands of rows; the
+//! percentiles come from the latency bins as in `genai_minutes` (with each
+//! bin's min and max, so a bin holding one value is exact). Like that
+//! table, the sums wait in memory between flushes and are folded in again
+//! after a crash (see `writer::derived`).
+
+use std::collections::HashMap;
+
+use super::genai_rollup::{bin_of, MINUTE_NS};
+use super::{Committing, Derived, StagedUpsert};
+use crate::model::SpanRecord;
+use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+
+const STAGE: &str = "qyl_service_minutes_stage";
+
+/// Sums the stored spans matching `$cond` into the table.
+macro_rules! fill_sql {
+    ($cond:literal) => {
+        concat!(
+            "INSERT INTO service_minutes
+SELECT start_time_unix_nano // 60000000000 * 60000000000, service_name,
+       coalesce(service_version, ''), coalesce(deployment_environment, ''),
+       floor(log2(greatest(duration_ns, 1)) * 8)::INTEGER,
+       count(*), count(*) FILTER (WHERE status_code = 'ERROR'),
+       min(duration_ns)::DOUBLE, max(duration_ns)::DOUBLE, max(start_time_unix_nano)
+FROM spans WHERE ",
+            $cond,
+            "
+GROUP BY ALL;
+"
+        )
+    };
+}
+
+/// The migration that adds the table, filled from the spans the summary
+/// watermark covers (later ones are folded in by the replay at start, so
+/// none is counted twice).
+pub const MIGRATION_SQL: &str = concat!(
+    "
+-- Spans per minute, service, version, environment and latency bin, so the
+-- service overview need not scan every span of its window.
+CREATE TABLE service_minutes (
+    minute_unix_nano     UBIGINT NOT NULL,
+    service_name         VARCHAR NOT NULL,
+    service_version      VARCHAR NOT NULL,
+    environment          VARCHAR NOT NULL,
+    bin                  INTEGER NOT NULL,
+    spans                UBIGINT NOT NULL,
+    errors               UBIGINT NOT NULL,
+    min_ns               DOUBLE  NOT NULL,
+    max_ns               DOUBLE  NOT NULL,
+    last_start_unix_nano UBIGINT NOT NULL,
+    PRIMARY KEY (minute_unix_nano, service_name, service_version, environment, bin)
+);
+",
+    fill_sql!("ingest_seq <= (SELECT ingest_seq FROM summary_watermark)")
+);
+
+/// Fills the table from every stored span, for data written straight
+/// into `spans` with no writer to fold it in (the query benchmark's).
+pub const FILL_SQL: &str = fill_sql!("true");
+
+const COLS: &[Col] = &[
+    Col::UBigint, // minute
+    Col::Varchar, // service
+    Col::Varchar, // version ('' for none)
+    Col::Varchar, // environment ('' for none)
+    Col::Integer, // bin
+    Col::UBigint, // spans
+    Col::UBigint, // errors
+    Col::Double,  // min
+    Col::Double,  // max
+    Col::UBigint, // last start
+];
+
+/// (minute, service, version, environment, latency bin).
+type Key = (u64, String, String, String, i32);
+
+#[derive(Clone, Copy)]
+struct Sums {
+    spans: u64,
+    errors: u64,
+    min: f64,
+    max: f64,
+    last_start: u64,
+}
+
+impl Sums {
+    fn merge(&mut self, o: &Sums) {
+        self.spans += o.spans;
+        self.errors += o.errors;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.last_start = self.last_start.max(o.last_start);
+    }
+}
+
+type Rollup = HashMap<Key, Sums>;
+
+fn absorb(into: &mut Rollup, from: &Rollup) {
+    for (k, v) in from {
+        match into.get_mut(k) {
+            Some(sums) => sums.merge(v),
+            None => {
+                into.insert(k.clone(), *v);
+            }
+        }
+    }
+}
+
+fn fold<'s>(into: &mut Rollup, spans: impl Iterator<Item = &'s SpanRecord>) {
+    for s in spans {
+        let d = s.duration_ns as f64;
+        let one = Sums {
+            spans: 1,
+            errors: u64::from(s.status_code == "ERROR"),
+            min: d,
+            max: d,
+            last_start: s.start_time_unix_nano,
+        };
+        let key = (
+            s.start_time_unix_nano / MINUTE_NS * MINUTE_NS,
+            s.service_name.clone(),
+            s.service_version.clone().unwrap_or_default(),
+            s.deployment_environment.clone().unwrap_or_default(),
+            bin_of(d),
+        );
+        match into.get_mut(&key) {
+            Some(sums) => sums.merge(&one),
+            None => {
+                into.insert(key, one);
+            }
+        }
+    }
+}
+
+/// The derived table; see the module comment.
+pub struct ServiceMinutes {
+    /// Sums of earlier commits not written yet.
+    pending: Rollup,
+    /// This commit's sums.
+    current: Rollup,
+    flushing: bool,
+    stage: StagedUpsert,
+}
+
+impl Default for ServiceMinutes {
+    fn default() -> Self {
+        ServiceMinutes {
+            pending: Rollup::default(),
+            current: Rollup::default(),
+            flushing: false,
+            stage: StagedUpsert::new(
+                STAGE,
+                format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS SELECT * FROM service_minutes LIMIT 0"
+                ),
+                "INSERT INTO service_minutes SELECT * FROM qyl_service_minutes_stage
+                 ON CONFLICT (minute_unix_nano, service_name, service_version, environment, bin)
+                 DO UPDATE SET spans = spans + excluded.spans, errors = errors + excluded.errors,
+                    min_ns = least(min_ns, excluded.min_ns), max_ns = greatest(max_ns, excluded.max_ns),
+                    last_start_unix_nano = greatest(last_start_unix_nano, excluded.last_start_unix_nano)",
+            ),
+        }
+    }
+}
+
+impl Derived for ServiceMinutes {
+    fn name(&self) -> &'static str {
+        "service_minutes"
+    }
+
+    fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
+        let mut current = Rollup::default();
+        fold(&mut current, rows.spans());
+        self.current = current;
+        self.flushing = rows.flush();
+        if !self.flushing || (self.pending.is_empty() && self.current.is_empty()) {
+            return Ok(());
+        }
+        let mut all = self.pending.clone();
+        absorb(&mut all, &self.current);
+        let rows: Vec<(Key, Sums)> = all.into_iter().collect();
+        self.stage.run(raw, &Chunk::fill(COLS, &rows, put))
+    }
+
+    fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
+        let current = std::mem::take(&mut self.current);
+        if self.flushing {
+            self.pending = Rollup::default();
+        } else {
+            absorb(&mut self.pending, &current);
+        }
+        self.flushing = false;
+        self.stage.committed();
+    }
+
+    fn rolled_back(&mut self) {
+        self.current = Rollup::default();
+        self.flushing = false;
+        self.stage.rolled_back();
+    }
+
+    fn pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn replay(&mut self, spans: &[SpanRecord]) {
+        fold(&mut self.pending, spans.iter());
+    }
+}
+
+fn put(b: &mut ChunkBuilder<'_>, (k, s): &(Key, Sums)) {
+    b.u64(k.0);
+    b.str(&k.1);
+    b.str(&k.2);
+    b.str(&k.3);
+    b.i32(k.4);
+    b.u64(s.spans);
+    b.u64(s.errors);
+    b.opt_f64(Some(s.min));
+    b.opt_f64(Some(s.max));
+    b.u64(s.last_start);
+}
+
+/// Retention: drops the minutes before `cutoff` (whole minutes only).
+pub fn prune(
+    conn: &crate::storage::Conn,
+    cutoff: u64,
+) -> Result<u64, crate::storage::StorageError> {
+    conn.execute(
+        "DELETE FROM service_minutes WHERE minute_unix_nano + ? <= ?",
+        duckdb::params![MINUTE_NS, cutoff],
+    )
+    .map(|n| n as u64)
+    .map_err(|e| crate::storage::StorageError::sql("deleting old service minutes", e))
+}
