@@ -16,8 +16,12 @@ import { REPO, api, launch, newPage, screenshot, sendPython, startQyl, until } f
 const SENDER = path.join(REPO, 'dashboard/tests/py/errors_send.py');
 
 // Two objectives over the same traffic: the shop's entry spans (6 of 7
-// fail: pages) and its suggestions endpoint (all good: OK).
+// fail: pages) and its suggestions endpoint (all good: OK). The SLO watcher
+// looks every second, so the page's alert history fills within the test.
 const SLO_CONFIG = `
+[errors]
+slo_check_every = "1s"
+
 [[errors.slo]]
 name = "shop-availability"
 service = "shop"
@@ -507,6 +511,19 @@ test('the SLO page shows alert levels, burn rates per window and the budget left
   assert.match(await second.locator('.slo-budget-value').innerText(), /100/);
   assert.equal(await second.locator('.slo-tier.firing').count(), 0);
   assert.match(await page.locator('.slo-summary').innerText(), /1 page/);
+  // The watcher announced the page without anyone asking; the history
+  // lists that change (a reload picks it up if the page came first).
+  const paged = page.locator('.slo-history-table tr[data-to="page"]');
+  for (let i = 0; i < 10 && (await paged.count()) === 0; i++) {
+    await page.waitForTimeout(1000);
+    await page.reload();
+    await page.locator('.slo-history').waitFor();
+  }
+  const row = await paged.first().innerText();
+  assert.match(row, /shop-availability/);
+  assert.match(row, /ok\s*→\s*page/);
+  assert.match(row, /page 14\.4x \(1h & 5m\)/);
+  assert.equal(await page.locator('.slo-history-table tbody tr').count(), 1, 'suggest-latency never changed');
   await screenshot(page, 'slo');
   assert.deepEqual(page.pageErrors, []);
 });

@@ -4,6 +4,7 @@
 // on-call person sees at a glance what pages and what can wait.
 import { Badge, PageHeader } from '../components/page';
 import { ErrorBox, Loading } from '../components/states';
+import { Time } from '../components/time';
 import { useApi } from '../lib/fetch';
 import { fmtNum, fmtPct, plural } from '../lib/format';
 import { withRange } from '../lib/params';
@@ -35,12 +36,28 @@ interface SloStatus {
   windows: SloWindow[];
   alerts: SloAlert[];
   firing: string[];
+  level?: 'page' | 'warning' | 'ok';
   budget: { window: string; good: number; total: number; allowed_bad: number; remaining: number };
+}
+
+/** One level change the SLO watcher stored (GET /slo/transitions). */
+interface SloTransition {
+  time: string;
+  slo: string;
+  service_name: string;
+  objective: number;
+  from: 'ok' | 'warning' | 'page';
+  to: 'ok' | 'warning' | 'page';
+  tier: string | null;
+  burn_rate_long: number;
+  burn_rate_short: number;
+  budget_remaining: number;
 }
 
 type Level = 'page' | 'warning' | 'ok' | 'idle';
 
 function levelOf(s: SloStatus): Level {
+  if (s.level && s.level !== 'ok') return s.level;
   if (s.alerts.some((a) => a.firing && a.severity === 'page')) return 'page';
   if (s.alerts.some((a) => a.firing)) return 'warning';
   if (s.budget.total === 0) return 'idle';
@@ -107,6 +124,7 @@ export function Slos() {
             .map((s) => (
               <SloCard key={s.name} s={s} />
             ))}
+          <AlertHistory />
         </div>
       )}
     </div>
@@ -261,6 +279,67 @@ function SloCard({ s }: { s: SloStatus }) {
           </div>
         </div>
       </div>
+    </section>
+  );
+}
+
+const TRANSITION_TONE = { page: 'bad', warning: 'warn', ok: 'good' } as const;
+
+/** The level changes qyl announced (live stream `slo` events, `on = "slo"`
+ *  functions), newest first: what paged whom, and when it calmed down. */
+function AlertHistory() {
+  const history = useApi<SloTransition[]>('/slo/transitions', { limit: '50' });
+  const rows = history.data ?? [];
+  return (
+    <section class="card slo-history" aria-label="Alert history">
+      <div class="card-head">
+        <h2>Alert history</h2>
+        <span class="muted">level changes qyl announced on the live stream and to <code>on = "slo"</code> functions</span>
+      </div>
+      {history.error && !history.data ? (
+        <ErrorBox error={history.error} title="Could not load the alert history" />
+      ) : !history.data ? (
+        <Loading />
+      ) : rows.length === 0 ? (
+        <div class="state state-empty slo-history-empty">No level changes yet: every SLO has stayed OK.</div>
+      ) : (
+        <div class="table-wrap">
+          <table class="table slo-history-table">
+            <thead>
+              <tr>
+                <th>When</th>
+                <th>SLO</th>
+                <th>Change</th>
+                <th>Tier</th>
+                <th class="num">Burn long / short</th>
+                <th class="num">Budget left</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((t) => (
+                <tr key={`${t.slo}-${t.time}`} data-to={t.to}>
+                  <td>
+                    <Time t={t.time} mode="ago" />
+                  </td>
+                  <td>
+                    <strong>{t.slo}</strong> <span class="muted">{t.service_name}</span>
+                  </td>
+                  <td class="slo-change">
+                    <Badge tone={TRANSITION_TONE[t.from]}>{t.from}</Badge>
+                    <span class="muted" aria-hidden="true">→</span>
+                    <Badge tone={TRANSITION_TONE[t.to]}>{t.to}</Badge>
+                  </td>
+                  <td class="mono">{t.tier ?? <span class="faint">no tier fires</span>}</td>
+                  <td class="num">
+                    {fmtBurn(t.burn_rate_long, 1)} / {fmtBurn(t.burn_rate_short, 1)}
+                  </td>
+                  <td class={`num ${t.budget_remaining <= 0 ? 'tone-bad' : ''}`}>{t.budget_remaining <= 0 ? '0%' : fmtPct(t.budget_remaining, 1)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
     </section>
   );
 }
