@@ -13,9 +13,10 @@
 //!   for (filters, pages, cursors) and get back (rows, trees, stats), and
 //!   `model::genai` the session and GenAI shapes. No I/O.
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
-//!   OTLP/HTTP ports) and `grpc` (the three OTLP services) decode protobuf or
-//!   JSON (`otlp_json`, lenient); protobuf trace bodies are walked straight
-//!   into records by `spans` (over `wire`, a borrowed protobuf reader, and
+//!   OTLP/HTTP ports) and `grpc` (the three OTLP services; traces through
+//!   `grpc_traces`, which hands the message bytes through) decode protobuf or
+//!   JSON (`otlp_json`, lenient); protobuf trace bodies from both doors are
+//!   walked straight into records by `spans` (over `wire`, a borrowed protobuf reader, and
 //!   `view`, the attribute view both paths enrich through), everything else
 //!   is decoded by prost; `convert` + `enrich` turn them into model
 //!   records (hex ids, service, session, GenAI columns), and both hand the

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use qyl::config::Config;
@@ -151,7 +153,78 @@ async fn grpc_accepts_gzip_and_refuses_oversized_messages() {
     let err = grpc.export(big).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
 
+    // Bytes that are no ExportTraceServiceRequest (a length running past
+    // the end): INVALID_ARGUMENT, which exporters do not retry.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addrs.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    let err = raw
+        .unary::<_, ExportTraceServiceResponse, _>(
+            tonic::Request::new(bytes::Bytes::from_static(&[0x0a, 0xff, 0x01, 0x0a])),
+            tonic::codegen::http::uri::PathAndQuery::from_static(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            ),
+            RawBytes,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("malformed"), "{err}");
+
     let hub = server.hub();
     assert_eq!(hub.recent(1000, |_| true).len(), 100);
     server.shutdown().await.unwrap();
+}
+
+/// A client codec sending raw bytes as the request message.
+#[derive(Default)]
+struct RawBytes;
+
+impl tonic::codec::Codec for RawBytes {
+    type Encode = bytes::Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawBytes;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+
+    fn decoder(&mut self) -> ResponseDecoder {
+        ResponseDecoder
+    }
+}
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+struct ResponseDecoder;
+
+impl tonic::codec::Decoder for ResponseDecoder {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+        ExportTraceServiceResponse::decode(buf)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
 }

@@ -1,4 +1,5 @@
-//! OTLP/gRPC: the Trace, Logs and Metrics services on the gRPC port.
+//! OTLP/gRPC: the Trace, Logs and Metrics services on the gRPC port (the
+//! trace service is `grpc_traces`, over raw bytes for the direct decoder).
 //!
 //! gzip is accepted, the decode limit is the configured body limit (tonic's
 //! default of 4 MiB is too small for real batches), and a full queue or a
@@ -17,15 +18,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
+use super::grpc_traces::RawTraceService;
 use super::{ExportRequest, Exporter, Outcome};
 use crate::storage::writer::WriteError;
 
@@ -41,19 +37,6 @@ fn status(e: WriteError) -> Status {
 impl OtlpGrpc {
     async fn run(&self, req: ExportRequest) -> Result<Outcome, Status> {
         self.exporter.export(req).await.map_err(status)
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let o = self
-            .run(ExportRequest::Traces(request.into_inner()))
-            .await?;
-        Ok(Response::new(o.trace_response()))
     }
 }
 
@@ -86,15 +69,14 @@ pub fn services(
     exporter: Exporter,
     max_body: usize,
 ) -> (
-    TraceServiceServer<OtlpGrpc>,
+    RawTraceService,
     LogsServiceServer<OtlpGrpc>,
     MetricsServiceServer<OtlpGrpc>,
 ) {
+    let traces = RawTraceService::new(exporter.clone(), max_body);
     let svc = OtlpGrpc { exporter };
     (
-        TraceServiceServer::new(svc.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_body),
+        traces,
         LogsServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_body),

@@ -10,6 +10,7 @@
 pub mod convert;
 pub mod enrich;
 pub mod grpc;
+pub mod grpc_traces;
 pub mod http;
 pub mod jsonw;
 pub mod otlp_json;
