@@ -120,6 +120,41 @@ pub struct FunctionsConfig {
     pub breaker_window_secs: u64,
     pub breaker_cooldown_secs: u64,
     pub debounce_ms: u64,
+    /// Hosts `runtime.http` may call; empty: none.
+    pub http_allow: Vec<String>,
+    pub http_timeout_ms: u64,
+    pub http_max_request_kb: u64,
+    pub http_max_response_kb: u64,
+    /// `runtime.secret(name)`: a value, `env:VAR` or `file:PATH`.
+    pub secrets: crate::functions::secrets::SecretsConfig,
+}
+
+impl FunctionsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        crate::functions::http::AllowList::parse(&self.http_allow)
+            .map_err(|e| invalid("functions.http_allow", e))?;
+        self.secrets
+            .validate()
+            .map_err(|e| invalid("functions.secrets", e))?;
+        if !(1..=self.max_timeout_ms).contains(&self.http_timeout_ms) {
+            return Err(invalid(
+                "functions.http_timeout_ms",
+                format!(
+                    "must be from 1 to functions.max_timeout_ms ({})",
+                    self.max_timeout_ms
+                ),
+            ));
+        }
+        for (key, kb) in [
+            ("functions.http_max_request_kb", self.http_max_request_kb),
+            ("functions.http_max_response_kb", self.http_max_response_kb),
+        ] {
+            if !(1..=65_536).contains(&kb) {
+                return Err(invalid(key, "must be from 1 to 65536 (64 MiB)"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -543,6 +578,7 @@ impl Config {
         }
         self.errors.validate()?;
         self.triage.validate()?;
+        self.functions.validate()?;
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {
             return Err(invalid(
