@@ -212,12 +212,15 @@ local function iso_time(unix_nano)
 	return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(unix_nano / 1e9))
 end
 
--- A number for people: integers without ".0", others with `digits` decimals.
+-- A number for people: at most `digits` decimals, without trailing zeros.
 local function show_number(n, digits)
 	if n == math.floor(n) and math.abs(n) < 1e15 then
 		return string.format("%d", n)
 	end
-	return string.format("%." .. tostring(digits or 2) .. "f", n)
+	local s = string.format("%." .. tostring(digits or 2) .. "f", n)
+	s = string.gsub(s, "0+$", "")
+	s = string.gsub(s, "%.$", "")
+	return s
 end
 
 qyl.alert = {}

@@ -857,4 +857,74 @@ mod tests {
             assert!(err.contains(want), "{body}: {err}");
         }
     }
+
+    #[test]
+    fn functions_http_allow_and_secrets() {
+        let c = Config::defaults();
+        assert!(c.functions.http_allow.is_empty());
+        assert!(c.functions.secrets.0.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("qyl.toml");
+        std::fs::write(
+            &file,
+            "[functions]\nhttp_allow = [\"hooks.slack.com\"]\n[functions.secrets]\nslack_webhook = \"env:SLACK_WEBHOOK_URL\"\nkey = \"literal-value\"\n",
+        )
+        .unwrap();
+        let c = Config::from_layers(
+            Some(&file),
+            env(&[("QYL_FUNCTIONS_HTTP_TIMEOUT_MS", "2500")]),
+        )
+        .unwrap();
+        assert_eq!(c.functions.http_allow, vec!["hooks.slack.com"]);
+        assert_eq!(c.functions.http_timeout_ms, 2500);
+        assert_eq!(
+            c.functions
+                .secrets
+                .0
+                .get("slack_webhook")
+                .map(String::as_str),
+            Some("env:SLACK_WEBHOOK_URL")
+        );
+        // Logging the configuration never shows a secret's value.
+        assert!(!format!("{c:?}").contains("literal-value"));
+        let c = Config::from_layers(
+            None,
+            env(&[("QYL_FUNCTIONS_HTTP_ALLOW", "a.example.com, 127.0.0.1:8080")]),
+        )
+        .unwrap();
+        assert_eq!(c.functions.http_allow, ["a.example.com", "127.0.0.1:8080"]);
+        for (key, value, want) in [
+            ("QYL_FUNCTIONS_HTTP_ALLOW", "*", "functions.http_allow"),
+            (
+                "QYL_FUNCTIONS_HTTP_ALLOW",
+                "x.com/path",
+                "functions.http_allow",
+            ),
+            (
+                "QYL_FUNCTIONS_HTTP_TIMEOUT_MS",
+                "0",
+                "functions.http_timeout_ms",
+            ),
+            (
+                "QYL_FUNCTIONS_HTTP_TIMEOUT_MS",
+                "999999",
+                "functions.http_timeout_ms",
+            ),
+            (
+                "QYL_FUNCTIONS_HTTP_MAX_RESPONSE_KB",
+                "0",
+                "functions.http_max_response_kb",
+            ),
+        ] {
+            let err = Config::from_layers(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
+        std::fs::write(&file, "[functions.secrets]\n\"bad name\" = \"x\"\n").unwrap();
+        let err = Config::from_layers(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("functions.secrets"), "{err}");
+    }
 }

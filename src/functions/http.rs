@@ -293,7 +293,7 @@ pub struct HttpSettings {
     pub max_request_bytes: usize,
     pub max_response_bytes: usize,
     pub secrets: SecretsConfig,
-    client: OnceLock<Result<Client, String>>,
+    pub(super) client: OnceLock<Result<Client, String>>,
 }
 
 impl Default for HttpSettings {
@@ -345,7 +345,7 @@ impl HttpSettings {
 
 /// The async client on its own one-thread runtime. Dropped with
 /// `shutdown_background`, so dropping it is fine on any thread.
-struct Client {
+pub(super) struct Client {
     rt: Option<tokio::runtime::Runtime>,
     inner: reqwest::Client,
 }

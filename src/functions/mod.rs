@@ -38,4 +38,6 @@ pub mod watcher;
 #[cfg(test)]
 mod executor_tests;
 #[cfg(test)]
+mod notify_tests;
+#[cfg(test)]
 mod stdlib_tests;

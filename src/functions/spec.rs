@@ -906,6 +906,22 @@ return {
                 "trigger = { on = 'error', every = '1m' }",
                 "only for on = \"schedule\"",
             ),
+            (
+                "trigger = { on = 'slo', where = { level = 'critical' } }",
+                "field `trigger.where.level`: \"critical\" is not one of ok, warning, page",
+            ),
+            (
+                "trigger = { on = 'slo', where = { objective = { above = 99 } } }",
+                "field `trigger.where.objective`: unknown operator",
+            ),
+            (
+                "trigger = { on = 'slo', where = { change = 'new' } }",
+                "unknown field for on = \"slo\"",
+            ),
+            (
+                "trigger = { on = 'slo', every = '1m' }",
+                "only for on = \"schedule\"",
+            ),
             ("trigger = { on = 'schedule' }", "field `trigger.every`"),
             (
                 "trigger = { on = 'schedule', every = 'often' }",
