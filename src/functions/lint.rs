@@ -577,9 +577,11 @@ fn url_expression(e: &Expression) -> Option<UrlArg> {
     match e {
         Expression::String(t) => string_literal(e).map(|s| UrlArg::Literal(s, pos(t), true)),
         Expression::Var(ast::Var::Name(n)) => ident(n).map(|n| UrlArg::Name(n.to_string())),
-        Expression::BinaryOperator { lhs, binop, .. }
-            if matches!(binop, ast::BinOp::TwoDots(_)) =>
-        {
+        Expression::BinaryOperator {
+            lhs,
+            binop: ast::BinOp::TwoDots(_),
+            ..
+        } => {
             match url_expression(lhs)? {
                 UrlArg::Literal(s, p, _) => Some(UrlArg::Literal(s, p, false)),
                 // A local's text is whole, but here only its start.
