@@ -14,7 +14,7 @@
 //! ([`running`] adds a `running` row for an invocation that takes over a
 //! second); [`record`] is the record a handler sees and [`runtime_api`] the
 //! `runtime` it gets, with [`runtime_http`] over [`http`] (calls to the
-//! hosts `[functions] http_allow` names) and [`secrets`]. [`engine`]
+//! hosts [`http_allow`] lets through) and [`secrets`]. [`engine`]
 //! starts and stops the lot.
 
 pub mod dispatch;
@@ -22,6 +22,7 @@ pub mod engine;
 pub mod events;
 pub mod executor;
 pub mod http;
+pub mod http_allow;
 pub mod lint;
 pub mod record;
 pub mod registry;
