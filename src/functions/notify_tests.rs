@@ -148,6 +148,9 @@ fn hosts_not_allowed_are_refused_with_an_error_the_script_can_catch() {
   qyl.fn { name = "uncaught", trigger = { on = "span" }, handler = function(_, runtime)
     return runtime.http.get("https://hooks.example.com/services/T/B/xyz")
   end },
+  qyl.fn { name = "nil-url", trigger = { on = "span" }, handler = function(_, runtime)
+    return runtime.http.post(runtime.secret("not_configured"), "x")
+  end },
   qyl.fn { name = "in-when", trigger = { on = "span", when = function(span)
     return runtime.http.get("https://hooks.example.com/") end }, handler = function() end },
 }"#,
@@ -170,6 +173,11 @@ fn hosts_not_allowed_are_refused_with_an_error_the_script_can_catch() {
         "{e}"
     );
     assert!(!e.contains("xyz"), "the URL's path stays out: {e}");
+    let nil_url = s.wait_rows("nil-url", 1);
+    assert_eq!(
+        nil_url[0].error.as_deref(),
+        Some("runtime.http.post: the URL must be a string, not nil (a secret that is not set reads as nil)")
+    );
     // `when` has no runtime at all (the sandbox has no global `runtime`).
     let when = s.wait_rows("in-when", 1);
     assert_eq!(when[0].status, InvocationStatus::Failed, "{when:?}");

@@ -39,7 +39,7 @@ pub fn http_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
         let (ctx, json) = (ctx.clone(), json.clone());
         t.set(
             "get",
-            lua.create_function(move |lua, (url, opts): (String, Option<Table>)| {
+            lua.create_function(move |lua, (url, opts): (Value, Option<Table>)| {
                 call(
                     lua,
                     &ctx,
@@ -58,7 +58,7 @@ pub fn http_table(lua: &Lua, ctx: &Arc<RuntimeContext>) -> mlua::Result<Table> {
         t.set(
             "post",
             lua.create_function(
-                move |lua, (url, body, opts): (String, Value, Option<Table>)| {
+                move |lua, (url, body, opts): (Value, Value, Option<Table>)| {
                     call(
                         lua,
                         &ctx,
@@ -128,11 +128,20 @@ fn call(
     json: &Function,
     what: &'static str,
     method: Method,
-    url: String,
+    url: Value,
     body: Option<Value>,
     opts: Option<Table>,
 ) -> mlua::Result<Table> {
     let cur = current(lua)?;
+    let url = match url {
+        Value::String(s) => s.to_str()?.to_string(),
+        other => {
+            return Err(bad(format!(
+                "{what}: the URL must be a string, not {} (a secret that is not set reads as nil)",
+                other.type_name()
+            )))
+        }
+    };
     let o = Opts::new(what, opts, OPTIONS)?;
     let (body, content_type) = body_bytes(lua, what, body.unwrap_or(Value::Nil))?;
     let mut headers: Vec<(String, String)> = Vec::new();
