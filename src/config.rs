@@ -120,6 +120,41 @@ pub struct FunctionsConfig {
     pub breaker_window_secs: u64,
     pub breaker_cooldown_secs: u64,
     pub debounce_ms: u64,
+    /// Hosts `runtime.http` may call; empty: none.
+    pub http_allow: Vec<String>,
+    pub http_timeout_ms: u64,
+    pub http_max_request_kb: u64,
+    pub http_max_response_kb: u64,
+    /// `runtime.secret(name)`: a value, `env:VAR` or `file:PATH`.
+    pub secrets: crate::functions::secrets::SecretsConfig,
+}
+
+impl FunctionsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        crate::functions::http::AllowList::parse(&self.http_allow)
+            .map_err(|e| invalid("functions.http_allow", e))?;
+        self.secrets
+            .validate()
+            .map_err(|e| invalid("functions.secrets", e))?;
+        if !(1..=self.max_timeout_ms).contains(&self.http_timeout_ms) {
+            return Err(invalid(
+                "functions.http_timeout_ms",
+                format!(
+                    "must be from 1 to functions.max_timeout_ms ({})",
+                    self.max_timeout_ms
+                ),
+            ));
+        }
+        for (key, kb) in [
+            ("functions.http_max_request_kb", self.http_max_request_kb),
+            ("functions.http_max_response_kb", self.http_max_response_kb),
+        ] {
+            if !(1..=65_536).contains(&kb) {
+                return Err(invalid(key, "must be from 1 to 65536 (64 MiB)"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -565,6 +600,7 @@ impl Config {
         }
         self.errors.validate()?;
         self.triage.validate()?;
+        self.functions.validate()?;
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {
             return Err(invalid(
@@ -842,5 +878,75 @@ mod tests {
             let err = slo(body).unwrap_err().to_string();
             assert!(err.contains(want), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn functions_http_allow_and_secrets() {
+        let c = Config::defaults();
+        assert!(c.functions.http_allow.is_empty());
+        assert!(c.functions.secrets.0.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("qyl.toml");
+        std::fs::write(
+            &file,
+            "[functions]\nhttp_allow = [\"hooks.slack.com\"]\n[functions.secrets]\nslack_webhook = \"env:SLACK_WEBHOOK_URL\"\nkey = \"literal-value\"\n",
+        )
+        .unwrap();
+        let c = Config::from_layers(
+            Some(&file),
+            env(&[("QYL_FUNCTIONS_HTTP_TIMEOUT_MS", "2500")]),
+        )
+        .unwrap();
+        assert_eq!(c.functions.http_allow, vec!["hooks.slack.com"]);
+        assert_eq!(c.functions.http_timeout_ms, 2500);
+        assert_eq!(
+            c.functions
+                .secrets
+                .0
+                .get("slack_webhook")
+                .map(String::as_str),
+            Some("env:SLACK_WEBHOOK_URL")
+        );
+        // Logging the configuration never shows a secret's value.
+        assert!(!format!("{c:?}").contains("literal-value"));
+        let c = Config::from_layers(
+            None,
+            env(&[("QYL_FUNCTIONS_HTTP_ALLOW", "a.example.com, 127.0.0.1:8080")]),
+        )
+        .unwrap();
+        assert_eq!(c.functions.http_allow, ["a.example.com", "127.0.0.1:8080"]);
+        for (key, value, want) in [
+            ("QYL_FUNCTIONS_HTTP_ALLOW", "*", "functions.http_allow"),
+            (
+                "QYL_FUNCTIONS_HTTP_ALLOW",
+                "x.com/path",
+                "functions.http_allow",
+            ),
+            (
+                "QYL_FUNCTIONS_HTTP_TIMEOUT_MS",
+                "0",
+                "functions.http_timeout_ms",
+            ),
+            (
+                "QYL_FUNCTIONS_HTTP_TIMEOUT_MS",
+                "999999",
+                "functions.http_timeout_ms",
+            ),
+            (
+                "QYL_FUNCTIONS_HTTP_MAX_RESPONSE_KB",
+                "0",
+                "functions.http_max_response_kb",
+            ),
+        ] {
+            let err = Config::from_layers(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{key}={value}: {err}");
+        }
+        std::fs::write(&file, "[functions.secrets]\n\"bad name\" = \"x\"\n").unwrap();
+        let err = Config::from_layers(Some(&file), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("functions.secrets"), "{err}");
     }
 }

@@ -58,7 +58,7 @@ struct CheckArgs {
     /// Directory of scripts [default: functions.dir from the configuration, i.e. scripts].
     #[arg(value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Configuration file, to find functions.dir. Default: ./qyl.toml if it exists.
+    /// Configuration file, for functions.dir and functions.http_allow. Default: ./qyl.toml if it exists.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Leave out info diagnostics (QYL2004 and the like).
@@ -165,19 +165,19 @@ fn client_exit(result: anyhow::Result<i32>) -> ! {
 /// Prints every diagnostic on stdout and a summary on stderr; returns the
 /// exit code (1 when any error was found).
 fn check(args: CheckArgs) -> anyhow::Result<i32> {
-    use qyl::functions::lint::{check_dir, Severity};
-    let dir = match args.dir {
-        Some(dir) => dir,
-        None => {
-            let serve = ServeArgs {
-                config: args.config,
-                ..Default::default()
-            };
-            serve.load()?.functions.dir
-        }
-    };
-    let report =
-        check_dir(&dir).with_context(|| format!("reading scripts from {}", dir.display()))?;
+    use qyl::functions::http::AllowList;
+    use qyl::functions::lint::{check_dir_with, Severity};
+    // The configuration names the folder and the hosts runtime.http may
+    // call (QYL2005).
+    let config = ServeArgs {
+        config: args.config,
+        ..Default::default()
+    }
+    .load()?;
+    let dir = args.dir.unwrap_or(config.functions.dir);
+    let allow = AllowList::parse(&config.functions.http_allow).map_err(anyhow::Error::msg)?;
+    let report = check_dir_with(&dir, &allow)
+        .with_context(|| format!("reading scripts from {}", dir.display()))?;
     let mut out = std::io::stdout().lock();
     for d in &report.diagnostics {
         if args.quiet && d.severity == Severity::Info {

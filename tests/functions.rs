@@ -702,8 +702,11 @@ async fn the_shipped_scripts_load_and_work_and_state_survives_a_restart() {
         loaded,
         [
             "alert-high-latency",
+            "daily-genai-spend",
             "error-pattern-detector",
             "hourly-genai-report",
+            "notify-genai-errors",
+            "page-on-slo-burn",
             "token-milestones"
         ]
     );

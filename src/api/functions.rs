@@ -12,7 +12,7 @@ use super::openapi::PageParams;
 use super::params::{Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::functions::engine::FunctionInfo;
-use crate::functions::lint::{check_dir, Diagnostic};
+use crate::functions::lint::{check_dir_with, Diagnostic};
 use crate::model::function::{InvocationQuery, InvocationRow, InvocationStatus};
 use crate::model::query::Page;
 
@@ -129,6 +129,7 @@ async fn diagnostics(
 ) -> Result<Json<DiagnosticList>, ApiError> {
     Params::new(pairs).reject_unknown()?;
     let dir = state.functions.config.dir.clone();
+    let allow = state.functions.registry.http_allow().clone();
     if !dir.is_dir() {
         return Ok(Json(DiagnosticList {
             files: 0,
@@ -137,7 +138,7 @@ async fn diagnostics(
         }));
     }
     // Loading each script runs Lua: not on a tokio worker.
-    let report = tokio::task::spawn_blocking(move || check_dir(&dir))
+    let report = tokio::task::spawn_blocking(move || check_dir_with(&dir, &allow))
         .await
         .map_err(|e| {
             ApiError::new(

@@ -1,8 +1,8 @@
 //! Feeds the executor: a hub consumer on its own thread matches every
 //! committed span and log against the registry's trigger index (native,
-//! no Lua) and offers the matches, and error group changes to `on =
-//! "error"` functions; a scheduler thread fires `on =
-//! "schedule"` functions. qyl's own function telemetry (the
+//! no Lua) and offers the matches, error group changes to `on =
+//! "error"` functions and SLO level changes to `on = "slo"` functions; a
+//! scheduler thread fires `on = "schedule"` functions. qyl's own function telemetry (the
 //! `execute_tool` spans and `runtime.log` records) is never offered, so a
 //! function cannot trigger itself in a loop.
 
@@ -49,7 +49,7 @@ fn is_own(record: &Record) -> bool {
         // A failed invocation is an error of service `qyl` too, but groups
         // only publish when new, regressed or escalating, so an `on =
         // "error"` function failing on them cannot loop faster than that.
-        Record::Error(_) => return false,
+        Record::Error(_) | Record::Slo(_) => return false,
         _ => return true,
     };
     service == OWN_SERVICE && scope == Some(OWN_SCOPE)
@@ -69,6 +69,24 @@ pub fn dispatch(registry: &Registry, executor: &Executor, event: &Arc<Event>) ->
             for slot in &snapshot.errors {
                 if let spec::Trigger::Error { filter, .. } = &slot.spec.trigger {
                     if filter.matches(group) {
+                        executor.offer(
+                            slot,
+                            Job {
+                                trigger: Trigger::Record(event.clone()),
+                            },
+                        );
+                        n += 1;
+                    }
+                }
+            }
+            return n;
+        }
+        Record::Slo(transition) => {
+            let snapshot = registry.snapshot();
+            let mut n = 0;
+            for slot in &snapshot.slos {
+                if let spec::Trigger::Slo { filter, .. } = &slot.spec.trigger {
+                    if filter.matches(transition) {
                         executor.offer(
                             slot,
                             Job {

@@ -14,7 +14,6 @@ use super::dispatch::{DispatchStats, Dispatcher};
 use super::executor::{Executor, ExecutorConfig, Outbox, Sink};
 use super::registry::Registry;
 use super::runtime_api::{seed_state, RuntimeContext};
-use super::spec::Trigger;
 use crate::model::function::InvocationStatus;
 use crate::model::query::rfc3339;
 use crate::stream::Hub;
@@ -147,11 +146,7 @@ impl Engine {
                 file: spec.file.display().to_string(),
                 line: spec.line,
                 trigger: spec.trigger.summary(),
-                on: match &spec.trigger {
-                    Trigger::Record { matcher, .. } => matcher.signal.as_str().to_string(),
-                    Trigger::Schedule { .. } => "schedule".into(),
-                    Trigger::Error { .. } => "error".into(),
-                },
+                on: spec.trigger.on().to_string(),
                 state: state.into(),
                 paused_for_ms: paused_until
                     .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64),
@@ -177,6 +172,8 @@ impl Engine {
                 queued: slot.queued(),
                 last_invoked_at: (last > 0).then(|| rfc3339(last)),
                 last_error: stats.last_error(),
+                http_calls: stats.http_calls.load(Ordering::Relaxed),
+                http_failed: stats.http_failed.load(Ordering::Relaxed),
             });
         }
         out
@@ -209,7 +206,7 @@ pub struct FunctionInfo {
     pub line: u32,
     /// What it triggers on, e.g. `span where duration_ms > 5000`.
     pub trigger: String,
-    /// `span`, `log` or `schedule`.
+    /// `span`, `log`, `schedule`, `error` or `slo`.
     pub on: String,
     /// `active`; `paused` (the circuit breaker holds it after repeated
     /// failures); `error` (its file's last save failed to load, so this is
@@ -231,6 +228,11 @@ pub struct FunctionInfo {
     pub queued: usize,
     pub last_invoked_at: Option<String>,
     pub last_error: Option<String>,
+    /// `runtime.http` attempts since start (each retry counts), and those
+    /// that got no 2xx answer (refused, failed, timed out or an error
+    /// status). Each invocation's span has its calls.
+    pub http_calls: u64,
+    pub http_failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -32,10 +32,13 @@ use crossbeam_channel::{Receiver, Sender};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use mlua::{AnyUserData, Function, Lua, LuaSerdeExt, Table, Value};
 
+use super::http::HttpCall;
 use super::record::LuaRecord;
 use super::running::InFlight;
 use super::runtime_api::{self, Current, RuntimeContext};
+use super::runtime_http::HttpCalls;
 use super::sandbox::{Limits, Sandbox, SandboxError};
+use super::secrets::SeenSecrets;
 use super::spec::{load_script, FunctionSpec};
 use crate::ingest::Exporter;
 use crate::model::function::{FunctionRows, Invocation, InvocationStatus};
@@ -111,6 +114,9 @@ pub struct FunctionStats {
     pub state: Mutex<HashMap<String, String>>,
     /// The second (Unix) of the last sampled `skipped` row.
     skipped_sampled: AtomicU64,
+    /// `runtime.http` attempts, and those that got no 2xx answer.
+    pub http_calls: AtomicU64,
+    pub http_failed: AtomicU64,
 }
 
 impl FunctionStats {
@@ -504,6 +510,7 @@ pub(super) fn trigger_ids(t: &Trigger) -> (Option<String>, Option<String>) {
             Record::Span(s) => (Some(s.trace_id.clone()), Some(s.span_id.clone())),
             Record::Log(l) => (l.trace_id.clone(), l.span_id.clone()),
             Record::Error(g) => (g.trace_id.clone(), None),
+            // An SLO level change comes from many requests, not one.
             _ => (None, None),
         },
         Trigger::Schedule => (None, None),
@@ -643,6 +650,7 @@ impl Worker {
             function: slot.spec.name.clone(),
             trace_id: ids::trace_id(),
             span_id: ids::span_id_text(invocation),
+            cancel: shared.cancel.clone(),
         };
         let in_flight = &shared.in_flight[self.index];
         // Announced once `when` said yes: only a handler gets a running row.
@@ -661,6 +669,22 @@ impl Worker {
             span_id: invocation_id,
             ..
         } = current;
+        // Taken even from a VM about to be dropped: a call that ran into the
+        // deadline is the one worth seeing.
+        let (http, secrets) = match self.vms.get(&slot.id) {
+            Some(vm) => {
+                let lua = vm.sandbox.lua();
+                (
+                    lua.remove_app_data::<HttpCalls>()
+                        .map(|c| c.0)
+                        .unwrap_or_default(),
+                    lua.app_data_ref::<SeenSecrets>()
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.clone()),
+                )
+            }
+            None => (Vec::new(), None),
+        };
         // A VM that hit a limit may be half-updated: build a fresh one next time.
         if self
             .vms
@@ -669,12 +693,23 @@ impl Worker {
         {
             self.vms.remove(&slot.id);
         }
-        let Some(outcome) = outcome else {
+        let Some(mut outcome) = outcome else {
             return; // `when` said no: not an invocation.
         };
+        let stats = &slot.stats;
+        if let Some(secrets) = &secrets {
+            secrets.scrub_option(&mut outcome.error);
+            secrets.scrub_option(&mut outcome.result);
+        }
+        if !http.is_empty() {
+            let failed = http.iter().filter(|c| !c.ok()).count() as u64;
+            stats
+                .http_calls
+                .fetch_add(http.len() as u64, Ordering::Relaxed);
+            stats.http_failed.fetch_add(failed, Ordering::Relaxed);
+        }
         let took = started.elapsed();
         let finished_ns = now_unix_nano();
-        let stats = &slot.stats;
         stats.add(outcome.status);
         stats
             .last_invoked_unix_nano
@@ -694,7 +729,7 @@ impl Worker {
             }
         }
         let (trigger_trace, trigger_span) = trigger_ids(&job.trigger);
-        self.out.spans.push(own_span(
+        let mut span = own_span(
             slot,
             trace_id,
             invocation_id.clone(),
@@ -702,7 +737,15 @@ impl Worker {
             finished_ns,
             &outcome,
             trigger_trace.as_deref().zip(trigger_span.as_deref()),
-        ));
+        );
+        if !http.is_empty() {
+            add_http_calls(&mut span, &http);
+        }
+        if let Some(secrets) = &secrets {
+            secrets.scrub_in_place(&mut span.attributes);
+            secrets.scrub_in_place(&mut span.events);
+        }
+        self.out.spans.push(span);
         self.out.functions.invocations.push(Invocation {
             invocation_id,
             function: slot.spec.name.clone(),
@@ -717,11 +760,14 @@ impl Worker {
             replaces_running,
         });
         // Rows `runtime` produced during the call (logs, state, publish).
-        if let Some(rows) = self
+        if let Some(mut rows) = self
             .vms
             .get(&slot.id)
             .and_then(|vm| vm.sandbox.lua().remove_app_data::<Batch>())
         {
+            if let Some(secrets) = &secrets {
+                scrub_rows(secrets, &mut rows);
+            }
             self.out.logs.extend(rows.logs);
             merge_functions(&mut self.out.functions, rows.functions);
         }
@@ -730,6 +776,73 @@ impl Worker {
         // this one's rows back.
         self.shared.outbox.take_from(&mut self.out);
     }
+}
+
+/// Replaces the secrets a VM read in the rows it wrote: none reaches the
+/// database. (Its in-memory `runtime.state` keeps the value it set.)
+fn scrub_rows(secrets: &SeenSecrets, rows: &mut Batch) {
+    for log in &mut rows.logs {
+        secrets.scrub_option(&mut log.body);
+        secrets.scrub_in_place(&mut log.attributes);
+    }
+    for p in &mut rows.functions.published {
+        secrets.scrub_in_place(&mut p.value);
+    }
+    for w in &mut rows.functions.state {
+        secrets.scrub_option(&mut w.value);
+    }
+}
+
+/// `runtime.http` on the invocation's span: totals as attributes
+/// (`qyl.function.http.*`) and one `http.request` event per attempt, with
+/// the origin (never the path, which may hold a token), status, timing
+/// and error.
+fn add_http_calls(span: &mut SpanRecord, calls: &[HttpCall]) {
+    let mut attrs: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&span.attributes).unwrap_or_default();
+    let mut origins: Vec<&str> = Vec::new();
+    for c in calls {
+        if !origins.contains(&c.origin.as_str()) {
+            origins.push(&c.origin);
+        }
+    }
+    let failed = calls.iter().filter(|c| !c.ok()).count();
+    let ms: f64 = calls.iter().map(|c| c.duration.as_secs_f64() * 1e3).sum();
+    attrs.insert("qyl.function.http.calls".into(), calls.len().into());
+    attrs.insert("qyl.function.http.failed".into(), failed.into());
+    attrs.insert("qyl.function.http.duration_ms".into(), ms.into());
+    attrs.insert("qyl.function.http.origins".into(), origins.into());
+    attrs.insert(
+        "qyl.function.http.statuses".into(),
+        calls
+            .iter()
+            .map(|c| c.status.map_or(serde_json::Value::Null, Into::into))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    span.attributes = serde_json::Value::Object(attrs).to_string();
+    let mut events: Vec<serde_json::Value> = serde_json::from_str(&span.events).unwrap_or_default();
+    for c in calls {
+        let mut a = serde_json::json!({
+            "http.request.method": c.method,
+            "url.origin": c.origin,
+            "qyl.http.duration_ms": c.duration.as_secs_f64() * 1e3,
+            "qyl.http.request_bytes": c.request_bytes,
+            "qyl.http.response_bytes": c.response_bytes,
+        });
+        if let Some(status) = c.status {
+            a["http.response.status_code"] = status.into();
+        }
+        if let Some(e) = &c.error {
+            a["error.message"] = e.as_str().into();
+        }
+        events.push(serde_json::json!({
+            "time_unix_nano": c.started_unix_nano,
+            "name": "http.request",
+            "attributes": a,
+        }));
+    }
+    span.events = serde_json::Value::Array(events).to_string();
 }
 
 fn merge_functions(into: &mut FunctionRows, from: FunctionRows) {

@@ -15,7 +15,7 @@ use crate::model::{Batch, LogRecord, Record, SpanRecord};
 use crate::stream::Event;
 
 #[derive(Default, Clone)]
-struct Collect(Arc<Mutex<Batch>>);
+pub(super) struct Collect(pub(super) Arc<Mutex<Batch>>);
 
 impl Sink for Collect {
     fn submit(&self, mut b: Batch) -> bool {
@@ -35,7 +35,7 @@ impl Sink for Collect {
 }
 
 impl Collect {
-    fn invocations(&self, function: &str) -> Vec<Invocation> {
+    pub(super) fn invocations(&self, function: &str) -> Vec<Invocation> {
         self.0
             .lock()
             .unwrap()
@@ -48,13 +48,13 @@ impl Collect {
     }
 }
 
-struct Setup {
-    engine: Arc<Engine>,
-    sink: Collect,
+pub(super) struct Setup {
+    pub(super) engine: Arc<Engine>,
+    pub(super) sink: Collect,
     _dir: tempfile::TempDir,
 }
 
-fn config(dir: &Path) -> EngineConfig {
+pub(super) fn config(dir: &Path) -> EngineConfig {
     EngineConfig {
         dir: dir.to_path_buf(),
         executor: ExecutorConfig {
@@ -71,6 +71,15 @@ fn config(dir: &Path) -> EngineConfig {
 }
 
 fn setup_with(files: &[(&str, &str)], tweak: impl FnOnce(&mut EngineConfig)) -> Setup {
+    setup_full(files, tweak, RuntimeContext::detached())
+}
+
+/// Scripts in a fresh folder, run by an engine with `runtime` (no hub).
+pub(super) fn setup_full(
+    files: &[(&str, &str)],
+    tweak: impl FnOnce(&mut EngineConfig),
+    runtime: Arc<RuntimeContext>,
+) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     for (name, src) in files {
         std::fs::write(dir.path().join(name), src).unwrap();
@@ -81,7 +90,7 @@ fn setup_with(files: &[(&str, &str)], tweak: impl FnOnce(&mut EngineConfig)) -> 
     let engine = Engine::start(
         cfg,
         Box::new(sink.clone()),
-        RuntimeContext::detached(),
+        runtime,
         None,
         Default::default(),
     )
@@ -93,11 +102,11 @@ fn setup_with(files: &[(&str, &str)], tweak: impl FnOnce(&mut EngineConfig)) -> 
     }
 }
 
-fn setup(files: &[(&str, &str)]) -> Setup {
+pub(super) fn setup(files: &[(&str, &str)]) -> Setup {
     setup_with(files, |_| {})
 }
 
-fn span_event(seq: u64, service: &str, duration_ms: u64) -> Arc<Event> {
+pub(super) fn span_event(seq: u64, service: &str, duration_ms: u64) -> Arc<Event> {
     Arc::new(Event {
         seq,
         record: Record::Span(Arc::new(SpanRecord {
@@ -119,12 +128,12 @@ fn span_event(seq: u64, service: &str, duration_ms: u64) -> Arc<Event> {
 }
 
 impl Setup {
-    fn send(&self, event: &Arc<Event>) -> usize {
+    pub(super) fn send(&self, event: &Arc<Event>) -> usize {
         dispatch(&self.engine.registry, self.engine.executor(), event)
     }
 
     /// Waits until `function` has `n` rows (or panics after 20 s).
-    fn wait_rows(&self, function: &str, n: usize) -> Vec<Invocation> {
+    pub(super) fn wait_rows(&self, function: &str, n: usize) -> Vec<Invocation> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             self.engine.executor().outbox().flush();

@@ -9,6 +9,9 @@
 //! without `runtime` would only catch the paths a sample record happens to
 //! take, and there is no record at check time; reading the code catches a
 //! `runtime` or I/O name on any path, including one captured as an upvalue.
+//! QYL2005 reads the literal URLs given to `runtime.http.get/post` (written
+//! in the call or in a `local`) and checks their hosts against
+//! `[functions] http_allow`, which the call would be refused by.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -20,13 +23,14 @@ use full_moon::node::Node;
 use full_moon::tokenizer::{TokenReference, TokenType};
 use full_moon::visitors::Visitor;
 
+use super::http::AllowList;
 use super::sandbox::{Limits, Sandbox};
 use super::spec::{load_script, FunctionSpec};
 
 /// Above this a handler holds a worker (and its VM) too long; QYL2002.
 pub const RECOMMENDED_MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
-const CODES: &[&str] = &["QYL2001", "QYL2002", "QYL2003", "QYL2004"];
+const CODES: &[&str] = &["QYL2001", "QYL2002", "QYL2003", "QYL2004", "QYL2005"];
 
 /// Names a trigger must not touch: the runtime, and the I/O and code
 /// loading a sandbox does not have (so using them is a bug either way).
@@ -113,8 +117,14 @@ pub fn is_script_file(path: &Path) -> bool {
     name.ends_with(".lua") && !name.starts_with(".#") && !name.starts_with('.') && name != "4913"
 }
 
-/// Checks every script in `dir` (not recursive), in name order.
+/// Checks every script in `dir` (not recursive), in name order, as if
+/// `[functions] http_allow` were empty (the default).
 pub fn check_dir(dir: &Path) -> std::io::Result<CheckReport> {
+    check_dir_with(dir, &AllowList::default())
+}
+
+/// [`check_dir`] against the hosts `runtime.http` may call.
+pub fn check_dir_with(dir: &Path, http_allow: &AllowList) -> std::io::Result<CheckReport> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -138,7 +148,7 @@ pub fn check_dir(dir: &Path) -> std::io::Result<CheckReport> {
             }),
         }
     }
-    let mut report = check_sources(&files);
+    let mut report = check_sources_with(&files, http_allow);
     report.files += unreadable.len();
     report.diagnostics.extend(unreadable);
     report
@@ -147,8 +157,14 @@ pub fn check_dir(dir: &Path) -> std::io::Result<CheckReport> {
     Ok(report)
 }
 
-/// Checks a set of scripts that live together (QYL2003 is across them).
+/// Checks a set of scripts that live together (QYL2003 is across them),
+/// with nothing allowed for `runtime.http`.
 pub fn check_sources(files: &[(PathBuf, String)]) -> CheckReport {
+    check_sources_with(files, &AllowList::default())
+}
+
+/// [`check_sources`] against the hosts `runtime.http` may call.
+pub fn check_sources_with(files: &[(PathBuf, String)], http_allow: &AllowList) -> CheckReport {
     let mut report = CheckReport {
         files: files.len(),
         ..Default::default()
@@ -156,7 +172,7 @@ pub fn check_sources(files: &[(PathBuf, String)]) -> CheckReport {
     // name → (path, line) of the first definition, for QYL2003.
     let mut seen: HashMap<String, (PathBuf, u32)> = HashMap::new();
     for (path, source) in files {
-        let found = check_file(path, source);
+        let found = check_file(path, source, http_allow);
         report.functions += found.functions.len();
         let mut diags = found.diagnostics;
         for f in &found.functions {
@@ -209,7 +225,7 @@ struct FileResult {
     suppressions: Suppressions,
 }
 
-fn check_file(path: &Path, source: &str) -> FileResult {
+fn check_file(path: &Path, source: &str, http_allow: &AllowList) -> FileResult {
     let diag = |line: u32, col: u32, severity, code, message: String| Diagnostic {
         path: path.to_path_buf(),
         line,
@@ -350,6 +366,23 @@ fn check_file(path: &Path, source: &str) -> FileResult {
         );
         result.functions.push(FoundFunction { spec, line, col });
     }
+    for (url, (l, c), whole) in facts.http_urls() {
+        let Some(message) = url_problem(&url, whole, http_allow) else {
+            continue;
+        };
+        // Owned by the definition it is written in (the last one above it),
+        // so a suppression on that definition covers it.
+        let owner = result
+            .functions
+            .iter()
+            .map(|f| f.line)
+            .filter(|&fl| fl <= l)
+            .max();
+        result.diagnostics.push((
+            owner,
+            diag(l, c, Severity::Warning, Some("QYL2005"), message),
+        ));
+    }
     result
         .diagnostics
         .extend(suppression_diags.into_iter().map(|d| (None, d)));
@@ -406,6 +439,53 @@ struct Facts {
     definitions: Vec<DefinitionSite>,
     /// `local function f` and `local f = function`, for `when = f`.
     local_functions: HashMap<String, FunctionBody>,
+    /// `local NAME = "text"` (the last one of each name), for URLs passed
+    /// by name.
+    local_strings: HashMap<String, (String, (u32, u32))>,
+    /// The URL argument of each `….http.get/post(…)` call.
+    http_args: Vec<UrlArg>,
+}
+
+/// What a `runtime.http` call was given as its URL.
+enum UrlArg {
+    /// A literal, or the literal start of a `..` concatenation (`false`),
+    /// and where.
+    Literal(String, (u32, u32), bool),
+    /// A local's name, resolved once the whole file has been read.
+    Name(String),
+}
+
+impl Facts {
+    /// The literal URLs `runtime.http` calls are given, with positions.
+    fn http_urls(&self) -> Vec<(String, (u32, u32), bool)> {
+        self.http_args
+            .iter()
+            .filter_map(|a| match a {
+                UrlArg::Literal(u, p, whole) => Some((u.clone(), *p, *whole)),
+                UrlArg::Name(n) => self
+                    .local_strings
+                    .get(n)
+                    .map(|(u, p)| (u.clone(), *p, true)),
+            })
+            .collect()
+    }
+}
+
+/// Why a literal URL would be refused, if it would. A concatenation's
+/// literal start (`whole` false) counts only when it reaches past the host
+/// (`"https://h/" .. path`): before that the host is not known.
+fn url_problem(url: &str, whole: bool, allow: &AllowList) -> Option<String> {
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest)?;
+    if !whole && !after_scheme.contains('/') {
+        return None;
+    }
+    let parsed = reqwest::Url::parse(url).ok()?;
+    allow.check(&parsed).err().map(|e| {
+        format!(
+            "runtime.http call to {}: {e}; the call will fail",
+            super::http::origin(&parsed)
+        )
+    })
 }
 
 fn ident(token: &TokenReference) -> Option<&str> {
@@ -462,8 +542,62 @@ fn table_arg(call: &ast::FunctionCall) -> Option<&ast::TableConstructor> {
     }
 }
 
+/// The first argument of `x.http.get(…)` / `x.http.post(…)` (also
+/// `x.http.get "…"`).
+fn http_url_arg(call: &ast::FunctionCall) -> Option<UrlArg> {
+    let suffixes: Vec<&ast::Suffix> = call.suffixes().collect();
+    let dot = |s: &ast::Suffix| match s {
+        ast::Suffix::Index(ast::Index::Dot { name, .. }) => ident(name).map(str::to_string),
+        _ => None,
+    };
+    let i = suffixes.windows(3).position(|w| {
+        dot(w[0]).as_deref() == Some("http")
+            && matches!(dot(w[1]).as_deref(), Some("get" | "post"))
+            && matches!(w[2], ast::Suffix::Call(ast::Call::AnonymousCall(_)))
+    })?;
+    let ast::Suffix::Call(ast::Call::AnonymousCall(args)) = suffixes[i + 2] else {
+        return None;
+    };
+    let first = match args.as_ref() {
+        FunctionArgs::Parentheses { arguments, .. } => arguments.iter().next()?,
+        FunctionArgs::String(t) => {
+            return match t.token_type() {
+                TokenType::StringLiteral { literal, .. } => {
+                    Some(UrlArg::Literal(literal.to_string(), pos(t), true))
+                }
+                _ => None,
+            }
+        }
+        _ => return None,
+    };
+    url_expression(first)
+}
+
+fn url_expression(e: &Expression) -> Option<UrlArg> {
+    match e {
+        Expression::String(t) => string_literal(e).map(|s| UrlArg::Literal(s, pos(t), true)),
+        Expression::Var(ast::Var::Name(n)) => ident(n).map(|n| UrlArg::Name(n.to_string())),
+        Expression::BinaryOperator {
+            lhs,
+            binop: ast::BinOp::TwoDots(_),
+            ..
+        } => {
+            match url_expression(lhs)? {
+                UrlArg::Literal(s, p, _) => Some(UrlArg::Literal(s, p, false)),
+                // A local's text is whole, but here only its start.
+                UrlArg::Name(_) => None,
+            }
+        }
+        Expression::Parentheses { expression, .. } => url_expression(expression),
+        _ => None,
+    }
+}
+
 impl Visitor for Facts {
     fn visit_function_call(&mut self, call: &ast::FunctionCall) {
+        if let Some(arg) = http_url_arg(call) {
+            self.http_args.push(arg);
+        }
         let Some(table) = table_arg(call) else {
             return;
         };
@@ -517,9 +651,18 @@ impl Visitor for Facts {
 
     fn visit_local_assignment(&mut self, a: &ast::LocalAssignment) {
         for (name, expr) in a.names().iter().zip(a.expressions().iter()) {
-            if let (Some(name), Expression::Function(f)) = (ident(name), expr) {
-                self.local_functions
-                    .insert(name.to_string(), f.body().clone());
+            let Some(name) = ident(name) else { continue };
+            match expr {
+                Expression::Function(f) => {
+                    self.local_functions
+                        .insert(name.to_string(), f.body().clone());
+                }
+                Expression::String(t) => {
+                    if let Some(text) = string_literal(expr) {
+                        self.local_strings.insert(name.to_string(), (text, pos(t)));
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -829,6 +972,68 @@ return {
         let stray = "return qyl.fn {\n  name = 'x',\n  --!qyl-suppress QYL2004: misplaced\n  trigger = { on = 'span' },\n  handler = function() end }";
         let out = check(&[("s/stray.lua", stray)]);
         assert!(out.iter().any(|l| l.contains("s/stray.lua:3:1: warning: --!qyl-suppress applies to nothing")), "{out:#?}");
+    }
+
+    #[test]
+    fn literal_urls_of_hosts_not_allowed_are_qyl2005() {
+        let src = r#"local HOOK = "https://hooks.slack.com/services/T/B/x"
+local BASE = "https://api.example.com"
+return {
+  qyl.fn { name = "a", trigger = { on = "error" }, handler = function(g, runtime)
+    runtime.http.post(HOOK, { text = "x" })
+    runtime.http.get("https://evil.example.net/steal?x=1")
+    runtime.http.get "http://127.0.0.1:9999/ok"
+    rt.http.post("https://pd.example.org/" .. g.group_id, {})
+    runtime.http.post(BASE .. "/v1", {})
+    runtime.http.post(runtime.secret("hook"), {})
+    local doc = "https://docs.example.com/not-a-call"
+  end },
+}
+"#;
+        let files = vec![(PathBuf::from("s/urls.lua"), src.to_string())];
+        let allow = AllowList::parse(&["hooks.slack.com".into(), "127.0.0.1:9999".into()]).unwrap();
+        let out: Vec<String> = check_sources_with(&files, &allow)
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let w = with_code(&out, "QYL2005");
+        assert_eq!(w.len(), 2, "{out:#?}");
+        assert_eq!(
+            w[0],
+            "s/urls.lua:6:22: warning[QYL2005]: runtime.http call to https://evil.example.net: host evil.example.net is not in [functions] http_allow of qyl.toml (allowed: hooks.slack.com, 127.0.0.1:9999); the call will fail"
+        );
+        assert!(
+            w[1].starts_with(
+                "s/urls.lua:8:18: warning[QYL2005]: runtime.http call to https://pd.example.org: "
+            ),
+            "{}",
+            w[1]
+        );
+        // With nothing allowed, the local's URL and the loopback one count too.
+        let out: Vec<String> = check_sources(&files)
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        let w = with_code(&out, "QYL2005");
+        assert_eq!(w.len(), 4, "{out:#?}");
+        assert!(
+            w[0].starts_with(
+                "s/urls.lua:1:14: warning[QYL2005]: runtime.http call to https://hooks.slack.com: "
+            ),
+            "{}",
+            w[0]
+        );
+        // A suppression on the definition covers its calls.
+        let quiet = format!("--!qyl-suppress QYL2005: posted through a proxy\n{src}");
+        let files = vec![(PathBuf::from("s/urls.lua"), quiet)];
+        let out: Vec<String> = check_sources(&files)
+            .diagnostics
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert!(with_code(&out, "QYL2005").is_empty(), "{out:#?}");
     }
 
     #[test]

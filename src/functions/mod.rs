@@ -13,23 +13,32 @@
 //! queues, limits and a circuit breaker, handing the rows to the writer
 //! ([`running`] adds a `running` row for an invocation that takes over a
 //! second); [`record`] is the record a handler sees and [`runtime_api`] the
-//! `runtime` it gets. [`engine`] starts and stops the lot.
+//! `runtime` it gets, with [`runtime_http`] over [`http`] (calls to the
+//! hosts [`http_allow`] lets through) and [`secrets`]. [`engine`]
+//! starts and stops the lot.
 
 pub mod dispatch;
 pub mod engine;
 pub mod events;
 pub mod executor;
+pub mod http;
+pub mod http_allow;
 pub mod lint;
 pub mod record;
 pub mod registry;
 pub mod running;
 pub mod runtime_api;
+pub mod runtime_http;
 pub mod sandbox;
+pub mod secrets;
+pub mod slo_filter;
 pub mod spec;
 pub mod trigger;
 pub mod watcher;
 
 #[cfg(test)]
 mod executor_tests;
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod stdlib_tests;

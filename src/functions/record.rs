@@ -1,6 +1,6 @@
 //! The record a handler (and `when`) receives: userdata over the committed
-//! span or log, so nothing is copied into Lua until the script reads a
-//! field. `start_time` is a string of nanoseconds (Luau numbers are doubles
+//! span, log, error group change or SLO level change, so nothing is copied
+//! into Lua until the script reads a field. `start_time` is a string of nanoseconds (Luau numbers are doubles
 //! and would round them); `start_ms` is the same instant as a number.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
 
 use super::trigger::find_attr;
 use crate::model::errors::ErrorGroupEvent;
+use crate::model::slo::SloTransition;
 use crate::model::{LogRecord, Record, SpanRecord};
 use crate::stream::Event;
 
@@ -23,6 +24,7 @@ enum Kind<'a> {
     Span(&'a SpanRecord),
     Log(&'a LogRecord),
     Error(&'a ErrorGroupEvent),
+    Slo(&'a SloTransition),
     Other,
 }
 
@@ -40,6 +42,7 @@ impl LuaRecord {
             Record::Span(s) => Kind::Span(s),
             Record::Log(l) => Kind::Log(l),
             Record::Error(e) => Kind::Error(e),
+            Record::Slo(t) => Kind::Slo(t),
             _ => Kind::Other,
         })
     }
@@ -48,7 +51,7 @@ impl LuaRecord {
         Ok(match self.kind()? {
             Kind::Span(s) => (&s.attributes, &s.resource),
             Kind::Log(l) => (&l.attributes, &l.resource),
-            Kind::Error(_) | Kind::Other => ("{}", "{}"),
+            Kind::Error(_) | Kind::Slo(_) | Kind::Other => ("{}", "{}"),
         })
     }
 
@@ -57,6 +60,7 @@ impl LuaRecord {
             Kind::Span(s) => s.start_time_unix_nano,
             Kind::Log(l) => l.time_unix_nano,
             Kind::Error(e) => e.last_seen_unix_nano,
+            Kind::Slo(t) => t.at_unix_nano,
             Kind::Other => 0,
         })
     }
@@ -70,6 +74,7 @@ impl LuaRecord {
             }
             Kind::Log(l) => serde_json::to_value(crate::model::query::LogRow::from_record(l, seq)),
             Kind::Error(e) => serde_json::to_value(e),
+            Kind::Slo(t) => serde_json::to_value(t),
             Kind::Other => Ok(serde_json::Value::Null),
         };
         Ok(value.unwrap_or(serde_json::Value::Null))
@@ -95,6 +100,7 @@ impl UserData for LuaRecord {
                 Kind::Span(_) => "span",
                 Kind::Log(_) => "log",
                 Kind::Error(_) => "error",
+                Kind::Slo(_) => "slo",
                 Kind::Other => "other",
             })
         });
@@ -102,12 +108,12 @@ impl UserData for LuaRecord {
             Kind::Span(s) => opt_str(lua, Some(&s.trace_id)),
             Kind::Log(l) => opt_str(lua, l.trace_id.as_deref()),
             Kind::Error(e) => opt_str(lua, e.trace_id.as_deref()),
-            Kind::Other => Ok(Value::Nil),
+            Kind::Slo(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("span_id", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, Some(&s.span_id)),
             Kind::Log(l) => opt_str(lua, l.span_id.as_deref()),
-            Kind::Error(_) | Kind::Other => Ok(Value::Nil),
+            Kind::Error(_) | Kind::Slo(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("parent_span_id", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, s.parent_span_id.as_deref()),
@@ -116,6 +122,7 @@ impl UserData for LuaRecord {
         fields.add_field_method_get("name", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, Some(&s.name)),
             Kind::Log(l) => opt_str(lua, l.event_name.as_deref()),
+            Kind::Slo(t) => opt_str(lua, Some(&t.slo)),
             Kind::Error(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("service", |lua, this| {
@@ -145,12 +152,12 @@ impl UserData for LuaRecord {
         fields.add_field_method_get("session_id", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, s.session_id.as_deref()),
             Kind::Log(l) => opt_str(lua, l.session_id.as_deref()),
-            Kind::Error(_) | Kind::Other => Ok(Value::Nil),
+            Kind::Error(_) | Kind::Slo(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("scope", |lua, this| match this.kind()? {
             Kind::Span(s) => opt_str(lua, s.scope_name.as_deref()),
             Kind::Log(l) => opt_str(lua, l.scope_name.as_deref()),
-            Kind::Error(_) | Kind::Other => Ok(Value::Nil),
+            Kind::Error(_) | Kind::Slo(_) | Kind::Other => Ok(Value::Nil),
         });
         fields.add_field_method_get("severity", |lua, this| match this.kind()? {
             Kind::Log(l) => opt_str(lua, l.severity_text.as_deref()),
@@ -200,6 +207,50 @@ impl UserData for LuaRecord {
             Kind::Error(e) => opt_str(lua, e.release.as_deref()),
             _ => Ok(Value::Nil),
         });
+        // An SLO level change (`on = "slo"`): `level` is the level reached
+        // (`to`); `record:table()` has every field.
+        fields.add_field_method_get("slo", |lua, this| match this.kind()? {
+            Kind::Slo(t) => opt_str(lua, Some(&t.slo)),
+            _ => Ok(Value::Nil),
+        });
+        fields.add_field_method_get("objective", |_, this| {
+            Ok(match this.kind()? {
+                Kind::Slo(t) => Some(t.objective),
+                _ => None,
+            })
+        });
+        for (name, pick) in [
+            (
+                "level",
+                (|t: &SloTransition| t.to) as fn(&SloTransition) -> _,
+            ),
+            ("to", |t| t.to),
+            ("from", |t| t.from),
+        ] {
+            fields.add_field_method_get(name, move |lua, this| match this.kind()? {
+                Kind::Slo(t) => opt_str(lua, Some(pick(t).as_str())),
+                _ => Ok(Value::Nil),
+            });
+        }
+        fields.add_field_method_get("tier", |lua, this| match this.kind()? {
+            Kind::Slo(t) => opt_str(lua, t.tier.as_deref()),
+            _ => Ok(Value::Nil),
+        });
+        for (name, pick) in [
+            (
+                "burn_rate_long",
+                (|t: &SloTransition| t.burn_rate_long) as fn(&SloTransition) -> f64,
+            ),
+            ("burn_rate_short", |t| t.burn_rate_short),
+            ("budget_remaining", |t| t.budget_remaining),
+        ] {
+            fields.add_field_method_get(name, move |_, this| {
+                Ok(match this.kind()? {
+                    Kind::Slo(t) => Some(pick(t)),
+                    _ => None,
+                })
+            });
+        }
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use super::executor::{FunctionSlot, FunctionStats};
-use super::lint::{check_sources, is_script_file, Severity};
+use super::http::AllowList;
+use super::lint::{check_sources_with, is_script_file, Severity};
 use super::runtime_api::RuntimeContext;
 use super::sandbox::{Limits, Sandbox};
 use super::spec::{load_script, FunctionSpec, LoadError, Trigger};
@@ -42,6 +43,8 @@ pub struct Snapshot {
     pub schedules: Vec<Arc<FunctionSlot>>,
     /// `on = "error"` functions (few; checked one by one).
     pub errors: Vec<Arc<FunctionSlot>>,
+    /// `on = "slo"` functions (few; checked one by one).
+    pub slos: Vec<Arc<FunctionSlot>>,
     pub files: BTreeMap<PathBuf, FileState>,
 }
 
@@ -53,11 +56,13 @@ impl Snapshot {
         let mut records = Vec::new();
         let mut schedules = Vec::new();
         let mut errors = Vec::new();
+        let mut slos = Vec::new();
         for slot in functions.values() {
             match &slot.spec.trigger {
                 Trigger::Record { matcher, .. } => records.push((slot.clone(), matcher.clone())),
                 Trigger::Schedule { .. } => schedules.push(slot.clone()),
                 Trigger::Error { .. } => errors.push(slot.clone()),
+                Trigger::Slo { .. } => slos.push(slot.clone()),
             }
         }
         Snapshot {
@@ -65,6 +70,7 @@ impl Snapshot {
             functions,
             schedules,
             errors,
+            slos,
             files,
         }
     }
@@ -104,6 +110,11 @@ impl Registry {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The hosts `runtime.http` may call, for `qyl check` over the folder.
+    pub fn http_allow(&self) -> &AllowList {
+        &self.runtime.http.allow
     }
 
     pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
@@ -262,7 +273,7 @@ impl Registry {
         (self.definitions)(batch);
         drop(_guard);
         tracing::info!(file = %file.display(), functions = ?names, "function script loaded");
-        log_diagnostics(&file, &source);
+        log_diagnostics(&file, &source, &self.runtime.http.allow);
     }
 
     fn remove(&self, file: &Path) {
@@ -320,11 +331,11 @@ impl Registry {
 }
 
 /// What `qyl check` says about a file that just loaded, in the log: its
-/// warnings (QYL2001, QYL2002, suppression misuse) and what each function
+/// warnings (QYL2001, QYL2002, QYL2005, suppression misuse) and what each function
 /// triggers on (QYL2004). Names across the folder (QYL2003) were checked by
 /// the load itself.
-fn log_diagnostics(file: &Path, source: &str) {
-    let report = check_sources(&[(file.to_path_buf(), source.to_string())]);
+fn log_diagnostics(file: &Path, source: &str, http_allow: &AllowList) {
+    let report = check_sources_with(&[(file.to_path_buf(), source.to_string())], http_allow);
     for d in report.diagnostics {
         match d.severity {
             Severity::Info => tracing::info!("{d}"),

@@ -1,6 +1,7 @@
 //! `runtime`, the second argument of every handler: the store (the same
 //! `storage::Store` REST uses), the live stream, the function list,
-//! per-function persistent state and logging.
+//! per-function persistent state, logging, and (in `runtime_http`) calls
+//! to allowed hosts and the secrets to make them with.
 //!
 //! Handlers run on the executor's worker threads, so a store call blocks
 //! that thread on the Store's future (through a tokio `Handle`, never on a
@@ -10,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ use arc_swap::ArcSwap;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
 use super::executor::{own_log, FunctionStats};
+use super::http::HttpSettings;
+use super::runtime_http::{http_table, secret_function};
 use super::spec::parse_duration;
 use crate::model::errors::{ErrorQuery, ErrorSort};
 use crate::model::function::{Published, SqlParam, StateWrite};
@@ -43,6 +47,8 @@ pub struct RuntimeContext {
     pub sql_row_limit: usize,
     /// `runtime.functions.list()`, replaced on every reload.
     pub catalog: ArcSwap<Vec<serde_json::Value>>,
+    /// `runtime.http` and `runtime.secret` (`[functions]` of qyl.toml).
+    pub http: HttpSettings,
 }
 
 impl RuntimeContext {
@@ -54,6 +60,19 @@ impl RuntimeContext {
             hub: None,
             sql_row_limit: 1000,
             catalog: ArcSwap::from_pointee(Vec::new()),
+            http: HttpSettings::default(),
+        })
+    }
+
+    /// A detached context with these network settings (tests).
+    pub fn detached_with_http(http: HttpSettings) -> Arc<RuntimeContext> {
+        Arc::new(RuntimeContext {
+            store: None,
+            handle: None,
+            hub: None,
+            sql_row_limit: 1000,
+            catalog: ArcSwap::from_pointee(Vec::new()),
+            http,
         })
     }
 }
@@ -66,6 +85,8 @@ pub struct Current {
     /// qyl's own span of this invocation, which `runtime.log` records join.
     pub trace_id: String,
     pub span_id: String,
+    /// Set at shutdown: a call blocked on the network gives up.
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for Current {
@@ -75,11 +96,12 @@ impl Default for Current {
             function: String::new(),
             trace_id: String::new(),
             span_id: String::new(),
+            cancel: Arc::default(),
         }
     }
 }
 
-fn current(lua: &Lua) -> mlua::Result<Current> {
+pub(super) fn current(lua: &Lua) -> mlua::Result<Current> {
     lua.app_data_ref::<Current>()
         .map(|c| c.clone())
         .ok_or_else(|| mlua::Error::runtime("runtime is only available inside a handler"))
@@ -95,7 +117,7 @@ fn with_rows(lua: &Lua, f: impl FnOnce(&mut Batch)) {
     }
 }
 
-fn bad(message: impl Into<String>) -> mlua::Error {
+pub(super) fn bad(message: impl Into<String>) -> mlua::Error {
     mlua::Error::runtime(message.into())
 }
 
@@ -145,13 +167,17 @@ fn to_lua<T: serde::Serialize>(lua: &Lua, v: &T) -> mlua::Result<Value> {
 }
 
 /// The options table of a call, with unknown keys refused by name.
-struct Opts {
+pub(super) struct Opts {
     what: &'static str,
-    values: HashMap<String, Value>,
+    pub(super) values: HashMap<String, Value>,
 }
 
 impl Opts {
-    fn new(what: &'static str, t: Option<Table>, allowed: &[&str]) -> mlua::Result<Opts> {
+    pub(super) fn new(
+        what: &'static str,
+        t: Option<Table>,
+        allowed: &[&str],
+    ) -> mlua::Result<Opts> {
         let mut values = HashMap::new();
         if let Some(t) = t {
             for pair in t.pairs::<String, Value>() {
@@ -182,7 +208,7 @@ impl Opts {
         }
     }
 
-    fn number(&self, key: &str) -> mlua::Result<Option<f64>> {
+    pub(super) fn number(&self, key: &str) -> mlua::Result<Option<f64>> {
         match self.values.get(key) {
             None | Some(Value::Nil) => Ok(None),
             Some(Value::Integer(i)) => Ok(Some(*i as f64)),
@@ -244,10 +270,12 @@ pub fn install(
     runtime.set("functions", functions_table(lua, &ctx)?)?;
     runtime.set("state", state_table(lua, stats)?)?;
     runtime.set("log", log_table(lua)?)?;
+    runtime.set("http", http_table(lua, &ctx)?)?;
     for pair in runtime.pairs::<Value, Table>() {
         let (_, t) = pair?;
         t.set_readonly(true);
     }
+    runtime.set("secret", secret_function(lua, &ctx)?)?;
     runtime.set_readonly(true);
     Ok(runtime)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use mlua::{Function, Table, Value};
 
 use super::sandbox::{DefinitionLines, Sandbox, SandboxError};
+use super::slo_filter::{parse_slo_filter, string_values, SloFilter};
 use super::trigger::{compile_where, Matcher};
 use crate::model::Signal;
 
@@ -62,6 +63,9 @@ pub enum Trigger {
     /// When an error group becomes new, regresses or escalates (the error
     /// engine's hub records), if it passes `filter` (and `when`).
     Error { filter: ErrorFilter, has_when: bool },
+    /// When an SLO's alert level changes (ok, warning, page), if it passes
+    /// `filter` (and `when`).
+    Slo { filter: SloFilter, has_when: bool },
 }
 
 /// `where` of an `on = "error"` trigger: each field is a value or
@@ -128,6 +132,23 @@ impl Trigger {
                 }
                 s
             }
+            Trigger::Slo { filter, has_when } => {
+                let mut s = filter.summary();
+                if *has_when {
+                    s.push_str(" (+ when)");
+                }
+                s
+            }
+        }
+    }
+
+    /// `span`, `log`, `schedule`, `error` or `slo`: what `on` says.
+    pub fn on(&self) -> &'static str {
+        match self {
+            Trigger::Record { matcher, .. } => matcher.signal.as_str(),
+            Trigger::Schedule { .. } => "schedule",
+            Trigger::Error { .. } => "error",
+            Trigger::Slo { .. } => "slo",
         }
     }
 }
@@ -500,7 +521,7 @@ fn parse_trigger(
             return Err(ctx.field(
                 "trigger.on",
                 format!(
-                    "expected \"span\", \"log\", \"schedule\" or \"error\", got {}",
+                    "expected \"span\", \"log\", \"schedule\", \"error\" or \"slo\", got {}",
                     show(&v)
                 ),
             ))
@@ -572,11 +593,45 @@ fn parse_trigger(
                 when,
             ));
         }
+        "slo" => {
+            if !every.is_nil() {
+                return Err(ctx.field("trigger.every", "only for on = \"schedule\""));
+            }
+            let filter = match where_ {
+                Value::Nil => SloFilter::default(),
+                Value::Table(t) => {
+                    parse_slo_filter(&t).map_err(|(field, m)| ctx.field(&field, m))?
+                }
+                v => {
+                    return Err(ctx.field(
+                        "trigger.where",
+                        format!("expected a table, got {}", show(&v)),
+                    ))
+                }
+            };
+            let when = match when {
+                Value::Nil => None,
+                Value::Function(f) => Some(f),
+                v => {
+                    return Err(ctx.field(
+                        "trigger.when",
+                        format!("expected a function(record), got {}", show(&v)),
+                    ))
+                }
+            };
+            return Ok((
+                Trigger::Slo {
+                    filter,
+                    has_when: when.is_some(),
+                },
+                when,
+            ));
+        }
         other => {
             return Err(ctx.field(
                 "trigger.on",
                 format!(
-                "unknown trigger {other:?} (expected \"span\", \"log\", \"schedule\" or \"error\")"
+                "unknown trigger {other:?} (expected \"span\", \"log\", \"schedule\", \"error\" or \"slo\")"
             ),
             ))
         }
@@ -642,43 +697,7 @@ fn parse_error_filter(ctx: &DefContext<'_>, t: &Table) -> Result<ErrorFilter, Lo
                 ))
             }
         };
-        let expected = || {
-            format!(
-                "expected a string or {{ one_of = {{…}} }}, got {}",
-                show(&v)
-            )
-        };
-        match &v {
-            Value::String(s) => slot.push(s.to_string_lossy()),
-            Value::Table(op) => {
-                for pair in op.pairs::<Value, Value>() {
-                    let (opk, list) = pair.map_err(|e| ctx.field(&field, e))?;
-                    let is_one_of =
-                        matches!(&opk, Value::String(s) if s.to_string_lossy() == "one_of");
-                    if !is_one_of {
-                        return Err(ctx.field(
-                            &field,
-                            format!("unknown operator {}; only one_of", show(&opk)),
-                        ));
-                    }
-                    let Value::Table(list) = list else {
-                        return Err(ctx.field(&field, expected()));
-                    };
-                    for item in list.sequence_values::<Value>() {
-                        match item.map_err(|e| ctx.field(&field, e))? {
-                            Value::String(s) => slot.push(s.to_string_lossy()),
-                            other => {
-                                return Err(ctx.field(
-                                    &field,
-                                    format!("one_of takes strings, got {}", show(&other)),
-                                ))
-                            }
-                        }
-                    }
-                }
-            }
-            _ => return Err(ctx.field(&field, expected())),
-        }
+        slot.extend(string_values(&field, &v).map_err(|(f, m)| ctx.field(&f, m))?);
     }
     if let Some(bad) = filter
         .change
@@ -885,6 +904,22 @@ return {
             ),
             (
                 "trigger = { on = 'error', every = '1m' }",
+                "only for on = \"schedule\"",
+            ),
+            (
+                "trigger = { on = 'slo', where = { level = 'critical' } }",
+                "field `trigger.where.level`: \"critical\" is not one of ok, warning, page",
+            ),
+            (
+                "trigger = { on = 'slo', where = { objective = { above = 99 } } }",
+                "field `trigger.where.objective`: unknown operator",
+            ),
+            (
+                "trigger = { on = 'slo', where = { change = 'new' } }",
+                "unknown field for on = \"slo\"",
+            ),
+            (
+                "trigger = { on = 'slo', every = '1m' }",
                 "only for on = \"schedule\"",
             ),
             ("trigger = { on = 'schedule' }", "field `trigger.every`"),

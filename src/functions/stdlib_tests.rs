@@ -148,3 +148,129 @@ fn fn_checks_the_shape_and_returns_the_definition() {
     }
     assert_eq!(eval_string("return tostring(qyl.exists)"), "qyl.exists");
 }
+
+/// The JSON a builder returns (what `runtime.http.post` would send).
+fn payload(src: &str) -> serde_json::Value {
+    let text = eval_string(&format!("return qyl.json.encode((function() {src} end)())"));
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// An `on = "error"` record as `record:table()` gives it.
+const GROUP: &str = r#"local g = { change = "new", group_id = 42, category = "genai", service_name = "chat",
+  error_type = "RateLimitError", message_template = "429 <too many> & slow", count = 3,
+  genai_model = "gpt-4o", genai_error_class = "rate_limit", release = "1.5.0",
+  trace_id = "abc", last_seen_unix_nano = 1700000000000000000 }"#;
+
+/// An `on = "slo"` record as `record:table()` gives it.
+const SLO: &str = r#"local t = { slo = "chat-availability", service_name = "chat", objective = 99.9,
+  from = "ok", to = "page", tier = "page 14.4x (1h & 5m)", burn_rate_long = 20.3,
+  burn_rate_short = 30, budget_remaining = 0.5, at_unix_nano = 1700000000000000000 }"#;
+
+#[test]
+fn slack_messages_have_a_fallback_text_and_blocks() {
+    let p = payload(&format!(
+        "{GROUP} return qyl.slack.message(qyl.alert.from_error(g))"
+    ));
+    assert_eq!(
+        p["text"],
+        "new GenAI error in chat: RateLimitError: 429 <too many> & slow"
+    );
+    let blocks = p["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert_eq!(
+        blocks[0]["text"]["text"],
+        ":red_circle: new GenAI error in chat: RateLimitError"
+    );
+    // mrkdwn needs &, < and > escaped.
+    assert_eq!(blocks[1]["text"]["text"], "429 &lt;too many&gt; &amp; slow");
+    let fields = blocks[2]["fields"].as_array().unwrap();
+    assert_eq!(fields[0]["text"], "*Service*\nchat");
+    assert!(fields.iter().any(|f| f["text"] == "*Events*\n3"));
+    assert!(fields.len() <= 10);
+    assert_eq!(blocks[3]["type"], "context");
+    // A plain string is a message too.
+    let p = payload("return qyl.slack.message('deploy done')");
+    assert_eq!(p["text"], "deploy done");
+}
+
+#[test]
+fn pagerduty_events_trigger_and_resolve_with_one_dedup_key() {
+    let p = payload(&format!(
+        "{SLO} return qyl.pagerduty.event(qyl.alert.from_slo(t), 'R0UT1NG')"
+    ));
+    assert_eq!(p["routing_key"], "R0UT1NG");
+    assert_eq!(p["event_action"], "trigger");
+    assert_eq!(p["dedup_key"], "qyl-slo-chat-availability-chat");
+    assert_eq!(p["client"], "qyl");
+    let body = &p["payload"];
+    assert_eq!(
+        body["summary"],
+        "SLO chat-availability of chat: page level burn"
+    );
+    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["source"], "chat");
+    assert_eq!(body["timestamp"], "2023-11-14T22:13:20Z");
+    assert_eq!(body["custom_details"]["Objective"], "99.9%");
+    assert_eq!(body["custom_details"]["Burn rate"], "20.3x");
+    assert_eq!(body["custom_details"]["Budget left"], "50%");
+    let p = payload(&format!(
+        "{SLO} t.from = 'page' t.to = 'ok' return qyl.pagerduty.event(qyl.alert.from_slo(t), 'R0UT1NG')"
+    ));
+    assert_eq!(
+        p,
+        serde_json::json!({ "routing_key": "R0UT1NG", "event_action": "resolve",
+                            "dedup_key": "qyl-slo-chat-availability-chat" })
+    );
+    assert_eq!(
+        eval_string("return qyl.pagerduty.url"),
+        "https://events.pagerduty.com/v2/enqueue"
+    );
+    for (src, needle) in [
+        (
+            format!("{SLO} return qyl.pagerduty.event(qyl.alert.from_slo(t))"),
+            "routing key",
+        ),
+        (
+            "return qyl.pagerduty.event(qyl.alert.new({ title = 'x', resolved = true }), 'k')"
+                .into(),
+            "dedup_key",
+        ),
+        (
+            "return qyl.alert.new({ title = 'x', severity = 'loud' })".into(),
+            "severity",
+        ),
+        ("return qyl.alert.from_error(5)".into(), "record"),
+    ] {
+        match eval(&src).expect_err(&src) {
+            SandboxError::Script(m) => assert!(m.contains(needle), "{src}: {m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn webhook_payloads_are_the_alert_as_plain_json() {
+    let p = payload(&format!(
+        "{GROUP} return qyl.webhook.payload(qyl.alert.from_error(g))"
+    ));
+    assert_eq!(p["source"], "qyl");
+    assert_eq!(p["title"], "new GenAI error in chat: RateLimitError");
+    assert_eq!(p["severity"], "error");
+    assert_eq!(p["service"], "chat");
+    assert_eq!(p["dedup_key"], "qyl-error-42");
+    assert_eq!(p["resolved"], false);
+    assert_eq!(p["fields"]["Model"], "gpt-4o");
+    assert_eq!(p["fields"]["GenAI class"], "rate_limit");
+    assert_eq!(p["details"]["group_id"], 42);
+    assert_eq!(p["time"], "2023-11-14T22:13:20Z");
+    // Escalation is critical; custom alerts keep their own fields in order.
+    let p = payload(&format!(
+        "{GROUP} g.change = 'escalating' return qyl.webhook.payload(qyl.alert.from_error(g))"
+    ));
+    assert_eq!(p["severity"], "critical");
+    let p = payload(
+        "return qyl.webhook.payload(qyl.alert.new({ title = 'Spend', severity = 'info', fields = { { 'Cost', '$3' }, { 'Skipped', nil } } }))",
+    );
+    assert_eq!(p["fields"], serde_json::json!({ "Cost": "$3" }));
+    assert!(p["time"].as_str().unwrap().ends_with('Z'));
+}

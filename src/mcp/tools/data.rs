@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::super::answer::{dashboard_base, Answer, Parameters, ToolError, ToolResult};
 use super::super::render::{capped, cut, line, or_dash, Text, MAX_ITEMS};
 use super::super::QylMcp;
-use crate::functions::lint::check_dir;
+use crate::functions::lint::check_dir_with;
 use crate::model::function::InvocationQuery;
 use crate::model::query::PageRequest;
 
@@ -117,9 +117,10 @@ impl QylMcp {
             });
         }
         let dir = engine.config.dir.clone();
+        let allow = engine.registry.http_allow().clone();
         let diagnostics = if dir.is_dir() {
             // Loading a script runs Lua: not on a tokio worker.
-            let report = tokio::task::spawn_blocking(move || check_dir(&dir))
+            let report = tokio::task::spawn_blocking(move || check_dir_with(&dir, &allow))
                 .await
                 .map_err(|e| ToolError(format!("the check task failed: {e}")))?
                 .map_err(|e| ToolError(format!("reading the scripts directory: {e}")))?;
