@@ -17,7 +17,11 @@
 //! - [`capture`]: finds the errors in an export (span `exception` events,
 //!   exception logs, ERROR spans, GenAI failures and soft failures) on the
 //!   exporting request's thread, so the writer only counts them.
-//! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
+//! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer
+//!   (quiet for `auto_resolve_after`, or since a deploy).
+//! - [`deploys`]: groups around deploys: new and regressed ones, the ones a
+//!   release fixes or that went quiet after it, the deploy window.
+//! - [`baseline`]: the rolling week of daily counts escalation compares with.
 //! - [`analysis`]: evidence about a group read through the store (exception
 //!   chain, similar groups, what changed), for the MCP tools and [`triage`].
 //! - [`triage`]: automatic triage reports on new, regressed and escalating
@@ -33,9 +37,11 @@
 
 pub mod analysis;
 pub mod auto_resolve;
+pub mod baseline;
 pub mod capture;
 #[cfg(test)]
 mod corpus;
+pub mod deploys;
 pub mod fingerprint;
 pub mod genai;
 pub mod groups;

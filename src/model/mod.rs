@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+pub mod deploys;
 pub mod errors;
 pub mod function;
 pub mod genai;
@@ -187,6 +188,9 @@ pub struct Batch {
     /// Reports of automatic triage (`errors::triage`), stored in the
     /// commit and published on the hub as `triaged` error records.
     pub triage: Vec<Arc<errors::ErrorGroupEvent>>,
+    /// Deploys recorded by CI (`POST /api/v1/releases`): their commit and
+    /// URL, stored next to the release.
+    pub deploys: Vec<deploys::DeployRecord>,
 }
 
 impl Batch {

@@ -368,6 +368,11 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
         name: "where each trace lookup row's spans start",
         sql: super::writer::derived::trace_index::FIRST_SPAN_MIGRATION_SQL,
     },
+    Migration {
+        version: 12,
+        name: "deploys and error group changes",
+        sql: super::writer::derived::deploys::MIGRATION_SQL,
+    },
 ];
 
 /// The newest schema this build knows.

@@ -230,6 +230,8 @@ pub fn get_error(c: &Conn, id: i64, now: u64) -> Result<Option<ErrorGroupDetail>
                 group,
                 triage: None,
                 notes: Vec::new(),
+                deploy: None,
+                resolved_by_deploy: None,
             })
         })
         .ctx("reading the error group")?;
