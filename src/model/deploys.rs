@@ -6,7 +6,6 @@
 use serde::Serialize;
 
 use super::errors::ReleaseRow;
-use crate::errors::slo::Counts;
 
 /// A deploy as CI reports it (`POST /api/v1/releases`): stored in the
 /// `deploys` table next to the release it marks.
@@ -157,9 +156,11 @@ pub struct GroupDeploy {
     pub url: Option<String>,
 }
 
-/// The SLO counts `GET /api/v1/releases/{version}` reads per SLO.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SloCounts {
-    pub before: Counts,
-    pub since: Counts,
+/// An `[[errors.slo]]` as the release answer needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloObjective {
+    pub name: String,
+    pub service: String,
+    /// Percent of good requests.
+    pub objective: f64,
 }

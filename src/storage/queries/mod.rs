@@ -7,6 +7,7 @@ pub mod functions;
 pub mod genai;
 pub mod logs;
 pub mod metrics;
+pub mod releases;
 pub mod sessions;
 pub mod slo;
 pub mod sql;
