@@ -187,17 +187,17 @@ pub enum ReleaseLookup {
 }
 
 /// One release with what changed around its deploy.
-#[allow(clippy::too_many_arguments)]
 pub fn release_detail(
     c: &Conn,
-    version: &String,
+    version: &str,
     service: Option<&String>,
     environment: Option<&String>,
     window_ns: u64,
     slos: &[SloObjective],
     now: u64,
 ) -> Result<ReleaseLookup, QueryError> {
-    let mut found = find(c, service, environment, Some(version), 20, window_ns)?;
+    let version = version.to_string();
+    let mut found = find(c, service, environment, Some(&version), 20, window_ns)?;
     if found.len() > 1 {
         return Ok(ReleaseLookup::Ambiguous(
             found
@@ -425,6 +425,38 @@ fn deploy_slo(c: &Conn, f: &Found, slo: &SloObjective, now: u64) -> Result<Deplo
     })
 }
 
+/// A row of `error_group_changes`.
+struct Change {
+    kind: String,
+    at: u64,
+    service: String,
+    environment: Option<String>,
+    release: Option<String>,
+}
+
+/// The newest change of group `id` matching `cond`.
+fn latest_change(c: &Conn, id: i64, cond: &str) -> Result<Option<Change>, QueryError> {
+    let sql = format!(
+        "SELECT c.change, c.time_unix_nano, c.service_name, c.environment, c.release
+         FROM error_group_changes c JOIN errors e ON e.id = c.group_id
+         WHERE c.group_id = ? AND {cond}
+         ORDER BY c.time_unix_nano DESC LIMIT 1"
+    );
+    let mut stmt = c.prepare(&sql).ctx("preparing a group's changes")?;
+    let mut rows = stmt
+        .query_map([id], |r| {
+            Ok(Change {
+                kind: r.get(0)?,
+                at: r.get(1)?,
+                service: r.get(2)?,
+                environment: r.get(3)?,
+                release: r.get(4)?,
+            })
+        })
+        .ctx("reading a group's changes")?;
+    rows.next().transpose().ctx("reading a group's changes")
+}
+
 /// The deploy group `id` started with (its latest `new` or `regressed`
 /// change, if that fell in a deploy's window), and the deploy that
 /// resolved it (while it stays resolved by it).
@@ -433,44 +465,33 @@ pub fn group_deploys(
     id: i64,
     window_ns: u64,
 ) -> Result<(Option<GroupDeploy>, Option<GroupDeploy>), QueryError> {
-    let change = |cond: &str| -> Result<
-        Option<(String, u64, String, Option<String>, Option<String>)>,
-        QueryError,
-    > {
-        let sql = format!(
-            "SELECT c.change, c.time_unix_nano, c.service_name, c.environment, c.release
-             FROM error_group_changes c JOIN errors e ON e.id = c.group_id
-             WHERE c.group_id = ? AND {cond}
-             ORDER BY c.time_unix_nano DESC LIMIT 1"
-        );
-        let mut stmt = c.prepare(&sql).ctx("preparing a group's changes")?;
-        let mut rows = stmt
-            .query_map([id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .ctx("reading a group's changes")?;
-        rows.next().transpose().ctx("reading a group's changes")
-    };
-    let started = match change("c.change IN ('new', 'regressed')")? {
-        Some((kind, at, service, env, _)) => deploy_at(c, &service, env.as_ref(), None, at)?
-            .filter(|(_, deployed)| at < deployed.saturating_add(window_ns))
-            .map(|(version, deployed)| deploy_info(c, kind, at, service, env, version, deployed))
+    let started = match latest_change(c, id, "c.change IN ('new', 'regressed')")? {
+        Some(ch) => deploy_at(c, &ch.service, ch.environment.as_ref(), None, ch.at)?
+            .filter(|(_, deployed)| ch.at < deployed.saturating_add(window_ns))
+            .map(|(version, deployed)| deploy_info(c, ch, version, deployed))
             .transpose()?,
         None => None,
     };
     // A later resolution by hand (or a regression) supersedes the deploy's.
-    let resolved = match change(
+    let resolved = match latest_change(
+        c,
+        id,
         "c.change IN ('fixed', 'quiet') AND e.status = 'resolved'
          AND c.time_unix_nano >= e.resolved_at_unix_nano",
     )? {
-        Some((kind, at, service, env, Some(version))) => {
-            deploy_at(c, &service, env.as_ref(), Some(&version), u64::MAX)?
-                .map(|(version, deployed)| {
-                    deploy_info(c, kind, at, service, env, version, deployed)
-                })
-                .transpose()?
-        }
-        _ => None,
+        Some(ch) => match &ch.release {
+            Some(version) => deploy_at(
+                c,
+                &ch.service,
+                ch.environment.as_ref(),
+                Some(version),
+                u64::MAX,
+            )?
+            .map(|(version, deployed)| deploy_info(c, ch, version, deployed))
+            .transpose()?,
+            None => None,
+        },
+        None => None,
     };
     Ok((started, resolved))
 }
@@ -508,10 +529,7 @@ fn deploy_at(
 
 fn deploy_info(
     c: &Conn,
-    change: String,
-    at: u64,
-    service: String,
-    environment: Option<String>,
+    change: Change,
     version: String,
     deployed: u64,
 ) -> Result<GroupDeploy, QueryError> {
@@ -521,16 +539,16 @@ fn deploy_info(
                     arg_max(url, recorded_unix_nano) FILTER (WHERE url IS NOT NULL)
              FROM deploys WHERE service_name = ? AND environment IS NOT DISTINCT FROM ?
               AND version = ?",
-            duckdb::params![service, environment, version],
+            duckdb::params![change.service, change.environment, version],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .ctx("reading a deploy's commit")?;
     Ok(GroupDeploy {
-        change,
-        at: rfc3339(at),
-        at_unix_nano: at.to_string(),
-        service_name: service,
-        environment,
+        change: change.kind,
+        at: rfc3339(change.at),
+        at_unix_nano: change.at.to_string(),
+        service_name: change.service,
+        environment: change.environment,
         version,
         deployed_at: rfc3339(deployed),
         deployed_unix_nano: deployed.to_string(),

@@ -116,3 +116,77 @@ pub fn merge(raw: &RawConn, target: i64, sources: &[i64]) -> Result<(), DuckErro
         ids.join(",")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use duckdb::Connection;
+
+    use crate::storage::schema::{migrate, MIGRATIONS};
+
+    #[test]
+    fn groups_from_before_the_migration_get_their_first_event() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL, name VARCHAR NOT NULL,
+                                          applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
+        )
+        .unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 10) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_version (version, name) VALUES (?, ?)",
+                duckdb::params![m.version, m.name],
+            )
+            .unwrap();
+        }
+        for (id, status, services) in [
+            (1, "unresolved", r#"["api","web"]"#),
+            (2, "merged", r#"["api"]"#),
+            (3, "resolved", "[]"),
+        ] {
+            conn.execute(
+                "INSERT INTO errors BY NAME SELECT ? AS id, 'f' AS fingerprint, '[]' AS merged_hashes,
+                        'span_name' AS fingerprint_rule, 2 AS fingerprint_version, '[]' AS components,
+                        'status' AS category, 500 AS first_seen_unix_nano, 900 AS last_seen_unix_nano,
+                        '1.0' AS first_release, 'prod' AS last_environment, 1 AS event_count,
+                        0 AS unhandled_count, 0 AS user_count, ? AS services, '[]' AS users,
+                        '[]' AS sample_trace_ids, ? AS status, '' AS substatus,
+                        0 AS hour_start_unix_nano, 0 AS hour_count",
+                duckdb::params![id, services, status],
+            )
+            .unwrap();
+        }
+        migrate(&conn).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT group_id, change, time_unix_nano::BIGINT, service_name, environment, release
+                 FROM error_group_changes ORDER BY group_id",
+            )
+            .unwrap();
+        let rows: Vec<(i64, String, i64, String, String, String)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |id: i64, service: &str| {
+            (
+                id,
+                "new".into(),
+                500,
+                service.into(),
+                "prod".into(),
+                "1.0".into(),
+            )
+        };
+        assert_eq!(rows, vec![row(1, "api"), row(3, "")]);
+    }
+}

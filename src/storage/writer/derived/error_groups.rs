@@ -755,6 +755,26 @@ mod tests {
     }
 
     #[test]
+    fn the_escalation_week_is_loaded_from_stored_events() {
+        let db = Db::new();
+        let now = crate::model::now_unix_nano() / SEC;
+        let day = DAY_NS / SEC;
+        // Three events two days ago, one nine days ago (outside the week).
+        db.send(spans(vec![
+            error_span(1, now - 2 * day, "1", "prod"),
+            error_span(2, now - 2 * day + 1, "1", "prod"),
+            error_span(3, now - 2 * day + 2, "1", "prod"),
+            error_span(4, now - 9 * day, "1", "prod"),
+        ]));
+        let loaded = ErrorGroups::load(&db.reader, GroupSettings::default()).unwrap();
+        let g = &loaded.book.state.groups[&1];
+        let two_days_ago = (now - 2 * day) * SEC / DAY_NS;
+        assert_eq!(g.recent_days.on_day(two_days_ago), 3);
+        assert_eq!(g.recent_days.on_day(two_days_ago - 7), 0);
+        assert_eq!(g.event_count, 4);
+    }
+
+    #[test]
     fn retention_prunes_events_with_their_traces_and_keeps_groups() {
         let db = Db::new();
         db.send(spans(vec![
