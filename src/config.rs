@@ -181,6 +181,10 @@ pub struct ErrorsConfig {
     pub in_app_exclude: Vec<String>,
     /// A duration (`14d`), or `0` for never.
     pub auto_resolve_after: String,
+    /// A duration (`1d`), or `0` for never.
+    pub auto_resolve_after_deploy: String,
+    /// How long after a deploy groups and rates are laid at its door.
+    pub deploy_window: String,
     pub escalation_factor: f64,
     pub escalation_min_events: u64,
     pub duplicate_window_ms: u64,
@@ -299,6 +303,21 @@ impl ErrorsConfig {
             .unwrap_or(std::time::Duration::from_secs(15))
     }
 
+    /// `auto_resolve_after_deploy` as a duration; `None` when off.
+    pub fn auto_resolve_after_deploy(&self) -> Option<std::time::Duration> {
+        let t = self.auto_resolve_after_deploy.trim();
+        if t.is_empty() || t == "0" {
+            return None;
+        }
+        humantime::parse_duration(t).ok().filter(|d| !d.is_zero())
+    }
+
+    /// `deploy_window` in nanoseconds (validated at start; 1 h otherwise).
+    pub fn deploy_window_ns(&self) -> u64 {
+        humantime::parse_duration(self.deploy_window.trim())
+            .map_or(3_600_000_000_000, |d| d.as_nanos() as u64)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         match humantime::parse_duration(self.slo_check_every.trim()) {
             Ok(d)
@@ -314,12 +333,34 @@ impl ErrorsConfig {
                 ))
             }
         }
-        let t = self.auto_resolve_after.trim();
-        if !(t.is_empty() || t == "0") && humantime::parse_duration(t).is_err() {
-            return Err(invalid(
-                "errors.auto_resolve_after",
-                format!("{t:?} is not a duration (like 14d or 12h) or 0"),
-            ));
+        for (key, value) in [
+            ("errors.auto_resolve_after", &self.auto_resolve_after),
+            (
+                "errors.auto_resolve_after_deploy",
+                &self.auto_resolve_after_deploy,
+            ),
+        ] {
+            let t = value.trim();
+            if !(t.is_empty() || t == "0") && humantime::parse_duration(t).is_err() {
+                return Err(invalid(
+                    key,
+                    format!("{t:?} is not a duration (like 14d or 12h) or 0"),
+                ));
+            }
+        }
+        match humantime::parse_duration(self.deploy_window.trim()) {
+            Ok(d)
+                if d >= std::time::Duration::from_secs(60)
+                    && d <= std::time::Duration::from_secs(7 * 86_400) => {}
+            _ => {
+                return Err(invalid(
+                    "errors.deploy_window",
+                    format!(
+                        "{:?} must be a duration between 1m and 7d",
+                        self.deploy_window
+                    ),
+                ))
+            }
         }
         if !(self.escalation_factor.is_finite() && self.escalation_factor > 1.0) {
             return Err(invalid(
@@ -826,6 +867,21 @@ mod tests {
             Some(std::time::Duration::from_secs(14 * 86_400))
         );
         assert!(c.errors.slo.is_empty());
+        assert_eq!(c.errors.auto_resolve_after_deploy(), None);
+        assert_eq!(c.errors.deploy_window_ns(), 3_600_000_000_000);
+        let c = Config::from_layers(
+            None,
+            env(&[
+                ("QYL_ERRORS_AUTO_RESOLVE_AFTER_DEPLOY", "2h"),
+                ("QYL_ERRORS_DEPLOY_WINDOW", "15m"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.errors.auto_resolve_after_deploy(),
+            Some(std::time::Duration::from_secs(7200))
+        );
+        assert_eq!(c.errors.deploy_window_ns(), 900_000_000_000);
         let c = Config::from_layers(
             None,
             env(&[
@@ -852,6 +908,12 @@ mod tests {
                 "90000",
                 "errors.duplicate_window_ms",
             ),
+            (
+                "QYL_ERRORS_AUTO_RESOLVE_AFTER_DEPLOY",
+                "later",
+                "errors.auto_resolve_after_deploy",
+            ),
+            ("QYL_ERRORS_DEPLOY_WINDOW", "10s", "errors.deploy_window"),
         ] {
             let err = Config::from_layers(None, env(&[(key, value)]))
                 .unwrap_err()

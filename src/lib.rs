@@ -39,7 +39,10 @@
 //!   is), `sessions` (`session_entities`, `session_traces`), `genai_rollup`
 //!   (`genai_minutes` and `genai_minute_labels`), `error_groups` (groups,
 //!   events, releases, as `errors::groups` decides them), `error_notes`,
-//!   `triage`, `slo_minutes` and `functions` (the function tables). Sessions
+//!   `triage`, `slo_minutes`, `functions` (the function tables) and
+//!   `deploys` (CI's deploy records and `error_group_changes`: when each
+//!   group became new or regressed, and which deploy fixed or quieted it,
+//!   as `errors::deploys` decides). Sessions
 //!   and GenAI minutes are summed in memory and written at least once a
 //!   second, with a watermark so a restart replays what a crash left
 //!   unwritten; `writer::SummarySync` lets `store` wait for those sums.
@@ -60,8 +63,10 @@
 //!   `capture`, which ingest runs on each export before queueing it (span
 //!   `exception` events, exception logs, ERROR spans, GenAI failures and
 //!   soft failures become `model::errors::ErrorOccurrence`s in the batch);
-//!   `auto_resolve` is the periodic job that resolves quiet groups through
-//!   the writer. `analysis` reads the evidence about a group through the
+//!   `auto_resolve` is the periodic job that resolves quiet groups (no
+//!   event for a while, or none since a deploy) through the writer;
+//!   `deploys` decides what a commit means for groups around deploys, and
+//!   `baseline` keeps the week of daily counts escalation compares with. `analysis` reads the evidence about a group through the
 //!   `Store` (exception chain with in-app frames first, similar groups,
 //!   what changed against a baseline) for the MCP tools and for `triage`,
 //!   automatic triage: a hub consumer (bounded,
@@ -101,8 +106,10 @@
 //!   resource; `sessions` and `genai` for the LLM views) that parse query
 //!   strings (`params`), call the `Store` and
 //!   answer JSON or an `ApiError`; `openapi` describes them; `health`;
-//!   `errors`, `releases` and `slo` serve the error engine (changes to
-//!   groups and recorded deploys go through the writer as batch items);
+//!   `errors`, `releases` (with each deploy's correlation: groups, error
+//!   rate, latency, GenAI errors and SLO burn around it) and `slo` serve
+//!   the error engine (changes to groups and recorded deploys go through
+//!   the writer as batch items);
 //!   `api::auth` guards every HTTP route but health and the gRPC services
 //!   (token, ingest token, read-only token, `?t=` cookie login), rate-limits per client
 //!   address and adds CORS when configured. `api::live` is

@@ -115,6 +115,7 @@ impl Server {
                 Duration::from_millis(config.query.timeout_ms),
             )
             .with_sql_slots(config.query.sql_slots)
+            .with_deploy_window(config.errors.deploy_window_ns())
             .with_summary_sync(handle.summary_sync()),
         );
         let functions = start_functions(config, &store, &hub, exporter.clone()).await?;
@@ -186,7 +187,8 @@ impl Server {
             );
             tasks.push(("slo watch", tokio::spawn(job)));
         }
-        if let Some(quiet) = config.errors.auto_resolve_after() {
+        let quiet = crate::errors::auto_resolve::QuietTimes::from_config(&config.errors);
+        if quiet.any() {
             let job = crate::errors::auto_resolve::run(handle.clone(), quiet, stopped.clone());
             tasks.push(("error auto-resolve", tokio::spawn(job)));
         }

@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/errors/{id}/events/{event_id}"),
     ("get", "/api/v1/releases"),
     ("post", "/api/v1/releases"),
+    ("get", "/api/v1/releases/{version}"),
     ("get", "/api/v1/slo"),
     ("get", "/api/v1/slo/transitions"),
     ("get", "/api/v1/functions"),
@@ -141,7 +142,8 @@ async fn document_and_router_agree() {
             .replace("{name}", "no.such.metric")
             .replace("{session_id}", "no-such-session")
             .replace("{id}", "1")
-            .replace("{event_id}", &"0".repeat(32));
+            .replace("{event_id}", &"0".repeat(32))
+            .replace("{version}", "1.0.0");
         assert!(!concrete.contains('{'), "untested path parameter in {path}");
         for method in item.as_object().unwrap().keys() {
             if !["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {

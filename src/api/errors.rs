@@ -549,6 +549,11 @@ pub(super) async fn write(state: &AppState, command: ErrorCommand) -> Result<(),
         error_commands: vec![command],
         ..Batch::default()
     };
+    write_batch(state, batch).await
+}
+
+/// Sends a batch of changes through the writer and waits for its commit.
+pub(super) async fn write_batch(state: &AppState, batch: Batch) -> Result<(), ApiError> {
     state
         .writer
         .write(batch)

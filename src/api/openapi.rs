@@ -62,6 +62,7 @@ parameter is a 400, never silently ignored. Every error is \
         super::errors::add_note,
         super::releases::list_releases,
         super::releases::record_release,
+        super::releases::get_release,
         super::slo::list_slos,
         super::slo::list_transitions,
         super::functions::list_functions,

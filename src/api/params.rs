@@ -286,7 +286,7 @@ fn hex_id(text: &str, len: usize, what: &str) -> Result<String, ApiError> {
     }
 }
 
-fn parse_time(v: &str, now: SystemTime) -> Option<u64> {
+pub(super) fn parse_time(v: &str, now: SystemTime) -> Option<u64> {
     let nanos = |t: SystemTime| {
         t.duration_since(UNIX_EPOCH)
             .ok()

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use crate::errors::baseline::RecentDays;
 use crate::errors::releases::{compare, parse_version, ReleaseInfo};
 use crate::model::errors::{
     ErrorCommand, ErrorGroupEvent, ErrorOccurrence, GroupChange, StatusChange,
@@ -89,6 +90,9 @@ pub struct Group {
     pub hour_count: u64,
     pub escalated_hour: Option<u64>,
     pub regressed_in_release: Option<String>,
+    /// Events per day over the last week: the escalation baseline (in
+    /// memory only; loaded from `error_events` at start).
+    pub recent_days: RecentDays,
 }
 
 impl Group {
@@ -589,6 +593,7 @@ impl GroupBook {
                         t.last_environment = src.last_environment.clone();
                     }
                     t.services.extend(src.services.iter().cloned());
+                    t.recent_days.merge(&src.recent_days);
                     for u in &src.users {
                         if t.users.len() < SAMPLE_USERS && !t.users.contains(u) {
                             t.users.push(u.clone());
@@ -649,6 +654,9 @@ impl GroupBook {
                     }
                 }
             }
+            // Needs the releases' deploy times and writes change rows:
+            // `errors::deploys` applies it for the writer.
+            ErrorCommand::ResolveQuietAfterDeploy { .. } => {}
             ErrorCommand::RecordRelease {
                 service,
                 environment,
@@ -779,11 +787,14 @@ pub fn count_into(g: &mut Group, o: &ErrorOccurrence) {
     if hour == g.hour_start {
         g.hour_count += 1;
     }
+    g.recent_days.add(o.time_unix_nano, 1);
 }
 
 /// True the first time in an hour that the group's events in that hour
-/// reach `factor` times its average hourly rate before it (and the minimum).
-/// A group in its first hour has no baseline and does not escalate.
+/// reach `factor` times its hourly rate over the week before it (the
+/// rolling baseline of [`RecentDays`]; since first seen for a younger
+/// group), and the minimum. A group in its first hour has no baseline and
+/// does not escalate.
 pub fn escalates(g: &Group, s: &GroupSettings) -> bool {
     if g.escalated_hour == Some(g.hour_start) || g.hour_count < s.escalation_min_events {
         return false;
@@ -791,8 +802,9 @@ pub fn escalates(g: &Group, s: &GroupSettings) -> bool {
     if g.first_seen >= g.hour_start {
         return false;
     }
-    let hours = (g.hour_start - g.first_seen).div_ceil(HOUR_NS).max(1);
-    let before = g.event_count.saturating_sub(g.hour_count);
+    let (before, hours) = g
+        .recent_days
+        .before_hour(g.hour_start, g.hour_count, g.first_seen);
     let baseline = before as f64 / hours as f64;
     g.hour_count as f64 >= s.escalation_factor * baseline
 }

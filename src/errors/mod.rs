@@ -17,7 +17,11 @@
 //! - [`capture`]: finds the errors in an export (span `exception` events,
 //!   exception logs, ERROR spans, GenAI failures and soft failures) on the
 //!   exporting request's thread, so the writer only counts them.
-//! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer.
+//! - [`auto_resolve`]: the periodic job resolving quiet groups via the writer
+//!   (quiet for `auto_resolve_after`, or since a deploy).
+//! - [`deploys`]: groups around deploys: new and regressed ones, the ones a
+//!   release fixes or that went quiet after it, the deploy window.
+//! - [`baseline`]: the rolling week of daily counts escalation compares with.
 //! - [`slo_watch`]: the periodic job turning SLO burn into level changes
 //!   (ok, warning, page) stored and published via the writer.
 //! - [`analysis`]: evidence about a group read through the store (exception
@@ -36,9 +40,11 @@
 
 pub mod analysis;
 pub mod auto_resolve;
+pub mod baseline;
 pub mod capture;
 #[cfg(test)]
 mod corpus;
+pub mod deploys;
 pub mod fingerprint;
 pub mod genai;
 pub mod groups;

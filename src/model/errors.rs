@@ -83,6 +83,10 @@ pub enum ErrorCommand {
         before_unix_nano: u64,
         at_unix_nano: u64,
     },
+    /// Resolves unresolved groups with no event since the latest deploy of
+    /// their service, once that release has run for `quiet_ns`
+    /// (`errors::deploys`).
+    ResolveQuietAfterDeploy { quiet_ns: u64, at_unix_nano: u64 },
     /// A note left on a group (`POST /api/v1/errors/{id}/notes`, MCP).
     AddNote {
         group_id: i64,
@@ -311,6 +315,13 @@ pub struct ErrorGroupDetail {
     pub triage: Option<crate::errors::triage::TriageReport>,
     /// Notes people and assistants left on the group, oldest first.
     pub notes: Vec<ErrorNote>,
+    /// The deploy whose window the group's first event, or its latest
+    /// regression, fell in ("started with 1.5.0"); null when none did.
+    pub deploy: Option<super::deploys::GroupDeploy>,
+    /// The deploy that resolved the group, while it stays resolved: the
+    /// next release it was marked resolved in (`fixed`), or the one it
+    /// went quiet after (`quiet`).
+    pub resolved_by_deploy: Option<super::deploys::GroupDeploy>,
 }
 
 /// A note on an error group: Sentry's issue comment.
@@ -399,8 +410,10 @@ pub struct ReleaseRow {
     pub new_groups: u64,
     /// Groups that regressed with an event from this release.
     pub regressed_groups: u64,
-    /// Error spans / all spans of the service in the hour before the
-    /// release was first seen, and in the hour after (null without spans).
+    /// Error spans / all spans of the service and environment in the
+    /// window after the release was first seen (`[errors] deploy_window`,
+    /// cut short by the next release), and in as long before it (null
+    /// without spans).
     pub error_rate_before: Option<f64>,
     pub error_rate_after: Option<f64>,
 }

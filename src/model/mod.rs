@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+pub mod deploys;
 pub mod errors;
 pub mod function;
 pub mod genai;
@@ -190,6 +191,9 @@ pub struct Batch {
     /// SLO alert level changes (`errors::slo_watch`), stored in
     /// `slo_transitions` and published on the hub as `slo` records.
     pub slo_transitions: Vec<Arc<slo::SloTransition>>,
+    /// Deploys recorded by CI (`POST /api/v1/releases`): their commit and
+    /// URL, stored next to the release.
+    pub deploys: Vec<deploys::DeployRecord>,
 }
 
 impl Batch {

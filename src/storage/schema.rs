@@ -369,6 +369,11 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
         sql: super::writer::derived::trace_index::FIRST_SPAN_MIGRATION_SQL,
     },
     Migration {
+        version: 12,
+        name: "deploys and error group changes",
+        sql: super::writer::derived::deploys::MIGRATION_SQL,
+    },
+    Migration {
         version: 13,
         name: "spans per service and minute",
         sql: super::writer::derived::service_minutes::MIGRATION_SQL,

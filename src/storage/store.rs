@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::duck::Database;
-use super::queries::{errors, genai, logs, metrics, sessions, sql, stats, traces};
+use super::queries::{errors, genai, logs, metrics, releases, sessions, sql, stats, traces};
 use super::reader::{QueryError, ReadPool, SqlLane, SqlLaneStatus};
 use super::writer::SummarySync;
 use crate::model::genai::{
@@ -28,6 +28,8 @@ pub struct Store {
     path: String,
     /// Brings the summary tables up to date before they are read.
     summaries: Option<SummarySync>,
+    /// `[errors] deploy_window`, in nanoseconds.
+    deploy_window_ns: u64,
 }
 
 impl Store {
@@ -41,7 +43,15 @@ impl Store {
             db,
             path: path.to_string(),
             summaries: None,
+            deploy_window_ns: 3_600_000_000_000,
         }
+    }
+
+    /// How long after a deploy groups and rates are laid at its door
+    /// (`[errors] deploy_window`; default 1 h).
+    pub fn with_deploy_window(mut self, window_ns: u64) -> Store {
+        self.deploy_window_ns = window_ns;
+        self
     }
 
     /// Reads of the summary tables (sessions, GenAI minutes, and SQL that
@@ -229,13 +239,24 @@ impl Store {
         self.pool.run(move |c| errors::list_errors(c, &q)).await
     }
 
-    /// One error group with its fingerprint explanation.
+    /// One error group with its fingerprint explanation and the deploys it
+    /// started with or was resolved by.
     pub async fn get_error(
         &self,
         id: i64,
         now: u64,
     ) -> Result<Option<crate::model::errors::ErrorGroupDetail>, QueryError> {
-        self.pool.run(move |c| errors::get_error(c, id, now)).await
+        let window = self.deploy_window_ns;
+        self.pool
+            .run(move |c| {
+                let Some(mut detail) = errors::get_error(c, id, now)? else {
+                    return Ok(None);
+                };
+                (detail.deploy, detail.resolved_by_deploy) =
+                    releases::group_deploys(c, id, window)?;
+                Ok(Some(detail))
+            })
+            .await
     }
 
     /// A group's notes, oldest first.
@@ -300,8 +321,52 @@ impl Store {
         environment: Option<String>,
         limit: usize,
     ) -> Result<Vec<crate::model::errors::ReleaseRow>, QueryError> {
+        Ok(self
+            .deploys(service, environment, limit)
+            .await?
+            .into_iter()
+            .map(|d| d.release)
+            .collect())
+    }
+
+    /// Releases, newest first, with their deploys' windows, commits and URLs.
+    pub async fn deploys(
+        &self,
+        service: Option<String>,
+        environment: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<crate::model::deploys::DeployRow>, QueryError> {
+        let window = self.deploy_window_ns;
         self.pool
-            .run(move |c| errors::list_releases(c, service.as_ref(), environment.as_ref(), limit))
+            .run(move |c| {
+                releases::list_releases(c, service.as_ref(), environment.as_ref(), limit, window)
+            })
+            .await
+    }
+
+    /// One release with what changed around its deploy: groups, error rate,
+    /// latency, GenAI error classes, and the burn of `slos` of its service.
+    pub async fn release_detail(
+        &self,
+        version: String,
+        service: Option<String>,
+        environment: Option<String>,
+        slos: Vec<crate::model::deploys::SloObjective>,
+        now: u64,
+    ) -> Result<releases::ReleaseLookup, QueryError> {
+        let window = self.deploy_window_ns;
+        self.pool
+            .run(move |c| {
+                releases::release_detail(
+                    c,
+                    &version,
+                    service.as_ref(),
+                    environment.as_ref(),
+                    window,
+                    &slos,
+                    now,
+                )
+            })
             .await
     }
 

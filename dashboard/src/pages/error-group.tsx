@@ -29,6 +29,7 @@ import {
   type Notice,
   type StatusAction,
 } from './errors/common';
+import { DeploysCard, type GroupDeploy } from './error-group/deploys';
 import { Activity } from './error-group/notes';
 import { StackTrace, type ParsedFrames } from './error-group/stack';
 import { TriageNone, TriagePanel } from './error-group/triage';
@@ -48,6 +49,10 @@ interface GroupDetail extends ErrorGroupRow {
   triage?: TriageReport | null;
   /** Notes left on the group, oldest first. */
   notes?: ErrorNote[];
+  /** The deploy whose window the group started (or came back) in. */
+  deploy?: GroupDeploy | null;
+  /** The deploy that resolved it: the next release, or quiet since one. */
+  resolved_by_deploy?: GroupDeploy | null;
 }
 
 interface EventRow {
@@ -290,6 +295,7 @@ export function ErrorGroup({ id }: { id: string }) {
         <aside class="eg-side stack">
           <Activity key={id} g={g} notes={notes} triage={triage} onAdded={group.reload} />
           <ReleasesCard g={g} />
+          <DeploysCard g={g} />
           <TagsCard events={events.items} />
           <Card title="Grouping">
             <div class="eg-fp">
@@ -685,21 +691,9 @@ function cssColor(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#dc2626';
 }
 
-interface ReleaseRow {
-  service_name: string;
-  environment: string | null;
-  version: string;
-  first_seen: string;
-  source: string;
-  new_groups: number;
-  regressed_groups: number;
-}
-
-/** Where the group stands across releases, and the service's recent
- *  deploys with the group's own releases marked. */
+/** Where the group stands across releases (the service's deploys are in
+ *  the Deploys card below). */
 function ReleasesCard({ g }: { g: ErrorGroupRow }) {
-  const service = g.services[0];
-  const releases = useApi<ReleaseRow[]>(service ? '/releases' : null, { service, limit: 6 });
   const rows: [string, preact.ComponentChildren][] = [
     ['First seen in', g.first_release ? <span class="mono">{g.first_release}</span> : null],
     ['Last seen in', g.last_release ? <span class="mono">{g.last_release}</span> : null],
@@ -708,8 +702,6 @@ function ReleasesCard({ g }: { g: ErrorGroupRow }) {
     ['Environment', g.last_environment],
   ];
   const shown = rows.filter(([, v]) => v);
-  const env = g.last_environment;
-  const deploys = (releases.data ?? []).filter((r) => !env || !r.environment || r.environment === env);
   return (
     <Card title="Releases">
       {shown.length === 0 ? (
@@ -723,28 +715,6 @@ function ReleasesCard({ g }: { g: ErrorGroupRow }) {
             </div>
           ))}
         </dl>
-      )}
-      {deploys.length > 0 && (
-        <ol class="eg-deploys" aria-label={`Recent releases of ${service}`}>
-          {deploys.map((r) => {
-            const marks = [r.version === g.first_release && 'first seen', r.version === g.last_release && r.version !== g.first_release && (g.substatus === 'regressed' ? 'regressed' : 'last seen')].filter(Boolean);
-            return (
-              <li key={`${r.version}|${r.environment}`} class={marks.length ? 'eg-deploy-marked' : ''}>
-                <span class="eg-deploy-dot" aria-hidden="true" />
-                <span class="mono eg-deploy-version">{r.version}</span>
-                {marks.map((m) => (
-                  <Badge key={m as string} tone={m === 'regressed' ? 'bad' : 'accent'}>
-                    {m}
-                  </Badge>
-                ))}
-                <span class="grow" />
-                <span class="faint">
-                  <Time t={r.first_seen} mode="ago" />
-                </span>
-              </li>
-            );
-          })}
-        </ol>
       )}
     </Card>
   );

@@ -1,6 +1,6 @@
 //! Reads of the error engine's tables: groups (filtered, sorted, paged),
 //! one group with its fingerprint explanation, its events, one event with
-//! breadcrumbs, and releases with their error rates.
+//! breadcrumbs (releases are in `releases`).
 //!
 //! Breadcrumbs are built here, when an event is read, from the spans and
 //! logs stored for its trace (and earlier traces of its session): spans of
@@ -18,7 +18,6 @@ use crate::errors::triage::TriageReport;
 use crate::model::errors::{
     Breadcrumb, ErrorEventDetail, ErrorEventRow, ErrorGenAiRow, ErrorGroupDetail, ErrorGroupRow,
     ErrorHistogram, ErrorNote, ErrorQuery, ErrorSort, FingerprintExplanation, GroupCounts,
-    ReleaseRow,
 };
 use crate::model::query::{rfc3339, Buckets, Cursor, Page, PageRequest};
 use crate::storage::reader::{QueryError, SqlContext};
@@ -230,6 +229,8 @@ pub fn get_error(c: &Conn, id: i64, now: u64) -> Result<Option<ErrorGroupDetail>
                 group,
                 triage: None,
                 notes: Vec::new(),
+                deploy: None,
+                resolved_by_deploy: None,
             })
         })
         .ctx("reading the error group")?;
@@ -722,70 +723,6 @@ pub fn group_histogram(
         }
     }
     Ok(answer(groups))
-}
-
-/// Releases, newest first, with the groups they brought and their error
-/// rate in the hour before and after. The releases are picked before the
-/// counts are taken: each count reads spans, and on a database with many
-/// releases counting all of them to keep the newest few took seconds.
-pub fn list_releases(
-    c: &Conn,
-    service: Option<&String>,
-    environment: Option<&String>,
-    limit: usize,
-) -> Result<Vec<ReleaseRow>, QueryError> {
-    let mut w = Where::default();
-    w.eq("r.service_name", service);
-    w.eq("r.environment", environment);
-    let sql = format!(
-        "SELECT r.service_name, r.environment, r.version, r.first_seen_unix_nano,
-                r.last_seen_unix_nano, r.source,
-                (SELECT count(*) FROM errors e WHERE e.first_release = r.version
-                    AND e.status <> 'merged'
-                    AND list_contains(from_json(e.services, '[\"VARCHAR\"]'), r.service_name))::UBIGINT,
-                (SELECT count(*) FROM errors e WHERE e.regressed_in_release = r.version
-                    AND e.status <> 'merged'
-                    AND list_contains(from_json(e.services, '[\"VARCHAR\"]'), r.service_name))::UBIGINT,
-                (SELECT count(*) FILTER (WHERE status_code = 'ERROR') / nullif(count(*), 0)
-                   FROM spans s WHERE s.service_name = r.service_name
-                    AND s.deployment_environment IS NOT DISTINCT FROM r.environment
-                    AND s.start_time_unix_nano >= r.first_seen_unix_nano - 3600000000000
-                    AND s.start_time_unix_nano < r.first_seen_unix_nano),
-                (SELECT count(*) FILTER (WHERE status_code = 'ERROR') / nullif(count(*), 0)
-                   FROM spans s WHERE s.service_name = r.service_name
-                    AND s.deployment_environment IS NOT DISTINCT FROM r.environment
-                    AND s.service_version = r.version
-                    AND s.start_time_unix_nano >= r.first_seen_unix_nano
-                    AND s.start_time_unix_nano < r.first_seen_unix_nano + 3600000000000)
-         FROM (SELECT * FROM releases r{} ORDER BY r.first_seen_unix_nano DESC, r.version DESC
-               LIMIT {limit}) r
-         ORDER BY r.first_seen_unix_nano DESC, r.version DESC",
-        w.sql()
-    );
-    let mut stmt = c.prepare(&sql).ctx("preparing the release list")?;
-    let rows = stmt
-        .query_map(duckdb::params_from_iter(w.params.iter()), |r| {
-            let first: u64 = r.get(3)?;
-            let last: u64 = r.get(4)?;
-            Ok(ReleaseRow {
-                service_name: r.get(0)?,
-                environment: r.get(1)?,
-                version: r.get(2)?,
-                first_seen: rfc3339(first),
-                last_seen: rfc3339(last),
-                first_seen_unix_nano: first.to_string(),
-                last_seen_unix_nano: last.to_string(),
-                source: r.get(5)?,
-                new_groups: r.get(6)?,
-                regressed_groups: r.get(7)?,
-                error_rate_before: r.get(8)?,
-                error_rate_after: r.get(9)?,
-            })
-        })
-        .ctx("listing releases")?
-        .collect::<Result<Vec<_>, _>>()
-        .ctx("reading releases")?;
-    Ok(rows)
 }
 
 /// The newest report on group `id`, if any.

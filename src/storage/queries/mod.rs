@@ -8,6 +8,7 @@ pub mod genai;
 mod histogram;
 pub mod logs;
 pub mod metrics;
+pub mod releases;
 pub mod sessions;
 pub mod slo;
 pub mod sql;

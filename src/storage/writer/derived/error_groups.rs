@@ -11,8 +11,12 @@ use super::{Committing, Derived};
 use crate::errors::groups::{
     Applied, Group, GroupBook, GroupSettings, Release, ReleaseKey, State, MINUTE_NS,
 };
+use std::collections::HashSet;
+
+use crate::errors::baseline::{BASELINE_DAYS, DAY_NS};
+use crate::errors::deploys;
 use crate::errors::releases::parse_version;
-use crate::model::errors::ErrorOccurrence;
+use crate::model::errors::{ErrorCommand, ErrorOccurrence};
 use crate::model::Record;
 use crate::storage::duck::{sql_text, Chunk, Col, RawConn};
 use crate::storage::{Conn, DuckError, StorageError};
@@ -30,6 +34,7 @@ impl ErrorGroups {
             ..State::default()
         };
         load_groups(conn, &mut state)?;
+        load_recent_days(conn, &mut state, crate::model::now_unix_nano())?;
         load_releases(conn, &mut state)?;
         Ok(ErrorGroups {
             book: GroupBook::new(settings, state),
@@ -127,9 +132,25 @@ impl Derived for ErrorGroups {
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
         self.book.see_telemetry_releases(rows.spans(), rows.logs());
 
+        // Releases new in this commit fix groups before its events are
+        // counted, so a fix and its regression are both recorded.
+        let mut new_releases = HashSet::new();
+        let mut changes = deploys::fixed_by_new_releases(&self.book, &mut new_releases);
         let mut stored: Vec<(i64, &ErrorOccurrence)> = Vec::new();
         for (b, batch) in rows.batches().iter().enumerate() {
             for cmd in &batch.error_commands {
+                if let ErrorCommand::ResolveQuietAfterDeploy {
+                    quiet_ns,
+                    at_unix_nano,
+                } = cmd
+                {
+                    changes.extend(deploys::resolve_quiet(
+                        &mut self.book,
+                        *quiet_ns,
+                        *at_unix_nano,
+                    ));
+                    continue;
+                }
                 match self.book.command(cmd) {
                     Applied::Nothing => {}
                     Applied::Merged { target, sources } => {
@@ -139,6 +160,7 @@ impl Derived for ErrorGroups {
                             ids.join(",")
                         ))?;
                         super::error_notes::merge(raw, target, &sources)?;
+                        super::deploys::merge(raw, target, &sources)?;
                     }
                     Applied::Note {
                         group_id,
@@ -148,6 +170,11 @@ impl Derived for ErrorGroups {
                     } => super::error_notes::insert(raw, group_id, at_unix_nano, &author, &text)?,
                 }
             }
+            // Releases recorded by CI in this batch.
+            changes.extend(deploys::fixed_by_new_releases(
+                &self.book,
+                &mut new_releases,
+            ));
             for o in &batch.errors {
                 if o.span_index.is_some_and(|i| !rows.span_kept(b, i)) {
                     continue;
@@ -159,7 +186,9 @@ impl Derived for ErrorGroups {
                 stored.push((id, o));
             }
         }
-        self.write(raw, &stored)
+        changes.extend(deploys::changes_from_events(&self.book.staged.publish));
+        self.write(raw, &stored)?;
+        super::deploys::write_changes(raw, &changes)
     }
 
     fn committed(&mut self, publish: &mut Vec<Record>) {
@@ -373,6 +402,7 @@ fn load_groups(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
                 hour_count: r.get(35)?,
                 escalated_hour: r.get(36)?,
                 regressed_in_release: r.get(37)?,
+                recent_days: Default::default(),
             })
         })()
         .map_err(ctx)?;
@@ -381,6 +411,30 @@ fn load_groups(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
             state.by_hash.entry(h.clone()).or_insert(g.id);
         }
         state.groups.insert(g.id, g);
+    }
+    Ok(())
+}
+
+/// The escalation baselines: each group's stored events per day over the
+/// week before today (events retention already deleted are not counted).
+fn load_recent_days(conn: &Conn, state: &mut State, now: u64) -> Result<(), StorageError> {
+    let ctx = |e| StorageError::sql("loading the error groups' recent days", e);
+    let since = (now / DAY_NS).saturating_sub(BASELINE_DAYS) * DAY_NS;
+    let mut stmt = conn
+        .prepare(
+            "SELECT group_id, time_unix_nano // ?, count(*) FROM error_events
+             WHERE time_unix_nano >= ? GROUP BY ALL ORDER BY 2",
+        )
+        .map_err(ctx)?;
+    let mut rows = stmt.query(duckdb::params![DAY_NS, since]).map_err(ctx)?;
+    while let Some(r) = rows.next().map_err(ctx)? {
+        let id: i64 = r.get(0).map_err(ctx)?;
+        let day: u64 = r.get(1).map_err(ctx)?;
+        let n: u64 = r.get(2).map_err(ctx)?;
+        if let Some(g) = state.groups.get_mut(&id) {
+            g.recent_days
+                .add(day * DAY_NS, n.min(u64::from(u32::MAX)) as u32);
+        }
     }
     Ok(())
 }
@@ -698,6 +752,26 @@ mod tests {
         assert_eq!(g.resolved_at, Some(500 * SEC));
         assert_eq!(loaded.book.state.next_id, 2);
         assert_eq!(loaded.book.find(&g.fingerprint), Some(1));
+    }
+
+    #[test]
+    fn the_escalation_week_is_loaded_from_stored_events() {
+        let db = Db::new();
+        let now = crate::model::now_unix_nano() / SEC;
+        let day = DAY_NS / SEC;
+        // Three events two days ago, one nine days ago (outside the week).
+        db.send(spans(vec![
+            error_span(1, now - 2 * day, "1", "prod"),
+            error_span(2, now - 2 * day + 1, "1", "prod"),
+            error_span(3, now - 2 * day + 2, "1", "prod"),
+            error_span(4, now - 9 * day, "1", "prod"),
+        ]));
+        let loaded = ErrorGroups::load(&db.reader, GroupSettings::default()).unwrap();
+        let g = &loaded.book.state.groups[&1];
+        let two_days_ago = (now - 2 * day) * SEC / DAY_NS;
+        assert_eq!(g.recent_days.on_day(two_days_ago), 3);
+        assert_eq!(g.recent_days.on_day(two_days_ago - 7), 0);
+        assert_eq!(g.event_count, 4);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::model::{Batch, GenAiFields, LogRecord, Record, SpanRecord};
 use crate::storage::duck::{Chunk, RawConn, RawPrepared};
 use crate::storage::{Conn, DuckError, StorageError};
 
+pub mod deploys;
 pub mod error_groups;
 pub mod error_notes;
 pub mod functions;
@@ -307,6 +308,7 @@ pub fn derived_tables(
         )?),
         Box::new(triage::TriageReports::default()),
         Box::new(slo_transitions::SloTransitions::default()),
+        Box::new(deploys::Deploys),
     ];
     if !settings.slos.is_empty() {
         tables.push(Box::new(slo_minutes::SloMinutes::load(
