@@ -42,6 +42,7 @@ pub mod groups;
 pub mod inapp;
 pub mod message;
 pub mod normalize;
+pub mod paths;
 pub mod releases;
 pub mod self_report;
 pub mod slo;
