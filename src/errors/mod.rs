@@ -43,11 +43,13 @@ pub mod inapp;
 pub mod message;
 pub mod normalize;
 pub mod paths;
+pub mod regroup;
 pub mod releases;
 pub mod self_report;
 pub mod slo;
 pub mod stacktrace;
 pub mod triage;
+pub mod users;
 
 pub use fingerprint::{
     fingerprint, ErrorSignature, Fingerprint, FingerprintRule, FINGERPRINT_VERSION,
