@@ -28,8 +28,9 @@ pub struct OldGroup {
     /// The group's components (JSON array), for explicit fingerprints.
     pub components: String,
     pub first_seen: u64,
-    /// Folded into another group: found through it, never merged again.
-    pub merged: bool,
+    /// The group it was folded into: its keys find that group, and it is
+    /// never merged again itself.
+    pub merged_into: Option<i64>,
 }
 
 impl OldGroup {
@@ -108,37 +109,46 @@ pub fn plan(groups: &[OldGroup], events: &[StoredEvent], rules: &InAppRules) -> 
         by_group.entry(e.group_id).or_default().push(e);
     }
     let mut out = Plan::default();
-    // Every live group's keys under the current rules.
+    // Every live group's keys under the current rules; a merged group's
+    // keys count as its target's.
+    let live = |g: &OldGroup| live_target(groups, g);
     let mut keys: Vec<(i64, Vec<String>)> = Vec::new();
     for g in groups {
-        if !outdated(g.version) {
-            if !g.merged {
-                keys.push((g.id, g.keys()));
-            }
-            continue;
-        }
-        let rekeyed = if g.keyed_by_frames() {
+        let current = !outdated(g.version);
+        let rekeyed = if !current && g.keyed_by_frames() {
             by_group.get(&g.id).and_then(|evs| rekey(g, evs, rules))
         } else {
             None
         };
+        let own = match &rekeyed {
+            Some(r) => r.fingerprint.hashes().map(str::to_string).collect(),
+            None => g.keys(),
+        };
+        if let Some(target) = live(g) {
+            keys.push((target, own));
+        }
         match rekeyed {
-            Some(r) => {
-                if !g.merged {
-                    keys.push((g.id, r.fingerprint.hashes().map(str::to_string).collect()));
-                }
-                out.rekeyed.push(r);
-            }
-            None => {
-                if !g.merged {
-                    keys.push((g.id, g.keys()));
-                }
-                out.version_only.push(g.id);
-            }
+            Some(r) => out.rekeyed.push(r),
+            None if !current => out.version_only.push(g.id),
+            None => {}
         }
     }
     out.merges = merges(groups, &keys);
     out
+}
+
+/// The live group `g`'s keys lead to: itself, or the end of its merges.
+fn live_target(groups: &[OldGroup], g: &OldGroup) -> Option<i64> {
+    let mut id = g.id;
+    let mut next = g.merged_into;
+    for _ in 0..16 {
+        let Some(n) = next else {
+            return Some(id);
+        };
+        id = n;
+        next = groups.iter().find(|x| x.id == n)?.merged_into;
+    }
+    None
 }
 
 /// The group's keys from its events: the one recorded with the group's own
@@ -224,12 +234,11 @@ fn explicit_parts(components: &str) -> Option<Vec<String>> {
 /// Groups sharing a key join the oldest of them (first seen, then lowest
 /// id).
 fn merges(groups: &[OldGroup], keys: &[(i64, Vec<String>)]) -> Vec<(i64, Vec<i64>)> {
-    let index: HashMap<i64, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (*id, i))
-        .collect();
-    let mut parent: Vec<usize> = (0..keys.len()).collect();
+    let mut ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut parent: Vec<usize> = (0..ids.len()).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
             parent[i] = parent[parent[i]];
@@ -238,7 +247,8 @@ fn merges(groups: &[OldGroup], keys: &[(i64, Vec<String>)]) -> Vec<(i64, Vec<i64
         i
     }
     let mut owner: HashMap<&str, usize> = HashMap::new();
-    for (i, (_, ks)) in keys.iter().enumerate() {
+    for (id, ks) in keys {
+        let i = index[id];
         for k in ks {
             match owner.get(k.as_str()) {
                 Some(&j) => {
@@ -255,8 +265,8 @@ fn merges(groups: &[OldGroup], keys: &[(i64, Vec<String>)]) -> Vec<(i64, Vec<i64
     }
     let first_seen: HashMap<i64, u64> = groups.iter().map(|g| (g.id, g.first_seen)).collect();
     let mut sets: HashMap<usize, Vec<i64>> = HashMap::new();
-    for (id, i) in &index {
-        let r = root(&mut parent, *i);
+    for (i, id) in ids.iter().enumerate() {
+        let r = root(&mut parent, i);
         sets.entry(r).or_default().push(*id);
     }
     let mut out: Vec<(i64, Vec<i64>)> = sets
@@ -312,7 +322,7 @@ mod tests {
                 full_stack_hash: Some(hash.clone()),
                 components: serde_json::to_string(&components).unwrap(),
                 first_seen,
-                merged: false,
+                merged_into: None,
             },
             StoredEvent {
                 group_id: id,
@@ -338,7 +348,7 @@ mod tests {
             full_stack_hash: None,
             components: "[\"type:X\"]".into(),
             first_seen: 5,
-            merged: false,
+            merged_into: None,
         };
         let p = plan(
             &[a.clone(), b.clone(), other],
@@ -403,17 +413,20 @@ mod tests {
     }
 
     #[test]
-    fn a_merged_group_is_not_merged_again_and_variants_become_aliases() {
-        let (a, ea) = v1(1, 10, "BfK3x9Zq");
-        let (mut b, _) = v1(2, 20, "Qw3rTy5u");
-        b.merged = true;
-        // Group 1 also holds an event of group 2's (moved there by a merge).
-        let (_, mut eb) = v1(2, 20, "Qw3rTy5u");
+    fn a_merged_groups_keys_lead_to_its_target() {
+        // 2 was merged into 1 by a user; 3 is the same bug as 2 from another
+        // deploy. Under the current rules 3 belongs with 1, the live group.
+        let (a, ea) = v1(1, 30, "Aa1Bb2Cc");
+        let (mut b, _) = v1(2, 10, "BfK3x9Zq");
+        b.merged_into = Some(1);
+        let (_, mut eb) = v1(2, 10, "BfK3x9Zq");
         eb.group_id = 1;
-        let p = plan(&[a, b.clone()], &[ea, eb], &InAppRules::default());
-        assert!(p.merges.is_empty());
+        let (c, ec) = v1(3, 20, "Qw3rTy5u");
+        let p = plan(&[a, b, c], &[ea, eb, ec], &InAppRules::default());
+        // The merged group is never a target or a source again.
+        assert_eq!(p.merges, [(3, vec![1])]);
+        assert!(p.version_only.contains(&2));
         let r1 = p.rekeyed.iter().find(|r| r.id == 1).unwrap();
         assert!(!r1.aliases.contains(&r1.fingerprint.hash));
-        assert!(r1.aliases.iter().all(|h| !h.is_empty()));
     }
 }

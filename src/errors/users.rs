@@ -26,7 +26,39 @@ pub enum UserSketch {
     /// Sorted, distinct user hashes.
     Sparse(Vec<u64>),
     /// HyperLogLog registers.
-    Dense(Box<[u8]>),
+    Dense(Registers),
+}
+
+/// HyperLogLog registers with their harmonic sum kept as they change, so
+/// counting after each new user costs no pass over the registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registers {
+    regs: Box<[u8]>,
+    /// Σ 2^(64 - register), exact.
+    sum: u128,
+    zeros: usize,
+}
+
+impl Registers {
+    fn new(regs: Box<[u8]>) -> Registers {
+        let sum = regs.iter().map(|r| 1u128 << (64 - u32::from(*r))).sum();
+        let zeros = regs.iter().filter(|r| **r == 0).count();
+        Registers { regs, sum, zeros }
+    }
+
+    fn raise(&mut self, i: usize, rank: u8) -> bool {
+        let old = self.regs[i];
+        if old >= rank {
+            return false;
+        }
+        self.sum -= 1u128 << (64 - u32::from(old));
+        self.sum += 1u128 << (64 - u32::from(rank));
+        if old == 0 {
+            self.zeros -= 1;
+        }
+        self.regs[i] = rank;
+        true
+    }
 }
 
 impl Default for UserSketch {
@@ -66,14 +98,9 @@ impl UserSketch {
                     true
                 }
             },
-            UserSketch::Dense(regs) => {
+            UserSketch::Dense(r) => {
                 let (i, rank) = register(hash);
-                if regs[i] < rank {
-                    regs[i] = rank;
-                    true
-                } else {
-                    false
-                }
+                r.raise(i, rank)
             }
         }
     }
@@ -84,22 +111,21 @@ impl UserSketch {
             let (i, rank) = register(*h);
             regs[i] = regs[i].max(rank);
         }
-        UserSketch::Dense(regs)
+        UserSketch::Dense(Registers::new(regs))
     }
 
     /// Distinct users: exact while sparse, estimated after.
     pub fn count(&self) -> u64 {
         match self {
             UserSketch::Sparse(v) => v.len() as u64,
-            UserSketch::Dense(regs) => {
+            UserSketch::Dense(r) => {
                 let m = M as f64;
                 let alpha = 0.7213 / (1.0 + 1.079 / m);
-                let sum: f64 = regs.iter().map(|r| 2f64.powi(-i32::from(*r))).sum();
+                let sum = r.sum as f64 / 2f64.powi(64);
                 let raw = alpha * m * m / sum;
-                let zeros = regs.iter().filter(|r| **r == 0).count();
-                let estimate = if raw <= 2.5 * m && zeros > 0 {
+                let estimate = if raw <= 2.5 * m && r.zeros > 0 {
                     // Few users for this many registers: linear counting.
-                    m * (m / zeros as f64).ln()
+                    m * (m / r.zeros as f64).ln()
                 } else {
                     raw
                 };
@@ -121,9 +147,13 @@ impl UserSketch {
                     UserSketch::Sparse(all)
                 }
             }
-            (UserSketch::Dense(a), UserSketch::Dense(b)) => {
-                UserSketch::Dense(a.iter().zip(b.iter()).map(|(x, y)| *x.max(y)).collect())
-            }
+            (UserSketch::Dense(a), UserSketch::Dense(b)) => UserSketch::Dense(Registers::new(
+                a.regs
+                    .iter()
+                    .zip(b.regs.iter())
+                    .map(|(x, y)| *x.max(y))
+                    .collect(),
+            )),
             (UserSketch::Dense(d), UserSketch::Sparse(s))
             | (UserSketch::Sparse(s), UserSketch::Dense(d)) => {
                 let mut out = UserSketch::Dense(d.clone());
@@ -147,10 +177,10 @@ impl UserSketch {
                     bytes.extend_from_slice(&h.to_le_bytes());
                 }
             }
-            UserSketch::Dense(regs) => {
-                bytes.reserve(1 + regs.len());
+            UserSketch::Dense(r) => {
+                bytes.reserve(1 + r.regs.len());
                 bytes.push(KIND_DENSE);
-                bytes.extend_from_slice(regs);
+                bytes.extend_from_slice(&r.regs);
             }
         }
         STANDARD_NO_PAD.encode(bytes)
@@ -168,9 +198,15 @@ impl UserSketch {
                     .collect();
                 v.sort_unstable();
                 v.dedup();
+                if v.len() > SPARSE_MAX {
+                    return Some(UserSketch::dense_from(&v));
+                }
                 Some(UserSketch::Sparse(v))
             }
-            KIND_DENSE if body.len() == M => Some(UserSketch::Dense(body.into())),
+            // A register holds a rank of at most 64 - P + 1.
+            KIND_DENSE if body.len() == M && body.iter().all(|r| u32::from(*r) <= 65 - P) => {
+                Some(UserSketch::Dense(Registers::new(body.into())))
+            }
             _ => None,
         }
     }

@@ -627,7 +627,7 @@ fn plan_regroup(
             full_stack_hash: g.full_stack_hash.clone(),
             components: g.components.clone(),
             first_seen: g.first_seen,
-            merged: g.status == "merged",
+            merged_into: g.merged_into.filter(|_| g.status == "merged"),
         })
         .collect();
     let ctx = |e| StorageError::sql("reading stored error events to regroup", e);
