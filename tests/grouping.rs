@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{count, Qyl};
+use common::{count, run_python, Qyl};
 use futures_util::StreamExt;
 use qyl::errors::fingerprint::hash_components;
 use qyl::errors::{parse_stacktrace, InAppRules, LanguageHint};
@@ -406,6 +406,75 @@ async fn a_user_is_counted_once_across_restarts() {
         let users = if round == 1 { 150 } else { 151 };
         assert_eq!(g["user_count"], users, "after restart {round}");
     }
+}
+
+/// The application every deploy root below holds: an app factory that
+/// fails on a missing setting.
+const CREATE_APP: &str = "import os
+
+
+def create_app():
+    return {\"db\": os.environ[\"QYL_TEST_NEVER_SET_DATABASE_URL\"]}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_the_same_code_from_any_deploy_root_is_one_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Qyl::start(&dir.path().join("qyl.duckdb"), &[]);
+    // `shop` as three deploys place it (a dated release folder, a
+    // `current` symlink target, installed into a virtualenv), and `billing`,
+    // another package whose factory fails the same way.
+    let roots = [
+        ("srv/releases/20241203-1412", "shop"),
+        ("home/deploy/shop/current", "shop"),
+        ("venv/lib/python3.11/site-packages", "shop"),
+        ("app", "billing"),
+    ];
+    let mut args = Vec::new();
+    for (root, package) in roots {
+        let root = dir.path().join(root);
+        std::fs::create_dir_all(root.join(package)).unwrap();
+        std::fs::write(root.join(package).join("__init__.py"), CREATE_APP).unwrap();
+        args.push(format!("{}:{package}", root.display()));
+    }
+    let endpoint = format!("http://{}", q.otlp_http);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sent = run_python(
+        "deploy_app.py",
+        &args,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    );
+    assert_eq!(sent["files"].as_array().unwrap().len(), 4, "{sent}");
+    let groups = eventually("four events grouped", || async {
+        let all = get(&q, "/api/v1/errors?sort=count").await;
+        let items = all["items"].as_array()?.clone();
+        let total: u64 = items.iter().filter_map(|g| g["count"].as_u64()).sum();
+        (total == 4).then_some(items)
+    })
+    .await;
+    let counts: Vec<(u64, String)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["count"].as_u64().unwrap(),
+                g["culprit"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    // Three deploys of shop are one bug; billing's is another.
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(counts[0].0, 3, "{counts:?}");
+    assert_eq!(counts[1].0, 1, "{counts:?}");
+    let shop = get(&q, &format!("/api/v1/errors/{}", groups[0]["id"])).await;
+    let components = shop["fingerprint_explanation"]["components"].to_string();
+    assert!(
+        components.contains("shop/__init__.py create_app"),
+        "{components}"
+    );
+    assert_eq!(
+        shop["user_count"], 3,
+        "each deploy root reported as its own user"
+    );
 }
 
 /// `GET /api/v1/live?types=error` read as SSE: (id, data) per event.
