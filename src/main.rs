@@ -215,6 +215,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let server = Server::start(&config).await?;
+        // Before the line below: a supervisor (or test) may send SIGTERM as
+        // soon as it reads it, and must get a clean shutdown, not the
+        // default action's kill.
+        let stop = shutdown_signal();
         let a = server.addrs;
         // One line on stdout that tools and tests can parse.
         println!(
@@ -228,7 +232,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             a.otlp_http
         );
         tracing::info!("dashboard at http://{}/", a.http);
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: finishing in-flight exports and committing the queue");
         server.shutdown().await?;
         tracing::info!("stopped");
@@ -236,23 +240,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGTERM and Ctrl-C now; the future resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut t), Some(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {}
+                        _ = i.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                (Some(mut t), None) => {
+                    t.recv().await;
+                }
+                (None, Some(mut i)) => {
+                    i.recv().await;
+                }
+                (None, None) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,13 +1,16 @@
 //! A grouping corpus across all six languages: each bug is written once as
 //! a template and rendered in several "releases" that move line numbers,
 //! renumber lambdas and closures, change ids, addresses, symbol hashes and
-//! bundle hashes. Every rendering of one bug must share a group and no two
-//! bugs may; pairwise precision and recall are printed and must stay at or
-//! above 0.95.
+//! bundle hashes, and (`deploys`) move the code on disk. Every rendering of
+//! one bug must share a group and no two bugs may; pairwise precision and
+//! recall are printed and must stay at or above 0.95, and no deploy-path
+//! rendering may split from its bug.
 
 use super::fingerprint::{fingerprint, ErrorSignature, Fingerprint};
 use super::stacktrace::{parse_stacktrace, LanguageHint};
 use super::InAppRules;
+
+mod deploys;
 
 struct Bug {
     label: &'static str,
@@ -18,7 +21,9 @@ struct Bug {
 
 /// Placeholders, each rendered differently per release:
 /// `{L}` a line number, `{N}` a small counter (lambda/closure numbering),
-/// `{ID}` an id, `{H}` 16 hex digits, `{A}` an address, `{B}` a bundle hash.
+/// `{ID}` an id, `{H}` 16 hex digits, `{A}` an address, `{B}` a bundle hash
+/// (hex), `{V}` a Vite/Rollup hash (base64url), `{E}` an esbuild hash
+/// (base32), `{R}` a ByteBuddy class suffix (alphanumeric).
 const BUGS: &[Bug] = &[
     Bug {
         label: "py-pricing-keyerror",
@@ -220,9 +225,53 @@ stack backtrace:
     },
 ];
 
-/// Renders a bug as release `r`: every placeholder occurrence gets a value
-/// that depends on the release and on its position.
+/// Replaces each `{@kind:rel}` with `rel` placed in release `r`'s layout
+/// of `kind` (see [`deploys::LAYOUTS`]).
+fn place(template: &str, r: u64) -> String {
+    let mut out = String::with_capacity(template.len() + 128);
+    let mut rest = template;
+    while let Some(open) = rest.find("{@") {
+        out.push_str(&rest[..open]);
+        let body = &rest[open + 2..];
+        let mut depth = 1usize;
+        let mut end = body.len();
+        for (i, c) in body.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (kind, rel) = body[..end].split_once(':').unwrap_or((&body[..end], ""));
+        let layouts = deploys::LAYOUTS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, l)| *l)
+            .unwrap_or_else(|| panic!("no layout {kind}"));
+        let layout = layouts[((r - 1) as usize) % layouts.len()];
+        let rel = if layout.contains('\\') {
+            rel.replace('/', "\\")
+        } else {
+            rel.to_string()
+        };
+        out.push_str(&layout.replace('$', &rel));
+        rest = &body[(end + 1).min(body.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Renders a bug as release `r`: layouts first, then every placeholder
+/// occurrence gets a value that depends on the release and its position.
 fn render(template: &str, r: u64) -> String {
+    let template = place(template, r);
+    let template = template.as_str();
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     let mut k = 0u64;
@@ -241,6 +290,15 @@ fn render(template: &str, r: u64) -> String {
             "H" => Some(format!("{:016x}", seed)),
             "A" => Some(format!("{:08x}", (seed >> 17) as u32)),
             "B" => Some(format!("{:08x}", (seed >> 19) as u32)),
+            "V" => Some(alphabet_hash(
+                seed,
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-",
+            )),
+            "E" => Some(alphabet_hash(seed, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")),
+            "R" => Some(alphabet_hash(
+                seed,
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            )),
             _ => None,
         };
         out.push_str(&rest[..open]);
@@ -259,6 +317,20 @@ fn render(template: &str, r: u64) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Eight characters of `alphabet` drawn from `seed`: the shape of a
+/// bundler's content hash.
+fn alphabet_hash(seed: u64, alphabet: &[u8]) -> String {
+    let mut x = seed ^ 0x2545_f491_4f6c_dd1d;
+    (0..8)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            alphabet[(x % alphabet.len() as u64) as usize] as char
+        })
+        .collect()
 }
 
 fn fingerprint_of(bug: &Bug, release: u64) -> Fingerprint {
@@ -283,58 +355,112 @@ fn fingerprint_of(bug: &Bug, release: u64) -> Fingerprint {
 
 #[test]
 fn render_varies_what_it_should() {
-    let a = render("x {L} {{closure}} {H}", 1);
-    let b = render("x {L} {{closure}} {H}", 2);
+    let a = render("x {L} {{closure}} {H} {V}", 1);
+    let b = render("x {L} {{closure}} {H} {V}", 2);
     assert_ne!(a, b);
     assert!(a.contains("{{closure}}"), "{a}");
+    // One layout per release, for every file of the rendering.
+    let t = "{@pyapp:shop/a.py} {@pyapp:shop/b.py} {@nodeapp:src/x.js}";
+    assert_eq!(
+        render(t, 1),
+        "/srv/app/shop/a.py /srv/app/shop/b.py /srv/api/src/x.js"
+    );
+    assert_eq!(
+        render(t, 7),
+        r"C:\deploy\shop\shop\a.py C:\deploy\shop\shop\b.py file:///srv/api/src/x.js"
+    );
+    let nested = render("{@jmod:a.B$Proxy${V}.f}", 3);
+    assert!(nested.starts_with("com.acme.shop@1.4."), "{nested}");
+    assert!(!nested.contains('{'), "{nested}");
 }
 
-#[test]
-fn grouping_precision_and_recall() {
-    const RELEASES: u64 = 4;
-    let mut events: Vec<(&str, Fingerprint)> = Vec::new();
-    for bug in BUGS {
-        for release in 1..=RELEASES {
-            events.push((bug.label, fingerprint_of(bug, release)));
+/// Pairwise counts over every two renderings.
+#[derive(Default)]
+struct Tally {
+    tp: u32,
+    fp: u32,
+    fn_: u32,
+    /// Same-bug pairs of deploy-path bugs, and how many of them split.
+    deploy_pairs: u32,
+    deploy_splits: u32,
+    misses: Vec<String>,
+}
+
+/// Renders every bug in every release and compares all pairs: two
+/// renderings are grouped when they share any hash a group is found by.
+fn evaluate(releases: u64) -> Tally {
+    let mut events: Vec<(&str, bool, Fingerprint)> = Vec::new();
+    let all = BUGS
+        .iter()
+        .map(|b| (b, false))
+        .chain(deploys::BUGS.iter().map(|b| (b, true)));
+    for (bug, deploy) in all {
+        for release in 1..=releases {
+            events.push((bug.label, deploy, fingerprint_of(bug, release)));
         }
     }
     let joins = |a: &Fingerprint, b: &Fingerprint| a.hashes().any(|h| b.hashes().any(|g| g == h));
-    let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
-    let mut misses = Vec::new();
+    let mut t = Tally::default();
     for i in 0..events.len() {
         for j in i + 1..events.len() {
-            let same_bug = events[i].0 == events[j].0;
-            let grouped = joins(&events[i].1, &events[j].1);
+            let (a, b) = (&events[i], &events[j]);
+            let same_bug = a.0 == b.0;
+            let grouped = joins(&a.2, &b.2);
+            if same_bug && a.1 {
+                t.deploy_pairs += 1;
+                t.deploy_splits += u32::from(!grouped);
+            }
             match (same_bug, grouped) {
-                (true, true) => tp += 1,
+                (true, true) => t.tp += 1,
                 (false, true) => {
-                    fp += 1;
-                    misses.push(format!("merged {} with {}", events[i].0, events[j].0));
+                    t.fp += 1;
+                    t.misses.push(format!("merged {} with {}", a.0, b.0));
                 }
                 (true, false) => {
-                    fn_ += 1;
-                    misses.push(format!(
-                        "split {}: {:?} vs {:?}",
-                        events[i].0, events[i].1.components, events[j].1.components
+                    t.fn_ += 1;
+                    t.misses.push(format!(
+                        "split {} (releases {} and {}): {:?} vs {:?}",
+                        a.0,
+                        i % releases as usize + 1,
+                        j % releases as usize + 1,
+                        a.2.components,
+                        b.2.components
                     ));
                 }
                 (false, false) => {}
             }
         }
     }
-    let precision = f64::from(tp) / f64::from((tp + fp).max(1));
-    let recall = f64::from(tp) / f64::from((tp + fn_).max(1));
+    t
+}
+
+#[test]
+fn grouping_precision_and_recall() {
+    // Enough releases that every deploy layout is used.
+    let releases = deploys::LAYOUTS
+        .iter()
+        .map(|(_, l)| l.len() as u64)
+        .max()
+        .unwrap_or(4);
+    let t = evaluate(releases);
+    let precision = f64::from(t.tp) / f64::from((t.tp + t.fp).max(1));
+    let recall = f64::from(t.tp) / f64::from((t.tp + t.fn_).max(1));
+    let split_rate = f64::from(t.deploy_splits) / f64::from(t.deploy_pairs.max(1));
     println!(
-        "grouping corpus: {} events, precision {precision:.3}, recall {recall:.3}",
-        events.len()
+        "grouping corpus: {} bugs x {releases} releases, precision {precision:.3}, recall {recall:.3}, \
+         deploy-path split rate {split_rate:.3} ({} of {} pairs)",
+        BUGS.len() + deploys::BUGS.len(),
+        t.deploy_splits,
+        t.deploy_pairs
     );
-    for m in misses.iter().take(10) {
+    for m in t.misses.iter().take(20) {
         println!("  {m}");
     }
     assert!(
         precision >= 0.95 && recall >= 0.95,
-        "precision {precision:.3} recall {recall:.3}: {misses:#?}"
+        "precision {precision:.3} recall {recall:.3}: {:#?}",
+        t.misses
     );
     // The corpus is small enough that anything short of perfect is a bug.
-    assert!(misses.is_empty(), "{misses:#?}");
+    assert!(t.misses.is_empty(), "{:#?}", t.misses);
 }

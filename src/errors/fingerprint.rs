@@ -28,8 +28,18 @@ pub use super::message::redact_secrets;
 
 /// The version of the rules above. Stored with every group so that a later
 /// change can compute old and new fingerprints side by side and migrate
-/// groups instead of splitting all of them. It is deliberately not hashed.
-pub const FINGERPRINT_VERSION: u32 = 1;
+/// groups instead of splitting all of them (`errors::regroup`). It is
+/// deliberately not hashed.
+///
+/// - 1: frames keyed by module and function, without lines, closure and
+///   lambda numbers, symbol hashes or hex bundle hashes.
+/// - 2: nothing of where the code lives on disk: Python and JavaScript
+///   files by name without bundle hashes of any alphabet, build markers,
+///   chunk numbers or script extensions, index-like files with their
+///   folder; JVM classes without loader and module prefixes or generated
+///   proxy suffixes; in-app verdicts that know package-manager stores
+///   wherever they are (`errors::paths`).
+pub const FINGERPRINT_VERSION: u32 = 2;
 
 /// The rule that produced a fingerprint, for the "why is this grouped
 /// here" explanation.

@@ -14,9 +14,14 @@
 //! newer release in the same environment.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::errors::baseline::RecentDays;
+use crate::errors::inapp::InAppRules;
+use crate::errors::regroup::Rekeyed;
 use crate::errors::releases::{compare, parse_version, ReleaseInfo};
+use crate::errors::users::{user_hash, UserSketch};
+use crate::errors::FINGERPRINT_VERSION;
 use crate::model::errors::{
     ErrorCommand, ErrorGroupEvent, ErrorOccurrence, GroupChange, StatusChange,
 };
@@ -37,6 +42,9 @@ pub struct GroupSettings {
     pub escalation_factor: f64,
     pub escalation_min_events: u64,
     pub duplicate_window_ns: u64,
+    /// The in-app rules of `[errors]`, for fingerprinting stored events
+    /// again when the fingerprint version changes.
+    pub in_app: Arc<InAppRules>,
 }
 
 impl Default for GroupSettings {
@@ -45,6 +53,7 @@ impl Default for GroupSettings {
             escalation_factor: 10.0,
             escalation_min_events: 10,
             duplicate_window_ns: 1_000_000_000,
+            in_app: Arc::default(),
         }
     }
 }
@@ -77,7 +86,11 @@ pub struct Group {
     pub event_count: u64,
     pub unhandled_count: u64,
     pub user_count: u64,
+    /// Every distinct user, so none is counted twice (stored with the
+    /// group: a restart does not forget them).
+    pub user_sketch: UserSketch,
     pub services: BTreeSet<String>,
+    /// A sample of the users, for display.
     pub users: Vec<String>,
     pub sample_trace_ids: Vec<String>,
     pub status: String,
@@ -582,7 +595,12 @@ impl GroupBook {
                 for src in &moved {
                     t.event_count += src.event_count;
                     t.unhandled_count += src.unhandled_count;
-                    t.user_count += src.user_count;
+                    // Users of both groups count once.
+                    let union = t.user_sketch.union(&src.user_sketch);
+                    let shared = (t.user_sketch.count() + src.user_sketch.count())
+                        .saturating_sub(union.count());
+                    t.user_count = (t.user_count + src.user_count).saturating_sub(shared);
+                    t.user_sketch = union;
                     if src.first_seen < t.first_seen {
                         t.first_seen = src.first_seen;
                         t.first_release = src.first_release.clone();
@@ -668,6 +686,42 @@ impl GroupBook {
             }
         }
         applied
+    }
+
+    /// Gives a group the keys of the current fingerprint version; its old
+    /// keys (and other variants') keep finding it.
+    pub fn rekey(&mut self, r: &Rekeyed) {
+        let Some(g) = self.group_mut(r.id) else {
+            return;
+        };
+        let f = &r.fingerprint;
+        g.fingerprint = f.hash.clone();
+        g.in_app_hash = f.in_app_hash.clone();
+        g.full_stack_hash = f.full_stack_hash.clone();
+        if g.fingerprint_rule != "genai" {
+            g.fingerprint_rule = f.rule.as_str().to_string();
+        }
+        g.fingerprint_version = f.version as i32;
+        g.components = serde_json::to_string(&f.components).unwrap_or_else(|_| "[]".into());
+        for h in &r.aliases {
+            if !g.merged_hashes.contains(h) && *h != g.fingerprint {
+                g.merged_hashes.push(h.clone());
+            }
+        }
+        let hashes: Vec<String> = g.hashes().cloned().collect();
+        for h in hashes {
+            if self.find(&h).is_none() {
+                self.staged.by_hash.insert(h, r.id);
+            }
+        }
+    }
+
+    /// Marks a group as keyed by the current version (its keys did not
+    /// change).
+    pub fn mark_current(&mut self, id: i64) {
+        if let Some(g) = self.group_mut(id) {
+            g.fingerprint_version = FINGERPRINT_VERSION as i32;
+        }
     }
 
     /// The commit landed: its changes become current; the group events it
@@ -765,13 +819,12 @@ pub fn count_into(g: &mut Group, o: &ErrorOccurrence) {
         g.services.insert(o.service_name.clone());
     }
     if let Some(u) = &o.user {
-        if !g.users.contains(u) {
-            // Distinct users beyond the sample are counted once each
-            // while qyl runs (a restart may count one again).
-            g.user_count += 1;
-            if g.users.len() < SAMPLE_USERS {
-                g.users.push(u.clone());
-            }
+        let before = g.user_sketch.count();
+        if g.user_sketch.insert(user_hash(u)) {
+            g.user_count += g.user_sketch.count().saturating_sub(before);
+        }
+        if g.users.len() < SAMPLE_USERS && !g.users.contains(u) {
+            g.users.push(u.clone());
         }
     }
     if let Some(t) = &o.trace_id {

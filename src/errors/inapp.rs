@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::paths::is_dependency;
 use super::stacktrace::{Frame, Language};
 
 /// User overrides. A rule matches a frame when the frame's module or its
@@ -20,23 +21,14 @@ pub struct InAppRules {
     pub exclude: Vec<String>,
 }
 
-/// Path fragments that mean "someone else's code" in any language.
-const DEPENDENCY_PATHS: &[&str] = &[
-    "site-packages/",
-    "dist-packages/",
-    "node_modules/",
-    "/.cargo/registry/",
-    "/.cargo/git/",
-    "/rustc/",
-    "/vendor/",
-    "/go/pkg/mod/",
-    "/pkg/mod/",
-    "/usr/local/go/src/",
-    "/usr/lib/go/src/",
-    "/usr/lib/golang/src/",
+const PYTHON_STDLIB_PATHS: &[&str] = &[
+    "/lib/python2",
+    "/lib/python3",
+    "/Lib/",
+    "/lib/pypy",
+    "/lib-python/",
+    "<frozen ",
 ];
-
-const PYTHON_STDLIB_PATHS: &[&str] = &["/lib/python2", "/lib/python3", "/Lib/", "<frozen "];
 
 const JVM_LIBRARY: &[&str] = &[
     "java.",
@@ -214,7 +206,8 @@ fn rule_matches(rule: &str, language: Language, frame: &Frame) -> bool {
 fn is_library(language: Language, frame: &Frame) -> bool {
     let path = frame.path.as_deref().map(|p| p.replace('\\', "/"));
     let path = path.as_deref();
-    if path.is_some_and(|p| DEPENDENCY_PATHS.iter().any(|d| p.contains(d))) {
+    // Package managers' stores, wherever this machine keeps them.
+    if path.is_some_and(is_dependency) {
         return true;
     }
     let module = frame.module.as_str();
@@ -235,6 +228,7 @@ fn is_library(language: Language, frame: &Frame) -> bool {
             _ if frame.line.is_none() => true,
             Some(p) => {
                 p.starts_with("node:")
+                    || p.starts_with("ext:")
                     || p.starts_with("internal/")
                     || p == "<anonymous>"
                     || p.starts_with("webpack/")
@@ -242,6 +236,10 @@ fn is_library(language: Language, frame: &Frame) -> bool {
             None => true,
         },
         Language::Go => {
+            // Only the runtime's builtins (`panic`) print without a package.
+            if module.is_empty() {
+                return true;
+            }
             let root = module.split('/').next().unwrap_or(module);
             GO_STDLIB.contains(&root)
         }

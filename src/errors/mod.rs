@@ -7,6 +7,8 @@
 //! - [`inapp`]: decides which frames are the application's own code.
 //! - [`normalize`]: strips what changes between builds (lines, closures,
 //!   generated names, hashes) so frames compare across releases.
+//! - [`paths`]: reads file paths for what survives a redeploy (package-manager
+//!   stores wherever they are, file names without bundle hashes).
 //! - [`message`]: turns messages into templates and removes secrets.
 //! - [`fingerprint`]: picks the grouping rule and hashes its components.
 //! - [`genai`]: classifies GenAI failures into a small set of error classes.
@@ -32,6 +34,9 @@
 //!
 //! - [`groups`]: every group in memory, which group an occurrence joins,
 //!   its counts and the status workflow (the writer keeps one `GroupBook`).
+//! - [`users`]: a group's distinct users as a stored sketch.
+//! - [`regroup`]: moves stored groups to a new fingerprint version without
+//!   splitting their history.
 //!
 //! Storage of groups, events, releases, SLO minutes and level changes is in
 //! `storage::writer::derived` (`error_groups`, `slo_minutes`,
@@ -51,12 +56,15 @@ pub mod groups;
 pub mod inapp;
 pub mod message;
 pub mod normalize;
+pub mod paths;
+pub mod regroup;
 pub mod releases;
 pub mod self_report;
 pub mod slo;
 pub mod slo_watch;
 pub mod stacktrace;
 pub mod triage;
+pub mod users;
 
 pub use fingerprint::{
     fingerprint, ErrorSignature, Fingerprint, FingerprintRule, FINGERPRINT_VERSION,

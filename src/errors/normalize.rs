@@ -8,7 +8,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::Serialize;
 
-use super::stacktrace::{basename, split_qualified, Frame, Language};
+use super::paths::{js_module, python_module};
+use super::stacktrace::{split_qualified, Frame, Language};
 
 /// What one frame contributes to a fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -123,15 +124,31 @@ fn python(frame: &Frame) -> Option<(String, String)> {
     ) {
         return None;
     }
-    Some((frame.module.clone(), frame.function.clone()))
+    // The file name, not the path: the path starts with the deploy root.
+    let module = frame
+        .path
+        .as_deref()
+        .map_or_else(|| frame.module.clone(), python_module);
+    Some((module, frame.function.clone()))
 }
 
 static JAVA_LAMBDA_METHOD: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^lambda\$(?P<name>.*?)\$\d+$"));
 static JAVA_LAMBDA_CLASS: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\$\$Lambda(?:\$\d+)?(?:/0x[0-9a-fA-F]+)?"));
+/// Classes generated at run time carry a per-process or per-build suffix:
+/// CGLIB (`$$EnhancerBySpringCGLIB$$5f1c2a9b`, `$$SpringCGLIB$$0`),
+/// ByteBuddy-made subclasses (`$HibernateProxy$dTxa8Yq2`,
+/// `$ByteBuddy$Ab12`, `$MockitoMock$1234`) and Javassist (`_$$_jvst4a2_0`).
 static JAVA_CGLIB: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\$\$(?P<kind>[A-Za-z]+BySpringCGLIB|SpringCGLIB)\$\$[0-9a-fA-F]+"));
+    LazyLock::new(|| regex(r"\$\$(?P<kind>[A-Za-z]*CGLIB|FastClass[A-Za-z]*)\$\$[0-9a-fA-F]+"));
+static JAVA_BYTEBUDDY: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"\$(?P<kind>HibernateProxy|ByteBuddy|MockitoMock|auxiliary)\$[A-Za-z0-9]+")
+});
+static JAVA_JAVASSIST: LazyLock<Regex> = LazyLock::new(|| regex(r"_\$\$_jvst[0-9a-f]+_[0-9a-f]+"));
+/// JDK dynamic proxies live in numbered modules (`jdk.proxy2`) whose
+/// number depends on load order.
+static JAVA_PROXY_MODULE: LazyLock<Regex> = LazyLock::new(|| regex(r"^jdk\.proxy\d+\."));
 static JAVA_ANON_CLASS: LazyLock<Regex> = LazyLock::new(|| regex(r"\$\d+"));
 static JAVA_GENERATED: LazyLock<Regex> = LazyLock::new(|| {
     regex(r"(?P<name>GeneratedMethodAccessor|GeneratedConstructorAccessor|\$Proxy)\d+")
@@ -144,7 +161,13 @@ fn java(frame: &Frame) -> Option<(String, String)> {
     if frame.function.starts_with("access$") || JAVA_LAMBDA_CLASS.is_match(&frame.module) {
         return None;
     }
-    let module = JAVA_CGLIB.replace_all(&frame.module, "$$$$${kind}");
+    // A class loader or module prefix (`app//`, `shop@1.4.2/`,
+    // `loader/shop@1.4.2/`) names the packaging, not the class.
+    let module = frame.module.rsplit('/').next().unwrap_or(&frame.module);
+    let module = JAVA_CGLIB.replace_all(module, "$$$$${kind}");
+    let module = JAVA_BYTEBUDDY.replace_all(&module, "$$${kind}");
+    let module = JAVA_JAVASSIST.replace_all(&module, "");
+    let module = JAVA_PROXY_MODULE.replace(&module, "jdk.proxy.");
     let module = JAVA_GENERATED.replace_all(&module, "${name}");
     // Anonymous classes are numbered in declaration order.
     let module = JAVA_ANON_CLASS.replace_all(&module, "$$anon");
@@ -185,19 +208,14 @@ fn dotnet(frame: &Frame) -> (String, String) {
     (module, function)
 }
 
-static JS_BUNDLE_HASH: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"[.-][0-9a-f]{6,}(?P<ext>\.(?:chunk\.)?m?[jt]sx?)$"));
-
 fn javascript(frame: &Frame) -> Option<(String, String)> {
     let path = frame.path.as_deref().unwrap_or("");
     // Native frames have no file to point at.
     if frame.line.is_none() || path.is_empty() || path == "<anonymous>" || path == "native" {
         return None;
     }
-    // Bundlers put a content hash in the file name; it changes every deploy.
-    let module = JS_BUNDLE_HASH
-        .replace(basename(path), "${ext}")
-        .into_owned();
+    // The file's name without what the bundler and the deploy add.
+    let module = js_module(path);
     let mut function = frame.function.trim();
     for prefix in ["async ", "new "] {
         function = function.strip_prefix(prefix).unwrap_or(function);
@@ -324,6 +342,36 @@ mod tests {
 
     #[test]
     fn java_noise() {
+        for (module, expected) in [
+            (
+                "shop-loader/com.acme.shop@1.4.2/com.acme.Billing",
+                "com.acme.Billing",
+            ),
+            (
+                "com.acme.Customer$HibernateProxy$dTxa8Yq2",
+                "com.acme.Customer$HibernateProxy",
+            ),
+            (
+                "com.acme.Repo$MockitoMock$1234567",
+                "com.acme.Repo$MockitoMock",
+            ),
+            (
+                "com.acme.Billing$$EnhancerByCGLIB$$5f1c2a9b",
+                "com.acme.Billing$$EnhancerByCGLIB",
+            ),
+            (
+                "com.acme.Billing$$SpringCGLIB$$0",
+                "com.acme.Billing$$SpringCGLIB",
+            ),
+            ("com.acme.Billing_$$_jvst4a2_0", "com.acme.Billing"),
+            ("jdk.proxy3.$Proxy142", "jdk.proxy.$Proxy"),
+        ] {
+            assert_eq!(
+                key(Language::Java, module, "f"),
+                pair(expected, "f"),
+                "{module}"
+            );
+        }
         assert_eq!(
             key(Language::Java, "com.acme.OrderService", "lambda$process$0"),
             pair("com.acme.OrderService", "lambda$process")
@@ -426,7 +474,7 @@ mod tests {
     #[test]
     fn javascript_noise() {
         let frame = |path: &str, function: &str, line: Option<u32>| Frame {
-            module: basename(path).into(),
+            module: crate::errors::stacktrace::basename(path).into(),
             function: function.into(),
             path: Some(path.into()),
             line,
@@ -435,20 +483,20 @@ mod tests {
         let n =
             |fr: Frame| normalize_frame(Language::JavaScript, &fr).map(|k| (k.module, k.function));
         assert_eq!(
-            n(frame("/a/index.js", "Object.<anonymous>", Some(3))),
-            pair("index.js", "")
+            n(frame("/app/index.js", "Object.<anonymous>", Some(3))),
+            pair("index", "")
         );
         assert_eq!(
             n(frame("/a/users.ts", "async handler", Some(3))),
-            pair("users.ts", "handler")
+            pair("users", "handler")
         );
         assert_eq!(
             n(frame("/a/users.ts", "new UserRepo", Some(3))),
-            pair("users.ts", "UserRepo")
+            pair("users", "UserRepo")
         );
         assert_eq!(
             n(frame("/a/users.ts", "Object.getUser", Some(3))),
-            pair("users.ts", "getUser")
+            pair("users", "getUser")
         );
         assert_eq!(
             n(frame(
@@ -456,7 +504,7 @@ mod tests {
                 "UserList/<",
                 Some(1)
             )),
-            pair("main.chunk.js", "UserList")
+            pair("main", "UserList")
         );
         assert_eq!(
             n(frame(
@@ -464,7 +512,7 @@ mod tests {
                 "render",
                 Some(1)
             )),
-            pair("index.js", "render")
+            pair("index", "render")
         );
         assert_eq!(n(frame("index 0", "async Promise.all", None)), None);
         assert_eq!(n(frame("<anonymous>", "eval", Some(1))), None);
@@ -501,15 +549,28 @@ mod tests {
 
     #[test]
     fn python_noise() {
-        assert_eq!(key(Language::Python, "pricing.py", "<listcomp>"), None);
-        assert_eq!(key(Language::Python, "pricing.py", "<genexpr>"), None);
+        let py = |function: &str| {
+            let frame = Frame {
+                path: Some("/srv/releases/20241203-1412/shop/pricing.py".into()),
+                ..f("pricing.py", function)
+            };
+            normalize_frame(Language::Python, &frame).map(|k| (k.module, k.function))
+        };
+        assert_eq!(py("<listcomp>"), None);
+        assert_eq!(py("<genexpr>"), None);
+        assert_eq!(py("<lambda>"), pair("pricing.py", "<lambda>"));
+        assert_eq!(py("compute"), pair("pricing.py", "compute"));
+        // Without a path the parser's module (the file name) stands.
         assert_eq!(
-            key(Language::Python, "pricing.py", "<lambda>"),
-            pair("pricing.py", "<lambda>")
-        );
-        assert_eq!(
-            key(Language::Python, "pricing.py", "compute"),
-            pair("pricing.py", "compute")
+            normalize_frame(
+                Language::Python,
+                &Frame {
+                    path: None,
+                    ..f("pricing.py", "compute")
+                }
+            )
+            .map(|k| k.module),
+            Some("pricing.py".into())
         );
     }
 

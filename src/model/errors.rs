@@ -299,7 +299,8 @@ pub struct FingerprintExplanation {
     pub hash: String,
     pub in_app_hash: Option<String>,
     pub full_stack_hash: Option<String>,
-    /// Hashes of groups merged into this one; a match on any joins it.
+    /// Hashes of groups merged into this one, and the group's keys under
+    /// earlier fingerprint versions; a match on any joins it.
     pub merged_hashes: Vec<String>,
     /// What was hashed, in order (`type:…`, `frame:…`, `message:…`, …).
     pub components: Vec<String>,

@@ -369,6 +369,21 @@ SELECT coalesce(max(ingest_seq), 0)::UBIGINT AS ingest_seq FROM spans;
         sql: super::writer::derived::trace_index::FIRST_SPAN_MIGRATION_SQL,
     },
     Migration {
+        version: 11,
+        name: "distinct users per error group, hub sequence watermark",
+        sql: r#"
+-- Each error group's distinct users (errors::users::UserSketch, base64):
+-- kept so a restart does not count a user again.
+CREATE TABLE error_group_users (
+    group_id BIGINT  NOT NULL,
+    sketch   VARCHAR NOT NULL
+);
+-- The last sequence number handed to records only the live stream has
+-- (error group changes, function events), recorded in their commit.
+CREATE TABLE hub_watermark AS SELECT 0::UBIGINT AS seq;
+"#,
+    },
+    Migration {
         version: 12,
         name: "deploys and error group changes",
         sql: super::writer::derived::deploys::MIGRATION_SQL,

@@ -136,16 +136,17 @@ fn frame(qualified: &str, location: &str) -> Frame {
     }
 }
 
-/// Drops the JDK 9+ module or class-loader prefix (`java.base/`,
-/// `app//`, `java.base@17.0.2/`) but not the `/0x…` of a hidden lambda class.
-fn strip_module_prefix(qualified: &str) -> &str {
-    match qualified.find('/') {
-        Some(i) if !qualified[..i].contains('$') => {
-            let rest = &qualified[i + 1..];
-            rest.strip_prefix('/').unwrap_or(rest)
+/// Drops the JDK 9+ class-loader and module prefixes (`java.base/`,
+/// `app//`, `java.base@17.0.2/`, `loader/shop@1.4.2/`) but not the `/0x…`
+/// of a hidden lambda class.
+fn strip_module_prefix(mut qualified: &str) -> &str {
+    while let Some(i) = qualified.find('/') {
+        if qualified[..i].contains('$') {
+            break;
         }
-        _ => qualified,
+        qualified = &qualified[i + 1..];
     }
+    qualified
 }
 
 #[cfg(test)]
@@ -239,6 +240,14 @@ com.acme.jobs.JobFailed: job 17 failed
         assert_eq!(
             strip_module_prefix("A$$Lambda/0x1.apply"),
             "A$$Lambda/0x1.apply"
+        );
+        assert_eq!(
+            strip_module_prefix("loader/shop@1.4.2/com.acme.Main.main"),
+            "com.acme.Main.main"
+        );
+        assert_eq!(
+            strip_module_prefix("app//com.acme.A$$Lambda/0x1.apply"),
+            "com.acme.A$$Lambda/0x1.apply"
         );
     }
 

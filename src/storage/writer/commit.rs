@@ -237,6 +237,10 @@ impl WriterState {
             if flush {
                 derived::record_flush(&self.raw, last_seq)?;
             }
+            let published: usize = self.derived.iter().map(|t| t.publishes()).sum();
+            if published > 0 {
+                derived::record_published(&self.raw, last_seq + published as u64)?;
+            }
             Ok(())
         });
         let t = Instant::now();

@@ -249,15 +249,17 @@ impl Drop for Writer {
 }
 
 /// The last sequence number in use: the newest stored row's, or the one
-/// recorded at the last flush or shutdown, which also counts records only
-/// the hub had (see `derived::record_flush`).
+/// recorded at the last flush or shutdown, or the last one a commit handed
+/// to records only the hub had (see `derived::record_flush` and
+/// `derived::record_published`).
 fn max_seq(conn: &Conn) -> Result<u64, StorageError> {
     conn.query_row(
         "SELECT greatest(
             (SELECT coalesce(max(ingest_seq), 0) FROM spans),
             (SELECT coalesce(max(ingest_seq), 0) FROM logs),
             (SELECT coalesce(max(ingest_seq), 0) FROM metrics),
-            (SELECT coalesce(max(ingest_seq), 0) FROM summary_watermark))::UBIGINT",
+            (SELECT coalesce(max(ingest_seq), 0) FROM summary_watermark),
+            (SELECT coalesce(max(seq), 0) FROM hub_watermark))::UBIGINT",
         [],
         |r| r.get::<_, u64>(0),
     )

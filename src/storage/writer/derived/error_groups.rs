@@ -5,7 +5,17 @@
 //! this module loads its book at start and writes what a commit changed:
 //! only the groups a commit touched are rewritten (deleted and appended
 //! again; the table has no key, which keeps appends cheap), events are
-//! appended.
+//! appended. Each group's distinct users are stored beside it
+//! (`error_group_users`), so a restart does not count a user again.
+//!
+//! When the fingerprint version changed since groups were stored, the
+//! first commit after start moves them to the current one
+//! ([`crate::errors::regroup`]): groups take their new keys, keep the old
+//! ones as aliases, and groups the new rules see as one bug are merged. It
+//! counts as pending summary work, so it runs at once, before any event is
+//! grouped, and readers that settle wait for it.
+
+use std::collections::HashMap;
 
 use super::{Committing, Derived};
 use crate::errors::groups::{
@@ -15,7 +25,10 @@ use std::collections::HashSet;
 
 use crate::errors::baseline::{BASELINE_DAYS, DAY_NS};
 use crate::errors::deploys;
+use crate::errors::regroup::{self, OldGroup, Plan, StoredEvent};
 use crate::errors::releases::parse_version;
+use crate::errors::users::{user_hash, UserSketch};
+use crate::errors::FINGERPRINT_VERSION;
 use crate::model::errors::{ErrorCommand, ErrorOccurrence};
 use crate::model::Record;
 use crate::storage::duck::{sql_text, Chunk, Col, RawConn};
@@ -24,10 +37,29 @@ use crate::storage::{Conn, DuckError, StorageError};
 /// The [`Derived`] writer of the error tables.
 pub struct ErrorGroups {
     book: GroupBook,
+    /// Work left from older versions, done by the first commit.
+    upgrade: Option<Upgrade>,
+    /// The open transaction holds the upgrade.
+    upgrading: bool,
+    /// Commits that held the upgrade and failed.
+    upgrade_failures: u32,
+}
+
+/// After this many failed commits the upgrade is given up (and logged), so
+/// that it cannot keep every export from being stored.
+const UPGRADE_ATTEMPTS: u32 = 3;
+
+/// What the stored groups need once: new fingerprint keys, and user
+/// sketches for groups stored before users were.
+#[derive(Debug, Default)]
+struct Upgrade {
+    plan: Plan,
+    users: Vec<(i64, UserSketch)>,
 }
 
 impl ErrorGroups {
-    /// Loads every group and release.
+    /// Loads every group and release, and plans what groups stored by an
+    /// older version need.
     pub fn load(conn: &Conn, settings: GroupSettings) -> Result<ErrorGroups, StorageError> {
         let mut state = State {
             next_id: 1,
@@ -35,10 +67,73 @@ impl ErrorGroups {
         };
         load_groups(conn, &mut state)?;
         load_recent_days(conn, &mut state, crate::model::now_unix_nano())?;
+        let with_sketch = load_user_sketches(conn, &mut state)?;
         load_releases(conn, &mut state)?;
+        let plan = plan_regroup(conn, &state, &settings)?;
+        let users = backfill_users(conn, &state, &with_sketch)?;
+        let upgrade = (!plan.is_empty() || !users.is_empty()).then_some(Upgrade { plan, users });
         Ok(ErrorGroups {
             book: GroupBook::new(settings, state),
+            upgrade,
+            upgrading: false,
+            upgrade_failures: 0,
         })
+    }
+
+    /// Moves stored groups to the current fingerprint version and stores
+    /// their user sketches, inside the open transaction.
+    fn run_upgrade(&mut self, raw: &RawConn) -> Result<(), DuckError> {
+        let Some(up) = self.upgrade.as_ref() else {
+            return Ok(());
+        };
+        self.upgrading = true;
+        for (id, sketch) in &up.users {
+            if let Some(g) = self.book.group_mut(*id) {
+                g.user_count = g.user_count.max(sketch.count());
+                g.user_sketch = sketch.clone();
+            }
+        }
+        for r in &up.plan.rekeyed {
+            self.book.rekey(r);
+        }
+        for id in &up.plan.version_only {
+            self.book.mark_current(*id);
+        }
+        let merges: Vec<ErrorCommand> = up
+            .plan
+            .merges
+            .iter()
+            .map(|(target, sources)| ErrorCommand::Merge {
+                target: *target,
+                sources: sources.clone(),
+            })
+            .collect();
+        for cmd in &merges {
+            self.command(raw, cmd)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a user's or a job's command and moves the rows it concerns.
+    fn command(&mut self, raw: &RawConn, cmd: &ErrorCommand) -> Result<(), DuckError> {
+        match self.book.command(cmd) {
+            Applied::Nothing => Ok(()),
+            Applied::Merged { target, sources } => {
+                let ids: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+                raw.execute(&format!(
+                    "UPDATE error_events SET group_id = {target} WHERE group_id IN ({})",
+                    ids.join(",")
+                ))?;
+                super::error_notes::merge(raw, target, &sources)?;
+                super::deploys::merge(raw, target, &sources)
+            }
+            Applied::Note {
+                group_id,
+                author,
+                text,
+                at_unix_nano,
+            } => super::error_notes::insert(raw, group_id, at_unix_nano, &author, &text),
+        }
     }
 
     fn write(
@@ -73,6 +168,7 @@ impl ErrorGroups {
                 app.append(c)?;
             }
             app.flush()?;
+            write_user_sketches(raw, &rows)?;
         }
         let dirty: Vec<(&ReleaseKey, &Release)> = self
             .book
@@ -130,6 +226,8 @@ impl Derived for ErrorGroups {
     }
 
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
+        // Before any event: new events must find groups by current keys.
+        self.run_upgrade(raw)?;
         self.book.see_telemetry_releases(rows.spans(), rows.logs());
 
         // Releases new in this commit fix groups before its events are
@@ -151,24 +249,7 @@ impl Derived for ErrorGroups {
                     ));
                     continue;
                 }
-                match self.book.command(cmd) {
-                    Applied::Nothing => {}
-                    Applied::Merged { target, sources } => {
-                        let ids: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
-                        raw.execute(&format!(
-                            "UPDATE error_events SET group_id = {target} WHERE group_id IN ({})",
-                            ids.join(",")
-                        ))?;
-                        super::error_notes::merge(raw, target, &sources)?;
-                        super::deploys::merge(raw, target, &sources)?;
-                    }
-                    Applied::Note {
-                        group_id,
-                        author,
-                        text,
-                        at_unix_nano,
-                    } => super::error_notes::insert(raw, group_id, at_unix_nano, &author, &text)?,
-                }
+                self.command(raw, cmd)?;
             }
             // Releases recorded by CI in this batch.
             changes.extend(deploys::fixed_by_new_releases(
@@ -193,10 +274,41 @@ impl Derived for ErrorGroups {
 
     fn committed(&mut self, publish: &mut Vec<Record>) {
         self.book.commit(publish);
+        if std::mem::take(&mut self.upgrading) {
+            if let Some(up) = self.upgrade.take() {
+                tracing::info!(
+                    version = FINGERPRINT_VERSION,
+                    rekeyed = up.plan.rekeyed.len(),
+                    unchanged = up.plan.version_only.len(),
+                    merged = up.plan.merges.iter().map(|(_, s)| s.len()).sum::<usize>(),
+                    user_sketches = up.users.len(),
+                    "error groups moved to the current fingerprint version"
+                );
+            }
+        }
     }
 
     fn rolled_back(&mut self) {
         self.book.rollback();
+        if std::mem::take(&mut self.upgrading) {
+            self.upgrade_failures += 1;
+            if self.upgrade_failures >= UPGRADE_ATTEMPTS {
+                self.upgrade = None;
+                tracing::error!(
+                    attempts = self.upgrade_failures,
+                    "moving error groups to the current fingerprint version keeps failing; \
+                     given up until the next start (new events may start new groups)"
+                );
+            }
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.upgrade.is_some()
+    }
+
+    fn publishes(&self) -> usize {
+        self.book.staged.publish.len()
     }
 }
 
@@ -389,6 +501,7 @@ fn load_groups(conn: &Conn, state: &mut State) -> Result<(), StorageError> {
                 event_count: r.get(22)?,
                 unhandled_count: r.get(23)?,
                 user_count: r.get(24)?,
+                user_sketch: UserSketch::default(),
                 services: strings(&r.get::<_, String>(25)?).into_iter().collect(),
                 users: strings(&r.get::<_, String>(26)?),
                 sample_trace_ids: strings(&r.get::<_, String>(27)?),
@@ -437,6 +550,167 @@ fn load_recent_days(conn: &Conn, state: &mut State, now: u64) -> Result<(), Stor
         }
     }
     Ok(())
+}
+
+const USER_COLS: &[Col] = &[Col::Bigint, Col::Varchar];
+
+/// Rewrites the user sketches of the groups a commit touched.
+fn write_user_sketches(raw: &RawConn, groups: &[&Group]) -> Result<(), DuckError> {
+    let rows: Vec<(i64, String)> = groups
+        .iter()
+        .filter(|g| !g.user_sketch.is_empty())
+        .map(|g| (g.id, g.user_sketch.encode()))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = rows.iter().map(|(id, _)| id.to_string()).collect();
+    raw.execute(&format!(
+        "DELETE FROM error_group_users WHERE group_id IN ({})",
+        ids.join(",")
+    ))?;
+    let chunks = Chunk::fill(USER_COLS, &rows, |b, (id, sketch)| {
+        b.opt_i64(Some(*id));
+        b.str(sketch);
+    });
+    let mut app = raw.appender("error_group_users")?;
+    for c in &chunks {
+        app.append(c)?;
+    }
+    app.flush()
+}
+
+/// Loads each group's user sketch; returns the groups that have one.
+fn load_user_sketches(
+    conn: &Conn,
+    state: &mut State,
+) -> Result<std::collections::HashSet<i64>, StorageError> {
+    let ctx = |e| StorageError::sql("loading the users of error groups", e);
+    let mut stmt = conn
+        .prepare("SELECT group_id, sketch FROM error_group_users")
+        .map_err(ctx)?;
+    let mut rows = stmt.query([]).map_err(ctx)?;
+    let mut with_sketch = std::collections::HashSet::new();
+    while let Some(r) = rows.next().map_err(ctx)? {
+        let id: i64 = r.get(0).map_err(ctx)?;
+        let text: String = r.get(1).map_err(ctx)?;
+        let Some(sketch) = UserSketch::decode(&text) else {
+            tracing::warn!(
+                group = id,
+                "unreadable user sketch; its users are counted anew"
+            );
+            continue;
+        };
+        if let Some(g) = state.groups.get_mut(&id) {
+            g.user_sketch = sketch;
+            with_sketch.insert(id);
+        }
+    }
+    Ok(with_sketch)
+}
+
+/// Sketches for groups stored before their users were: from the sample
+/// kept with the group and the users of its stored events.
+fn backfill_users(
+    conn: &Conn,
+    state: &State,
+    with_sketch: &std::collections::HashSet<i64>,
+) -> Result<Vec<(i64, UserSketch)>, StorageError> {
+    let missing: Vec<i64> = state
+        .groups
+        .values()
+        .filter(|g| g.user_count > 0 && !with_sketch.contains(&g.id))
+        .map(|g| g.id)
+        .collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sketches: HashMap<i64, UserSketch> = HashMap::new();
+    for id in &missing {
+        let mut s = UserSketch::default();
+        for u in &state.groups[id].users {
+            s.insert(user_hash(u));
+        }
+        sketches.insert(*id, s);
+    }
+    let ctx = |e| StorageError::sql("reading the users of stored error events", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT e.group_id, e.user_id FROM error_events e
+             WHERE e.user_id IS NOT NULL AND e.group_id IN (
+                 SELECT id FROM errors WHERE user_count > 0
+                 AND id NOT IN (SELECT group_id FROM error_group_users))",
+        )
+        .map_err(ctx)?;
+    let mut rows = stmt.query([]).map_err(ctx)?;
+    while let Some(r) = rows.next().map_err(ctx)? {
+        let id: i64 = r.get(0).map_err(ctx)?;
+        let user: String = r.get(1).map_err(ctx)?;
+        if let Some(s) = sketches.get_mut(&id) {
+            s.insert(user_hash(&user));
+        }
+    }
+    let mut out: Vec<(i64, UserSketch)> = sketches.into_iter().collect();
+    out.sort_by_key(|(id, _)| *id);
+    Ok(out)
+}
+
+/// Reads what [`regroup::plan`] needs: every group, and for the outdated
+/// ones keyed by frames, the newest event per hash it was recorded with.
+fn plan_regroup(
+    conn: &Conn,
+    state: &State,
+    settings: &GroupSettings,
+) -> Result<Plan, StorageError> {
+    if !state
+        .groups
+        .values()
+        .any(|g| regroup::outdated(g.fingerprint_version))
+    {
+        return Ok(Plan::default());
+    }
+    let groups: Vec<OldGroup> = state
+        .groups
+        .values()
+        .map(|g| OldGroup {
+            id: g.id,
+            version: g.fingerprint_version,
+            rule: g.fingerprint_rule.clone(),
+            fingerprint: g.fingerprint.clone(),
+            in_app_hash: g.in_app_hash.clone(),
+            full_stack_hash: g.full_stack_hash.clone(),
+            components: g.components.clone(),
+            first_seen: g.first_seen,
+            merged_into: g.merged_into.filter(|_| g.status == "merged"),
+        })
+        .collect();
+    let ctx = |e| StorageError::sql("reading stored error events to regroup", e);
+    let mut stmt = conn
+        .prepare(
+            "SELECT group_id, fingerprint, time_unix_nano, frames, error_type, message
+             FROM error_events
+             WHERE frames IS NOT NULL AND group_id IN (
+                 SELECT id FROM errors WHERE fingerprint_version < ?
+                 AND fingerprint_rule IN ('in_app_frames', 'all_frames', 'explicit'))
+             QUALIFY row_number() OVER (
+                 PARTITION BY group_id, fingerprint ORDER BY time_unix_nano DESC) = 1",
+        )
+        .map_err(ctx)?;
+    let mut rows = stmt.query([FINGERPRINT_VERSION]).map_err(ctx)?;
+    let mut events = Vec::new();
+    while let Some(r) = rows.next().map_err(ctx)? {
+        events.push(StoredEvent {
+            group_id: r.get(0).map_err(ctx)?,
+            fingerprint: r.get(1).map_err(ctx)?,
+            time_unix_nano: r.get(2).map_err(ctx)?,
+            frames: r.get(3).map_err(ctx)?,
+            exception_type: r.get(4).map_err(ctx)?,
+            message: r.get(5).map_err(ctx)?,
+        });
+    }
+    let mut groups = groups;
+    groups.sort_by_key(|g| g.id);
+    Ok(regroup::plan(&groups, &events, &settings.in_app))
 }
 
 fn load_releases(conn: &Conn, state: &mut State) -> Result<(), StorageError> {

@@ -265,6 +265,10 @@ impl Derived for FunctionTables {
     fn rolled_back(&mut self) {
         self.pending.clear();
     }
+
+    fn publishes(&self) -> usize {
+        self.pending.len()
+    }
 }
 
 #[cfg(test)]

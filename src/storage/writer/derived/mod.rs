@@ -112,6 +112,12 @@ pub trait Derived: Send {
     /// The transaction rolled back: forget what `apply` staged.
     fn rolled_back(&mut self) {}
 
+    /// How many records `committed` will publish for the open transaction:
+    /// their sequence numbers are recorded in it (see [`record_published`]).
+    fn publishes(&self) -> usize {
+        0
+    }
+
     /// Whether sums of committed spans wait in memory for a flush.
     fn pending(&self) -> bool {
         false
@@ -133,6 +139,16 @@ pub trait Derived: Send {
 pub fn record_flush(raw: &RawConn, last_seq: u64) -> Result<(), DuckError> {
     raw.execute(&format!(
         "UPDATE summary_watermark SET ingest_seq = {last_seq}"
+    ))
+}
+
+/// Records, in the commit's transaction, the last sequence number the
+/// commit hands out, records only the hub has included (error group
+/// changes, function events): after a crash the next start continues past
+/// them, so a live stream resuming from one of them stays in order.
+pub fn record_published(raw: &RawConn, last_seq: u64) -> Result<(), DuckError> {
+    raw.execute(&format!(
+        "UPDATE hub_watermark SET seq = greatest(seq, {last_seq})"
     ))
 }
 
@@ -335,6 +351,10 @@ impl DerivedSettings {
                 escalation_factor: config.escalation_factor,
                 escalation_min_events: config.escalation_min_events,
                 duplicate_window_ns: config.duplicate_window_ms * 1_000_000,
+                in_app: std::sync::Arc::new(crate::errors::InAppRules {
+                    include: config.in_app_include.clone(),
+                    exclude: config.in_app_exclude.clone(),
+                }),
             },
             slos: config
                 .slo

@@ -72,6 +72,10 @@ impl Derived for SloTransitions {
         Ok(())
     }
 
+    fn publishes(&self) -> usize {
+        self.pending.len()
+    }
+
     fn committed(&mut self, publish: &mut Vec<Record>) {
         publish.extend(self.pending.drain(..).map(Record::Slo));
     }

@@ -57,6 +57,10 @@ impl Derived for TriageReports {
         Ok(())
     }
 
+    fn publishes(&self) -> usize {
+        self.pending.len()
+    }
+
     fn committed(&mut self, publish: &mut Vec<Record>) {
         publish.extend(self.pending.drain(..).map(Record::Error));
     }

@@ -1,0 +1,563 @@
+//! Error groups across restarts and fingerprint versions, as an operator
+//! meets them: a database written by the previous grouping rules is opened
+//! by this qyl, which must keep every group's history (the same bug split
+//! by a deploy under the old rules becomes one group), count each user once
+//! however often qyl restarts, and keep live-stream sequence numbers moving
+//! forward across a crash.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{count, run_python, Qyl};
+use futures_util::StreamExt;
+use qyl::errors::fingerprint::hash_components;
+use qyl::errors::{parse_stacktrace, InAppRules, LanguageHint};
+use serde_json::{json, Value};
+
+const SEC: u64 = 1_000_000_000;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn s(k: &str, v: &str) -> Value {
+    json!({"key": k, "value": {"stringValue": v}})
+}
+
+/// The same browser bug as one deploy's Vite build prints it: the bundle's
+/// name carries that build's content hash.
+fn cart_trace(vite_hash: &str) -> String {
+    format!(
+        "TypeError: Cannot read properties of undefined (reading 'price')
+    at renderCart (https://shop.acme.io/assets/index-{vite_hash}.js:1:20451)
+    at updateCart (https://shop.acme.io/assets/index-{vite_hash}.js:1:18022)
+"
+    )
+}
+
+/// Another bug, in another function.
+fn pay_trace(vite_hash: &str) -> String {
+    format!(
+        "TypeError: card is undefined
+    at chargeCard (https://shop.acme.io/assets/pay-{vite_hash}.js:1:311)
+"
+    )
+}
+
+/// What fingerprint version 1 hashed for these traces: the file name as
+/// printed (it only knew hex bundle hashes), and the function.
+fn v1_components(file: &str, functions: &[&str]) -> Vec<String> {
+    std::iter::once("type:TypeError".to_string())
+        .chain(functions.iter().map(|f| format!("frame:{file} {f}")))
+        .collect()
+}
+
+fn frames_json(trace: &str) -> String {
+    let hint = LanguageHint {
+        sdk_language: Some("webjs"),
+        exception_type: Some("TypeError"),
+    };
+    let parsed = parse_stacktrace(trace, hint, &InAppRules::default()).expect("trace parses");
+    serde_json::to_string(&parsed).unwrap()
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A group and its events as fingerprint version 1 stored them.
+struct V1Group<'a> {
+    id: i64,
+    trace: String,
+    components: Vec<String>,
+    /// (seconds after `t0`, user) per event.
+    events: &'a [(u64, &'a str)],
+    release: &'a str,
+}
+
+fn write_v1_group(db: &duckdb::Connection, t0: u64, g: &V1Group<'_>) {
+    let hash = hash_components(&g.components);
+    let first = t0 + g.events.first().unwrap().0 * SEC;
+    let last = t0 + g.events.last().unwrap().0 * SEC;
+    let mut users: Vec<&str> = g.events.iter().map(|(_, u)| *u).collect();
+    users.sort();
+    users.dedup();
+    let frame = g.components[1].trim_start_matches("frame:");
+    let (file, function) = frame.split_once(' ').unwrap();
+    db.execute_batch(&format!(
+        "INSERT INTO errors BY NAME SELECT
+            {id} AS id, {hash} AS fingerprint, {hash} AS in_app_hash, {hash} AS full_stack_hash,
+            '[]' AS merged_hashes, 'in_app_frames' AS fingerprint_rule, 1 AS fingerprint_version,
+            {components} AS components, 'TypeError' AS error_type,
+            {template} AS message_template, {culprit} AS culprit, 'exception' AS category,
+            {first} AS first_seen_unix_nano, {last} AS last_seen_unix_nano,
+            {release} AS first_release, {release} AS last_release, 'prod' AS last_environment,
+            {n} AS event_count, {n} AS unhandled_count, {user_count} AS user_count,
+            '[\"web\"]' AS services, {users} AS users, '[]' AS sample_trace_ids,
+            'unresolved' AS status, 'ongoing' AS substatus,
+            {hour} AS hour_start_unix_nano, 1 AS hour_count",
+        id = g.id,
+        hash = sql_str(&hash),
+        components = sql_str(&serde_json::to_string(&g.components).unwrap()),
+        template = sql_str(
+            g.trace
+                .lines()
+                .next()
+                .unwrap()
+                .trim_start_matches("TypeError: ")
+        ),
+        culprit = sql_str(&format!("{function} in {file}")),
+        release = sql_str(g.release),
+        n = g.events.len(),
+        user_count = users.len(),
+        users = sql_str(&serde_json::to_string(&users).unwrap()),
+        hour = last - last % (3600 * SEC),
+    ))
+    .unwrap();
+    for (i, (at, user)) in g.events.iter().enumerate() {
+        db.execute_batch(&format!(
+            "INSERT INTO error_events BY NAME SELECT
+                {event_id} AS event_id, {id} AS group_id, {time} AS time_unix_nano,
+                'span_event' AS source, {trace_id} AS trace_id, {span_id} AS span_id,
+                'web' AS service_name, {release} AS release, 'prod' AS environment,
+                {user} AS user_id, 'TypeError' AS error_type, {message} AS message,
+                {stacktrace} AS stacktrace, {frames} AS frames, {culprit} AS culprit,
+                false AS handled, {hash} AS fingerprint",
+            event_id = sql_str(&format!("v1-{}-{i}", g.id)),
+            id = g.id,
+            time = t0 + at * SEC,
+            trace_id = sql_str(&format!("{:032x}", g.id * 100 + i as i64)),
+            span_id = sql_str(&format!("{:016x}", g.id * 100 + i as i64)),
+            release = sql_str(g.release),
+            user = sql_str(user),
+            message = sql_str(
+                g.trace
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .trim_start_matches("TypeError: ")
+            ),
+            stacktrace = sql_str(&g.trace),
+            frames = sql_str(&frames_json(&g.trace)),
+            culprit = sql_str(&format!("{function} in {file}")),
+            hash = sql_str(&hash),
+        ))
+        .unwrap();
+    }
+}
+
+/// Turns a database this qyl created back into what the release before
+/// migration 11 left: its tables gone, its version number forgotten.
+fn as_before_migration_11(db: &duckdb::Connection) {
+    db.execute_batch(
+        "DROP TABLE error_group_users;
+         DROP TABLE hub_watermark;
+         DELETE FROM schema_version WHERE version >= 11;",
+    )
+    .unwrap();
+}
+
+async fn get(q: &Qyl, path: &str) -> Value {
+    let resp = reqwest::get(format!("http://{}{path}", q.http))
+        .await
+        .expect("GET");
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("JSON body");
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+/// Sends one SERVER span per `(exception trace, user)` over OTLP/HTTP JSON,
+/// as a browser SDK's export would reach qyl.
+async fn send_errors(q: &Qyl, release: &str, errors: &[(String, &str)], first_id: u64) {
+    let start = now();
+    let spans: Vec<Value> = errors
+        .iter()
+        .enumerate()
+        .map(|(i, (trace, user))| {
+            let id = first_id + i as u64;
+            let first = trace.lines().next().unwrap();
+            let (ty, msg) = first.split_once(": ").unwrap();
+            json!({
+                "traceId": format!("{id:032x}"), "spanId": format!("{id:016x}"),
+                "name": "click checkout", "kind": 2,
+                "startTimeUnixNano": (start + i as u64).to_string(),
+                "endTimeUnixNano": (start + i as u64 + 1_000_000).to_string(),
+                "attributes": [s("enduser.id", user)],
+                "status": {"code": 2},
+                "events": [{
+                    "name": "exception",
+                    "timeUnixNano": (start + i as u64 + 500_000).to_string(),
+                    "attributes": [s("exception.type", ty), s("exception.message", msg),
+                                   s("exception.stacktrace", trace)],
+                }],
+            })
+        })
+        .collect();
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [
+            s("service.name", "web"), s("service.version", release),
+            s("deployment.environment.name", "prod"), s("telemetry.sdk.language", "webjs"),
+        ]},
+        "scopeSpans": [{"scope": {"name": "t"}, "spans": spans}],
+    }]});
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", q.otlp_http))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+}
+
+/// Polls `f` until it returns Some, for at most 15 s.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 15 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn group_where(q: &Qyl, id: i64, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    eventually(what, || async {
+        let g = get(q, &format!("/api/v1/errors/{id}")).await;
+        ok(&g).then_some(g)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_of_the_previous_fingerprint_version_keep_their_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qyl.duckdb");
+    // A database as the release with fingerprint version 1 left it.
+    let mut q = Qyl::start(&path, &[]);
+    let db = q.stop_and_open();
+    as_before_migration_11(&db);
+    let t0 = now() - 3600 * SEC;
+    let (deploy_a, deploy_b, deploy_c) = ("BfK3x9Zq", "Qw3rTy5u", "Zx8cVb2n");
+    // Version 1 split the cart bug at the deploy of 1.5.0 (the bundle's
+    // hash changed) and kept the payment bug apart.
+    let groups = [
+        V1Group {
+            id: 1,
+            trace: cart_trace(deploy_a),
+            components: v1_components(
+                &format!("index-{deploy_a}.js"),
+                &["renderCart", "updateCart"],
+            ),
+            events: &[(0, "u1"), (60, "u2"), (120, "u1")],
+            release: "1.4.0",
+        },
+        V1Group {
+            id: 2,
+            trace: cart_trace(deploy_b),
+            components: v1_components(
+                &format!("index-{deploy_b}.js"),
+                &["renderCart", "updateCart"],
+            ),
+            events: &[(600, "u2"), (660, "u3")],
+            release: "1.5.0",
+        },
+        V1Group {
+            id: 3,
+            trace: pay_trace(deploy_b),
+            components: v1_components(&format!("pay-{deploy_b}.js"), &["chargeCard"]),
+            events: &[(700, "u1")],
+            release: "1.5.0",
+        },
+    ];
+    for g in &groups {
+        write_v1_group(&db, t0, g);
+    }
+    db.execute_batch(&format!(
+        "INSERT INTO error_notes (group_id, created_unix_nano, author, text)
+         VALUES (2, {}, 'ann', 'started with the 1.5.0 deploy')",
+        t0 + 800 * SEC
+    ))
+    .unwrap();
+    drop(db);
+
+    // This qyl opens it: the split groups become one, the oldest.
+    let mut q = Qyl::start(&path, &[]);
+    let merged = group_where(&q, 2, "group 2 merged", |g| g["status"] == "merged").await;
+    assert_eq!(merged["merged_into"], 1, "{merged}");
+    let g = get(&q, "/api/v1/errors/1").await;
+    assert_eq!(g["count"], 5, "{g}");
+    assert_eq!(g["user_count"], 3, "u2 is in both groups: {g}");
+    assert_eq!(g["first_seen_unix_nano"], t0.to_string());
+    assert_eq!(g["first_release"], "1.4.0");
+    assert_eq!(g["last_release"], "1.5.0");
+    let fp = &g["fingerprint_explanation"];
+    assert_eq!(fp["version"], 2, "{fp}");
+    assert_eq!(
+        fp["components"],
+        json!([
+            "type:TypeError",
+            "frame:index renderCart",
+            "frame:index updateCart"
+        ])
+    );
+    assert_eq!(
+        g["notes"][0]["text"], "started with the 1.5.0 deploy",
+        "{g}"
+    );
+    let events = get(&q, "/api/v1/errors/1/events?limit=50").await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 5, "{events}");
+    // The other bug stays its own group, rekeyed too.
+    let pay = get(&q, "/api/v1/errors/3").await;
+    assert_eq!(
+        (pay["status"].as_str(), pay["count"].as_u64()),
+        (Some("unresolved"), Some(1))
+    );
+    assert_eq!(pay["fingerprint_explanation"]["version"], 2);
+
+    // The bug again, from a third build: the same group, nothing new.
+    send_errors(&q, "1.6.0", &[(cart_trace(deploy_c), "u1")], 1000).await;
+    let g = group_where(&q, 1, "the new event counted", |g| g["count"] == 6).await;
+    assert_eq!(g["user_count"], 3, "u1 was counted before: {g}");
+    assert_eq!(g["last_release"], "1.6.0");
+    let all = get(&q, "/api/v1/errors?limit=50").await;
+    let ids: Vec<i64> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["status"] != "merged")
+        .map(|g| g["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "one group per bug: {all}");
+
+    // A restart neither regroups again nor forgets who was counted.
+    q.stop();
+    let q = Qyl::start(&path, &[]);
+    send_errors(
+        &q,
+        "1.6.0",
+        &[(cart_trace(deploy_c), "u3"), (cart_trace(deploy_a), "u4")],
+        2000,
+    )
+    .await;
+    let g = group_where(&q, 1, "both events counted", |g| g["count"] == 8).await;
+    assert_eq!(g["user_count"], 4, "only u4 is new: {g}");
+    let mut q = q;
+    let db = q.stop_and_open();
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM errors WHERE fingerprint_version <> 2"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM error_events WHERE group_id = 1"),
+        8
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM errors"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_is_counted_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qyl.duckdb");
+    let mut q = Qyl::start(&path, &[]);
+    let bug = || cart_trace("BfK3x9Zq");
+    // More users than a group keeps as its sample.
+    let names: Vec<String> = (0..150).map(|i| format!("user-{i}")).collect();
+    let everyone: Vec<(String, &str)> = names.iter().map(|n| (bug(), n.as_str())).collect();
+    send_errors(&q, "1.0.0", &everyone, 1).await;
+    send_errors(&q, "1.0.0", &everyone[..10], 1000).await;
+    let id = eventually("the group", || async {
+        let all = get(&q, "/api/v1/errors").await;
+        let g = all["items"].as_array()?.first()?.clone();
+        (g["count"] == 160).then(|| g["id"].as_i64().unwrap())
+    })
+    .await;
+    let g = get(&q, &format!("/api/v1/errors/{id}")).await;
+    assert_eq!(g["user_count"], 150, "{}", g["user_count"]);
+    for round in 1..=2u64 {
+        q.stop();
+        q = Qyl::start(&path, &[]);
+        // Everyone again after a restart; the second time one newcomer.
+        let mut errors = everyone.clone();
+        if round == 2 {
+            errors.push((bug(), "newcomer"));
+        }
+        send_errors(&q, "1.0.0", &errors, 10_000 * round).await;
+        let want = if round == 1 { 310 } else { 461 };
+        let g = group_where(&q, id, "counted", |g| g["count"] == want).await;
+        let users = if round == 1 { 150 } else { 151 };
+        assert_eq!(g["user_count"], users, "after restart {round}");
+    }
+}
+
+/// The application every deploy root below holds: an app factory that
+/// fails on a missing setting.
+const CREATE_APP: &str = "import os
+
+
+def create_app():
+    return {\"db\": os.environ[\"QYL_TEST_NEVER_SET_DATABASE_URL\"]}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_the_same_code_from_any_deploy_root_is_one_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Qyl::start(&dir.path().join("qyl.duckdb"), &[]);
+    // `shop` as three deploys place it (a dated release folder, a
+    // `current` symlink target, installed into a virtualenv), and `billing`,
+    // another package whose factory fails the same way.
+    let roots = [
+        ("srv/releases/20241203-1412", "shop"),
+        ("home/deploy/shop/current", "shop"),
+        ("venv/lib/python3.11/site-packages", "shop"),
+        ("app", "billing"),
+    ];
+    let mut args = Vec::new();
+    for (root, package) in roots {
+        let root = dir.path().join(root);
+        std::fs::create_dir_all(root.join(package)).unwrap();
+        std::fs::write(root.join(package).join("__init__.py"), CREATE_APP).unwrap();
+        args.push(format!("{}:{package}", root.display()));
+    }
+    let endpoint = format!("http://{}", q.otlp_http);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sent = run_python(
+        "deploy_app.py",
+        &args,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    );
+    assert_eq!(sent["files"].as_array().unwrap().len(), 4, "{sent}");
+    let groups = eventually("four events grouped", || async {
+        let all = get(&q, "/api/v1/errors?sort=count").await;
+        let items = all["items"].as_array()?.clone();
+        let total: u64 = items.iter().filter_map(|g| g["count"].as_u64()).sum();
+        (total == 4).then_some(items)
+    })
+    .await;
+    let counts: Vec<(u64, String)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["count"].as_u64().unwrap(),
+                g["culprit"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    // Three deploys of shop are one bug; billing's is another.
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert_eq!(counts[0].0, 3, "{counts:?}");
+    assert_eq!(counts[1].0, 1, "{counts:?}");
+    let shop = get(&q, &format!("/api/v1/errors/{}", groups[0]["id"])).await;
+    let components = shop["fingerprint_explanation"]["components"].to_string();
+    assert!(
+        components.contains("shop/__init__.py create_app"),
+        "{components}"
+    );
+    assert_eq!(
+        shop["user_count"], 3,
+        "each deploy root reported as its own user"
+    );
+}
+
+/// `GET /api/v1/live?types=error` read as SSE: (id, data) per event.
+struct Live {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl Live {
+    async fn open(q: &Qyl) -> Live {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{}/api/v1/live?types=error", q.http))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        Live {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> (u64, Value) {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                if block.starts_with(':') || !block.contains("event: error") {
+                    continue;
+                }
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .unwrap_or_else(|| panic!("no {name} in {block}"))
+                        .to_string()
+                };
+                let id = field("id: ").parse().unwrap();
+                return (id, serde_json::from_str(&field("data: ")).unwrap());
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(15), self.body.next())
+                .await
+                .expect("an SSE event within 15 s")
+                .unwrap()
+                .unwrap();
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_error_ids_keep_increasing_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qyl.duckdb");
+    let mut q = Qyl::start(&path, &[]);
+    let mut live = Live::open(&q).await;
+    // One export whose two errors open two groups: two `error` records
+    // numbered after the spans of their commit.
+    send_errors(
+        &q,
+        "1.0.0",
+        &[
+            (cart_trace("BfK3x9Zq"), "ann"),
+            (pay_trace("BfK3x9Zq"), "bob"),
+        ],
+        1,
+    )
+    .await;
+    let (a, _) = live.next().await;
+    let (b, _) = live.next().await;
+    let last = a.max(b);
+    // Killed before any flush or shutdown could record the numbers.
+    q.kill();
+    let q = Qyl::start(&path, &[]);
+    let mut live = Live::open(&q).await;
+    let other = "ReferenceError: basket is not defined
+    at addToBasket (https://shop.acme.io/assets/basket-BfK3x9Zq.js:1:77)
+";
+    send_errors(&q, "1.0.0", &[(other.to_string(), "ann")], 50).await;
+    let (id, ev) = live.next().await;
+    assert_eq!(ev["change"], "new", "{ev}");
+    assert!(
+        id > last,
+        "the first error after the crash is numbered {id}, not after {last}: a client \
+         resuming with Last-Event-ID {last} would skip it"
+    );
+}
