@@ -151,11 +151,16 @@ fn write_v1_group(db: &duckdb::Connection, t0: u64, g: &V1Group<'_>) {
 }
 
 /// Turns a database this qyl created back into what the release before
-/// migration 11 left: its tables gone, its version number forgotten.
+/// migration 11 left: the tables of migrations 11 on gone, their version
+/// numbers forgotten.
 fn as_before_migration_11(db: &duckdb::Connection) {
     db.execute_batch(
         "DROP TABLE error_group_users;
          DROP TABLE hub_watermark;
+         DROP TABLE deploys;
+         DROP TABLE error_group_changes;
+         DROP TABLE service_minutes;
+         DROP TABLE slo_transitions;
          DELETE FROM schema_version WHERE version >= 11;",
     )
     .unwrap();
