@@ -2,7 +2,9 @@
 //! 1. what a native `where` costs per record against entering Lua for a
 //!    trivial `when` (the reason triggers are data first);
 //! 2. ingest with 0 functions against 100 functions that match nothing
-//!    (a real server, 8 OTLP/HTTP clients; target ratio ≥ 0.9);
+//!    (a real server, 8 OTLP/HTTP clients; target ratio ≥ 0.9), and
+//!    against 20 alert functions (on errors, SLO changes, slow spans and a
+//!    schedule, posting to a loopback webhook; target ratio ≥ 0.95);
 //! 3. a trivial handler's invocations per second on 2 workers (target
 //!    ≥ 100,000/s);
 //! 4. save-to-active reload latency through the file watcher (target
@@ -94,6 +96,11 @@ fn main() -> anyhow::Result<()> {
     let hundred = dir.path().join("hundred");
     std::fs::create_dir(&hundred)?;
     write_non_matching(&hundred, 100)?;
+    let alerts = dir.path().join("alerts");
+    std::fs::create_dir(&alerts)?;
+    let sink = runtime.block_on(webhook_sink())?;
+    write_alerts(&alerts, 20, sink)?;
+    let mut alerting = Vec::new();
     // Alternating phases, so a neighbour's load on the shared machine
     // falls on both sides.
     let mut base = Vec::new();
@@ -103,11 +110,19 @@ fn main() -> anyhow::Result<()> {
             &dir.path().join(format!("a{round}.duckdb")),
             &empty,
             secs,
+            None,
         ))?);
         with.push(runtime.block_on(ingest(
             &dir.path().join(format!("b{round}.duckdb")),
             &hundred,
             secs,
+            None,
+        ))?);
+        alerting.push(runtime.block_on(ingest(
+            &dir.path().join(format!("c{round}.duckdb")),
+            &alerts,
+            secs,
+            Some(sink),
         ))?);
     }
     let mean = |v: &[(f64, f64)]| v.iter().map(|p| p.0).sum::<f64>() / v.len() as f64;
@@ -117,6 +132,7 @@ fn main() -> anyhow::Result<()> {
     for (name, v) in [
         ("0 functions:", &base),
         ("100 non-matching functions:", &with),
+        ("20 alert functions:", &alerting),
     ] {
         let rates: Vec<String> = v.iter().map(|p| format!("{:.0}", p.0)).collect();
         println!(
@@ -128,6 +144,10 @@ fn main() -> anyhow::Result<()> {
     println!(
         "  ratio:                            {:>9.2} (target >= 0.9)",
         mean(&with) / mean(&base)
+    );
+    println!(
+        "  ratio, 20 alert functions:        {:>9.2} (target >= 0.95)",
+        mean(&alerting) / mean(&base)
     );
     let per_record: Vec<String> = with.iter().map(|p| format!("{:.2}", p.1)).collect();
     println!(
@@ -169,6 +189,50 @@ fn write_non_matching(dir: &Path, n: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `n` alert rules as users write them: a webhook on each new error group,
+/// a page on each SLO change, a webhook for very slow spans of one service,
+/// and a summary every minute. Each posts to the loopback sink.
+fn write_alerts(dir: &Path, n: usize, port: u16) -> std::io::Result<()> {
+    for i in 0..n {
+        let trigger = match i % 4 {
+            0 => "on = \"error\", where = { change = \"new\" }".to_string(),
+            1 => "on = \"slo\", where = { level = { one_of = { \"page\", \"warning\" } } }"
+                .to_string(),
+            2 => format!(
+                "on = \"span\", where = {{ service = \"svc-{}\", duration_ms = {{ gt = 30000 }} }}",
+                i % 10
+            ),
+            _ => "on = \"schedule\", every = \"1m\"".to_string(),
+        };
+        std::fs::write(
+            dir.join(format!("alert{i:02}.lua")),
+            format!(
+                "return qyl.fn {{ name = \"alert{i}\", trigger = {{ {trigger} }},\n  handler = function(record, runtime)\n    runtime.http.post(\"http://127.0.0.1:{port}/hook\", {{ rule = \"alert{i}\" }})\n  end }}\n"
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// A webhook receiver answering 200 to every request; returns its port.
+async fn webhook_sink() -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 16384];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    Ok(port)
+}
+
 /// CPU seconds of this process's threads named `name`.
 fn thread_cpu(name: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -198,9 +262,29 @@ fn thread_cpu(name: &str) -> f64 {
 }
 
 /// Spans per second, and the dispatcher's CPU per record in µs.
-async fn ingest(db: &Path, scripts: &Path, secs: u64) -> anyhow::Result<(f64, f64)> {
+async fn ingest(
+    db: &Path,
+    scripts: &Path,
+    secs: u64,
+    sink: Option<u16>,
+) -> anyhow::Result<(f64, f64)> {
     let mut config = Config::from_layers(None, std::env::vars())?.on_free_ports(db);
     config.functions.dir = scripts.to_path_buf();
+    if let Some(port) = sink {
+        // The alert functions may post to the sink, and an SLO over the
+        // clients' traffic is checked every second.
+        config.functions.http_allow = vec![format!("127.0.0.1:{port}")];
+        config.errors.slo_check_every = "1s".into();
+        config.errors.slo = vec![qyl::config::SloConfig {
+            name: "bench".into(),
+            service: "svc-1".into(),
+            span_name: None,
+            genai_operation: None,
+            objective: 99.9,
+            window: "30d".into(),
+            latency_threshold_ms: 0,
+        }];
+    }
     let server = Server::start(&config).await?;
     let loaded = server.functions().list().len();
     let template = Arc::new(Template::new());

@@ -1,7 +1,8 @@
 -- Page on-call through PagerDuty (Events API v2) when an SLO burns its
 -- error budget at page level, and resolve the incident when the SLO is
--- back to ok. The SLOs are [[errors.slo]] in qyl.toml; qyl evaluates them
--- every minute and this function gets each level change.
+-- back to ok. The SLOs are [[errors.slo]] in qyl.toml; qyl checks them every
+-- [errors] slo_check_every (15 s by default) and this function gets each
+-- level change.
 --
 --   [functions]
 --   http_allow = ["events.pagerduty.com"]

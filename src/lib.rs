@@ -39,7 +39,9 @@
 //!   is), `sessions` (`session_entities`, `session_traces`), `genai_rollup`
 //!   (`genai_minutes` and `genai_minute_labels`), `error_groups` (groups,
 //!   events, releases, as `errors::groups` decides them), `error_notes`,
-//!   `triage`, `slo_minutes`, `functions` (the function tables) and
+//!   `triage`, `slo_minutes`, `slo_transitions` (SLO level changes),
+//!   `service_minutes` (spans per service and minute with latency bins, for
+//!   the service overview), `functions` (the function tables) and
 //!   `deploys` (CI's deploy records and `error_group_changes`: when each
 //!   group became new or regressed, and which deploy fixed or quieted it,
 //!   as `errors::deploys` decides). Sessions
@@ -65,6 +67,9 @@
 //!   soft failures become `model::errors::ErrorOccurrence`s in the batch);
 //!   `auto_resolve` is the periodic job that resolves quiet groups (no
 //!   event for a while, or none since a deploy) through the writer;
+//!   `slo_watch` the one that turns SLO burn into level changes (ok,
+//!   warning, page), stored and published as `slo` records for the live
+//!   stream and `on = "slo"` functions;
 //!   `deploys` decides what a commit means for groups around deploys, and
 //!   `baseline` keeps the week of daily counts escalation compares with. `analysis` reads the evidence about a group through the
 //!   `Store` (exception chain with in-app frames first, similar groups,

@@ -692,3 +692,86 @@ async fn the_shipped_notification_scripts_stay_quiet_without_secrets() {
     assert!(!logs.contains("QYL2005"), "{logs}");
     qyl.stop();
 }
+
+/// From a burn crossing the page tier to the alert arriving: spans fail,
+/// the SLO watcher (every second here; 15 s by default) announces `page`,
+/// an `on = "slo"` function posts the webhook payload. Prints the latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_slo_page_reaches_the_webhook_by_itself() {
+    let endpoint = Endpoint::start();
+    let port = endpoint.port;
+    let dir = tempfile::tempdir().unwrap();
+    let scripts_dir = dir.path().join("scripts");
+    std::fs::create_dir(&scripts_dir).unwrap();
+    std::fs::write(
+        scripts_dir.join("page.lua"),
+        format!(
+            r#"return qyl.fn {{
+  name = "page",
+  trigger = {{ on = "slo", where = {{ level = "page", service = "shop" }} }},
+  handler = function(slo, runtime)
+    local r = runtime.http.post("http://127.0.0.1:{port}/alert", qyl.webhook.payload(qyl.alert.from_slo(slo)))
+    return r.status
+  end,
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("qyl.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[functions]
+http_allow = ["127.0.0.1:{port}"]
+
+[errors]
+slo_check_every = "1s"
+
+[[errors.slo]]
+name = "checkout"
+service = "shop"
+objective = 99.5
+"#
+        ),
+    )
+    .unwrap();
+    let q = Qyl::start_with(
+        &dir.path().join("qyl.duckdb"),
+        &[
+            "--scripts",
+            scripts_dir.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    wait_loaded(&q.http, &["page"]).await;
+    // Healthy traffic first: no alert.
+    let ok: Vec<_> = (0..50).map(|i| span(&format!("GET /cart {i}"))).collect();
+    export(&q.http, "shop", &ok).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(endpoint.received("/alert").is_empty());
+    // 30 failures in 80 requests: 37.5 % bad at 99.5 % burns at 75×.
+    let failing: Vec<_> = (0..30)
+        .map(|i| (format!("POST /checkout {i}"), Some("boom"), Vec::new()))
+        .collect();
+    export(&q.http, "shop", &failing).await;
+    let acked = Instant::now();
+    let got = endpoint.wait_for("/alert", 1).await;
+    println!(
+        "alert latency: {:?} from the failing export's acknowledgement to the webhook call (SLO checked every 1 s)",
+        got[0].at.duration_since(acked)
+    );
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["severity"], "critical", "{body}");
+    assert_eq!(body["service"], "shop");
+    assert_eq!(body["dedup_key"], "qyl-slo-checkout-shop");
+    assert_eq!(body["resolved"], false);
+    assert!(body["title"].as_str().unwrap().contains("page"), "{body}");
+    // One alert per change, not one per check.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(endpoint.received("/alert").len(), 1);
+    let done = finished(&q.http, "page", 1).await;
+    assert_eq!(done[0]["status"], "completed", "{}", done[0]);
+}
