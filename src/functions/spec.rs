@@ -509,6 +509,30 @@ fn parse_definition(
     })
 }
 
+/// `trigger.where`, if given: a table.
+fn where_table(ctx: &DefContext<'_>, where_: Value) -> Result<Option<Table>, LoadError> {
+    match where_ {
+        Value::Nil => Ok(None),
+        Value::Table(t) => Ok(Some(t)),
+        v => Err(ctx.field(
+            "trigger.where",
+            format!("expected a table, got {}", show(&v)),
+        )),
+    }
+}
+
+/// `trigger.when`, if given: a function of the record.
+fn when_function(ctx: &DefContext<'_>, when: Value) -> Result<Option<Function>, LoadError> {
+    match when {
+        Value::Nil => Ok(None),
+        Value::Function(f) => Ok(Some(f)),
+        v => Err(ctx.field(
+            "trigger.when",
+            format!("expected a function(record), got {}", show(&v)),
+        )),
+    }
+}
+
 fn parse_trigger(
     ctx: &DefContext<'_>,
     t: &Table,
@@ -565,26 +589,11 @@ fn parse_trigger(
             if !every.is_nil() {
                 return Err(ctx.field("trigger.every", "only for on = \"schedule\""));
             }
-            let filter = match where_ {
-                Value::Nil => ErrorFilter::default(),
-                Value::Table(t) => parse_error_filter(ctx, &t)?,
-                v => {
-                    return Err(ctx.field(
-                        "trigger.where",
-                        format!("expected a table, got {}", show(&v)),
-                    ))
-                }
+            let filter = match where_table(ctx, where_)? {
+                None => ErrorFilter::default(),
+                Some(t) => parse_error_filter(ctx, &t)?,
             };
-            let when = match when {
-                Value::Nil => None,
-                Value::Function(f) => Some(f),
-                v => {
-                    return Err(ctx.field(
-                        "trigger.when",
-                        format!("expected a function(record), got {}", show(&v)),
-                    ))
-                }
-            };
+            let when = when_function(ctx, when)?;
             return Ok((
                 Trigger::Error {
                     filter,
@@ -597,28 +606,11 @@ fn parse_trigger(
             if !every.is_nil() {
                 return Err(ctx.field("trigger.every", "only for on = \"schedule\""));
             }
-            let filter = match where_ {
-                Value::Nil => SloFilter::default(),
-                Value::Table(t) => {
-                    parse_slo_filter(&t).map_err(|(field, m)| ctx.field(&field, m))?
-                }
-                v => {
-                    return Err(ctx.field(
-                        "trigger.where",
-                        format!("expected a table, got {}", show(&v)),
-                    ))
-                }
+            let filter = match where_table(ctx, where_)? {
+                None => SloFilter::default(),
+                Some(t) => parse_slo_filter(&t).map_err(|(field, m)| ctx.field(&field, m))?,
             };
-            let when = match when {
-                Value::Nil => None,
-                Value::Function(f) => Some(f),
-                v => {
-                    return Err(ctx.field(
-                        "trigger.when",
-                        format!("expected a function(record), got {}", show(&v)),
-                    ))
-                }
-            };
+            let when = when_function(ctx, when)?;
             return Ok((
                 Trigger::Slo {
                     filter,
@@ -639,27 +631,9 @@ fn parse_trigger(
     if !every.is_nil() {
         return Err(ctx.field("trigger.every", "only for on = \"schedule\""));
     }
-    let where_table = match where_ {
-        Value::Nil => None,
-        Value::Table(t) => Some(t),
-        v => {
-            return Err(ctx.field(
-                "trigger.where",
-                format!("expected a table, got {}", show(&v)),
-            ))
-        }
-    };
+    let where_table = where_table(ctx, where_)?;
     let matcher = compile_where(signal, where_table.as_ref(), exists).map_err(|e| ctx.fail(e))?;
-    let when = match when {
-        Value::Nil => None,
-        Value::Function(f) => Some(f),
-        v => {
-            return Err(ctx.field(
-                "trigger.when",
-                format!("expected a function(record), got {}", show(&v)),
-            ))
-        }
-    };
+    let when = when_function(ctx, when)?;
     Ok((
         Trigger::Record {
             matcher,
