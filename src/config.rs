@@ -283,6 +283,15 @@ pub struct SloConfig {
     pub latency_threshold_ms: u64,
 }
 
+impl SloConfig {
+    /// The budget window in nanoseconds (validated at start; 30 days if
+    /// it somehow does not parse).
+    pub fn window_ns(&self) -> u64 {
+        humantime::parse_duration(self.window.trim())
+            .map_or(30 * 86_400 * 1_000_000_000, |d| d.as_nanos() as u64)
+    }
+}
+
 fn default_slo_window() -> String {
     "30d".into()
 }

@@ -39,11 +39,10 @@ async fn list_slos(
     let now = now_unix_nano();
     let mut out = Vec::new();
     for slo in &state.config.errors.slo {
-        // Validated at start: the window parses.
-        let whole = humantime::parse_duration(slo.window.trim())
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(30 * 86_400 * 1_000_000_000);
-        let (windows, total) = state.store.slo_counts(slo.name.clone(), now, whole).await?;
+        let (windows, total) = state
+            .store
+            .slo_counts(slo.name.clone(), now, slo.window_ns())
+            .await?;
         out.push(status(slo, &windows, total));
     }
     Ok(Json(out))

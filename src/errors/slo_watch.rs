@@ -44,13 +44,6 @@ pub fn change(last: SloLevel, s: &SloStatus, at_unix_nano: u64) -> Option<SloTra
     })
 }
 
-/// The whole budget window of `slo` in nanoseconds (validated at start).
-fn window_ns(slo: &SloConfig) -> u64 {
-    humantime::parse_duration(slo.window.trim())
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(30 * 86_400 * 1_000_000_000)
-}
-
 /// Runs until `stop` turns true.
 pub async fn run(
     slos: Vec<SloConfig>,
@@ -91,7 +84,7 @@ async fn check(
     let mut changes = Vec::new();
     for slo in slos {
         let (windows, whole) = match store
-            .slo_counts(slo.name.clone(), now, window_ns(slo))
+            .slo_counts(slo.name.clone(), now, slo.window_ns())
             .await
         {
             Ok(counts) => counts,

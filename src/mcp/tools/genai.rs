@@ -369,10 +369,9 @@ impl QylMcp {
             if a.service.as_ref().is_some_and(|s| s != &slo.service) {
                 continue;
             }
-            let whole = humantime::parse_duration(slo.window.trim())
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(30 * 86_400_000_000_000);
-            let (windows, total) = store.slo_counts(slo.name.clone(), until, whole).await?;
+            let (windows, total) = store
+                .slo_counts(slo.name.clone(), until, slo.window_ns())
+                .await?;
             let st = slo_status(slo, &windows, total);
             let burn: serde_json::Map<String, Value> = st
                 .windows
