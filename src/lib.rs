@@ -60,8 +60,11 @@
 //!   sequence numbers plus a broadcast that never blocks the writer; SSE,
 //!   functions and the error engine consume it.
 //! - [`errors`]: the error engine. Its pure core — stack trace parsing,
-//!   normalisation, in-app rules, message templates, fingerprints, GenAI
-//!   classification, release ordering, SLO burn math (`slo`) — and
+//!   normalisation (`paths`: deploy roots, versions and hashes stripped so
+//!   a group survives deploys), in-app rules, message templates,
+//!   fingerprints, GenAI classification, release ordering, SLO burn math
+//!   (`slo`), distinct-user sketches (`users`) — plus `regroup`, which
+//!   re-keys groups of an older fingerprint version at start, and
 //!   `capture`, which ingest runs on each export before queueing it (span
 //!   `exception` events, exception logs, ERROR spans, GenAI failures and
 //!   soft failures become `model::errors::ErrorOccurrence`s in the batch);
@@ -105,7 +108,10 @@
 //!   its final row replaces);
 //!   `record` (the userdata a handler gets) and `runtime_api` (`runtime`:
 //!   the `Store` blocked on from the worker thread within the deadline,
-//!   the hub's ring, state, logs); `engine` starts and stops the lot.
+//!   the hub's ring, state, logs); `runtime_http` and `http` (`runtime.http`
+//!   to the hosts `http_allow` names, on a small runtime of its own),
+//!   `secrets` (`runtime.secret`, scrubbed from all a VM hands back),
+//!   `slo_filter` (`where` of `on = "slo"`); `engine` starts and stops the lot.
 //!   `storage::writer::derived::functions` is its table writer.
 //! - [`api`]: the HTTP API on the main port: thin handlers (one file per
 //!   resource; `sessions` and `genai` for the LLM views) that parse query
