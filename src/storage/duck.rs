@@ -13,6 +13,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::ops::Deref;
 use std::ptr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use duckdb::core::{DataChunkHandle, FlatVector, LogicalTypeHandle, LogicalTypeId};
 use duckdb::ffi;
@@ -163,6 +164,50 @@ impl RawConn {
         unsafe {
             let mut result: ffi::duckdb_result = std::mem::zeroed();
             let state = ffi::duckdb_query(self.con, c_sql.as_ptr(), &mut result);
+            finish(state, &mut result, sql)
+        }
+    }
+
+    /// Runs a statement that DuckDB spreads over its worker threads
+    /// (CHECKPOINT), sleeping for `idle` whenever none of its tasks is left
+    /// for this thread to take.
+    ///
+    /// `duckdb_query` drives such a statement by polling: while the last
+    /// tasks run on worker threads, the calling thread asks for a task in a
+    /// tight loop. On two cores a background checkpoint spent most of a
+    /// core that way (the `qyl-checkpoint` thread was 17% of qyl's CPU under
+    /// ingest, nearly all of it in the scheduler's queue and mutexes), taken
+    /// from decoding and the writer. Driving the pending result by hand
+    /// takes every task this thread can run, and waits instead of polling.
+    pub fn execute_without_polling(&self, sql: &str, idle: Duration) -> Result<(), DuckError> {
+        let stmt = self.prepare(sql)?;
+        // SAFETY: stmt is a successful prepared statement without
+        // parameters; pending and result are filled by DuckDB and destroyed
+        // before returning, on every path.
+        unsafe {
+            let mut pending: ffi::duckdb_pending_result = ptr::null_mut();
+            if ffi::duckdb_pending_prepared(stmt.stmt, &mut pending) != ffi::DuckDBSuccess {
+                let message = pending_error(pending);
+                ffi::duckdb_destroy_pending(&mut pending);
+                return Err(err(sql, message));
+            }
+            loop {
+                match ffi::duckdb_pending_execute_task(pending) {
+                    ffi::duckdb_pending_state_DUCKDB_PENDING_RESULT_READY => break,
+                    ffi::duckdb_pending_state_DUCKDB_PENDING_NO_TASKS_AVAILABLE => {
+                        std::thread::sleep(idle)
+                    }
+                    ffi::duckdb_pending_state_DUCKDB_PENDING_RESULT_NOT_READY => {}
+                    _ => {
+                        let message = pending_error(pending);
+                        ffi::duckdb_destroy_pending(&mut pending);
+                        return Err(err(sql, message));
+                    }
+                }
+            }
+            let mut result: ffi::duckdb_result = std::mem::zeroed();
+            let state = ffi::duckdb_execute_pending(pending, &mut result);
+            ffi::duckdb_destroy_pending(&mut pending);
             finish(state, &mut result, sql)
         }
     }
@@ -353,6 +398,22 @@ impl RawPrepared {
 ///
 /// # Safety
 /// `result` must have been filled by a DuckDB query or execute call.
+/// The error message a pending result carries.
+///
+/// # Safety
+/// `pending` is null or a pending result not yet destroyed.
+unsafe fn pending_error(pending: ffi::duckdb_pending_result) -> String {
+    if pending.is_null() {
+        return "unknown error".to_string();
+    }
+    let e = unsafe { ffi::duckdb_pending_error(pending) };
+    if e.is_null() {
+        "unknown error".to_string()
+    } else {
+        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+    }
+}
+
 unsafe fn finish(
     state: ffi::duckdb_state,
     result: &mut ffi::duckdb_result,
@@ -680,5 +741,45 @@ impl Chunk {
             // whose storage is u64, and i < len <= capacity.
             unsafe { vector.as_mut_ptr::<u64>().add(i).write(first + i as u64) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_run_without_polling_finish_and_report_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.duckdb");
+        let db = Database::open(path.to_str().unwrap(), &[("threads", "2".to_string())]).unwrap();
+        let raw = db.raw_connection().unwrap();
+        let idle = Duration::from_millis(1);
+        // Large enough that DuckDB splits it into tasks for its workers.
+        raw.execute_without_polling(
+            "CREATE TABLE t AS SELECT range AS i, range::VARCHAR AS s FROM range(3000000)",
+            idle,
+        )
+        .unwrap();
+        let wal = dir.path().join("t.duckdb.wal");
+        assert!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) > 0);
+        raw.execute_without_polling("CHECKPOINT", idle).unwrap();
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+        let conn = db.connect().unwrap();
+        let (n, sum): (i64, i64) = conn
+            .query_row("SELECT count(*), sum(i)::BIGINT FROM t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((n, sum), (3_000_000, 3_000_000 * 2_999_999 / 2));
+
+        let e = raw
+            .execute_without_polling("CHECKPOINT no_such_database", idle)
+            .unwrap_err();
+        assert!(e.to_string().contains("no_such_database"), "{e}");
+        let e = raw
+            .execute_without_polling("SELECT 1 / 0::INTEGER + 'x'::INTEGER", idle)
+            .unwrap_err();
+        assert!(e.to_string().contains("Conversion"), "{e}");
     }
 }

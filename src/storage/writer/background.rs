@@ -10,7 +10,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use super::WriterStats;
-use crate::storage::{Conn, StorageError};
+use crate::storage::duck::RawConn;
+use crate::storage::StorageError;
 
 /// Set once to stop the checkpoint thread, which sleeps on the condvar.
 pub(super) type StopFlag = (Mutex<bool>, Condvar);
@@ -34,8 +35,12 @@ pub(super) fn spawn_reaper() -> Result<(Sender<Garbage>, JoinHandle<()>), Storag
     Ok((tx, thread))
 }
 
+/// How long the checkpoint thread waits when DuckDB's worker threads hold
+/// the checkpoint's remaining tasks (see `RawConn::execute_without_polling`).
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(1);
+
 pub(super) fn spawn_checkpointer(
-    conn: Conn,
+    conn: RawConn,
     every: Duration,
     stop: Arc<StopFlag>,
     stats: Arc<WriterStats>,
@@ -52,7 +57,7 @@ pub(super) fn spawn_checkpointer(
                 return;
             }
             drop(stopped);
-            match conn.execute_batch("CHECKPOINT") {
+            match conn.execute_without_polling("CHECKPOINT", CHECKPOINT_IDLE) {
                 Ok(()) => {
                     stats.checkpoints.fetch_add(1, Ordering::Relaxed);
                 }

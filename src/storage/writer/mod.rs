@@ -160,7 +160,7 @@ impl Writer {
         let checkpointer = if is_file {
             let stop = Arc::new((Mutex::new(false), Condvar::new()));
             let thread = spawn_checkpointer(
-                conn,
+                db.raw_connection()?,
                 config.checkpoint_interval,
                 stop.clone(),
                 stats.clone(),
