@@ -18,7 +18,10 @@
 //!
 //! For each phase: spans committed per second (qyl's own counter), qyl's
 //! total CPU (utime + stime of the child) per committed span, that CPU by
-//! thread group, the writer's per-step times, and the peak RSS. After
+//! thread group, the writer's per-step times, how long checkpoints took and
+//! how many commits took over 100 ms (commits wait while a checkpoint runs,
+//! so this is where the export latency's tail comes from), and the peak
+//! RSS. After
 //! SIGTERM (qyl checkpoints as it stops): bytes on disk per stored span.
 //! The baseline, from the same run: prost decoding the same requests in this
 //! process, one thread, timed with the thread's CPU clock.
@@ -880,7 +883,11 @@ struct Phase {
     /// Writer seconds per step in the window.
     steps: BTreeMap<String, f64>,
     checkpoints: f64,
+    /// Seconds spent in the phase's checkpoints (commits wait meanwhile).
+    checkpoint_secs: f64,
     commits: f64,
+    /// Commits that took longer than 100 ms (p99 export latency target).
+    slow_commits: f64,
     duplicates: f64,
     aligned: bool,
     /// VmHWM of qyl at the end of the phase, KiB.
@@ -1002,7 +1009,10 @@ impl Bench {
             groups: kinds.by_group(self.qyl_pid, &a.qyl, &b.qyl),
             steps,
             checkpoints: b.metrics.checkpoints() - a.metrics.checkpoints(),
+            checkpoint_secs: delta("qyl_checkpoint_duration_seconds_sum"),
             commits: delta("qyl_commits_total"),
+            slow_commits: delta("qyl_commit_duration_seconds_count")
+                - delta("qyl_commit_duration_seconds_bucket{le=\"0.1\"}"),
             duplicates: delta("qyl_duplicate_spans_total"),
             aligned: a.aligned && b.aligned,
             hwm_kb: proc_status_kb(self.qyl_pid, "VmHWM").unwrap_or(0),
@@ -1305,7 +1315,12 @@ fn report(phases: &[Phase], decode_us: f64, gunzip_decode_us: f64) {
             format!("{} exports timed", p.latencies.len()),
             format!("{:.0} commits", p.commits),
             format!("{:.0} rows/commit", p.spans / p.commits.max(1.0)),
-            format!("{:.0} checkpoints", p.checkpoints),
+            format!(
+                "{:.0} checkpoints of {:.0} ms on average",
+                p.checkpoints,
+                p.checkpoint_secs * 1e3 / p.checkpoints.max(1.0)
+            ),
+            format!("{:.0} commits over 100 ms", p.slow_commits),
             format!("VmHWM {:.0} MB", p.hwm_kb as f64 / 1024.0),
         ];
         if !p.aligned {

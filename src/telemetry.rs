@@ -59,6 +59,7 @@ pub struct Snapshot {
     /// The writer thread's time by step (seconds since start).
     pub writer_steps: Vec<(&'static str, f64)>,
     pub checkpoints: u64,
+    pub checkpoint_duration: HistogramSnapshot,
     pub live_clients: usize,
     pub live_lagged: u64,
     pub live_skipped: u64,
@@ -97,6 +98,7 @@ impl Snapshot {
             commit_duration: w.commit_duration.snapshot(),
             writer_steps: w.steps.snapshot(),
             checkpoints: w.checkpoints.load(Relaxed),
+            checkpoint_duration: w.checkpoint_duration.snapshot(),
             live_clients: state.live.open(),
             live_lagged: state.live.lagged_streams(),
             live_skipped: state.live.skipped_events(),
@@ -195,6 +197,11 @@ pub fn render(s: &Snapshot) -> String {
         "counter",
         "Background checkpoints of the write-ahead log.",
         s.checkpoints as f64,
+    );
+    out.histogram(
+        "qyl_checkpoint_duration_seconds",
+        "Time each background checkpoint took; commits wait while one runs.",
+        &s.checkpoint_duration,
     );
     out.single(
         "qyl_live_clients",
@@ -359,6 +366,11 @@ mod tests {
             },
             writer_steps: vec![("append", 1.5), ("session_entities", 0.25)],
             checkpoints: 6,
+            checkpoint_duration: HistogramSnapshot {
+                buckets: vec![(0.5, 1), (1.0, 5)],
+                sum_secs: 4.25,
+                count: 6,
+            },
             live_clients: 2,
             live_lagged: 1,
             live_skipped: 96,
@@ -392,6 +404,10 @@ mod tests {
             "qyl_commit_duration_seconds_sum 0.75",
             "qyl_commit_duration_seconds_count 5",
             "qyl_uptime_seconds 12.5",
+            "# TYPE qyl_checkpoint_duration_seconds histogram",
+            "qyl_checkpoint_duration_seconds_bucket{le=\"1\"} 5",
+            "qyl_checkpoint_duration_seconds_bucket{le=\"+Inf\"} 6",
+            "qyl_checkpoint_duration_seconds_sum 4.25",
             "qyl_writer_seconds_total{step=\"session_entities\"} 0.25",
             "qyl_build_info{version=\"0.1.0\\\"x\"} 1",
             "qyl_function_invocations_total{function=\"alert\",status=\"failed\"} 1",
@@ -405,7 +421,7 @@ mod tests {
         }
         // Each family is declared once, before its samples.
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(types, 19);
+        assert_eq!(types, 20);
         assert!(text.ends_with('\n'));
     }
 }

@@ -57,9 +57,11 @@ pub(super) fn spawn_checkpointer(
                 return;
             }
             drop(stopped);
+            let started = std::time::Instant::now();
             match conn.execute_without_polling("CHECKPOINT", CHECKPOINT_IDLE) {
                 Ok(()) => {
                     stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                    stats.checkpoint_duration.record(started.elapsed());
                 }
                 Err(e) => tracing::debug!(error = %e, "background checkpoint skipped"),
             }

@@ -21,6 +21,9 @@ pub struct WriterStats {
     pub metrics_committed: AtomicU64,
     /// Time from the start of a successful commit to its answer.
     pub commit_duration: DurationHistogram,
+    /// How long each background checkpoint took: commits wait while one
+    /// runs, so its length bounds the export latency's tail.
+    pub checkpoint_duration: DurationHistogram,
     /// Where the writer thread's time goes, step by step.
     pub steps: StepTimes,
     /// Whether the writer thread runs and gets through its work, for the
