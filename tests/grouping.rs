@@ -405,12 +405,38 @@ async fn a_user_is_counted_once_across_restarts() {
         if round == 2 {
             errors.push((bug(), "newcomer"));
         }
+        let stored_before = sketch_row(&q, id).await;
         send_errors(&q, "1.0.0", &errors, 10_000 * round).await;
         let want = if round == 1 { 310 } else { 461 };
         let g = group_where(&q, id, "counted", |g| g["count"] == want).await;
         let users = if round == 1 { 150 } else { 151 };
         assert_eq!(g["user_count"], users, "after restart {round}");
+        // The sketch row is rewritten only when a user is new to it.
+        let stored_after = sketch_row(&q, id).await;
+        if round == 1 {
+            assert_eq!(stored_after, stored_before, "no new user, same row");
+        } else {
+            assert_ne!(stored_after, stored_before, "a newcomer, a new row");
+        }
     }
+}
+
+/// The row holding group `id`'s user sketch: its rowid (new when the row
+/// is rewritten) and the sketch.
+async fn sketch_row(q: &Qyl, id: i64) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/sql", q.http))
+        .json(&json!({
+            "sql": format!("SELECT rowid, sketch FROM error_group_users WHERE group_id = {id}")
+        }))
+        .send()
+        .await
+        .expect("POST /api/v1/sql");
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("JSON body");
+    assert!(status.is_success(), "{status} {body}");
+    assert_eq!(body["rows"].as_array().map(Vec::len), Some(1), "{body}");
+    body["rows"][0].clone()
 }
 
 /// The application every deploy root below holds: an app factory that

@@ -15,16 +15,16 @@
 //! counts as pending summary work, so it runs at once, before any event is
 //! grouped, and readers that settle wait for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Committing, Derived};
+use crate::errors::baseline::{BASELINE_DAYS, DAY_NS};
+use crate::errors::deploys;
 use crate::errors::groups::{
     Applied, Group, GroupBook, GroupSettings, Release, ReleaseKey, State, MINUTE_NS,
 };
-use std::collections::HashSet;
-
-use crate::errors::baseline::{BASELINE_DAYS, DAY_NS};
-use crate::errors::deploys;
 use crate::errors::regroup::{self, OldGroup, Plan, StoredEvent};
 use crate::errors::releases::parse_version;
 use crate::errors::users::{user_hash, UserSketch};
@@ -43,6 +43,12 @@ pub struct ErrorGroups {
     upgrading: bool,
     /// Commits that held the upgrade and failed.
     upgrade_failures: u32,
+    /// Per group, a hash of its user sketch as stored, so a commit that
+    /// brings no new user to a group does not rewrite its sketch (a
+    /// DELETE and an append of up to 5 KB per group and commit).
+    stored_sketches: HashMap<i64, u64>,
+    /// What this commit stores, made current when it commits.
+    staged_sketches: Vec<(i64, u64)>,
 }
 
 /// After this many failed commits the upgrade is given up (and logged), so
@@ -72,11 +78,19 @@ impl ErrorGroups {
         let plan = plan_regroup(conn, &state, &settings)?;
         let users = backfill_users(conn, &state, &with_sketch)?;
         let upgrade = (!plan.is_empty() || !users.is_empty()).then_some(Upgrade { plan, users });
+        let stored_sketches = state
+            .groups
+            .values()
+            .filter(|g| with_sketch.contains(&g.id))
+            .map(|g| (g.id, xxh3_64(g.user_sketch.encode().as_bytes())))
+            .collect();
         Ok(ErrorGroups {
             book: GroupBook::new(settings, state),
             upgrade,
             upgrading: false,
             upgrade_failures: 0,
+            stored_sketches,
+            staged_sketches: Vec::new(),
         })
     }
 
@@ -168,7 +182,7 @@ impl ErrorGroups {
                 app.append(c)?;
             }
             app.flush()?;
-            write_user_sketches(raw, &rows)?;
+            write_user_sketches(raw, &rows, &self.stored_sketches, &mut self.staged_sketches)?;
         }
         let dirty: Vec<(&ReleaseKey, &Release)> = self
             .book
@@ -274,6 +288,7 @@ impl Derived for ErrorGroups {
 
     fn committed(&mut self, publish: &mut Vec<Record>) {
         self.book.commit(publish);
+        self.stored_sketches.extend(self.staged_sketches.drain(..));
         if std::mem::take(&mut self.upgrading) {
             if let Some(up) = self.upgrade.take() {
                 tracing::info!(
@@ -290,6 +305,7 @@ impl Derived for ErrorGroups {
 
     fn rolled_back(&mut self) {
         self.book.rollback();
+        self.staged_sketches.clear();
         if std::mem::take(&mut self.upgrading) {
             self.upgrade_failures += 1;
             if self.upgrade_failures >= UPGRADE_ATTEMPTS {
@@ -554,12 +570,27 @@ fn load_recent_days(conn: &Conn, state: &mut State, now: u64) -> Result<(), Stor
 
 const USER_COLS: &[Col] = &[Col::Bigint, Col::Varchar];
 
-/// Rewrites the user sketches of the groups a commit touched.
-fn write_user_sketches(raw: &RawConn, groups: &[&Group]) -> Result<(), DuckError> {
+/// Rewrites the user sketches of the groups a commit touched whose users
+/// changed since they were stored (`stored`: hashes of the stored
+/// encodings); what it writes goes to `staged`.
+fn write_user_sketches(
+    raw: &RawConn,
+    groups: &[&Group],
+    stored: &HashMap<i64, u64>,
+    staged: &mut Vec<(i64, u64)>,
+) -> Result<(), DuckError> {
     let rows: Vec<(i64, String)> = groups
         .iter()
         .filter(|g| !g.user_sketch.is_empty())
         .map(|g| (g.id, g.user_sketch.encode()))
+        .filter(|(id, text)| {
+            let hash = xxh3_64(text.as_bytes());
+            if stored.get(id) == Some(&hash) {
+                return false;
+            }
+            staged.push((*id, hash));
+            true
+        })
         .collect();
     if rows.is_empty() {
         return Ok(());
