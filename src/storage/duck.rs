@@ -224,11 +224,7 @@ impl RawConn {
         unsafe {
             if ffi::duckdb_prepare(self.con, c_sql.as_ptr(), &mut stmt) != ffi::DuckDBSuccess {
                 let e = ffi::duckdb_prepare_error(stmt);
-                let message = if e.is_null() {
-                    "unknown error".to_string()
-                } else {
-                    CStr::from_ptr(e).to_string_lossy().into_owned()
-                };
+                let message = c_message(e, "unknown error");
                 ffi::duckdb_destroy_prepare(&mut stmt);
                 return Err(err(sql, message));
             }
@@ -332,11 +328,7 @@ impl RawConn {
             let n = ffi::duckdb_extract_statements(self.con, c_sql.as_ptr(), &mut extracted);
             if n == 0 {
                 let e = ffi::duckdb_extract_statements_error(extracted);
-                let message = if e.is_null() {
-                    "no statement found".to_string()
-                } else {
-                    CStr::from_ptr(e).to_string_lossy().into_owned()
-                };
+                let message = c_message(e, "no statement found");
                 ffi::duckdb_destroy_extracted(&mut extracted);
                 return Err(err("parsing the SQL", message));
             }
@@ -354,11 +346,7 @@ impl RawConn {
                     ffi::duckdb_prepare_extracted_statement(self.con, extracted, i, &mut prepared);
                 if state != ffi::DuckDBSuccess {
                     let e = ffi::duckdb_prepare_error(prepared);
-                    let message = if e.is_null() {
-                        "could not prepare the statement".to_string()
-                    } else {
-                        CStr::from_ptr(e).to_string_lossy().into_owned()
-                    };
+                    let message = c_message(e, "could not prepare the statement");
                     ffi::duckdb_destroy_prepare(&mut prepared);
                     ffi::duckdb_destroy_extracted(&mut extracted);
                     return Err(err("preparing the SQL", message));
@@ -398,22 +386,6 @@ impl RawPrepared {
 ///
 /// # Safety
 /// `result` must have been filled by a DuckDB query or execute call.
-/// The error message a pending result carries.
-///
-/// # Safety
-/// `pending` is null or a pending result not yet destroyed.
-unsafe fn pending_error(pending: ffi::duckdb_pending_result) -> String {
-    if pending.is_null() {
-        return "unknown error".to_string();
-    }
-    let e = unsafe { ffi::duckdb_pending_error(pending) };
-    if e.is_null() {
-        "unknown error".to_string()
-    } else {
-        unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-    }
-}
-
 unsafe fn finish(
     state: ffi::duckdb_state,
     result: &mut ffi::duckdb_result,
@@ -423,12 +395,7 @@ unsafe fn finish(
         Ok(())
     } else {
         let e = unsafe { ffi::duckdb_result_error(result) };
-        let message = if e.is_null() {
-            "unknown error".to_string()
-        } else {
-            unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
-        };
-        Err(err(sql, message))
+        Err(err(sql, unsafe { c_message(e, "unknown error") }))
     };
     unsafe { ffi::duckdb_destroy_result(result) };
     outcome
@@ -454,9 +421,27 @@ unsafe fn appender_error(app: ffi::duckdb_appender) -> String {
     if app.is_null() {
         return "could not create the appender".into();
     }
-    let e = unsafe { ffi::duckdb_appender_error(app) };
+    unsafe { c_message(ffi::duckdb_appender_error(app), "unknown appender error") }
+}
+
+/// The error message a pending result carries.
+///
+/// # Safety
+/// `pending` must be null or a pending result not yet destroyed.
+unsafe fn pending_error(pending: ffi::duckdb_pending_result) -> String {
+    if pending.is_null() {
+        return "unknown error".to_string();
+    }
+    unsafe { c_message(ffi::duckdb_pending_error(pending), "unknown error") }
+}
+
+/// A message DuckDB returned as a C string, or `default` for none.
+///
+/// # Safety
+/// `e` must be null or a NUL-terminated string that outlives this call.
+unsafe fn c_message(e: *const c_char, default: &str) -> String {
     if e.is_null() {
-        "unknown appender error".into()
+        default.to_string()
     } else {
         unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
     }
