@@ -15,7 +15,11 @@
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
 //! BENCH_ROUNDS (timed repetitions per query, default 30), BENCH_INDEX=1
 //! (add an index on trace_id, to compare), BENCH_EXPLAIN=1 (print DuckDB's
-//! profile of the trace list's first window).
+//! profile of the trace list's first window on spans) or SQL statements
+//! separated by `;;` (`{now}` and `{newest}`, the newest span's start, stand
+//! for times: each is timed and profiled), BENCH_KEEP_DB=path (generate
+//! the first size and shape there and stop; a file that already holds
+//! spans is queried instead, as old as its data has become).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +45,10 @@ async fn main() {
     for spans in sizes {
         for shape in &shapes {
             run(spans, *shape, rounds, keep.as_deref()).await;
+            // One kept file holds one database.
+            if keep.is_some() {
+                return;
+            }
         }
     }
 }
@@ -54,13 +62,29 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
     }
     let path = opts.path.clone();
     let db = storage::open(&opts).expect("opening the database");
-    let t0 = now_nanos() - shape.window_ns;
     let conn = db.connect().expect("connecting");
     let gen_start = Instant::now();
-    generate(&conn, spans, t0, shape.window_ns);
-    // No writer runs here to fold the spans into the service rollup.
-    conn.execute_batch(storage::writer::derived::service_minutes::FILL_SQL)
-        .expect("filling the service rollup");
+    // A kept file that already holds spans is queried as it is (its data
+    // as old as it has become), to study a query without generating again.
+    let (stored, newest): (u64, Option<u64>) = conn
+        .query_row(
+            "SELECT count(*), max(start_time_unix_nano) FROM spans",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("counting spans");
+    let reused = keep.is_some() && stored > 0;
+    let (spans, t0) = if reused {
+        let newest = newest.unwrap_or(0);
+        (stored, newest.saturating_sub(shape.window_ns))
+    } else {
+        let t0 = now_nanos() - shape.window_ns;
+        generate(&conn, spans, t0, shape.window_ns);
+        // No writer runs here to fold the spans into the service rollup.
+        conn.execute_batch(storage::writer::derived::service_minutes::FILL_SQL)
+            .expect("filling the service rollup");
+        (spans, t0)
+    };
     // BENCH_INDEX=1 adds an ART index on spans.trace_id, to compare: it
     // makes trace-by-id fast but its space is not reused after deletes,
     // so size retention could not keep the file bounded (see
@@ -91,7 +115,7 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
         count("service_minutes"),
         (now_nanos() - (t0 + shape.window_ns)) as f64 / 1e9
     );
-    if keep.is_some() {
+    if keep.is_some() && !reused {
         drop(conn);
         drop(db);
         println!("kept the database at {path}");
@@ -111,22 +135,37 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
             })
             .collect()
     };
-    if std::env::var_os("BENCH_EXPLAIN").is_some() {
+    if let Ok(explain) = std::env::var("BENCH_EXPLAIN") {
         let lower = now_nanos() - 60_000_000_000;
-        let sql = format!(
-            "EXPLAIN ANALYZE SELECT trace_id, min(start_time_unix_nano) AS s, count(*) FROM spans \
+        let first_window = format!(
+            "SELECT trace_id, min(start_time_unix_nano) AS s, count(*) FROM spans \
              WHERE start_time_unix_nano >= {} GROUP BY trace_id HAVING min(start_time_unix_nano) >= {} \
              ORDER BY s DESC, trace_id DESC LIMIT 51",
             lower - 120_000_000_000,
             lower
         );
-        let mut stmt = conn.prepare(&sql).expect("explain");
-        let plan: Vec<String> = stmt
-            .query_map([], |r| r.get::<_, String>(1))
-            .expect("explain")
-            .filter_map(Result::ok)
-            .collect();
-        println!("{}", plan.join("\n"));
+        let sqls = if explain == "1" {
+            first_window
+        } else {
+            explain
+        };
+        for sql in sqls.split(";;") {
+            let sql = sql
+                .replace("{now}", &now_nanos().to_string())
+                .replace("{newest}", &newest.unwrap_or(0).to_string());
+            let t = Instant::now();
+            conn.execute_batch(&sql).expect("running");
+            println!("{:.1} ms: {sql}", ms(t.elapsed()));
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN ANALYZE {sql}"))
+                .expect("explain");
+            let plan: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(1))
+                .expect("explain")
+                .filter_map(Result::ok)
+                .collect();
+            println!("{}", plan.join("\n"));
+        }
     }
     let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
 
