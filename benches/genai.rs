@@ -1,9 +1,11 @@
 //! GenAI and session benchmark: how fast the GenAI statistics and the
 //! session list answer on a large database.
 //!
-//! For each size (default 1 M and 10 M spans over the last 24 h: traces of
-//! 10 spans across 10 services with one priced GenAI call each, ~1% errors,
-//! four traces per session), it generates a DuckDB file in time order, with
+//! For each size (default 1 M and 10 M spans: traces of 10 spans across 10
+//! services with one priced GenAI call each, ~1% errors, four traces per
+//! session) and each data shape (`spread` over the last 24 h; `dense` over
+//! the last 10 minutes, as a busy system writes them; the statistics still
+//! cover 24 h), it generates a DuckDB file in time order, with
 //! `session_traces` and `session_entities` filled as the writer would have
 //! left them, then times through the store (the interface REST, MCP and Lua
 //! share), in process (`genai_minutes` and `genai_minute_labels` are filled
@@ -19,6 +21,7 @@
 //! `SELECT count(*) FROM spans WHERE start_time_unix_nano >= ?` over the
 //! same 24 h on a plain connection: the cost of touching every span once.
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
+//! BENCH_SHAPES (comma list, default "spread,dense"),
 //! BENCH_ROUNDS (timed repetitions per query, default 20), BENCH_EXPLAIN
 //! (SQL statements separated by `;;`, `{t0}` standing for the window's
 //! start: each is timed and DuckDB's profile printed, to study a query).

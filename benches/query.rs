@@ -1,9 +1,12 @@
 //! Query benchmark: how fast the read API answers on a large database.
 //!
-//! For each size (default 1 M and 10 M spans, spread over the last 24 h in
-//! traces of 10 spans across 10 services, one GenAI call and some errors per
-//! trace), it generates a DuckDB file, then times through the store (the
-//! interface REST, MCP and Lua share), in process:
+//! For each size (default 1 M and 10 M spans in traces of 10 spans across 10
+//! services, one GenAI call and some errors per trace) and each data shape
+//! (`spread` over the last 24 h, ~115 spans/s at 10 M; `dense` over the
+//! last 10 minutes, ~17k spans/s, the density a busy system's ingest
+//! produces), it generates a DuckDB file with the trace lookup and the
+//! service rollup filled as the writer leaves them, then times through the
+//! store (the interface REST, MCP and Lua share), in process:
 //!   - trace by id (the whole tree with logs),
 //!   - the first page of the trace list (no filter, and the last hour),
 //!   - a filtered span search (one service's errors),
@@ -12,7 +15,10 @@
 //! and prints p50/p99 per query. The baseline, measured in the same run, is
 //! a bare `SELECT count(*) FROM spans WHERE trace_id = ?` on a plain
 //! connection: the cost of finding one trace's rows by scanning.
+//! The newest span is as old as generating took (printed): the queries
+//! run just after a burst of ingest.
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
+//! BENCH_SHAPES (comma list, default "spread,dense"),
 //! BENCH_ROUNDS (timed repetitions per query, default 30), BENCH_INDEX=1
 //! (add an index on trace_id, to compare), BENCH_EXPLAIN=1 (print DuckDB's
 //! profile of the trace list's first window on spans) or SQL statements

@@ -439,7 +439,7 @@ fn newest_by_rows(
     if keys.len() < want {
         return Ok(None);
     }
-    keys.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    keys.sort_unstable_by_key(|(_, s)| std::cmp::Reverse(*s));
     let last = keys[want - 1].1;
     keys.retain(|(_, s)| *s >= last);
     Ok(Some(keys))
