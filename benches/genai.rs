@@ -1,9 +1,11 @@
 //! GenAI and session benchmark: how fast the GenAI statistics and the
 //! session list answer on a large database.
 //!
-//! For each size (default 1 M and 10 M spans over the last 24 h: traces of
-//! 10 spans across 10 services with one priced GenAI call each, ~1% errors,
-//! four traces per session), it generates a DuckDB file in time order, with
+//! For each size (default 1 M and 10 M spans: traces of 10 spans across 10
+//! services with one priced GenAI call each, ~1% errors, four traces per
+//! session) and each data shape (`spread` over the last 24 h; `dense` over
+//! the last 10 minutes, as a busy system writes them; the statistics still
+//! cover 24 h), it generates a DuckDB file in time order, with
 //! `session_traces` and `session_entities` filled as the writer would have
 //! left them, then times through the store (the interface REST, MCP and Lua
 //! share), in process (`genai_minutes` and `genai_minute_labels` are filled
@@ -19,6 +21,7 @@
 //! `SELECT count(*) FROM spans WHERE start_time_unix_nano >= ?` over the
 //! same 24 h on a plain connection: the cost of touching every span once.
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
+//! BENCH_SHAPES (comma list, default "spread,dense"),
 //! BENCH_ROUNDS (timed repetitions per query, default 20), BENCH_EXPLAIN
 //! (SQL statements separated by `;;`, `{t0}` standing for the window's
 //! start: each is timed and DuckDB's profile printed, to study a query).
@@ -27,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod timing;
-use timing::{ms, now_nanos, time};
+use timing::{ms, now_nanos, time, Shape};
 
 use qyl::model::genai::{GenAiSpanQuery, SessionQuery, SessionSort};
 use qyl::model::query::{GenAiFilter, PageRequest};
@@ -41,9 +44,9 @@ const TRACES_PER_SESSION: u64 = 4;
 
 /// Spans generated inside DuckDB (vectorised) in time order, then the
 /// session tables aggregated from them exactly as the writer keeps them.
-fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
+fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
     let traces = spans / SPANS_PER_TRACE;
-    let gap = 86_400_000_000_000 / traces.max(1);
+    let gap = window_ns / traces.max(1);
     let llm = "i % 10 = 5";
     let sql = format!(
         "INSERT INTO spans BY NAME SELECT
@@ -128,223 +131,245 @@ async fn main() {
     let sizes = timing::sizes();
     let rounds = timing::rounds(20);
     println!("GenAI and session benchmark: {rounds} rounds per query, p50 / p99 in ms");
+    let shapes = timing::shapes();
     for spans in sizes {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let opts = StorageOptions::file_in(dir.path());
-        let path = opts.path.clone();
-        let db = storage::open(&opts).expect("opening the database");
-        let now = now_nanos();
-        let t0 = now - 86_400_000_000_000;
-        let conn = db.connect().expect("connecting");
-        let gen_start = Instant::now();
-        generate(&conn, spans, t0);
-        let sessions: i64 = conn
-            .query_row("SELECT count(*) FROM session_entities", [], |r| r.get(0))
-            .expect("counting sessions");
-        println!(
-            "\n== {spans} spans ({} traces, {} GenAI calls, {sessions} sessions), generated in {:.1} s",
-            spans / SPANS_PER_TRACE,
-            spans / SPANS_PER_TRACE,
-            gen_start.elapsed().as_secs_f64(),
-        );
-        if let Ok(sqls) = std::env::var("BENCH_EXPLAIN") {
-            for sql in sqls.split(";;") {
-                let sql = sql.replace("{t0}", &t0.to_string());
-                let t = Instant::now();
-                conn.execute_batch(&sql).expect("running");
-                println!("{:.1} ms: {sql}", ms(t.elapsed()));
-                let mut stmt = conn
-                    .prepare(&format!("EXPLAIN ANALYZE {sql}"))
-                    .expect("explain");
-                let plan: Vec<String> = stmt
-                    .query_map([], |r| r.get::<_, String>(1))
-                    .expect("explain")
-                    .filter_map(Result::ok)
-                    .collect();
-                println!("{}", plan.join("\n"));
-            }
+        for shape in &shapes {
+            run(spans, *shape, rounds).await;
         }
-        let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
-
-        let baseline = {
-            let conn = &conn;
-            time(rounds, |_| async move {
-                let n: i64 = conn
-                    .query_row(
-                        "SELECT count(*) FROM spans WHERE start_time_unix_nano >= ?",
-                        [t0],
-                        |r| r.get(0),
-                    )
-                    .expect("counting");
-                assert_eq!(n as u64, spans);
-            })
-            .await
-        };
-        let day = GenAiFilter {
-            since: t0,
-            until: now + 1,
-            step_ns: 86_400_000_000_000 / 60,
-            ..Default::default()
-        };
-        let stats = time(rounds, |_| {
-            let store = store.clone();
-            let f = day.clone();
-            async move {
-                let s = store.genai_stats(f).await.expect("stats");
-                assert_eq!(s.totals.requests, spans / SPANS_PER_TRACE);
-                assert_eq!(s.by_model.len(), 3);
-            }
-        })
-        .await;
-        let stats_model = time(rounds, |_| {
-            let store = store.clone();
-            let f = GenAiFilter {
-                model: Some("gpt-4o".into()),
-                service: Some("svc-3".into()),
-                ..day.clone()
-            };
-            async move {
-                store.genai_stats(f).await.expect("stats");
-            }
-        })
-        .await;
-        let models = time(rounds.min(10), |_| {
-            let store = store.clone();
-            let f = day.clone();
-            async move {
-                let m = store.genai_models(f).await.expect("models");
-                assert_eq!(m.models.len(), 3);
-            }
-        })
-        .await;
-        let calls = time(rounds, |_| {
-            let store = store.clone();
-            let f = day.clone();
-            async move {
-                let p = store
-                    .genai_spans(GenAiSpanQuery {
-                        filter: f,
-                        ..Default::default()
-                    })
-                    .await
-                    .expect("calls");
-                assert_eq!(p.items.len(), 50);
-            }
-        })
-        .await;
-        let list = |q: SessionQuery| {
-            let store = store.clone();
-            async move {
-                let p = store.list_sessions(q, now_nanos()).await.expect("sessions");
-                assert_eq!(p.items.len(), 50);
-                p
-            }
-        };
-        let first_page = time(rounds, |_| {
-            let l = list(SessionQuery::default());
-            async move {
-                l.await;
-            }
-        })
-        .await;
-        let active = time(rounds, |_| {
-            let l = list(SessionQuery {
-                active_since: Some(now - 30 * 60 * 1_000_000_000),
-                ..Default::default()
-            });
-            async move {
-                l.await;
-            }
-        })
-        .await;
-        let by_cost = time(rounds, |_| {
-            let l = list(SessionQuery {
-                sort: SessionSort::Cost,
-                ..Default::default()
-            });
-            async move {
-                l.await;
-            }
-        })
-        .await;
-        let cursor = list(SessionQuery::default()).await.next_cursor;
-        let second_page = time(rounds, |_| {
-            let page = PageRequest {
-                limit: 50,
-                cursor: cursor
-                    .as_deref()
-                    .and_then(qyl::model::query::Cursor::decode),
-            };
-            let l = list(SessionQuery {
-                page,
-                ..Default::default()
-            });
-            async move {
-                l.await;
-            }
-        })
-        .await;
-        let by_user = time(rounds, |_| {
-            let store = store.clone();
-            async move {
-                let q = SessionQuery {
-                    user: Some("u7".into()),
-                    ..Default::default()
-                };
-                store.list_sessions(q, now_nanos()).await.expect("sessions");
-            }
-        })
-        .await;
-        let ids: Vec<String> = (0..=rounds as u64)
-            .map(|k| format!("sess-{}", (k * 7_919) % sessions as u64))
-            .collect();
-        let detail = time(rounds, |i| {
-            let store = store.clone();
-            let id = ids[i].clone();
-            async move {
-                let d = store
-                    .get_session(id, now_nanos())
-                    .await
-                    .expect("session")
-                    .expect("found");
-                assert_eq!(d.traces.len() as u64, TRACES_PER_SESSION);
-            }
-        })
-        .await;
-        let session_spans = time(rounds, |i| {
-            let store = store.clone();
-            let id = ids[i].clone();
-            async move {
-                let p = store
-                    .session_spans(id, PageRequest::default(), now_nanos())
-                    .await
-                    .expect("spans")
-                    .expect("found");
-                assert_eq!(p.items.len(), 40);
-            }
-        })
-        .await;
-        let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
-            println!(
-                "{name:<40} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
-                ms(p50),
-                ms(p99),
-                ms(p50) / ms(baseline.0).max(1e-9)
-            );
-        };
-        line("baseline: count(*) over 24 h", baseline, "");
-        line("genai stats, 24 h, 60 buckets", stats, "   target ≤ 100 ms");
-        line("genai stats, one model + service", stats_model, "");
-        line("genai models, 24 h", models, "");
-        line("genai calls, newest page", calls, "");
-        line("sessions, first page", first_page, "   target ≤ 50 ms");
-        line("sessions, first page, active only", active, "");
-        line("sessions, first page, by cost", by_cost, "");
-        line("sessions, second page (cursor)", second_page, "");
-        line("sessions, one user", by_user, "");
-        line("session detail (traces)", detail, "");
-        line("session spans, first page", session_spans, "");
-        drop(store);
-        drop(conn);
     }
+}
+
+/// Generates one database and times the queries on it.
+async fn run(spans: u64, shape: Shape, rounds: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = StorageOptions::file_in(dir.path());
+    let path = opts.path.clone();
+    let db = storage::open(&opts).expect("opening the database");
+    let now = now_nanos();
+    // The statistics' window: the day before the run, which the
+    // generated spans end.
+    let t0 = now - 86_400_000_000_000;
+    let conn = db.connect().expect("connecting");
+    let gen_start = Instant::now();
+    generate(&conn, spans, now - shape.window_ns, shape.window_ns);
+    let sessions: i64 = conn
+        .query_row("SELECT count(*) FROM session_entities", [], |r| r.get(0))
+        .expect("counting sessions");
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("counting rows")
+    };
+    println!(
+        "\n== {spans} spans ({} traces, {} GenAI calls, {sessions} sessions), {} ({:.0} min), generated in {:.1} s",
+        spans / SPANS_PER_TRACE,
+        spans / SPANS_PER_TRACE,
+        shape.name,
+        shape.window_ns as f64 / 60e9,
+        gen_start.elapsed().as_secs_f64(),
+    );
+    println!(
+        "   genai_minutes {} rows, genai_minute_labels {} rows, session_traces {} rows",
+        count("genai_minutes"),
+        count("genai_minute_labels"),
+        count("session_traces"),
+    );
+    if let Ok(sqls) = std::env::var("BENCH_EXPLAIN") {
+        for sql in sqls.split(";;") {
+            let sql = sql.replace("{t0}", &t0.to_string());
+            let t = Instant::now();
+            conn.execute_batch(&sql).expect("running");
+            println!("{:.1} ms: {sql}", ms(t.elapsed()));
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN ANALYZE {sql}"))
+                .expect("explain");
+            let plan: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(1))
+                .expect("explain")
+                .filter_map(Result::ok)
+                .collect();
+            println!("{}", plan.join("\n"));
+        }
+    }
+    let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
+
+    let baseline = {
+        let conn = &conn;
+        time(rounds, |_| async move {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM spans WHERE start_time_unix_nano >= ?",
+                    [t0],
+                    |r| r.get(0),
+                )
+                .expect("counting");
+            assert_eq!(n as u64, spans);
+        })
+        .await
+    };
+    let day = GenAiFilter {
+        since: t0,
+        until: now + 1,
+        step_ns: 86_400_000_000_000 / 60,
+        ..Default::default()
+    };
+    let stats = time(rounds, |_| {
+        let store = store.clone();
+        let f = day.clone();
+        async move {
+            let s = store.genai_stats(f).await.expect("stats");
+            assert_eq!(s.totals.requests, spans / SPANS_PER_TRACE);
+            assert_eq!(s.by_model.len(), 3);
+        }
+    })
+    .await;
+    let stats_model = time(rounds, |_| {
+        let store = store.clone();
+        let f = GenAiFilter {
+            model: Some("gpt-4o".into()),
+            service: Some("svc-3".into()),
+            ..day.clone()
+        };
+        async move {
+            store.genai_stats(f).await.expect("stats");
+        }
+    })
+    .await;
+    let models = time(rounds.min(10), |_| {
+        let store = store.clone();
+        let f = day.clone();
+        async move {
+            let m = store.genai_models(f).await.expect("models");
+            assert_eq!(m.models.len(), 3);
+        }
+    })
+    .await;
+    let calls = time(rounds, |_| {
+        let store = store.clone();
+        let f = day.clone();
+        async move {
+            let p = store
+                .genai_spans(GenAiSpanQuery {
+                    filter: f,
+                    ..Default::default()
+                })
+                .await
+                .expect("calls");
+            assert_eq!(p.items.len(), 50);
+        }
+    })
+    .await;
+    let list = |q: SessionQuery| {
+        let store = store.clone();
+        async move {
+            let p = store.list_sessions(q, now_nanos()).await.expect("sessions");
+            assert_eq!(p.items.len(), 50);
+            p
+        }
+    };
+    let first_page = time(rounds, |_| {
+        let l = list(SessionQuery::default());
+        async move {
+            l.await;
+        }
+    })
+    .await;
+    let active = time(rounds, |_| {
+        let l = list(SessionQuery {
+            active_since: Some(now - 30 * 60 * 1_000_000_000),
+            ..Default::default()
+        });
+        async move {
+            l.await;
+        }
+    })
+    .await;
+    let by_cost = time(rounds, |_| {
+        let l = list(SessionQuery {
+            sort: SessionSort::Cost,
+            ..Default::default()
+        });
+        async move {
+            l.await;
+        }
+    })
+    .await;
+    let cursor = list(SessionQuery::default()).await.next_cursor;
+    let second_page = time(rounds, |_| {
+        let page = PageRequest {
+            limit: 50,
+            cursor: cursor
+                .as_deref()
+                .and_then(qyl::model::query::Cursor::decode),
+        };
+        let l = list(SessionQuery {
+            page,
+            ..Default::default()
+        });
+        async move {
+            l.await;
+        }
+    })
+    .await;
+    let by_user = time(rounds, |_| {
+        let store = store.clone();
+        async move {
+            let q = SessionQuery {
+                user: Some("u7".into()),
+                ..Default::default()
+            };
+            store.list_sessions(q, now_nanos()).await.expect("sessions");
+        }
+    })
+    .await;
+    let ids: Vec<String> = (0..=rounds as u64)
+        .map(|k| format!("sess-{}", (k * 7_919) % sessions as u64))
+        .collect();
+    let detail = time(rounds, |i| {
+        let store = store.clone();
+        let id = ids[i].clone();
+        async move {
+            let d = store
+                .get_session(id, now_nanos())
+                .await
+                .expect("session")
+                .expect("found");
+            assert_eq!(d.traces.len() as u64, TRACES_PER_SESSION);
+        }
+    })
+    .await;
+    let session_spans = time(rounds, |i| {
+        let store = store.clone();
+        let id = ids[i].clone();
+        async move {
+            let p = store
+                .session_spans(id, PageRequest::default(), now_nanos())
+                .await
+                .expect("spans")
+                .expect("found");
+            assert_eq!(p.items.len(), 40);
+        }
+    })
+    .await;
+    let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
+        println!(
+            "{name:<40} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
+            ms(p50),
+            ms(p99),
+            ms(p50) / ms(baseline.0).max(1e-9)
+        );
+    };
+    line("baseline: count(*) over 24 h", baseline, "");
+    line("genai stats, 24 h, 60 buckets", stats, "   target ≤ 100 ms");
+    line("genai stats, one model + service", stats_model, "");
+    line("genai models, 24 h", models, "");
+    line("genai calls, newest page", calls, "");
+    line("sessions, first page", first_page, "   target ≤ 50 ms");
+    line("sessions, first page, active only", active, "");
+    line("sessions, first page, by cost", by_cost, "");
+    line("sessions, second page (cursor)", second_page, "");
+    line("sessions, one user", by_user, "");
+    line("session detail (traces)", detail, "");
+    line("session spans, first page", session_spans, "");
+    drop(store);
+    drop(conn);
 }

@@ -43,8 +43,6 @@ use qyl::server::Server;
 use qyl::storage::{self, StorageOptions, Store};
 
 mod common;
-// `sizes` is for the benchmarks that take a list of sizes.
-#[allow(dead_code)]
 mod timing;
 use common::generated::{generate, SPANS_PER_TRACE};
 use common::{env_or, i, s};
@@ -665,7 +663,7 @@ async fn run() {
             .expect("counting spans");
         if stored == 0 {
             let t = Instant::now();
-            generate(&conn, spans, now_nanos() - 24 * HOUR_NS);
+            generate(&conn, spans, now_nanos() - 24 * HOUR_NS, 24 * HOUR_NS);
             println!(
                 "generated {spans} spans in {:.1} s",
                 t.elapsed().as_secs_f64()

@@ -1,9 +1,12 @@
 //! Query benchmark: how fast the read API answers on a large database.
 //!
-//! For each size (default 1 M and 10 M spans, spread over the last 24 h in
-//! traces of 10 spans across 10 services, one GenAI call and some errors per
-//! trace), it generates a DuckDB file, then times through the store (the
-//! interface REST, MCP and Lua share), in process:
+//! For each size (default 1 M and 10 M spans in traces of 10 spans across 10
+//! services, one GenAI call and some errors per trace) and each data shape
+//! (`spread` over the last 24 h, ~115 spans/s at 10 M; `dense` over the
+//! last 10 minutes, ~17k spans/s, the density a busy system's ingest
+//! produces), it generates a DuckDB file with the trace lookup and the
+//! service rollup filled as the writer leaves them, then times through the
+//! store (the interface REST, MCP and Lua share), in process:
 //!   - trace by id (the whole tree with logs),
 //!   - the first page of the trace list (no filter, and the last hour),
 //!   - a filtered span search (one service's errors),
@@ -12,10 +15,17 @@
 //! and prints p50/p99 per query. The baseline, measured in the same run, is
 //! a bare `SELECT count(*) FROM spans WHERE trace_id = ?` on a plain
 //! connection: the cost of finding one trace's rows by scanning.
+//! The newest span is as old as generating took (printed): the queries
+//! run just after a burst of ingest.
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
+//! BENCH_SHAPES (comma list, default "spread,dense"),
 //! BENCH_ROUNDS (timed repetitions per query, default 30), BENCH_INDEX=1
 //! (add an index on trace_id, to compare), BENCH_EXPLAIN=1 (print DuckDB's
-//! profile of the trace list's first window).
+//! profile of the trace list's first window on spans) or SQL statements
+//! separated by `;;` (`{now}` and `{newest}`, the newest span's start, stand
+//! for times: each is timed and profiled), BENCH_KEEP_DB=path (generate
+//! the first size and shape there and stop; a file that already holds
+//! spans is queried instead, as old as its data has become).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +33,7 @@ use std::time::{Duration, Instant};
 mod common;
 mod timing;
 use common::generated::{generate, SPANS_PER_TRACE};
-use timing::{ms, now_nanos, time};
+use timing::{ms, now_nanos, time, Shape};
 
 use qyl::model::query::{PageRequest, SpanFilter, SpanQuery, TraceQuery};
 use qyl::storage::{self, StorageOptions, Store};
@@ -37,69 +47,124 @@ async fn main() {
     let rounds = timing::rounds(30);
     println!("query benchmark: {rounds} rounds per query, p50 / p99 in ms");
     let keep = std::env::var("BENCH_KEEP_DB").ok();
+    let shapes = timing::shapes();
     for spans in sizes {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut opts = StorageOptions::file_in(dir.path());
-        if let Some(keep) = &keep {
-            opts.path = keep.clone();
+        for shape in &shapes {
+            run(spans, *shape, rounds, keep.as_deref()).await;
+            // One kept file holds one database.
+            if keep.is_some() {
+                return;
+            }
         }
-        let path = opts.path.clone();
-        let db = storage::open(&opts).expect("opening the database");
-        let t0 = now_nanos() - 86_400_000_000_000;
-        let conn = db.connect().expect("connecting");
-        let gen_start = Instant::now();
-        generate(&conn, spans, t0);
+    }
+}
+
+/// Generates one database and times the queries on it.
+async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut opts = StorageOptions::file_in(dir.path());
+    if let Some(keep) = keep {
+        opts.path = keep.to_string();
+    }
+    let path = opts.path.clone();
+    let db = storage::open(&opts).expect("opening the database");
+    let conn = db.connect().expect("connecting");
+    let gen_start = Instant::now();
+    // A kept file that already holds spans is queried as it is (its data
+    // as old as it has become), to study a query without generating again.
+    let (stored, newest): (u64, Option<u64>) = conn
+        .query_row(
+            "SELECT count(*), max(start_time_unix_nano) FROM spans",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("counting spans");
+    let reused = keep.is_some() && stored > 0;
+    let (spans, t0) = if reused {
+        let newest = newest.unwrap_or(0);
+        (stored, newest.saturating_sub(shape.window_ns))
+    } else {
+        let t0 = now_nanos() - shape.window_ns;
+        generate(&conn, spans, t0, shape.window_ns);
         // No writer runs here to fold the spans into the service rollup.
         conn.execute_batch(storage::writer::derived::service_minutes::FILL_SQL)
             .expect("filling the service rollup");
-        // BENCH_INDEX=1 adds an ART index on spans.trace_id, to compare: it
-        // makes trace-by-id fast but its space is not reused after deletes,
-        // so size retention could not keep the file bounded (see
-        // BENCHMARKS.md); qyl ships without it.
-        if std::env::var_os("BENCH_INDEX").is_some() {
-            let t = Instant::now();
-            conn.execute_batch("CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id)")
-                .expect("indexing");
-            println!("index built in {:.1} s", t.elapsed().as_secs_f64());
-        }
-        let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        println!(
-            "\n== {spans} spans ({} traces), generated in {:.1} s, file {:.0} MB ({:.0} bytes/span)",
-            spans / SPANS_PER_TRACE,
-            gen_start.elapsed().as_secs_f64(),
-            file as f64 / 1e6,
-            file as f64 / spans as f64
+        (spans, t0)
+    };
+    // BENCH_INDEX=1 adds an ART index on spans.trace_id, to compare: it
+    // makes trace-by-id fast but its space is not reused after deletes,
+    // so size retention could not keep the file bounded (see
+    // BENCHMARKS.md); qyl ships without it.
+    if std::env::var_os("BENCH_INDEX").is_some() {
+        let t = Instant::now();
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id)")
+            .expect("indexing");
+        println!("index built in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("counting rows")
+    };
+    println!(
+        "\n== {spans} spans ({} traces), {} ({:.0} min), generated in {:.1} s, file {:.0} MB ({:.0} bytes/span)",
+        spans / SPANS_PER_TRACE,
+        shape.name,
+        shape.window_ns as f64 / 60e9,
+        gen_start.elapsed().as_secs_f64(),
+        file as f64 / 1e6,
+        file as f64 / spans as f64
+    );
+    println!(
+        "   trace_index {} rows, service_minutes {} rows; newest span {:.1} s before the queries",
+        count("trace_index"),
+        count("service_minutes"),
+        (now_nanos() - (t0 + shape.window_ns)) as f64 / 1e9
+    );
+    if keep.is_some() && !reused {
+        drop(conn);
+        drop(db);
+        println!("kept the database at {path}");
+        return;
+    }
+    // Trace ids to look up, spread over the whole day.
+    let ids: Vec<String> = {
+        let traces = spans / SPANS_PER_TRACE;
+        let mut stmt = conn
+            .prepare("SELECT md5(CAST(? AS VARCHAR))")
+            .expect("preparing");
+        (0..=rounds as u64)
+            .map(|k| {
+                let n = (k * 7_919_993) % traces;
+                stmt.query_row([n], |r| r.get::<_, String>(0))
+                    .expect("an id")
+            })
+            .collect()
+    };
+    if let Ok(explain) = std::env::var("BENCH_EXPLAIN") {
+        let lower = now_nanos() - 60_000_000_000;
+        let first_window = format!(
+            "SELECT trace_id, min(start_time_unix_nano) AS s, count(*) FROM spans \
+             WHERE start_time_unix_nano >= {} GROUP BY trace_id HAVING min(start_time_unix_nano) >= {} \
+             ORDER BY s DESC, trace_id DESC LIMIT 51",
+            lower - 120_000_000_000,
+            lower
         );
-        if keep.is_some() {
-            drop(conn);
-            drop(db);
-            println!("kept the database at {path}");
-            return;
-        }
-        // Trace ids to look up, spread over the whole day.
-        let ids: Vec<String> = {
-            let traces = spans / SPANS_PER_TRACE;
-            let mut stmt = conn
-                .prepare("SELECT md5(CAST(? AS VARCHAR))")
-                .expect("preparing");
-            (0..=rounds as u64)
-                .map(|k| {
-                    let n = (k * 7_919_993) % traces;
-                    stmt.query_row([n], |r| r.get::<_, String>(0))
-                        .expect("an id")
-                })
-                .collect()
+        let sqls = if explain == "1" {
+            first_window
+        } else {
+            explain
         };
-        if std::env::var_os("BENCH_EXPLAIN").is_some() {
-            let lower = now_nanos() - 60_000_000_000;
-            let sql = format!(
-                "EXPLAIN ANALYZE SELECT trace_id, min(start_time_unix_nano) AS s, count(*) FROM spans \
-                 WHERE start_time_unix_nano >= {} GROUP BY trace_id HAVING min(start_time_unix_nano) >= {} \
-                 ORDER BY s DESC, trace_id DESC LIMIT 51",
-                lower - 120_000_000_000,
-                lower
-            );
-            let mut stmt = conn.prepare(&sql).expect("explain");
+        for sql in sqls.split(";;") {
+            let sql = sql
+                .replace("{now}", &now_nanos().to_string())
+                .replace("{newest}", &newest.unwrap_or(0).to_string());
+            let t = Instant::now();
+            conn.execute_batch(&sql).expect("running");
+            println!("{:.1} ms: {sql}", ms(t.elapsed()));
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN ANALYZE {sql}"))
+                .expect("explain");
             let plan: Vec<String> = stmt
                 .query_map([], |r| r.get::<_, String>(1))
                 .expect("explain")
@@ -107,131 +172,131 @@ async fn main() {
                 .collect();
             println!("{}", plan.join("\n"));
         }
-        let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
+    }
+    let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
 
-        let baseline = {
-            let conn = &conn;
-            let ids = &ids;
-            time(rounds, |i| {
-                let id = ids[i].clone();
-                async move {
-                    let n: i64 = conn
-                        .query_row(
-                            "SELECT count(*) FROM spans WHERE trace_id = ?",
-                            [&id],
-                            |r| r.get(0),
-                        )
-                        .expect("counting");
-                    assert_eq!(n, SPANS_PER_TRACE as i64);
-                }
-            })
-            .await
-        };
-        let by_id = time(rounds, |i| {
-            let store = store.clone();
+    let baseline = {
+        let conn = &conn;
+        let ids = &ids;
+        time(rounds, |i| {
             let id = ids[i].clone();
             async move {
-                let t = store.get_trace(&id).await.expect("trace").expect("found");
-                assert_eq!(t.summary.span_count, SPANS_PER_TRACE);
-            }
-        })
-        .await;
-        let first_page = time(rounds, |_| {
-            let store = store.clone();
-            async move {
-                let p = store
-                    .list_traces(TraceQuery::default())
-                    .await
-                    .expect("trace list");
-                assert_eq!(p.items.len(), 50);
-            }
-        })
-        .await;
-        let hour = now_nanos() - 3_600_000_000_000;
-        let last_hour = time(rounds, |_| {
-            let store = store.clone();
-            async move {
-                let q = TraceQuery {
-                    filter: SpanFilter {
-                        since: Some(hour),
-                        ..Default::default()
-                    },
-                    page: PageRequest::default(),
-                };
-                let p = store.list_traces(q).await.expect("trace list");
-                assert_eq!(p.items.len(), 50);
-            }
-        })
-        .await;
-        let filtered = time(rounds, |_| {
-            let store = store.clone();
-            async move {
-                let q = SpanQuery {
-                    filter: SpanFilter {
-                        service: Some("svc-3".into()),
-                        status: Some("ERROR".into()),
-                        ..Default::default()
-                    },
-                    page: PageRequest::default(),
-                };
-                let p = store.query_spans(q).await.expect("span search");
-                assert!(!p.items.is_empty());
-            }
-        })
-        .await;
-        let now = now_nanos();
-        let services = time(rounds.min(10), |_| {
-            let store = store.clone();
-            async move {
-                let s = store
-                    .services(now - 86_400_000_000_000, now, None)
-                    .await
-                    .expect("services");
-                assert_eq!(s.len(), 10);
-            }
-        })
-        .await;
-        // What the service list cost before `service_minutes`: every span
-        // of the day grouped, with t-digest percentiles.
-        let services_scan = {
-            let conn = &conn;
-            time(rounds.min(10), |_| async move {
-                let n = conn
-                    .prepare(
-                        "SELECT service_name, count(*), count(*) FILTER (WHERE status_code = 'ERROR'), \
-                         approx_quantile(duration_ns, 0.5), approx_quantile(duration_ns, 0.95), \
-                         approx_quantile(duration_ns, 0.99), max(start_time_unix_nano) \
-                         FROM spans WHERE start_time_unix_nano >= ? AND start_time_unix_nano < ? \
-                         GROUP BY service_name",
+                let n: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM spans WHERE trace_id = ?",
+                        [&id],
+                        |r| r.get(0),
                     )
-                    .expect("preparing")
-                    .query_map([now - 86_400_000_000_000, now], |_| Ok(()))
-                    .expect("scanning")
-                    .count();
-                assert_eq!(n, 10);
-            })
-            .await
-        };
-        let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
-            println!(
-                "{name:<34} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
-                ms(p50),
-                ms(p99),
-                ms(p50) / ms(baseline.0).max(1e-9)
-            );
-        };
-        line("baseline: count by trace_id scan", baseline, "");
-        line(
-            "trace by id (tree + logs)",
-            by_id,
-            "   target ≤ 10 ms at 10 M",
+                    .expect("counting");
+                assert_eq!(n, SPANS_PER_TRACE as i64);
+            }
+        })
+        .await
+    };
+    let by_id = time(rounds, |i| {
+        let store = store.clone();
+        let id = ids[i].clone();
+        async move {
+            let t = store.get_trace(&id).await.expect("trace").expect("found");
+            assert_eq!(t.summary.span_count, SPANS_PER_TRACE);
+        }
+    })
+    .await;
+    let first_page = time(rounds, |_| {
+        let store = store.clone();
+        async move {
+            let p = store
+                .list_traces(TraceQuery::default())
+                .await
+                .expect("trace list");
+            assert_eq!(p.items.len(), 50);
+        }
+    })
+    .await;
+    let hour = now_nanos() - 3_600_000_000_000;
+    let last_hour = time(rounds, |_| {
+        let store = store.clone();
+        async move {
+            let q = TraceQuery {
+                filter: SpanFilter {
+                    since: Some(hour),
+                    ..Default::default()
+                },
+                page: PageRequest::default(),
+            };
+            let p = store.list_traces(q).await.expect("trace list");
+            assert_eq!(p.items.len(), 50);
+        }
+    })
+    .await;
+    let filtered = time(rounds, |_| {
+        let store = store.clone();
+        async move {
+            let q = SpanQuery {
+                filter: SpanFilter {
+                    service: Some("svc-3".into()),
+                    status: Some("ERROR".into()),
+                    ..Default::default()
+                },
+                page: PageRequest::default(),
+            };
+            let p = store.query_spans(q).await.expect("span search");
+            assert!(!p.items.is_empty());
+        }
+    })
+    .await;
+    let now = now_nanos();
+    let services = time(rounds.min(10), |_| {
+        let store = store.clone();
+        async move {
+            let s = store
+                .services(now - 86_400_000_000_000, now, None)
+                .await
+                .expect("services");
+            assert_eq!(s.len(), 10);
+        }
+    })
+    .await;
+    // What the service list cost before `service_minutes`: every span
+    // of the day grouped, with t-digest percentiles.
+    let services_scan = {
+        let conn = &conn;
+        time(rounds.min(10), |_| async move {
+            let n = conn
+                .prepare(
+                    "SELECT service_name, count(*), count(*) FILTER (WHERE status_code = 'ERROR'), \
+                     approx_quantile(duration_ns, 0.5), approx_quantile(duration_ns, 0.95), \
+                     approx_quantile(duration_ns, 0.99), max(start_time_unix_nano) \
+                     FROM spans WHERE start_time_unix_nano >= ? AND start_time_unix_nano < ? \
+                     GROUP BY service_name",
+                )
+                .expect("preparing")
+                .query_map([now - 86_400_000_000_000, now], |_| Ok(()))
+                .expect("scanning")
+                .count();
+            assert_eq!(n, 10);
+        })
+        .await
+    };
+    let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
+        println!(
+            "{name:<34} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
+            ms(p50),
+            ms(p99),
+            ms(p50) / ms(baseline.0).max(1e-9)
         );
-        line("trace list, first page", first_page, "   target ≤ 50 ms");
-        line("trace list, first page, last 1 h", last_hour, "");
-        line("spans: service=svc-3 status=error", filtered, "");
-        line("services, 24 h, p50/p95/p99", services, "");
-        line("  before: services straight from spans", services_scan, "");
-        drop(store);
-        drop(conn);
-    }
+    };
+    line("baseline: count by trace_id scan", baseline, "");
+    line(
+        "trace by id (tree + logs)",
+        by_id,
+        "   target ≤ 10 ms at 10 M",
+    );
+    line("trace list, first page", first_page, "   target ≤ 50 ms");
+    line("trace list, first page, last 1 h", last_hour, "");
+    line("spans: service=svc-3 status=error", filtered, "");
+    line("services, 24 h, p50/p95/p99", services, "");
+    line("  before: services straight from spans", services_scan, "");
+    drop(store);
+    drop(conn);
 }

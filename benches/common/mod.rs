@@ -232,9 +232,10 @@ impl Template {
 }
 
 /// The read-side benchmarks' database (`query`, `mcp`): spans generated
-/// inside DuckDB, traces of 10 spans over the 24 h after `t0`, across 10
-/// services, one GenAI call and ~1% errors per trace, so the read paths are
-/// measured on the same data.
+/// inside DuckDB, traces of 10 spans evenly over `window_ns` after `t0`
+/// (24 h, or 10 minutes for the dense shape), across 10 services, one
+/// GenAI call and ~1% errors per trace, so the read paths are measured on
+/// the same data.
 pub mod generated {
     use qyl::storage;
 
@@ -242,9 +243,9 @@ pub mod generated {
 
     /// Generated inside DuckDB (vectorised), in time order as ingest would
     /// have stored it.
-    pub fn generate(conn: &storage::Conn, spans: u64, t0: u64) {
+    pub fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
         let traces = spans / SPANS_PER_TRACE;
-        let gap = 86_400_000_000_000 / traces.max(1);
+        let gap = window_ns / traces.max(1);
         let sql = format!(
             "INSERT INTO spans SELECT
                 md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
@@ -290,6 +291,24 @@ pub mod generated {
         // SQL get theirs the way a database from before the lookup does.
         conn.execute_batch(storage::writer::derived::trace_index::FILL_SQL)
             .expect("filling the trace lookup");
+        in_commit_order(conn);
         conn.execute_batch("CHECKPOINT").expect("checkpointing");
+    }
+
+    /// Rewrites `trace_index` in time order. The writer appends a commit's
+    /// rows after the previous commit's, so the table's row groups hold
+    /// consecutive times and their min/max skip old ones; the fill groups
+    /// by key, which leaves the rows in hash order.
+    pub fn in_commit_order(conn: &storage::Conn) {
+        conn.execute_batch(
+            "SET threads = 1;
+             CREATE TEMP TABLE trace_index_sorted AS
+                 SELECT * FROM trace_index ORDER BY first_time_unix_nano, trace_key;
+             DELETE FROM trace_index;
+             INSERT INTO trace_index SELECT * FROM trace_index_sorted;
+             DROP TABLE trace_index_sorted;
+             RESET threads;",
+        )
+        .expect("ordering the trace lookup");
     }
 }

@@ -1,7 +1,9 @@
 //! Timing helpers shared by the read-side benchmarks (`query`, `genai`):
 //! each query runs once to warm caches, then `rounds` timed times, and is
 //! reported as p50 / p99 in milliseconds. The database sizes and round
-//! counts come from BENCH_SPANS and BENCH_ROUNDS.
+//! counts come from BENCH_SPANS and BENCH_ROUNDS, the data shapes from
+//! BENCH_SHAPES.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -55,4 +57,37 @@ pub fn rounds(default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// How the generated spans lie in time: `spread` puts them over the 24 h
+/// before the run (~115 spans/s at 10 M), `dense` over its last 10 minutes
+/// (~17k spans/s at 10 M, what a busy system writes).
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub name: &'static str,
+    /// The time the spans cover, ending at the run's start.
+    pub window_ns: u64,
+}
+
+pub const SPREAD: Shape = Shape {
+    name: "spread",
+    window_ns: 86_400_000_000_000,
+};
+pub const DENSE: Shape = Shape {
+    name: "dense",
+    window_ns: 600_000_000_000,
+};
+
+/// BENCH_SHAPES: the data shapes to generate for each size, comma-separated
+/// (`spread`, `dense`; default both).
+pub fn shapes() -> Vec<Shape> {
+    std::env::var("BENCH_SHAPES")
+        .unwrap_or_else(|_| "spread,dense".into())
+        .split(',')
+        .filter_map(|s| match s.trim() {
+            "spread" => Some(SPREAD),
+            "dense" => Some(DENSE),
+            _ => None,
+        })
+        .collect()
 }
