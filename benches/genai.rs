@@ -174,21 +174,7 @@ async fn run(spans: u64, shape: Shape, rounds: usize) {
         count("session_traces"),
     );
     if let Ok(sqls) = std::env::var("BENCH_EXPLAIN") {
-        for sql in sqls.split(";;") {
-            let sql = sql.replace("{t0}", &t0.to_string());
-            let t = Instant::now();
-            conn.execute_batch(&sql).expect("running");
-            println!("{:.1} ms: {sql}", ms(t.elapsed()));
-            let mut stmt = conn
-                .prepare(&format!("EXPLAIN ANALYZE {sql}"))
-                .expect("explain");
-            let plan: Vec<String> = stmt
-                .query_map([], |r| r.get::<_, String>(1))
-                .expect("explain")
-                .filter_map(Result::ok)
-                .collect();
-            println!("{}", plan.join("\n"));
-        }
+        timing::explain(&conn, &sqls, |sql| sql.replace("{t0}", &t0.to_string()));
     }
     let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
 

@@ -46,225 +46,58 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
+
+mod common;
+use common::grpc::RawCodec;
+use common::{env_or, i, s, SPANS_PER_REQUEST};
 
 // The allocator qyl uses, so the decode baseline allocates as qyl does.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SPANS_PER_REQUEST: usize = 512;
-const SPANS_PER_TRACE: usize = 8;
 /// The target for total qyl CPU per stored span.
 const TARGET_US_PER_SPAN: f64 = 9.0;
 const WARM_UP: Duration = Duration::from_secs(2);
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 // ---------------------------------------------------------------------------
 // What the clients send: one encoded 512-span export whose ids are patched in
-// place per request (a copy of benches/common's technique, with a resource of
-// ten attributes and times near now, so retention keeps the spans).
+// place per request.
 
-fn kv(key: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
-}
-fn s(key: &str, v: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(v.into()))
-}
-fn i(key: &str, v: i64) -> KeyValue {
-    kv(key, any_value::Value::IntValue(v))
-}
-
-/// HTTP server spans with DB and GenAI client spans beneath, a dozen
-/// attributes each, one span in 50 an error, a `retry` event on one span in
-/// eight, SDK resource attributes. Ids are marker bytes found later.
-fn template_request(t0_ns: u64) -> ExportTraceServiceRequest {
-    let spans = (0..SPANS_PER_REQUEST)
-        .map(|n| {
-            let pos = n % SPANS_PER_TRACE;
-            let mut attributes = vec![
-                s("http.request.method", "POST"),
-                s("url.path", "/v1/chat/completions"),
-                i("http.response.status_code", 200),
-                s("server.address", "api.internal.example"),
-                i("server.port", 8443),
-                s("user.id", "u-4f1c2a9e"),
-                s("session.id", "sess-20261123-7f3a"),
-                s("network.protocol.version", "1.1"),
-            ];
-            if pos == 1 {
-                attributes.extend([
-                    s("gen_ai.provider.name", "openai"),
-                    s("gen_ai.operation.name", "chat"),
-                    s("gen_ai.request.model", "gpt-4o-mini"),
-                    s("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
-                    i("gen_ai.usage.input_tokens", 1834),
-                    i("gen_ai.usage.output_tokens", 212),
-                ]);
-            } else {
-                attributes.extend([
-                    s("db.system.name", "postgresql"),
-                    s(
-                        "db.query.text",
-                        "SELECT id, status FROM orders WHERE customer_id = $1",
-                    ),
-                    s("thread.name", "worker-3"),
-                ]);
-            }
-            let start = t0_ns + n as u64 * 1_000_000;
-            Span {
-                trace_id: marker(0xA0, n, 16),
-                span_id: marker(0xB0, n, 8),
-                parent_span_id: if pos == 0 {
-                    Vec::new()
-                } else {
-                    marker(0xC0, n, 8)
-                },
-                name: if pos == 1 {
-                    "chat gpt-4o-mini".into()
-                } else {
-                    "SELECT orders".into()
-                },
-                kind: if pos == 0 { 2 } else { 3 },
-                start_time_unix_nano: start,
-                end_time_unix_nano: start + 42_000_000,
-                attributes,
-                events: if pos == 2 {
-                    vec![span::Event {
-                        time_unix_nano: start + 10_000_000,
-                        name: "retry".into(),
-                        attributes: vec![i("attempt", 2)],
-                        ..Default::default()
-                    }]
-                } else {
-                    Vec::new()
-                },
-                status: Some(Status {
-                    code: if n % 50 == 0 { 2 } else { 0 },
-                    message: String::new(),
-                }),
-                ..Default::default()
-            }
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    s("service.name", "chat-api"),
-                    s("service.version", "3.14.1"),
-                    s(
-                        "service.instance.id",
-                        "7f3a2c1e-0b9d-4e55-a1c2-5d8e9f001122",
-                    ),
-                    s("deployment.environment.name", "production"),
-                    s("host.name", "ip-10-0-3-17"),
-                    s("process.runtime.name", "cpython"),
-                    i("process.pid", 4711),
-                    s("telemetry.sdk.name", "opentelemetry"),
-                    s("telemetry.sdk.language", "python"),
-                    s("telemetry.sdk.version", "1.38.0"),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "opentelemetry.instrumentation.fastapi".into(),
-                    version: "0.59b0".into(),
-                    ..Default::default()
-                }),
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
-/// Unique, searchable bytes: tag, then the span number, then filler.
-fn marker(tag: u8, n: usize, len: usize) -> Vec<u8> {
-    let mut v = vec![tag, 0x5A, (n >> 8) as u8, n as u8];
-    v.resize(len, 0x77);
-    v
-}
-
-/// The encoded template plus where each id sits in it.
+/// The shared template (`benches/common`) with a resource of ten
+/// attributes and times near now, so retention keeps the spans, and
+/// request numbers unique over the whole run (all phases share one
+/// database, and a repeated id would be skipped as a retry).
 struct Template {
-    bytes: Vec<u8>,
-    trace_ids: Vec<usize>,
-    span_ids: Vec<usize>,
-    parent_ids: Vec<Option<usize>>,
-    /// Request numbers, unique over the whole run (all phases share one
-    /// database, and a repeated id would be skipped as a retry).
+    ids: common::Template,
     next: AtomicU32,
 }
 
 impl Template {
     fn new(t0_ns: u64) -> Template {
-        let bytes = template_request(t0_ns).encode_to_vec();
-        let find = |needle: &[u8]| {
-            bytes
-                .windows(needle.len())
-                .position(|w| w == needle)
-                .expect("marker in the encoded request")
-        };
-        let mut t = Template {
-            trace_ids: Vec::new(),
-            span_ids: Vec::new(),
-            parent_ids: Vec::new(),
-            bytes: bytes.clone(),
+        let mut resource = common::default_resource();
+        resource.extend([
+            s(
+                "service.instance.id",
+                "7f3a2c1e-0b9d-4e55-a1c2-5d8e9f001122",
+            ),
+            s("process.runtime.name", "cpython"),
+            i("process.pid", 4711),
+        ]);
+        Template {
+            ids: common::Template::of(&common::template_request_at(t0_ns, resource)),
             next: AtomicU32::new(0),
-        };
-        for n in 0..SPANS_PER_REQUEST {
-            t.trace_ids.push(find(&marker(0xA0, n, 16)));
-            t.span_ids.push(find(&marker(0xB0, n, 8)));
-            t.parent_ids
-                .push((n % SPANS_PER_TRACE != 0).then(|| find(&marker(0xC0, n, 8))));
         }
-        t
     }
 
     /// The next request, with ids no other request of the run has.
     fn next_request(&self) -> Vec<u8> {
         let k = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut b = self.bytes.clone();
-        for n in 0..SPANS_PER_REQUEST {
-            let trace = (n / SPANS_PER_TRACE) as u16;
-            let mut tid = [1u8; 16];
-            tid[2..6].copy_from_slice(&k.to_be_bytes());
-            tid[6..8].copy_from_slice(&trace.to_be_bytes());
-            b[self.trace_ids[n]..self.trace_ids[n] + 16].copy_from_slice(&tid);
-            let sid = |n: usize| {
-                let mut sid = [2u8; 8];
-                sid[2..6].copy_from_slice(&k.to_be_bytes());
-                sid[6..8].copy_from_slice(&(n as u16).to_be_bytes());
-                sid
-            };
-            b[self.span_ids[n]..self.span_ids[n] + 8].copy_from_slice(&sid(n));
-            if let Some(p) = self.parent_ids[n] {
-                let root = n - n % SPANS_PER_TRACE;
-                b[p..p + 8].copy_from_slice(&sid(root));
-            }
-        }
-        b
+        self.ids.request(1, k).to_vec()
     }
 }
 
@@ -316,55 +149,6 @@ impl GzipPool {
                 Bytes::from(gzip(&template.next_request()))
             }
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// gRPC: already-encoded bytes go out through a pass-through codec, so gRPC
-// clients do as little work as HTTP ones.
-
-#[derive(Clone, Default)]
-struct RawCodec;
-struct RawEncoder;
-struct ResponseDecoder;
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for ResponseDecoder {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        ExportTraceServiceResponse::decode(bytes)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(e.to_string()))
-    }
-}
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = RawEncoder;
-    type Decoder = ResponseDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> ResponseDecoder {
-        ResponseDecoder
     }
 }
 
@@ -1127,7 +911,7 @@ fn main() {
     let gunzip_decode_us = decode_us_per_span(&gz_samples, true);
     println!(
         "qyl ingest, qyl in its own process: {cores} cores, {clients} clients, {SPANS_PER_REQUEST} spans per export ({} KB protobuf, {} KB gzip), phases of >= {secs} s from checkpoint to checkpoint (every {checkpoint_every} s)",
-        template.bytes.len() / 1024,
+        template.ids.bytes.len() / 1024,
         gz_samples[0].len() / 1024,
     );
     println!(

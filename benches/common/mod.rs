@@ -44,6 +44,27 @@ pub fn i(key: &str, v: i64) -> KeyValue {
 /// carry an `exception` event with a Python stack trace, each a different
 /// id in the message so grouping has work to do).
 pub fn template_request() -> ExportTraceServiceRequest {
+    template_request_at(TEMPLATE_T0_NS, default_resource())
+}
+
+/// Where the template's spans start by default (2025-11-23).
+pub const TEMPLATE_T0_NS: u64 = 1_763_900_000_000_000_000;
+
+/// The SDK resource attributes of [`template_request`].
+pub fn default_resource() -> Vec<KeyValue> {
+    vec![
+        s("service.name", "chat-api"),
+        s("service.version", "3.14.1"),
+        s("deployment.environment.name", "production"),
+        s("host.name", "ip-10-0-3-17"),
+        s("telemetry.sdk.name", "opentelemetry"),
+        s("telemetry.sdk.language", "python"),
+        s("telemetry.sdk.version", "1.38.0"),
+    ]
+}
+
+/// [`template_request`] with spans from `t0_ns` on and another resource.
+pub fn template_request_at(t0_ns: u64, resource: Vec<KeyValue>) -> ExportTraceServiceRequest {
     let error_every = env_or("BENCH_ERROR_EVERY", 50).max(1) as usize;
     let exceptions = env_or("BENCH_EXCEPTIONS", 0) != 0;
     let spans = (0..SPANS_PER_REQUEST)
@@ -92,14 +113,14 @@ pub fn template_request() -> ExportTraceServiceRequest {
                     "SELECT orders".into()
                 },
                 kind: if pos == 0 { 2 } else { 3 },
-                start_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000,
-                end_time_unix_nano: 1_763_900_000_000_000_000 + n as u64 * 1_000_000 + 42_000_000,
+                start_time_unix_nano: t0_ns + n as u64 * 1_000_000,
+                end_time_unix_nano: t0_ns + n as u64 * 1_000_000 + 42_000_000,
                 attributes,
                 events: if exceptions && n % error_every == 0 {
-                    vec![exception_event(n)]
+                    vec![exception_event(n, t0_ns)]
                 } else if pos == 2 {
                     vec![span::Event {
-                        time_unix_nano: 1_763_900_000_010_000_000,
+                        time_unix_nano: t0_ns + 10_000_000,
                         name: "retry".into(),
                         attributes: vec![i("attempt", 2)],
                         ..Default::default()
@@ -118,15 +139,7 @@ pub fn template_request() -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![
-                    s("service.name", "chat-api"),
-                    s("service.version", "3.14.1"),
-                    s("deployment.environment.name", "production"),
-                    s("host.name", "ip-10-0-3-17"),
-                    s("telemetry.sdk.name", "opentelemetry"),
-                    s("telemetry.sdk.language", "python"),
-                    s("telemetry.sdk.version", "1.38.0"),
-                ],
+                attributes: resource,
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -144,12 +157,12 @@ pub fn template_request() -> ExportTraceServiceRequest {
 }
 
 /// An `exception` span event as the Python SDK records it.
-fn exception_event(n: usize) -> span::Event {
+fn exception_event(n: usize, t0_ns: u64) -> span::Event {
     let trace = format!(
         "Traceback (most recent call last):\n  File \"/srv/app/api/routes.py\", line 88, in create_order\n    order = service.place(cart)\n  File \"/srv/app/orders/service.py\", line 41, in place\n    self.repo.save(order)\n  File \"/srv/app/orders/repo.py\", line 17, in save\n    cursor.execute(SQL, order.values())\n  File \"/usr/lib/python3.12/site-packages/psycopg/cursor.py\", line 732, in execute\n    raise ex.with_traceback(None)\npsycopg.errors.UniqueViolation: duplicate key value violates unique constraint \"orders_pkey\" (id=ord-{n})\n"
     );
     span::Event {
-        time_unix_nano: 1_763_900_000_020_000_000,
+        time_unix_nano: t0_ns + 20_000_000,
         name: "exception".into(),
         attributes: vec![
             s("exception.type", "psycopg.errors.UniqueViolation"),
@@ -182,7 +195,12 @@ pub struct Template {
 
 impl Template {
     pub fn new() -> Template {
-        let bytes = template_request().encode_to_vec();
+        Template::of(&template_request())
+    }
+
+    /// The template of `request`, which [`template_request_at`] made.
+    pub fn of(request: &ExportTraceServiceRequest) -> Template {
+        let bytes = request.encode_to_vec();
         let find = |needle: &[u8]| {
             bytes
                 .windows(needle.len())
@@ -310,5 +328,59 @@ pub mod generated {
              RESET threads;",
         )
         .expect("ordering the trace lookup");
+    }
+}
+
+/// Sends already-encoded protobuf bytes over gRPC, so gRPC and HTTP clients
+/// do the same (small) amount of work.
+pub mod grpc {
+    use bytes::{Buf, BufMut, Bytes};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use prost::Message;
+
+    #[derive(Clone, Default)]
+    pub struct RawCodec;
+
+    pub struct RawEncoder;
+    pub struct ResponseDecoder;
+
+    impl tonic::codec::Encoder for RawEncoder {
+        type Item = Bytes;
+        type Error = tonic::Status;
+        fn encode(
+            &mut self,
+            item: Bytes,
+            dst: &mut tonic::codec::EncodeBuf<'_>,
+        ) -> Result<(), tonic::Status> {
+            dst.put(item);
+            Ok(())
+        }
+    }
+
+    impl tonic::codec::Decoder for ResponseDecoder {
+        type Item = ExportTraceServiceResponse;
+        type Error = tonic::Status;
+        fn decode(
+            &mut self,
+            src: &mut tonic::codec::DecodeBuf<'_>,
+        ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+            let bytes = src.copy_to_bytes(src.remaining());
+            ExportTraceServiceResponse::decode(bytes)
+                .map(Some)
+                .map_err(|e| tonic::Status::internal(e.to_string()))
+        }
+    }
+
+    impl tonic::codec::Codec for RawCodec {
+        type Encode = Bytes;
+        type Decode = ExportTraceServiceResponse;
+        type Encoder = RawEncoder;
+        type Decoder = ResponseDecoder;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> ResponseDecoder {
+            ResponseDecoder
+        }
     }
 }

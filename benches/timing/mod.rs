@@ -91,3 +91,24 @@ pub fn shapes() -> Vec<Shape> {
         })
         .collect()
 }
+
+/// BENCH_EXPLAIN: runs each statement of `sqls` (separated by `;;`, with
+/// `fill` replacing placeholders) once, timed, and prints DuckDB's
+/// EXPLAIN ANALYZE of it.
+pub fn explain(conn: &qyl::storage::Conn, sqls: &str, fill: impl Fn(&str) -> String) {
+    for sql in sqls.split(";;") {
+        let sql = fill(sql);
+        let t = Instant::now();
+        conn.execute_batch(&sql).expect("running");
+        println!("{:.1} ms: {sql}", ms(t.elapsed()));
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN ANALYZE {sql}"))
+            .expect("explain");
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(1))
+            .expect("explain")
+            .filter_map(Result::ok)
+            .collect();
+        println!("{}", plan.join("\n"));
+    }
+}

@@ -782,16 +782,25 @@ mod tests {
     /// the whole window, on a dense burst where some traces were exported
     /// over two commits seconds apart (so a trace's newest row can be among
     /// the newest rows while its start is older), with ties on start times.
-    #[test]
-    fn the_newest_rows_pick_the_traces_grouping_picks() {
+    /// An in-memory database with its writer, as the server runs them.
+    fn in_memory_writer() -> (crate::storage::Conn, Writer) {
         let db = open(&StorageOptions::in_memory()).unwrap();
         let conn = db.connect().unwrap();
         let writer =
             Writer::start(db, Arc::new(Hub::new(16)), WriterConfig::default(), false).unwrap();
-        let write = |batch: Batch| {
-            let rx = writer.handle().submit(batch).unwrap();
-            rx.blocking_recv().unwrap().unwrap();
-        };
+        (conn, writer)
+    }
+
+    /// Submits `batch` and waits for its commit.
+    fn commit(writer: &Writer, batch: Batch) {
+        let rx = writer.handle().submit(batch).unwrap();
+        rx.blocking_recv().unwrap().unwrap();
+    }
+
+    #[test]
+    fn the_newest_rows_pick_the_traces_grouping_picks() {
+        let (conn, writer) = in_memory_writer();
+        let write = |batch: Batch| commit(&writer, batch);
         let now = crate::model::now_unix_nano();
         let t0 = now - 60 * SEC;
         let mut id = 1u64;
@@ -857,14 +866,8 @@ mod tests {
 
     #[test]
     fn the_fast_list_pages_like_the_span_path() {
-        let db = open(&StorageOptions::in_memory()).unwrap();
-        let conn = db.connect().unwrap();
-        let writer =
-            Writer::start(db, Arc::new(Hub::new(16)), WriterConfig::default(), false).unwrap();
-        let write = |batch: Batch| {
-            let rx = writer.handle().submit(batch).unwrap();
-            rx.blocking_recv().unwrap().unwrap();
-        };
+        let (conn, writer) = in_memory_writer();
+        let write = |batch: Batch| commit(&writer, batch);
         let now = crate::model::now_unix_nano();
         let t0 = now - 20 * 60 * SEC;
         let mut id = 1u64;
