@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use super::{Committing, Derived, StagedUpsert};
+use super::{Committing, Derived, Held, HeldSums, StagedUpsert};
 use crate::model::SpanRecord;
 use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
 
@@ -142,7 +142,7 @@ struct Rollup {
     labels: HashMap<LabelKey, u64>,
 }
 
-impl Rollup {
+impl HeldSums for Rollup {
     fn is_empty(&self) -> bool {
         self.sums.is_empty() && self.labels.is_empty()
     }
@@ -273,12 +273,8 @@ fn fold<'s>(into: &mut Rollup, spans: impl Iterator<Item = &'s SpanRecord>) {
 
 /// The derived table; see the module comment.
 pub struct GenAiMinutes {
-    /// Sums of earlier commits not written yet (see `writer::derived`).
-    pending: Rollup,
-    /// This commit's sums.
-    current: Rollup,
-    /// Whether this commit writes `pending` and `current`.
-    flushing: bool,
+    /// Sums waiting for a flush (see `writer::derived`).
+    sums: Held<Rollup>,
     /// The sums, folded into `genai_minutes`.
     stage: StagedUpsert,
     /// The label counts, folded into `genai_minute_labels`.
@@ -288,9 +284,7 @@ pub struct GenAiMinutes {
 impl Default for GenAiMinutes {
     fn default() -> Self {
         GenAiMinutes {
-            pending: Rollup::default(),
-            current: Rollup::default(),
-            flushing: false,
+            sums: Held::default(),
             label_stage: StagedUpsert::new(
                 LABEL_STAGE,
                 format!(
@@ -321,14 +315,10 @@ impl Derived for GenAiMinutes {
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
         let mut current = Rollup::default();
         fold(&mut current, rows.spans());
-        self.current = current;
-        self.flushing = rows.flush();
-        if !self.flushing || (self.pending.is_empty() && self.current.is_empty()) {
-            return Ok(());
-        }
         // One row per key in the stages (the upserts need unique keys).
-        let mut all = self.pending.clone();
-        all.absorb(&self.current);
+        let Some(all) = self.sums.apply(current, rows.flush()) else {
+            return Ok(());
+        };
         let sums: Vec<(Key, Sums)> = all.sums.into_iter().collect();
         if !sums.is_empty() {
             self.stage.run(raw, &Chunk::fill(COLS, &sums, put))?;
@@ -342,30 +332,23 @@ impl Derived for GenAiMinutes {
     }
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
-        let current = std::mem::take(&mut self.current);
-        if self.flushing {
-            self.pending = Rollup::default();
-        } else {
-            self.pending.absorb(&current);
-        }
-        self.flushing = false;
+        self.sums.committed();
         self.stage.committed();
         self.label_stage.committed();
     }
 
     fn rolled_back(&mut self) {
-        self.current = Rollup::default();
-        self.flushing = false;
+        self.sums.rolled_back();
         self.stage.rolled_back();
         self.label_stage.rolled_back();
     }
 
     fn pending(&self) -> bool {
-        !self.pending.is_empty()
+        self.sums.pending()
     }
 
     fn replay(&mut self, spans: &[SpanRecord]) {
-        fold(&mut self.pending, spans.iter());
+        fold(self.sums.pending_mut(), spans.iter());
     }
 }
 

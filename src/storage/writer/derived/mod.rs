@@ -244,6 +244,65 @@ fn replayed_span(row: &duckdb::Row<'_>) -> duckdb::Result<SpanRecord> {
     })
 }
 
+/// Sums that can wait in memory for a flush: the rollups' per-key sums.
+pub trait HeldSums: Default + Clone {
+    /// Adds `other`'s sums into these.
+    fn absorb(&mut self, other: &Self);
+    fn is_empty(&self) -> bool;
+}
+
+/// The sums a rollup keeps between flushes (see the module comment): those
+/// of earlier commits, not written yet, and those of the open transaction,
+/// which join them when it commits without a flush and are forgotten when
+/// it rolls back.
+#[derive(Default)]
+pub struct Held<S> {
+    pending: S,
+    current: S,
+    flushing: bool,
+}
+
+impl<S: HeldSums> Held<S> {
+    /// Takes this commit's sums; when the commit flushes and there is
+    /// anything to write, returns all the sums to write (earlier commits'
+    /// and this one's).
+    pub fn apply(&mut self, current: S, flush: bool) -> Option<S> {
+        self.current = current;
+        self.flushing = flush;
+        if !flush || (self.pending.is_empty() && self.current.is_empty()) {
+            return None;
+        }
+        let mut all = self.pending.clone();
+        all.absorb(&self.current);
+        Some(all)
+    }
+
+    pub fn committed(&mut self) {
+        let current = std::mem::take(&mut self.current);
+        if self.flushing {
+            self.pending = S::default();
+        } else {
+            self.pending.absorb(&current);
+        }
+        self.flushing = false;
+    }
+
+    pub fn rolled_back(&mut self) {
+        self.current = S::default();
+        self.flushing = false;
+    }
+
+    /// Whether sums of committed spans wait for a flush.
+    pub fn pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The pending sums, for [`Derived::replay`] to fold spans into.
+    pub fn pending_mut(&mut self) -> &mut S {
+        &mut self.pending
+    }
+}
+
 /// A temporary staging table and the statement that folds it into a
 /// summary table: a commit's rows are appended to the stage, one upsert
 /// (planned once) moves them, and the stage is emptied. The stage is made

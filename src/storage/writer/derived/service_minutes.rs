@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use super::genai_rollup::{bin_of, MINUTE_NS};
-use super::{Committing, Derived, StagedUpsert};
+use super::{Committing, Derived, Held, HeldSums, StagedUpsert};
 use crate::model::SpanRecord;
 use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
 
@@ -102,16 +102,23 @@ impl Sums {
     }
 }
 
-type Rollup = HashMap<Key, Sums>;
+#[derive(Default, Clone)]
+struct Rollup(HashMap<Key, Sums>);
 
-fn absorb(into: &mut Rollup, from: &Rollup) {
-    for (k, v) in from {
-        match into.get_mut(k) {
-            Some(sums) => sums.merge(v),
-            None => {
-                into.insert(k.clone(), *v);
+impl HeldSums for Rollup {
+    fn absorb(&mut self, from: &Rollup) {
+        for (k, v) in &from.0 {
+            match self.0.get_mut(k) {
+                Some(sums) => sums.merge(v),
+                None => {
+                    self.0.insert(k.clone(), *v);
+                }
             }
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -132,10 +139,10 @@ fn fold<'s>(into: &mut Rollup, spans: impl Iterator<Item = &'s SpanRecord>) {
             s.deployment_environment.clone().unwrap_or_default(),
             bin_of(d),
         );
-        match into.get_mut(&key) {
+        match into.0.get_mut(&key) {
             Some(sums) => sums.merge(&one),
             None => {
-                into.insert(key, one);
+                into.0.insert(key, one);
             }
         }
     }
@@ -143,20 +150,14 @@ fn fold<'s>(into: &mut Rollup, spans: impl Iterator<Item = &'s SpanRecord>) {
 
 /// The derived table; see the module comment.
 pub struct ServiceMinutes {
-    /// Sums of earlier commits not written yet.
-    pending: Rollup,
-    /// This commit's sums.
-    current: Rollup,
-    flushing: bool,
+    sums: Held<Rollup>,
     stage: StagedUpsert,
 }
 
 impl Default for ServiceMinutes {
     fn default() -> Self {
         ServiceMinutes {
-            pending: Rollup::default(),
-            current: Rollup::default(),
-            flushing: false,
+            sums: Held::default(),
             stage: StagedUpsert::new(
                 STAGE,
                 format!(
@@ -180,40 +181,29 @@ impl Derived for ServiceMinutes {
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
         let mut current = Rollup::default();
         fold(&mut current, rows.spans());
-        self.current = current;
-        self.flushing = rows.flush();
-        if !self.flushing || (self.pending.is_empty() && self.current.is_empty()) {
+        let Some(all) = self.sums.apply(current, rows.flush()) else {
             return Ok(());
-        }
-        let mut all = self.pending.clone();
-        absorb(&mut all, &self.current);
-        let rows: Vec<(Key, Sums)> = all.into_iter().collect();
+        };
+        let rows: Vec<(Key, Sums)> = all.0.into_iter().collect();
         self.stage.run(raw, &Chunk::fill(COLS, &rows, put))
     }
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
-        let current = std::mem::take(&mut self.current);
-        if self.flushing {
-            self.pending = Rollup::default();
-        } else {
-            absorb(&mut self.pending, &current);
-        }
-        self.flushing = false;
+        self.sums.committed();
         self.stage.committed();
     }
 
     fn rolled_back(&mut self) {
-        self.current = Rollup::default();
-        self.flushing = false;
+        self.sums.rolled_back();
         self.stage.rolled_back();
     }
 
     fn pending(&self) -> bool {
-        !self.pending.is_empty()
+        self.sums.pending()
     }
 
     fn replay(&mut self, spans: &[SpanRecord]) {
-        fold(&mut self.pending, spans.iter());
+        fold(self.sums.pending_mut(), spans.iter());
     }
 }
 
