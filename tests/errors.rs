@@ -5,74 +5,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
+use common::api::{eventually, get, get_ok, i, now, patch, post, s, Live};
 use common::{run_python, Qyl};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 const SEC: u64 = 1_000_000_000;
-
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    let resp = req.send().await.expect("sending the request");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("reading the body");
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "status {status}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    Reply { status, body }
-}
-
-async fn get(q: &Qyl, path: &str) -> Reply {
-    send(reqwest::Client::new().get(format!("http://{}{path}", q.http))).await
-}
-
-async fn get_ok(q: &Qyl, path: &str) -> Value {
-    let r = get(q, path).await;
-    assert_eq!(r.status, 200, "{path}: {}", r.body);
-    r.body
-}
-
-async fn with_body(q: &Qyl, method: reqwest::Method, path: &str, body: Value) -> Reply {
-    send(
-        reqwest::Client::new()
-            .request(method, format!("http://{}{path}", q.http))
-            .header("content-type", "application/json")
-            .body(body.to_string()),
-    )
-    .await
-}
-
-async fn post(q: &Qyl, path: &str, body: Value) -> Reply {
-    with_body(q, reqwest::Method::POST, path, body).await
-}
-
-async fn patch(q: &Qyl, path: &str, body: Value) -> Reply {
-    with_body(q, reqwest::Method::PATCH, path, body).await
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn s(k: &str, v: &str) -> Value {
-    json!({"key": k, "value": {"stringValue": v}})
-}
-
-fn i(k: &str, v: i64) -> Value {
-    json!({"key": k, "value": {"intValue": v.to_string()}})
-}
 
 fn strs(k: &str, v: &[&str]) -> Value {
     let values: Vec<Value> = v.iter().map(|x| json!({"stringValue": x})).collect();
@@ -172,67 +109,6 @@ fn find<'a>(groups: &'a [Value], error_type: &str) -> &'a Value {
         .iter()
         .find(|g| g["error_type"] == error_type)
         .unwrap_or_else(|| panic!("no group of type {error_type} in {groups:#?}"))
-}
-
-/// Polls `f` until it returns Some, for at most 15 s.
-async fn eventually<T, F, Fut>(mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "condition not met within 15 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `GET /api/v1/live?types=error`, read as SSE.
-struct Live {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-}
-
-impl Live {
-    async fn open(q: &Qyl) -> Live {
-        let resp = reqwest::Client::new()
-            .get(format!("http://{}/api/v1/live?types=error", q.http))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        Live {
-            body: Box::pin(resp.bytes_stream()),
-            buf: String::new(),
-        }
-    }
-
-    /// The next `error` event's data (heartbeats skipped).
-    async fn next_error(&mut self) -> Value {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                if block.starts_with(':') {
-                    continue;
-                }
-                assert!(block.contains("event: error"), "{block}");
-                let data = block
-                    .lines()
-                    .find_map(|l| l.strip_prefix("data: "))
-                    .unwrap();
-                return serde_json::from_str(data).unwrap();
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(15), self.body.next())
-                .await
-                .expect("an SSE event within 15 s")
-                .unwrap()
-                .unwrap();
-            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
 }
 
 fn start(env: &[(&str, &str)]) -> (tempfile::TempDir, Qyl) {

@@ -7,26 +7,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
+use common::api::{eventually_for, get_ok, now, post, s, Live};
 use common::{count, run_python, Qyl};
-use futures_util::StreamExt;
 use qyl::errors::fingerprint::hash_components;
 use qyl::errors::{parse_stacktrace, InAppRules, LanguageHint};
 use serde_json::{json, Value};
 
 const SEC: u64 = 1_000_000_000;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn s(k: &str, v: &str) -> Value {
-    json!({"key": k, "value": {"stringValue": v}})
-}
 
 /// The same browser bug as one deploy's Vite build prints it: the bundle's
 /// name carries that build's content hash.
@@ -166,16 +153,6 @@ fn as_before_migration_11(db: &duckdb::Connection) {
     .unwrap();
 }
 
-async fn get(q: &Qyl, path: &str) -> Value {
-    let resp = reqwest::get(format!("http://{}{path}", q.http))
-        .await
-        .expect("GET");
-    let status = resp.status();
-    let body: Value = resp.json().await.expect("JSON body");
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body
-}
-
 /// Sends one SERVER span per `(exception trace, user)` over OTLP/HTTP JSON,
 /// as a browser SDK's export would reach qyl.
 async fn send_errors(q: &Qyl, release: &str, errors: &[(String, &str)], first_id: u64) {
@@ -225,25 +202,9 @@ async fn send_errors(q: &Qyl, release: &str, errors: &[(String, &str)], first_id
     );
 }
 
-/// Polls `f` until it returns Some, for at most 15 s.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within 15 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn group_where(q: &Qyl, id: i64, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    eventually(what, || async {
-        let g = get(q, &format!("/api/v1/errors/{id}")).await;
+    eventually_for(what, || async {
+        let g = get_ok(q, &format!("/api/v1/errors/{id}")).await;
         ok(&g).then_some(g)
     })
     .await
@@ -305,7 +266,7 @@ async fn groups_of_the_previous_fingerprint_version_keep_their_history() {
     let mut q = Qyl::start(&path, &[]);
     let merged = group_where(&q, 2, "group 2 merged", |g| g["status"] == "merged").await;
     assert_eq!(merged["merged_into"], 1, "{merged}");
-    let g = get(&q, "/api/v1/errors/1").await;
+    let g = get_ok(&q, "/api/v1/errors/1").await;
     assert_eq!(g["count"], 5, "{g}");
     assert_eq!(g["user_count"], 3, "u2 is in both groups: {g}");
     assert_eq!(g["first_seen_unix_nano"], t0.to_string());
@@ -325,10 +286,10 @@ async fn groups_of_the_previous_fingerprint_version_keep_their_history() {
         g["notes"][0]["text"], "started with the 1.5.0 deploy",
         "{g}"
     );
-    let events = get(&q, "/api/v1/errors/1/events?limit=50").await;
+    let events = get_ok(&q, "/api/v1/errors/1/events?limit=50").await;
     assert_eq!(events["items"].as_array().unwrap().len(), 5, "{events}");
     // The other bug stays its own group, rekeyed too.
-    let pay = get(&q, "/api/v1/errors/3").await;
+    let pay = get_ok(&q, "/api/v1/errors/3").await;
     assert_eq!(
         (pay["status"].as_str(), pay["count"].as_u64()),
         (Some("unresolved"), Some(1))
@@ -340,7 +301,7 @@ async fn groups_of_the_previous_fingerprint_version_keep_their_history() {
     let g = group_where(&q, 1, "the new event counted", |g| g["count"] == 6).await;
     assert_eq!(g["user_count"], 3, "u1 was counted before: {g}");
     assert_eq!(g["last_release"], "1.6.0");
-    let all = get(&q, "/api/v1/errors?limit=50").await;
+    let all = get_ok(&q, "/api/v1/errors?limit=50").await;
     let ids: Vec<i64> = all["items"]
         .as_array()
         .unwrap()
@@ -389,13 +350,13 @@ async fn a_user_is_counted_once_across_restarts() {
     let everyone: Vec<(String, &str)> = names.iter().map(|n| (bug(), n.as_str())).collect();
     send_errors(&q, "1.0.0", &everyone, 1).await;
     send_errors(&q, "1.0.0", &everyone[..10], 1000).await;
-    let id = eventually("the group", || async {
-        let all = get(&q, "/api/v1/errors").await;
+    let id = eventually_for("the group", || async {
+        let all = get_ok(&q, "/api/v1/errors").await;
         let g = all["items"].as_array()?.first()?.clone();
         (g["count"] == 160).then(|| g["id"].as_i64().unwrap())
     })
     .await;
-    let g = get(&q, &format!("/api/v1/errors/{id}")).await;
+    let g = get_ok(&q, &format!("/api/v1/errors/{id}")).await;
     assert_eq!(g["user_count"], 150, "{}", g["user_count"]);
     for round in 1..=2u64 {
         q.stop();
@@ -424,19 +385,16 @@ async fn a_user_is_counted_once_across_restarts() {
 /// The row holding group `id`'s user sketch: its rowid (new when the row
 /// is rewritten) and the sketch.
 async fn sketch_row(q: &Qyl, id: i64) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}/api/v1/sql", q.http))
-        .json(&json!({
-            "sql": format!("SELECT rowid, sketch FROM error_group_users WHERE group_id = {id}")
-        }))
-        .send()
-        .await
-        .expect("POST /api/v1/sql");
-    let status = resp.status();
-    let body: Value = resp.json().await.expect("JSON body");
-    assert!(status.is_success(), "{status} {body}");
-    assert_eq!(body["rows"].as_array().map(Vec::len), Some(1), "{body}");
-    body["rows"][0].clone()
+    let sql = format!("SELECT rowid, sketch FROM error_group_users WHERE group_id = {id}");
+    let r = post(q, "/api/v1/sql", json!({ "sql": sql })).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["rows"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.body
+    );
+    r.body["rows"][0].clone()
 }
 
 /// The application every deploy root below holds: an app factory that
@@ -476,8 +434,8 @@ async fn python_sdk_the_same_code_from_any_deploy_root_is_one_group() {
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
     );
     assert_eq!(sent["files"].as_array().unwrap().len(), 4, "{sent}");
-    let groups = eventually("four events grouped", || async {
-        let all = get(&q, "/api/v1/errors?sort=count").await;
+    let groups = eventually_for("four events grouped", || async {
+        let all = get_ok(&q, "/api/v1/errors?sort=count").await;
         let items = all["items"].as_array()?.clone();
         let total: u64 = items.iter().filter_map(|g| g["count"].as_u64()).sum();
         (total == 4).then_some(items)
@@ -496,7 +454,7 @@ async fn python_sdk_the_same_code_from_any_deploy_root_is_one_group() {
     assert_eq!(counts.len(), 2, "{counts:?}");
     assert_eq!(counts[0].0, 3, "{counts:?}");
     assert_eq!(counts[1].0, 1, "{counts:?}");
-    let shop = get(&q, &format!("/api/v1/errors/{}", groups[0]["id"])).await;
+    let shop = get_ok(&q, &format!("/api/v1/errors/{}", groups[0]["id"])).await;
     let components = shop["fingerprint_explanation"]["components"].to_string();
     assert!(
         components.contains("shop/__init__.py create_app"),
@@ -506,53 +464,6 @@ async fn python_sdk_the_same_code_from_any_deploy_root_is_one_group() {
         shop["user_count"], 3,
         "each deploy root reported as its own user"
     );
-}
-
-/// `GET /api/v1/live?types=error` read as SSE: (id, data) per event.
-struct Live {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-}
-
-impl Live {
-    async fn open(q: &Qyl) -> Live {
-        let resp = reqwest::Client::new()
-            .get(format!("http://{}/api/v1/live?types=error", q.http))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        Live {
-            body: Box::pin(resp.bytes_stream()),
-            buf: String::new(),
-        }
-    }
-
-    async fn next(&mut self) -> (u64, Value) {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                if block.starts_with(':') || !block.contains("event: error") {
-                    continue;
-                }
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name))
-                        .unwrap_or_else(|| panic!("no {name} in {block}"))
-                        .to_string()
-                };
-                let id = field("id: ").parse().unwrap();
-                return (id, serde_json::from_str(&field("data: ")).unwrap());
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(15), self.body.next())
-                .await
-                .expect("an SSE event within 15 s")
-                .unwrap()
-                .unwrap();
-            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,8 +484,8 @@ async fn live_error_ids_keep_increasing_across_a_crash() {
         1,
     )
     .await;
-    let (a, _) = live.next().await;
-    let (b, _) = live.next().await;
+    let (a, _) = live.next_error_with_id().await;
+    let (b, _) = live.next_error_with_id().await;
     let last = a.max(b);
     // Killed before any flush or shutdown could record the numbers.
     q.kill();
@@ -584,7 +495,7 @@ async fn live_error_ids_keep_increasing_across_a_crash() {
     at addToBasket (https://shop.acme.io/assets/basket-BfK3x9Zq.js:1:77)
 ";
     send_errors(&q, "1.0.0", &[(other.to_string(), "ann")], 50).await;
-    let (id, ev) = live.next().await;
+    let (id, ev) = live.next_error_with_id().await;
     assert_eq!(ev["change"], "new", "{ev}");
     assert!(
         id > last,

@@ -8,8 +8,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
+use common::api::{eventually, get, get_ok, i, now, patch, post, s, send, with_body, Reply};
 use common::{run_python, Qyl};
 use serde_json::{json, Value};
 
@@ -18,72 +19,9 @@ const MIN: u64 = 60 * SEC;
 const HOUR: u64 = 60 * MIN;
 const DAY: u64 = 24 * HOUR;
 
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    let resp = req.send().await.expect("sending the request");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("reading the body");
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "status {status}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    Reply { status, body }
-}
-
-async fn get(q: &Qyl, path: &str) -> Reply {
-    send(reqwest::Client::new().get(format!("http://{}{path}", q.http))).await
-}
-
-async fn get_ok(q: &Qyl, path: &str) -> Value {
-    let r = get(q, path).await;
-    assert_eq!(r.status, 200, "{path}: {}", r.body);
-    r.body
-}
-
+/// `POST path` with a bearer `token` when given.
 async fn post_as(q: &Qyl, path: &str, body: Value, token: Option<&str>) -> Reply {
-    let mut req = reqwest::Client::new()
-        .post(format!("http://{}{path}", q.http))
-        .header("content-type", "application/json")
-        .body(body.to_string());
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    send(req).await
-}
-
-async fn post(q: &Qyl, path: &str, body: Value) -> Reply {
-    post_as(q, path, body, None).await
-}
-
-async fn patch(q: &Qyl, path: &str, body: Value) -> Reply {
-    send(
-        reqwest::Client::new()
-            .patch(format!("http://{}{path}", q.http))
-            .header("content-type", "application/json")
-            .body(body.to_string()),
-    )
-    .await
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn s(k: &str, v: &str) -> Value {
-    json!({"key": k, "value": {"stringValue": v}})
-}
-
-fn i(k: &str, v: i64) -> Value {
-    json!({"key": k, "value": {"intValue": v.to_string()}})
+    with_body(q, reqwest::Method::POST, path, body, token).await
 }
 
 /// A span as OTLP JSON.
@@ -221,22 +159,6 @@ async fn group_of(q: &Qyl, service: &str, error_type: &str) -> Value {
 
 async fn group(q: &Qyl, id: i64) -> Value {
     get_ok(q, &format!("/api/v1/errors/{id}")).await
-}
-
-/// Polls `f` until it returns Some, for at most 15 s.
-async fn eventually<T, F, Fut>(mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "condition not met within 15 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn close(a: &Value, b: f64) -> bool {

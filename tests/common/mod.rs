@@ -2,6 +2,8 @@
 //! DuckDB file, and reads that file back once qyl has stopped.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
