@@ -7,11 +7,11 @@
 //! is a [`Derived`] implementation listed in [`derived_tables`]; the writer
 //! calls it for every group commit and knows nothing else about it.
 //!
-//! Tables that fold many spans into few rows (sessions, GenAI minutes)
-//! would spend most of a commit on their upserts if they ran every commit:
-//! a DuckDB `INSERT … ON CONFLICT` costs milliseconds however few rows it
-//! touches. So they keep their sums in memory and write them when the
-//! writer says so ([`Committing::flush`]): at least every [`FLUSH_EVERY`],
+//! Tables that fold many spans into few rows (sessions, GenAI and service
+//! minutes) would spend most of a commit on their upserts if they ran every
+//! commit: a DuckDB `INSERT … ON CONFLICT` costs milliseconds however few
+//! rows it touches. So they keep their sums in memory ([`Held`]) and write
+//! them when the writer says so ([`Committing::flush`]): at least every [`FLUSH_EVERY`],
 //! once the queue has stayed empty for [`FLUSH_IDLE`], when a reader of
 //! those tables asks (`writer::SummarySync`, so reads include every
 //! acknowledged export) and at shutdown. With each flush the writer records
