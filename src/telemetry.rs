@@ -33,6 +33,10 @@ pub fn routes() -> Router<AppState> {
     responses((status = 200, description = "Prometheus text exposition, version 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Counters move at commit; an export is answered a little before it.
+    if let Some(visibility) = state.writer.visibility() {
+        visibility.settle(std::time::Duration::from_secs(1)).await;
+    }
     let text = render(&Snapshot::read(&state));
     (
         [

@@ -103,9 +103,19 @@ async fn full_queue_refuses_with_retryable_codes_and_loses_nothing_acknowledged(
     drop(pause);
     assert_eq!(pending.await.unwrap().as_u16(), 200);
 
-    // The retries of B and C go through once there is room.
+    // The retries of B and C go through once there is room: A is answered
+    // once journaled, and its rows leave the queue at its commit, just after.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writer.queued_rows() > 0 {
+        assert!(Instant::now() < deadline, "A was never committed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let retried = post(&client, &http, request(2, 512)).await;
     assert_eq!(retried.status().as_u16(), 200);
+    while writer.queued_rows() > 0 {
+        assert!(Instant::now() < deadline, "B was never committed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     grpc.export(request(3, 512)).await.unwrap();
 
     assert_eq!(

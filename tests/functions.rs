@@ -1212,6 +1212,11 @@ async fn function_rows_refused_by_a_full_write_queue_are_counted_on_metrics() {
         &[Span::new(TRACE, "00000000000000d1", "work", 1)],
     )
     .await;
+    // Answered once journaled: its row leaves the queue at the commit.
+    wait_for("the span's commit", async || {
+        (writer.queued_rows() == 0).then_some(())
+    })
+    .await;
     let pause = writer.pause();
     let filler = writer.submit(qyl::model::Batch {
         logs: vec![qyl::model::LogRecord {

@@ -148,6 +148,7 @@ fn as_before_migration_11(db: &duckdb::Connection) {
          DROP TABLE error_group_changes;
          DROP TABLE service_minutes;
          DROP TABLE slo_transitions;
+         DROP TABLE journal_watermark;
          DELETE FROM schema_version WHERE version >= 11;",
     )
     .unwrap();

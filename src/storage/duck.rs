@@ -41,6 +41,11 @@ fn cstring(s: &str, what: &str) -> Result<CString, DuckError> {
 /// connection made from it) is dropped.
 pub struct Database {
     raw: ffi::duckdb_database,
+    /// The attached database every connection `USE`s, when the file is
+    /// attached to an in-memory one (see [`Database::open_without_wal`]).
+    catalog: Option<String>,
+    /// That file.
+    file_without_wal: Option<std::path::PathBuf>,
 }
 
 // SAFETY: a duckdb_database is internally synchronised; DuckDB documents it
@@ -84,8 +89,49 @@ impl Database {
                 };
                 return Err(err(ctx, message));
             }
-            Ok(Arc::new(Database { raw }))
+            Ok(Arc::new(Database {
+                raw,
+                catalog: None,
+                file_without_wal: None,
+            }))
         }
+    }
+
+    /// Opens the file at `path` with DuckDB's write-ahead log off: an
+    /// in-memory database with the file attached
+    /// (`RECOVERY_MODE NO_WAL_WRITES`, which exists only as an ATTACH
+    /// option) and made every connection's default. A WAL left by an
+    /// earlier run is still replayed. Settings named in `after_attach` are
+    /// applied once the file is attached (`enable_external_access = false`
+    /// would refuse the ATTACH itself).
+    pub fn open_without_wal(
+        path: &str,
+        options: &[(&str, String)],
+        after_attach: &[(&str, String)],
+    ) -> Result<Arc<Database>, DuckError> {
+        let mut db = Database::open(":memory:", options)?;
+        let catalog = "qyl";
+        let raw = db.raw_connection()?;
+        raw.execute(&format!(
+            "ATTACH {} AS {catalog} (RECOVERY_MODE NO_WAL_WRITES)",
+            sql_text(path)
+        ))
+        .map_err(|e| err(format!("opening {path}"), e.message))?;
+        for (name, value) in after_attach {
+            raw.execute(&format!("SET GLOBAL {name} = {}", sql_text(value)))?;
+        }
+        drop(raw);
+        let only = Arc::get_mut(&mut db)
+            .ok_or_else(|| err(format!("opening {path}"), "database shared while opening"))?;
+        only.catalog = Some(catalog.to_string());
+        only.file_without_wal = Some(path.into());
+        Ok(db)
+    }
+
+    /// The database file, when it was opened without DuckDB's WAL (and so
+    /// needs the writer's journal to be durable).
+    pub fn file_without_wal(&self) -> Option<&std::path::Path> {
+        self.file_without_wal.as_deref()
     }
 
     /// A duckdb-rs connection for queries, migrations and checkpoints.
@@ -94,6 +140,10 @@ impl Database {
         // long as the connection exists (the connection is dropped first).
         let conn = unsafe { duckdb::Connection::open_from_raw(self.raw) }
             .map_err(|e| err("connecting to the database", e.to_string()))?;
+        if let Some(catalog) = &self.catalog {
+            conn.execute_batch(&format!("USE {catalog}"))
+                .map_err(|e| err("connecting to the database", e.to_string()))?;
+        }
         Ok(Conn {
             conn,
             _db: self.clone(),
@@ -107,10 +157,14 @@ impl Database {
         if unsafe { ffi::duckdb_connect(self.raw, &mut con) } != ffi::DuckDBSuccess {
             return Err(err("connecting to the database", "duckdb_connect failed"));
         }
-        Ok(RawConn {
+        let raw = RawConn {
             con,
             _db: self.clone(),
-        })
+        };
+        if let Some(catalog) = &self.catalog {
+            raw.execute(&format!("USE {catalog}"))?;
+        }
+        Ok(raw)
     }
 }
 

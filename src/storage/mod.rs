@@ -36,6 +36,8 @@ pub enum StorageError {
     TooNew { found: u32, known: u32 },
     #[error(transparent)]
     Duck(#[from] DuckError),
+    #[error(transparent)]
+    Journal(#[from] writer::JournalError),
     #[error("creating {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -84,6 +86,10 @@ impl StorageOptions {
 
 /// Opens (or creates) the database and brings its schema up to date.
 ///
+/// A file is attached with DuckDB's write-ahead log off; the writer keeps
+/// its own journal (`writer::journal`), which is what lets an export be
+/// answered before the commit a checkpoint may be holding up.
+///
 /// Automatic checkpoints are effectively disabled: they stall the committing
 /// connection for most of a second, which would stall every export waiting on
 /// that commit. The writer checkpoints from a thread of its own instead (see
@@ -116,8 +122,27 @@ pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
             })?;
         }
     }
-    let db = Database::open(&opts.path, &settings)?;
+    if opts.path == ":memory:" {
+        let db = Database::open(&opts.path, &settings)?;
+        let conn = db.connect()?;
+        schema::migrate(&conn)?;
+        return Ok(db);
+    }
+    // A file runs without DuckDB's WAL: the writer journals every batch
+    // itself (see `writer::journal`).
+    settings.retain(|(n, _)| *n != "enable_external_access");
+    let db = Database::open_without_wal(
+        &opts.path,
+        &settings,
+        &[("enable_external_access", "false".to_string())],
+    )?;
     let conn = db.connect()?;
-    schema::migrate(&conn)?;
+    let before = schema::current_version(&conn)?;
+    let after = schema::migrate(&conn)?;
+    if after != before {
+        // No WAL holds the migrations: write them to the file now.
+        conn.execute_batch("CHECKPOINT")
+            .map_err(|e| StorageError::sql("checkpointing after the migrations", e))?;
+    }
     Ok(db)
 }

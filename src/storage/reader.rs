@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::duck::{Conn, Database, DuckError};
+use super::writer::Visibility;
 
 /// Why a read failed. The API maps these to HTTP statuses.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +181,7 @@ pub struct ReadPool {
     permits: Arc<Semaphore>,
     size: usize,
     timeout: Duration,
+    visibility: Option<Visibility>,
 }
 
 impl ReadPool {
@@ -191,7 +193,13 @@ impl ReadPool {
             permits: Arc::new(Semaphore::new(size)),
             size,
             timeout,
+            visibility: None,
         }
+    }
+
+    /// See [`super::Store::with_visibility`].
+    pub fn set_visibility(&mut self, visibility: Option<Visibility>) {
+        self.visibility = visibility;
     }
 
     pub fn timeout(&self) -> Duration {
@@ -224,6 +232,9 @@ impl ReadPool {
         F: FnOnce(&Conn) -> Result<T, QueryError> + Send + 'static,
     {
         let started = tokio::time::Instant::now();
+        if let Some(visibility) = &self.visibility {
+            visibility.settle(deadline).await;
+        }
         let permit =
             match tokio::time::timeout(deadline, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(p)) => p,

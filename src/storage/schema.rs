@@ -398,11 +398,42 @@ CREATE TABLE hub_watermark AS SELECT 0::UBIGINT AS seq;
         name: "SLO alert level changes",
         sql: super::writer::derived::slo_transitions::MIGRATION_SQL,
     },
+    Migration {
+        version: 15,
+        name: "journal watermark",
+        sql: r#"
+-- The last entry of qyl's journal (storage::writer::journal) the database
+-- holds, recorded in each commit: a start replays the entries past it.
+CREATE TABLE journal_watermark AS SELECT 0::UBIGINT AS entry;
+"#,
+    },
 ];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> u32 {
     MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+/// The schema version of an open database (0 for a new one).
+pub fn current_version(conn: &Connection) -> Result<u32, StorageError> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM duckdb_tables() WHERE table_name = 'schema_version'
+               AND database_name = current_database()",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| StorageError::sql("reading schema_version", e))?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT coalesce(max(version), 0)::INTEGER FROM schema_version",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|v| v as u32)
+    .map_err(|e| StorageError::sql("reading schema_version", e))
 }
 
 /// Applies every migration the database has not seen; returns the version

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::duck::Database;
 use super::queries::{errors, genai, logs, metrics, releases, sessions, sql, stats, traces};
 use super::reader::{QueryError, ReadPool, SqlLane, SqlLaneStatus};
-use super::writer::SummarySync;
+use super::writer::{SummarySync, Visibility};
 use crate::model::genai::{
     Conversation, GenAiCall, GenAiModels, GenAiSpanQuery, SessionDetail, SessionQuery,
     SessionSummary, UnpricedModel,
@@ -30,6 +30,7 @@ pub struct Store {
     summaries: Option<SummarySync>,
     /// `[errors] deploy_window`, in nanoseconds.
     deploy_window_ns: u64,
+    visibility: Option<Visibility>,
 }
 
 impl Store {
@@ -44,6 +45,7 @@ impl Store {
             path: path.to_string(),
             summaries: None,
             deploy_window_ns: 3_600_000_000_000,
+            visibility: None,
         }
     }
 
@@ -61,6 +63,15 @@ impl Store {
         self
     }
 
+    /// Every read first waits (briefly) until the database holds every
+    /// export answered before it: with the writer's journal, exports are
+    /// answered a little before their commit.
+    pub fn with_visibility(mut self, visibility: Option<Visibility>) -> Store {
+        self.pool.set_visibility(visibility.clone());
+        self.visibility = visibility;
+        self
+    }
+
     /// How many read connections ad-hoc SQL may hold at once
     /// (`query.sql_slots`; 0: half); the rest stay free for every other read.
     pub fn with_sql_slots(mut self, slots: usize) -> Store {
@@ -74,6 +85,10 @@ impl Store {
     }
 
     async fn settle(&self) {
+        // The commits first: the sums to flush are the commits' sums.
+        if let Some(visibility) = &self.visibility {
+            visibility.settle(self.pool.timeout()).await;
+        }
         if let Some(sync) = &self.summaries {
             sync.settle().await;
         }

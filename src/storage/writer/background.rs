@@ -1,7 +1,9 @@
-//! The writer's two helper threads: the checkpointer, which folds the WAL
-//! into the database file on a timer so commits never pay for it, and the
+//! The writer's two helper threads: the checkpointer, which writes what
+//! was committed into the database file on a timer (and then lets the
+//! journal forget it) so commits never pay for it, and the
 //! reaper, which frees what a commit leaves behind off the writer thread.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -9,6 +11,8 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
+use super::handle::VisibilityMarks;
+use super::journal;
 use super::WriterStats;
 use crate::storage::duck::RawConn;
 use crate::storage::StorageError;
@@ -44,6 +48,7 @@ pub(super) fn spawn_checkpointer(
     every: Duration,
     stop: Arc<StopFlag>,
     stats: Arc<WriterStats>,
+    journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
 ) -> Result<JoinHandle<()>, StorageError> {
     std::thread::Builder::new()
         .name("qyl-checkpoint".into())
@@ -58,10 +63,17 @@ pub(super) fn spawn_checkpointer(
             }
             drop(stopped);
             let started = std::time::Instant::now();
+            // Committed before the checkpoint begins, so in the file after it.
+            let applied = journal.as_ref().map(|(_, marks)| *marks.applied.borrow());
             match conn.execute_without_polling("CHECKPOINT", CHECKPOINT_IDLE) {
                 Ok(()) => {
                     stats.checkpoints.fetch_add(1, Ordering::Relaxed);
                     stats.checkpoint_duration.record(started.elapsed());
+                    if let (Some((dir, _)), Some(applied)) = (&journal, applied) {
+                        if let Err(e) = journal::forget_through(dir, applied) {
+                            tracing::warn!(error = %e, "could not delete old journal segments");
+                        }
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "background checkpoint skipped"),
             }

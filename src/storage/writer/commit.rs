@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use super::derived::{self, Committing, Derived};
+use super::handle::VisibilityMarks;
+use super::journal;
 use super::WriterStats;
 use super::{
     append_prepared, put_span, span_key, Committed, Garbage, Job, Msg, PauseState, PreHashed,
@@ -44,6 +47,8 @@ pub(super) struct WriterState {
     pub(super) summaries_pending: Arc<AtomicBool>,
     /// Readers waiting for the next flush of the summaries.
     pub(super) flush_waiters: Vec<oneshot::Sender<()>>,
+    /// With a journal: where it is, and the marks readers wait on.
+    pub(super) journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
 }
 
 impl Drop for WriterState {
@@ -102,7 +107,7 @@ impl WriterState {
                     }
                 }
             }
-            self.wait_while_paused();
+            self.pause.wait();
             self.commit(jobs);
         }
         // Commit whatever was accepted before the shutdown.
@@ -126,20 +131,54 @@ impl WriterState {
                 tracing::warn!(error = %e, "could not record the last sequence number");
             }
         }
-        if let Err(e) = self.raw.execute("CHECKPOINT") {
-            tracing::warn!(error = %e, "final checkpoint failed; DuckDB replays the WAL on next start");
+        match self.raw.execute("CHECKPOINT") {
+            Ok(()) => {
+                // The file holds every journal entry now.
+                if let Some((dir, _)) = &self.journal {
+                    if let Err(e) = journal::forget_all(dir) {
+                        tracing::warn!(error = %e, "could not empty the journal; the next start skips what the database holds");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "final checkpoint failed; the next start replays the journal (or DuckDB its WAL)")
+            }
         }
     }
 
-    pub(super) fn wait_while_paused(&self) {
-        let mut n = self.pause.count.lock().unwrap_or_else(|p| p.into_inner());
-        while *n > 0 {
-            n = self
-                .pause
-                .resumed
-                .wait(n)
-                .unwrap_or_else(|p| p.into_inner());
+    /// Commits the journal entries past `watermark` (what a crash left out
+    /// of the database file), checkpoints, and empties the journal.
+    /// Returns the number the next entry takes.
+    pub(super) fn replay_journal(
+        &mut self,
+        dir: &std::path::Path,
+        watermark: u64,
+    ) -> Result<u64, crate::storage::StorageError> {
+        let mut group = Vec::new();
+        let mut rows = 0;
+        let replayed = journal::replay(dir, watermark, |number, batch| {
+            rows += batch.len();
+            group.push(Job::replayed(batch, number));
+            if rows >= self.batch_rows {
+                self.commit(std::mem::take(&mut group));
+                rows = 0;
+            }
+            Ok(())
+        })?;
+        if !group.is_empty() {
+            self.commit(group);
         }
+        if replayed.entries > 0 || replayed.undecodable > 0 {
+            tracing::info!(
+                entries = replayed.entries,
+                undecodable = replayed.undecodable,
+                torn_segments = replayed.torn,
+                "replayed the journal: exports answered before a crash are stored"
+            );
+            self.raw.execute("CHECKPOINT")?;
+        }
+        journal::forget_all(dir)?;
+        Ok(replayed.next)
     }
 
     pub(super) fn summaries_pending(&self) -> bool {
@@ -153,7 +192,7 @@ impl WriterState {
     /// the flush are answered either way.
     pub(super) fn flush_summaries(&mut self) {
         if self.summaries_pending() {
-            self.wait_while_paused();
+            self.pause.wait();
             let started = Instant::now();
             match self.write(&[]) {
                 Ok(plan) => {
@@ -175,6 +214,21 @@ impl WriterState {
     /// sums). If that fails, each job is tried alone so that one bad batch
     /// cannot fail its neighbours.
     pub(super) fn commit(&mut self, jobs: Vec<Job>) {
+        let journaled = jobs.iter().map(|j| j.journaled).max().unwrap_or(0);
+        let answered: usize = jobs
+            .iter()
+            .filter(|j| j.journaled > 0)
+            .map(|j| j.batch.len())
+            .sum();
+        self.commit_group(jobs);
+        // Stored or given up on: readers no longer wait for these entries.
+        if let Some((_, marks)) = &self.journal {
+            marks.applied(journaled);
+            marks.committed(answered);
+        }
+    }
+
+    fn commit_group(&mut self, jobs: Vec<Job>) {
         let started = Instant::now();
         match self.write(&jobs) {
             Ok(plan) => {
@@ -190,15 +244,19 @@ impl WriterState {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                 self.stats.pulse.commit_result(false);
                 self.stats.pulse.beat(false);
-                tracing::error!(error = %e, "commit failed");
-                for job in jobs {
-                    let _ = job.ack.send(Err(WriteError::Commit(e.to_string())));
+                if jobs.iter().any(|j| j.ack.is_none()) {
+                    tracing::error!(error = %e, "commit of a journaled batch failed; the batch is lost");
+                } else {
+                    tracing::error!(error = %e, "commit failed");
+                }
+                for mut job in jobs {
+                    job.answer(Err(WriteError::Commit(e.to_string())));
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; retrying jobs one by one");
                 for job in jobs {
-                    self.commit(vec![job]);
+                    self.commit_group(vec![job]);
                 }
             }
         }
@@ -237,6 +295,10 @@ impl WriterState {
             if flush {
                 derived::record_flush(&self.raw, last_seq)?;
             }
+            let journaled = jobs.iter().map(|j| j.journaled).max().unwrap_or(0);
+            if journaled > 0 {
+                derived::record_journaled(&self.raw, journaled)?;
+            }
             let published: usize = self.derived.iter().map(|t| t.publishes()).sum();
             if published > 0 {
                 derived::record_published(&self.raw, last_seq + published as u64)?;
@@ -261,18 +323,28 @@ impl WriterState {
         Ok(plan)
     }
 
-    /// Appends every job's rows, numbering them from `next_seq` in the
-    /// order `finish` expects: all spans, then all logs, then all metrics.
+    /// Appends every job's rows, numbering them from `next_seq` job by job
+    /// (a job's spans, then its logs, then its metrics) in the order `finish`
+    /// publishes them: exports answered one after another may share a
+    /// commit, and their records stay in the order they were sent.
     /// Returns the last sequence number in use afterwards.
     pub(super) fn append_all(&self, jobs: &[Job], plan: &Plan) -> Result<u64, DuckError> {
         let mut seq = self.next_seq;
+        // Where each job's spans, logs and metrics start.
+        let mut starts = Vec::with_capacity(jobs.len());
+        for (job, keep) in jobs.iter().zip(&plan.keep) {
+            let spans = keep.iter().filter(|k| **k).count() as u64;
+            let logs = job.batch.logs.len() as u64;
+            starts.push((seq, seq + spans, seq + spans + logs));
+            seq += spans + logs + job.batch.metrics.len() as u64;
+        }
         if jobs.is_empty() {
             return Ok(seq - 1);
         }
         let mut app = self.raw.appender("spans")?;
-        for (job, keep) in jobs.iter().zip(&plan.keep) {
+        for ((job, keep), start) in jobs.iter().zip(&plan.keep).zip(&starts) {
             if keep.iter().all(|k| *k) {
-                seq = append_prepared(&mut app, &job.chunks.spans, SPAN_SEQ_COL, seq)?;
+                append_prepared(&mut app, &job.chunks.spans, SPAN_SEQ_COL, start.0)?;
             } else {
                 // Rare: a retried export. Rebuild without the duplicates.
                 let rows: Vec<_> = job
@@ -284,20 +356,20 @@ impl WriterState {
                     .map(|(s, _)| s)
                     .collect();
                 let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| put_span(b, s));
-                seq = append_prepared(&mut app, &chunks, SPAN_SEQ_COL, seq)?;
+                append_prepared(&mut app, &chunks, SPAN_SEQ_COL, start.0)?;
             }
         }
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("logs")?;
-        for job in jobs {
-            seq = append_prepared(&mut app, &job.chunks.logs, LOG_COLS.len() - 1, seq)?;
+        for (job, start) in jobs.iter().zip(&starts) {
+            append_prepared(&mut app, &job.chunks.logs, LOG_COLS.len() - 1, start.1)?;
         }
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("metrics")?;
-        for job in jobs {
-            seq = append_prepared(&mut app, &job.chunks.metrics, METRIC_COLS.len() - 1, seq)?;
+        for (job, start) in jobs.iter().zip(&starts) {
+            append_prepared(&mut app, &job.chunks.metrics, METRIC_COLS.len() - 1, start.2)?;
         }
         app.flush()?;
         Ok(seq - 1)
@@ -337,11 +409,10 @@ impl WriterState {
             self.seen.insert(k);
         }
         let mut events = Vec::new();
-        let mut logs = Vec::new();
-        let mut metrics = Vec::new();
         let mut acks = Vec::with_capacity(jobs.len());
         let mut seq = self.next_seq;
         let mut chunks = Vec::with_capacity(jobs.len());
+        let (mut spans, mut log_rows, mut metric_rows) = (0, 0, 0);
         for (job, keep) in jobs.into_iter().zip(plan.keep) {
             chunks.push(job.chunks);
             let mut done = Committed {
@@ -349,36 +420,28 @@ impl WriterState {
                 metrics: job.batch.metrics.len(),
                 ..Committed::default()
             };
+            let mut number = |record| {
+                events.push(Event { seq, record });
+                seq += 1;
+            };
             for (span, k) in job.batch.spans.into_iter().zip(keep) {
                 if k {
-                    events.push(Event {
-                        seq,
-                        record: Record::Span(Arc::new(span)),
-                    });
-                    seq += 1;
+                    number(Record::Span(Arc::new(span)));
                     done.spans += 1;
                 } else {
                     done.duplicate_spans += 1;
                 }
             }
-            logs.extend(job.batch.logs);
-            metrics.extend(job.batch.metrics);
+            for log in job.batch.logs {
+                number(Record::Log(Arc::new(log)));
+            }
+            for point in job.batch.metrics {
+                number(Record::Metric(Arc::new(point)));
+            }
+            spans += done.spans;
+            log_rows += done.logs;
+            metric_rows += done.metrics;
             acks.push((job.ack, done));
-        }
-        let (spans, log_rows, metric_rows) = (events.len(), logs.len(), metrics.len());
-        for log in logs {
-            events.push(Event {
-                seq,
-                record: Record::Log(Arc::new(log)),
-            });
-            seq += 1;
-        }
-        for point in metrics {
-            events.push(Event {
-                seq,
-                record: Record::Metric(Arc::new(point)),
-            });
-            seq += 1;
         }
         let mut derived_records = Vec::new();
         for table in &mut self.derived {
@@ -429,7 +492,9 @@ impl WriterState {
         // few hundred nanoseconds per record and never waits on consumers).
         let evicted = self.hub.publish(events);
         for (ack, done) in acks {
-            let _ = ack.send(Ok(done));
+            if let Some(ack) = ack {
+                let _ = ack.send(Ok(done));
+            }
         }
         // Fails only if the reaper is gone; the garbage is then freed here.
         let _ = self.reaper.send(Box::new((evicted, chunks)));

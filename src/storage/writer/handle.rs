@@ -18,8 +18,131 @@ pub(super) struct Job {
     /// The batch as DuckDB data chunks, built by the submitting thread so the
     /// writer thread only appends them (sequence numbers are filled in then).
     pub(super) chunks: Prepared,
-    pub(super) ack: oneshot::Sender<Result<Committed, WriteError>>,
-    pub(super) _permit: OwnedSemaphorePermit,
+    /// Taken by whoever answers the export: the journal thread once the
+    /// batch is in the journal, else the writer after the commit; `None`
+    /// for jobs replayed from the journal.
+    pub(super) ack: Option<oneshot::Sender<Result<Committed, WriteError>>>,
+    /// The batch's journal number; 0 when there is no journal.
+    pub(super) journaled: u64,
+    /// The queue rows the job holds until it is committed (none when
+    /// replayed at start).
+    pub(super) _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Job {
+    /// A job that nobody waits for: a batch replayed from the journal.
+    pub(super) fn replayed(batch: Batch, journaled: u64) -> Job {
+        Job {
+            chunks: Prepared::new(&batch),
+            batch,
+            ack: None,
+            journaled,
+            _permit: None,
+        }
+    }
+
+    pub(super) fn answer(&mut self, result: Result<Committed, WriteError>) {
+        if let Some(ack) = self.ack.take() {
+            let _ = ack.send(result);
+        }
+    }
+}
+
+/// Lets reads see every export answered before they began, although with
+/// a journal an export is answered once it is in the journal, a few
+/// milliseconds before the writer commits it to DuckDB (longer while a
+/// checkpoint holds commits up): [`Visibility::settle`] waits until the
+/// writer has applied every journal entry written before the call.
+#[derive(Clone)]
+pub struct Visibility {
+    pub(super) marks: Arc<VisibilityMarks>,
+}
+
+pub(super) struct VisibilityMarks {
+    /// The last journal number written and synced (answered).
+    pub(super) journaled: std::sync::atomic::AtomicU64,
+    /// The last journal number the writer has committed (or given up on).
+    pub(super) applied: tokio::sync::watch::Sender<u64>,
+    /// Rows answered but not yet committed, and how many may be.
+    backlog: Mutex<usize>,
+    drained: Condvar,
+    max_backlog: usize,
+}
+
+impl VisibilityMarks {
+    pub(super) fn new(start: u64, max_backlog: usize) -> VisibilityMarks {
+        VisibilityMarks {
+            journaled: std::sync::atomic::AtomicU64::new(start),
+            applied: tokio::sync::watch::Sender::new(start),
+            backlog: Mutex::new(0),
+            drained: Condvar::new(),
+            max_backlog: max_backlog.max(1),
+        }
+    }
+
+    /// Blocks the journal thread while the writer is `max_backlog` rows
+    /// behind. Answering exports faster than they can be committed would
+    /// only fill the queue and refuse exports that were already decoded;
+    /// waiting here paces exporters by latency instead, as committing
+    /// before answering did. A checkpoint's stall (1–2 s of ingest at half
+    /// the top rate) fits under the limit, so it does not reach the answers.
+    pub(super) fn wait_for_writer(&self) {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        while *backlog >= self.max_backlog {
+            backlog = self
+                .drained
+                .wait(backlog)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    pub(super) fn answered(&self, rows: usize) {
+        *self.backlog.lock().unwrap_or_else(|p| p.into_inner()) += rows;
+    }
+
+    pub(super) fn committed(&self, rows: usize) {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        *backlog = backlog.saturating_sub(rows);
+        self.drained.notify_all();
+    }
+
+    pub(super) fn applied(&self, through: u64) {
+        self.applied.send_if_modified(|a| {
+            let newer = through > *a;
+            if newer {
+                *a = through;
+            }
+            newer
+        });
+    }
+}
+
+impl Visibility {
+    /// Returns once every export answered before the call is committed,
+    /// or after `wait` (or [`SETTLE_TIMEOUT`], if sooner).
+    pub async fn settle(&self, wait: Duration) {
+        let target = self.marks.journaled.load(Ordering::Acquire);
+        if *self.marks.applied.borrow() >= target {
+            return;
+        }
+        let mut applied = self.marks.applied.subscribe();
+        let _ = tokio::time::timeout(wait.min(SETTLE_TIMEOUT), applied.wait_for(|a| *a >= target))
+            .await;
+    }
+
+    /// [`Visibility::settle`] for threads outside the async runtime.
+    pub fn settle_blocking(&self) {
+        let target = self.marks.journaled.load(Ordering::Acquire);
+        if *self.marks.applied.borrow() >= target {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            rt.block_on(self.settle(SETTLE_TIMEOUT));
+        }
+    }
 }
 
 pub(super) enum Msg {
@@ -36,6 +159,16 @@ pub(super) struct PauseState {
     pub(super) resumed: Condvar,
 }
 
+impl PauseState {
+    /// Returns once no [`PauseGuard`] is held.
+    pub(super) fn wait(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            n = self.resumed.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// The cloneable front of the writer that ingest holds.
 #[derive(Clone)]
 pub struct WriterHandle {
@@ -46,6 +179,7 @@ pub struct WriterHandle {
     pub(super) pause: Arc<PauseState>,
     pub(super) stats: Arc<WriterStats>,
     pub(super) summaries_pending: Arc<AtomicBool>,
+    pub(super) visibility: Option<Visibility>,
 }
 
 /// Lets readers of the summary tables (sessions, GenAI minutes) see every
@@ -91,6 +225,12 @@ impl SummarySync {
 }
 
 impl WriterHandle {
+    /// What readers use to see every answered export (with a journal;
+    /// without one an export is answered after its commit).
+    pub fn visibility(&self) -> Option<Visibility> {
+        self.visibility.clone()
+    }
+
     /// What readers of the summary tables use to see current sums.
     pub fn summary_sync(&self) -> SummarySync {
         SummarySync {
@@ -99,7 +239,8 @@ impl WriterHandle {
         }
     }
 
-    /// Queues a batch; the receiver resolves once it is committed (or not).
+    /// Queues a batch; the receiver resolves once it is durable (in the
+    /// journal, or committed when there is none) or refused.
     /// Refuses at once when the queue cannot take the batch's rows.
     pub fn submit(
         &self,
@@ -124,8 +265,9 @@ impl WriterHandle {
         let job = Job {
             chunks: Prepared::new(&batch),
             batch,
-            ack,
-            _permit: permit,
+            ack: Some(ack),
+            journaled: 0,
+            _permit: Some(permit),
         };
         self.tx
             .send(Msg::Job(Box::new(job)))
@@ -133,7 +275,7 @@ impl WriterHandle {
         Ok(rx)
     }
 
-    /// Queues a batch and waits for its commit.
+    /// Queues a batch and waits until it is durable (see [`WriterHandle::submit`]).
     pub async fn write(&self, batch: Batch) -> Result<Committed, WriteError> {
         let rx = self.submit(batch)?;
         rx.await.unwrap_or(Err(WriteError::Closed))

@@ -29,6 +29,7 @@ mod commit;
 mod dedup;
 pub mod derived;
 mod handle;
+mod journal;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -38,11 +39,14 @@ use chunks::{append_prepared, put_span, Prepared};
 use chunks::{LOG_COLS, METRIC_COLS, SPAN_COLS, SPAN_SEQ_COL};
 use commit::WriterState;
 use dedup::{seed_recent_spans, span_key, PreHashed, RecentSpans};
-use handle::{Job, Msg, PauseState};
+use handle::{Job, Msg, PauseState, VisibilityMarks};
+use journal::thread::JournalThread;
+use journal::Journal;
 use stats::AliveGuard;
 
 pub use chunks::append_spans;
-pub use handle::{PauseGuard, SummarySync, WriterHandle};
+pub use handle::{PauseGuard, SummarySync, Visibility, WriterHandle};
+pub use journal::JournalError;
 pub use stats::{
     DurationHistogram, HistogramSnapshot, StepTimes, WriterCondition, WriterPulse, WriterStats,
     COMMIT_BUCKETS_SECS, FAILING_AFTER, STUCK_AFTER,
@@ -113,6 +117,7 @@ pub struct Committed {
 pub struct Writer {
     handle: WriterHandle,
     thread: Option<JoinHandle<()>>,
+    journal: Option<JoinHandle<()>>,
     reaper: Option<JoinHandle<()>>,
     checkpointer: Option<(Arc<StopFlag>, JoinHandle<()>)>,
 }
@@ -151,24 +156,17 @@ impl Writer {
         let (tx, rx) = crossbeam_channel::unbounded();
         let stats = Arc::new(WriterStats::default());
         let pause = Arc::new(PauseState::default());
+        // A database file without DuckDB's WAL has qyl's journal instead.
+        let journal_dir = db.file_without_wal().map(journal::dir_for);
+        let marks = journal_dir
+            .as_ref()
+            .map(|_| Arc::new(VisibilityMarks::new(0, capacity / 2)));
         // Everything fallible that needs no thread comes first, so an error
         // cannot leave the checkpoint thread running.
         let raw = db.raw_connection()?;
         let (reaper_tx, reaper) = spawn_reaper()?;
         // Replayed sums are pending from the start: readers must wait for them.
         let summaries_pending = Arc::new(AtomicBool::new(derived.iter().any(|t| t.pending())));
-        let checkpointer = if is_file {
-            let stop = Arc::new((Mutex::new(false), Condvar::new()));
-            let thread = spawn_checkpointer(
-                db.raw_connection()?,
-                config.checkpoint_interval,
-                stop.clone(),
-                stats.clone(),
-            )?;
-            Some((stop, thread))
-        } else {
-            None
-        };
         let mut state = WriterState {
             raw,
             hub,
@@ -184,6 +182,41 @@ impl Writer {
             reaper: reaper_tx,
             summaries_pending: summaries_pending.clone(),
             flush_waiters: Vec::new(),
+            journal: journal_dir.clone().zip(marks.clone()),
+        };
+        let mut journal_thread = None;
+        let writer_rx = match (&journal_dir, &marks) {
+            (Some(dir), Some(marks)) => {
+                let next = state.replay_journal(dir, journal_watermark(&conn)?)?;
+                marks.journaled.store(next - 1, Ordering::Release);
+                marks.applied(next - 1);
+                let (to_writer, writer_rx) = crossbeam_channel::unbounded();
+                let thread = JournalThread {
+                    journal: Journal::open(dir, next)?,
+                    from_ingest: rx,
+                    to_writer,
+                    marks: marks.clone(),
+                    pause: pause.clone(),
+                    stats: stats.clone(),
+                    batch_rows: config.batch_rows.max(1),
+                };
+                journal_thread = Some(thread.spawn(dir.clone())?);
+                writer_rx
+            }
+            _ => rx,
+        };
+        let checkpointer = if is_file {
+            let stop = Arc::new((Mutex::new(false), Condvar::new()));
+            let thread = spawn_checkpointer(
+                db.raw_connection()?,
+                config.checkpoint_interval,
+                stop.clone(),
+                stats.clone(),
+                journal_dir.clone().zip(marks.clone()),
+            )?;
+            Some((stop, thread))
+        } else {
+            None
         };
         stats.pulse.alive.store(true, Ordering::Release);
         stats.pulse.beat(true);
@@ -192,7 +225,7 @@ impl Writer {
             .name("qyl-writer".into())
             .spawn(move || {
                 let _alive = alive;
-                state.run(rx)
+                state.run(writer_rx)
             })
             .map_err(|e| StorageError::Dir {
                 path: "qyl-writer thread".into(),
@@ -207,8 +240,10 @@ impl Writer {
                 pause,
                 stats,
                 summaries_pending,
+                visibility: marks.map(|marks| Visibility { marks }),
             },
             thread: Some(thread),
+            journal: journal_thread,
             reaper: Some(reaper),
             checkpointer,
         })
@@ -232,6 +267,10 @@ impl Writer {
             stop.1.notify_all();
             let _ = thread.join();
         }
+        // The journal thread passes the shutdown on to the writer.
+        if let Some(thread) = self.journal.take() {
+            let _ = thread.join();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -246,6 +285,18 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Bytes the writer's journal of the database at `path` holds on disk
+/// (entries not yet checkpointed into the file).
+pub fn journal_bytes(path: &std::path::Path) -> u64 {
+    journal::bytes_on_disk(&journal::dir_for(path))
+}
+
+/// The last journal entry the database file holds.
+fn journal_watermark(conn: &Conn) -> Result<u64, StorageError> {
+    conn.query_row("SELECT entry FROM journal_watermark", [], |r| r.get(0))
+        .map_err(|e| StorageError::sql("reading the journal watermark", e))
 }
 
 /// The last sequence number in use: the newest stored row's, or the one

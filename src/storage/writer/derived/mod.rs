@@ -152,6 +152,15 @@ pub fn record_published(raw: &RawConn, last_seq: u64) -> Result<(), DuckError> {
     ))
 }
 
+/// Records, in the commit's transaction, the last journal entry it holds:
+/// after a crash the next start replays the entries past it (see
+/// `writer::journal`).
+pub fn record_journaled(raw: &RawConn, through: u64) -> Result<(), DuckError> {
+    raw.execute(&format!(
+        "UPDATE journal_watermark SET entry = greatest(entry, {through})"
+    ))
+}
+
 /// Spans read back per [`Derived::replay`] call.
 const REPLAY_SLICE: usize = 8192;
 

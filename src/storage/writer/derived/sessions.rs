@@ -617,6 +617,9 @@ mod tests {
             ..Default::default()
         });
         rx.unwrap().blocking_recv().unwrap().unwrap();
+        if let Some(v) = w.handle().visibility() {
+            v.settle_blocking();
+        }
         w.handle().summary_sync().settle_blocking();
     }
 
