@@ -331,7 +331,7 @@ fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
 }
 
 /// The thread groups CPU is reported by.
-const GROUPS: [&str; 7] = [
+const GROUPS: [&str; 8] = [
     "tokio runtime (HTTP, decode, convert)",
     "qyl-writer (append, derived, commit)",
     "qyl-checkpoint",
@@ -339,6 +339,7 @@ const GROUPS: [&str; 7] = [
     "other threads (main, named)",
     "unidentified `qyl` threads",
     "threads that exited",
+    "qyl-journal (encode, write, fsync)",
 ];
 const EXITED: usize = 6;
 
@@ -383,6 +384,7 @@ impl ThreadKinds {
         match name {
             "qyl-writer" => 1,
             "qyl-checkpoint" => 2,
+            "qyl-journal" => 7,
             _ if tid == pid => 4,
             "qyl" => match self.0.get(&tid) {
                 Some(false) => 0,
@@ -394,8 +396,8 @@ impl ThreadKinds {
     }
 
     /// The ticks each group used between two readings.
-    fn by_group(&self, pid: u32, before: &Cpu, after: &Cpu) -> [u64; 7] {
-        let mut groups = [0u64; 7];
+    fn by_group(&self, pid: u32, before: &Cpu, after: &Cpu) -> [u64; GROUPS.len()] {
+        let mut groups = [0u64; GROUPS.len()];
         let mut counted = 0;
         for (tid, (name, ticks)) in &after.threads {
             let start = before.threads.get(tid).map_or(0, |(_, t)| *t);
@@ -663,7 +665,7 @@ struct Phase {
     latencies: Vec<f64>,
     qyl_ticks: u64,
     own_ticks: u64,
-    groups: [u64; 7],
+    groups: [u64; GROUPS.len()],
     /// Writer seconds per step in the window.
     steps: BTreeMap<String, f64>,
     checkpoints: f64,

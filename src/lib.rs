@@ -23,15 +23,21 @@
 //!   request to the one `Exporter`, which prices GenAI calls (`pricing`:
 //!   the built-in + `[genai]` price table; a sent cost wins, no price is
 //!   flagged `missing`, never $0), finds errors (`errors::capture`), queues
-//!   the batch on the writer and waits for its commit. Records qyl makes
+//!   the batch on the writer and waits until it is durable (journaled).
+//!   Records qyl makes
 //!   itself (functions' spans, its own panics) enter through it too.
 //! - [`storage`]: the only module with SQL. `schema` holds the numbered
 //!   migrations; `duck` opens the database through DuckDB's C API and builds
 //!   data chunks. `writer/` is the write path, one file per step a batch
 //!   takes: `handle` (the bounded queue ingest submits to; full means 503),
-//!   `chunks` (rows to data chunks, on the submitting thread), `commit` (the
-//!   one writer thread: group jobs, drop retried spans (`dedup`), append,
-//!   update the derived tables, commit, answer, publish to the hub),
+//!   `chunks` (rows to data chunks, on the submitting thread), `journal`
+//!   (for a file: the journal thread appends each batch to qyl's own
+//!   write-ahead journal, fsyncs a group, answers the exports and passes
+//!   them on; DuckDB runs without its WAL, and a start replays what the
+//!   file lacks), `commit` (the one writer thread: group jobs, drop retried
+//!   spans (`dedup`), append, update the derived tables, commit, publish to
+//!   the hub; `handle::Visibility` lets reads wait for the commits of
+//!   answered exports),
 //!   `background` (the checkpoint and reaper threads) and `stats` (counters
 //!   and the heartbeat health reads). `writer/derived/` holds the summary
 //!   tables the writer keeps in the same transaction as the rows they

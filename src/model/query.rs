@@ -483,6 +483,8 @@ pub struct TableStats {
 pub struct StorageStats {
     pub path: String,
     pub file_bytes: Option<u64>,
+    /// The write-ahead log: qyl's journal of batches not yet checkpointed
+    /// into the file.
     pub wal_bytes: Option<u64>,
     pub schema_version: u32,
     pub tables: Vec<TableStats>,

@@ -245,7 +245,11 @@ pub fn storage_stats(c: &Conn, path: &str) -> Result<StorageStats, QueryError> {
     let (file_bytes, wal_bytes) = if path == ":memory:" {
         (None, None)
     } else {
-        (size(path.to_string()), size(format!("{path}.wal")))
+        // The write-ahead log is qyl's journal (and a .wal an older qyl
+        // may have left, replayed at the next start).
+        let journal = crate::storage::writer::journal_bytes(std::path::Path::new(path));
+        let wal = size(format!("{path}.wal")).unwrap_or(0) + journal;
+        (size(path.to_string()), Some(wal))
     };
     debug_assert!(version as u32 <= schema::latest_version());
     Ok(StorageStats {
