@@ -19,9 +19,9 @@
 //! For each phase: spans committed per second (qyl's own counter), qyl's
 //! total CPU (utime + stime of the child) per committed span, that CPU by
 //! thread group, the writer's per-step times, how long checkpoints took and
-//! how many commits took over 100 ms (commits wait while a checkpoint runs,
-//! so this is where the export latency's tail comes from), and the peak
-//! RSS. After
+//! how many commits took over 100 ms (commits wait while a checkpoint runs;
+//! exports, answered once journaled, wait only when the writer falls half a
+//! queue behind), and the peak RSS. After
 //! SIGTERM (qyl checkpoints as it stops): bytes on disk per stored span.
 //! The baseline, from the same run: prost decoding the same requests in this
 //! process, one thread, timed with the thread's CPU clock.

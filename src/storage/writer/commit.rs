@@ -369,7 +369,12 @@ impl WriterState {
         drop(app);
         let mut app = self.raw.appender("metrics")?;
         for (job, start) in jobs.iter().zip(&starts) {
-            append_prepared(&mut app, &job.chunks.metrics, METRIC_COLS.len() - 1, start.2)?;
+            append_prepared(
+                &mut app,
+                &job.chunks.metrics,
+                METRIC_COLS.len() - 1,
+                start.2,
+            )?;
         }
         app.flush()?;
         Ok(seq - 1)
