@@ -897,7 +897,7 @@ fn main() {
     let clients = env_or("BENCH_CLIENTS", 8).max(1) as usize;
     let with_grpc = env_or("BENCH_GRPC", 0) != 0;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let checkpoint_every = env_or("QYL_STORAGE_CHECKPOINT_INTERVAL_SECS", 10);
+    let checkpoint_every = env_or("QYL_STORAGE_CHECKPOINT_INTERVAL_SECS", 3);
     let now_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("a clock after 1970")
@@ -941,7 +941,7 @@ fn main() {
         template: template.clone(),
         clients,
         secs,
-        checkpoint_timeout: Duration::from_secs(checkpoint_every * 2 + 5),
+        checkpoint_timeout: Duration::from_secs(checkpoint_every * 2 + 10),
         threads_detail: env_or("BENCH_THREADS", 0) != 0,
         kinds: Default::default(),
     };

@@ -86,7 +86,7 @@ impl Default for WriterConfig {
             batch_rows: 8192,
             batch_wait: Duration::from_millis(5),
             dedup_window: 1_000_000,
-            checkpoint_interval: Duration::from_secs(10),
+            checkpoint_interval: Duration::from_secs(3),
             derived: derived::DerivedSettings::default(),
         }
     }
