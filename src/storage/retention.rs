@@ -863,7 +863,7 @@ mod tests {
         /// Waits for the commits of everything answered so far.
         fn settle(&self) {
             if let Some(v) = self.writer.as_ref().and_then(|w| w.handle().visibility()) {
-                v.settle_blocking();
+                v.settle_blocking(Duration::from_secs(60));
             }
         }
 

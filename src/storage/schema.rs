@@ -403,8 +403,11 @@ CREATE TABLE hub_watermark AS SELECT 0::UBIGINT AS seq;
         name: "journal watermark",
         sql: r#"
 -- The last entry of qyl's journal (storage::writer::journal) the database
--- holds, recorded in each commit: a start replays the entries past it.
-CREATE TABLE journal_watermark AS SELECT 0::UBIGINT AS entry;
+-- holds, recorded in each commit: a start replays the entries past it. The
+-- id ties a journal to this database, so one left beside a file that was
+-- deleted and created anew is set aside rather than replayed into it.
+CREATE TABLE journal_watermark AS
+    SELECT 0::UBIGINT AS entry, uuid()::VARCHAR AS database_id;
 "#,
     },
 ];

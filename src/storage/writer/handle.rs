@@ -121,17 +121,22 @@ impl Visibility {
     /// Returns once every export answered before the call is committed,
     /// or after `wait` (or [`SETTLE_TIMEOUT`], if sooner).
     pub async fn settle(&self, wait: Duration) {
+        self.settle_for(wait.min(SETTLE_TIMEOUT)).await
+    }
+
+    async fn settle_for(&self, wait: Duration) {
         let target = self.marks.journaled.load(Ordering::Acquire);
         if *self.marks.applied.borrow() >= target {
             return;
         }
         let mut applied = self.marks.applied.subscribe();
-        let _ = tokio::time::timeout(wait.min(SETTLE_TIMEOUT), applied.wait_for(|a| *a >= target))
-            .await;
+        let _ = tokio::time::timeout(wait, applied.wait_for(|a| *a >= target)).await;
     }
 
-    /// [`Visibility::settle`] for threads outside the async runtime.
-    pub fn settle_blocking(&self) {
+    /// [`Visibility::settle`] for threads outside the async runtime, with
+    /// a wait of the caller's choosing (tests that read the file directly
+    /// may wait for a writer far behind in a debug build).
+    pub fn settle_blocking(&self, wait: Duration) {
         let target = self.marks.journaled.load(Ordering::Acquire);
         if *self.marks.applied.borrow() >= target {
             return;
@@ -140,7 +145,7 @@ impl Visibility {
             .enable_time()
             .build()
         {
-            rt.block_on(self.settle(SETTLE_TIMEOUT));
+            rt.block_on(self.settle_for(wait));
         }
     }
 }

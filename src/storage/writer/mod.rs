@@ -187,7 +187,14 @@ impl Writer {
         let mut journal_thread = None;
         let writer_rx = match (&journal_dir, &marks) {
             (Some(dir), Some(marks)) => {
-                let next = state.replay_journal(dir, journal_watermark(&conn)?)?;
+                let (watermark, database_id) = journal_watermark(&conn)?;
+                if let Some(aside) = journal::claim(dir, &database_id)? {
+                    tracing::warn!(
+                        journal = %aside.display(),
+                        "the journal belongs to another database (this file was created anew); set aside, not replayed"
+                    );
+                }
+                let next = state.replay_journal(dir, watermark)?;
                 marks.journaled.store(next - 1, Ordering::Release);
                 marks.applied(next - 1);
                 let (to_writer, writer_rx) = crossbeam_channel::unbounded();
@@ -293,10 +300,15 @@ pub fn journal_bytes(path: &std::path::Path) -> u64 {
     journal::bytes_on_disk(&journal::dir_for(path))
 }
 
-/// The last journal entry the database file holds.
-fn journal_watermark(conn: &Conn) -> Result<u64, StorageError> {
-    conn.query_row("SELECT entry FROM journal_watermark", [], |r| r.get(0))
-        .map_err(|e| StorageError::sql("reading the journal watermark", e))
+/// The last journal entry the database file holds, and the id its journal
+/// must carry.
+fn journal_watermark(conn: &Conn) -> Result<(u64, String), StorageError> {
+    conn.query_row(
+        "SELECT entry, database_id FROM journal_watermark",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .map_err(|e| StorageError::sql("reading the journal watermark", e))
 }
 
 /// The last sequence number in use: the newest stored row's, or the one

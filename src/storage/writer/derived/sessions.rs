@@ -618,7 +618,7 @@ mod tests {
         });
         rx.unwrap().blocking_recv().unwrap().unwrap();
         if let Some(v) = w.handle().visibility() {
-            v.settle_blocking();
+            v.settle_blocking(std::time::Duration::from_secs(60));
         }
         w.handle().summary_sync().settle_blocking();
     }

@@ -177,6 +177,40 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     Ok(found)
 }
 
+/// The file in a journal's folder naming the database it belongs to.
+const OWNER: &str = "database-id";
+
+/// Makes `dir` the journal of the database with id `database_id`. A journal
+/// that belongs to another database (a crash left it, then the database
+/// file was deleted and created anew) would replay that database's batches
+/// into this one: it is renamed aside (returned) instead, kept for whoever
+/// wants it.
+pub fn claim(dir: &Path, database_id: &str) -> Result<Option<PathBuf>, JournalError> {
+    let owner = dir.join(OWNER);
+    let mut aside = None;
+    match fs::read_to_string(&owner) {
+        Ok(found) if found.trim() == database_id => return Ok(None),
+        Ok(_) => {
+            let mut name = dir.as_os_str().to_owned();
+            name.push(format!(".orphaned-{}", crate::model::now_unix_nano()));
+            let to = PathBuf::from(name);
+            fs::rename(dir, &to).map_err(io_err(dir))?;
+            aside = Some(to);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&owner)(e)),
+    }
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut file = File::create(&owner).map_err(io_err(&owner))?;
+    file.write_all(database_id.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(&owner))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    Ok(aside)
+}
+
 /// The size of every segment in `dir` (0 when there is none).
 pub fn bytes_on_disk(dir: &Path) -> u64 {
     segments(dir).map_or(0, |s| {

@@ -153,3 +153,22 @@ fn only_segments_the_database_holds_are_forgotten() {
     assert!(firsts(dir.path()).is_empty());
     assert_eq!(read_all(dir.path(), 0).1.next, 1);
 }
+
+#[test]
+fn a_journal_of_another_database_is_set_aside() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("q.duckdb.journal");
+    assert_eq!(claim(&dir, "db-1").unwrap(), None);
+    let mut j = Journal::open(&dir, 1).unwrap();
+    j.append(&batch(1));
+    j.sync().unwrap();
+    drop(j);
+    // The same database again: its entries stay to be replayed.
+    assert_eq!(claim(&dir, "db-1").unwrap(), None);
+    assert_eq!(read_all(&dir, 0).0.len(), 1);
+    // A new database at the same path must not get them.
+    let aside = claim(&dir, "db-2").unwrap().expect("set aside");
+    assert!(read_all(&dir, 0).0.is_empty());
+    assert_eq!(read_all(&aside, 0).0.len(), 1, "kept beside");
+    assert_eq!(fs::read_to_string(dir.join(OWNER)).unwrap(), "db-2");
+}
