@@ -1,6 +1,7 @@
-//! The writer thread: takes jobs off the queue, groups them, skips retried
-//! spans, appends the chunks, updates the derived tables, commits, then
-//! answers each export and publishes the committed records to the hub.
+//! The writer thread: takes jobs off the queue (or the journal thread),
+//! groups them, skips retried spans, appends the chunks, updates the derived
+//! tables, commits, then publishes the committed records to the hub and
+//! answers each export the journal has not answered already.
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;

@@ -119,7 +119,7 @@ impl VisibilityMarks {
 
 impl Visibility {
     /// Returns once every export answered before the call is committed,
-    /// or after `wait` (or [`SETTLE_TIMEOUT`], if sooner).
+    /// or after `wait` (at most 2 s, the summaries' settle timeout).
     pub async fn settle(&self, wait: Duration) {
         self.settle_for(wait.min(SETTLE_TIMEOUT)).await
     }

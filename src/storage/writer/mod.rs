@@ -1,26 +1,33 @@
 //! The single writer: the only code that writes telemetry to DuckDB.
 //!
 //! Exports become [`Batch`]es and enter a bounded queue ([`WriterHandle::submit`]).
-//! One thread takes jobs off the queue, groups them until `batch_rows` rows or
-//! `batch_ms` milliseconds, appends them with DuckDB Appenders inside one
-//! transaction, commits, and only then answers each job and publishes the
-//! records to the hub. So an acknowledged export is durable, and consumers
-//! only ever see committed data.
+//! For a database file, the journal thread takes them first: it appends each
+//! batch to qyl's write-ahead journal, fsyncs the group and answers the
+//! exports, which are durable from then on (DuckDB itself runs without a
+//! WAL; see `journal`). One writer thread then groups jobs until
+//! `batch_rows` rows or `batch_ms` milliseconds, appends them as data chunks
+//! inside one transaction, commits, and publishes the records to the hub; so
+//! consumers only ever see committed data, and reads wait (through
+//! [`Visibility`]) for the commits of exports answered before them. In
+//! memory there is no journal and an export is answered after its commit.
 //!
-//! Backpressure: the queue is bounded in rows. When it is full `submit`
-//! refuses at once (the caller answers 503 / UNAVAILABLE so the exporter
-//! retries); nothing accepted is ever dropped.
+//! Backpressure: the queue is bounded in rows, released at commit. When it
+//! is full `submit` refuses at once (the caller answers 503 / UNAVAILABLE so
+//! the exporter retries); nothing accepted is ever dropped. The journal
+//! thread holds answers back while the writer is half a queue behind, so
+//! exporters are paced by latency before they are refused.
 //!
 //! Retried exports: the writer remembers the (trace id, span id) of the last
 //! `dedup_window` spans it stored (seeded from the database at start) and
 //! skips spans it has already stored, so an SDK retry does not duplicate them.
 //!
-//! The folder follows a batch: `handle` (the queue ingest submits to, and
-//! the backpressure), `chunks` (rows to DuckDB data chunks, built on the
-//! submitting thread), `commit` (the writer thread's loop: group, dedup,
-//! append, derived tables, commit, answer, publish), `dedup` (recently
-//! stored span ids), `derived` (the summary tables kept in the same
-//! transaction), `background` (the checkpoint and reaper threads) and
+//! The folder follows a batch: `handle` (the queue ingest submits to, the
+//! backpressure, and what reads wait on), `chunks` (rows to DuckDB data
+//! chunks, built on the submitting thread), `journal` (the journal thread,
+//! the journal's files and its byte format), `commit` (the writer thread's
+//! loop: group, dedup, append, derived tables, commit, publish), `dedup`
+//! (recently stored span ids), `derived` (the summary tables kept in the
+//! same transaction), `background` (the checkpoint and reaper threads) and
 //! `stats` (counters and the heartbeat the health checks read).
 
 mod background;
