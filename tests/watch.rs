@@ -165,6 +165,21 @@ fn send_with(otlp_http: &str, service: &str, tag: &str, env: &[(&str, &str)]) ->
     run_python("watch_app.py", &[service, tag], &env)
 }
 
+/// Waits until qyl has committed (and so published to its live buffer)
+/// every export it has answered: an export is answered once it is in the
+/// journal, a few milliseconds before that. `/metrics` waits for it.
+fn settled(http: &str) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(http).expect("connecting to qyl");
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: qyl\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+}
+
 /// What watch_app.py sends, by the text each record shows.
 fn all_of(tag: &str) -> Vec<String> {
     [
@@ -453,6 +468,7 @@ fn the_watch_resumes_across_a_qyl_restart_without_repeats() {
         .expect("the test never got the stream slot before the watch");
     watch.wait_for_notice("too many live streams");
     send(&otlp, "shop", "gapped");
+    settled(&http);
     drop(slot);
     let gap = watch.wait_for_notice("missed up to");
     let missed: u64 = gap.split_whitespace().find_map(|w| w.parse().ok()).unwrap();

@@ -493,9 +493,11 @@ impl WriterState {
                 .store(took.as_micros() as u64, Ordering::Relaxed);
             self.stats.commit_duration.record(took);
         }
-        // Publish before answering, so that once an export returns, live
-        // streams and functions already have its records (publishing is a
-        // few hundred nanoseconds per record and never waits on consumers).
+        // Publish before answering (without a journal; with one, the journal
+        // thread answered already, and a read waits for `applied`, set after
+        // this), so that once an export returns, live streams and functions
+        // already have its records (publishing is a few hundred nanoseconds
+        // per record and never waits on consumers).
         let evicted = self.hub.publish(events);
         for (ack, done) in acks {
             if let Some(ack) = ack {
