@@ -202,6 +202,14 @@ impl ReadPool {
         self.visibility = visibility;
     }
 
+    /// Waits (at most `wait`) until every export answered so far is
+    /// committed; at once without a journal.
+    pub async fn settle(&self, wait: Duration) {
+        if let Some(visibility) = &self.visibility {
+            visibility.settle(wait).await;
+        }
+    }
+
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -232,9 +240,7 @@ impl ReadPool {
         F: FnOnce(&Conn) -> Result<T, QueryError> + Send + 'static,
     {
         let started = tokio::time::Instant::now();
-        if let Some(visibility) = &self.visibility {
-            visibility.settle(deadline).await;
-        }
+        self.settle(deadline).await;
         let permit =
             match tokio::time::timeout(deadline, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(p)) => p,

@@ -450,13 +450,7 @@ pub fn migrate(conn: &Connection) -> Result<u32, StorageError> {
         )",
     )
     .map_err(|e| StorageError::sql("creating schema_version", e))?;
-    let current: u32 = conn
-        .query_row(
-            "SELECT coalesce(max(version), 0) FROM schema_version",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_err(|e| StorageError::sql("reading schema_version", e))? as u32;
+    let current = current_version(conn)?;
     if current > latest_version() {
         return Err(StorageError::TooNew {
             found: current,

@@ -30,7 +30,6 @@ pub struct Store {
     summaries: Option<SummarySync>,
     /// `[errors] deploy_window`, in nanoseconds.
     deploy_window_ns: u64,
-    visibility: Option<Visibility>,
 }
 
 impl Store {
@@ -45,7 +44,6 @@ impl Store {
             path: path.to_string(),
             summaries: None,
             deploy_window_ns: 3_600_000_000_000,
-            visibility: None,
         }
     }
 
@@ -67,8 +65,7 @@ impl Store {
     /// export answered before it: with the writer's journal, exports are
     /// answered a little before their commit.
     pub fn with_visibility(mut self, visibility: Option<Visibility>) -> Store {
-        self.pool.set_visibility(visibility.clone());
-        self.visibility = visibility;
+        self.pool.set_visibility(visibility);
         self
     }
 
@@ -86,9 +83,7 @@ impl Store {
 
     async fn settle(&self) {
         // The commits first: the sums to flush are the commits' sums.
-        if let Some(visibility) = &self.visibility {
-            visibility.settle(self.pool.timeout()).await;
-        }
+        self.pool.settle(self.pool.timeout()).await;
         if let Some(sync) = &self.summaries {
             sync.settle().await;
         }

@@ -214,7 +214,7 @@ impl Writer {
                     stats: stats.clone(),
                     batch_rows: config.batch_rows.max(1),
                 };
-                journal_thread = Some(thread.spawn(dir.clone())?);
+                journal_thread = Some(thread.spawn()?);
                 writer_rx
             }
             _ => rx,

@@ -6,7 +6,6 @@
 //! the answers; the queue's row budget, released only at commit, still
 //! bounds what waits between the two threads.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -30,12 +29,12 @@ pub(in crate::storage::writer) struct JournalThread {
 }
 
 impl JournalThread {
-    pub fn spawn(self, dir: PathBuf) -> Result<JoinHandle<()>, StorageError> {
+    pub fn spawn(self) -> Result<JoinHandle<()>, StorageError> {
         std::thread::Builder::new()
             .name("qyl-journal".into())
             .spawn(move || self.run())
             .map_err(|e| StorageError::Dir {
-                path: dir,
+                path: "qyl-journal thread".into(),
                 source: e,
             })
     }
