@@ -38,8 +38,9 @@
 //!   spans (`dedup`), append, update the derived tables, commit, publish to
 //!   the hub; `handle::Visibility` lets reads wait for the commits of
 //!   answered exports),
-//!   `background` (the checkpoint and reaper threads) and `stats` (counters
-//!   and the heartbeat health reads). `writer/derived/` holds the summary
+//!   `checkpoint` (the writer checkpoints when a row group fills, or on a
+//!   timer), `reaper` (frees what commits leave behind) and `stats`
+//!   (counters and the heartbeat health reads). `writer/derived/` holds the summary
 //!   tables the writer keeps in the same transaction as the rows they
 //!   summarise (`derived::Derived`): `trace_index` (where in time each trace
 //!   is), `sessions` (`session_entities`, `session_traces`), `genai_rollup`

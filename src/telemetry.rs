@@ -204,7 +204,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     out.histogram(
         "qyl_checkpoint_duration_seconds",
-        "Time each background checkpoint took; commits wait while one runs.",
+        "Time each checkpoint took; the writer commits nothing meanwhile.",
         &s.checkpoint_duration,
     );
     out.single(

@@ -222,6 +222,27 @@ impl RawConn {
         }
     }
 
+    /// The first row of `sql`'s result as unsigned integers (NULL reads as
+    /// 0; no row gives an empty vector): for the writer's few reads of
+    /// DuckDB's own counters, which duckdb-rs's connection is not used for.
+    pub fn query_u64_row(&self, sql: &str) -> Result<Vec<u64>, DuckError> {
+        let c_sql = cstring(sql, sql)?;
+        // SAFETY: result is zero-initialised, filled by duckdb_query, read
+        // within its row and column counts, and destroyed by `finish`.
+        unsafe {
+            let mut result: ffi::duckdb_result = std::mem::zeroed();
+            let state = ffi::duckdb_query(self.con, c_sql.as_ptr(), &mut result);
+            let row = if state == ffi::DuckDBSuccess && ffi::duckdb_row_count(&mut result) > 0 {
+                (0..ffi::duckdb_column_count(&mut result))
+                    .map(|col| ffi::duckdb_value_uint64(&mut result, col, 0))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            finish(state, &mut result, sql).map(|()| row)
+        }
+    }
+
     /// Runs a statement that DuckDB spreads over its worker threads
     /// (CHECKPOINT), sleeping for `idle` whenever none of its tasks is left
     /// for this thread to take.
@@ -229,7 +250,7 @@ impl RawConn {
     /// `duckdb_query` drives such a statement by polling: while the last
     /// tasks run on worker threads, the calling thread asks for a task in a
     /// tight loop. On two cores a background checkpoint spent most of a
-    /// core that way (the `qyl-checkpoint` thread was 17% of qyl's CPU under
+    /// core that way (its thread was 17% of qyl's CPU under
     /// ingest, nearly all of it in the scheduler's queue and mutexes), taken
     /// from decoding and the writer. Driving the pending result by hand
     /// takes every task this thread can run, and waits instead of polling.

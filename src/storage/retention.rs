@@ -606,9 +606,9 @@ fn in_transaction<T>(
     result
 }
 
-/// Checkpoints so freed blocks become reusable. The writer's own
-/// checkpoint thread may be checkpointing at the same moment, which DuckDB
-/// refuses; that is retried briefly.
+/// Checkpoints so freed blocks become reusable. DuckDB refuses while the
+/// writer is inside a transaction or checkpointing itself; that is retried
+/// briefly.
 fn checkpoint(conn: &Conn) -> Result<(), StorageError> {
     let mut attempt = 0;
     loop {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
+use super::checkpoint::Checkpoints;
 use super::derived::{self, Committing, Derived};
 use super::handle::VisibilityMarks;
 use super::journal;
@@ -50,6 +51,8 @@ pub(super) struct WriterState {
     pub(super) flush_waiters: Vec<oneshot::Sender<()>>,
     /// With a journal: where it is, and the marks readers wait on.
     pub(super) journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
+    /// For a file: when to checkpoint (between this thread's commits).
+    pub(super) checkpoints: Option<Checkpoints>,
 }
 
 impl Drop for WriterState {
@@ -63,19 +66,26 @@ impl Drop for WriterState {
 impl WriterState {
     pub(super) fn run(&mut self, rx: Receiver<Msg>) {
         let mut shutting_down = false;
+        // Since when the queue has been empty (for the summaries' idle flush).
+        let mut idle_since = Instant::now();
         while !shutting_down {
             self.stats.pulse.beat(true);
-            let next = if self.summaries_pending() || !self.flush_waiters.is_empty() {
-                match rx.recv_timeout(self.idle_flush_after) {
+            let wants_flush = self.summaries_pending() || !self.flush_waiters.is_empty();
+            let flush_at = wants_flush.then_some(idle_since + self.idle_flush_after);
+            let checkpoint_at = self.checkpoints.as_ref().and_then(|c| c.timer_due_at());
+            let next = match flush_at.into_iter().chain(checkpoint_at).min() {
+                Some(at) => match rx.recv_deadline(at) {
                     Err(RecvTimeoutError::Timeout) => {
-                        // The queue ran dry: write the summaries now.
-                        self.flush_summaries();
+                        if flush_at.is_some_and(|at| Instant::now() >= at) {
+                            // The queue ran dry: write the summaries now.
+                            self.flush_summaries();
+                        }
+                        self.checkpoint_if_due();
                         continue;
                     }
                     other => other.map_err(|_| ()),
-                }
-            } else {
-                rx.recv().map_err(|_| ())
+                },
+                None => rx.recv().map_err(|_| ()),
             };
             self.stats.pulse.beat(false);
             let first = match next {
@@ -110,6 +120,8 @@ impl WriterState {
             }
             self.pause.wait();
             self.commit(jobs);
+            self.checkpoint_if_due();
+            idle_since = Instant::now();
         }
         // Commit whatever was accepted before the shutdown.
         let mut rest = Vec::new();
@@ -180,6 +192,12 @@ impl WriterState {
         }
         journal::forget_all(dir)?;
         Ok(replayed.next)
+    }
+
+    fn checkpoint_if_due(&mut self) {
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.run_if_due(&self.raw);
+        }
     }
 
     pub(super) fn summaries_pending(&self) -> bool {
@@ -485,6 +503,12 @@ impl WriterState {
             (&self.stats.metrics_committed, metric_rows),
         ] {
             counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.committed(
+                &self.raw,
+                [spans as u64, log_rows as u64, metric_rows as u64],
+            );
         }
         if !acks.is_empty() {
             let took = started.elapsed();

@@ -27,21 +27,24 @@
 //! the journal's files and its byte format), `commit` (the writer thread's
 //! loop: group, dedup, append, derived tables, commit, publish), `dedup`
 //! (recently stored span ids), `derived` (the summary tables kept in the
-//! same transaction), `background` (the checkpoint and reaper threads) and
-//! `stats` (counters and the heartbeat the health checks read).
+//! same transaction), `checkpoint` (when the writer checkpoints: a row
+//! group filled, or time passed), `reaper` (frees what commits leave behind
+//! on a thread of its own) and `stats` (counters and the heartbeat the
+//! health checks read).
 
-mod background;
+mod checkpoint;
 mod chunks;
 mod commit;
 mod dedup;
 pub mod derived;
 mod handle;
 mod journal;
+mod reaper;
 mod stats;
 #[cfg(test)]
 mod tests;
 
-use background::{spawn_checkpointer, spawn_reaper, Garbage, StopFlag};
+use checkpoint::Checkpoints;
 use chunks::{append_prepared, put_span, Prepared};
 use chunks::{LOG_COLS, METRIC_COLS, SPAN_COLS, SPAN_SEQ_COL};
 use commit::WriterState;
@@ -49,6 +52,7 @@ use dedup::{seed_recent_spans, span_key, PreHashed, RecentSpans};
 use handle::{Job, Msg, PauseState, VisibilityMarks};
 use journal::thread::JournalThread;
 use journal::Journal;
+use reaper::{spawn_reaper, Garbage};
 use stats::AliveGuard;
 
 pub use chunks::append_spans;
@@ -60,7 +64,7 @@ pub use stats::{
 };
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -80,7 +84,9 @@ pub struct WriterConfig {
     pub batch_wait: Duration,
     /// How many recent span ids are remembered to drop retried duplicates.
     pub dedup_window: usize,
-    /// How often the checkpoint thread folds the WAL into the database file.
+    /// The longest time between checkpoints (which write what was committed
+    /// into the database file); the writer also checkpoints whenever a row
+    /// group of spans, logs or metric points fills.
     pub checkpoint_interval: Duration,
     /// Settings of the summary tables (error groups…).
     pub derived: derived::DerivedSettings,
@@ -93,7 +99,7 @@ impl Default for WriterConfig {
             batch_rows: 8192,
             batch_wait: Duration::from_millis(5),
             dedup_window: 1_000_000,
-            checkpoint_interval: Duration::from_secs(3),
+            checkpoint_interval: Duration::from_secs(10),
             derived: derived::DerivedSettings::default(),
         }
     }
@@ -126,12 +132,11 @@ pub struct Writer {
     thread: Option<JoinHandle<()>>,
     journal: Option<JoinHandle<()>>,
     reaper: Option<JoinHandle<()>>,
-    checkpointer: Option<(Arc<StopFlag>, JoinHandle<()>)>,
 }
 
 impl Writer {
-    /// Starts the writer thread (and the checkpoint thread, for a file) on
-    /// an open, migrated database.
+    /// Starts the writer thread (and the journal thread, for a file) on an
+    /// open, migrated database.
     pub fn start(
         db: Arc<Database>,
         hub: Arc<Hub>,
@@ -169,7 +174,7 @@ impl Writer {
             .as_ref()
             .map(|_| Arc::new(VisibilityMarks::new(0, capacity / 2)));
         // Everything fallible that needs no thread comes first, so an error
-        // cannot leave the checkpoint thread running.
+        // cannot leave a thread running.
         let raw = db.raw_connection()?;
         let (reaper_tx, reaper) = spawn_reaper()?;
         // Replayed sums are pending from the start: readers must wait for them.
@@ -190,6 +195,7 @@ impl Writer {
             summaries_pending: summaries_pending.clone(),
             flush_waiters: Vec::new(),
             journal: journal_dir.clone().zip(marks.clone()),
+            checkpoints: None,
         };
         let mut journal_thread = None;
         let writer_rx = match (&journal_dir, &marks) {
@@ -219,19 +225,13 @@ impl Writer {
             }
             _ => rx,
         };
-        let checkpointer = if is_file {
-            let stop = Arc::new((Mutex::new(false), Condvar::new()));
-            let thread = spawn_checkpointer(
-                db.raw_connection()?,
+        if is_file {
+            state.checkpoints = Some(Checkpoints::new(
                 config.checkpoint_interval,
-                stop.clone(),
                 stats.clone(),
                 journal_dir.clone().zip(marks.clone()),
-            )?;
-            Some((stop, thread))
-        } else {
-            None
-        };
+            ));
+        }
         stats.pulse.alive.store(true, Ordering::Release);
         stats.pulse.beat(true);
         let alive = AliveGuard(stats.clone());
@@ -259,7 +259,6 @@ impl Writer {
             thread: Some(thread),
             journal: journal_thread,
             reaper: Some(reaper),
-            checkpointer,
         })
     }
 
@@ -276,11 +275,6 @@ impl Writer {
     fn stop(&mut self) {
         self.handle.closed.store(true, Ordering::Release);
         let _ = self.handle.tx.send(Msg::Shutdown);
-        if let Some((stop, thread)) = self.checkpointer.take() {
-            *stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            stop.1.notify_all();
-            let _ = thread.join();
-        }
         // The journal thread passes the shutdown on to the writer.
         if let Some(thread) = self.journal.take() {
             let _ = thread.join();

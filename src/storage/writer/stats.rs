@@ -21,8 +21,8 @@ pub struct WriterStats {
     pub metrics_committed: AtomicU64,
     /// Time from the start of a successful commit to its answer.
     pub commit_duration: DurationHistogram,
-    /// How long each background checkpoint took: commits wait while one
-    /// runs, so its length bounds the export latency's tail.
+    /// How long each of the writer's checkpoints took: no commit runs
+    /// meanwhile, so queries wait up to this long for fresh exports.
     pub checkpoint_duration: DurationHistogram,
     /// Where the writer thread's time goes, step by step.
     pub steps: StepTimes,

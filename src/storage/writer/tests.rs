@@ -1,5 +1,6 @@
-//! The writer's behaviour end to end on an in-memory database: dedup,
-//! backpressure, ordering, failures and the summary flush.
+//! The writer's behaviour end to end, on an in-memory database unless a
+//! test needs a file: dedup, backpressure, ordering, failures, the summary
+//! flush and when checkpoints run.
 
 use super::stats::unix_ms;
 use super::*;
@@ -304,5 +305,50 @@ fn commit_histogram_is_cumulative_and_counts_every_commit() {
     assert_eq!(stats.spans_committed.load(Ordering::Relaxed), 2);
     assert_eq!(stats.logs_committed.load(Ordering::Relaxed), 0);
     assert_eq!(stats.commit_duration.snapshot().count, 1);
+    writer.shutdown();
+}
+
+/// With the timer an hour away, the writer checkpoints once spans fill a
+/// row group, and not before: what is not checkpointed stays in memory.
+#[test]
+fn a_filled_row_group_is_checkpointed_before_the_timer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
+    let hub = Arc::new(Hub::new(100));
+    let config = WriterConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start(db, hub, config, true).unwrap();
+    let h = writer.handle();
+    let visibility = h.visibility().expect("a file has a journal");
+    let mut next = 0u64;
+    let mut send = |rows: u64| {
+        let spans = (next..next + rows)
+            .map(|i| SpanRecord {
+                trace_id: format!("{i:032x}"),
+                span_id: format!("{i:016x}"),
+                ..span(0, 0, None)
+            })
+            .collect();
+        next += rows;
+        let answer = h.submit(batch(spans)).unwrap();
+        answer.blocking_recv().unwrap().unwrap();
+    };
+    let below = checkpoint::ROW_GROUP_ROWS - 2_000;
+    for _ in 0..below / 4_000 {
+        send(4_000);
+    }
+    send(below % 4_000);
+    visibility.settle_blocking(Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(300));
+    let checkpoints = || h.stats().checkpoints.load(Ordering::Acquire);
+    assert_eq!(checkpoints(), 0, "checkpointed before a row group filled");
+    send(4_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while checkpoints() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(checkpoints(), 1, "no checkpoint once the row group filled");
     writer.shutdown();
 }

@@ -1,0 +1,155 @@
+//! When the writer checkpoints: a row group filled, or time passed.
+//!
+//! Without a WAL, what is committed but not yet checkpointed lives in
+//! DuckDB's memory uncompressed (about 1.2 KB per span, against ~40 bytes
+//! once written), so the time between checkpoints sets qyl's memory. A
+//! checkpoint also rewrites the row group still open in each table, so
+//! checkpointing on a timer at a high rate rewrites the same half-filled
+//! row group again and again. Checkpointing as soon as a large table's row
+//! group has filled writes each row group about once and keeps about one
+//! row group per table in memory; the timer (`every`) remains for low
+//! rates, so the journal stays short and replays quickly.
+//!
+//! The writer runs the checkpoint itself, between two of its transactions:
+//! DuckDB refuses a CHECKPOINT while another connection holds a write
+//! transaction open, and at a high rate the writer nearly always does, so a
+//! checkpoint from another thread was mostly refused and memory grew (4 GB
+//! at 100k spans/s with a 3 s timer). Commits wait for a running checkpoint
+//! anyway, and the journal thread keeps answering exports meanwhile.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::handle::VisibilityMarks;
+use super::journal;
+use super::WriterStats;
+use crate::storage::duck::RawConn;
+use crate::storage::DuckError;
+
+/// Rows per row group: DuckDB's default, which qyl keeps.
+pub(super) const ROW_GROUP_ROWS: u64 = 122_880;
+
+/// The rows (deleted ones included, as row groups hold them until a
+/// vacuum) of the tables that grow with ingest, in the order
+/// [`Checkpoints::committed`] takes them: spans, logs, metric points.
+const GROWING_TABLES: &str = "SELECT
+    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'spans'),
+    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'logs'),
+    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'metrics')";
+
+/// How long the writer trusts its own count before reading DuckDB's again:
+/// a checkpoint may vacuum rows deleted by retention, which moves where row
+/// groups end.
+const RESYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// How long the writer waits when DuckDB's worker threads hold the
+/// checkpoint's remaining tasks (see `RawConn::execute_without_polling`).
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(1);
+
+/// How long a refused checkpoint waits before the next attempt.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// The writer's checkpoint schedule, for a database file.
+pub(super) struct Checkpoints {
+    every: Duration,
+    rows: [u64; 3],
+    synced: Option<Instant>,
+    /// A row group filled since the last checkpoint.
+    filled: bool,
+    /// Something was committed since the last checkpoint.
+    dirty: bool,
+    last: Instant,
+    /// After a refusal: no attempt before this.
+    not_before: Instant,
+    stats: Arc<WriterStats>,
+    /// The journal, whose entries the file holds after a checkpoint.
+    journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
+}
+
+impl Checkpoints {
+    pub(super) fn new(
+        every: Duration,
+        stats: Arc<WriterStats>,
+        journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
+    ) -> Checkpoints {
+        Checkpoints {
+            every,
+            rows: [0; 3],
+            synced: None,
+            filled: false,
+            dirty: false,
+            last: Instant::now(),
+            not_before: Instant::now(),
+            stats,
+            journal,
+        }
+    }
+
+    /// After a commit that appended `appended` rows (spans, logs, metric
+    /// points). The writer is the only connection that appends, so DuckDB's
+    /// counts read here stay exact until a checkpoint vacuums.
+    pub(super) fn committed(&mut self, raw: &RawConn, appended: [u64; 3]) {
+        self.dirty = true;
+        if self.synced.is_none_or(|at| at.elapsed() >= RESYNC_EVERY) {
+            match read_counts(raw) {
+                Ok(now) => {
+                    self.rows = std::array::from_fn(|i| now[i].saturating_sub(appended[i]));
+                    self.synced = Some(Instant::now());
+                }
+                Err(e) => tracing::debug!(error = %e, "could not read the tables' row counts"),
+            }
+        }
+        for (rows, added) in self.rows.iter_mut().zip(appended) {
+            self.filled |= (*rows + added) / ROW_GROUP_ROWS > *rows / ROW_GROUP_ROWS;
+            *rows += added;
+        }
+    }
+
+    /// When the timer makes a checkpoint due, if anything waits for one.
+    pub(super) fn timer_due_at(&self) -> Option<Instant> {
+        self.dirty
+            .then_some((self.last + self.every).max(self.not_before))
+    }
+
+    /// Checkpoints if a row group filled or the timer ran out; on the
+    /// writer thread, outside any transaction. A refused checkpoint (a
+    /// retention transaction was open) stays due for the next commit.
+    pub(super) fn run_if_due(&mut self, raw: &RawConn) {
+        let now = Instant::now();
+        let timer = self.timer_due_at().is_some_and(|at| now >= at);
+        if !(self.filled || timer) || now < self.not_before {
+            return;
+        }
+        self.stats.pulse.beat(false);
+        let started = Instant::now();
+        // Everything applied is committed, so in the file once this ends.
+        let applied = self.journal.as_ref().map(|(_, m)| *m.applied.borrow());
+        match raw.execute_without_polling("CHECKPOINT", CHECKPOINT_IDLE) {
+            Ok(()) => {
+                let took = started.elapsed();
+                self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                self.stats.checkpoint_duration.record(took);
+                self.stats.steps.add("checkpoint", took);
+                self.filled = false;
+                self.dirty = false;
+                self.last = Instant::now();
+                if let (Some((dir, _)), Some(applied)) = (&self.journal, applied) {
+                    if let Err(e) = journal::forget_through(dir, applied) {
+                        tracing::warn!(error = %e, "could not delete old journal segments");
+                    }
+                }
+            }
+            Err(e) => {
+                self.not_before = Instant::now() + RETRY_AFTER;
+                tracing::debug!(error = %e, "checkpoint refused; retried shortly");
+            }
+        }
+    }
+}
+
+fn read_counts(raw: &RawConn) -> Result<[u64; 3], DuckError> {
+    let row = raw.query_u64_row(GROWING_TABLES)?;
+    Ok(std::array::from_fn(|i| row.get(i).copied().unwrap_or(0)))
+}

@@ -1,0 +1,27 @@
+//! The reaper thread: frees what a commit leaves behind off the writer
+//! thread, so freeing never holds up the next commit.
+
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+
+use crate::storage::StorageError;
+
+/// What a commit leaves behind (records leaving the hub's ring, the
+/// batches' data chunks): tens of thousands of small frees per commit, done
+/// on a thread of its own so they do not hold up the next commit.
+pub(super) type Garbage = Box<dyn Send>;
+
+pub(super) fn spawn_reaper() -> Result<(Sender<Garbage>, JoinHandle<()>), StorageError> {
+    // Bounded: if freeing ever falls behind, the writer waits for it
+    // rather than holding ever more memory.
+    let (tx, rx) = crossbeam_channel::bounded::<Garbage>(64);
+    let thread = std::thread::Builder::new()
+        .name("qyl-reaper".into())
+        .spawn(move || rx.iter().for_each(drop))
+        .map_err(|e| StorageError::Dir {
+            path: "qyl-reaper thread".into(),
+            source: e,
+        })?;
+    Ok((tx, thread))
+}
