@@ -24,7 +24,9 @@
 //! BENCH_SHAPES (comma list, default "spread,dense"),
 //! BENCH_ROUNDS (timed repetitions per query, default 20), BENCH_EXPLAIN
 //! (SQL statements separated by `;;`, `{t0}` standing for the window's
-//! start: each is timed and DuckDB's profile printed, to study a query).
+//! start: each is timed and DuckDB's profile printed, to study a query),
+//! QYL_STORAGE_MEMORY_LIMIT_MB (DuckDB's memory limit, as `qyl serve` reads
+//! it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -142,7 +144,14 @@ async fn main() {
 /// Generates one database and times the queries on it.
 async fn run(spans: u64, shape: Shape, rounds: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let opts = StorageOptions::file_in(dir.path());
+    let mut opts = StorageOptions::file_in(dir.path());
+    // As `qyl serve` reads it, to time the queries under a memory limit.
+    if let Some(mb) = std::env::var("QYL_STORAGE_MEMORY_LIMIT_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.memory_limit_mb = mb;
+    }
     let path = opts.path.clone();
     let db = storage::open(&opts).expect("opening the database");
     let now = now_nanos();

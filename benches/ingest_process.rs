@@ -30,7 +30,10 @@
 //! BENCH_CLIENTS (connections, default 8), BENCH_GRPC=1, BENCH_THREADS=1
 //! (print qyl's threads one by one), BENCH_QYL_BIN (another `qyl` binary to
 //! measure, e.g. a copy of an earlier build for a before/after table; by
-//! default the one cargo built with this benchmark). QYL_* settings pass
+//! default the one cargo built with this benchmark), BENCH_PREFILL (spans
+//! stored at full speed before the phases, e.g. 10000000 for the "10 M spans
+//! on disk" the memory target names; peak RSS is then counted from the end
+//! of the fill). QYL_* settings pass
 //! through to qyl, so settings can be compared:
 //! `QYL_STORAGE_MEMORY_LIMIT_MB=256 cargo bench --bench ingest_process`.
 //!
@@ -710,6 +713,43 @@ struct Bench {
 }
 
 impl Bench {
+    /// Stores `spans` spans at full speed, measuring nothing but the time
+    /// and memory it took; then resets qyl's peak RSS (VmHWM), so that the
+    /// phases report their own.
+    async fn prefill(&self, spans: u64) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..self.clients)
+            .map(|_| {
+                tokio::spawn(client(
+                    Load::Protobuf,
+                    None,
+                    self.template.clone(),
+                    self.target.clone(),
+                    stop.clone(),
+                    counters.clone(),
+                ))
+            })
+            .collect();
+        while metrics(&self.http, &self.metrics_url).await.spans() < spans as f64 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.expect("a client task");
+        }
+        let took = start.elapsed().as_secs_f64();
+        let hwm = proc_status_kb(self.qyl_pid, "VmHWM").unwrap_or(0) / 1024;
+        // Writing 5 to clear_refs resets VmHWM to the current RSS.
+        let reset = std::fs::write(format!("/proc/{}/clear_refs", self.qyl_pid), "5").is_ok();
+        println!(
+            "prefill: {spans} spans stored in {took:.0} s ({:.0} spans/s), peak RSS {hwm} MB meanwhile{}",
+            spans as f64 / took,
+            if reset { "; peak RSS counted afresh from here" } else { " (could not reset VmHWM: the phases' peak includes the fill)" }
+        );
+    }
+
     async fn phase(&self, name: &str, load: Load, pace_spans_per_sec: Option<f64>) -> Phase {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
@@ -948,6 +988,10 @@ fn main() {
     let mut phases = Vec::new();
     let (stored, hwm_before_stop) = runtime.block_on(async {
         bench.classify_threads().await;
+        let prefill = env_or("BENCH_PREFILL", 0);
+        if prefill > 0 {
+            bench.prefill(prefill).await;
+        }
         let max = bench.phase("max, protobuf", Load::Protobuf, None).await;
         let half = max.rate() / 2.0;
         phases.push(max);

@@ -25,7 +25,9 @@
 //! separated by `;;` (`{now}` and `{newest}`, the newest span's start, stand
 //! for times: each is timed and profiled), BENCH_KEEP_DB=path (generate
 //! the first size and shape there and stop; a file that already holds
-//! spans is queried instead, as old as its data has become).
+//! spans is queried instead, as old as its data has become),
+//! QYL_STORAGE_MEMORY_LIMIT_MB (DuckDB's memory limit, as `qyl serve` reads
+//! it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,6 +65,13 @@ async fn main() {
 async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut opts = StorageOptions::file_in(dir.path());
+    // As `qyl serve` reads it, to time the queries under a memory limit.
+    if let Some(mb) = std::env::var("QYL_STORAGE_MEMORY_LIMIT_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.memory_limit_mb = mb;
+    }
     if let Some(keep) = keep {
         opts.path = keep.to_string();
     }

@@ -123,9 +123,13 @@ async fn handle(s: &HttpIngest, signal: Signal, headers: &HeaderMap, body: Body)
         Err(f) => return f.render(Encoding::Json),
     };
     let result = async {
-        let raw = read_body(headers, body, s.max_body).await?;
-        let bytes = decompress(headers, raw, s.max_body)?;
-        let request = decode(signal, encoding, &bytes)?;
+        // The body goes before the wait for the answer: under backpressure
+        // many exports wait at once, and each would hold its body too.
+        let request = {
+            let raw = read_body(headers, body, s.max_body).await?;
+            let bytes = decompress(headers, raw, s.max_body)?;
+            decode(signal, encoding, &bytes)?
+        };
         s.exporter.export(request).await.map_err(|e| {
             let retry_after = match e {
                 WriteError::QueueFull { .. } => 1,

@@ -90,10 +90,10 @@ impl StorageOptions {
 /// its own journal (`writer::journal`), which is what lets an export be
 /// answered before the commit a checkpoint may be holding up.
 ///
-/// Automatic checkpoints are effectively disabled: they stall the committing
-/// connection for most of a second, which would stall every export waiting on
-/// that commit. The writer checkpoints from a thread of its own instead (see
-/// `writer`).
+/// Automatic checkpoints are effectively disabled: they would stall the
+/// committing connection at a moment of DuckDB's choosing. The writer
+/// checkpoints between its own transactions instead (see
+/// `writer::checkpoint`).
 pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
     // External access off: qyl never reads or writes files through SQL, and
     // it keeps user SQL (POST /api/v1/sql) away from the filesystem.
@@ -131,6 +131,11 @@ pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
     // A file runs without DuckDB's WAL: the writer journals every batch
     // itself (see `writer::journal`).
     settings.retain(|(n, _)| *n != "enable_external_access");
+    // Where a query larger than the memory limit spills: beside the file,
+    // as DuckDB does for a file it opens itself (the in-memory database
+    // the file is attached to would spill to `.tmp` in the working
+    // directory).
+    settings.push(("temp_directory", format!("{}.tmp", opts.path)));
     let db = Database::open_without_wal(
         &opts.path,
         &settings,
