@@ -50,7 +50,7 @@ pub fn panic_batch(
         service_version: Some(env!("CARGO_PKG_VERSION").into()),
         event_name: Some("exception".into()),
         attributes,
-        resource,
+        resource: resource.into(),
         ..LogRecord::default()
     };
     let mut batch = Batch {

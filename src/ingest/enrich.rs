@@ -21,7 +21,7 @@ pub struct ResourceInfo {
     pub session_id: Option<String>,
     pub conversation_id: Option<String>,
     /// The resource attributes as JSON text.
-    pub json: String,
+    pub json: std::sync::Arc<str>,
 }
 
 /// The service name used when a resource has none, as the OTel SDKs do.
@@ -58,7 +58,7 @@ impl ResourceScan {
         if info.deployment_environment.is_none() {
             info.deployment_environment = self.legacy_env;
         }
-        info.json = json;
+        info.json = json.into();
         info
     }
 }

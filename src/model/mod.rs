@@ -40,8 +40,9 @@ pub struct SpanRecord {
     pub genai: GenAiFields,
     /// Span attributes as a JSON object.
     pub attributes: String,
-    /// Resource attributes as a JSON object.
-    pub resource: String,
+    /// Resource attributes as a JSON object, shared by the spans of one
+    /// resource (an export's spans mostly share one).
+    pub resource: Arc<str>,
     /// Span events as a JSON array of `{time_unix_nano, name, attributes}`.
     pub events: String,
     /// Span links as a JSON array of `{trace_id, span_id, trace_state, attributes}`.
@@ -137,7 +138,7 @@ pub struct LogRecord {
     pub event_name: Option<String>,
     pub flags: u32,
     pub attributes: String,
-    pub resource: String,
+    pub resource: Arc<str>,
     pub dropped_attributes_count: u32,
 }
 
@@ -167,7 +168,7 @@ pub struct MetricPoint {
     pub service_name: String,
     pub scope_name: Option<String>,
     pub attributes: String,
-    pub resource: String,
+    pub resource: Arc<str>,
     pub flags: u32,
 }
 

@@ -267,6 +267,15 @@ impl Field for String {
     }
 }
 
+impl Field for Arc<str> {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_bytes(self.as_bytes(), out);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        r.text().map(Arc::from)
+    }
+}
+
 /// Stored as text rather than as an index into [`KNOWN`], so that the
 /// table can grow or be reordered without breaking old journals.
 impl Field for &'static str {
@@ -1488,7 +1497,7 @@ mod tests {
             r#"{{"http.route":"/checkout","pad":"{}"}}"#,
             "x".repeat(255)
         );
-        s.resource = format!(r#"{{"service.name":"shop","pad":"{}"}}"#, "y".repeat(190));
+        s.resource = format!(r#"{{"service.name":"shop","pad":"{}"}}"#, "y".repeat(190)).into();
         let batch = Batch {
             spans: (0..1000).map(|_| s.clone()).collect(),
             ..Batch::default()
