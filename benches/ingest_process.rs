@@ -718,20 +718,8 @@ impl Bench {
     /// phases report their own.
     async fn prefill(&self, spans: u64) {
         let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
         let start = Instant::now();
-        let tasks: Vec<_> = (0..self.clients)
-            .map(|_| {
-                tokio::spawn(client(
-                    Load::Protobuf,
-                    None,
-                    self.template.clone(),
-                    self.target.clone(),
-                    stop.clone(),
-                    counters.clone(),
-                ))
-            })
-            .collect();
+        let tasks = self.start_clients(&Load::Protobuf, None, &stop, &Arc::default());
         while metrics(&self.http, &self.metrics_url).await.spans() < spans as f64 {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -750,11 +738,16 @@ impl Bench {
         );
     }
 
-    async fn phase(&self, name: &str, load: Load, pace_spans_per_sec: Option<f64>) -> Phase {
-        let stop = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
+    /// Starts the clients, at full speed or together at `pace_spans_per_sec`.
+    fn start_clients(
+        &self,
+        load: &Load,
+        pace_spans_per_sec: Option<f64>,
+        stop: &Arc<AtomicBool>,
+        counters: &Arc<Counters>,
+    ) -> Vec<tokio::task::JoinHandle<Vec<(Instant, f64)>>> {
         let start = Instant::now();
-        let tasks: Vec<_> = (0..self.clients)
+        (0..self.clients)
             .map(|c| {
                 // Each client sends every `every`; together they make the rate,
                 // their sends spread evenly over one period.
@@ -773,7 +766,13 @@ impl Bench {
                     counters.clone(),
                 ))
             })
-            .collect();
+            .collect()
+    }
+
+    async fn phase(&self, name: &str, load: Load, pace_spans_per_sec: Option<f64>) -> Phase {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(Counters::default());
+        let tasks = self.start_clients(&load, pace_spans_per_sec, &stop, &counters);
         tokio::time::sleep(WARM_UP).await;
         let a = sample_after_checkpoint(
             &self.http,
