@@ -79,9 +79,13 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let exporter = self.0.clone();
         Box::pin(async move {
-            let records = spans::decode_traces(request.get_ref()).map_err(|e| {
+            // The request's bytes go before the wait for the answer, which
+            // many exports may share under backpressure.
+            let body = request.into_inner();
+            let records = spans::decode_traces(&body).map_err(|e| {
                 Status::invalid_argument(format!("malformed ExportTraceServiceRequest: {e}"))
             })?;
+            drop(body);
             let outcome = exporter
                 .export(ExportRequest::Spans(records))
                 .await
