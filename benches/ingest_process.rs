@@ -21,7 +21,8 @@
 //! thread group, the writer's per-step times, how long checkpoints took and
 //! how many commits took over 100 ms (commits wait while a checkpoint runs;
 //! exports, answered once journaled, wait only when the writer falls half a
-//! queue behind), and the peak RSS. After
+//! queue behind), the peak RSS, the write queue's depth (sampled every
+//! 250 ms) and DuckDB's memory by tag at the phase's end. After
 //! SIGTERM (qyl checkpoints as it stops): bytes on disk per stored span.
 //! The baseline, from the same run: prost decoding the same requests in this
 //! process, one thread, timed with the thread's CPU clock.
@@ -681,7 +682,20 @@ struct Phase {
     aligned: bool,
     /// VmHWM of qyl at the end of the phase, KiB.
     hwm_kb: u64,
+    memory: MemoryWatch,
     on_the_fly: u64,
+}
+
+/// Where qyl's memory went during a phase: the write queue (rows waiting
+/// for the writer, which hold their batches and data chunks) sampled every
+/// 250 ms, and DuckDB's own accounting (`duckdb_memory()`) at the end.
+#[derive(Default)]
+struct MemoryWatch {
+    queue_max: f64,
+    queue_mean: f64,
+    rss_max_kb: u64,
+    /// DuckDB's tags over 1 MiB, MiB each.
+    duckdb: Vec<(String, u64)>,
 }
 
 impl Phase {
@@ -786,7 +800,7 @@ impl Bench {
             counters.refused.load(Ordering::Relaxed),
             counters.failed.load(Ordering::Relaxed),
         );
-        tokio::time::sleep(Duration::from_secs(self.secs)).await;
+        let memory = self.watch_memory(Duration::from_secs(self.secs)).await;
         let b = sample_after_checkpoint(
             &self.http,
             &self.metrics_url,
@@ -841,6 +855,7 @@ impl Bench {
             duplicates: delta("qyl_duplicate_spans_total"),
             aligned: a.aligned && b.aligned,
             hwm_kb: proc_status_kb(self.qyl_pid, "VmHWM").unwrap_or(0),
+            memory,
             on_the_fly: match &load {
                 Load::Gzip(pool) => pool.on_the_fly.load(Ordering::Relaxed),
                 _ => 0,
@@ -850,6 +865,38 @@ impl Bench {
 }
 
 impl Bench {
+    /// Samples the write queue and RSS for `secs`, then asks DuckDB where
+    /// its memory is (one `POST /api/v1/sql`).
+    async fn watch_memory(&self, secs: Duration) -> MemoryWatch {
+        let mut watch = MemoryWatch::default();
+        let (mut sum, mut n) = (0.0, 0u32);
+        let end = Instant::now() + secs;
+        while Instant::now() < end {
+            let queue = metrics(&self.http, &self.metrics_url)
+                .await
+                .get("qyl_write_queue_rows");
+            watch.queue_max = watch.queue_max.max(queue);
+            sum += queue;
+            n += 1;
+            let rss = proc_status_kb(self.qyl_pid, "VmRSS").unwrap_or(0);
+            watch.rss_max_kb = watch.rss_max_kb.max(rss);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        watch.queue_mean = sum / f64::from(n.max(1));
+        let sql_url = self.metrics_url.replace("/metrics", "/api/v1/sql");
+        let body = serde_json::json!({"sql": "SELECT tag, memory_usage_bytes // 1048576 FROM duckdb_memory() WHERE memory_usage_bytes >= 1048576 ORDER BY 2 DESC"});
+        if let Ok(answer) = self.http.post(&sql_url).json(&body).send().await {
+            if let Ok(v) = answer.json::<serde_json::Value>().await {
+                for row in v["rows"].as_array().into_iter().flatten() {
+                    if let (Some(tag), Some(mb)) = (row[0].as_str(), row[1].as_u64()) {
+                        watch.duckdb.push((tag.to_string(), mb));
+                    }
+                }
+            }
+        }
+        watch
+    }
+
     /// Classifies qyl's new threads, retrying a few times for those that
     /// were running when looked at.
     async fn classify_threads(&self) {
@@ -1156,6 +1203,21 @@ fn report(phases: &[Phase], decode_us: f64, gunzip_decode_us: f64) {
             ),
             format!("{:.0} commits over 100 ms", p.slow_commits),
             format!("VmHWM {:.0} MB", p.hwm_kb as f64 / 1024.0),
+            format!(
+                "VmRSS at most {:.0} MB, write queue at most {:.0} rows ({:.0} on average)",
+                p.memory.rss_max_kb as f64 / 1024.0,
+                p.memory.queue_max,
+                p.memory.queue_mean
+            ),
+            format!(
+                "DuckDB's memory at the end: {}",
+                p.memory
+                    .duckdb
+                    .iter()
+                    .map(|(tag, mb)| format!("{tag} {mb} MB"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ];
         if !p.aligned {
             notes.push("NOT aligned to checkpoints (none came in time)".into());
