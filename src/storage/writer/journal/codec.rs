@@ -377,18 +377,25 @@ macro_rules! record {
     };
 }
 
-/// Implements [`Field`] for a field-less enum with a fixed tag per variant.
-/// The tags are the on-disk format: never reuse or renumber one.
+/// Implements [`Field`] for an enum with a fixed tag per variant; a variant
+/// with fields lists every one of them (in the order written after the tag),
+/// so a new field fails to compile until it is listed. The tags are the
+/// on-disk format: never reuse or renumber one.
 macro_rules! tagged {
-    ($ty:ident { $($variant:ident = $tag:literal),+ $(,)? }) => {
+    ($ty:ident { $($variant:ident $({ $($field:ident),+ $(,)? })? = $tag:literal),+ $(,)? }) => {
         impl Field for $ty {
             fn put(&self, out: &mut Vec<u8>) {
-                out.push(match self { $($ty::$variant => $tag),+ });
+                match self {
+                    $($ty::$variant $({ $($field),+ })? => {
+                        out.push($tag);
+                        $($($field.put(out);)+)?
+                    })+
+                }
             }
             fn take(r: &mut Reader<'_>) -> Result<Self, CodecError> {
                 r.what = stringify!($ty);
                 match r.byte()? {
-                    $($tag => Ok($ty::$variant),)+
+                    $($tag => Ok($ty::$variant $({ $($field: Field::take(r)?),+ })?),)+
                     tag => Err(r.bad_tag(tag)),
                 }
             }
@@ -546,104 +553,14 @@ tagged!(StatusChange {
     ArchiveUntilEscalating = 4,
 });
 
-/// By hand: its variants carry fields. Tags as for `tagged!`.
-impl Field for ErrorCommand {
-    fn put(&self, out: &mut Vec<u8>) {
-        match self {
-            ErrorCommand::SetStatus {
-                group_id,
-                change,
-                at_unix_nano,
-            } => {
-                out.push(0);
-                group_id.put(out);
-                change.put(out);
-                at_unix_nano.put(out);
-            }
-            ErrorCommand::Merge { target, sources } => {
-                out.push(1);
-                target.put(out);
-                sources.put(out);
-            }
-            ErrorCommand::AutoResolve {
-                before_unix_nano,
-                at_unix_nano,
-            } => {
-                out.push(2);
-                before_unix_nano.put(out);
-                at_unix_nano.put(out);
-            }
-            ErrorCommand::ResolveQuietAfterDeploy {
-                quiet_ns,
-                at_unix_nano,
-            } => {
-                out.push(3);
-                quiet_ns.put(out);
-                at_unix_nano.put(out);
-            }
-            ErrorCommand::AddNote {
-                group_id,
-                author,
-                text,
-                at_unix_nano,
-            } => {
-                out.push(4);
-                group_id.put(out);
-                author.put(out);
-                text.put(out);
-                at_unix_nano.put(out);
-            }
-            ErrorCommand::RecordRelease {
-                service,
-                environment,
-                version,
-                at_unix_nano,
-            } => {
-                out.push(5);
-                service.put(out);
-                environment.put(out);
-                version.put(out);
-                at_unix_nano.put(out);
-            }
-        }
-    }
-
-    fn take(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        r.what = "ErrorCommand";
-        Ok(match r.byte()? {
-            0 => ErrorCommand::SetStatus {
-                group_id: Field::take(r)?,
-                change: Field::take(r)?,
-                at_unix_nano: Field::take(r)?,
-            },
-            1 => ErrorCommand::Merge {
-                target: Field::take(r)?,
-                sources: Field::take(r)?,
-            },
-            2 => ErrorCommand::AutoResolve {
-                before_unix_nano: Field::take(r)?,
-                at_unix_nano: Field::take(r)?,
-            },
-            3 => ErrorCommand::ResolveQuietAfterDeploy {
-                quiet_ns: Field::take(r)?,
-                at_unix_nano: Field::take(r)?,
-            },
-            4 => ErrorCommand::AddNote {
-                group_id: Field::take(r)?,
-                author: Field::take(r)?,
-                text: Field::take(r)?,
-                at_unix_nano: Field::take(r)?,
-            },
-            5 => ErrorCommand::RecordRelease {
-                service: Field::take(r)?,
-                environment: Field::take(r)?,
-                version: Field::take(r)?,
-                at_unix_nano: Field::take(r)?,
-            },
-            tag => return Err(r.bad_tag(tag)),
-        })
-    }
-}
+tagged!(ErrorCommand {
+    SetStatus { group_id, change, at_unix_nano } = 0,
+    Merge { target, sources } = 1,
+    AutoResolve { before_unix_nano, at_unix_nano } = 2,
+    ResolveQuietAfterDeploy { quiet_ns, at_unix_nano } = 3,
+    AddNote { group_id, author, text, at_unix_nano } = 4,
+    RecordRelease { service, environment, version, at_unix_nano } = 5,
+});
 
 record!(FunctionRows {
     invocations,
