@@ -35,32 +35,51 @@ fn export(trace_id: &str, spans: usize) -> String {
     )
 }
 
+/// Acknowledged exports, by the key each was sent with.
+type Acked = Arc<Mutex<Vec<String>>>;
+
+/// An exporter that posts `next(n)` (a key and a JSON body) to `url` for
+/// n = 0, 1, … until an export is not acknowledged, keeping the key of
+/// every acknowledged one in `acked`.
+fn exporter(
+    client: &reqwest::Client,
+    url: String,
+    acked: &Acked,
+    next: impl Fn(u64) -> (String, String) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let (client, acked) = (client.clone(), acked.clone());
+    tokio::spawn(async move {
+        for n in 0u64.. {
+            let (key, body) = next(n);
+            let sent = client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => acked.lock().unwrap().push(key),
+                _ => break,
+            }
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_exits_in_time_and_keeps_every_acknowledged_export() {
     let dir = tempfile::tempdir().unwrap();
     let mut qyl = Qyl::start(&dir.path().join("q.duckdb"), &[]);
     let url = format!("http://{}/v1/traces", qyl.http);
-    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let acked = Acked::default();
     let client = reqwest::Client::new();
 
     // Exporters that go on until qyl refuses them.
     let exporters: Vec<_> = (0..8u64)
         .map(|worker| {
-            let (client, url, acked) = (client.clone(), url.clone(), acked.clone());
-            tokio::spawn(async move {
-                for n in 0u64.. {
-                    let trace_id = format!("{:016x}{n:016x}", worker + 1);
-                    let sent = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(export(&trace_id, 20))
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(r) if r.status().is_success() => acked.lock().unwrap().push(trace_id),
-                        _ => break,
-                    }
-                }
+            exporter(&client, url.clone(), &acked, move |n| {
+                let trace_id = format!("{:016x}{n:016x}", worker + 1);
+                let body = export(&trace_id, 20);
+                (trace_id, body)
             })
         })
         .collect();
@@ -156,50 +175,22 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_export() {
     // holds part of what was answered (and the journal has let it go) and
     // the rest must come from the journal past the watermark.
     let mut qyl = Qyl::start(&path, &[("QYL_STORAGE_CHECKPOINT_INTERVAL_SECS", "1")]);
-    let acked_traces = Arc::new(Mutex::new(Vec::<String>::new()));
-    let acked_logs = Arc::new(Mutex::new(Vec::<String>::new()));
+    let acked_traces = Acked::default();
+    let acked_logs = Acked::default();
     let client = reqwest::Client::new();
     let mut exporters = Vec::new();
     for worker in 0..4u64 {
-        let (traces_client, url, acked) = (
-            client.clone(),
-            format!("http://{}/v1/traces", qyl.http),
-            acked_traces.clone(),
-        );
-        exporters.push(tokio::spawn(async move {
-            for n in 0u64.. {
-                let trace_id = format!("{:016x}{n:016x}", worker + 1);
-                let sent = traces_client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(export(&trace_id, 50))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status().is_success() => acked.lock().unwrap().push(trace_id),
-                    _ => break,
-                }
-            }
+        let url = format!("http://{}/v1/traces", qyl.http);
+        exporters.push(exporter(&client, url, &acked_traces, move |n| {
+            let trace_id = format!("{:016x}{n:016x}", worker + 1);
+            let body = export(&trace_id, 50);
+            (trace_id, body)
         }));
-        let (client, url, acked) = (
-            client.clone(),
-            format!("http://{}/v1/logs", qyl.http),
-            acked_logs.clone(),
-        );
-        exporters.push(tokio::spawn(async move {
-            for n in 0u64.. {
-                let marker = format!("w{worker}-n{n}");
-                let sent = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(log_export(&marker, 10))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status().is_success() => acked.lock().unwrap().push(marker),
-                    _ => break,
-                }
-            }
+        let url = format!("http://{}/v1/logs", qyl.http);
+        exporters.push(exporter(&client, url, &acked_logs, move |n| {
+            let marker = format!("w{worker}-n{n}");
+            let body = log_export(&marker, 10);
+            (marker, body)
         }));
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
