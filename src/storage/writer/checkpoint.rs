@@ -63,17 +63,10 @@ pub(super) struct Checkpoints {
     last: Instant,
     /// After a refusal: no attempt before this.
     not_before: Instant,
-    stats: Arc<WriterStats>,
-    /// The journal, whose entries the file holds after a checkpoint.
-    journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
 }
 
 impl Checkpoints {
-    pub(super) fn new(
-        every: Duration,
-        stats: Arc<WriterStats>,
-        journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
-    ) -> Checkpoints {
+    pub(super) fn new(every: Duration) -> Checkpoints {
         Checkpoints {
             every,
             rows: [0; 3],
@@ -82,8 +75,6 @@ impl Checkpoints {
             dirty: false,
             last: Instant::now(),
             not_before: Instant::now(),
-            stats,
-            journal,
         }
     }
 
@@ -116,26 +107,32 @@ impl Checkpoints {
     /// Checkpoints if a row group filled or the timer ran out; on the
     /// writer thread, outside any transaction. A refused checkpoint (a
     /// retention transaction was open) stays due for the next commit.
-    pub(super) fn run_if_due(&mut self, raw: &RawConn) {
+    /// After one, the `journal` forgets the entries the file now holds.
+    pub(super) fn run_if_due(
+        &mut self,
+        raw: &RawConn,
+        stats: &WriterStats,
+        journal: Option<&(PathBuf, Arc<VisibilityMarks>)>,
+    ) {
         let now = Instant::now();
         let timer = self.timer_due_at().is_some_and(|at| now >= at);
         if !(self.filled || timer) || now < self.not_before {
             return;
         }
-        self.stats.pulse.beat(false);
+        stats.pulse.beat(false);
         let started = Instant::now();
         // Everything applied is committed, so in the file once this ends.
-        let applied = self.journal.as_ref().map(|(_, m)| *m.applied.borrow());
+        let applied = journal.map(|(_, m)| *m.applied.borrow());
         match raw.execute_without_polling("CHECKPOINT", CHECKPOINT_IDLE) {
             Ok(()) => {
                 let took = started.elapsed();
-                self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-                self.stats.checkpoint_duration.record(took);
-                self.stats.steps.add("checkpoint", took);
+                stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                stats.checkpoint_duration.record(took);
+                stats.steps.add("checkpoint", took);
                 self.filled = false;
                 self.dirty = false;
                 self.last = Instant::now();
-                if let (Some((dir, _)), Some(applied)) = (&self.journal, applied) {
+                if let (Some((dir, _)), Some(applied)) = (journal, applied) {
                     if let Err(e) = journal::forget_through(dir, applied) {
                         tracing::warn!(error = %e, "could not delete old journal segments");
                     }

@@ -196,7 +196,7 @@ impl WriterState {
 
     fn checkpoint_if_due(&mut self) {
         if let Some(checkpoints) = &mut self.checkpoints {
-            checkpoints.run_if_due(&self.raw);
+            checkpoints.run_if_due(&self.raw, &self.stats, self.journal.as_ref());
         }
     }
 

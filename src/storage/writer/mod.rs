@@ -226,11 +226,7 @@ impl Writer {
             _ => rx,
         };
         if is_file {
-            state.checkpoints = Some(Checkpoints::new(
-                config.checkpoint_interval,
-                stats.clone(),
-                journal_dir.clone().zip(marks.clone()),
-            ));
+            state.checkpoints = Some(Checkpoints::new(config.checkpoint_interval));
         }
         stats.pulse.alive.store(true, Ordering::Release);
         stats.pulse.beat(true);
