@@ -36,7 +36,7 @@ use timing::{ms, now_nanos, time, Shape};
 
 use qyl::model::genai::{GenAiSpanQuery, SessionQuery, SessionSort};
 use qyl::model::query::{GenAiFilter, PageRequest};
-use qyl::storage::{self, StorageOptions, Store};
+use qyl::storage::{self, Store};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -144,14 +144,7 @@ async fn main() {
 /// Generates one database and times the queries on it.
 async fn run(spans: u64, shape: Shape, rounds: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut opts = StorageOptions::file_in(dir.path());
-    // As `qyl serve` reads it, to time the queries under a memory limit.
-    if let Some(mb) = std::env::var("QYL_STORAGE_MEMORY_LIMIT_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        opts.memory_limit_mb = mb;
-    }
+    let opts = timing::storage_options(dir.path());
     let path = opts.path.clone();
     let db = storage::open(&opts).expect("opening the database");
     let now = now_nanos();

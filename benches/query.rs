@@ -38,7 +38,7 @@ use common::generated::{generate, SPANS_PER_TRACE};
 use timing::{ms, now_nanos, time, Shape};
 
 use qyl::model::query::{PageRequest, SpanFilter, SpanQuery, TraceQuery};
-use qyl::storage::{self, StorageOptions, Store};
+use qyl::storage::{self, Store};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -64,14 +64,7 @@ async fn main() {
 /// Generates one database and times the queries on it.
 async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut opts = StorageOptions::file_in(dir.path());
-    // As `qyl serve` reads it, to time the queries under a memory limit.
-    if let Some(mb) = std::env::var("QYL_STORAGE_MEMORY_LIMIT_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        opts.memory_limit_mb = mb;
-    }
+    let mut opts = timing::storage_options(dir.path());
     if let Some(keep) = keep {
         opts.path = keep.to_string();
     }

@@ -2,7 +2,7 @@
 //! each query runs once to warm caches, then `rounds` timed times, and is
 //! reported as p50 / p99 in milliseconds. The database sizes and round
 //! counts come from BENCH_SPANS and BENCH_ROUNDS, the data shapes from
-//! BENCH_SHAPES.
+//! BENCH_SHAPES, DuckDB's memory limit from QYL_STORAGE_MEMORY_LIMIT_MB.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -111,4 +111,18 @@ pub fn explain(conn: &qyl::storage::Conn, sqls: &str, fill: impl Fn(&str) -> Str
             .collect();
         println!("{}", plan.join("\n"));
     }
+}
+
+/// A database file in `dir`, under the memory limit QYL_STORAGE_MEMORY_LIMIT_MB
+/// gives (as `qyl serve` reads it; DuckDB's default without it), so the
+/// queries can be timed as a configured qyl runs them.
+pub fn storage_options(dir: &std::path::Path) -> qyl::storage::StorageOptions {
+    let mut opts = qyl::storage::StorageOptions::file_in(dir);
+    if let Some(mb) = std::env::var("QYL_STORAGE_MEMORY_LIMIT_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        opts.memory_limit_mb = mb;
+    }
+    opts
 }
