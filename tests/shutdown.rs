@@ -65,6 +65,27 @@ fn exporter(
     })
 }
 
+/// The trace ids of the spans `export` sent, as stored.
+fn stored_trace_ids(db: &duckdb::Connection) -> HashSet<String> {
+    db.prepare("SELECT DISTINCT trace_id FROM spans WHERE service_name = 'stopper'")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Fails naming the acknowledged exports (`what`) that `stored` lacks.
+fn assert_none_lost(acked: &[String], stored: impl Fn(&String) -> bool, what: &str) {
+    let lost: Vec<&String> = acked.iter().filter(|k| !stored(k)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged {what} lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(3)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_exits_in_time_and_keeps_every_acknowledged_export() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,21 +135,8 @@ async fn sigterm_under_load_exits_in_time_and_keeps_every_acknowledged_export() 
 
     let acked = acked.lock().unwrap().clone();
     let db = qyl.stop_and_open();
-    let mut stmt = db
-        .prepare("SELECT DISTINCT trace_id FROM spans WHERE service_name = 'stopper'")
-        .unwrap();
-    let stored: HashSet<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let lost: Vec<&String> = acked.iter().filter(|t| !stored.contains(*t)).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged exports lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(3)]
-    );
+    let stored = stored_trace_ids(&db);
+    assert_none_lost(&acked, |t| stored.contains(t), "exports");
     let spans: i64 = db
         .query_row(
             "SELECT count(*) FROM spans WHERE service_name = 'stopper'",
@@ -215,20 +223,8 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_export() {
         qyl.logs()
     );
     let db = qyl.stop_and_open();
-    let stored: HashSet<String> = db
-        .prepare("SELECT DISTINCT trace_id FROM spans WHERE service_name = 'stopper'")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let lost: Vec<&String> = traces.iter().filter(|t| !stored.contains(*t)).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged trace exports lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(3)]
-    );
+    let stored = stored_trace_ids(&db);
+    assert_none_lost(&traces, |t| stored.contains(t), "trace exports");
     let (spans, distinct): (i64, i64) = db
         .query_row(
             "SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans WHERE service_name = 'stopper'",
@@ -246,13 +242,7 @@ async fn sigkill_under_load_loses_and_duplicates_no_acknowledged_export() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let lost: Vec<&String> = logs.iter().filter(|m| !markers.contains_key(*m)).collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged log exports lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(3)]
-    );
+    assert_none_lost(&logs, |m| markers.contains_key(m), "log exports");
     let doubled: Vec<(&String, &i64)> = markers.iter().filter(|(_, n)| **n != 10).collect();
     assert!(
         doubled.is_empty(),
