@@ -335,7 +335,7 @@ fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
 }
 
 /// The thread groups CPU is reported by.
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "tokio runtime (HTTP, decode, convert)",
     "qyl-writer (commits, checkpoints)",
     "qyl-checkpoint (older builds)",
@@ -344,6 +344,7 @@ const GROUPS: [&str; 8] = [
     "unidentified `qyl` threads",
     "threads that exited",
     "qyl-journal (encode, write, fsync)",
+    "qyl-prepare (data chunks)",
 ];
 const EXITED: usize = 6;
 
@@ -389,6 +390,7 @@ impl ThreadKinds {
             "qyl-writer" => 1,
             "qyl-checkpoint" => 2,
             "qyl-journal" => 7,
+            "qyl-prepare" => 8,
             _ if tid == pid => 4,
             "qyl" => match self.0.get(&tid) {
                 Some(false) => 0,

@@ -30,11 +30,11 @@
 //!   migrations; `duck` opens the database through DuckDB's C API and builds
 //!   data chunks. `writer/` is the write path, one file per step a batch
 //!   takes: `handle` (the bounded queue ingest submits to; full means 503),
-//!   `chunks` (rows to data chunks, on the submitting thread), `journal`
-//!   (for a file: the journal thread appends each batch to qyl's own
-//!   write-ahead journal, fsyncs a group, answers the exports and passes
-//!   them on; DuckDB runs without its WAL, and a start replays what the
-//!   file lacks), `commit` (the one writer thread: group jobs, drop retried
+//!   `journal` (for a file: the journal thread appends each batch to qyl's
+//!   own write-ahead journal, fsyncs a group, answers the exports and
+//!   passes them on; DuckDB runs without its WAL, and a start replays what
+//!   the file lacks), `prepare` (a thread that turns batches into data
+//!   chunks, laid out by `chunks`, just ahead of the writer), `commit` (the one writer thread: group jobs, drop retried
 //!   spans (`dedup`), append, update the derived tables, commit, publish to
 //!   the hub; `handle::Visibility` lets reads wait for the commits of
 //!   answered exports),

@@ -1,6 +1,6 @@
 //! Rows to DuckDB data chunks: the column layout of `spans`, `logs` and
-//! `metrics`, filled on the submitting thread so the writer only numbers
-//! and appends them.
+//! `metrics`, filled on the prepare thread so the writer only numbers and
+//! appends them.
 
 use crate::model::{Batch, LogRecord, MetricPoint, SpanRecord};
 use crate::storage::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};

@@ -17,6 +17,7 @@ use super::checkpoint::Checkpoints;
 use super::derived::{self, Committing, Derived};
 use super::handle::VisibilityMarks;
 use super::journal;
+use super::prepare::Lookahead;
 use super::WriterStats;
 use super::{
     append_prepared, put_span, span_key, Committed, Garbage, Job, Msg, PauseState, PreHashed,
@@ -53,10 +54,15 @@ pub(super) struct WriterState {
     pub(super) journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
     /// For a file: when to checkpoint (between this thread's commits).
     pub(super) checkpoints: Option<Checkpoints>,
+    /// Prepared rows the prepare thread may hold for this thread: taken
+    /// off as jobs arrive.
+    pub(super) lookahead: Arc<Lookahead>,
 }
 
 impl Drop for WriterState {
     fn drop(&mut self) {
+        // The prepare thread must not wait for room that never comes.
+        self.lookahead.writer_gone();
         // Derived tables may hold statements prepared on `raw`: they go
         // before the connection does (fields drop in declaration order).
         self.derived.clear();
@@ -89,7 +95,10 @@ impl WriterState {
             };
             self.stats.pulse.beat(false);
             let first = match next {
-                Ok(Msg::Job(job)) => *job,
+                Ok(Msg::Job(job)) => {
+                    self.lookahead.taken(job.batch.len());
+                    *job
+                }
                 Ok(Msg::Flush(done)) => {
                     self.flush_waiters.push(done);
                     self.flush_summaries();
@@ -104,6 +113,7 @@ impl WriterState {
                 match rx.recv_deadline(deadline) {
                     Ok(Msg::Job(job)) => {
                         rows += job.batch.len();
+                        self.lookahead.taken(job.batch.len());
                         jobs.push(*job);
                     }
                     Ok(Msg::Flush(done)) => self.flush_waiters.push(done),
@@ -127,7 +137,10 @@ impl WriterState {
         let mut rest = Vec::new();
         for m in rx.try_iter() {
             match m {
-                Msg::Job(j) => rest.push(*j),
+                Msg::Job(j) => {
+                    self.lookahead.taken(j.batch.len());
+                    rest.push(*j)
+                }
                 Msg::Flush(done) => self.flush_waiters.push(done),
                 Msg::Shutdown => {}
             }
@@ -232,7 +245,11 @@ impl WriterState {
     /// Commits `jobs` in one transaction (none: only the summaries' pending
     /// sums). If that fails, each job is tried alone so that one bad batch
     /// cannot fail its neighbours.
-    pub(super) fn commit(&mut self, jobs: Vec<Job>) {
+    pub(super) fn commit(&mut self, mut jobs: Vec<Job>) {
+        // Built by the prepare thread, except for jobs replayed at start.
+        for job in &mut jobs {
+            job.prepare();
+        }
         let journaled = jobs.iter().map(|j| j.journaled).max().unwrap_or(0);
         let answered: usize = jobs
             .iter()
@@ -360,10 +377,15 @@ impl WriterState {
         if jobs.is_empty() {
             return Ok(seq - 1);
         }
+        let chunks = jobs
+            .iter()
+            .map(|job| job.chunks.as_ref().ok_or_else(unprepared))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut app = self.raw.appender("spans")?;
-        for ((job, keep), start) in jobs.iter().zip(&plan.keep).zip(&starts) {
+        for (((job, chunks), keep), start) in jobs.iter().zip(&chunks).zip(&plan.keep).zip(&starts)
+        {
             if keep.iter().all(|k| *k) {
-                append_prepared(&mut app, &job.chunks.spans, SPAN_SEQ_COL, start.0)?;
+                append_prepared(&mut app, &chunks.spans, SPAN_SEQ_COL, start.0)?;
             } else {
                 // Rare: a retried export. Rebuild without the duplicates.
                 let rows: Vec<_> = job
@@ -381,19 +403,14 @@ impl WriterState {
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("logs")?;
-        for (job, start) in jobs.iter().zip(&starts) {
-            append_prepared(&mut app, &job.chunks.logs, LOG_COLS.len() - 1, start.1)?;
+        for (chunks, start) in chunks.iter().zip(&starts) {
+            append_prepared(&mut app, &chunks.logs, LOG_COLS.len() - 1, start.1)?;
         }
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("metrics")?;
-        for (job, start) in jobs.iter().zip(&starts) {
-            append_prepared(
-                &mut app,
-                &job.chunks.metrics,
-                METRIC_COLS.len() - 1,
-                start.2,
-            )?;
+        for (chunks, start) in chunks.iter().zip(&starts) {
+            append_prepared(&mut app, &chunks.metrics, METRIC_COLS.len() - 1, start.2)?;
         }
         app.flush()?;
         Ok(seq - 1)
@@ -530,6 +547,16 @@ impl WriterState {
         }
         // Fails only if the reaper is gone; the garbage is then freed here.
         let _ = self.reaper.send(Box::new((evicted, chunks)));
+    }
+}
+
+/// A job reached the appender without data chunks: `commit` builds any
+/// the prepare thread did not, so this is a bug, reported as a failed commit
+/// rather than rows silently left out.
+fn unprepared() -> DuckError {
+    DuckError {
+        context: "appending a batch".into(),
+        message: "its data chunks were never built".into(),
     }
 }
 

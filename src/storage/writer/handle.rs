@@ -9,15 +9,17 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::prepare::Lookahead;
 use super::{Committed, Prepared, WriteError};
 use super::{WriterCondition, WriterStats};
 use crate::model::Batch;
 
 pub(super) struct Job {
     pub(super) batch: Batch,
-    /// The batch as DuckDB data chunks, built by the submitting thread so the
-    /// writer thread only appends them (sequence numbers are filled in then).
-    pub(super) chunks: Prepared,
+    /// The batch as DuckDB data chunks, built by the prepare thread just
+    /// before the writer takes the job, so the writer thread only appends
+    /// them (sequence numbers are filled in then).
+    pub(super) chunks: Option<Prepared>,
     /// Taken by whoever answers the export: the journal thread once the
     /// batch is in the journal, else the writer after the commit; `None`
     /// for jobs replayed from the journal.
@@ -33,11 +35,18 @@ impl Job {
     /// A job that nobody waits for: a batch replayed from the journal.
     pub(super) fn replayed(batch: Batch, journaled: u64) -> Job {
         Job {
-            chunks: Prepared::new(&batch),
+            chunks: None,
             batch,
             ack: None,
             journaled,
             _permit: None,
+        }
+    }
+
+    /// Builds the batch's data chunks unless they are built.
+    pub(super) fn prepare(&mut self) {
+        if self.chunks.is_none() {
+            self.chunks = Some(Prepared::new(&self.batch));
         }
     }
 
@@ -184,6 +193,9 @@ pub struct WriterHandle {
     pub(super) tx: Sender<Msg>,
     pub(super) budget: Arc<Semaphore>,
     pub(super) capacity: usize,
+    /// The prepare thread's limit; `submit` builds a batch's data chunks
+    /// itself while fewer rows than that are queued.
+    pub(super) lookahead: Arc<Lookahead>,
     pub(super) closed: Arc<AtomicBool>,
     pub(super) pause: Arc<PauseState>,
     pub(super) stats: Arc<WriterStats>,
@@ -271,13 +283,20 @@ impl WriterHandle {
             }
         };
         let (ack, rx) = oneshot::channel();
-        let job = Job {
-            chunks: Prepared::new(&batch),
+        let mut job = Job {
+            chunks: None,
             batch,
             ack: Some(ack),
             journaled: 0,
             _permit: Some(permit),
         };
+        // With a short queue the writer needs these chunks soon: build them
+        // here, while the batch is in this thread's cache (on the prepare
+        // thread, reading a batch back from memory costs about twice as
+        // much). Behind a long queue they would only wait in memory.
+        if self.queued_rows() <= self.lookahead.limit() + job.batch.len() {
+            job.prepare();
+        }
         self.tx
             .send(Msg::Job(Box::new(job)))
             .map_err(|_| WriteError::Closed)?;

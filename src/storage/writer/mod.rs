@@ -4,7 +4,9 @@
 //! For a database file, the journal thread takes them first: it appends each
 //! batch to qyl's write-ahead journal, fsyncs the group and answers the
 //! exports, which are durable from then on (DuckDB itself runs without a
-//! WAL; see `journal`). One writer thread then groups jobs until
+//! WAL; see `journal`). The prepare thread then builds each batch's DuckDB
+//! data chunks, only a couple of commits ahead of the writer, so the rest of
+//! the queue waits as compact batches. One writer thread groups jobs until
 //! `batch_rows` rows or `batch_ms` milliseconds, appends them as data chunks
 //! inside one transaction, commits, and publishes the records to the hub; so
 //! consumers only ever see committed data, and reads wait (through
@@ -22,9 +24,10 @@
 //! skips spans it has already stored, so an SDK retry does not duplicate them.
 //!
 //! The folder follows a batch: `handle` (the queue ingest submits to, the
-//! backpressure, and what reads wait on), `chunks` (rows to DuckDB data
-//! chunks, built on the submitting thread), `journal` (the journal thread,
-//! the journal's files and its byte format), `commit` (the writer thread's
+//! backpressure, and what reads wait on), `journal` (the journal thread,
+//! the journal's files and its byte format), `prepare` (the thread that
+//! builds data chunks just ahead of the writer), `chunks` (rows to DuckDB
+//! data chunks: the column layouts), `commit` (the writer thread's
 //! loop: group, dedup, append, derived tables, commit, publish), `dedup`
 //! (recently stored span ids), `derived` (the summary tables kept in the
 //! same transaction), `checkpoint` (when the writer checkpoints: a row
@@ -39,6 +42,7 @@ mod dedup;
 pub mod derived;
 mod handle;
 mod journal;
+mod prepare;
 mod reaper;
 mod stats;
 #[cfg(test)]
@@ -52,6 +56,7 @@ use dedup::{seed_recent_spans, span_key, PreHashed, RecentSpans};
 use handle::{Job, Msg, PauseState, VisibilityMarks};
 use journal::thread::JournalThread;
 use journal::Journal;
+use prepare::{spawn_prepare, Lookahead};
 use reaper::{spawn_reaper, Garbage};
 use stats::AliveGuard;
 
@@ -131,6 +136,7 @@ pub struct Writer {
     handle: WriterHandle,
     thread: Option<JoinHandle<()>>,
     journal: Option<JoinHandle<()>>,
+    prepare: Option<JoinHandle<()>>,
     reaper: Option<JoinHandle<()>>,
 }
 
@@ -177,6 +183,8 @@ impl Writer {
         // cannot leave a thread running.
         let raw = db.raw_connection()?;
         let (reaper_tx, reaper) = spawn_reaper()?;
+        // Two commits' worth of rows, so a commit never waits for chunks.
+        let lookahead = Arc::new(Lookahead::new(2 * config.batch_rows.max(1)));
         // Replayed sums are pending from the start: readers must wait for them.
         let summaries_pending = Arc::new(AtomicBool::new(derived.iter().any(|t| t.pending())));
         let mut state = WriterState {
@@ -196,6 +204,7 @@ impl Writer {
             flush_waiters: Vec::new(),
             journal: journal_dir.clone().zip(marks.clone()),
             checkpoints: None,
+            lookahead: lookahead.clone(),
         };
         let mut journal_thread = None;
         let writer_rx = match (&journal_dir, &marks) {
@@ -225,6 +234,7 @@ impl Writer {
             }
             _ => rx,
         };
+        let (writer_rx, prepare) = spawn_prepare(writer_rx, lookahead.clone())?;
         if is_file {
             state.checkpoints = Some(Checkpoints::new(config.checkpoint_interval));
         }
@@ -246,6 +256,7 @@ impl Writer {
                 tx,
                 budget: Arc::new(Semaphore::new(capacity)),
                 capacity,
+                lookahead,
                 closed: Arc::new(AtomicBool::new(false)),
                 pause,
                 stats,
@@ -254,6 +265,7 @@ impl Writer {
             },
             thread: Some(thread),
             journal: journal_thread,
+            prepare: Some(prepare),
             reaper: Some(reaper),
         })
     }
@@ -271,8 +283,12 @@ impl Writer {
     fn stop(&mut self) {
         self.handle.closed.store(true, Ordering::Release);
         let _ = self.handle.tx.send(Msg::Shutdown);
-        // The journal thread passes the shutdown on to the writer.
+        // The journal thread passes the shutdown on to the prepare
+        // thread, and that one to the writer.
         if let Some(thread) = self.journal.take() {
+            let _ = thread.join();
+        }
+        if let Some(thread) = self.prepare.take() {
             let _ = thread.join();
         }
         if let Some(thread) = self.thread.take() {

@@ -267,6 +267,39 @@ fn a_full_queue_refuses_and_keeps_what_it_accepted() {
 }
 
 #[test]
+fn behind_a_paused_writer_only_the_lookahead_is_prepared() {
+    // batch_rows 4: the prepare thread keeps 8 rows (and one more job)
+    // prepared; the paused writer holds a commit's worth it has taken.
+    let (writer, _hub, reader) = start(WriterConfig {
+        batch_rows: 4,
+        ..WriterConfig::default()
+    });
+    let h = writer.handle();
+    let pause = h.pause();
+    let acks: Vec<_> = (0..20u8)
+        .map(|i| {
+            h.submit(batch(vec![span(5, 2 * i, None), span(5, 2 * i + 1, None)]))
+                .unwrap()
+        })
+        .collect();
+    let waited = Instant::now();
+    while h.lookahead.rows() < 8 && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let prepared = h.lookahead.rows();
+    assert!((8..=10).contains(&prepared), "{prepared} rows prepared");
+    assert_eq!(h.queued_rows(), 40);
+    drop(pause);
+    for ack in acks {
+        assert_eq!(ack.blocking_recv().unwrap().unwrap().spans, 2);
+    }
+    assert_eq!(count(&reader), 40);
+    assert_eq!(h.lookahead.rows(), 0);
+    writer.shutdown();
+}
+
+#[test]
 fn shutdown_commits_what_was_accepted_then_refuses() {
     let (writer, _hub, reader) = start(WriterConfig {
         batch_wait: Duration::from_secs(5),
