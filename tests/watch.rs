@@ -22,6 +22,9 @@ struct Watch {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The threads reading the pipes; they end when the process has exited
+    /// and they have read everything it wrote.
+    readers: Vec<std::thread::JoinHandle<()>>,
     what: String,
 }
 
@@ -40,15 +43,16 @@ impl Watch {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("starting qyl watch");
-        let collect = |pipe: Box<dyn Read + Send>| {
+        let mut readers = Vec::new();
+        let mut collect = |pipe: Box<dyn Read + Send>| {
             let lines = Arc::new(Mutex::new(Vec::new()));
             let sink = lines.clone();
-            std::thread::spawn(move || {
+            readers.push(std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     let Ok(line) = line else { break };
                     sink.lock().unwrap().push(line);
                 }
-            });
+            }));
             lines
         };
         let stdout = collect(Box::new(child.stdout.take().unwrap()));
@@ -57,6 +61,7 @@ impl Watch {
             child,
             stdout,
             stderr,
+            readers,
             what: format!("qyl watch {}", args.join(" ")),
         }
     }
@@ -122,13 +127,19 @@ impl Watch {
     }
 
     /// Waits for the watch to exit by itself; its status.
+    /// Waits for the process to exit and for everything it wrote to be
+    /// collected (the pipes can still hold its last lines when it exits).
     fn exit_status(&mut self) -> std::process::ExitStatus {
-        wait_until(&format!("{} to exit", self.what), || {
+        let status = wait_until(&format!("{} to exit", self.what), || {
             self.child
                 .try_wait()
                 .expect("waiting for qyl watch")
                 .ok_or_else(|| format!("{:#?}", self.notices()))
-        })
+        });
+        for reader in self.readers.drain(..) {
+            reader.join().expect("reading qyl watch's output");
+        }
+        status
     }
 }
 
