@@ -46,6 +46,21 @@ pub enum StorageError {
     },
 }
 
+/// Starts one of storage's own threads (writer, journal, prepare, reaper,
+/// retention) under `name`, which is how profilers and `/proc` show it.
+pub(crate) fn spawn_thread(
+    name: &str,
+    run: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, StorageError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(run)
+        .map_err(|source| StorageError::Dir {
+            path: format!("{name} thread").into(),
+            source,
+        })
+}
+
 impl StorageError {
     pub fn sql(context: impl Into<String>, source: duckdb::Error) -> Self {
         StorageError::Sql {

@@ -36,7 +36,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Conn, Database, StorageError};
+use super::{spawn_thread, Conn, Database, StorageError};
 
 /// What to keep. `None` turns a limit off.
 #[derive(Debug, Clone)]
@@ -658,13 +658,9 @@ impl Retention {
         let conn = db.connect()?;
         let thread = {
             let (stats, stop) = (stats.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("qyl-retention".into())
-                .spawn(move || run_thread(conn, location, policy, every, stop, stats))
-                .map_err(|e| StorageError::Dir {
-                    path: "qyl-retention thread".into(),
-                    source: e,
-                })?
+            spawn_thread("qyl-retention", move || {
+                run_thread(conn, location, policy, every, stop, stats)
+            })?
         };
         Ok(Retention {
             stats,

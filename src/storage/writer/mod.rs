@@ -75,7 +75,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::storage::{Conn, Database, StorageError};
+use crate::storage::{spawn_thread, Conn, Database, StorageError};
 use crate::stream::Hub;
 
 /// Tuning for the writer; see `[ingest]` in qyl.toml.
@@ -241,16 +241,10 @@ impl Writer {
         stats.pulse.alive.store(true, Ordering::Release);
         stats.pulse.beat(true);
         let alive = AliveGuard(stats.clone());
-        let thread = std::thread::Builder::new()
-            .name("qyl-writer".into())
-            .spawn(move || {
-                let _alive = alive;
-                state.run(writer_rx)
-            })
-            .map_err(|e| StorageError::Dir {
-                path: "qyl-writer thread".into(),
-                source: e,
-            })?;
+        let thread = spawn_thread("qyl-writer", move || {
+            let _alive = alive;
+            state.run(writer_rx)
+        })?;
         Ok(Writer {
             handle: WriterHandle {
                 tx,

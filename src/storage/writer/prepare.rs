@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::handle::Msg;
-use crate::storage::StorageError;
+use crate::storage::{spawn_thread, StorageError};
 
 /// How many prepared rows may wait for the writer; the writer takes rows
 /// off as it receives their jobs, and closes it when it stops.
@@ -88,13 +88,7 @@ pub(super) fn spawn_prepare(
     lookahead: Arc<Lookahead>,
 ) -> Result<(Receiver<Msg>, JoinHandle<()>), StorageError> {
     let (to_writer, writer_rx) = crossbeam_channel::unbounded();
-    let thread = std::thread::Builder::new()
-        .name("qyl-prepare".into())
-        .spawn(move || run(from, to_writer, &lookahead))
-        .map_err(|e| StorageError::Dir {
-            path: "qyl-prepare thread".into(),
-            source: e,
-        })?;
+    let thread = spawn_thread("qyl-prepare", move || run(from, to_writer, &lookahead))?;
     Ok((writer_rx, thread))
 }
 

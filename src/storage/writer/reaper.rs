@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
-use crate::storage::StorageError;
+use crate::storage::{spawn_thread, StorageError};
 
 /// What a commit leaves behind (records leaving the hub's ring, the
 /// batches' data chunks): tens of thousands of small frees per commit, done
@@ -16,12 +16,6 @@ pub(super) fn spawn_reaper() -> Result<(Sender<Garbage>, JoinHandle<()>), Storag
     // Bounded: if freeing ever falls behind, the writer waits for it
     // rather than holding ever more memory.
     let (tx, rx) = crossbeam_channel::bounded::<Garbage>(64);
-    let thread = std::thread::Builder::new()
-        .name("qyl-reaper".into())
-        .spawn(move || rx.iter().for_each(drop))
-        .map_err(|e| StorageError::Dir {
-            path: "qyl-reaper thread".into(),
-            source: e,
-        })?;
+    let thread = spawn_thread("qyl-reaper", move || rx.iter().for_each(drop))?;
     Ok((tx, thread))
 }

@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::super::handle::{Job, Msg, PauseState, VisibilityMarks};
 use super::super::{Committed, WriteError, WriterStats};
 use super::Journal;
-use crate::storage::StorageError;
+use crate::storage::{spawn_thread, StorageError};
 
 pub(in crate::storage::writer) struct JournalThread {
     pub journal: Journal,
@@ -30,13 +30,7 @@ pub(in crate::storage::writer) struct JournalThread {
 
 impl JournalThread {
     pub fn spawn(self) -> Result<JoinHandle<()>, StorageError> {
-        std::thread::Builder::new()
-            .name("qyl-journal".into())
-            .spawn(move || self.run())
-            .map_err(|e| StorageError::Dir {
-                path: "qyl-journal thread".into(),
-                source: e,
-            })
+        spawn_thread("qyl-journal", move || self.run())
     }
 
     fn run(mut self) {
