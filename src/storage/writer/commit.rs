@@ -95,10 +95,7 @@ impl WriterState {
             };
             self.stats.pulse.beat(false);
             let first = match next {
-                Ok(Msg::Job(job)) => {
-                    self.lookahead.taken(job.batch.len());
-                    *job
-                }
+                Ok(Msg::Job(job)) => self.received(job),
                 Ok(Msg::Flush(done)) => {
                     self.flush_waiters.push(done);
                     self.flush_summaries();
@@ -113,8 +110,7 @@ impl WriterState {
                 match rx.recv_deadline(deadline) {
                     Ok(Msg::Job(job)) => {
                         rows += job.batch.len();
-                        self.lookahead.taken(job.batch.len());
-                        jobs.push(*job);
+                        jobs.push(self.received(job));
                     }
                     Ok(Msg::Flush(done)) => self.flush_waiters.push(done),
                     Ok(Msg::Shutdown) => {
@@ -137,10 +133,7 @@ impl WriterState {
         let mut rest = Vec::new();
         for m in rx.try_iter() {
             match m {
-                Msg::Job(j) => {
-                    self.lookahead.taken(j.batch.len());
-                    rest.push(*j)
-                }
+                Msg::Job(j) => rest.push(self.received(j)),
                 Msg::Flush(done) => self.flush_waiters.push(done),
                 Msg::Shutdown => {}
             }
@@ -205,6 +198,13 @@ impl WriterState {
         }
         journal::forget_all(dir)?;
         Ok(replayed.next)
+    }
+
+    /// A job taken off the queue: its rows leave the prepare thread's
+    /// lookahead.
+    fn received(&self, job: Box<Job>) -> Job {
+        self.lookahead.taken(job.batch.len());
+        *job
     }
 
     fn checkpoint_if_due(&mut self) {
