@@ -38,7 +38,7 @@
 //!   spans (`dedup`), append, update the derived tables, commit, publish to
 //!   the hub; `handle::Visibility` lets reads wait for the commits of
 //!   answered exports),
-//!   `checkpoint` (the writer checkpoints when a row group fills, or on a
+//!   `checkpoint` (the writer checkpoints when a table has grown, or on a
 //!   timer), `reaper` (frees what commits leave behind) and `stats`
 //!   (counters and the heartbeat health reads). `writer/derived/` holds the summary
 //!   tables the writer keeps in the same transaction as the rows they

@@ -53,6 +53,28 @@ pub struct Database {
 unsafe impl Send for Database {}
 unsafe impl Sync for Database {}
 
+/// How a database file is cut into blocks and row groups (fixed per file
+/// for blocks, per attach for row groups); see
+/// [`Database::open_without_wal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLayout {
+    pub block_size: u64,
+    pub row_group_rows: u64,
+}
+
+impl FileLayout {
+    /// qyl's layout for a new file. A row group of 8,192 rows is what the
+    /// writer commits at a high rate (`ingest.batch_rows`), so each such
+    /// commit is written compressed once, straight into the file. Blocks
+    /// of 64 KiB keep the space a row group leaves in its last block
+    /// small: with DuckDB's 256 KiB blocks, 8,192-row row groups made the
+    /// file about twice as large (BENCHMARKS.md).
+    pub const COMPACT: FileLayout = FileLayout {
+        block_size: 65_536,
+        row_group_rows: 8_192,
+    };
+}
+
 impl Database {
     /// Opens `path` (or `:memory:`) with the given `SET`-style options.
     pub fn open(path: &str, options: &[(&str, String)]) -> Result<Arc<Database>, DuckError> {
@@ -104,6 +126,15 @@ impl Database {
     /// earlier run is still replayed. Settings named in `after_attach` are
     /// applied once the file is attached (`enable_external_access = false`
     /// would refuse the ATTACH itself).
+    ///
+    /// The file is laid out as [`FileLayout::COMPACT`]: a commit of a full
+    /// row group or more is then compressed into the file as it commits
+    /// (DuckDB's optimistic write), instead of being copied uncompressed
+    /// into the table and compressed again by the next checkpoint. A file
+    /// made with DuckDB's default blocks (every qyl file before this
+    /// layout) keeps DuckDB's default row groups: its block size is fixed
+    /// when it is made, and a small row group in a 256 KiB block leaves
+    /// most of a block unused per row group.
     pub fn open_without_wal(
         path: &str,
         options: &[(&str, String)],
@@ -112,11 +143,30 @@ impl Database {
         let mut db = Database::open(":memory:", options)?;
         let catalog = "qyl";
         let raw = db.raw_connection()?;
-        raw.execute(&format!(
-            "ATTACH {} AS {catalog} (RECOVERY_MODE NO_WAL_WRITES)",
-            sql_text(path)
-        ))
-        .map_err(|e| err(format!("opening {path}"), e.message))?;
+        let attach = |layout: Option<FileLayout>| {
+            let layout = layout.map_or_else(String::new, |l| {
+                format!(
+                    ", BLOCK_SIZE {}, ROW_GROUP_SIZE {}",
+                    l.block_size, l.row_group_rows
+                )
+            });
+            raw.execute(&format!(
+                "ATTACH {} AS {catalog} (RECOVERY_MODE NO_WAL_WRITES{layout})",
+                sql_text(path)
+            ))
+        };
+        match attach(Some(FileLayout::COMPACT)) {
+            Ok(()) => {}
+            // DuckDB refuses a block size that is not the file's.
+            Err(e) if e.message.contains("block size") => {
+                attach(None).map_err(|e| err(format!("opening {path}"), e.message))?;
+                tracing::info!(
+                    path,
+                    "the database file has DuckDB's default 256 KiB blocks; it keeps DuckDB's default row groups, and commits are compressed by checkpoints"
+                );
+            }
+            Err(e) => return Err(err(format!("opening {path}"), e.message)),
+        }
         for (name, value) in after_attach {
             raw.execute(&format!("SET GLOBAL {name} = {}", sql_text(value)))?;
         }
@@ -807,6 +857,54 @@ impl Chunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn block_size(db: &Arc<Database>) -> i64 {
+        db.connect()
+            .unwrap()
+            .query_row(
+                "SELECT block_size FROM pragma_database_size() WHERE database_name = current_database()",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// A new file gets qyl's layout; a file made with DuckDB's default
+    /// blocks (as every qyl file was before) still opens, keeps its blocks
+    /// and its rows, and takes new ones.
+    #[test]
+    fn new_files_get_the_compact_layout_and_old_files_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new.duckdb");
+        let db = Database::open_without_wal(new.to_str().unwrap(), &[], &[]).unwrap();
+        assert_eq!(block_size(&db) as u64, FileLayout::COMPACT.block_size);
+        drop(db);
+        // Reopened: the file's block size is the one asked for.
+        let db = Database::open_without_wal(new.to_str().unwrap(), &[], &[]).unwrap();
+        assert_eq!(block_size(&db) as u64, FileLayout::COMPACT.block_size);
+        drop(db);
+
+        let old = dir.path().join("old.duckdb");
+        let db = Database::open(old.to_str().unwrap(), &[]).unwrap();
+        let raw = db.raw_connection().unwrap();
+        raw.execute("CREATE TABLE t AS SELECT range AS i FROM range(1000)")
+            .unwrap();
+        raw.execute("CHECKPOINT").unwrap();
+        drop(raw);
+        drop(db);
+        let db = Database::open_without_wal(old.to_str().unwrap(), &[], &[]).unwrap();
+        assert_eq!(block_size(&db), 262_144);
+        let raw = db.raw_connection().unwrap();
+        raw.execute("INSERT INTO t SELECT range FROM range(1000, 1500)")
+            .unwrap();
+        raw.execute("CHECKPOINT").unwrap();
+        let n: i64 = db
+            .connect()
+            .unwrap()
+            .query_row("SELECT count(DISTINCT i) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1500);
+    }
 
     #[test]
     fn statements_run_without_polling_finish_and_report_errors() {

@@ -309,7 +309,8 @@ pub fn run_pass(
 
 /// Deletes the oldest data until the used bytes are under `target`.
 ///
-/// DuckDB frees space only by whole row groups (122,880 rows of a table),
+/// DuckDB frees space only by whole row groups (8,192 rows of a table in
+/// qyl's file layout, 122,880 in files made before it),
 /// so a round can delete rows and free nothing yet. Then the pass stops
 /// rather than delete ever more to force a result; the next pass deletes the
 /// next share and crosses the row group's end. So the database may sit a

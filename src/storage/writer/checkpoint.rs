@@ -1,14 +1,20 @@
-//! When the writer checkpoints: a row group filled, or time passed.
+//! When the writer checkpoints: a table grew by [`CHECKPOINT_ROWS`], or
+//! time passed.
 //!
-//! Without a WAL, what is committed but not yet checkpointed lives in
-//! DuckDB's memory uncompressed (about 1.2 KB per span, against ~40 bytes
-//! once written), so the time between checkpoints sets qyl's memory. A
-//! checkpoint also rewrites the row group still open in each table, so
-//! checkpointing on a timer at a high rate rewrites the same half-filled
-//! row group again and again. Checkpointing as soon as a large table's row
-//! group has filled writes each row group about once and keeps about one
-//! row group per table in memory; the timer (`every`) remains for low
-//! rates, so the journal stays short and replays quickly.
+//! A commit of a full row group or more (8,192 rows: the writer's commits
+//! at a high rate, see `storage::duck::FileLayout`) is compressed into the
+//! file as it commits. Smaller commits (a low rate, and the summary
+//! tables) are appended to the table uncompressed and, without a WAL, live
+//! in DuckDB's memory (about 1.2 KB per span, against ~40 bytes once
+//! written) until a checkpoint compresses them, so the time between
+//! checkpoints sets what they cost in memory. A checkpoint also rewrites
+//! the row group still open in each table, so checkpointing on a timer at
+//! a high rate rewrote the same half-filled row group again and again.
+//! Checkpointing each time spans, logs or metric points have grown by
+//! [`CHECKPOINT_ROWS`] (DuckDB's default row group, which files made before
+//! qyl's layout still use) bounds that memory and writes each row group
+//! about once; the timer (`every`) remains for low rates, so the journal
+//! stays short and replays quickly.
 //!
 //! The writer runs the checkpoint itself, between two of its transactions:
 //! DuckDB refuses a CHECKPOINT while another connection holds a write
@@ -28,8 +34,9 @@ use super::WriterStats;
 use crate::storage::duck::RawConn;
 use crate::storage::DuckError;
 
-/// Rows per row group: DuckDB's default, which qyl keeps.
-pub(super) const ROW_GROUP_ROWS: u64 = 122_880;
+/// Rows a growing table takes between checkpoints: DuckDB's default row
+/// group (see the module comment).
+pub(super) const CHECKPOINT_ROWS: u64 = 122_880;
 
 /// The rows (deleted ones included, as row groups hold them until a
 /// vacuum) of the tables that grow with ingest, in the order
@@ -56,7 +63,8 @@ pub(super) struct Checkpoints {
     every: Duration,
     rows: [u64; 3],
     synced: Option<Instant>,
-    /// A row group filled since the last checkpoint.
+    /// A table grew past a multiple of [`CHECKPOINT_ROWS`] since the last
+    /// checkpoint.
     filled: bool,
     /// Something was committed since the last checkpoint.
     dirty: bool,
@@ -93,7 +101,7 @@ impl Checkpoints {
             }
         }
         for (rows, added) in self.rows.iter_mut().zip(appended) {
-            self.filled |= (*rows + added) / ROW_GROUP_ROWS > *rows / ROW_GROUP_ROWS;
+            self.filled |= (*rows + added) / CHECKPOINT_ROWS > *rows / CHECKPOINT_ROWS;
             *rows += added;
         }
     }
@@ -104,7 +112,7 @@ impl Checkpoints {
             .then_some((self.last + self.every).max(self.not_before))
     }
 
-    /// Checkpoints if a row group filled or the timer ran out; on the
+    /// Checkpoints if a table grew enough or the timer ran out; on the
     /// writer thread, outside any transaction. A refused checkpoint (a
     /// retention transaction was open) stays due for the next commit.
     /// After one, the `journal` forgets the entries the file now holds.

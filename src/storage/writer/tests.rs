@@ -341,10 +341,11 @@ fn commit_histogram_is_cumulative_and_counts_every_commit() {
     writer.shutdown();
 }
 
-/// With the timer an hour away, the writer checkpoints once spans fill a
-/// row group, and not before: what is not checkpointed stays in memory.
+/// With the timer an hour away, the writer checkpoints once spans grow by
+/// `CHECKPOINT_ROWS`, and not before: what small commits leave
+/// uncompressed stays in memory until a checkpoint.
 #[test]
-fn a_filled_row_group_is_checkpointed_before_the_timer() {
+fn a_grown_table_is_checkpointed_before_the_timer() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&StorageOptions::file_in(dir.path())).unwrap();
     let hub = Arc::new(Hub::new(100));
@@ -368,7 +369,7 @@ fn a_filled_row_group_is_checkpointed_before_the_timer() {
         let answer = h.submit(batch(spans)).unwrap();
         answer.blocking_recv().unwrap().unwrap();
     };
-    let below = checkpoint::ROW_GROUP_ROWS - 2_000;
+    let below = checkpoint::CHECKPOINT_ROWS - 2_000;
     for _ in 0..below / 4_000 {
         send(4_000);
     }
@@ -376,12 +377,72 @@ fn a_filled_row_group_is_checkpointed_before_the_timer() {
     visibility.settle_blocking(Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(300));
     let checkpoints = || h.stats().checkpoints.load(Ordering::Acquire);
-    assert_eq!(checkpoints(), 0, "checkpointed before a row group filled");
+    assert_eq!(
+        checkpoints(),
+        0,
+        "checkpointed before the table grew enough"
+    );
     send(4_000);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while checkpoints() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(checkpoints(), 1, "no checkpoint once the row group filled");
+    assert_eq!(checkpoints(), 1, "no checkpoint once the table grew enough");
+    writer.shutdown();
+}
+
+/// A commit of a full row group (8,192 spans, `batch_rows` by default) is
+/// compressed into the file as it commits, with no checkpoint; a smaller
+/// one stays uncompressed in memory until a checkpoint.
+#[test]
+fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
+    let reader = db.connect().unwrap();
+    let hub = Arc::new(Hub::new(100));
+    let config = WriterConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..WriterConfig::default()
+    };
+    assert_eq!(
+        config.batch_rows as u64,
+        crate::storage::duck::FileLayout::COMPACT.row_group_rows
+    );
+    let writer = Writer::start(db, hub, config, true).unwrap();
+    let h = writer.handle();
+    let visibility = h.visibility().expect("a file has a journal");
+    let mut next = 0u64;
+    let mut send = |rows: u64| {
+        let spans = (next..next + rows)
+            .map(|i| SpanRecord {
+                trace_id: format!("{i:032x}"),
+                span_id: format!("{i:016x}"),
+                ..span(0, 0, None)
+            })
+            .collect();
+        next += rows;
+        h.submit(batch(spans)).unwrap()
+    };
+    // Rows in spans' segments that are in the file, and those that are not.
+    let rows_by_place = || -> (i64, i64) {
+        reader
+            .query_row(
+                "SELECT coalesce(sum(count) FILTER (WHERE persistent), 0)::BIGINT,
+                        coalesce(sum(count) FILTER (WHERE NOT persistent), 0)::BIGINT
+                 FROM pragma_storage_info('spans') WHERE column_name = 'span_id' AND segment_type = 'VARCHAR'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    send(8_192).blocking_recv().unwrap().unwrap();
+    visibility.settle_blocking(Duration::from_secs(60));
+    assert_eq!(h.stats().checkpoints.load(Ordering::Acquire), 0);
+    assert_eq!(rows_by_place(), (8_192, 0));
+    send(1_000).blocking_recv().unwrap().unwrap();
+    visibility.settle_blocking(Duration::from_secs(60));
+    assert_eq!(h.stats().checkpoints.load(Ordering::Acquire), 0);
+    assert_eq!(rows_by_place(), (8_192, 1_000));
+    assert_eq!(count(&reader), 9_192);
     writer.shutdown();
 }
