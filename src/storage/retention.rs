@@ -1086,8 +1086,9 @@ mod tests {
     #[test]
     fn size_limit_deletes_the_oldest_until_it_fits() {
         let db = Db::file();
-        // DuckDB frees space by whole row groups (122,880 rows), so each
-        // table needs several for a limit of half the data to be reachable.
+        // DuckDB frees space by whole row groups (8,192 rows in qyl's file
+        // layout, 122,880 in older files), so each table needs several for
+        // a limit of half the data to be reachable in either.
         const TRACES: i64 = 125_000;
         fill(&db, 1, TRACES as u64);
         checkpoint(&db.conn).unwrap();

@@ -42,6 +42,32 @@ fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Conn) {
     )
 }
 
+/// A writer on a new database file whose checkpoint timer is an hour away.
+fn start_file_without_timer() -> (tempfile::TempDir, Writer, Conn) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
+    let reader = db.connect().unwrap();
+    let config = WriterConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start(db, Arc::new(Hub::new(100)), config, true).unwrap();
+    (dir, writer, reader)
+}
+
+/// `rows` spans with distinct ids, numbered from `from`.
+fn numbered_spans(from: u64, rows: u64) -> Batch {
+    batch(
+        (from..from + rows)
+            .map(|i| SpanRecord {
+                trace_id: format!("{i:032x}"),
+                span_id: format!("{i:016x}"),
+                ..span(0, 0, None)
+            })
+            .collect(),
+    )
+}
+
 fn count(conn: &Conn) -> i64 {
     conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0))
         .unwrap()
@@ -346,27 +372,13 @@ fn commit_histogram_is_cumulative_and_counts_every_commit() {
 /// uncompressed stays in memory until a checkpoint.
 #[test]
 fn a_grown_table_is_checkpointed_before_the_timer() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
-    let hub = Arc::new(Hub::new(100));
-    let config = WriterConfig {
-        checkpoint_interval: Duration::from_secs(3600),
-        ..WriterConfig::default()
-    };
-    let writer = Writer::start(db, hub, config, true).unwrap();
+    let (_dir, writer, _reader) = start_file_without_timer();
     let h = writer.handle();
     let visibility = h.visibility().expect("a file has a journal");
     let mut next = 0u64;
     let mut send = |rows: u64| {
-        let spans = (next..next + rows)
-            .map(|i| SpanRecord {
-                trace_id: format!("{i:032x}"),
-                span_id: format!("{i:016x}"),
-                ..span(0, 0, None)
-            })
-            .collect();
+        let answer = h.submit(numbered_spans(next, rows)).unwrap();
         next += rows;
-        let answer = h.submit(batch(spans)).unwrap();
         answer.blocking_recv().unwrap().unwrap();
     };
     let below = checkpoint::CHECKPOINT_ROWS - 2_000;
@@ -396,32 +408,18 @@ fn a_grown_table_is_checkpointed_before_the_timer() {
 /// one stays uncompressed in memory until a checkpoint.
 #[test]
 fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
-    let reader = db.connect().unwrap();
-    let hub = Arc::new(Hub::new(100));
-    let config = WriterConfig {
-        checkpoint_interval: Duration::from_secs(3600),
-        ..WriterConfig::default()
-    };
     assert_eq!(
-        config.batch_rows as u64,
+        WriterConfig::default().batch_rows as u64,
         crate::storage::duck::FileLayout::COMPACT.row_group_rows
     );
-    let writer = Writer::start(db, hub, config, true).unwrap();
+    let (_dir, writer, reader) = start_file_without_timer();
     let h = writer.handle();
     let visibility = h.visibility().expect("a file has a journal");
     let mut next = 0u64;
     let mut send = |rows: u64| {
-        let spans = (next..next + rows)
-            .map(|i| SpanRecord {
-                trace_id: format!("{i:032x}"),
-                span_id: format!("{i:016x}"),
-                ..span(0, 0, None)
-            })
-            .collect();
+        let answer = h.submit(numbered_spans(next, rows)).unwrap();
         next += rows;
-        h.submit(batch(spans)).unwrap()
+        answer
     };
     // Rows in spans' segments that are in the file, and those that are not.
     let rows_by_place = || -> (i64, i64) {
