@@ -42,30 +42,47 @@ fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Conn) {
     )
 }
 
-/// A writer on a new database file whose checkpoint timer is an hour away.
-fn start_file_without_timer() -> (tempfile::TempDir, Writer, Conn) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
-    let reader = db.connect().unwrap();
-    let config = WriterConfig {
-        checkpoint_interval: Duration::from_secs(3600),
-        ..WriterConfig::default()
-    };
-    let writer = Writer::start(db, Arc::new(Hub::new(100)), config, true).unwrap();
-    (dir, writer, reader)
+/// A writer on a new database file whose checkpoint timer is an hour
+/// away, fed spans with distinct ids.
+struct FileWriter {
+    _dir: tempfile::TempDir,
+    writer: Writer,
+    reader: Conn,
+    next: u64,
 }
 
-/// `rows` spans with distinct ids, numbered from `from`.
-fn numbered_spans(from: u64, rows: u64) -> Batch {
-    batch(
-        (from..from + rows)
+impl FileWriter {
+    fn start() -> FileWriter {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&StorageOptions::file_in(dir.path())).unwrap();
+        let reader = db.connect().unwrap();
+        let config = WriterConfig {
+            checkpoint_interval: Duration::from_secs(3600),
+            ..WriterConfig::default()
+        };
+        let writer = Writer::start(db, Arc::new(Hub::new(100)), config, true).unwrap();
+        FileWriter {
+            _dir: dir,
+            writer,
+            reader,
+            next: 0,
+        }
+    }
+
+    /// Submits `rows` spans not sent before as one batch and waits for
+    /// its answer.
+    fn send(&mut self, rows: u64) {
+        let spans = (self.next..self.next + rows)
             .map(|i| SpanRecord {
                 trace_id: format!("{i:032x}"),
                 span_id: format!("{i:016x}"),
                 ..span(0, 0, None)
             })
-            .collect(),
-    )
+            .collect();
+        self.next += rows;
+        let answer = self.writer.handle().submit(batch(spans)).unwrap();
+        answer.blocking_recv().unwrap().unwrap();
+    }
 }
 
 fn count(conn: &Conn) -> i64 {
@@ -372,20 +389,14 @@ fn commit_histogram_is_cumulative_and_counts_every_commit() {
 /// uncompressed stays in memory until a checkpoint.
 #[test]
 fn a_grown_table_is_checkpointed_before_the_timer() {
-    let (_dir, writer, _reader) = start_file_without_timer();
-    let h = writer.handle();
+    let mut w = FileWriter::start();
+    let h = w.writer.handle();
     let visibility = h.visibility().expect("a file has a journal");
-    let mut next = 0u64;
-    let mut send = |rows: u64| {
-        let answer = h.submit(numbered_spans(next, rows)).unwrap();
-        next += rows;
-        answer.blocking_recv().unwrap().unwrap();
-    };
     let below = checkpoint::CHECKPOINT_ROWS - 2_000;
     for _ in 0..below / 4_000 {
-        send(4_000);
+        w.send(4_000);
     }
-    send(below % 4_000);
+    w.send(below % 4_000);
     visibility.settle_blocking(Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(300));
     let checkpoints = || h.stats().checkpoints.load(Ordering::Acquire);
@@ -394,13 +405,13 @@ fn a_grown_table_is_checkpointed_before_the_timer() {
         0,
         "checkpointed before the table grew enough"
     );
-    send(4_000);
+    w.send(4_000);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while checkpoints() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(checkpoints(), 1, "no checkpoint once the table grew enough");
-    writer.shutdown();
+    w.writer.shutdown();
 }
 
 /// A commit of a full row group (8,192 spans, `batch_rows` by default) is
@@ -412,17 +423,11 @@ fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
         WriterConfig::default().batch_rows as u64,
         crate::storage::duck::FileLayout::COMPACT.row_group_rows
     );
-    let (_dir, writer, reader) = start_file_without_timer();
-    let h = writer.handle();
+    let mut w = FileWriter::start();
+    let h = w.writer.handle();
     let visibility = h.visibility().expect("a file has a journal");
-    let mut next = 0u64;
-    let mut send = |rows: u64| {
-        let answer = h.submit(numbered_spans(next, rows)).unwrap();
-        next += rows;
-        answer
-    };
     // Rows in spans' segments that are in the file, and those that are not.
-    let rows_by_place = || -> (i64, i64) {
+    let rows_by_place = |reader: &Conn| -> (i64, i64) {
         reader
             .query_row(
                 "SELECT coalesce(sum(count) FILTER (WHERE persistent), 0)::BIGINT,
@@ -433,14 +438,14 @@ fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
             )
             .unwrap()
     };
-    send(8_192).blocking_recv().unwrap().unwrap();
+    w.send(8_192);
     visibility.settle_blocking(Duration::from_secs(60));
     assert_eq!(h.stats().checkpoints.load(Ordering::Acquire), 0);
-    assert_eq!(rows_by_place(), (8_192, 0));
-    send(1_000).blocking_recv().unwrap().unwrap();
+    assert_eq!(rows_by_place(&w.reader), (8_192, 0));
+    w.send(1_000);
     visibility.settle_blocking(Duration::from_secs(60));
     assert_eq!(h.stats().checkpoints.load(Ordering::Acquire), 0);
-    assert_eq!(rows_by_place(), (8_192, 1_000));
-    assert_eq!(count(&reader), 9_192);
-    writer.shutdown();
+    assert_eq!(rows_by_place(&w.reader), (8_192, 1_000));
+    assert_eq!(count(&w.reader), 9_192);
+    w.writer.shutdown();
 }
