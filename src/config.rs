@@ -62,6 +62,7 @@ pub struct IngestConfig {
     pub queue_rows: usize,
     pub batch_rows: usize,
     pub batch_ms: u64,
+    pub fill_ms: u64,
     pub max_body_mb: u64,
     pub dedup_window: usize,
 }
@@ -550,6 +551,7 @@ impl Config {
                 1_000_000,
             ),
             ("ingest.batch_ms", self.ingest.batch_ms, 60_000),
+            ("ingest.fill_ms", self.ingest.fill_ms, 60_000),
             (
                 "ingest.dedup_window",
                 self.ingest.dedup_window as u64,

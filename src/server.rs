@@ -67,6 +67,7 @@ impl Server {
             queue_rows: config.ingest.queue_rows,
             batch_rows: config.ingest.batch_rows,
             batch_wait: Duration::from_millis(config.ingest.batch_ms),
+            fill_wait: Duration::from_millis(config.ingest.fill_ms),
             dedup_window: config.ingest.dedup_window,
             checkpoint_interval: Duration::from_secs(config.storage.checkpoint_interval_secs),
             derived: storage::writer::derived::DerivedSettings::from_config(&config.errors),

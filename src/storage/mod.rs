@@ -116,7 +116,13 @@ pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
     // function of an extension (json, icu…) must fail clearly rather than
     // make qyl download code at run time (containers and closed networks
     // have no route out, and what runs should be what was shipped).
+    // Allocator background threads: DuckDB's allocator keeps the pages a
+    // query or a checkpoint freed until a later allocation on the same
+    // thread returns them, so an idle qyl held what its busiest moment
+    // used (473 MB against 258 MB at rest on a file of 13 M spans);
+    // jemalloc's background threads return them within seconds.
     let mut settings = vec![
+        ("allocator_background_threads", "true".to_string()),
         ("checkpoint_threshold", "16GB".to_string()),
         ("enable_external_access", "false".to_string()),
         ("autoinstall_known_extensions", "false".to_string()),

@@ -106,6 +106,12 @@ impl Checkpoints {
         }
     }
 
+    /// Spans the table holds (deleted ones included) as far as the writer
+    /// knows: where its last row group ends.
+    pub(super) fn span_rows(&self) -> u64 {
+        self.rows[0]
+    }
+
     /// When the timer makes a checkpoint due, if anything waits for one.
     pub(super) fn timer_due_at(&self) -> Option<Instant> {
         self.dirty

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpoints;
 use super::derived::{self, Committing, Derived};
+use super::fill::CommitFill;
 use super::handle::VisibilityMarks;
 use super::journal;
 use super::prepare::Lookahead;
@@ -57,6 +58,8 @@ pub(super) struct WriterState {
     /// Prepared rows the prepare thread may hold for this thread: taken
     /// off as jobs arrive.
     pub(super) lookahead: Arc<Lookahead>,
+    /// With a journal: whether to wait for a full commit.
+    pub(super) fill: Option<CommitFill>,
 }
 
 impl Drop for WriterState {
@@ -74,6 +77,8 @@ impl WriterState {
         let mut shutting_down = false;
         // Since when the queue has been empty (for the summaries' idle flush).
         let mut idle_since = Instant::now();
+        // Rows of the previous commit (for the arrival rate).
+        let mut gathered = 0;
         while !shutting_down {
             self.stats.pulse.beat(true);
             let wants_flush = self.summaries_pending() || !self.flush_waiters.is_empty();
@@ -103,11 +108,22 @@ impl WriterState {
                 }
                 Ok(Msg::Shutdown) | Err(()) => break,
             };
-            let deadline = Instant::now() + self.batch_wait;
+            let started = Instant::now();
+            let mut deadline = match &mut self.fill {
+                Some(fill) => fill.start(started, gathered),
+                None => started + self.batch_wait,
+            };
+            let target = self.gather_target();
             let mut rows = first.batch.len();
             let mut jobs = vec![first];
-            while rows < self.batch_rows {
-                match rx.recv_deadline(deadline) {
+            while rows < target {
+                if self.hurried() {
+                    deadline = deadline.min(started + self.batch_wait);
+                }
+                // Waiting for a full commit, look up every batch_wait for a
+                // reader that waits for these rows.
+                let wake = deadline.min(Instant::now() + self.batch_wait);
+                match rx.recv_deadline(wake) {
                     Ok(Msg::Job(job)) => {
                         rows += job.batch.len();
                         jobs.push(self.received(job));
@@ -117,6 +133,7 @@ impl WriterState {
                         shutting_down = true;
                         break;
                     }
+                    Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => {
                         shutting_down = true;
@@ -124,6 +141,7 @@ impl WriterState {
                     }
                 }
             }
+            gathered = rows;
             self.pause.wait();
             self.commit(jobs);
             self.checkpoint_if_due();
@@ -198,6 +216,32 @@ impl WriterState {
         }
         journal::forget_all(dir)?;
         Ok(replayed.next)
+    }
+
+    /// The rows a gather ends at: `batch_rows`, or fewer when the spans
+    /// table's last row group is partly filled (a commit that ended at its
+    /// deadline), so that the next commit fills it and those after it are
+    /// whole row groups again. A full commit written after a partial row
+    /// group made the checkpoint merge the two.
+    fn gather_target(&self) -> usize {
+        let batch = self.batch_rows as u64;
+        match (&self.fill, &self.checkpoints) {
+            (Some(_), Some(checkpoints)) => match checkpoints.span_rows() % batch {
+                0 => self.batch_rows,
+                open => (batch - open) as usize,
+            },
+            _ => self.batch_rows,
+        }
+    }
+
+    /// Whether a reader waits for what the writer gathers (an export's rows
+    /// or the summaries), so the gather should not wait for a full commit.
+    fn hurried(&self) -> bool {
+        !self.flush_waiters.is_empty()
+            || self
+                .journal
+                .as_ref()
+                .is_some_and(|(_, marks)| marks.hurried())
     }
 
     /// A job taken off the queue: its rows leave the prepare thread's

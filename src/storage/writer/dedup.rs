@@ -6,21 +6,35 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::storage::{Conn, StorageError};
 
+/// Sequence numbers read per query while seeding: DuckDB materializes a
+/// query's whole result (and sorts it) before the first row comes back, and
+/// the allocator keeps that memory afterwards, so one query over the last
+/// two million rows left ~300 MB behind at start. Windows of this size keep
+/// each result to a few megabytes.
+const SEED_WINDOW: u64 = 65_536;
+
 pub(super) fn seed_recent_spans(
     conn: &Conn,
     next_seq: u64,
     seen: &mut RecentSpans,
 ) -> Result<(), StorageError> {
     let ctx = |e| StorageError::sql("loading recent span ids", e);
-    let from = next_seq.saturating_sub(seen.capacity as u64 * 2);
+    let mut from = next_seq.saturating_sub(seen.capacity as u64 * 2);
     let mut stmt = conn
-        .prepare("SELECT trace_id, span_id FROM spans WHERE ingest_seq >= ? ORDER BY ingest_seq")
+        .prepare(
+            "SELECT trace_id, span_id FROM spans
+             WHERE ingest_seq >= ? AND ingest_seq < ? ORDER BY ingest_seq",
+        )
         .map_err(ctx)?;
-    let mut rows = stmt.query([from]).map_err(ctx)?;
-    while let Some(row) = rows.next().map_err(ctx)? {
-        let trace_id: String = row.get(0).map_err(ctx)?;
-        let span_id: String = row.get(1).map_err(ctx)?;
-        seen.insert(span_key(&trace_id, &span_id));
+    while from < next_seq {
+        let to = from.saturating_add(SEED_WINDOW).min(next_seq);
+        let mut rows = stmt.query([from, to]).map_err(ctx)?;
+        while let Some(row) = rows.next().map_err(ctx)? {
+            let trace_id: String = row.get(0).map_err(ctx)?;
+            let span_id: String = row.get(1).map_err(ctx)?;
+            seen.insert(span_key(&trace_id, &span_id));
+        }
+        from = to;
     }
     Ok(())
 }

@@ -73,6 +73,9 @@ pub(super) struct VisibilityMarks {
     pub(super) journaled: std::sync::atomic::AtomicU64,
     /// The last journal number the writer has committed (or given up on).
     pub(super) applied: tokio::sync::watch::Sender<u64>,
+    /// The newest journal number a reader waits to see committed; the
+    /// writer stops waiting for a full commit while it is past `applied`.
+    wanted: std::sync::atomic::AtomicU64,
     /// Rows answered but not yet committed, and how many may be.
     backlog: Mutex<usize>,
     drained: Condvar,
@@ -84,6 +87,7 @@ impl VisibilityMarks {
         VisibilityMarks {
             journaled: std::sync::atomic::AtomicU64::new(start),
             applied: tokio::sync::watch::Sender::new(start),
+            wanted: std::sync::atomic::AtomicU64::new(start),
             backlog: Mutex::new(0),
             drained: Condvar::new(),
             max_backlog: max_backlog.max(1),
@@ -105,6 +109,16 @@ impl VisibilityMarks {
                 .wait(backlog)
                 .unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// A reader waits for journal entry `entry` to be committed.
+    fn hurry(&self, entry: u64) {
+        self.wanted.fetch_max(entry, Ordering::AcqRel);
+    }
+
+    /// Whether a reader waits for an entry the writer has not committed.
+    pub(super) fn hurried(&self) -> bool {
+        self.wanted.load(Ordering::Acquire) > *self.applied.borrow()
     }
 
     pub(super) fn answered(&self, rows: usize) {
@@ -152,10 +166,15 @@ impl Visibility {
         }
     }
 
-    /// The last answered journal entry, if the writer has not applied it.
+    /// The last answered journal entry, if the writer has not applied it;
+    /// the writer is asked to commit it without waiting for a full commit.
     fn unapplied(&self) -> Option<u64> {
         let target = self.marks.journaled.load(Ordering::Acquire);
-        (*self.marks.applied.borrow() < target).then_some(target)
+        let unapplied = *self.marks.applied.borrow() < target;
+        if unapplied {
+            self.marks.hurry(target);
+        }
+        unapplied.then_some(target)
     }
 
     async fn wait_applied(&self, target: u64, wait: Duration) {

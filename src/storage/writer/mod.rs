@@ -7,7 +7,8 @@
 //! WAL; see `journal`). The prepare thread then builds each batch's DuckDB
 //! data chunks, only a couple of commits ahead of the writer, so the rest of
 //! the queue waits as compact batches. One writer thread groups jobs until
-//! `batch_rows` rows or `batch_ms` milliseconds, appends them as data chunks
+//! `batch_rows` rows or `batch_ms` milliseconds (under load, until a whole
+//! row group: see `fill`), appends them as data chunks
 //! inside one transaction, commits, and publishes the records to the hub; so
 //! consumers only ever see committed data, and reads wait (through
 //! [`Visibility`]) for the commits of exports answered before them. In
@@ -28,7 +29,8 @@
 //! the journal's files and its byte format), `prepare` (the thread that
 //! builds data chunks just ahead of the writer), `chunks` (rows to DuckDB
 //! data chunks: the column layouts), `commit` (the writer thread's
-//! loop: group, dedup, append, derived tables, commit, publish), `dedup`
+//! loop: group, dedup, append, derived tables, commit, publish), `fill`
+//! (how long a commit gathers), `dedup`
 //! (recently stored span ids), `derived` (the summary tables kept in the
 //! same transaction), `checkpoint` (when the writer checkpoints: a row
 //! group filled, or time passed), `reaper` (frees what commits leave behind
@@ -40,6 +42,7 @@ mod chunks;
 mod commit;
 mod dedup;
 pub mod derived;
+mod fill;
 mod handle;
 mod journal;
 mod prepare;
@@ -85,8 +88,11 @@ pub struct WriterConfig {
     pub queue_rows: usize,
     /// Commit once this many rows are gathered…
     pub batch_rows: usize,
-    /// …or once the oldest gathered job has waited this long.
+    /// …or once the oldest gathered job has waited this long, except that
+    /// at a rate that gathers `batch_rows` within `fill_wait` a commit
+    /// waits for them (a database file only; see `fill`).
     pub batch_wait: Duration,
+    pub fill_wait: Duration,
     /// How many recent span ids are remembered to drop retried duplicates.
     pub dedup_window: usize,
     /// The longest time between checkpoints (which write what was committed
@@ -103,6 +109,7 @@ impl Default for WriterConfig {
             queue_rows: 200_000,
             batch_rows: 8192,
             batch_wait: Duration::from_millis(5),
+            fill_wait: Duration::from_millis(400),
             dedup_window: 1_000_000,
             checkpoint_interval: Duration::from_secs(10),
             derived: derived::DerivedSettings::default(),
@@ -205,6 +212,10 @@ impl Writer {
             journal: journal_dir.clone().zip(marks.clone()),
             checkpoints: None,
             lookahead: lookahead.clone(),
+            // In memory an export is answered after its commit: no waiting.
+            fill: journal_dir.is_some().then(|| {
+                fill::CommitFill::new(config.batch_rows, config.batch_wait, config.fill_wait)
+            }),
         };
         let mut journal_thread = None;
         let writer_rx = match (&journal_dir, &marks) {

@@ -44,6 +44,15 @@ fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Conn) {
 
 /// A writer on a new database file whose checkpoint timer is an hour
 /// away, fed spans with distinct ids.
+/// Span number `i`: its ids are `i` in hex.
+fn numbered(i: u64) -> SpanRecord {
+    SpanRecord {
+        trace_id: format!("{i:032x}"),
+        span_id: format!("{i:016x}"),
+        ..span(0, 0, None)
+    }
+}
+
 struct FileWriter {
     _dir: tempfile::TempDir,
     writer: Writer,
@@ -53,13 +62,16 @@ struct FileWriter {
 
 impl FileWriter {
     fn start() -> FileWriter {
+        FileWriter::start_with(WriterConfig {
+            checkpoint_interval: Duration::from_secs(3600),
+            ..WriterConfig::default()
+        })
+    }
+
+    fn start_with(config: WriterConfig) -> FileWriter {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&StorageOptions::file_in(dir.path())).unwrap();
         let reader = db.connect().unwrap();
-        let config = WriterConfig {
-            checkpoint_interval: Duration::from_secs(3600),
-            ..WriterConfig::default()
-        };
         let writer = Writer::start(db, Arc::new(Hub::new(100)), config, true).unwrap();
         FileWriter {
             _dir: dir,
@@ -72,17 +84,115 @@ impl FileWriter {
     /// Submits `rows` spans not sent before as one batch and waits for
     /// its answer.
     fn send(&mut self, rows: u64) {
-        let spans = (self.next..self.next + rows)
-            .map(|i| SpanRecord {
-                trace_id: format!("{i:032x}"),
-                span_id: format!("{i:016x}"),
-                ..span(0, 0, None)
-            })
-            .collect();
+        let spans = (self.next..self.next + rows).map(numbered).collect();
         self.next += rows;
         let answer = self.writer.handle().submit(batch(spans)).unwrap();
         answer.blocking_recv().unwrap().unwrap();
     }
+}
+
+#[test]
+fn a_steady_load_is_committed_in_full_commits() {
+    let mut w = FileWriter::start_with(WriterConfig {
+        fill_wait: Duration::from_secs(5),
+        ..WriterConfig::default()
+    });
+    // 48 exports of 1,024 spans, 10 ms apart: a rate that gathers 8,192
+    // rows well within the fill wait. Committed every batch_ms (5 ms)
+    // instead, each export is a commit of its own.
+    for _ in 0..48 {
+        w.send(1024);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let h = w.writer.handle();
+    h.visibility()
+        .unwrap()
+        .settle_blocking(Duration::from_secs(30));
+    assert_eq!(count(&w.reader), 48 * 1024);
+    let commits = h.stats().batches_committed.load(Ordering::Relaxed);
+    assert!(
+        commits <= 12,
+        "{commits} commits for 6 commits' worth of rows"
+    );
+    w.writer.shutdown();
+}
+
+#[test]
+fn a_reader_does_not_wait_for_a_full_commit() {
+    let mut w = FileWriter::start_with(WriterConfig {
+        fill_wait: Duration::from_secs(600),
+        ..WriterConfig::default()
+    });
+    let h = w.writer.handle();
+    let visibility = h.visibility().unwrap();
+    // A fast rate: the next gather waits up to 10 minutes for a full commit.
+    for _ in 0..16 {
+        w.send(1024);
+    }
+    visibility.settle_blocking(Duration::from_secs(30));
+    w.send(1024);
+    // Reading after the answer asks the writer to commit at once.
+    visibility.settle_blocking(Duration::from_secs(30));
+    assert_eq!(count(&w.reader), 17 * 1024);
+    w.writer.shutdown();
+}
+
+#[test]
+fn after_a_partial_commit_the_next_one_fills_the_row_group() {
+    let mut w = FileWriter::start_with(WriterConfig {
+        fill_wait: Duration::from_secs(600),
+        ..WriterConfig::default()
+    });
+    let visibility = w.writer.handle().visibility().unwrap();
+    for _ in 0..16 {
+        w.send(1024);
+    }
+    // A reader hurries a commit of 1,024 rows: the row group is 1/8 full.
+    w.send(1024);
+    visibility.settle_blocking(Duration::from_secs(30));
+    assert_eq!(count(&w.reader), 17 * 1024);
+    // 7,168 rows fill it: that commit does not wait for 8,192 (nor for
+    // the ten-minute fill wait).
+    for _ in 0..7 {
+        w.send(1024);
+    }
+    let waited = Instant::now();
+    while count(&w.reader) < 24 * 1024 && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(&w.reader), 24 * 1024);
+    w.writer.shutdown();
+}
+
+#[test]
+fn spans_stored_before_a_restart_are_not_stored_again() {
+    let mut w = FileWriter::start();
+    // 70,000 spans: the ids are read back at start in more than one window.
+    for _ in 0..10 {
+        w.send(7_000);
+    }
+    let FileWriter {
+        _dir: dir,
+        writer,
+        reader,
+        ..
+    } = w;
+    writer.shutdown();
+    drop(reader);
+    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
+    let reader = db.connect().unwrap();
+    let hub = Arc::new(Hub::new(100));
+    let writer = Writer::start(db, hub, WriterConfig::default(), true).unwrap();
+    let h = writer.handle();
+    // The first and the last span stored, and one new one.
+    let retry = batch(vec![numbered(0), numbered(69_999), numbered(70_000)]);
+    h.submit(retry).unwrap().blocking_recv().unwrap().unwrap();
+    h.visibility()
+        .unwrap()
+        .settle_blocking(Duration::from_secs(30));
+    assert_eq!(count(&reader), 70_001);
+    assert_eq!(h.stats().duplicate_spans.load(Ordering::Relaxed), 2);
+    writer.shutdown();
 }
 
 fn count(conn: &Conn) -> i64 {

@@ -1,0 +1,135 @@
+//! How long the writer gathers rows before it commits.
+//!
+//! A commit of a full row group (`batch_rows`, 8,192 rows) is compressed
+//! into the database file as it commits; a smaller one waits uncompressed
+//! in memory until the next checkpoint compresses it, which costs more CPU
+//! per span and makes that checkpoint (during which nothing commits) long.
+//! Committing every `batch_ms` at half the top rate made commits of ~1k
+//! rows and checkpoints of 0.5–1 s. So when the recent rate would gather a
+//! full commit within `fill_wait`, the writer waits for it instead.
+//!
+//! Waiting costs visibility, not export latency: with a database file an
+//! export is answered once it is journaled. A reader that needs an export's
+//! rows marks the journal entry it waits for (`VisibilityMarks::hurry`),
+//! and the writer then commits at the usual `batch_ms`.
+
+use std::time::{Duration, Instant};
+
+/// The gathering policy of the writer thread: the arrival rate it has seen
+/// and the longest it may wait for a full commit.
+pub(super) struct CommitFill {
+    batch_rows: usize,
+    batch_wait: Duration,
+    fill_wait: Duration,
+    /// Rows per second over recent gathers (each from the start of one to
+    /// the start of the next, so idle time counts), smoothed.
+    rate: f64,
+    /// When the current gather started.
+    started: Option<Instant>,
+}
+
+/// Weight of the newest gather in the smoothed rate: a change of load
+/// shows within a few commits, one slow commit does not flip the policy.
+const RATE_WEIGHT: f64 = 0.3;
+
+impl CommitFill {
+    /// `fill_wait` zero never waits for a full commit.
+    pub(super) fn new(batch_rows: usize, batch_wait: Duration, fill_wait: Duration) -> Self {
+        CommitFill {
+            batch_rows: batch_rows.max(1),
+            batch_wait,
+            fill_wait,
+            rate: 0.0,
+            started: None,
+        }
+    }
+
+    /// A gather starts at `now` with its first job: the rows of the
+    /// previous gather (`rows`, over the time since it started) update the
+    /// rate. Returns when this gather commits at the latest, unless its rows
+    /// reach `batch_rows` first.
+    pub(super) fn start(&mut self, now: Instant, previous_rows: usize) -> Instant {
+        if let Some(before) = self.started.replace(now) {
+            let secs = now.saturating_duration_since(before).as_secs_f64();
+            if secs > 0.0 {
+                let sample = previous_rows as f64 / secs;
+                self.rate = if self.rate == 0.0 {
+                    sample
+                } else {
+                    self.rate + RATE_WEIGHT * (sample - self.rate)
+                };
+            }
+        }
+        now + self.wait()
+    }
+
+    /// `fill_wait` when the rate gathers a full commit within it, otherwise
+    /// `batch_wait`.
+    fn wait(&self) -> Duration {
+        let fills_in = self.batch_rows as f64 / self.rate;
+        if self.fill_wait > self.batch_wait && fills_in <= self.fill_wait.as_secs_f64() {
+            self.fill_wait
+        } else {
+            self.batch_wait
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// `n` gathers of `rows` rows every `every` from `now`; returns each
+    /// gather's wait.
+    fn waits(
+        fill: &mut CommitFill,
+        now: &mut Instant,
+        rows: usize,
+        every: Duration,
+        n: usize,
+    ) -> Vec<Duration> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            *now += every;
+            out.push(fill.start(*now, rows) - *now);
+        }
+        out
+    }
+
+    #[test]
+    fn a_rate_that_fills_a_commit_in_time_waits_for_it() {
+        // 1,000 rows every 30 ms: 33k rows/s fills 8,192 in ~250 ms.
+        let mut fill = CommitFill::new(8192, 5 * MS, 400 * MS);
+        let w = waits(&mut fill, &mut Instant::now(), 1000, 30 * MS, 5);
+        assert_eq!(w[0], 5 * MS, "no rate known before the first gather");
+        assert!(w[1..].iter().all(|w| *w == 400 * MS), "{w:?}");
+    }
+
+    #[test]
+    fn a_slow_rate_commits_at_batch_wait() {
+        // 100 rows every 20 ms: 5k rows/s would take 1.6 s to fill.
+        let mut fill = CommitFill::new(8192, 5 * MS, 400 * MS);
+        let w = waits(&mut fill, &mut Instant::now(), 100, 20 * MS, 10);
+        assert!(w.iter().all(|w| *w == 5 * MS), "{w:?}");
+    }
+
+    #[test]
+    fn the_wait_ends_within_a_few_gathers_of_the_load_dropping() {
+        let mut fill = CommitFill::new(8192, 5 * MS, 400 * MS);
+        let now = &mut Instant::now();
+        waits(&mut fill, now, 8192, 100 * MS, 5);
+        // The load drops to a trickle: a gather that waited 400 ms for 10 rows.
+        let w = waits(&mut fill, now, 10, 400 * MS, 10);
+        assert!(w[..2].contains(&(400 * MS)), "{w:?}");
+        assert!(w[5..].iter().all(|w| *w == 5 * MS), "{w:?}");
+    }
+
+    #[test]
+    fn zero_fill_wait_never_waits() {
+        let mut fill = CommitFill::new(8192, 5 * MS, Duration::ZERO);
+        let w = waits(&mut fill, &mut Instant::now(), 8192, MS, 5);
+        assert!(w.iter().all(|w| *w == 5 * MS), "{w:?}");
+    }
+}
