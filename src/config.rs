@@ -779,7 +779,7 @@ mod tests {
         assert_eq!(c.ingest.batch_rows, 99);
         assert_eq!(c.ingest.batch_ms, 7);
         assert_eq!(c.server.bind, "0.0.0.0");
-        assert_eq!(c.ingest.queue_rows, 200_000);
+        assert_eq!(c.ingest.queue_rows, 100_000);
     }
 
     #[test]

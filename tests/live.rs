@@ -644,7 +644,7 @@ async fn metrics_endpoint_counts_ingest_in_prometheus_text() {
     assert_eq!(value("qyl_ingest_rows_total", &[("signal", "log")]), 1.0);
     assert_eq!(value("qyl_ingest_rows_total", &[("signal", "metric")]), 0.0);
     assert_eq!(value("qyl_write_queue_rows", &[]), 0.0);
-    assert_eq!(value("qyl_write_queue_capacity_rows", &[]), 200_000.0);
+    assert_eq!(value("qyl_write_queue_capacity_rows", &[]), 100_000.0);
     // The writer may commit both exports in one group.
     let commits = value("qyl_commits_total", &[]);
     assert!(commits >= 1.0, "{commits}");

@@ -98,8 +98,8 @@ impl VisibilityMarks {
     /// behind. Answering exports faster than they can be committed would
     /// only fill the queue and refuse exports that were already decoded;
     /// waiting here paces exporters by latency instead, as committing
-    /// before answering did. What arrives during a checkpoint (0.4–1.1 s of
-    /// ingest at half the top rate) fits under the limit, so it does not
+    /// before answering did. What arrives during a checkpoint (0.1–0.4 s of
+    /// ingest with whole row groups) fits under the limit, so it does not
     /// reach the answers.
     pub(super) fn wait_for_writer(&self) {
         let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());

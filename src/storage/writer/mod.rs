@@ -106,7 +106,7 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            queue_rows: 200_000,
+            queue_rows: 100_000,
             batch_rows: 8192,
             batch_wait: Duration::from_millis(5),
             fill_wait: Duration::from_millis(400),

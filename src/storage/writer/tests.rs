@@ -81,6 +81,20 @@ impl FileWriter {
         }
     }
 
+    /// A writer with a ten-minute fill wait that has seen 16 exports of
+    /// 1,024 spans arrive as fast as they were answered: its next gather
+    /// waits for a full commit.
+    fn under_load() -> FileWriter {
+        let mut w = FileWriter::start_with(WriterConfig {
+            fill_wait: Duration::from_secs(600),
+            ..WriterConfig::default()
+        });
+        for _ in 0..16 {
+            w.send(1024);
+        }
+        w
+    }
+
     /// Submits `rows` spans not sent before as one batch and waits for
     /// its answer.
     fn send(&mut self, rows: u64) {
@@ -119,16 +133,8 @@ fn a_steady_load_is_committed_in_full_commits() {
 
 #[test]
 fn a_reader_does_not_wait_for_a_full_commit() {
-    let mut w = FileWriter::start_with(WriterConfig {
-        fill_wait: Duration::from_secs(600),
-        ..WriterConfig::default()
-    });
-    let h = w.writer.handle();
-    let visibility = h.visibility().unwrap();
-    // A fast rate: the next gather waits up to 10 minutes for a full commit.
-    for _ in 0..16 {
-        w.send(1024);
-    }
+    let mut w = FileWriter::under_load();
+    let visibility = w.writer.handle().visibility().unwrap();
     visibility.settle_blocking(Duration::from_secs(30));
     w.send(1024);
     // Reading after the answer asks the writer to commit at once.
@@ -139,14 +145,8 @@ fn a_reader_does_not_wait_for_a_full_commit() {
 
 #[test]
 fn after_a_partial_commit_the_next_one_fills_the_row_group() {
-    let mut w = FileWriter::start_with(WriterConfig {
-        fill_wait: Duration::from_secs(600),
-        ..WriterConfig::default()
-    });
+    let mut w = FileWriter::under_load();
     let visibility = w.writer.handle().visibility().unwrap();
-    for _ in 0..16 {
-        w.send(1024);
-    }
     // A reader hurries a commit of 1,024 rows: the row group is 1/8 full.
     w.send(1024);
     visibility.settle_blocking(Duration::from_secs(30));
