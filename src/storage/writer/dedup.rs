@@ -9,7 +9,7 @@ use crate::storage::{Conn, StorageError};
 /// Sequence numbers read per query while seeding: DuckDB materializes a
 /// query's whole result (and sorts it) before the first row comes back, and
 /// the allocator keeps that memory afterwards, so one query over the last
-/// two million rows left ~300 MB behind at start. Windows of this size keep
+/// two million rows left 100–190 MB behind at start. Windows of this size keep
 /// each result to a few megabytes.
 const SEED_WINDOW: u64 = 65_536;
 

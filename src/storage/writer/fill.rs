@@ -6,7 +6,11 @@
 //! per span and makes that checkpoint (during which nothing commits) long.
 //! Committing every `batch_ms` at half the top rate made commits of ~1k
 //! rows and checkpoints of 0.5–1 s. So when the recent rate would gather a
-//! full commit within `fill_wait`, the writer waits for it instead.
+//! full commit within `fill_wait`, the writer waits for it instead. A
+//! commit that still ends early leaves a row group part full, and the
+//! writer's next gather takes just what fills it (`gather_target` in
+//! `commit`): a whole row group written after a partial one made the
+//! checkpoint merge the two, which cost more than the wait saved.
 //!
 //! Waiting costs visibility, not export latency: with a database file an
 //! export is answered once it is journaled. A reader that needs an export's
@@ -44,8 +48,8 @@ impl CommitFill {
         }
     }
 
-    /// A gather starts at `now` with its first job: the rows of the
-    /// previous gather (`rows`, over the time since it started) update the
+    /// A gather starts at `now` with its first job: the previous gather's
+    /// rows (`previous_rows`, over the time since it started) update the
     /// rate. Returns when this gather commits at the latest, unless its rows
     /// reach `batch_rows` first.
     pub(super) fn start(&mut self, now: Instant, previous_rows: usize) -> Instant {
