@@ -42,8 +42,6 @@ fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Conn) {
     )
 }
 
-/// A writer on a new database file whose checkpoint timer is an hour
-/// away, fed spans with distinct ids.
 /// Span number `i`: its ids are `i` in hex.
 fn numbered(i: u64) -> SpanRecord {
     SpanRecord {
@@ -53,6 +51,7 @@ fn numbered(i: u64) -> SpanRecord {
     }
 }
 
+/// A writer on a database file of its own, fed spans with distinct ids.
 struct FileWriter {
     _dir: tempfile::TempDir,
     writer: Writer,
@@ -61,6 +60,7 @@ struct FileWriter {
 }
 
 impl FileWriter {
+    /// A new file whose checkpoint timer is an hour away.
     fn start() -> FileWriter {
         FileWriter::start_with(WriterConfig {
             checkpoint_interval: Duration::from_secs(3600),
@@ -69,7 +69,10 @@ impl FileWriter {
     }
 
     fn start_with(config: WriterConfig) -> FileWriter {
-        let dir = tempfile::tempdir().unwrap();
+        FileWriter::open_in(tempfile::tempdir().unwrap(), config, 0)
+    }
+
+    fn open_in(dir: tempfile::TempDir, config: WriterConfig, next: u64) -> FileWriter {
         let db = open(&StorageOptions::file_in(dir.path())).unwrap();
         let reader = db.connect().unwrap();
         let writer = Writer::start(db, Arc::new(Hub::new(100)), config, true).unwrap();
@@ -77,8 +80,21 @@ impl FileWriter {
             _dir: dir,
             writer,
             reader,
-            next: 0,
+            next,
         }
+    }
+
+    /// Stops the writer and starts a new one on the same file (a restart).
+    fn restart(self) -> FileWriter {
+        let FileWriter {
+            _dir: dir,
+            writer,
+            reader,
+            next,
+        } = self;
+        writer.shutdown();
+        drop(reader);
+        FileWriter::open_in(dir, WriterConfig::default(), next)
     }
 
     /// A writer with a ten-minute fill wait that has seen 16 exports of
@@ -171,28 +187,17 @@ fn spans_stored_before_a_restart_are_not_stored_again() {
     for _ in 0..10 {
         w.send(7_000);
     }
-    let FileWriter {
-        _dir: dir,
-        writer,
-        reader,
-        ..
-    } = w;
-    writer.shutdown();
-    drop(reader);
-    let db = open(&StorageOptions::file_in(dir.path())).unwrap();
-    let reader = db.connect().unwrap();
-    let hub = Arc::new(Hub::new(100));
-    let writer = Writer::start(db, hub, WriterConfig::default(), true).unwrap();
-    let h = writer.handle();
+    let w = w.restart();
+    let h = w.writer.handle();
     // The first and the last span stored, and one new one.
     let retry = batch(vec![numbered(0), numbered(69_999), numbered(70_000)]);
     h.submit(retry).unwrap().blocking_recv().unwrap().unwrap();
     h.visibility()
         .unwrap()
         .settle_blocking(Duration::from_secs(30));
-    assert_eq!(count(&reader), 70_001);
+    assert_eq!(count(&w.reader), 70_001);
     assert_eq!(h.stats().duplicate_spans.load(Ordering::Relaxed), 2);
-    writer.shutdown();
+    w.writer.shutdown();
 }
 
 fn count(conn: &Conn) -> i64 {
