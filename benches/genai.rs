@@ -51,7 +51,7 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
     let gap = window_ns / traces.max(1);
     let llm = "i % 10 = 5";
     let sql = format!(
-        "INSERT INTO spans BY NAME SELECT
+        "INSERT INTO span_rows BY NAME SELECT
             md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
             substr(md5(CAST(i AS VARCHAR)), 1, 16) AS span_id,
             CASE WHEN i % 10 = 0 THEN NULL ELSE substr(md5(CAST(i - i % 10 AS VARCHAR)), 1, 16) END AS parent_span_id,

@@ -43,8 +43,10 @@
 //!   timer), `reaper` (frees what commits leave behind) and `stats`
 //!   (counters and the heartbeat health reads). `writer/derived/` holds the summary
 //!   tables the writer keeps in the same transaction as the rows they
-//!   summarise (`derived::Derived`): `trace_index` (where in time each trace
-//!   is), `sessions` (`session_entities`, `session_traces`), `genai_rollup`
+//!   summarise (`derived::Derived`): `resources` (each distinct resource
+//!   stored once; span, log and metric rows carry its id, and the `spans`,
+//!   `logs` and `metrics` views join the text back), `trace_index` (where
+//!   in time each trace is), `sessions` (`session_entities`, `session_traces`), `genai_rollup`
 //!   (`genai_minutes` and `genai_minute_labels`), `error_groups` (groups,
 //!   events, releases, as `errors::groups` decides them), `error_notes`,
 //!   `triage`, `slo_minutes`, `slo_transitions` (SLO level changes),

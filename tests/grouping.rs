@@ -149,6 +149,16 @@ fn as_before_migration_11(db: &duckdb::Connection) {
          DROP TABLE service_minutes;
          DROP TABLE slo_transitions;
          DROP TABLE journal_watermark;
+         DROP VIEW spans;
+         DROP VIEW logs;
+         DROP VIEW metrics;
+         ALTER TABLE span_rows DROP COLUMN resource_id;
+         ALTER TABLE span_rows RENAME TO spans;
+         ALTER TABLE log_rows DROP COLUMN resource_id;
+         ALTER TABLE log_rows RENAME TO logs;
+         ALTER TABLE metric_rows DROP COLUMN resource_id;
+         ALTER TABLE metric_rows RENAME TO metrics;
+         DROP TABLE resources;
          DELETE FROM schema_version WHERE version >= 11;",
     )
     .unwrap();

@@ -265,7 +265,9 @@ pub mod generated {
         let traces = spans / SPANS_PER_TRACE;
         let gap = window_ns / traces.max(1);
         let sql = format!(
-            "INSERT INTO spans SELECT
+            "INSERT INTO resources SELECT r + 1, '{{\"service.name\":\"svc-' || r || '\",\"host.name\":\"bench-1\"}}'
+                FROM range(10) t(r);
+             INSERT INTO span_rows SELECT
                 md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
                 substr(md5(CAST(i AS VARCHAR)), 1, 16) AS span_id,
                 CASE WHEN i % 10 = 0 THEN NULL ELSE substr(md5(CAST(i - i % 10 AS VARCHAR)), 1, 16) END,
@@ -293,11 +295,12 @@ pub mod generated {
                 CASE WHEN i % 10 = 5 THEN '[\"stop\"]' END,
                 NULL,
                 '{{\"http.route\":\"/api/' || ((i // 10) % 20) || '\",\"user.id\":\"u' || ((i // 10) % 1000) || '\",\"op.index\":' || (i % 10) || '}}',
-                '{{\"service.name\":\"svc-' || ((i // 10) % 10) || '\",\"host.name\":\"bench-1\"}}',
+                NULL,
                 '[]', '[]', 0, 0, 0,
                 i + 1,
                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                CASE WHEN i % 10 = 5 THEN 'priced' END
+                CASE WHEN i % 10 = 5 THEN 'priced' END,
+                (i // 10) % 10 + 1
              FROM range({spans}) t(i)"
         );
         // One thread, so row groups hold consecutive times as the writer's

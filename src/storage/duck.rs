@@ -293,6 +293,26 @@ impl RawConn {
         }
     }
 
+    /// The first column of every row of `sql`'s result as unsigned
+    /// integers (NULL reads as 0).
+    pub fn query_u64_column(&self, sql: &str) -> Result<Vec<u64>, DuckError> {
+        let c_sql = cstring(sql, sql)?;
+        // SAFETY: as in `query_u64_row`; rows are read below the row count.
+        unsafe {
+            let mut result: ffi::duckdb_result = std::mem::zeroed();
+            let state = ffi::duckdb_query(self.con, c_sql.as_ptr(), &mut result);
+            let column = if state == ffi::DuckDBSuccess && ffi::duckdb_column_count(&mut result) > 0
+            {
+                (0..ffi::duckdb_row_count(&mut result))
+                    .map(|row| ffi::duckdb_value_uint64(&mut result, 0, row))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            finish(state, &mut result, sql).map(|()| column)
+        }
+    }
+
     /// Runs a statement that DuckDB spreads over its worker threads
     /// (CHECKPOINT), sleeping for `idle` whenever none of its tasks is left
     /// for this thread to take.

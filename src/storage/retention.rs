@@ -357,9 +357,9 @@ fn size_cutoff(conn: &Conn, share: f64) -> Result<Option<u64>, StorageError> {
     let cutoff: Option<u64> = conn
         .query_row(
             "SELECT quantile_disc(t, ?) FROM (
-                SELECT start_time_unix_nano AS t FROM spans
-                UNION ALL SELECT time_unix_nano FROM logs
-                UNION ALL SELECT time_unix_nano FROM metrics)",
+                SELECT start_time_unix_nano AS t FROM span_rows
+                UNION ALL SELECT time_unix_nano FROM log_rows
+                UNION ALL SELECT time_unix_nano FROM metric_rows)",
             [share.clamp(0.0, 1.0)],
             |r| r.get(0),
         )
@@ -386,11 +386,11 @@ pub fn delete_older_than(
     report.logs += delete_in_batches(
         conn,
         "deleting old logs",
-        "DELETE FROM logs WHERE rowid IN (
-            SELECT rowid FROM logs l
+        "DELETE FROM log_rows WHERE rowid IN (
+            SELECT rowid FROM log_rows l
             WHERE l.time_unix_nano < ?
               AND (l.trace_id IS NULL
-                   OR NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = l.trace_id))
+                   OR NOT EXISTS (SELECT 1 FROM span_rows s WHERE s.trace_id = l.trace_id))
             LIMIT ?)",
         cutoff,
         batch,
@@ -418,7 +418,7 @@ pub fn delete_older_than(
             SELECT rowid FROM error_events e
             WHERE e.time_unix_nano < ?
               AND (e.trace_id IS NULL
-                   OR NOT EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = e.trace_id))
+                   OR NOT EXISTS (SELECT 1 FROM span_rows s WHERE s.trace_id = e.trace_id))
             LIMIT ?)",
         cutoff,
         batch,
@@ -427,8 +427,8 @@ pub fn delete_older_than(
     report.metrics += delete_in_batches(
         conn,
         "deleting old metric points",
-        "DELETE FROM metrics WHERE rowid IN (
-            SELECT rowid FROM metrics WHERE time_unix_nano < ? LIMIT ?)",
+        "DELETE FROM metric_rows WHERE rowid IN (
+            SELECT rowid FROM metric_rows WHERE time_unix_nano < ? LIMIT ?)",
         cutoff,
         batch,
         stop,
@@ -484,9 +484,9 @@ fn list_expired_traces(conn: &Conn, cutoff: u64, batch: u64) -> Result<Vec<u64>,
                 (sum(n) OVER (ORDER BY newest, trace_id ROWS UNBOUNDED PRECEDING) - n) // ?
                     AS batch
          FROM (SELECT trace_id, count(*) AS n, max(start_time_unix_nano) AS newest
-               FROM spans
+               FROM span_rows
                WHERE trace_id IN (
-                   SELECT trace_id FROM spans WHERE start_time_unix_nano < ?)
+                   SELECT trace_id FROM span_rows WHERE start_time_unix_nano < ?)
                GROUP BY trace_id HAVING max(start_time_unix_nano) < ?)",
         duckdb::params![batch, cutoff, cutoff],
     )?;
@@ -507,7 +507,7 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
             conn,
             "re-checking expired traces",
             "DELETE FROM retention_traces WHERE batch = ? AND trace_id IN (
-                SELECT trace_id FROM spans WHERE start_time_unix_nano >= ?)",
+                SELECT trace_id FROM span_rows WHERE start_time_unix_nano >= ?)",
             duckdb::params![b, cutoff],
         )?;
         let traces = conn
@@ -525,7 +525,7 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
         let logs = execute(
             conn,
             "deleting the logs of expired traces",
-            "DELETE FROM logs WHERE trace_id IN (
+            "DELETE FROM log_rows WHERE trace_id IN (
                 SELECT trace_id FROM retention_traces WHERE batch = ?)",
             [b],
         )?;
@@ -543,7 +543,7 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
         let spans = execute(
             conn,
             "deleting expired traces",
-            "DELETE FROM spans WHERE start_time_unix_nano < ? AND trace_id IN (
+            "DELETE FROM span_rows WHERE start_time_unix_nano < ? AND trace_id IN (
                 SELECT trace_id FROM retention_traces WHERE batch = ?)",
             duckdb::params![cutoff, b],
         )?;
@@ -1059,7 +1059,7 @@ mod tests {
         );
         db.conn
             .execute_batch(&format!(
-                "INSERT INTO spans BY NAME SELECT
+                "INSERT INTO span_rows BY NAME SELECT
                     printf('%032x', t) AS trace_id, printf('%016x', t * 4 + k) AS span_id,
                     'work' AS name, 'INTERNAL' AS kind, t AS start_time_unix_nano,
                     t + 1000 AS end_time_unix_nano, 1000 AS duration_ns,
@@ -1068,13 +1068,13 @@ mod tests {
                     '{{}}' AS resource, '[]' AS events, '[]' AS links,
                     0 AS dropped_attributes_count, 0 AS dropped_events_count,
                     0 AS dropped_links_count, t * 4 + k AS ingest_seq {rows};
-                 INSERT INTO logs BY NAME SELECT
+                 INSERT INTO log_rows BY NAME SELECT
                     t AS time_unix_nano, t AS observed_time_unix_nano,
                     printf('%032x', t) AS trace_id, 9 AS severity_number,
                     'log line ' || t AS body, 'svc' AS service_name, 0 AS flags,
                     '{{}}' AS attributes, '{{}}' AS resource,
                     0 AS dropped_attributes_count, t * 4 + k AS ingest_seq {rows};
-                 INSERT INTO metrics BY NAME SELECT
+                 INSERT INTO metric_rows BY NAME SELECT
                     t AS time_unix_nano, t AS start_time_unix_nano, 'requests' AS name,
                     'sum' AS kind, k::DOUBLE AS value, 'svc' AS service_name,
                     '{{}}' AS attributes, '{{}}' AS resource, 0 AS flags,

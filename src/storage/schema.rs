@@ -410,6 +410,11 @@ CREATE TABLE journal_watermark AS
     SELECT 0::UBIGINT AS entry, uuid()::VARCHAR AS database_id;
 "#,
     },
+    Migration {
+        version: 16,
+        name: "resources stored once",
+        sql: super::writer::derived::resources::MIGRATION_SQL,
+    },
 ];
 
 /// The newest schema this build knows.

@@ -42,9 +42,9 @@ pub(super) const CHECKPOINT_ROWS: u64 = 122_880;
 /// vacuum) of the tables that grow with ingest, in the order
 /// [`Checkpoints::committed`] takes them: spans, logs, metric points.
 const GROWING_TABLES: &str = "SELECT
-    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'spans'),
-    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'logs'),
-    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'metrics')";
+    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'span_rows'),
+    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'log_rows'),
+    (SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'metric_rows')";
 
 /// How long the writer trusts its own count before reading DuckDB's again:
 /// a checkpoint may vacuum rows deleted by retention, which moves where row

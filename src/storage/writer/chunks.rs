@@ -1,7 +1,9 @@
-//! Rows to DuckDB data chunks: the column layout of `spans`, `logs` and
-//! `metrics`, filled on the prepare thread so the writer only numbers and
-//! appends them.
+//! Rows to DuckDB data chunks: the column layout of `span_rows`, `log_rows`
+//! and `metric_rows`, filled on the prepare thread so the writer only
+//! numbers and appends them. A row's resource is stored as its id (see
+//! `derived::resources`); the `resource` text column stays NULL.
 
+use super::derived::resources::ResourceIds;
 use crate::model::{Batch, LogRecord, MetricPoint, SpanRecord};
 use crate::storage::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
 use crate::storage::DuckError;
@@ -15,10 +17,13 @@ pub(super) struct Prepared {
 
 impl Prepared {
     pub(super) fn new(batch: &Batch) -> Prepared {
+        let mut ids = ResourceIds::default();
         Prepared {
-            spans: Chunk::fill(SPAN_COLS, &batch.spans, put_span),
-            logs: Chunk::fill(LOG_COLS, &batch.logs, put_log),
-            metrics: Chunk::fill(METRIC_COLS, &batch.metrics, put_metric),
+            spans: Chunk::fill(SPAN_COLS, &batch.spans, |b, s| put_span(b, s, &mut ids)),
+            logs: Chunk::fill(LOG_COLS, &batch.logs, |b, l| put_log(b, l, &mut ids)),
+            metrics: Chunk::fill(METRIC_COLS, &batch.metrics, |b, m| {
+                put_metric(b, m, &mut ids)
+            }),
         }
     }
 }
@@ -42,8 +47,9 @@ pub(super) fn append_prepared(
 /// Appends span rows (numbered from `first_seq`) in the open transaction of
 /// `raw`; used by the benchmark to measure the raw Appender rate.
 pub fn append_spans(raw: &RawConn, spans: &[SpanRecord], first_seq: u64) -> Result<(), DuckError> {
-    let chunks = Chunk::fill(SPAN_COLS, spans, put_span);
-    let mut app = raw.appender("spans")?;
+    let mut ids = ResourceIds::default();
+    let chunks = Chunk::fill(SPAN_COLS, spans, |b, s| put_span(b, s, &mut ids));
+    let mut app = raw.appender("span_rows")?;
     append_prepared(&mut app, &chunks, SPAN_SEQ_COL, first_seq)?;
     app.flush()
 }
@@ -54,7 +60,7 @@ use Col::{Bigint, Boolean, Double, Integer, UBigint, UInteger, Varchar};
 /// later migrations add columns after it).
 pub(super) const SPAN_SEQ_COL: usize = 33;
 
-/// The `spans` columns in table order (migrations 1 and 2).
+/// The `span_rows` columns in table order (migrations 1, 2 and 16).
 pub(super) const SPAN_COLS: &[Col] = &[
     Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // ids, state, name, kind
     UBigint, UBigint, UBigint, // start, end, duration
@@ -69,9 +75,10 @@ pub(super) const SPAN_COLS: &[Col] = &[
     Bigint, Bigint, // gen_ai cache write, reasoning tokens (migration 2)
     Varchar, Varchar, Varchar, Varchar, // tool name, tool call id, agent, conversation
     Double, Varchar, Varchar, // time to first chunk, error.type, cost source
+    UBigint, // resource_id (migration 16)
 ];
 
-pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord) {
+pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord, ids: &mut ResourceIds) {
     let g = &s.genai;
     b.str(&s.trace_id);
     b.str(&s.span_id);
@@ -100,7 +107,7 @@ pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord) {
     b.opt_str(g.finish_reasons.as_deref());
     b.opt_f64(g.cost_usd);
     b.str(&s.attributes);
-    b.str(&s.resource);
+    b.null(); // resource: stored as resource_id
     b.str(&s.events);
     b.str(&s.links);
     b.u32(s.dropped_attributes_count);
@@ -116,16 +123,21 @@ pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord) {
     b.opt_f64(g.time_to_first_chunk_ms);
     b.opt_str(g.error_type.as_deref());
     b.opt_str(g.cost_source);
+    b.u64(ids.id(&s.resource));
 }
 
-/// The `logs` columns in table order (migration 1).
+/// Where `ingest_seq` is among the log columns.
+pub(super) const LOG_SEQ_COL: usize = 17;
+
+/// The `log_rows` columns in table order (migrations 1 and 16).
 pub(super) const LOG_COLS: &[Col] = &[
     UBigint, UBigint, Varchar, Varchar, Integer, Varchar, Varchar, // time…body
     Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // service…event_name
     UInteger, Varchar, Varchar, UInteger, UBigint, // flags…ingest_seq
+    UBigint, // resource_id
 ];
 
-pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord) {
+pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord, ids: &mut ResourceIds) {
     b.u64(l.time_unix_nano);
     b.u64(l.observed_time_unix_nano);
     b.opt_str(l.trace_id.as_deref());
@@ -141,20 +153,25 @@ pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord) {
     b.opt_str(l.event_name.as_deref());
     b.u32(l.flags);
     b.str(&l.attributes);
-    b.str(&l.resource);
+    b.null(); // resource: stored as resource_id
     b.u32(l.dropped_attributes_count);
     b.u64(0); // ingest_seq: numbered when appended
+    b.u64(ids.id(&l.resource));
 }
 
-/// The `metrics` columns in table order (migration 1).
+/// Where `ingest_seq` is among the metric columns.
+pub(super) const METRIC_SEQ_COL: usize = 20;
+
+/// The `metric_rows` columns in table order (migrations 1 and 16).
 pub(super) const METRIC_COLS: &[Col] = &[
     UBigint, UBigint, Varchar, Varchar, Varchar, Varchar, Varchar,
     Boolean, // time…is_monotonic
     Double, UBigint, Double, Double, Double, Varchar, Varchar, // value…exemplars
     Varchar, Varchar, Varchar, Varchar, UInteger, UBigint, // service…ingest_seq
+    UBigint, // resource_id
 ];
 
-pub(super) fn put_metric(b: &mut ChunkBuilder<'_>, m: &MetricPoint) {
+pub(super) fn put_metric(b: &mut ChunkBuilder<'_>, m: &MetricPoint, ids: &mut ResourceIds) {
     b.u64(m.time_unix_nano);
     b.u64(m.start_time_unix_nano);
     b.str(&m.name);
@@ -173,7 +190,8 @@ pub(super) fn put_metric(b: &mut ChunkBuilder<'_>, m: &MetricPoint) {
     b.str(&m.service_name);
     b.opt_str(m.scope_name.as_deref());
     b.str(&m.attributes);
-    b.str(&m.resource);
+    b.null(); // resource: stored as resource_id
     b.u32(m.flags);
     b.u64(0); // ingest_seq: numbered when appended
+    b.u64(ids.id(&m.resource));
 }

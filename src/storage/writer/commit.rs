@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpoints;
+use super::derived::resources::ResourceIds;
 use super::derived::{self, Committing, Derived};
 use super::fill::CommitFill;
 use super::handle::VisibilityMarks;
@@ -22,7 +23,7 @@ use super::prepare::Lookahead;
 use super::WriterStats;
 use super::{
     append_prepared, put_span, span_key, Committed, Garbage, Job, Msg, PauseState, PreHashed,
-    RecentSpans, WriteError, LOG_COLS, METRIC_COLS, SPAN_COLS, SPAN_SEQ_COL,
+    RecentSpans, WriteError, LOG_SEQ_COL, METRIC_SEQ_COL, SPAN_COLS, SPAN_SEQ_COL,
 };
 use crate::model::Record;
 use crate::storage::duck::{Chunk, RawConn};
@@ -425,7 +426,7 @@ impl WriterState {
             .iter()
             .map(|job| job.chunks.as_ref().ok_or_else(unprepared))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut app = self.raw.appender("spans")?;
+        let mut app = self.raw.appender("span_rows")?;
         for (((job, chunks), keep), start) in jobs.iter().zip(&chunks).zip(&plan.keep).zip(&starts)
         {
             if keep.iter().all(|k| *k) {
@@ -440,21 +441,22 @@ impl WriterState {
                     .filter(|(_, k)| **k)
                     .map(|(s, _)| s)
                     .collect();
-                let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| put_span(b, s));
+                let mut ids = ResourceIds::default();
+                let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| put_span(b, s, &mut ids));
                 append_prepared(&mut app, &chunks, SPAN_SEQ_COL, start.0)?;
             }
         }
         app.flush()?;
         drop(app);
-        let mut app = self.raw.appender("logs")?;
+        let mut app = self.raw.appender("log_rows")?;
         for (chunks, start) in chunks.iter().zip(&starts) {
-            append_prepared(&mut app, &chunks.logs, LOG_COLS.len() - 1, start.1)?;
+            append_prepared(&mut app, &chunks.logs, LOG_SEQ_COL, start.1)?;
         }
         app.flush()?;
         drop(app);
-        let mut app = self.raw.appender("metrics")?;
+        let mut app = self.raw.appender("metric_rows")?;
         for (chunks, start) in chunks.iter().zip(&starts) {
-            append_prepared(&mut app, &chunks.metrics, METRIC_COLS.len() - 1, start.2)?;
+            append_prepared(&mut app, &chunks.metrics, METRIC_SEQ_COL, start.2)?;
         }
         app.flush()?;
         Ok(seq - 1)

@@ -22,7 +22,7 @@ pub(super) fn seed_recent_spans(
     let mut from = next_seq.saturating_sub(seen.capacity as u64 * 2);
     let mut stmt = conn
         .prepare(
-            "SELECT trace_id, span_id FROM spans
+            "SELECT trace_id, span_id FROM span_rows
              WHERE ingest_seq >= ? AND ingest_seq < ? ORDER BY ingest_seq",
         )
         .map_err(ctx)?;

@@ -53,7 +53,7 @@ mod tests;
 
 use checkpoint::Checkpoints;
 use chunks::{append_prepared, put_span, Prepared};
-use chunks::{LOG_COLS, METRIC_COLS, SPAN_COLS, SPAN_SEQ_COL};
+use chunks::{LOG_SEQ_COL, METRIC_SEQ_COL, SPAN_COLS, SPAN_SEQ_COL};
 use commit::WriterState;
 use dedup::{seed_recent_spans, span_key, PreHashed, RecentSpans};
 use handle::{Job, Msg, PauseState, VisibilityMarks};
@@ -336,9 +336,9 @@ fn journal_watermark(conn: &Conn) -> Result<(u64, String), StorageError> {
 fn max_seq(conn: &Conn) -> Result<u64, StorageError> {
     conn.query_row(
         "SELECT greatest(
-            (SELECT coalesce(max(ingest_seq), 0) FROM spans),
-            (SELECT coalesce(max(ingest_seq), 0) FROM logs),
-            (SELECT coalesce(max(ingest_seq), 0) FROM metrics),
+            (SELECT coalesce(max(ingest_seq), 0) FROM span_rows),
+            (SELECT coalesce(max(ingest_seq), 0) FROM log_rows),
+            (SELECT coalesce(max(ingest_seq), 0) FROM metric_rows),
             (SELECT coalesce(max(ingest_seq), 0) FROM summary_watermark),
             (SELECT coalesce(max(seq), 0) FROM hub_watermark))::UBIGINT",
         [],

@@ -234,7 +234,7 @@ fn a_failing_batch_does_not_fail_its_neighbours() {
     // A constraint the good batch satisfies and the bad one does not:
     // DuckDB reports it only when the Appender flushes.
     reader
-        .execute_batch("ALTER TABLE spans ALTER COLUMN status_message SET NOT NULL")
+        .execute_batch("ALTER TABLE span_rows ALTER COLUMN status_message SET NOT NULL")
         .unwrap();
     let h = writer.handle();
     let pause = h.pause();
@@ -251,7 +251,7 @@ fn a_failing_batch_does_not_fail_its_neighbours() {
     assert_eq!(h.stats().commit_failures.load(Ordering::Relaxed), 1);
     // A span that failed is not remembered as stored: its retry is kept.
     reader
-        .execute_batch("ALTER TABLE spans ALTER COLUMN status_message DROP NOT NULL")
+        .execute_batch("ALTER TABLE span_rows ALTER COLUMN status_message DROP NOT NULL")
         .unwrap();
     let retry = h.submit(batch(vec![span(2, 2, None)])).unwrap();
     assert_eq!(retry.blocking_recv().unwrap().unwrap().spans, 1);
@@ -298,7 +298,7 @@ fn the_pulse_tells_idle_from_stuck_and_failing_from_one_bad_batch() {
     // Commits failing in a row: one is a bad batch, FAILING_AFTER is a
     // writer that cannot store; a success clears it.
     reader
-        .execute_batch("ALTER TABLE spans ALTER COLUMN status_message SET NOT NULL")
+        .execute_batch("ALTER TABLE span_rows ALTER COLUMN status_message SET NOT NULL")
         .unwrap();
     for i in 0..FAILING_AFTER {
         let bad = h.submit(batch(vec![span(8, i as u8 + 1, None)])).unwrap();
@@ -547,7 +547,7 @@ fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
             .query_row(
                 "SELECT coalesce(sum(count) FILTER (WHERE persistent), 0)::BIGINT,
                         coalesce(sum(count) FILTER (WHERE NOT persistent), 0)::BIGINT
-                 FROM pragma_storage_info('spans') WHERE column_name = 'span_id' AND segment_type = 'VARCHAR'",
+                 FROM pragma_storage_info('span_rows') WHERE column_name = 'span_id' AND segment_type = 'VARCHAR'",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

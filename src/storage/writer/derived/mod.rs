@@ -30,6 +30,7 @@ pub mod error_groups;
 pub mod error_notes;
 pub mod functions;
 pub mod genai_rollup;
+pub mod resources;
 pub mod service_minutes;
 pub mod sessions;
 pub mod slo_minutes;
@@ -182,7 +183,7 @@ pub fn replay(conn: &Conn, tables: &mut [Box<dyn Derived>]) -> Result<u64, Stora
                     coalesce(nullif(attributes->>'$.\"user.id\"', ''),
                              nullif(attributes->>'$.\"enduser.id\"', '')),
                     error_type, gen_ai_finish_reasons, service_version, deployment_environment
-             FROM spans WHERE ingest_seq > ? ORDER BY ingest_seq",
+             FROM span_rows WHERE ingest_seq > ? ORDER BY ingest_seq",
         )
         .map_err(ctx)?;
     let mut rows = stmt.query([watermark]).map_err(ctx)?;
@@ -381,6 +382,7 @@ pub fn derived_tables(
     settings: &DerivedSettings,
 ) -> Result<Vec<Box<dyn Derived>>, StorageError> {
     let mut tables: Vec<Box<dyn Derived>> = vec![
+        Box::new(resources::Resources::load(conn)?),
         Box::new(trace_index::TraceIndex),
         Box::new(functions::FunctionTables::default()),
         Box::new(sessions::SessionEntities::load(conn)?),
