@@ -13,9 +13,29 @@ use crate::model::query::{
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-pub(crate) const LOG_COLS: &str = "time_unix_nano, observed_time_unix_nano, trace_id, span_id, \
-    severity_number, severity_text, body, service_name, service_version, \
-    deployment_environment, scope_name, session_id, event_name, attributes, resource, ingest_seq";
+/// The log columns `log_row` reads, with `$resource` for the resource.
+macro_rules! log_cols {
+    ($resource:expr) => {
+        concat!(
+            "time_unix_nano, observed_time_unix_nano, trace_id, span_id, \
+            severity_number, severity_text, body, service_name, service_version, \
+            deployment_environment, scope_name, session_id, event_name, attributes, ",
+            $resource,
+            ", ingest_seq"
+        )
+    };
+}
+
+/// As stored in `log_rows` (see `traces::SPAN_COLS`).
+const LOG_COLS: &str = log_cols!("resource");
+
+/// Over [`LOGS_WITH_RESOURCES`]: the resource text of every row.
+pub(crate) const LOG_COLS_RESOLVED: &str =
+    log_cols!("coalesce(log_rows.resource, resources.resource)");
+
+/// `log_rows` with each row's resource.
+pub(crate) const LOGS_WITH_RESOURCES: &str =
+    "log_rows LEFT JOIN resources ON resources.resource_id = log_rows.resource_id";
 
 pub(crate) fn log_row(r: &Row<'_>) -> duckdb::Result<LogRow> {
     let time: u64 = r.get(0)?;
@@ -94,8 +114,13 @@ pub fn query_logs(c: &Conn, q: &LogQuery) -> Result<Page<LogRow>, QueryError> {
             ],
         );
     }
+    // The page is cut before the resources are joined, as for spans
+    // (`traces::span_page_sql`).
+    let order = "time_unix_nano DESC, ingest_seq DESC";
     let sql = format!(
-        "SELECT {LOG_COLS} FROM logs{} ORDER BY time_unix_nano DESC, ingest_seq DESC LIMIT {}",
+        "SELECT {LOG_COLS_RESOLVED} FROM (SELECT {LOG_COLS}, resource_id FROM log_rows{} \
+         ORDER BY {order} LIMIT {}) log_rows \
+         LEFT JOIN resources ON resources.resource_id = log_rows.resource_id ORDER BY {order}",
         w.sql(),
         q.page.limit + 1
     );
@@ -148,7 +173,7 @@ pub fn log_histogram(
     let sql = format!(
         "SELECT ((time_unix_nano::BIGINT - ?) // ?)::UBIGINT AS bucket,
                 ({LEVEL_SQL})::UTINYINT AS level, count(*)::UBIGINT
-         FROM logs{} GROUP BY 1, 2",
+         FROM log_rows{} GROUP BY 1, 2",
         w.sql()
     );
     let mut params = vec![

@@ -72,15 +72,29 @@ impl Where {
     /// `attr.KEY=VALUE`: the record attribute KEY, or failing that the
     /// resource attribute, has the text VALUE. Keys are checked by the API
     /// (no quotes or backslashes) and bound as parameters.
+    ///
+    /// For the `*_rows` tables: a row's resource is its own `resource`
+    /// text (rows stored before migration 16) or the `resources` row its
+    /// `resource_id` names, found by an uncorrelated `IN` (the few matching
+    /// resources, not a join per row).
     pub fn attrs(&mut self, attrs: &[(String, String)]) {
         for (key, value) in attrs {
-            let path = format!("$.\"{key}\"");
+            let path = Value::Text(format!("$.\"{key}\""));
+            let value = Value::Text(value.clone());
             self.cond(
-                "coalesce(json_extract_string(attributes, ?), json_extract_string(resource, ?)) = ?",
+                "CASE WHEN json_extract_string(attributes, ?) IS NOT NULL
+                      THEN json_extract_string(attributes, ?) = ?
+                      WHEN resource IS NOT NULL THEN json_extract_string(resource, ?) = ?
+                      ELSE resource_id IN (SELECT resource_id FROM resources
+                                           WHERE json_extract_string(resource, ?) = ?) END",
                 [
-                    Value::Text(path.clone()),
-                    Value::Text(path),
-                    Value::Text(value.clone()),
+                    path.clone(),
+                    path.clone(),
+                    value.clone(),
+                    path.clone(),
+                    value.clone(),
+                    path,
+                    value,
                 ],
             );
         }

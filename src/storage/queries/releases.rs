@@ -88,12 +88,12 @@ fn find(
                     AND e.status <> 'merged'
                     AND list_contains(from_json(e.services, '[\"VARCHAR\"]'), b.service_name))::UBIGINT,
                 (SELECT count(*) FILTER (WHERE status_code = 'ERROR') / nullif(count(*), 0)
-                   FROM spans s WHERE s.service_name = b.service_name
+                   FROM span_rows s WHERE s.service_name = b.service_name
                     AND s.deployment_environment IS NOT DISTINCT FROM b.environment
                     AND s.start_time_unix_nano >= b.win_before
                     AND s.start_time_unix_nano < b.first_seen_unix_nano),
                 (SELECT count(*) FILTER (WHERE status_code = 'ERROR') / nullif(count(*), 0)
-                   FROM spans s WHERE s.service_name = b.service_name
+                   FROM span_rows s WHERE s.service_name = b.service_name
                     AND s.deployment_environment IS NOT DISTINCT FROM b.environment
                     AND s.start_time_unix_nano >= b.first_seen_unix_nano
                     AND s.start_time_unix_nano < b.win_end),
@@ -255,7 +255,7 @@ fn correlation(c: &Conn, f: &Found, now: u64) -> Result<DeployCorrelation, Query
                     AND (kind IN ('SERVER', 'CONSUMER') OR parent_span_id IS NULL)),
                 quantile_cont(duration_ns::DOUBLE, 0.95) FILTER (WHERE start_time_unix_nano >= {start}
                     AND (kind IN ('SERVER', 'CONSUMER') OR parent_span_id IS NULL))
-         FROM spans WHERE service_name = ? AND deployment_environment IS NOT DISTINCT FROM ?
+         FROM span_rows WHERE service_name = ? AND deployment_environment IS NOT DISTINCT FROM ?
           AND start_time_unix_nano >= {before} AND start_time_unix_nano < {end}"
     );
     let (spans_before, errors_before, spans_after, errors_after, p95_before, p95_after) = c

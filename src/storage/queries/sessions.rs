@@ -6,7 +6,7 @@ use duckdb::types::Value;
 use duckdb::Row;
 use serde_json::Value as Json;
 
-use super::traces::{paginate, span_row, SPAN_COLS};
+use super::traces::{paginate, span_page_sql, span_row};
 use super::{texts, Where};
 use crate::model::genai::{
     Conversation, ConversationTurn, SessionDetail, SessionQuery, SessionSort, SessionSummary,
@@ -242,7 +242,7 @@ pub fn get_session(c: &Conn, id: &str, now: u64) -> Result<Option<SessionDetail>
     w.cond("parent_span_id IS NULL", []);
     let mut stmt = c
         .prepare(&format!(
-            "SELECT trace_id, arg_min(name, start_time_unix_nano) FROM spans{} GROUP BY trace_id",
+            "SELECT trace_id, arg_min(name, start_time_unix_nano) FROM span_rows{} GROUP BY trace_id",
             w.sql()
         ))
         .ctx("preparing the session's root spans")?;
@@ -290,10 +290,10 @@ pub fn session_spans(
             ],
         );
     }
-    let sql = format!(
-        "SELECT {SPAN_COLS} FROM spans{} ORDER BY start_time_unix_nano, trace_id, span_id LIMIT {}",
-        w.sql(),
-        page.limit + 1
+    let sql = span_page_sql(
+        &w.sql(),
+        "start_time_unix_nano, trace_id, span_id",
+        page.limit + 1,
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the session's spans")?;
     let rows = stmt
@@ -508,7 +508,7 @@ pub fn conversation(c: &Conn, id: &str, now: u64) -> Result<Option<Conversation>
                 json_extract(attributes, '$.\"gen_ai.input.messages\"')::VARCHAR,
                 json_extract(attributes, '$.\"gen_ai.output.messages\"')::VARCHAR,
                 events
-         FROM spans{} ORDER BY start_time_unix_nano, trace_id, span_id LIMIT {MAX_TURNS}",
+         FROM span_rows{} ORDER BY start_time_unix_nano, trace_id, span_id LIMIT {MAX_TURNS}",
         w.sql()
     );
     let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str::<Json>(&t).ok());
@@ -568,7 +568,7 @@ pub fn conversation(c: &Conn, id: &str, now: u64) -> Result<Option<Conversation>
     w.cond("event_name LIKE 'gen_ai.%'", []);
     let sql = format!(
         "SELECT time_unix_nano, trace_id, span_id, event_name, body, attributes
-         FROM logs{} ORDER BY time_unix_nano LIMIT {MAX_TURNS}",
+         FROM log_rows{} ORDER BY time_unix_nano LIMIT {MAX_TURNS}",
         w.sql()
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the conversation's events")?;

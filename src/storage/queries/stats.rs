@@ -140,7 +140,7 @@ fn binned_sql(
             "SELECT {span_keys}, {}, count(*)::UBIGINT, \
              count(*) FILTER (WHERE status_code = 'ERROR')::UBIGINT, \
              min(duration_ns)::DOUBLE, max(duration_ns)::DOUBLE, max(start_time_unix_nano) \
-             FROM spans WHERE {cond} GROUP BY ALL",
+             FROM span_rows WHERE {cond} GROUP BY ALL",
             bin_sql("duration_ns")
         )
     };

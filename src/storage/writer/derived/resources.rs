@@ -196,7 +196,10 @@ impl Derived for Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::query::{LogQuery, PageRequest, SpanFilter, SpanQuery};
     use crate::model::{Batch, LogRecord, MetricPoint, SpanRecord};
+    use crate::storage::queries::logs::query_logs;
+    use crate::storage::queries::traces::{get_trace, query_spans};
     use crate::storage::writer::{Writer, WriterConfig};
     use crate::storage::{open, StorageOptions};
     use crate::stream::Hub;
@@ -452,6 +455,46 @@ mod tests {
             strings(&conn, "SELECT resource FROM logs ORDER BY ingest_seq"),
             vec![HOST_B, HOST_A]
         );
+        // qyl's own reads resolve both kinds of row too, and filter on a
+        // resource attribute of either.
+        let by_host = |host: &str| {
+            let page = query_spans(
+                &conn,
+                &SpanQuery {
+                    filter: SpanFilter {
+                        attrs: vec![("host.name".into(), host.into())],
+                        ..Default::default()
+                    },
+                    page: PageRequest::default(),
+                },
+            )
+            .unwrap();
+            page.items
+                .iter()
+                .map(|s| (s.name.clone(), s.resource.get().to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            by_host("two"),
+            vec![("old".to_string(), HOST_B.to_string())]
+        );
+        assert_eq!(
+            by_host("one"),
+            vec![("work".to_string(), HOST_A.to_string())]
+        );
+        assert!(by_host("three").is_empty());
+        let logs = query_logs(
+            &conn,
+            &LogQuery {
+                attrs: vec![("host.name".into(), "one".into())],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(logs.items.len(), 1);
+        assert_eq!(logs.items[0].resource.get(), HOST_A);
+        let trace = get_trace(&conn, &format!("{:032x}", 0)).unwrap().unwrap();
+        assert_eq!(trace.roots[0].span.resource.get(), HOST_A);
         writer.shutdown();
     }
 
