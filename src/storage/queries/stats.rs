@@ -215,14 +215,15 @@ fn service_steps(
 
 pub fn storage_stats(c: &Conn, path: &str) -> Result<StorageStats, QueryError> {
     let mut tables = Vec::new();
-    for (table, time) in [
-        ("spans", "start_time_unix_nano"),
-        ("logs", "time_unix_nano"),
-        ("metrics", "time_unix_nano"),
+    // Named by their views; counted in the tables, which need no resources.
+    for (table, stored, time) in [
+        ("spans", "span_rows", "start_time_unix_nano"),
+        ("logs", "log_rows", "time_unix_nano"),
+        ("metrics", "metric_rows", "time_unix_nano"),
     ] {
         let (rows, oldest, newest): (u64, Option<u64>, Option<u64>) = c
             .query_row(
-                &format!("SELECT count(*), min({time}), max({time}) FROM {table}"),
+                &format!("SELECT count(*), min({time}), max({time}) FROM {stored}"),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
