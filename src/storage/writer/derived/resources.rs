@@ -150,10 +150,12 @@ impl Derived for Resources {
         let known = self.collected.as_ref().unwrap_or(&self.known);
         let mut ids = ResourceIds::default();
         let mut new: Vec<(u64, Arc<str>)> = Vec::new();
+        // A set, not a scan of `new`: a client may send a resource per span.
+        let mut added = HashSet::new();
         let mut last = None;
         let mut consider = |resource: &Arc<str>| {
             let id = ids.id(resource);
-            if last != Some(id) && !known.contains(&id) && !new.iter().any(|(n, _)| *n == id) {
+            if last != Some(id) && !known.contains(&id) && added.insert(id) {
                 new.push((id, resource.clone()));
             }
             last = Some(id);
@@ -317,6 +319,40 @@ mod tests {
                    FROM span_rows WHERE ingest_seq = 1)"
             ),
             1
+        );
+        writer.shutdown();
+    }
+
+    #[test]
+    fn an_export_with_a_resource_per_span_stores_each_once() {
+        let db = open(&StorageOptions::in_memory()).unwrap();
+        let conn = db.connect().unwrap();
+        let writer =
+            Writer::start(db, Arc::new(Hub::new(64)), WriterConfig::default(), false).unwrap();
+        let resources: Vec<Arc<str>> = (0..2_000)
+            .map(|i| format!(r#"{{"service.name":"a","service.instance.id":"{i}"}}"#).into())
+            .collect();
+        for _ in 0..2 {
+            let rx = writer
+                .handle()
+                .submit(Batch {
+                    spans: (0..2_000u64)
+                        .map(|i| span(i, &resources[i as usize]))
+                        .collect(),
+                    ..Default::default()
+                })
+                .unwrap();
+            rx.blocking_recv().unwrap().unwrap();
+        }
+        assert_eq!(count(&conn, "SELECT count(*) FROM resources"), 2_000);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM spans
+                 WHERE resource->>'$.\"service.instance.id\"' = (('0x' || span_id)::BIGINT)::VARCHAR"
+            ),
+            2_000,
+            "each span has its own resource (the second export was dropped as a retry)"
         );
         writer.shutdown();
     }
