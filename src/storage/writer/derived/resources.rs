@@ -34,6 +34,10 @@ use crate::storage::{Conn, DuckError, StorageError};
 /// nothing). The views select `*`, so a column added to a table later shows
 /// in its view.
 pub const MIGRATION_SQL: &str = r#"
+-- From here on spans, logs and metrics are views with the same columns as
+-- before: query them. Each distinct resource is stored once in resources;
+-- the rows (span_rows, log_rows, metric_rows) carry its resource_id, and
+-- the views join the text back into the resource column.
 CREATE TABLE resources (
     resource_id UBIGINT NOT NULL,
     resource    VARCHAR NOT NULL
