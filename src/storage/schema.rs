@@ -4,7 +4,10 @@
 //! `schema_version`; starting qyl on an existing file applies only the ones it
 //! has not seen, so data survives upgrades. Never edit a shipped migration:
 //! add a new one. Table and column names are a public contract (users query
-//! them with SQL), so keep them stable.
+//! them with SQL), so keep them stable. Since migration 16, `spans`, `logs`
+//! and `metrics` are views over `span_rows`, `log_rows` and `metric_rows`
+//! (see `writer::derived::resources`): a new column goes on the table, and
+//! the view, which selects `*`, shows it.
 
 use duckdb::Connection;
 
