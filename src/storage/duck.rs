@@ -46,6 +46,8 @@ pub struct Database {
     catalog: Option<String>,
     /// That file.
     file_without_wal: Option<std::path::PathBuf>,
+    /// The file is laid out as [`FileLayout::COMPACT`].
+    compact: bool,
 }
 
 // SAFETY: a duckdb_database is internally synchronised; DuckDB documents it
@@ -115,6 +117,7 @@ impl Database {
                 raw,
                 catalog: None,
                 file_without_wal: None,
+                compact: false,
             }))
         }
     }
@@ -155,8 +158,8 @@ impl Database {
                 sql_text(path)
             ))
         };
-        match attach(Some(FileLayout::COMPACT)) {
-            Ok(()) => {}
+        let compact = match attach(Some(FileLayout::COMPACT)) {
+            Ok(()) => true,
             // DuckDB refuses a block size that is not the file's.
             Err(e) if e.message.contains("block size") => {
                 attach(None).map_err(|e| err(format!("opening {path}"), e.message))?;
@@ -164,9 +167,10 @@ impl Database {
                     path,
                     "the database file has DuckDB's default 256 KiB blocks; it keeps DuckDB's default row groups, and commits are compressed by checkpoints"
                 );
+                false
             }
             Err(e) => return Err(err(format!("opening {path}"), e.message)),
-        }
+        };
         for (name, value) in after_attach {
             raw.execute(&format!("SET GLOBAL {name} = {}", sql_text(value)))?;
         }
@@ -175,7 +179,14 @@ impl Database {
             .ok_or_else(|| err(format!("opening {path}"), "database shared while opening"))?;
         only.catalog = Some(catalog.to_string());
         only.file_without_wal = Some(path.into());
+        only.compact = compact;
         Ok(db)
+    }
+
+    /// Whether the file is laid out as [`FileLayout::COMPACT`], where a
+    /// commit of a whole row group is written compressed as it commits.
+    pub fn compact_layout(&self) -> bool {
+        self.compact
     }
 
     /// The database file, when it was opened without DuckDB's WAL (and so

@@ -213,7 +213,10 @@ impl Writer {
             checkpoints: None,
             lookahead: lookahead.clone(),
             // In memory an export is answered after its commit: no waiting.
-            fill: journal_dir.is_some().then(|| {
+            // A file made before the compact layout compresses commits at
+            // checkpoints whatever their size: waiting would only delay
+            // the live stream.
+            fill: (journal_dir.is_some() && db.compact_layout()).then(|| {
                 fill::CommitFill::new(config.batch_rows, config.batch_wait, config.fill_wait)
             }),
         };

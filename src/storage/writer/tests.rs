@@ -148,6 +148,36 @@ fn a_steady_load_is_committed_in_full_commits() {
 }
 
 #[test]
+fn a_file_with_the_old_layout_never_waits_for_a_full_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file made before the compact layout: DuckDB's default blocks.
+    duckdb::Connection::open(dir.path().join("q.duckdb"))
+        .unwrap()
+        .execute_batch("CREATE TABLE made_by_an_old_release (x INTEGER)")
+        .unwrap();
+    let mut w = FileWriter::open_in(
+        dir,
+        WriterConfig {
+            fill_wait: Duration::from_secs(600),
+            ..WriterConfig::default()
+        },
+        0,
+    );
+    for _ in 0..17 {
+        w.send(1024);
+    }
+    // Nobody reads through `Visibility` (which would hurry the commit):
+    // on the compact layout the last 1,024 rows would wait ten minutes
+    // for a whole row group.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&w.reader) < 17 * 1024 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(&w.reader), 17 * 1024);
+    w.writer.shutdown();
+}
+
+#[test]
 fn a_reader_does_not_wait_for_a_full_commit() {
     let mut w = FileWriter::under_load();
     let visibility = w.writer.handle().visibility().unwrap();
