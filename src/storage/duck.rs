@@ -391,6 +391,16 @@ impl RawConn {
         })
     }
 
+    /// Appends `chunks` to `table` in the open transaction: the derived
+    /// tables' whole write when their rows are built as data chunks.
+    pub fn append_chunks(&self, table: &str, chunks: &[Chunk]) -> Result<(), DuckError> {
+        let mut app = self.appender(table)?;
+        for chunk in chunks {
+            app.append(chunk)?;
+        }
+        app.flush()
+    }
+
     /// An appender for `table`, valid until dropped.
     pub fn appender(&self, table: &str) -> Result<ChunkAppender<'_>, DuckError> {
         let c_table = cstring(table, table)?;

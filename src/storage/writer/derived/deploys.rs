@@ -70,11 +70,7 @@ impl Derived for Deploys {
             b.opt_str(d.commit.as_deref());
             b.opt_str(d.url.as_deref());
         });
-        let mut app = raw.appender("deploys")?;
-        for c in &chunks {
-            app.append(c)?;
-        }
-        app.flush()
+        raw.append_chunks("deploys", &chunks)
     }
 }
 
@@ -101,11 +97,7 @@ pub fn write_changes(raw: &RawConn, rows: &[ChangeRow]) -> Result<(), DuckError>
         b.opt_str(r.environment.as_deref());
         b.opt_str(r.release.as_deref());
     });
-    let mut app = raw.appender("error_group_changes")?;
-    for c in &chunks {
-        app.append(c)?;
-    }
-    app.flush()
+    raw.append_chunks("error_group_changes", &chunks)
 }
 
 /// Moves the changes of merged groups onto the group they joined.

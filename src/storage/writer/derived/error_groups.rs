@@ -157,11 +157,7 @@ impl ErrorGroups {
     ) -> Result<(), DuckError> {
         if !events.is_empty() {
             let chunks = Chunk::fill(EVENT_COLS, events, |b, (gid, o)| put_event(b, *gid, o));
-            let mut app = raw.appender("error_events")?;
-            for c in &chunks {
-                app.append(c)?;
-            }
-            app.flush()?;
+            raw.append_chunks("error_events", &chunks)?;
         }
         if !self.book.staged.groups.is_empty() {
             let ids: Vec<String> = self
@@ -177,11 +173,7 @@ impl ErrorGroups {
             ))?;
             let rows: Vec<&Group> = self.book.staged.groups.values().collect();
             let chunks = Chunk::fill(GROUP_COLS, &rows, |b, g| put_group(b, g));
-            let mut app = raw.appender("errors")?;
-            for c in &chunks {
-                app.append(c)?;
-            }
-            app.flush()?;
+            raw.append_chunks("errors", &chunks)?;
             write_user_sketches(raw, &rows, &self.stored_sketches, &mut self.staged_sketches)?;
         }
         let dirty: Vec<(&ReleaseKey, &Release)> = self
@@ -217,11 +209,7 @@ impl ErrorGroups {
                 b.u64(r.last_seen);
                 b.str(r.source);
             });
-            let mut app = raw.appender("releases")?;
-            for c in &chunks {
-                app.append(c)?;
-            }
-            app.flush()?;
+            raw.append_chunks("releases", &chunks)?;
             let written: Vec<ReleaseKey> = dirty.iter().map(|(k, _)| (*k).clone()).collect();
             for k in written {
                 if let Some(r) = self.book.staged.releases.get_mut(&k) {
@@ -604,11 +592,7 @@ fn write_user_sketches(
         b.opt_i64(Some(*id));
         b.str(sketch);
     });
-    let mut app = raw.appender("error_group_users")?;
-    for c in &chunks {
-        app.append(c)?;
-    }
-    app.flush()
+    raw.append_chunks("error_group_users", &chunks)
 }
 
 /// Loads each group's user sketch; returns the groups that have one.

@@ -156,11 +156,7 @@ impl FunctionTables {
         if chunks.is_empty() {
             return Ok(());
         }
-        let mut app = raw.appender(table)?;
-        for chunk in &chunks {
-            app.append(chunk)?;
-        }
-        app.flush()
+        raw.append_chunks(table, &chunks)
     }
 }
 

@@ -347,12 +347,7 @@ impl StagedUpsert {
             self.created = true;
             self.created_now = true;
         }
-        let mut app = raw.appender(self.stage)?;
-        for c in chunks {
-            app.append(c)?;
-        }
-        app.flush()?;
-        drop(app);
+        raw.append_chunks(self.stage, chunks)?;
         if self.upsert.is_none() {
             self.upsert = Some(raw.prepare(self.upsert_sql)?);
         }

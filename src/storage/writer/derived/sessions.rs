@@ -368,12 +368,7 @@ impl SessionEntities {
         let chunks = Chunk::fill(COLS, &per_trace, |b, ((session, trace), sums)| {
             sums.put(b, session, trace)
         });
-        let mut app = raw.appender("session_traces")?;
-        for c in &chunks {
-            app.append(c)?;
-        }
-        app.flush()?;
-        drop(app);
+        raw.append_chunks("session_traces", &chunks)?;
 
         // One row per session in the stage (the upsert needs unique keys).
         let mut sessions = self.pending.sessions.clone();

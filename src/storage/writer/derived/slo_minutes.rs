@@ -135,12 +135,7 @@ impl Derived for SloMinutes {
             b.u64(*g);
             b.u64(*t);
         });
-        let mut app = raw.appender("slo_minutes")?;
-        for c in &chunks {
-            app.append(c)?;
-        }
-        app.flush()?;
-        drop(app);
+        raw.append_chunks("slo_minutes", &chunks)?;
         if newest >= self.last_prune + PRUNE_EVERY_NS {
             raw.execute(&format!(
                 "DELETE FROM slo_minutes WHERE minute_unix_nano < {}",

@@ -134,11 +134,7 @@ impl Derived for TraceIndex {
             b.u64(r.last);
             b.opt_u64(r.first_span);
         });
-        let mut app = raw.appender("trace_index")?;
-        for chunk in &chunks {
-            app.append(chunk)?;
-        }
-        app.flush()
+        raw.append_chunks("trace_index", &chunks)
     }
 }
 
