@@ -450,6 +450,12 @@ pub fn current_version(conn: &Connection) -> Result<u32, StorageError> {
 /// Applies every migration the database has not seen; returns the version
 /// the database is at afterwards.
 pub fn migrate(conn: &Connection) -> Result<u32, StorageError> {
+    migrate_to(conn, latest_version())
+}
+
+/// Applies the migrations the database has not seen, up to `target`: tests
+/// make a database as an older release left it this way.
+pub(crate) fn migrate_to(conn: &Connection, target: u32) -> Result<u32, StorageError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_version (
             version    INTEGER   NOT NULL,
@@ -465,7 +471,10 @@ pub fn migrate(conn: &Connection) -> Result<u32, StorageError> {
             known: latest_version(),
         });
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+    {
         let apply = || -> duckdb::Result<()> {
             conn.execute_batch("BEGIN TRANSACTION")?;
             conn.execute_batch(m.sql)?;
@@ -484,7 +493,7 @@ pub fn migrate(conn: &Connection) -> Result<u32, StorageError> {
         }
         tracing::info!(version = m.version, name = m.name, "applied migration");
     }
-    Ok(latest_version())
+    Ok(current.max(target.min(latest_version())))
 }
 
 #[cfg(test)]
@@ -495,19 +504,7 @@ mod tests {
     fn migrations_6_and_7_backfill_the_watermark_and_the_label_counts() {
         let conn = Connection::open_in_memory().unwrap();
         // A database as the release before migration 6 left it.
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER NOT NULL, name VARCHAR NOT NULL,
-                                          applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
-        )
-        .unwrap();
-        for m in MIGRATIONS.iter().filter(|m| m.version <= 5) {
-            conn.execute_batch(m.sql).unwrap();
-            conn.execute(
-                "INSERT INTO schema_version (version, name) VALUES (?, ?)",
-                duckdb::params![m.version, m.name],
-            )
-            .unwrap();
-        }
+        migrate_to(&conn, 5).unwrap();
         let span = |seq: u32, op: &str, status: &str, error: &str, finish: &str| {
             format!(
                 "INSERT INTO spans BY NAME SELECT

@@ -111,6 +111,16 @@ impl FileWriter {
         w
     }
 
+    /// Polls (as a plain reader, which does not hurry the writer) until
+    /// `rows` spans are stored or `within` has passed; returns the count.
+    fn wait_for_rows(&self, rows: i64, within: Duration) -> i64 {
+        let deadline = Instant::now() + within;
+        while count(&self.reader) < rows && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        count(&self.reader)
+    }
+
     /// Submits `rows` spans not sent before as one batch and waits for
     /// its answer.
     fn send(&mut self, rows: u64) {
@@ -169,11 +179,10 @@ fn a_file_with_the_old_layout_never_waits_for_a_full_commit() {
     // Nobody reads through `Visibility` (which would hurry the commit):
     // on the compact layout the last 1,024 rows would wait ten minutes
     // for a whole row group.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(&w.reader) < 17 * 1024 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(count(&w.reader), 17 * 1024);
+    assert_eq!(
+        w.wait_for_rows(17 * 1024, Duration::from_secs(30)),
+        17 * 1024
+    );
     w.writer.shutdown();
 }
 
@@ -202,11 +211,10 @@ fn after_a_partial_commit_the_next_one_fills_the_row_group() {
     for _ in 0..7 {
         w.send(1024);
     }
-    let waited = Instant::now();
-    while count(&w.reader) < 24 * 1024 && waited.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(count(&w.reader), 24 * 1024);
+    assert_eq!(
+        w.wait_for_rows(24 * 1024, Duration::from_secs(60)),
+        24 * 1024
+    );
     w.writer.shutdown();
 }
 

@@ -176,11 +176,7 @@ impl Derived for Resources {
             b.u64(*id);
             b.str(text);
         });
-        let mut app = raw.appender("resources")?;
-        for chunk in &chunks {
-            app.append(chunk)?;
-        }
-        app.flush()?;
+        raw.append_chunks("resources", &chunks)?;
         self.staged = new.into_iter().map(|(id, _)| id).collect();
         Ok(())
     }
@@ -436,22 +432,7 @@ mod tests {
         {
             // A file as the release before migration 16 left it.
             let old = duckdb::Connection::open(&path).unwrap();
-            old.execute_batch(
-                "CREATE TABLE schema_version (version INTEGER NOT NULL, name VARCHAR NOT NULL,
-                    applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)",
-            )
-            .unwrap();
-            for m in crate::storage::schema::MIGRATIONS
-                .iter()
-                .filter(|m| m.version < 16)
-            {
-                old.execute_batch(m.sql).unwrap();
-                old.execute(
-                    "INSERT INTO schema_version (version, name) VALUES (?, ?)",
-                    duckdb::params![m.version, m.name],
-                )
-                .unwrap();
-            }
+            crate::storage::schema::migrate_to(&old, 15).unwrap();
             old.execute_batch(&format!(
                 "INSERT INTO spans BY NAME SELECT
                     '{:032x}' AS trace_id, '{:016x}' AS span_id, 'old' AS name,
