@@ -52,9 +52,9 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
     let llm = "i % 10 = 5";
     let sql = format!(
         "INSERT INTO span_rows BY NAME SELECT
-            md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
-            substr(md5(CAST(i AS VARCHAR)), 1, 16) AS span_id,
-            CASE WHEN i % 10 = 0 THEN NULL ELSE substr(md5(CAST(i - i % 10 AS VARCHAR)), 1, 16) END AS parent_span_id,
+            md5_number(CAST(i // 10 AS VARCHAR)) AS trace_id,
+            md5_number_lower(CAST(i AS VARCHAR)) AS span_id,
+            CASE WHEN i % 10 = 0 THEN NULL ELSE md5_number_lower(CAST(i - i % 10 AS VARCHAR)) END AS parent_span_id,
             CASE WHEN i % 10 = 0 THEN 'POST /chat' WHEN {llm} THEN 'chat gpt-4o' ELSE 'op-' || (i % 10) END AS name,
             CASE WHEN i % 10 = 0 THEN 'SERVER' WHEN {llm} THEN 'CLIENT' ELSE 'INTERNAL' END AS kind,
             {t0} + (i // 10) * {gap} + (i % 10) * 1000000 AS start_time_unix_nano,

@@ -686,7 +686,7 @@ async fn run() {
         );
         let generated_traces = (spans / SPANS_PER_TRACE).max(1);
         let mut stmt = conn
-            .prepare("SELECT md5(CAST(? AS VARCHAR))")
+            .prepare("SELECT qyl_trace_hex(md5_number(CAST(? AS VARCHAR)))")
             .expect("preparing");
         (0..=rounds as u64)
             .map(|k| {

@@ -133,7 +133,7 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
     let ids: Vec<String> = {
         let traces = spans / SPANS_PER_TRACE;
         let mut stmt = conn
-            .prepare("SELECT md5(CAST(? AS VARCHAR))")
+            .prepare("SELECT qyl_trace_hex(md5_number(CAST(? AS VARCHAR)))")
             .expect("preparing");
         (0..=rounds as u64)
             .map(|k| {

@@ -28,7 +28,8 @@
 //!   itself (functions' spans, its own panics) enter through it too.
 //! - [`storage`]: the only module with SQL. `schema` holds the numbered
 //!   migrations; `duck` opens the database through DuckDB's C API and builds
-//!   data chunks. `writer/` is the write path, one file per step a batch
+//!   data chunks; `ids` turns hex span ids into the numbers `span_rows`
+//!   stores and back. `writer/` is the write path, one file per step a batch
 //!   takes: `handle` (the bounded queue ingest submits to; full means 503),
 //!   `journal` (for a file: the journal thread appends each batch to qyl's
 //!   own write-ahead journal, fsyncs a group, answers the exports and

@@ -152,6 +152,14 @@ fn as_before_migration_11(db: &duckdb::Connection) {
          DROP VIEW spans;
          DROP VIEW logs;
          DROP VIEW metrics;
+         ALTER TABLE span_rows ALTER trace_id SET DATA TYPE VARCHAR USING qyl_trace_hex(trace_id);
+         ALTER TABLE span_rows ALTER span_id SET DATA TYPE VARCHAR USING qyl_span_hex(span_id);
+         ALTER TABLE span_rows ALTER parent_span_id SET DATA TYPE VARCHAR
+             USING qyl_span_hex(parent_span_id);
+         DROP MACRO qyl_trace_key;
+         DROP MACRO qyl_span_key;
+         DROP MACRO qyl_trace_hex;
+         DROP MACRO qyl_span_hex;
          ALTER TABLE span_rows DROP COLUMN resource_id;
          ALTER TABLE span_rows RENAME TO spans;
          ALTER TABLE log_rows DROP COLUMN resource_id;

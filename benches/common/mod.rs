@@ -268,9 +268,9 @@ pub mod generated {
             "INSERT INTO resources SELECT r + 1, '{{\"service.name\":\"svc-' || r || '\",\"host.name\":\"bench-1\"}}'
                 FROM range(10) t(r);
              INSERT INTO span_rows SELECT
-                md5(CAST(i // 10 AS VARCHAR)) AS trace_id,
-                substr(md5(CAST(i AS VARCHAR)), 1, 16) AS span_id,
-                CASE WHEN i % 10 = 0 THEN NULL ELSE substr(md5(CAST(i - i % 10 AS VARCHAR)), 1, 16) END,
+                md5_number(CAST(i // 10 AS VARCHAR)) AS trace_id,
+                md5_number_lower(CAST(i AS VARCHAR)) AS span_id,
+                CASE WHEN i % 10 = 0 THEN NULL ELSE md5_number_lower(CAST(i - i % 10 AS VARCHAR)) END,
                 NULL,
                 CASE WHEN i % 10 = 0 THEN 'GET /api/' || ((i // 10) % 20) WHEN i % 10 = 5 THEN 'chat gpt-4o' ELSE 'op-' || (i % 10) END,
                 CASE WHEN i % 10 = 0 THEN 'SERVER' WHEN i % 10 = 5 THEN 'CLIENT' ELSE 'INTERNAL' END,

@@ -661,6 +661,7 @@ impl Drop for ChunkAppender<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Col {
     Varchar,
+    UHugeint,
     UBigint,
     Bigint,
     Integer,
@@ -689,6 +690,7 @@ impl Col {
     fn type_id(self) -> LogicalTypeId {
         match self {
             Col::Varchar => LogicalTypeId::Varchar,
+            Col::UHugeint => LogicalTypeId::UHugeint,
             Col::UBigint => LogicalTypeId::UBigint,
             Col::Bigint => LogicalTypeId::Bigint,
             Col::Integer => LogicalTypeId::Integer,
@@ -806,6 +808,10 @@ impl<'a> ChunkBuilder<'a> {
 
     pub fn u64(&mut self, v: u64) {
         self.put(Col::UBigint, v)
+    }
+    /// DuckDB's `uhugeint_t` is `{ uint64_t lower; uint64_t upper; }`.
+    pub fn u128(&mut self, v: u128) {
+        self.put(Col::UHugeint, [v as u64, (v >> 64) as u64])
     }
     pub fn i32(&mut self, v: i32) {
         self.put(Col::Integer, v)

@@ -8,6 +8,7 @@
 //! connection of its own, see there why).
 
 pub mod duck;
+pub mod ids;
 pub mod queries;
 pub mod reader;
 pub mod retention;

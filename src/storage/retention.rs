@@ -390,7 +390,8 @@ pub fn delete_older_than(
             SELECT rowid FROM log_rows l
             WHERE l.time_unix_nano < ?
               AND (l.trace_id IS NULL
-                   OR NOT EXISTS (SELECT 1 FROM span_rows s WHERE s.trace_id = l.trace_id))
+                   OR NOT EXISTS (SELECT 1 FROM span_rows s
+                                  WHERE s.trace_id = qyl_trace_key(l.trace_id)))
             LIMIT ?)",
         cutoff,
         batch,
@@ -418,7 +419,8 @@ pub fn delete_older_than(
             SELECT rowid FROM error_events e
             WHERE e.time_unix_nano < ?
               AND (e.trace_id IS NULL
-                   OR NOT EXISTS (SELECT 1 FROM span_rows s WHERE s.trace_id = e.trace_id))
+                   OR NOT EXISTS (SELECT 1 FROM span_rows s
+                                  WHERE s.trace_id = qyl_trace_key(e.trace_id)))
             LIMIT ?)",
         cutoff,
         batch,
@@ -480,7 +482,7 @@ fn list_expired_traces(conn: &Conn, cutoff: u64, batch: u64) -> Result<Vec<u64>,
         conn,
         "finding expired traces",
         "CREATE OR REPLACE TEMP TABLE retention_traces AS
-         SELECT trace_id,
+         SELECT trace_id, qyl_trace_hex(trace_id) AS trace_hex,
                 (sum(n) OVER (ORDER BY newest, trace_id ROWS UNBOUNDED PRECEDING) - n) // ?
                     AS batch
          FROM (SELECT trace_id, count(*) AS n, max(start_time_unix_nano) AS newest
@@ -519,21 +521,21 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
             .map_err(|e| StorageError::sql("counting expired traces", e))?;
         super::writer::derived::sessions::forget_traces(
             conn,
-            "SELECT trace_id FROM retention_traces WHERE batch = ?",
+            "SELECT trace_hex FROM retention_traces WHERE batch = ?",
             b,
         )?;
         let logs = execute(
             conn,
             "deleting the logs of expired traces",
             "DELETE FROM log_rows WHERE trace_id IN (
-                SELECT trace_id FROM retention_traces WHERE batch = ?)",
+                SELECT trace_hex FROM retention_traces WHERE batch = ?)",
             [b],
         )?;
         let error_events = execute(
             conn,
             "deleting the error events of expired traces",
             "DELETE FROM error_events WHERE trace_id IN (
-                SELECT trace_id FROM retention_traces WHERE batch = ?)",
+                SELECT trace_hex FROM retention_traces WHERE batch = ?)",
             [b],
         )?;
         // After the re-check, every span of these traces in this
@@ -1060,7 +1062,7 @@ mod tests {
         db.conn
             .execute_batch(&format!(
                 "INSERT INTO span_rows BY NAME SELECT
-                    printf('%032x', t) AS trace_id, printf('%016x', t * 4 + k) AS span_id,
+                    t::UHUGEINT AS trace_id, (t * 4 + k)::UBIGINT AS span_id,
                     'work' AS name, 'INTERNAL' AS kind, t AS start_time_unix_nano,
                     t + 1000 AS end_time_unix_nano, 1000 AS duration_ns,
                     'UNSET' AS status_code, 'svc' AS service_name,

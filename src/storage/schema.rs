@@ -7,7 +7,8 @@
 //! them with SQL), so keep them stable. Since migration 16, `spans`, `logs`
 //! and `metrics` are views over `span_rows`, `log_rows` and `metric_rows`
 //! (see `writer::derived::resources`): a new column goes on the table, and
-//! the view, which selects `*`, shows it.
+//! the view, which selects `*`, shows it. Since migration 17 the ids of
+//! `span_rows` are numbers that `spans` prints as hex (see `ids`).
 
 use duckdb::Connection;
 
@@ -417,6 +418,11 @@ CREATE TABLE journal_watermark AS
         version: 16,
         name: "resources stored once",
         sql: super::writer::derived::resources::MIGRATION_SQL,
+    },
+    Migration {
+        version: 17,
+        name: "span ids as numbers",
+        sql: super::ids::MIGRATION_SQL,
     },
 ];
 

@@ -21,7 +21,7 @@ use crate::model::errors::{
 };
 use crate::model::query::{rfc3339, Buckets, Cursor, Page, PageRequest};
 use crate::storage::reader::{QueryError, SqlContext};
-use crate::storage::Conn;
+use crate::storage::{ids, Conn};
 
 /// Breadcrumbs shown per event at most.
 pub const MAX_BREADCRUMBS: usize = 100;
@@ -445,16 +445,22 @@ fn collect_crumbs(
     let session = scope == Scope::Session;
     // Logs and earlier errors on the error's own span did precede it and
     // count; the span itself is not a breadcrumb of its own error.
+    // `span_rows` holds ids as numbers (`storage::ids`); an id that does
+    // not parse is NULL there, which no span has.
+    let as_number = |v: &Value, parse: fn(&str) -> Option<Value>| match v {
+        Value::Text(t) => parse(t).unwrap_or(Value::Null),
+        other => other.clone(),
+    };
     let other = Value::Text(other.to_string());
     let at_v = Value::UBigInt(at);
     let (span_scope, log_scope, err_scope, params) = if session {
         (
-            "session_id = ? AND trace_id <> ?",
+            "session_id = ? AND trace_id IS DISTINCT FROM ?",
             "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)",
             "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)",
             vec![
                 key.clone(),
-                other.clone(),
+                as_number(&other, ids::trace_id_value),
                 at_v.clone(),
                 key.clone(),
                 other.clone(),
@@ -466,12 +472,12 @@ fn collect_crumbs(
         )
     } else {
         (
-            "trace_id = ? AND span_id <> ?",
+            "trace_id = ? AND span_id IS DISTINCT FROM ?",
             "trace_id = ?",
             "trace_id = ?",
             vec![
-                key.clone(),
-                other,
+                as_number(&key, ids::trace_id_value),
+                as_number(&other, ids::span_id_value),
                 at_v.clone(),
                 key.clone(),
                 at_v.clone(),
@@ -485,7 +491,8 @@ fn collect_crumbs(
     let strict = if session { "<" } else { "<=" };
     let sql = format!(
         "SELECT * FROM (
-           SELECT 0 AS k, start_time_unix_nano AS t, trace_id, span_id, name, kind, status_code,
+           SELECT 0 AS k, start_time_unix_nano AS t, qyl_trace_hex(trace_id),
+                  qyl_span_hex(span_id), name, kind, status_code,
                   duration_ns, gen_ai_operation, coalesce(gen_ai_response_model, gen_ai_request_model),
                   gen_ai_input_tokens, gen_ai_output_tokens, gen_ai_finish_reasons, attributes,
                   NULL::INTEGER, NULL::VARCHAR

@@ -21,7 +21,7 @@ use crate::model::query::{
 };
 use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
-use crate::storage::Conn;
+use crate::storage::{ids, Conn};
 
 use crate::storage::writer::derived::genai_rollup::{LABEL_ERROR, LABEL_FINISH, MINUTE_NS};
 
@@ -128,7 +128,7 @@ fn calls(f: &GenAiFilter, with_rollups: bool) -> Where {
         // A session's spans are those of its traces: spans without a
         // session id of their own belong through their trace.
         w.cond(
-            "trace_id IN (SELECT trace_id FROM session_traces WHERE session_id = ?)",
+            "trace_id IN (SELECT qyl_trace_key(trace_id) FROM session_traces WHERE session_id = ?)",
             [Value::Text(s.clone())],
         );
     }
@@ -455,9 +455,9 @@ fn call_row(r: &Row<'_>) -> duckdb::Result<GenAiCall> {
     let start: u64 = r.get(6)?;
     let duration: u64 = r.get(7)?;
     Ok(GenAiCall {
-        trace_id: r.get(0)?,
-        span_id: r.get(1)?,
-        parent_span_id: r.get(2)?,
+        trace_id: ids::trace_id_at(r, 0)?,
+        span_id: ids::span_id_at(r, 1)?,
+        parent_span_id: ids::parent_id_at(r, 2)?,
         name: r.get(3)?,
         service_name: r.get(4)?,
         session_id: r.get(5)?,
@@ -500,18 +500,15 @@ pub fn genai_spans(c: &Conn, q: &GenAiSpanQuery) -> Result<Page<GenAiCall>, Quer
         None => {}
     }
     if let Some(cur) = &q.page.cursor {
-        let (trace, span) = cur
-            .key
-            .split_once(':')
-            .ok_or_else(|| QueryError::Invalid("cursor: not a cursor of /genai/spans".into()))?;
+        let (trace, span) = super::traces::span_cursor_key(&cur.key, "/genai/spans")?;
         w.cond(
             "(start_time_unix_nano < ? OR (start_time_unix_nano = ? AND (trace_id < ? OR (trace_id = ? AND span_id < ?))))",
             [
                 Value::UBigInt(cur.time),
                 Value::UBigInt(cur.time),
-                Value::Text(trace.to_string()),
-                Value::Text(trace.to_string()),
-                Value::Text(span.to_string()),
+                trace.clone(),
+                trace,
+                span,
             ],
         );
     }

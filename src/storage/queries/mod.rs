@@ -51,6 +51,17 @@ impl Where {
         }
     }
 
+    /// `trace_id = ?` on `span_rows`, whose ids are numbers
+    /// (`storage::ids`): an id that is not 32 hex digits matches no span.
+    pub fn trace_id(&mut self, value: Option<&String>) {
+        if let Some(v) = value {
+            match crate::storage::ids::trace_id_value(v) {
+                Some(id) => self.cond("trace_id = ?", [id]),
+                None => self.cond("false", []),
+            }
+        }
+    }
+
     pub fn ge(&mut self, column: &str, value: Option<u64>) {
         if let Some(v) = value {
             self.cond(format!("{column} >= ?"), [Value::UBigInt(v)]);

@@ -6,7 +6,7 @@ use duckdb::types::Value;
 use duckdb::Row;
 use serde_json::Value as Json;
 
-use super::traces::{paginate, span_page_sql, span_row};
+use super::traces::{paginate, span_cursor_key, span_page_sql, span_row};
 use super::{texts, Where};
 use crate::model::genai::{
     Conversation, ConversationTurn, SessionDetail, SessionQuery, SessionSort, SessionSummary,
@@ -15,7 +15,7 @@ use crate::model::genai::{
 use crate::model::query::{rfc3339, Cursor, Page, PageRequest, SpanRow};
 use crate::model::GENAI_ROLLUP_OPERATIONS;
 use crate::storage::reader::{QueryError, SqlContext};
-use crate::storage::Conn;
+use crate::storage::{ids, Conn};
 
 /// Traces one session answer lists at most.
 const MAX_TRACES: usize = 1000;
@@ -171,14 +171,28 @@ fn summary(c: &Conn, id: &str, now: u64) -> Result<Option<SessionSummary>, Query
     rows.next().transpose().ctx("reading the session")
 }
 
-/// `WHERE` for the spans (or logs) of a session's traces, narrowed to the
-/// session's time range so old row groups are skipped by their min/max.
-fn session_spans_where(s: &SessionSummary, time_col: &str) -> Where {
+/// `WHERE` for the spans of a session's traces, narrowed to the session's
+/// time range so old row groups are skipped by their min/max.
+/// `session_traces` keeps ids as text, `span_rows` as numbers (`storage::ids`).
+fn session_spans_where(s: &SessionSummary) -> Where {
+    session_where(
+        s,
+        "start_time_unix_nano",
+        "qyl_trace_key(trace_id) FROM session_traces",
+    )
+}
+
+/// [`session_spans_where`] for `log_rows`.
+fn session_logs_where(s: &SessionSummary) -> Where {
+    session_where(s, "time_unix_nano", "trace_id FROM session_traces")
+}
+
+fn session_where(s: &SessionSummary, time_col: &str, traces: &str) -> Where {
     let mut w = Where::default();
     w.ge(time_col, s.first_seen_unix_nano.parse().ok());
     w.le(time_col, s.last_seen_unix_nano.parse().ok());
     w.cond(
-        "trace_id IN (SELECT trace_id FROM session_traces WHERE session_id = ?)",
+        format!("trace_id IN (SELECT {traces} WHERE session_id = ?)"),
         [Value::Text(s.session_id.clone())],
     );
     w
@@ -238,7 +252,7 @@ pub fn get_session(c: &Conn, id: &str, now: u64) -> Result<Option<SessionDetail>
     let traces_truncated = traces.len() > MAX_TRACES;
     traces.truncate(MAX_TRACES);
 
-    let mut w = session_spans_where(&session, "start_time_unix_nano");
+    let mut w = session_spans_where(&session);
     w.cond("parent_span_id IS NULL", []);
     let mut stmt = c
         .prepare(&format!(
@@ -248,7 +262,7 @@ pub fn get_session(c: &Conn, id: &str, now: u64) -> Result<Option<SessionDetail>
         .ctx("preparing the session's root spans")?;
     let roots: std::collections::HashMap<String, String> = stmt
         .query_map(duckdb::params_from_iter(w.params.iter()), |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((ids::trace_id_at(r, 0)?, r.get(1)?))
         })
         .ctx("reading the session's root spans")?
         .collect::<Result<_, _>>()
@@ -274,19 +288,17 @@ pub fn session_spans(
     let Some(session) = summary(c, id, now)? else {
         return Ok(None);
     };
-    let mut w = session_spans_where(&session, "start_time_unix_nano");
+    let mut w = session_spans_where(&session);
     if let Some(cur) = &page.cursor {
-        let (trace, span) = cur.key.split_once(':').ok_or_else(|| {
-            QueryError::Invalid("cursor: not a cursor of a session's spans".into())
-        })?;
+        let (trace, span) = span_cursor_key(&cur.key, "a session's spans")?;
         w.cond(
             "(start_time_unix_nano > ? OR (start_time_unix_nano = ? AND (trace_id > ? OR (trace_id = ? AND span_id > ?))))",
             [
                 Value::UBigInt(cur.time),
                 Value::UBigInt(cur.time),
-                Value::Text(trace.to_string()),
-                Value::Text(trace.to_string()),
-                Value::Text(span.to_string()),
+                trace.clone(),
+                trace,
+                span,
             ],
         );
     }
@@ -487,7 +499,7 @@ pub fn conversation(c: &Conn, id: &str, now: u64) -> Result<Option<Conversation>
     let Some(session) = summary(c, id, now)? else {
         return Ok(None);
     };
-    let mut w = session_spans_where(&session, "start_time_unix_nano");
+    let mut w = session_spans_where(&session);
     w.cond(
         "(gen_ai_provider IS NOT NULL OR gen_ai_operation IS NOT NULL)",
         [],
@@ -524,8 +536,8 @@ pub fn conversation(c: &Conn, id: &str, now: u64) -> Result<Option<Conversation>
                     .ctx("reading the conversation")
             };
             let mut call = Call {
-                trace_id: r.get(0).ctx("reading the conversation")?,
-                span_id: Some(r.get(1).ctx("reading the conversation")?),
+                trace_id: ids::trace_id_at(r, 0).ctx("reading the conversation")?,
+                span_id: Some(ids::span_id_at(r, 1).ctx("reading the conversation")?),
                 time: r.get(2).ctx("reading the conversation")?,
                 model: get(3)?,
                 inputs: Vec::new(),
@@ -564,7 +576,7 @@ pub fn conversation(c: &Conn, id: &str, now: u64) -> Result<Option<Conversation>
 
     // Log events (the Events API): attached to their span's call, or a
     // call of their own.
-    let mut w = session_spans_where(&session, "time_unix_nano");
+    let mut w = session_logs_where(&session);
     w.cond("event_name LIKE 'gen_ai.%'", []);
     let sql = format!(
         "SELECT time_unix_nano, trace_id, span_id, event_name, body, attributes

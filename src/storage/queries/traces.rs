@@ -14,6 +14,7 @@ use crate::model::query::{
     raw_json, rfc3339, Cursor, GenAiRow, Page, PageRequest, SpanFilter, SpanQuery, SpanRow,
     TraceQuery, TraceSummary, TraceTree,
 };
+use crate::storage::ids;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::writer::derived::trace_index;
 use crate::storage::Conn;
@@ -82,9 +83,9 @@ pub(crate) fn span_row(r: &Row<'_>) -> duckdb::Result<SpanRow> {
         || gen_ai.output_tokens.is_some()
         || gen_ai.cost_usd.is_some();
     Ok(SpanRow {
-        trace_id: r.get(0)?,
-        span_id: r.get(1)?,
-        parent_span_id: r.get(2)?,
+        trace_id: ids::trace_id_at(r, 0)?,
+        span_id: ids::span_id_at(r, 1)?,
+        parent_span_id: ids::parent_id_at(r, 2)?,
         name: r.get(3)?,
         kind: r.get(4)?,
         service_name: r.get(5)?,
@@ -115,7 +116,7 @@ fn span_where(f: &SpanFilter, per_span: bool) -> Where {
     w.eq("name", f.name.as_ref());
     w.eq("kind", f.kind.as_ref());
     w.eq("session_id", f.session_id.as_ref());
-    w.eq("trace_id", f.trace_id.as_ref());
+    w.trace_id(f.trace_id.as_ref());
     w.ge("start_time_unix_nano", f.since);
     w.lt("start_time_unix_nano", f.until);
     w.attrs(&f.attrs);
@@ -127,10 +128,11 @@ fn span_where(f: &SpanFilter, per_span: bool) -> Where {
     w
 }
 
-fn split_span_key(key: &str) -> Result<(String, String), QueryError> {
+/// A span cursor's key, `trace_id:span_id`, as `span_rows` parameters.
+pub(crate) fn span_cursor_key(key: &str, of: &str) -> Result<(Value, Value), QueryError> {
     key.split_once(':')
-        .map(|(t, s)| (t.to_string(), s.to_string()))
-        .ok_or_else(|| QueryError::Invalid("cursor: not a cursor of /spans".into()))
+        .and_then(|(t, s)| Some((ids::trace_id_value(t)?, ids::span_id_value(s)?)))
+        .ok_or_else(|| QueryError::Invalid(format!("cursor: not a cursor of {of}")))
 }
 
 /// How far back the span and trace lists look first, widening until a page
@@ -195,15 +197,15 @@ fn query_spans_since(
         true,
     );
     if let Some(cur) = &q.page.cursor {
-        let (trace, span) = split_span_key(&cur.key)?;
+        let (trace, span) = span_cursor_key(&cur.key, "/spans")?;
         w.cond(
             "(start_time_unix_nano < ? OR (start_time_unix_nano = ? AND (trace_id < ? OR (trace_id = ? AND span_id < ?))))",
             [
                 Value::UBigInt(cur.time),
                 Value::UBigInt(cur.time),
-                Value::Text(trace.clone()),
-                Value::Text(trace),
-                Value::Text(span),
+                trace.clone(),
+                trace,
+                span,
             ],
         );
     }
@@ -256,7 +258,7 @@ fn summary_row(r: &Row<'_>) -> duckdb::Result<TraceSummary> {
     let end: u64 = r.get(2)?;
     let services = super::texts(r.get(7)?);
     Ok(TraceSummary {
-        trace_id: r.get(0)?,
+        trace_id: ids::trace_id_at(r, 0)?,
         start_time: rfc3339(start),
         start_time_unix_nano: start.to_string(),
         duration_ms: end.saturating_sub(start) as f64 / 1e6,
@@ -535,13 +537,13 @@ fn summaries_of(
     keys: &[(u64, u64)],
 ) -> Result<Vec<TraceSummary>, QueryError> {
     let from = keys.iter().map(|(_, s)| *s).min().unwrap_or(lower);
-    let having = trace_having(q, Some(lower));
+    let having = trace_having(q, Some(lower))?;
     let sql = format!(
         "SELECT {SUMMARY_COLS} FROM span_rows
          WHERE start_time_unix_nano >= {from} AND {} IN ({})
          GROUP BY trace_id HAVING {}
          ORDER BY trace_start DESC, trace_id DESC LIMIT {}",
-        trace_index::KEY_SQL,
+        trace_index::SPAN_ROWS_KEY_SQL,
         key_list(keys),
         having.joined(),
         q.page.limit + 1
@@ -578,7 +580,7 @@ fn list_traces_since(
         lower.map(|l| l.saturating_sub(EARLIER_SPANS_NS)),
     );
 
-    let having = trace_having(q, lower);
+    let having = trace_having(q, lower)?;
     let sql = format!(
         "SELECT {SUMMARY_COLS} FROM span_rows{} GROUP BY trace_id HAVING {} \
          ORDER BY trace_start DESC, trace_id DESC LIMIT {}",
@@ -592,7 +594,7 @@ fn list_traces_since(
 
 /// The conditions on a trace's group of spans: its start within the
 /// window, the filter's status and durations, and past the cursor.
-fn trace_having(q: &TraceQuery, lower: Option<u64>) -> Where {
+fn trace_having(q: &TraceQuery, lower: Option<u64>) -> Result<Where, QueryError> {
     let f = &q.filter;
     let mut having = Where::default();
     having.ge("min(start_time_unix_nano)", lower);
@@ -613,16 +615,14 @@ fn trace_having(q: &TraceQuery, lower: Option<u64>) -> Where {
         f.max_duration_ns,
     );
     if let Some(cur) = &q.page.cursor {
+        let trace = ids::trace_id_value(&cur.key)
+            .ok_or_else(|| QueryError::Invalid("cursor: not a cursor of /traces".into()))?;
         having.cond(
             "(min(start_time_unix_nano) < ? OR (min(start_time_unix_nano) = ? AND trace_id < ?))",
-            [
-                Value::UBigInt(cur.time),
-                Value::UBigInt(cur.time),
-                Value::Text(cur.key.clone()),
-            ],
+            [Value::UBigInt(cur.time), Value::UBigInt(cur.time), trace],
         );
     }
-    having
+    Ok(having)
 }
 
 fn summaries(c: &Conn, sql: &str, params: &[Value]) -> Result<Vec<TraceSummary>, QueryError> {
@@ -659,17 +659,20 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
         (Some(lo), Some(hi)) => (lo, hi),
         _ => (0, u64::MAX),
     };
-    let mut stmt = c
-        .prepare_cached(&format!(
-            "SELECT {SPAN_COLS_RESOLVED} FROM {SPANS_WITH_RESOURCES}
-             WHERE trace_id = ? AND start_time_unix_nano BETWEEN ? AND ?"
-        ))
-        .ctx("preparing the trace lookup")?;
-    let spans = stmt
-        .query_map(duckdb::params![trace_id, lo, hi], span_row)
-        .ctx("reading the trace")?
-        .collect::<Result<Vec<_>, _>>()
-        .ctx("reading the trace's spans")?;
+    // Spans carry only well-formed ids; logs may carry others.
+    let spans = match ids::parse_trace_id(trace_id) {
+        Some(key) => c
+            .prepare_cached(&format!(
+                "SELECT {SPAN_COLS_RESOLVED} FROM {SPANS_WITH_RESOURCES}
+                 WHERE trace_id = ? AND start_time_unix_nano BETWEEN ? AND ?"
+            ))
+            .ctx("preparing the trace lookup")?
+            .query_map(duckdb::params![key, lo, hi], span_row)
+            .ctx("reading the trace")?
+            .collect::<Result<Vec<_>, _>>()
+            .ctx("reading the trace's spans")?,
+        None => Vec::new(),
+    };
     let mut stmt = c
         .prepare_cached(&format!(
             "SELECT {LOG_COLS_RESOLVED} FROM {LOGS_WITH_RESOURCES}

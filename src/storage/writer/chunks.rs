@@ -3,14 +3,18 @@
 //! numbers and appends them. A row's resource is stored as its id (see
 //! `derived::resources`); the `resource` text column stays NULL.
 
+use super::dedup::record_key;
 use super::derived::resources::ResourceIds;
 use crate::model::{Batch, LogRecord, MetricPoint, SpanRecord};
 use crate::storage::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
+use crate::storage::ids::{parse_span_id, parse_trace_id};
 use crate::storage::DuckError;
 
-/// A batch's rows as data chunks, `ingest_seq` still unset.
+/// A batch's rows as data chunks, `ingest_seq` still unset, and its spans'
+/// retry keys (`dedup::span_key`), hashed here rather than on the writer.
 pub(super) struct Prepared {
     pub(super) spans: Vec<Chunk>,
+    pub(super) span_keys: Vec<u64>,
     pub(super) logs: Vec<Chunk>,
     pub(super) metrics: Vec<Chunk>,
 }
@@ -20,6 +24,11 @@ impl Prepared {
         let mut ids = ResourceIds::default();
         Prepared {
             spans: Chunk::fill(SPAN_COLS, &batch.spans, |b, s| put_span(b, s, &mut ids)),
+            span_keys: batch
+                .spans
+                .iter()
+                .map(|s| record_key(&s.trace_id, &s.span_id))
+                .collect(),
             logs: Chunk::fill(LOG_COLS, &batch.logs, |b, l| put_log(b, l, &mut ids)),
             metrics: Chunk::fill(METRIC_COLS, &batch.metrics, |b, m| {
                 put_metric(b, m, &mut ids)
@@ -54,15 +63,16 @@ pub fn append_spans(raw: &RawConn, spans: &[SpanRecord], first_seq: u64) -> Resu
     app.flush()
 }
 
-use Col::{Bigint, Boolean, Double, Integer, UBigint, UInteger, Varchar};
+use Col::{Bigint, Boolean, Double, Integer, UBigint, UHugeint, UInteger, Varchar};
 
 /// Where `ingest_seq` is among the span columns (the last of migration 1;
 /// later migrations add columns after it).
 pub(super) const SPAN_SEQ_COL: usize = 33;
 
-/// The `span_rows` columns in table order (migrations 1, 2 and 16).
+/// The `span_rows` columns in table order (migrations 1, 2, 16 and 17).
 pub(super) const SPAN_COLS: &[Col] = &[
-    Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, // ids, state, name, kind
+    UHugeint, UBigint, UBigint, // ids (see `storage::ids`)
+    Varchar, Varchar, Varchar, // state, name, kind
     UBigint, UBigint, UBigint, // start, end, duration
     Varchar, Varchar, Varchar, Varchar, Varchar, Varchar, Varchar,
     Varchar, // status…session
@@ -80,9 +90,10 @@ pub(super) const SPAN_COLS: &[Col] = &[
 
 pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord, ids: &mut ResourceIds) {
     let g = &s.genai;
-    b.str(&s.trace_id);
-    b.str(&s.span_id);
-    b.opt_str(s.parent_span_id.as_deref());
+    // Ingest let through only well-formed ids (`ingest::convert`).
+    b.u128(parse_trace_id(&s.trace_id).unwrap_or(0));
+    b.u64(parse_span_id(&s.span_id).unwrap_or(0));
+    b.opt_u64(s.parent_span_id.as_deref().and_then(parse_span_id));
     b.opt_str(s.trace_state.as_deref());
     b.str(&s.name);
     b.str(s.kind);

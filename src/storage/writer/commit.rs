@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpoints;
+use super::dedup;
 use super::derived::resources::ResourceIds;
 use super::derived::{self, Committing, Derived};
 use super::fill::CommitFill;
@@ -22,8 +23,8 @@ use super::journal;
 use super::prepare::Lookahead;
 use super::WriterStats;
 use super::{
-    append_prepared, put_span, span_key, Committed, Garbage, Job, Msg, PauseState, PreHashed,
-    RecentSpans, WriteError, LOG_SEQ_COL, METRIC_SEQ_COL, SPAN_COLS, SPAN_SEQ_COL,
+    append_prepared, put_span, Committed, Garbage, Job, Msg, PauseState, PreHashed, RecentSpans,
+    WriteError, LOG_SEQ_COL, METRIC_SEQ_COL, SPAN_COLS, SPAN_SEQ_COL,
 };
 use crate::model::Record;
 use crate::storage::duck::{Chunk, RawConn};
@@ -349,12 +350,16 @@ impl WriterState {
         let mut plan = Plan::default();
         let mut fresh = HashSet::<u64, BuildHasherDefault<PreHashed>>::default();
         for job in jobs {
+            let prepared = job.chunks.as_ref().map(|c| c.span_keys.as_slice());
             let keep: Vec<bool> = job
                 .batch
                 .spans
                 .iter()
-                .map(|s| {
-                    let k = span_key(&s.trace_id, &s.span_id);
+                .enumerate()
+                .map(|(i, s)| {
+                    let k = prepared
+                        .and_then(|keys| keys.get(i).copied())
+                        .unwrap_or_else(|| dedup::record_key(&s.trace_id, &s.span_id));
                     !self.seen.contains(k) && fresh.insert(k)
                 })
                 .collect();

@@ -4,6 +4,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::storage::ids::{parse_span_id, parse_trace_id};
 use crate::storage::{Conn, StorageError};
 
 /// Sequence numbers read per query while seeding: DuckDB materializes a
@@ -30,9 +31,9 @@ pub(super) fn seed_recent_spans(
         let to = from.saturating_add(SEED_WINDOW).min(next_seq);
         let mut rows = stmt.query([from, to]).map_err(ctx)?;
         while let Some(row) = rows.next().map_err(ctx)? {
-            let trace_id: String = row.get(0).map_err(ctx)?;
-            let span_id: String = row.get(1).map_err(ctx)?;
-            seen.insert(span_key(&trace_id, &span_id));
+            let trace_id: u128 = row.get(0).map_err(ctx)?;
+            let span_id: u64 = row.get(1).map_err(ctx)?;
+            seen.insert(span_key(trace_id, span_id));
         }
         from = to;
     }
@@ -92,7 +93,15 @@ impl Hasher for PreHashed {
     }
 }
 
-pub(super) fn span_key(trace_id: &str, span_id: &str) -> u64 {
+/// [`span_key`] of a record's hex ids, as `span_rows` stores them.
+pub(super) fn record_key(trace_id: &str, span_id: &str) -> u64 {
+    span_key(
+        parse_trace_id(trace_id).unwrap_or(0),
+        parse_span_id(span_id).unwrap_or(0),
+    )
+}
+
+pub(super) fn span_key(trace_id: u128, span_id: u64) -> u64 {
     // SipHash with keys chosen at random per process: senders cannot pick
     // ids that collide (in the set or in value) on purpose, and the keys need
     // not survive a restart because the set is rebuilt from the database.

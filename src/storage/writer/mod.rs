@@ -55,7 +55,7 @@ use checkpoint::Checkpoints;
 use chunks::{append_prepared, put_span, Prepared};
 use chunks::{LOG_SEQ_COL, METRIC_SEQ_COL, SPAN_COLS, SPAN_SEQ_COL};
 use commit::WriterState;
-use dedup::{seed_recent_spans, span_key, PreHashed, RecentSpans};
+use dedup::{seed_recent_spans, PreHashed, RecentSpans};
 use handle::{Job, Msg, PauseState, VisibilityMarks};
 use journal::thread::JournalThread;
 use journal::Journal;

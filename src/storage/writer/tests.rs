@@ -585,7 +585,7 @@ fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
             .query_row(
                 "SELECT coalesce(sum(count) FILTER (WHERE persistent), 0)::BIGINT,
                         coalesce(sum(count) FILTER (WHERE NOT persistent), 0)::BIGINT
-                 FROM pragma_storage_info('span_rows') WHERE column_name = 'span_id' AND segment_type = 'VARCHAR'",
+                 FROM pragma_storage_info('span_rows') WHERE column_name = 'name' AND segment_type = 'VARCHAR'",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::model::{Batch, GenAiFields, LogRecord, Record, SpanRecord};
 use crate::storage::duck::{Chunk, RawConn, RawPrepared};
-use crate::storage::{Conn, DuckError, StorageError};
+use crate::storage::{ids, Conn, DuckError, StorageError};
 
 pub mod deploys;
 pub mod error_groups;
@@ -213,8 +213,8 @@ fn replayed_span(row: &duckdb::Row<'_>) -> duckdb::Result<SpanRecord> {
     let status: String = row.get(5)?;
     let cost_source: Option<String> = row.get(18)?;
     Ok(SpanRecord {
-        trace_id: row.get(0)?,
-        span_id: row.get(1)?,
+        trace_id: ids::trace_id_at(row, 0)?,
+        span_id: ids::span_id_at(row, 1)?,
         start_time_unix_nano: row.get(2)?,
         end_time_unix_nano: row.get(3)?,
         duration_ns: row.get(4)?,

@@ -380,7 +380,7 @@ mod tests {
         rx.blocking_recv().unwrap().unwrap();
         writer.shutdown();
         // Retention took every row that used A.
-        conn.execute_batch("DELETE FROM span_rows WHERE span_id = '0000000000000000'")
+        conn.execute_batch("DELETE FROM span_rows WHERE span_id = 0")
             .unwrap();
 
         let raw = db.raw_connection().unwrap();

@@ -31,7 +31,7 @@ use crate::storage::duck::{Chunk, ChunkBuilder, Col, RawConn};
 use crate::storage::DuckError;
 
 /// The lookup key of a trace id, or `None` for an id that is not hex. The
-/// SQL twin is [`KEY_SQL`]; the two must agree.
+/// SQL twin is [`SPAN_ROWS_KEY_SQL`]; the two must agree.
 pub fn trace_key(trace_id: &str) -> Option<u64> {
     let tail = trace_id
         .get(trace_id.len().saturating_sub(16)..)
@@ -39,8 +39,9 @@ pub fn trace_key(trace_id: &str) -> Option<u64> {
     u64::from_str_radix(tail, 16).ok()
 }
 
-/// [`trace_key`] in SQL, over a column named `trace_id`.
-pub const KEY_SQL: &str = "TRY_CAST('0x' || right(trace_id, 16) AS UBIGINT)";
+/// [`trace_key`] in SQL, over the `trace_id` column of `span_rows`, which
+/// holds the id as a number (`storage::ids`): its low 64 bits.
+pub const SPAN_ROWS_KEY_SQL: &str = "(trace_id & 18446744073709551615::UHUGEINT)::UBIGINT";
 
 /// Creates the table and fills it from whatever spans and logs exist (a
 /// database from before the lookup, or rows loaded by other means).
@@ -73,12 +74,12 @@ pub const FIRST_SPAN_MIGRATION_SQL: &str =
 pub const FILL_SQL: &str = "
 INSERT INTO trace_index
 SELECT key, min(t), max(t), min(t) FILTER (WHERE is_span) FROM (
-    SELECT TRY_CAST('0x' || right(trace_id, 16) AS UBIGINT) AS key,
+    SELECT (trace_id & 18446744073709551615::UHUGEINT)::UBIGINT AS key,
            start_time_unix_nano AS t, true AS is_span
-    FROM spans
+    FROM span_rows
     UNION ALL
     SELECT TRY_CAST('0x' || right(trace_id, 16) AS UBIGINT), time_unix_nano, false
-    FROM logs WHERE trace_id IS NOT NULL)
+    FROM log_rows WHERE trace_id IS NOT NULL)
 WHERE key IS NOT NULL
 GROUP BY key;
 ";
@@ -269,11 +270,14 @@ mod tests {
             ("aéééééééé", None),
         ] {
             assert_eq!(trace_key(id), key, "{id}");
-            // The SQL twin agrees.
-            let conn = duckdb::Connection::open_in_memory().unwrap();
-            let sql = format!("SELECT {KEY_SQL} FROM (SELECT ? AS trace_id)");
-            let in_sql: Option<u64> = conn.query_row(&sql, [id], |r| r.get(0)).unwrap();
-            assert_eq!(in_sql, key, "{id} in SQL");
+            // The SQL twin agrees on every id a span can carry.
+            if let Some(stored) = crate::storage::ids::parse_trace_id(id) {
+                let conn = duckdb::Connection::open_in_memory().unwrap();
+                let sql =
+                    format!("SELECT {SPAN_ROWS_KEY_SQL} FROM (SELECT ?::UHUGEINT AS trace_id)");
+                let in_sql: Option<u64> = conn.query_row(&sql, [stored], |r| r.get(0)).unwrap();
+                assert_eq!(in_sql, key, "{id} in SQL");
+            }
         }
     }
 }
