@@ -13,8 +13,10 @@
 //!   - the service overview over 24 h (p50/p95/p99 per service),
 //!
 //! and prints p50/p99 per query. The baseline, measured in the same run, is
-//! a bare `SELECT count(*) FROM spans WHERE trace_id = ?` on a plain
-//! connection: the cost of finding one trace's rows by scanning.
+//! a bare `SELECT count(*) FROM span_rows WHERE trace_id = qyl_trace_key(?)`
+//! on a plain connection: the cost of finding one trace's rows by scanning
+//! (and, printed beside it, the same against the `spans` view, which
+//! prints each row's id as hex first).
 //! The newest span is as old as generating took (printed): the queries
 //! run just after a burst of ingest.
 //! Environment: BENCH_SPANS (comma list, default "1000000,10000000"),
@@ -172,11 +174,31 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
             async move {
                 let n: i64 = conn
                     .query_row(
-                        "SELECT count(*) FROM spans WHERE trace_id = ?",
+                        "SELECT count(*) FROM span_rows WHERE trace_id = qyl_trace_key(?)",
                         [&id],
                         |r| r.get(0),
                     )
                     .expect("counting");
+                assert_eq!(n, SPANS_PER_TRACE as i64);
+            }
+        })
+        .await
+    };
+    // The same search written against the `spans` view, as users' SQL
+    // might: the view prints every row's id as hex to compare it.
+    let through_view = {
+        let conn = &conn;
+        let ids = &ids;
+        time(rounds.min(5), |i| {
+            let id = ids[i].clone();
+            async move {
+                let n: i64 = conn
+                    .query_row(
+                        "SELECT count(*) FROM spans WHERE trace_id = ?",
+                        [&id],
+                        |r| r.get(0),
+                    )
+                    .expect("counting through the view");
                 assert_eq!(n, SPANS_PER_TRACE as i64);
             }
         })
@@ -276,6 +298,7 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
         );
     };
     line("baseline: count by trace_id scan", baseline, "");
+    line("  the same through the spans view", through_view, "");
     line(
         "trace by id (tree + logs)",
         by_id,
