@@ -77,7 +77,7 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
             CASE WHEN {llm} AND i % 97 = 0 THEN 'RateLimitError' END AS error_type,
             '{{\"user.id\":\"u' || ((i // 10) % 1000) || '\"}}' AS attributes,
             '{{\"service.name\":\"svc-' || ((i // 10) % 10) || '\"}}' AS resource,
-            '[]' AS events, '[]' AS links,
+            NULL AS events, NULL AS links,
             0 AS dropped_attributes_count, 0 AS dropped_events_count, 0 AS dropped_links_count,
             i + 1 AS ingest_seq
          FROM range({spans}) t(i)",

@@ -160,6 +160,9 @@ fn as_before_migration_11(db: &duckdb::Connection) {
          DROP MACRO qyl_span_key;
          DROP MACRO qyl_trace_hex;
          DROP MACRO qyl_span_hex;
+         UPDATE span_rows SET events = coalesce(events, '[]'), links = coalesce(links, '[]');
+         ALTER TABLE span_rows ALTER COLUMN events SET NOT NULL;
+         ALTER TABLE span_rows ALTER COLUMN links SET NOT NULL;
          ALTER TABLE span_rows DROP COLUMN resource_id;
          ALTER TABLE span_rows RENAME TO spans;
          ALTER TABLE log_rows DROP COLUMN resource_id;

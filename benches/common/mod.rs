@@ -296,7 +296,7 @@ pub mod generated {
                 NULL,
                 '{{\"http.route\":\"/api/' || ((i // 10) % 20) || '\",\"user.id\":\"u' || ((i // 10) % 1000) || '\",\"op.index\":' || (i % 10) || '}}',
                 NULL,
-                '[]', '[]', 0, 0, 0,
+                NULL, NULL, 0, 0, 0,
                 i + 1,
                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                 CASE WHEN i % 10 = 5 THEN 'priced' END,

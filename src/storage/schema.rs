@@ -424,6 +424,26 @@ CREATE TABLE journal_watermark AS
         name: "span ids as numbers",
         sql: super::ids::MIGRATION_SQL,
     },
+    Migration {
+        version: 18,
+        name: "empty span events and links as NULL",
+        sql: r#"
+-- A span without events or links stores NULL there (most spans: the text
+-- '[]' cost the writer as much as a real column); the spans view shows '[]'
+-- as before. Rows stored earlier keep their text.
+ALTER TABLE span_rows ALTER COLUMN events DROP NOT NULL;
+ALTER TABLE span_rows ALTER COLUMN links DROP NOT NULL;
+CREATE OR REPLACE VIEW spans AS
+    SELECT s.* EXCLUDE (resource_id) REPLACE (
+        qyl_trace_hex(s.trace_id) AS trace_id,
+        qyl_span_hex(s.span_id) AS span_id,
+        qyl_span_hex(s.parent_span_id) AS parent_span_id,
+        coalesce(s.resource, r.resource) AS resource,
+        coalesce(s.events, '[]') AS events,
+        coalesce(s.links, '[]') AS links)
+    FROM span_rows s LEFT JOIN resources r ON r.resource_id = s.resource_id;
+"#,
+    },
 ];
 
 /// The newest schema this build knows.

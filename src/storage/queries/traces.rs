@@ -102,8 +102,9 @@ pub(crate) fn span_row(r: &Row<'_>) -> duckdb::Result<SpanRow> {
         gen_ai: has_gen_ai.then_some(gen_ai),
         attributes: raw_json(&r.get::<_, String>(24)?),
         resource: raw_json(&r.get::<_, String>(25)?),
-        events: raw_json(&r.get::<_, String>(26)?),
-        links: raw_json(&r.get::<_, String>(27)?),
+        // Empty lists are stored as NULL (migration 18).
+        events: raw_json(r.get::<_, Option<String>>(26)?.as_deref().unwrap_or("[]")),
+        links: raw_json(r.get::<_, Option<String>>(27)?.as_deref().unwrap_or("[]")),
         ingest_seq: r.get(28)?,
     })
 }

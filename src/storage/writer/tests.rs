@@ -264,6 +264,77 @@ fn retried_spans_are_stored_once() {
 }
 
 #[test]
+fn ids_are_stored_as_numbers_and_empty_lists_as_null_and_the_view_shows_them_as_sent() {
+    let (writer, _hub, reader) = start(WriterConfig::default());
+    let with_event = SpanRecord {
+        parent_span_id: Some(format!("{:016x}", 0xa1)),
+        events: r#"[{"name":"retry"}]"#.into(),
+        ..span(0xfe, 0xb2, None)
+    };
+    let done = writer
+        .handle()
+        .submit(batch(vec![span(0xfe, 0xa1, None), with_event]))
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.spans, 2);
+    type Stored = (u128, u64, Option<u64>, Option<String>, Option<String>);
+    let stored: Vec<Stored> = reader
+        .prepare("SELECT trace_id, span_id, parent_span_id, events, links FROM span_rows ORDER BY span_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            (0xfe, 0xa1, None, None, None),
+            (
+                0xfe,
+                0xb2,
+                Some(0xa1),
+                Some(r#"[{"name":"retry"}]"#.into()),
+                None
+            ),
+        ]
+    );
+    let shown: Vec<(String, String, Option<String>, String, String)> = reader
+        .prepare(
+            "SELECT trace_id, span_id, parent_span_id, events, links FROM spans ORDER BY span_id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let trace = format!("{:032x}", 0xfe);
+    assert_eq!(
+        shown,
+        vec![
+            (
+                trace.clone(),
+                format!("{:016x}", 0xa1),
+                None,
+                "[]".into(),
+                "[]".into()
+            ),
+            (
+                trace,
+                format!("{:016x}", 0xb2),
+                Some(format!("{:016x}", 0xa1)),
+                r#"[{"name":"retry"}]"#.into(),
+                "[]".into()
+            ),
+        ]
+    );
+    writer.shutdown();
+}
+
+#[test]
 fn a_failing_batch_does_not_fail_its_neighbours() {
     let (writer, hub, reader) = start(WriterConfig {
         batch_wait: Duration::from_millis(200),
