@@ -166,44 +166,32 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
     }
     let store = Arc::new(Store::new(db.clone(), &path, 4, Duration::from_secs(60)));
 
-    let baseline = {
+    // Counts one trace's spans by scanning, `rounds` times.
+    let count_trace = |sql: &'static str, rounds: usize| {
         let conn = &conn;
         let ids = &ids;
-        time(rounds, |i| {
+        time(rounds, move |i| {
             let id = ids[i].clone();
             async move {
                 let n: i64 = conn
-                    .query_row(
-                        "SELECT count(*) FROM span_rows WHERE trace_id = qyl_trace_key(?)",
-                        [&id],
-                        |r| r.get(0),
-                    )
-                    .expect("counting");
+                    .query_row(sql, [&id], |r| r.get(0))
+                    .expect("counting a trace's spans");
                 assert_eq!(n, SPANS_PER_TRACE as i64);
             }
         })
-        .await
     };
+    let baseline = count_trace(
+        "SELECT count(*) FROM span_rows WHERE trace_id = qyl_trace_key(?)",
+        rounds,
+    )
+    .await;
     // The same search written against the `spans` view, as users' SQL
     // might: the view prints every row's id as hex to compare it.
-    let through_view = {
-        let conn = &conn;
-        let ids = &ids;
-        time(rounds.min(5), |i| {
-            let id = ids[i].clone();
-            async move {
-                let n: i64 = conn
-                    .query_row(
-                        "SELECT count(*) FROM spans WHERE trace_id = ?",
-                        [&id],
-                        |r| r.get(0),
-                    )
-                    .expect("counting through the view");
-                assert_eq!(n, SPANS_PER_TRACE as i64);
-            }
-        })
-        .await
-    };
+    let through_view = count_trace(
+        "SELECT count(*) FROM spans WHERE trace_id = ?",
+        rounds.min(5),
+    )
+    .await;
     let by_id = time(rounds, |i| {
         let store = store.clone();
         let id = ids[i].clone();
