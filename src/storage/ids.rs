@@ -23,8 +23,9 @@ use duckdb::Row;
 /// (seconds per ten million spans, once) and redefines the `spans` view to
 /// print them as hex. The hex macros skip `lpad` for the 15 in 16 random
 /// ids whose top digit is not 0: it was half their cost (filtering 10 M
-/// spans through the view by a hex id, 830 → 440 ms). Ingest has always rejected ids of the wrong length,
-/// so every stored id converts; one that did not would be stored as 0.
+/// spans through the view by a hex id, 830 → 440 ms). Ingest has always
+/// rejected ids of the wrong length, so every stored id converts; one that
+/// did not would be stored as 0.
 pub const MIGRATION_SQL: &str = r#"
 -- Trace and span ids of span_rows are numbers (UHUGEINT, UBIGINT); the spans
 -- view shows them as the lower-case hex of before. To filter span_rows by a

@@ -3,7 +3,7 @@
 //! numbers and appends them. A row's resource is stored as its id (see
 //! `derived::resources`); the `resource` text column stays NULL.
 
-use super::dedup::record_key;
+use super::dedup::span_key;
 use super::derived::resources::ResourceIds;
 use crate::model::{Batch, LogRecord, MetricPoint, SpanRecord};
 use crate::storage::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
@@ -22,13 +22,14 @@ pub(super) struct Prepared {
 impl Prepared {
     pub(super) fn new(batch: &Batch) -> Prepared {
         let mut ids = ResourceIds::default();
+        let mut span_keys = Vec::with_capacity(batch.spans.len());
+        let spans = Chunk::fill(SPAN_COLS, &batch.spans, |b, s| {
+            let (trace_id, span_id) = put_span(b, s, &mut ids);
+            span_keys.push(span_key(trace_id, span_id));
+        });
         Prepared {
-            spans: Chunk::fill(SPAN_COLS, &batch.spans, |b, s| put_span(b, s, &mut ids)),
-            span_keys: batch
-                .spans
-                .iter()
-                .map(|s| record_key(&s.trace_id, &s.span_id))
-                .collect(),
+            spans,
+            span_keys,
             logs: Chunk::fill(LOG_COLS, &batch.logs, |b, l| put_log(b, l, &mut ids)),
             metrics: Chunk::fill(METRIC_COLS, &batch.metrics, |b, m| {
                 put_metric(b, m, &mut ids)
@@ -57,7 +58,9 @@ pub(super) fn append_prepared(
 /// `raw`; used by the benchmark to measure the raw Appender rate.
 pub fn append_spans(raw: &RawConn, spans: &[SpanRecord], first_seq: u64) -> Result<(), DuckError> {
     let mut ids = ResourceIds::default();
-    let chunks = Chunk::fill(SPAN_COLS, spans, |b, s| put_span(b, s, &mut ids));
+    let chunks = Chunk::fill(SPAN_COLS, spans, |b, s| {
+        put_span(b, s, &mut ids);
+    });
     let mut app = raw.appender("span_rows")?;
     append_prepared(&mut app, &chunks, SPAN_SEQ_COL, first_seq)?;
     app.flush()
@@ -88,11 +91,18 @@ pub(super) const SPAN_COLS: &[Col] = &[
     UBigint, // resource_id (migration 16)
 ];
 
-pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord, ids: &mut ResourceIds) {
+/// Writes the span's row; returns its trace and span id as stored.
+pub(super) fn put_span(
+    b: &mut ChunkBuilder<'_>,
+    s: &SpanRecord,
+    ids: &mut ResourceIds,
+) -> (u128, u64) {
     let g = &s.genai;
     // Ingest let through only well-formed ids (`ingest::convert`).
-    b.u128(parse_trace_id(&s.trace_id).unwrap_or(0));
-    b.u64(parse_span_id(&s.span_id).unwrap_or(0));
+    let trace_id = parse_trace_id(&s.trace_id).unwrap_or(0);
+    let span_id = parse_span_id(&s.span_id).unwrap_or(0);
+    b.u128(trace_id);
+    b.u64(span_id);
     b.opt_u64(s.parent_span_id.as_deref().and_then(parse_span_id));
     b.opt_str(s.trace_state.as_deref());
     b.str(&s.name);
@@ -119,8 +129,9 @@ pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord, ids: &mut Resou
     b.opt_f64(g.cost_usd);
     b.str(&s.attributes);
     b.null(); // resource: stored as resource_id
-              // Most spans have neither: NULL costs DuckDB nothing per row, where
-              // the text `[]` was hashed, measured and compressed (migration 18).
+
+    // Most spans have neither: NULL costs DuckDB nothing per row, where
+    // the text `[]` was hashed, measured and compressed (migration 18).
     b.opt_str(Some(s.events.as_str()).filter(|e| *e != "[]"));
     b.opt_str(Some(s.links.as_str()).filter(|l| *l != "[]"));
     b.u32(s.dropped_attributes_count);
@@ -137,6 +148,7 @@ pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord, ids: &mut Resou
     b.opt_str(g.error_type.as_deref());
     b.opt_str(g.cost_source);
     b.u64(ids.id(&s.resource));
+    (trace_id, span_id)
 }
 
 /// Where `ingest_seq` is among the log columns.

@@ -447,7 +447,9 @@ impl WriterState {
                     .map(|(s, _)| s)
                     .collect();
                 let mut ids = ResourceIds::default();
-                let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| put_span(b, s, &mut ids));
+                let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| {
+                    put_span(b, s, &mut ids);
+                });
                 append_prepared(&mut app, &chunks, SPAN_SEQ_COL, start.0)?;
             }
         }
