@@ -8,7 +8,9 @@
 //! and `metrics` are views over `span_rows`, `log_rows` and `metric_rows`
 //! (see `writer::derived::resources`): a new column goes on the table, and
 //! the view, which selects `*`, shows it. Since migration 17 the ids of
-//! `span_rows` are numbers that `spans` prints as hex (see `ids`).
+//! `span_rows` are numbers that `spans` prints as hex (see `ids`); since
+//! migration 19 a span's version, environment and scope are in its
+//! `resources` row, which `spans` joins back.
 
 use duckdb::Connection;
 
@@ -443,6 +445,11 @@ CREATE OR REPLACE VIEW spans AS
         coalesce(s.links, '[]') AS links)
     FROM span_rows s LEFT JOIN resources r ON r.resource_id = s.resource_id;
 "#,
+    },
+    Migration {
+        version: 19,
+        name: "span versions, environments and scopes stored with their resource",
+        sql: super::writer::derived::resources::SPAN_ORIGIN_MIGRATION_SQL,
     },
 ];
 

@@ -13,13 +13,15 @@ use crate::model::query::{
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-/// The log columns `log_row` reads, with `$resource` for the resource.
+/// The log columns `log_row` reads, with `$resource` for the resource. The
+/// ones `resources` also has (for spans, migration 19) name their table.
 macro_rules! log_cols {
     ($resource:expr) => {
         concat!(
             "time_unix_nano, observed_time_unix_nano, trace_id, span_id, \
-            severity_number, severity_text, body, service_name, service_version, \
-            deployment_environment, scope_name, session_id, event_name, attributes, ",
+            severity_number, severity_text, body, service_name, log_rows.service_version, \
+            log_rows.deployment_environment, log_rows.scope_name, session_id, event_name, \
+            attributes, ",
             $resource,
             ", ingest_seq"
         )

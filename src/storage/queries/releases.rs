@@ -24,6 +24,7 @@ use crate::model::deploys::{
 use crate::model::errors::ReleaseRow;
 use crate::model::query::rfc3339;
 use crate::storage::reader::{QueryError, SqlContext};
+use crate::storage::writer::derived::resources::{SPANS_WITH_RESOURCES, SPAN_ENVIRONMENT_SQL};
 use crate::storage::Conn;
 
 const MINUTE: u64 = 60_000_000_000;
@@ -88,15 +89,15 @@ fn find(
                     AND e.status <> 'merged'
                     AND list_contains(from_json(e.services, '[\"VARCHAR\"]'), b.service_name))::UBIGINT,
                 (SELECT count(*) FILTER (WHERE status_code = 'ERROR') / nullif(count(*), 0)
-                   FROM span_rows s WHERE s.service_name = b.service_name
-                    AND s.deployment_environment IS NOT DISTINCT FROM b.environment
-                    AND s.start_time_unix_nano >= b.win_before
-                    AND s.start_time_unix_nano < b.first_seen_unix_nano),
+                   FROM {SPANS_WITH_RESOURCES} WHERE span_rows.service_name = b.service_name
+                    AND {SPAN_ENVIRONMENT_SQL} IS NOT DISTINCT FROM b.environment
+                    AND span_rows.start_time_unix_nano >= b.win_before
+                    AND span_rows.start_time_unix_nano < b.first_seen_unix_nano),
                 (SELECT count(*) FILTER (WHERE status_code = 'ERROR') / nullif(count(*), 0)
-                   FROM span_rows s WHERE s.service_name = b.service_name
-                    AND s.deployment_environment IS NOT DISTINCT FROM b.environment
-                    AND s.start_time_unix_nano >= b.first_seen_unix_nano
-                    AND s.start_time_unix_nano < b.win_end),
+                   FROM {SPANS_WITH_RESOURCES} WHERE span_rows.service_name = b.service_name
+                    AND {SPAN_ENVIRONMENT_SQL} IS NOT DISTINCT FROM b.environment
+                    AND span_rows.start_time_unix_nano >= b.first_seen_unix_nano
+                    AND span_rows.start_time_unix_nano < b.win_end),
                 (SELECT count(DISTINCT group_id) FILTER (WHERE change = 'new')
                    FROM error_group_changes g WHERE g.service_name = b.service_name
                     AND g.environment IS NOT DISTINCT FROM b.environment
@@ -255,7 +256,8 @@ fn correlation(c: &Conn, f: &Found, now: u64) -> Result<DeployCorrelation, Query
                     AND (kind IN ('SERVER', 'CONSUMER') OR parent_span_id IS NULL)),
                 quantile_cont(duration_ns::DOUBLE, 0.95) FILTER (WHERE start_time_unix_nano >= {start}
                     AND (kind IN ('SERVER', 'CONSUMER') OR parent_span_id IS NULL))
-         FROM span_rows WHERE service_name = ? AND deployment_environment IS NOT DISTINCT FROM ?
+         FROM {SPANS_WITH_RESOURCES}
+         WHERE service_name = ? AND {SPAN_ENVIRONMENT_SQL} IS NOT DISTINCT FROM ?
           AND start_time_unix_nano >= {before} AND start_time_unix_nano < {end}"
     );
     let (spans_before, errors_before, spans_after, errors_after, p95_before, p95_after) = c

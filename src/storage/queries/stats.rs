@@ -8,6 +8,9 @@ use crate::model::query::{
 };
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::writer::derived::genai_rollup::MINUTE_NS;
+use crate::storage::writer::derived::resources::{
+    SPANS_WITH_RESOURCES, SPAN_ENVIRONMENT_SQL, SPAN_VERSION_SQL,
+};
 use crate::storage::{schema, Conn};
 
 /// Services with spans starting in `[since, until)`, with their rates over
@@ -30,7 +33,7 @@ pub fn services(
         until,
         true,
         "service_name, service_version, environment",
-        "service_name, coalesce(service_version, ''), coalesce(deployment_environment, '')",
+        &span_keys(),
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the service list")?;
     let mut rows = stmt.query([]).ctx("listing services")?;
@@ -126,6 +129,12 @@ struct ServiceAcc {
 /// span columns). Without `whole_minutes` (a step that splits minutes),
 /// everything comes from `spans`. The bounds are numbers, so formatting
 /// them into the SQL is safe.
+/// The service overview's keys over [`SPANS_WITH_RESOURCES`], as
+/// `service_minutes` stores them.
+fn span_keys() -> String {
+    format!("service_name, coalesce({SPAN_VERSION_SQL}, ''), coalesce({SPAN_ENVIRONMENT_SQL}, '')")
+}
+
 fn binned_sql(
     since: u64,
     until: u64,
@@ -140,7 +149,7 @@ fn binned_sql(
             "SELECT {span_keys}, {}, count(*)::UBIGINT, \
              count(*) FILTER (WHERE status_code = 'ERROR')::UBIGINT, \
              min(duration_ns)::DOUBLE, max(duration_ns)::DOUBLE, max(start_time_unix_nano) \
-             FROM span_rows WHERE {cond} GROUP BY ALL",
+             FROM {SPANS_WITH_RESOURCES} WHERE {cond} GROUP BY ALL",
             bin_sql("duration_ns")
         )
     };
@@ -278,13 +287,7 @@ mod tests {
     /// `spans`, the path steps that split minutes take.
     fn from_spans(c: &Conn, since: u64, until: u64) -> Vec<ServiceSummary> {
         let mut all = Vec::new();
-        let sql = binned_sql(
-            since,
-            until,
-            false,
-            "",
-            "service_name, coalesce(service_version, ''), coalesce(deployment_environment, '')",
-        );
+        let sql = binned_sql(since, until, false, "", &span_keys());
         let mut stmt = c.prepare(&sql).unwrap();
         let mut rows = stmt.query([]).unwrap();
         let mut by: BTreeMap<String, (u64, u64, u64, Histogram, BTreeSet<String>)> =

@@ -16,16 +16,22 @@ use crate::model::query::{
 };
 use crate::storage::ids;
 use crate::storage::reader::{QueryError, SqlContext};
+use crate::storage::writer::derived::resources::SPANS_WITH_RESOURCES;
 use crate::storage::writer::derived::trace_index;
 use crate::storage::Conn;
 
-/// The span columns `span_row` reads, with `$resource` for the resource.
+/// The span columns `span_row` reads, with the given expressions for the
+/// columns a span may take from its resource row.
 macro_rules! span_cols {
-    ($resource:expr) => {
+    ($version:expr, $environment:expr, $scope_name:expr, $resource:expr) => {
         concat!(
-            "trace_id, span_id, parent_span_id, name, kind, \
-            service_name, service_version, deployment_environment, scope_name, \
-            start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, status_message, \
+            "trace_id, span_id, parent_span_id, name, kind, service_name, ",
+            $version,
+            ", ",
+            $environment,
+            ", ",
+            $scope_name,
+            ", start_time_unix_nano, end_time_unix_nano, duration_ns, status_code, status_message, \
             session_id, gen_ai_provider, gen_ai_operation, gen_ai_request_model, \
             gen_ai_response_model, gen_ai_input_tokens, gen_ai_output_tokens, \
             gen_ai_cache_read_tokens, gen_ai_finish_reasons, gen_ai_cost_usd, \
@@ -37,16 +43,21 @@ macro_rules! span_cols {
 }
 
 /// As stored in `span_rows` (the resource text only on rows from before
-/// migration 16).
-const SPAN_COLS: &str = span_cols!("resource");
+/// migration 16, version, environment and scope before migration 19).
+const SPAN_COLS: &str = span_cols!(
+    "service_version",
+    "deployment_environment",
+    "scope_name",
+    "resource"
+);
 
-/// Over [`SPANS_WITH_RESOURCES`]: the resource text of every row.
-pub(crate) const SPAN_COLS_RESOLVED: &str =
-    span_cols!("coalesce(span_rows.resource, resources.resource)");
-
-/// `span_rows` with each row's resource (`writer::derived::resources`).
-pub(crate) const SPANS_WITH_RESOURCES: &str =
-    "span_rows LEFT JOIN resources ON resources.resource_id = span_rows.resource_id";
+/// Over [`SPANS_WITH_RESOURCES`]: every row's values, wherever stored.
+pub(crate) const SPAN_COLS_RESOLVED: &str = span_cols!(
+    "coalesce(span_rows.service_version, resources.service_version)",
+    "coalesce(span_rows.deployment_environment, resources.deployment_environment)",
+    "coalesce(span_rows.scope_name, resources.scope_name)",
+    "coalesce(span_rows.resource, resources.resource)"
+);
 
 /// `SPAN_COLS_RESOLVED` of the first `limit` rows of `span_rows` matching
 /// `where_sql` in `order`. The page is cut first and the resources joined

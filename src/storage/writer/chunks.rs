@@ -1,7 +1,8 @@
 //! Rows to DuckDB data chunks: the column layout of `span_rows`, `log_rows`
 //! and `metric_rows`, filled on the prepare thread so the writer only
 //! numbers and appends them. A row's resource is stored as its id (see
-//! `derived::resources`); the `resource` text column stays NULL.
+//! `derived::resources`); the `resource` text column stays NULL, and so do
+//! a span's version, environment and scope, which its resource row holds.
 
 use super::dedup::span_key;
 use super::derived::resources::ResourceIds;
@@ -113,10 +114,12 @@ pub(super) fn put_span(
     b.str(s.status_code);
     b.opt_str(s.status_message.as_deref());
     b.str(&s.service_name);
-    b.opt_str(s.service_version.as_deref());
-    b.opt_str(s.deployment_environment.as_deref());
-    b.opt_str(s.scope_name.as_deref());
-    b.opt_str(s.scope_version.as_deref());
+    // Version, environment and scope: stored with the resource (migration
+    // 19, `derived::resources::SpanOrigin`).
+    b.null();
+    b.null();
+    b.null();
+    b.null();
     b.opt_str(s.session_id.as_deref());
     b.opt_str(g.provider.as_deref());
     b.opt_str(g.operation.as_deref());
@@ -147,7 +150,7 @@ pub(super) fn put_span(
     b.opt_f64(g.time_to_first_chunk_ms);
     b.opt_str(g.error_type.as_deref());
     b.opt_str(g.cost_source);
-    b.u64(ids.id(&s.resource));
+    b.u64(ids.span(s));
     (trace_id, span_id)
 }
 

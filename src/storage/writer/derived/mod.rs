@@ -173,7 +173,7 @@ pub fn replay(conn: &Conn, tables: &mut [Box<dyn Derived>]) -> Result<u64, Stora
         .query_row("SELECT ingest_seq FROM summary_watermark", [], |r| r.get(0))
         .map_err(ctx)?;
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT trace_id, span_id, start_time_unix_nano, end_time_unix_nano, duration_ns,
                     status_code, service_name, session_id, gen_ai_provider, gen_ai_operation,
                     gen_ai_request_model, gen_ai_response_model, gen_ai_input_tokens,
@@ -182,9 +182,12 @@ pub fn replay(conn: &Conn, tables: &mut [Box<dyn Derived>]) -> Result<u64, Stora
                     gen_ai_time_to_first_chunk_ms,
                     coalesce(nullif(attributes->>'$.\"user.id\"', ''),
                              nullif(attributes->>'$.\"enduser.id\"', '')),
-                    error_type, gen_ai_finish_reasons, service_version, deployment_environment
-             FROM span_rows WHERE ingest_seq > ? ORDER BY ingest_seq",
-        )
+                    error_type, gen_ai_finish_reasons, {}, {}
+             FROM {} WHERE ingest_seq > ? ORDER BY ingest_seq",
+            resources::SPAN_VERSION_SQL,
+            resources::SPAN_ENVIRONMENT_SQL,
+            resources::SPANS_WITH_RESOURCES,
+        ))
         .map_err(ctx)?;
     let mut rows = stmt.query([watermark]).map_err(ctx)?;
     let mut slice = Vec::with_capacity(REPLAY_SLICE);
