@@ -265,8 +265,10 @@ pub mod generated {
         let traces = spans / SPANS_PER_TRACE;
         let gap = window_ns / traces.max(1);
         let sql = format!(
-            "INSERT INTO resources SELECT r + 1, '{{\"service.name\":\"svc-' || r || '\",\"host.name\":\"bench-1\"}}'
-                FROM range(10) t(r);
+            "INSERT INTO resources SELECT r * 5 + v + 1,
+                    '{{\"service.name\":\"svc-' || r || '\",\"host.name\":\"bench-1\"}}',
+                    '1.0.' || v, 'prod', 'bench', NULL
+                FROM range(10) t(r), range(5) u(v);
              INSERT INTO span_rows SELECT
                 md5_number(CAST(i // 10 AS VARCHAR)) AS trace_id,
                 md5_number_lower(CAST(i AS VARCHAR)) AS span_id,
@@ -280,10 +282,7 @@ pub mod generated {
                 CASE WHEN i % 97 = 0 THEN 'ERROR' ELSE 'UNSET' END,
                 NULL,
                 'svc-' || ((i // 10) % 10),
-                '1.0.' || ((i // 100000) % 5),
-                'prod',
-                'bench',
-                NULL,
+                NULL, NULL, NULL, NULL, -- version, environment, scope: in resources
                 'sess-' || ((i // 10) % 50000),
                 CASE WHEN i % 10 = 5 THEN 'openai' END,
                 CASE WHEN i % 10 = 5 THEN 'chat' END,
@@ -300,7 +299,7 @@ pub mod generated {
                 i + 1,
                 NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                 CASE WHEN i % 10 = 5 THEN 'priced' END,
-                (i // 10) % 10 + 1
+                ((i // 10) % 10) * 5 + (i // 100000) % 5 + 1
              FROM range({spans}) t(i)"
         );
         // One thread, so row groups hold consecutive times as the writer's
