@@ -409,6 +409,18 @@ mod tests {
             .unwrap()
     }
 
+    /// Writes `batch` and waits until reads see it (a file's writer
+    /// answers from its journal before the commit).
+    fn write_and_settle(writer: &Writer, batch: Batch) {
+        let rx = writer.handle().submit(batch).unwrap();
+        rx.blocking_recv().unwrap().unwrap();
+        writer
+            .handle()
+            .visibility()
+            .unwrap()
+            .settle_blocking(std::time::Duration::from_secs(30));
+    }
+
     fn count(conn: &Conn, sql: &str) -> i64 {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
@@ -602,20 +614,14 @@ mod tests {
         let writer =
             Writer::start(db, Arc::new(Hub::new(64)), WriterConfig::default(), true).unwrap();
         let a: Arc<str> = HOST_A.into();
-        let rx = writer
-            .handle()
-            .submit(Batch {
+        write_and_settle(
+            &writer,
+            Batch {
                 spans: vec![span(0, &a)],
                 logs: vec![log(&a)],
                 ..Default::default()
-            })
-            .unwrap();
-        rx.blocking_recv().unwrap().unwrap();
-        writer
-            .handle()
-            .visibility()
-            .unwrap()
-            .settle_blocking(std::time::Duration::from_secs(30));
+            },
+        );
         assert_eq!(
             strings(&conn, "SELECT resource FROM spans ORDER BY ingest_seq"),
             vec![HOST_B, HOST_A]
@@ -715,9 +721,9 @@ mod tests {
             scope_version: version.map(Into::into),
             ..span(i, &a)
         };
-        let rx = writer
-            .handle()
-            .submit(Batch {
+        write_and_settle(
+            &writer,
+            Batch {
                 spans: vec![
                     scoped(1, Some("fastapi"), Some("0.1")),
                     scoped(2, Some("httpx"), None),
@@ -726,14 +732,8 @@ mod tests {
                 ],
                 logs: vec![log(&a)],
                 ..Default::default()
-            })
-            .unwrap();
-        rx.blocking_recv().unwrap().unwrap();
-        writer
-            .handle()
-            .visibility()
-            .unwrap()
-            .settle_blocking(std::time::Duration::from_secs(30));
+            },
+        );
 
         let mut stmt = conn
             .prepare(
