@@ -45,7 +45,8 @@
 //!   (counters and the heartbeat health reads). `writer/derived/` holds the summary
 //!   tables the writer keeps in the same transaction as the rows they
 //!   summarise (`derived::Derived`): `resources` (each distinct resource
-//!   stored once, for spans with their version, environment and scope;
+//!   stored once, for spans and logs with their version, environment and
+//!   scope;
 //!   span, log and metric rows carry its id, and the `spans`, `logs` and
 //!   `metrics` views join the values back), `trace_index` (where
 //!   in time each trace is), `sessions` (`session_entities`, `session_traces`), `genai_rollup`

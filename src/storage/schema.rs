@@ -9,8 +9,8 @@
 //! (see `writer::derived::resources`): a new column goes on the table, and
 //! the view, which selects `*`, shows it. Since migration 17 the ids of
 //! `span_rows` are numbers that `spans` prints as hex (see `ids`); since
-//! migration 19 a span's version, environment and scope are in its
-//! `resources` row, which `spans` joins back.
+//! migrations 19 and 20 a span's or log's version, environment and scope
+//! are in its `resources` row, which the views join back.
 
 use duckdb::Connection;
 
@@ -450,6 +450,11 @@ CREATE OR REPLACE VIEW spans AS
         version: 19,
         name: "span versions, environments and scopes stored with their resource",
         sql: super::writer::derived::resources::SPAN_ORIGIN_MIGRATION_SQL,
+    },
+    Migration {
+        version: 20,
+        name: "log versions, environments and scopes stored with their resource",
+        sql: super::writer::derived::resources::LOG_ORIGIN_MIGRATION_SQL,
     },
 ];
 

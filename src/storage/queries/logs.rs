@@ -13,15 +13,19 @@ use crate::model::query::{
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::Conn;
 
-/// The log columns `log_row` reads, with `$resource` for the resource. The
-/// ones `resources` also has (for spans, migration 19) name their table.
+/// The log columns `log_row` reads, with the given expressions for the
+/// columns a log may take from its resource row.
 macro_rules! log_cols {
-    ($resource:expr) => {
+    ($version:expr, $environment:expr, $scope_name:expr, $resource:expr) => {
         concat!(
             "time_unix_nano, observed_time_unix_nano, trace_id, span_id, \
-            severity_number, severity_text, body, service_name, log_rows.service_version, \
-            log_rows.deployment_environment, log_rows.scope_name, session_id, event_name, \
-            attributes, ",
+            severity_number, severity_text, body, service_name, ",
+            $version,
+            ", ",
+            $environment,
+            ", ",
+            $scope_name,
+            ", session_id, event_name, attributes, ",
             $resource,
             ", ingest_seq"
         )
@@ -29,11 +33,20 @@ macro_rules! log_cols {
 }
 
 /// As stored in `log_rows` (see `traces::SPAN_COLS`).
-const LOG_COLS: &str = log_cols!("resource");
+const LOG_COLS: &str = log_cols!(
+    "service_version",
+    "deployment_environment",
+    "scope_name",
+    "resource"
+);
 
-/// Over [`LOGS_WITH_RESOURCES`]: the resource text of every row.
-pub(crate) const LOG_COLS_RESOLVED: &str =
-    log_cols!("coalesce(log_rows.resource, resources.resource)");
+/// Over [`LOGS_WITH_RESOURCES`]: every row's values, wherever stored.
+pub(crate) const LOG_COLS_RESOLVED: &str = log_cols!(
+    "coalesce(log_rows.service_version, resources.service_version)",
+    "coalesce(log_rows.deployment_environment, resources.deployment_environment)",
+    "coalesce(log_rows.scope_name, resources.scope_name)",
+    "coalesce(log_rows.resource, resources.resource)"
+);
 
 /// `log_rows` with each row's resource.
 pub(crate) const LOGS_WITH_RESOURCES: &str =

@@ -2,7 +2,8 @@
 //! and `metric_rows`, filled on the prepare thread so the writer only
 //! numbers and appends them. A row's resource is stored as its id (see
 //! `derived::resources`); the `resource` text column stays NULL, and so do
-//! a span's version, environment and scope, which its resource row holds.
+//! a span's or log's version, environment and scope, which its resource row
+//! holds.
 
 use super::dedup::span_key;
 use super::derived::resources::ResourceIds;
@@ -115,7 +116,7 @@ pub(super) fn put_span(
     b.opt_str(s.status_message.as_deref());
     b.str(&s.service_name);
     // Version, environment and scope: stored with the resource (migration
-    // 19, `derived::resources::SpanOrigin`).
+    // 19, `derived::resources::Origin`).
     b.null();
     b.null();
     b.null();
@@ -174,9 +175,10 @@ pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord, ids: &mut Resourc
     b.opt_str(l.severity_text.as_deref());
     b.opt_str(l.body.as_deref());
     b.str(&l.service_name);
-    b.opt_str(l.service_version.as_deref());
-    b.opt_str(l.deployment_environment.as_deref());
-    b.opt_str(l.scope_name.as_deref());
+    // Version, environment and scope: with the resource (migration 20).
+    b.null();
+    b.null();
+    b.null();
     b.opt_str(l.session_id.as_deref());
     b.opt_str(l.event_name.as_deref());
     b.u32(l.flags);
@@ -184,7 +186,7 @@ pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord, ids: &mut Resourc
     b.null(); // resource: stored as resource_id
     b.u32(l.dropped_attributes_count);
     b.u64(0); // ingest_seq: numbered when appended
-    b.u64(ids.id(&l.resource));
+    b.u64(ids.log(l));
 }
 
 /// Where `ingest_seq` is among the metric columns.

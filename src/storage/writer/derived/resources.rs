@@ -21,12 +21,13 @@
 //! Since migration 19 a span's resource row also holds the four columns
 //! that are the same for every span of one SDK and instrumentation scope:
 //! `service_version`, `deployment_environment`, `scope_name` and
-//! `scope_version` ([`SpanOrigin`]). Each cost DuckDB a string per row to
+//! `scope_version` ([`Origin`]); since migration 20 a log's row holds its
+//! three (logs have no scope version). Each cost DuckDB a string per row to
 //! hash, measure and compress at commit; measured in DuckDB alone, leaving
-//! the four NULL in `span_rows` cut a row's append and commit by 0.5–0.8
-//! µs. Such a span's id hashes them with the text, so one resource sent by
-//! several scopes has a row per scope; a span without any of the four
-//! keeps the plain text's id, the row logs and metrics use.
+//! them NULL in the rows cut a span's append and commit by 0.5–0.8 µs and
+//! a log's by 0.5 µs. Such a record's id hashes them with the text, so one
+//! resource sent by several scopes has a row per scope; a record without
+//! any of them keeps the plain text's id, the row metric points use.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::{Committing, Derived};
-use crate::model::SpanRecord;
+use crate::model::{LogRecord, SpanRecord};
 use crate::storage::duck::{Chunk, ChunkBuilder, Col, RawConn};
 use crate::storage::{Conn, DuckError, StorageError};
 
@@ -74,7 +75,7 @@ CREATE VIEW metrics AS
 "#;
 
 /// Migration 19: the columns a span takes from its resource row
-/// ([`SpanOrigin`]). Rows stored before keep their own values, which the
+/// ([`Origin`]). Rows stored before keep their own values, which the
 /// view prefers, so nothing is rewritten.
 pub const SPAN_ORIGIN_MIGRATION_SQL: &str = r#"
 -- A span's service_version, deployment_environment, scope_name and
@@ -99,6 +100,20 @@ CREATE OR REPLACE VIEW spans AS
     FROM span_rows s LEFT JOIN resources r ON r.resource_id = s.resource_id;
 "#;
 
+/// Migration 20: the same for logs. Rows stored before keep their values.
+pub const LOG_ORIGIN_MIGRATION_SQL: &str = r#"
+-- A log's service_version, deployment_environment and scope_name are stored
+-- once per resource and scope in resources (NULL in log_rows); the logs view
+-- shows them as before.
+CREATE OR REPLACE VIEW logs AS
+    SELECT l.* EXCLUDE (resource_id) REPLACE (
+        coalesce(l.service_version, r.service_version) AS service_version,
+        coalesce(l.deployment_environment, r.deployment_environment) AS deployment_environment,
+        coalesce(l.scope_name, r.scope_name) AS scope_name,
+        coalesce(l.resource, r.resource) AS resource)
+    FROM log_rows l LEFT JOIN resources r ON r.resource_id = l.resource_id;
+"#;
+
 /// A span's service version over [`SPANS_WITH_RESOURCES`], as the `spans`
 /// view shows it.
 pub const SPAN_VERSION_SQL: &str = "coalesce(span_rows.service_version, resources.service_version)";
@@ -118,18 +133,19 @@ pub fn resource_id(resource: &str) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// What a span's resource row holds besides the text (migration 19).
+/// What a span's or log's resource row holds besides the text (migrations
+/// 19 and 20; logs have no scope version).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SpanOrigin {
+pub struct Origin {
     pub service_version: Option<String>,
     pub deployment_environment: Option<String>,
     pub scope_name: Option<String>,
     pub scope_version: Option<String>,
 }
 
-impl SpanOrigin {
-    pub fn of(s: &SpanRecord) -> SpanOrigin {
-        SpanOrigin {
+impl Origin {
+    pub fn of_span(s: &SpanRecord) -> Origin {
+        Origin {
             service_version: s.service_version.clone(),
             deployment_environment: s.deployment_environment.clone(),
             scope_name: s.scope_name.clone(),
@@ -137,11 +153,26 @@ impl SpanOrigin {
         }
     }
 
-    fn is(&self, s: &SpanRecord) -> bool {
-        self.service_version == s.service_version
-            && self.deployment_environment == s.deployment_environment
-            && self.scope_name == s.scope_name
-            && self.scope_version == s.scope_version
+    pub fn of_log(l: &LogRecord) -> Origin {
+        Origin {
+            service_version: l.service_version.clone(),
+            deployment_environment: l.deployment_environment.clone(),
+            scope_name: l.scope_name.clone(),
+            scope_version: None,
+        }
+    }
+
+    fn is(
+        &self,
+        version: &Option<String>,
+        environment: &Option<String>,
+        scope_name: &Option<String>,
+        scope_version: Option<&String>,
+    ) -> bool {
+        self.service_version == *version
+            && self.deployment_environment == *environment
+            && self.scope_name == *scope_name
+            && self.scope_version.as_ref() == scope_version
     }
 
     fn fields(&self) -> [&Option<String>; 4] {
@@ -153,7 +184,7 @@ impl SpanOrigin {
         ]
     }
 
-    /// The resource row id of spans from `resource` with these values:
+    /// The resource row id of records from `resource` with these values:
     /// the text's own id when all four are absent, else a hash of both.
     /// 0xFF never occurs in UTF-8 text, so no resource text hashes like
     /// another's text with fields.
@@ -181,16 +212,16 @@ impl SpanOrigin {
 }
 
 /// Resource row ids for a run of records, hashing each distinct resource
-/// (and, for spans, [`SpanOrigin`]) once: an export's records share their
-/// resource's `Arc`, and its spans mostly one scope.
+/// (and [`Origin`]) once: an export's records share their resource's `Arc`,
+/// and mostly one scope.
 #[derive(Default)]
 pub struct ResourceIds {
     last: Option<(Arc<str>, u64)>,
-    last_span: Option<(Arc<str>, SpanOrigin, u64)>,
+    last_origin: Option<(Arc<str>, Origin, u64)>,
 }
 
 impl ResourceIds {
-    /// The id of a log's or metric point's resource row.
+    /// The id of a metric point's resource row.
     pub fn id(&mut self, resource: &Arc<str>) -> u64 {
         match &self.last {
             Some((text, id)) if Arc::ptr_eq(text, resource) => *id,
@@ -204,15 +235,44 @@ impl ResourceIds {
 
     /// The id of a span's resource row.
     pub fn span(&mut self, s: &SpanRecord) -> u64 {
-        match &self.last_span {
-            Some((text, origin, id)) if Arc::ptr_eq(text, &s.resource) && origin.is(s) => *id,
-            _ => {
-                let origin = SpanOrigin::of(s);
-                let id = origin.id(&s.resource);
-                self.last_span = Some((s.resource.clone(), origin, id));
-                id
+        match &self.last_origin {
+            Some((text, origin, id))
+                if Arc::ptr_eq(text, &s.resource)
+                    && origin.is(
+                        &s.service_version,
+                        &s.deployment_environment,
+                        &s.scope_name,
+                        s.scope_version.as_ref(),
+                    ) =>
+            {
+                *id
             }
+            _ => self.remember(&s.resource, Origin::of_span(s)),
         }
+    }
+
+    /// The id of a log's resource row.
+    pub fn log(&mut self, l: &LogRecord) -> u64 {
+        match &self.last_origin {
+            Some((text, origin, id))
+                if Arc::ptr_eq(text, &l.resource)
+                    && origin.is(
+                        &l.service_version,
+                        &l.deployment_environment,
+                        &l.scope_name,
+                        None,
+                    ) =>
+            {
+                *id
+            }
+            _ => self.remember(&l.resource, Origin::of_log(l)),
+        }
+    }
+
+    fn remember(&mut self, resource: &Arc<str>, origin: Origin) -> u64 {
+        let id = origin.id(resource);
+        self.last_origin = Some((resource.clone(), origin, id));
+        id
     }
 }
 
@@ -225,7 +285,7 @@ const COLLECT_SQL: &str = "DELETE FROM resources WHERE resource_id NOT IN (
     UNION SELECT resource_id FROM log_rows WHERE resource_id IS NOT NULL
     UNION SELECT resource_id FROM metric_rows WHERE resource_id IS NOT NULL)";
 
-/// `resources` in table order: id, text, then [`SpanOrigin`] (migration 19).
+/// `resources` in table order: id, text, then [`Origin`] (migration 19).
 const COLS: &[Col] = &[
     Col::UBigint,
     Col::Varchar,
@@ -287,25 +347,25 @@ impl Derived for Resources {
         }
         let known = self.collected.as_ref().unwrap_or(&self.known);
         let mut ids = ResourceIds::default();
-        let mut new: Vec<(u64, Arc<str>, Option<SpanOrigin>)> = Vec::new();
+        let mut new: Vec<(u64, Arc<str>, Option<Origin>)> = Vec::new();
         // A set, not a scan of `new`: a client may send a resource per span.
         let mut added = HashSet::new();
         let mut last = None;
-        let mut consider = |id: u64, resource: &Arc<str>, span: Option<&SpanRecord>| {
+        let mut consider = |id: u64, resource: &Arc<str>, origin: &dyn Fn() -> Option<Origin>| {
             if last != Some(id) && !known.contains(&id) && added.insert(id) {
-                new.push((id, resource.clone(), span.map(SpanOrigin::of)));
+                new.push((id, resource.clone(), origin()));
             }
             last = Some(id);
         };
         for batch in rows.batches() {
             for s in &batch.spans {
-                consider(ids.span(s), &s.resource, Some(s));
+                consider(ids.span(s), &s.resource, &|| Some(Origin::of_span(s)));
             }
             for l in &batch.logs {
-                consider(ids.id(&l.resource), &l.resource, None);
+                consider(ids.log(l), &l.resource, &|| Some(Origin::of_log(l)));
             }
             for m in &batch.metrics {
-                consider(ids.id(&m.resource), &m.resource, None);
+                consider(ids.id(&m.resource), &m.resource, &|| None);
             }
         }
         if new.is_empty() {
@@ -839,6 +899,110 @@ mod tests {
         assert_eq!(old.roots[0].span.scope_name.as_deref(), Some("old-scope"));
         let logs = query_logs(&conn, &LogQuery::default()).unwrap();
         assert_eq!(logs.items[0].resource.get(), HOST_A);
+        writer.shutdown();
+    }
+
+    #[test]
+    fn a_log_s_version_environment_and_scope_are_stored_with_its_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.duckdb");
+        {
+            // A row as the release before migration 20 stored it.
+            let old = duckdb::Connection::open(&path).unwrap();
+            crate::storage::schema::migrate_to(&old, 19).unwrap();
+            old.execute_batch(&format!(
+                "INSERT INTO log_rows BY NAME SELECT 1 AS time_unix_nano,
+                    1 AS observed_time_unix_nano, 9 AS severity_number, 'a' AS service_name,
+                    '1.0' AS service_version, 'staging' AS deployment_environment,
+                    'old-scope' AS scope_name, 0 AS flags, '{{}}' AS attributes,
+                    0 AS dropped_attributes_count, 1 AS ingest_seq, {id} AS resource_id;
+                 INSERT INTO resources (resource_id, resource) VALUES ({id}, '{HOST_A}');",
+                id = resource_id(HOST_A)
+            ))
+            .unwrap();
+        }
+        let db = open(&StorageOptions::file_in(dir.path())).unwrap();
+        let conn = db.connect().unwrap();
+        let writer =
+            Writer::start(db, Arc::new(Hub::new(64)), WriterConfig::default(), true).unwrap();
+        let a: Arc<str> = HOST_A.into();
+        let from_app = LogRecord {
+            time_unix_nano: 6_000,
+            service_version: Some("2.0".into()),
+            deployment_environment: Some("prod".into()),
+            scope_name: Some("app".into()),
+            ..log(&a)
+        };
+        // A span from the same SDK and scope (without a scope version)
+        // shares the log's row.
+        let span_from_app = SpanRecord {
+            service_version: Some("2.0".into()),
+            deployment_environment: Some("prod".into()),
+            scope_name: Some("app".into()),
+            ..span(1, &a)
+        };
+        write_and_settle(
+            &writer,
+            Batch {
+                spans: vec![span_from_app],
+                logs: vec![from_app, log(&a)],
+                ..Default::default()
+            },
+        );
+        let mut stmt = conn
+            .prepare(
+                "SELECT service_version, deployment_environment, scope_name, resource
+                 FROM logs ORDER BY ingest_seq",
+            )
+            .unwrap();
+        type Shown = (Option<String>, Option<String>, Option<String>, String);
+        let shown: Vec<Shown> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let o = |x: &str| Some(x.to_string());
+        let a_text = HOST_A.to_string();
+        assert_eq!(
+            shown,
+            vec![
+                (o("1.0"), o("staging"), o("old-scope"), a_text.clone()),
+                (o("2.0"), o("prod"), o("app"), a_text.clone()),
+                (None, None, None, a_text),
+            ]
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM log_rows WHERE service_version IS NOT NULL
+                   OR deployment_environment IS NOT NULL OR scope_name IS NOT NULL"
+            ),
+            1
+        );
+        assert_eq!(count(&conn, "SELECT count(*) FROM resources"), 2);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(DISTINCT resource_id) FROM (SELECT resource_id FROM span_rows
+                   UNION ALL SELECT resource_id FROM log_rows WHERE ingest_seq > 1)"
+            ),
+            2
+        );
+        // qyl's own log search shows the same values, newest first.
+        let page = query_logs(&conn, &LogQuery::default()).unwrap();
+        let found: Vec<_> = page
+            .items
+            .iter()
+            .map(|l| (l.service_version.clone(), l.scope_name.clone()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (o("2.0"), o("app")),
+                (None, None),
+                (o("1.0"), o("old-scope"))
+            ]
+        );
         writer.shutdown();
     }
 
