@@ -469,6 +469,22 @@ mod tests {
             .unwrap()
     }
 
+    /// A file left by an older release at migration `version`, holding
+    /// `old_rows`, opened (and so migrated) by this one, with a writer.
+    fn upgraded(version: u32, old_rows: &str) -> (tempfile::TempDir, Conn, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = duckdb::Connection::open(dir.path().join("q.duckdb")).unwrap();
+            crate::storage::schema::migrate_to(&old, version).unwrap();
+            old.execute_batch(old_rows).unwrap();
+        }
+        let db = open(&StorageOptions::file_in(dir.path())).unwrap();
+        let conn = db.connect().unwrap();
+        let writer =
+            Writer::start(db, Arc::new(Hub::new(64)), WriterConfig::default(), true).unwrap();
+        (dir, conn, writer)
+    }
+
     /// Writes `batch` and waits until reads see it (a file's writer
     /// answers from its journal before the commit).
     fn write_and_settle(writer: &Writer, batch: Batch) {
@@ -647,32 +663,24 @@ mod tests {
 
     #[test]
     fn rows_stored_before_the_migration_keep_their_resource() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("q.duckdb");
-        {
-            // A file as the release before migration 16 left it.
-            let old = duckdb::Connection::open(&path).unwrap();
-            crate::storage::schema::migrate_to(&old, 15).unwrap();
-            old.execute_batch(&format!(
+        // A file as the release before migration 16 left it.
+        let (_dir, conn, writer) = upgraded(
+            15,
+            &format!(
                 "INSERT INTO spans BY NAME SELECT
-                    '{:032x}' AS trace_id, '{:016x}' AS span_id, 'old' AS name,
-                    'INTERNAL' AS kind, 1 AS start_time_unix_nano, 2 AS end_time_unix_nano,
-                    1 AS duration_ns, 'UNSET' AS status_code, 'a' AS service_name,
-                    '{{}}' AS attributes, '{HOST_B}' AS resource, '[]' AS events,
-                    '[]' AS links, 0 AS dropped_attributes_count, 0 AS dropped_events_count,
-                    0 AS dropped_links_count, 1 AS ingest_seq;
-                 INSERT INTO logs BY NAME SELECT 1 AS time_unix_nano,
-                    1 AS observed_time_unix_nano, 9 AS severity_number, 'a' AS service_name,
-                    0 AS flags, '{{}}' AS attributes, '{HOST_B}' AS resource,
-                    0 AS dropped_attributes_count, 2 AS ingest_seq;",
+                '{:032x}' AS trace_id, '{:016x}' AS span_id, 'old' AS name,
+                'INTERNAL' AS kind, 1 AS start_time_unix_nano, 2 AS end_time_unix_nano,
+                1 AS duration_ns, 'UNSET' AS status_code, 'a' AS service_name,
+                '{{}}' AS attributes, '{HOST_B}' AS resource, '[]' AS events,
+                '[]' AS links, 0 AS dropped_attributes_count, 0 AS dropped_events_count,
+                0 AS dropped_links_count, 1 AS ingest_seq;
+             INSERT INTO logs BY NAME SELECT 1 AS time_unix_nano,
+                1 AS observed_time_unix_nano, 9 AS severity_number, 'a' AS service_name,
+                0 AS flags, '{{}}' AS attributes, '{HOST_B}' AS resource,
+                0 AS dropped_attributes_count, 2 AS ingest_seq;",
                 99, 99
-            ))
-            .unwrap();
-        }
-        let db = open(&StorageOptions::file_in(dir.path())).unwrap();
-        let conn = db.connect().unwrap();
-        let writer =
-            Writer::start(db, Arc::new(Hub::new(64)), WriterConfig::default(), true).unwrap();
+            ),
+        );
         let a: Arc<str> = HOST_A.into();
         write_and_settle(
             &writer,
@@ -747,32 +755,24 @@ mod tests {
 
     #[test]
     fn a_span_s_version_environment_and_scope_are_stored_with_its_resource() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("q.duckdb");
         let old_trace = format!("{:032x}", 99);
-        {
-            // A row as the release before migration 19 stored it.
-            let old = duckdb::Connection::open(&path).unwrap();
-            crate::storage::schema::migrate_to(&old, 18).unwrap();
-            old.execute_batch(&format!(
+        // A row as the release before migration 19 stored it.
+        let (_dir, conn, writer) = upgraded(
+            18,
+            &format!(
                 "INSERT INTO span_rows BY NAME SELECT
-                    99::UHUGEINT AS trace_id, 99::UBIGINT AS span_id, 'old' AS name,
-                    'INTERNAL' AS kind, 1 AS start_time_unix_nano, 2 AS end_time_unix_nano,
-                    1 AS duration_ns, 'UNSET' AS status_code, 'a' AS service_name,
-                    '1.0' AS service_version, 'staging' AS deployment_environment,
-                    'old-scope' AS scope_name, '0.0' AS scope_version,
-                    '{{}}' AS attributes, 0 AS dropped_attributes_count,
-                    0 AS dropped_events_count, 0 AS dropped_links_count, 1 AS ingest_seq,
-                    {id} AS resource_id;
-                 INSERT INTO resources VALUES ({id}, '{HOST_A}');",
+                99::UHUGEINT AS trace_id, 99::UBIGINT AS span_id, 'old' AS name,
+                'INTERNAL' AS kind, 1 AS start_time_unix_nano, 2 AS end_time_unix_nano,
+                1 AS duration_ns, 'UNSET' AS status_code, 'a' AS service_name,
+                '1.0' AS service_version, 'staging' AS deployment_environment,
+                'old-scope' AS scope_name, '0.0' AS scope_version,
+                '{{}}' AS attributes, 0 AS dropped_attributes_count,
+                0 AS dropped_events_count, 0 AS dropped_links_count, 1 AS ingest_seq,
+                {id} AS resource_id;
+             INSERT INTO resources VALUES ({id}, '{HOST_A}');",
                 id = resource_id(HOST_A)
-            ))
-            .unwrap();
-        }
-        let db = open(&StorageOptions::file_in(dir.path())).unwrap();
-        let conn = db.connect().unwrap();
-        let writer =
-            Writer::start(db, Arc::new(Hub::new(64)), WriterConfig::default(), true).unwrap();
+            ),
+        );
         let a: Arc<str> = HOST_A.into();
         let scoped = |i: u64, scope: Option<&str>, version: Option<&str>| SpanRecord {
             service_version: Some("2.0".into()),
@@ -904,27 +904,19 @@ mod tests {
 
     #[test]
     fn a_log_s_version_environment_and_scope_are_stored_with_its_resource() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("q.duckdb");
-        {
-            // A row as the release before migration 20 stored it.
-            let old = duckdb::Connection::open(&path).unwrap();
-            crate::storage::schema::migrate_to(&old, 19).unwrap();
-            old.execute_batch(&format!(
+        // A row as the release before migration 20 stored it.
+        let (_dir, conn, writer) = upgraded(
+            19,
+            &format!(
                 "INSERT INTO log_rows BY NAME SELECT 1 AS time_unix_nano,
-                    1 AS observed_time_unix_nano, 9 AS severity_number, 'a' AS service_name,
-                    '1.0' AS service_version, 'staging' AS deployment_environment,
-                    'old-scope' AS scope_name, 0 AS flags, '{{}}' AS attributes,
-                    0 AS dropped_attributes_count, 1 AS ingest_seq, {id} AS resource_id;
-                 INSERT INTO resources (resource_id, resource) VALUES ({id}, '{HOST_A}');",
+                1 AS observed_time_unix_nano, 9 AS severity_number, 'a' AS service_name,
+                '1.0' AS service_version, 'staging' AS deployment_environment,
+                'old-scope' AS scope_name, 0 AS flags, '{{}}' AS attributes,
+                0 AS dropped_attributes_count, 1 AS ingest_seq, {id} AS resource_id;
+             INSERT INTO resources (resource_id, resource) VALUES ({id}, '{HOST_A}');",
                 id = resource_id(HOST_A)
-            ))
-            .unwrap();
-        }
-        let db = open(&StorageOptions::file_in(dir.path())).unwrap();
-        let conn = db.connect().unwrap();
-        let writer =
-            Writer::start(db, Arc::new(Hub::new(64)), WriterConfig::default(), true).unwrap();
+            ),
+        );
         let a: Arc<str> = HOST_A.into();
         let from_app = LogRecord {
             time_unix_nano: 6_000,
