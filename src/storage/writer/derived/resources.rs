@@ -145,42 +145,28 @@ pub struct Origin {
 
 impl Origin {
     pub fn of_span(s: &SpanRecord) -> Origin {
-        Origin {
-            service_version: s.service_version.clone(),
-            deployment_environment: s.deployment_environment.clone(),
-            scope_name: s.scope_name.clone(),
-            scope_version: s.scope_version.clone(),
-        }
+        Origin::from_values(span_values(s))
     }
 
     pub fn of_log(l: &LogRecord) -> Origin {
+        Origin::from_values(log_values(l))
+    }
+
+    fn from_values([version, environment, scope_name, scope_version]: Values<'_>) -> Origin {
         Origin {
-            service_version: l.service_version.clone(),
-            deployment_environment: l.deployment_environment.clone(),
-            scope_name: l.scope_name.clone(),
-            scope_version: None,
+            service_version: version.map(String::from),
+            deployment_environment: environment.map(String::from),
+            scope_name: scope_name.map(String::from),
+            scope_version: scope_version.map(String::from),
         }
     }
 
-    fn is(
-        &self,
-        version: &Option<String>,
-        environment: &Option<String>,
-        scope_name: &Option<String>,
-        scope_version: Option<&String>,
-    ) -> bool {
-        self.service_version == *version
-            && self.deployment_environment == *environment
-            && self.scope_name == *scope_name
-            && self.scope_version.as_ref() == scope_version
-    }
-
-    fn fields(&self) -> [&Option<String>; 4] {
+    fn values(&self) -> Values<'_> {
         [
-            &self.service_version,
-            &self.deployment_environment,
-            &self.scope_name,
-            &self.scope_version,
+            self.service_version.as_deref(),
+            self.deployment_environment.as_deref(),
+            self.scope_name.as_deref(),
+            self.scope_version.as_deref(),
         ]
     }
 
@@ -189,14 +175,15 @@ impl Origin {
     /// 0xFF never occurs in UTF-8 text, so no resource text hashes like
     /// another's text with fields.
     pub fn id(&self, resource: &str) -> u64 {
-        if self.fields().iter().all(|f| f.is_none()) {
+        let values = self.values();
+        if values.iter().all(|v| v.is_none()) {
             return resource_id(resource);
         }
         let mut hash = Sha256::new();
         hash.update(resource.as_bytes());
         hash.update([0xFF]);
-        for field in self.fields() {
-            match field {
+        for value in values {
+            match value {
                 None => hash.update([0]),
                 Some(v) => {
                     hash.update([1]);
@@ -209,6 +196,28 @@ impl Origin {
         first.copy_from_slice(&hash.finalize()[..8]);
         u64::from_be_bytes(first)
     }
+}
+
+/// An [`Origin`] borrowed from a record: version, environment, scope name
+/// and scope version.
+type Values<'a> = [Option<&'a str>; 4];
+
+fn span_values(s: &SpanRecord) -> Values<'_> {
+    [
+        s.service_version.as_deref(),
+        s.deployment_environment.as_deref(),
+        s.scope_name.as_deref(),
+        s.scope_version.as_deref(),
+    ]
+}
+
+fn log_values(l: &LogRecord) -> Values<'_> {
+    [
+        l.service_version.as_deref(),
+        l.deployment_environment.as_deref(),
+        l.scope_name.as_deref(),
+        None,
+    ]
 }
 
 /// Resource row ids for a run of records, hashing each distinct resource
@@ -235,41 +244,21 @@ impl ResourceIds {
 
     /// The id of a span's resource row.
     pub fn span(&mut self, s: &SpanRecord) -> u64 {
-        match &self.last_origin {
-            Some((text, origin, id))
-                if Arc::ptr_eq(text, &s.resource)
-                    && origin.is(
-                        &s.service_version,
-                        &s.deployment_environment,
-                        &s.scope_name,
-                        s.scope_version.as_ref(),
-                    ) =>
-            {
-                *id
-            }
-            _ => self.remember(&s.resource, Origin::of_span(s)),
-        }
+        self.with_origin(&s.resource, span_values(s))
     }
 
     /// The id of a log's resource row.
     pub fn log(&mut self, l: &LogRecord) -> u64 {
-        match &self.last_origin {
-            Some((text, origin, id))
-                if Arc::ptr_eq(text, &l.resource)
-                    && origin.is(
-                        &l.service_version,
-                        &l.deployment_environment,
-                        &l.scope_name,
-                        None,
-                    ) =>
-            {
-                *id
-            }
-            _ => self.remember(&l.resource, Origin::of_log(l)),
-        }
+        self.with_origin(&l.resource, log_values(l))
     }
 
-    fn remember(&mut self, resource: &Arc<str>, origin: Origin) -> u64 {
+    fn with_origin(&mut self, resource: &Arc<str>, values: Values<'_>) -> u64 {
+        if let Some((text, origin, id)) = &self.last_origin {
+            if Arc::ptr_eq(text, resource) && origin.values() == values {
+                return *id;
+            }
+        }
+        let origin = Origin::from_values(values);
         let id = origin.id(resource);
         self.last_origin = Some((resource.clone(), origin, id));
         id
