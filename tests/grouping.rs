@@ -138,8 +138,9 @@ fn write_v1_group(db: &duckdb::Connection, t0: u64, g: &V1Group<'_>) {
 }
 
 /// Turns a database this qyl created back into what the release before
-/// migration 11 left: the tables of migrations 11 on gone, their version
-/// numbers forgotten.
+/// migration 11 left: the tables of migrations 11 on gone, every row
+/// holding its own resource, version, environment and scope again, their
+/// version numbers forgotten.
 fn as_before_migration_11(db: &duckdb::Connection) {
     db.execute_batch(
         "DROP TABLE error_group_users;
@@ -163,6 +164,21 @@ fn as_before_migration_11(db: &duckdb::Connection) {
          UPDATE span_rows SET events = coalesce(events, '[]'), links = coalesce(links, '[]');
          ALTER TABLE span_rows ALTER COLUMN events SET NOT NULL;
          ALTER TABLE span_rows ALTER COLUMN links SET NOT NULL;
+         UPDATE span_rows SET resource = coalesce(span_rows.resource, r.resource),
+             service_version = coalesce(span_rows.service_version, r.service_version),
+             deployment_environment =
+                 coalesce(span_rows.deployment_environment, r.deployment_environment),
+             scope_name = coalesce(span_rows.scope_name, r.scope_name),
+             scope_version = coalesce(span_rows.scope_version, r.scope_version)
+         FROM resources r WHERE r.resource_id = span_rows.resource_id;
+         UPDATE log_rows SET resource = coalesce(log_rows.resource, r.resource),
+             service_version = coalesce(log_rows.service_version, r.service_version),
+             deployment_environment =
+                 coalesce(log_rows.deployment_environment, r.deployment_environment),
+             scope_name = coalesce(log_rows.scope_name, r.scope_name)
+         FROM resources r WHERE r.resource_id = log_rows.resource_id;
+         UPDATE metric_rows SET resource = coalesce(metric_rows.resource, r.resource)
+         FROM resources r WHERE r.resource_id = metric_rows.resource_id;
          ALTER TABLE span_rows DROP COLUMN resource_id;
          ALTER TABLE span_rows RENAME TO spans;
          ALTER TABLE log_rows DROP COLUMN resource_id;

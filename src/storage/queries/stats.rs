@@ -122,6 +122,12 @@ struct ServiceAcc {
     bins: Binned,
 }
 
+/// The service overview's keys over [`SPANS_WITH_RESOURCES`], as
+/// `service_minutes` stores them.
+fn span_keys() -> String {
+    format!("service_name, coalesce({SPAN_VERSION_SQL}, ''), coalesce({SPAN_ENVIRONMENT_SQL}, '')")
+}
+
 /// `SELECT <keys>, bin, spans, errors, min, max, latest start` for the
 /// spans starting in `[since, until)`: whole minutes from
 /// `service_minutes` (grouped by `rollup_keys`), the partial minutes at
@@ -129,12 +135,6 @@ struct ServiceAcc {
 /// span columns). Without `whole_minutes` (a step that splits minutes),
 /// everything comes from `spans`. The bounds are numbers, so formatting
 /// them into the SQL is safe.
-/// The service overview's keys over [`SPANS_WITH_RESOURCES`], as
-/// `service_minutes` stores them.
-fn span_keys() -> String {
-    format!("service_name, coalesce({SPAN_VERSION_SQL}, ''), coalesce({SPAN_ENVIRONMENT_SQL}, '')")
-}
-
 fn binned_sql(
     since: u64,
     until: u64,

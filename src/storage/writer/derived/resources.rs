@@ -144,14 +144,6 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn of_span(s: &SpanRecord) -> Origin {
-        Origin::from_values(span_values(s))
-    }
-
-    pub fn of_log(l: &LogRecord) -> Origin {
-        Origin::from_values(log_values(l))
-    }
-
     fn from_values([version, environment, scope_name, scope_version]: Values<'_>) -> Origin {
         Origin {
             service_version: version.map(String::from),
@@ -340,21 +332,21 @@ impl Derived for Resources {
         // A set, not a scan of `new`: a client may send a resource per span.
         let mut added = HashSet::new();
         let mut last = None;
-        let mut consider = |id: u64, resource: &Arc<str>, origin: &dyn Fn() -> Option<Origin>| {
+        let mut consider = |id: u64, resource: &Arc<str>, values: Option<Values<'_>>| {
             if last != Some(id) && !known.contains(&id) && added.insert(id) {
-                new.push((id, resource.clone(), origin()));
+                new.push((id, resource.clone(), values.map(Origin::from_values)));
             }
             last = Some(id);
         };
         for batch in rows.batches() {
             for s in &batch.spans {
-                consider(ids.span(s), &s.resource, &|| Some(Origin::of_span(s)));
+                consider(ids.span(s), &s.resource, Some(span_values(s)));
             }
             for l in &batch.logs {
-                consider(ids.log(l), &l.resource, &|| Some(Origin::of_log(l)));
+                consider(ids.log(l), &l.resource, Some(log_values(l)));
             }
             for m in &batch.metrics {
-                consider(ids.id(&m.resource), &m.resource, &|| None);
+                consider(ids.id(&m.resource), &m.resource, None);
             }
         }
         if new.is_empty() {
