@@ -143,16 +143,7 @@ impl Params {
             Some(k) => {
                 let k = k.to_ascii_uppercase();
                 let k = k.strip_prefix("SPAN_KIND_").unwrap_or(&k).to_string();
-                if ![
-                    "INTERNAL",
-                    "SERVER",
-                    "CLIENT",
-                    "PRODUCER",
-                    "CONSUMER",
-                    "UNSPECIFIED",
-                ]
-                .contains(&k.as_str())
-                {
+                if !crate::model::SPAN_KINDS.contains(&k.as_str()) {
                     return Err(ApiError::bad_request(format!(
                         "kind: {k:?} is not a span kind"
                     )));

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::enrich::{record_info, resource_info};
 use super::jsonw;
-use crate::model::{LogRecord, MetricPoint, SpanRecord};
+use crate::model::{LogRecord, MetricPoint, SpanRecord, SPAN_KINDS, STATUS_CODES};
 
 /// The records that survived conversion and what was rejected.
 #[derive(Debug, Default, PartialEq)]
@@ -104,22 +104,17 @@ fn scope_parts(scope: Option<&InstrumentationScope>) -> (Option<String>, Option<
 }
 
 pub fn span_kind_name(kind: i32) -> &'static str {
-    match kind {
-        1 => "INTERNAL",
-        2 => "SERVER",
-        3 => "CLIENT",
-        4 => "PRODUCER",
-        5 => "CONSUMER",
-        _ => "UNSPECIFIED",
-    }
+    usize::try_from(kind)
+        .ok()
+        .and_then(|k| SPAN_KINDS.get(k).copied())
+        .unwrap_or(SPAN_KINDS[0])
 }
 
 pub fn status_code_name(code: i32) -> &'static str {
-    match code {
-        1 => "OK",
-        2 => "ERROR",
-        _ => "UNSET",
-    }
+    usize::try_from(code)
+        .ok()
+        .and_then(|c| STATUS_CODES.get(c).copied())
+        .unwrap_or(STATUS_CODES[0])
 }
 
 pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted<SpanRecord> {

@@ -14,6 +14,19 @@ pub mod genai;
 pub mod query;
 pub mod slo;
 
+/// Span kinds, each at its OTLP number (`SpanKind`).
+pub const SPAN_KINDS: [&str; 6] = [
+    "UNSPECIFIED",
+    "INTERNAL",
+    "SERVER",
+    "CLIENT",
+    "PRODUCER",
+    "CONSUMER",
+];
+
+/// Span status codes at their OTLP numbers (`Status.StatusCode`).
+pub const STATUS_CODES: [&str; 3] = ["UNSET", "OK", "ERROR"];
+
 /// One span, normalised. See DESIGN §3 for the column meanings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpanRecord {
@@ -22,13 +35,13 @@ pub struct SpanRecord {
     pub parent_span_id: Option<String>,
     pub trace_state: Option<String>,
     pub name: String,
-    /// `INTERNAL`, `SERVER`, `CLIENT`, `PRODUCER`, `CONSUMER` or `UNSPECIFIED`.
+    /// One of [`SPAN_KINDS`].
     pub kind: &'static str,
     pub start_time_unix_nano: u64,
     pub end_time_unix_nano: u64,
     /// `end - start`, clamped at zero for clocks that ran backwards.
     pub duration_ns: u64,
-    /// `UNSET`, `OK` or `ERROR`.
+    /// One of [`STATUS_CODES`].
     pub status_code: &'static str,
     pub status_message: Option<String>,
     pub service_name: String,
