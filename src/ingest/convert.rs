@@ -532,3 +532,29 @@ fn number_point(
         ..base.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_status_codes_are_named_by_their_otlp_numbers() {
+        let kinds: Vec<&str> = (-1..=6).map(span_kind_name).collect();
+        assert_eq!(
+            kinds,
+            [
+                "UNSPECIFIED",
+                "UNSPECIFIED",
+                "INTERNAL",
+                "SERVER",
+                "CLIENT",
+                "PRODUCER",
+                "CONSUMER",
+                "UNSPECIFIED"
+            ]
+        );
+        let codes: Vec<&str> = (-1..=3).map(status_code_name).collect();
+        assert_eq!(codes, ["UNSET", "UNSET", "OK", "ERROR", "UNSET"]);
+        assert_eq!(span_kind_name(i32::MAX), "UNSPECIFIED");
+    }
+}
