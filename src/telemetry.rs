@@ -33,10 +33,10 @@ pub fn routes() -> Router<AppState> {
     responses((status = 200, description = "Prometheus text exposition, version 0.0.4", content_type = "text/plain; version=0.0.4", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    // Counters move at commit; an export is answered a little before it.
-    if let Some(visibility) = state.writer.visibility() {
-        visibility.settle(std::time::Duration::from_secs(1)).await;
-    }
+    // Counters move at commit, up to `ingest.fill_ms` after an export is
+    // answered; a scrape does not wait for it (as queries do), since asking
+    // the writer to commit at once would cut its commits short for every
+    // frequent scraper.
     let text = render(&Snapshot::read(&state));
     (
         [

@@ -464,12 +464,14 @@ async fn a_client_that_stops_reading_is_told_it_lagged_and_ingest_goes_on() {
     };
     assert!(skipped > 0 && spans + skipped <= 400, "{spans} + {skipped}");
     assert_eq!(slow.next().await, None, "the stream ends after lagged");
-    let metrics = scrape(&qyl.http).await;
-    assert!(
-        metrics.contains("qyl_live_lagged_streams_total 1\n"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("qyl_ingest_rows_total{signal=\"span\"} 400\n"));
+    scrape_when(
+        &qyl.http,
+        &[
+            "qyl_live_lagged_streams_total 1\n",
+            "qyl_ingest_rows_total{signal=\"span\"} 400\n",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -550,6 +552,24 @@ async fn scrape(addr: &str) -> String {
     resp.text().await.unwrap()
 }
 
+/// Scrapes until the text holds every line of `lines`. Counters move when
+/// the writer commits, a few milliseconds after an export is answered, and
+/// a scrape does not wait for that.
+async fn scrape_when(addr: &str, lines: &[&str]) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = scrape(addr).await;
+        if lines.iter().all(|l| text.contains(l)) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {lines:?} in\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A parsed sample: metric name, labels, value.
 type Sample = (String, Vec<(String, String)>, f64);
 
@@ -613,7 +633,14 @@ async fn metrics_endpoint_counts_ingest_in_prometheus_text() {
     post(&qyl.otlp_http, "/v1/traces", &traces(&three, 0)).await;
     post(&qyl.http, "/v1/logs", &logs(&[("svc", 9, "hello", 0)])).await;
 
-    let text = scrape(&qyl.http).await;
+    let text = scrape_when(
+        &qyl.http,
+        &[
+            "qyl_ingest_rows_total{signal=\"span\"} 3\n",
+            "qyl_ingest_rows_total{signal=\"log\"} 1\n",
+        ],
+    )
+    .await;
     let mut samples = Vec::new();
     let mut typed = Vec::new();
     for line in text.lines() {

@@ -178,11 +178,11 @@ fn send_with(otlp_http: &str, service: &str, tag: &str, env: &[(&str, &str)]) ->
 
 /// Waits until qyl has committed (and so published to its live buffer)
 /// every export it has answered: an export is answered once it is in the
-/// journal, a few milliseconds before that. `/metrics` waits for it.
+/// journal, a few milliseconds before that. A query waits for it.
 fn settled(http: &str) {
     use std::io::{Read, Write};
     let mut conn = std::net::TcpStream::connect(http).expect("connecting to qyl");
-    write!(conn, "GET /metrics HTTP/1.0\r\nHost: qyl\r\n\r\n").unwrap();
+    write!(conn, "GET /api/v1/services HTTP/1.0\r\nHost: qyl\r\n\r\n").unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
     assert!(

@@ -46,8 +46,9 @@ pub struct Database {
     catalog: Option<String>,
     /// That file.
     file_without_wal: Option<std::path::PathBuf>,
-    /// The file is laid out as [`FileLayout::COMPACT`].
-    compact: bool,
+    /// The file's layout, when it is one of qyl's (see
+    /// [`Database::open_without_wal`]).
+    layout: Option<FileLayout>,
 }
 
 // SAFETY: a duckdb_database is internally synchronised; DuckDB documents it
@@ -65,17 +66,34 @@ pub struct FileLayout {
 }
 
 impl FileLayout {
-    /// qyl's layout for a new file. A row group of 8,192 rows is what the
+    /// qyl's layout for a new file. A row group of 32,768 rows is what the
     /// writer commits at a high rate (`ingest.batch_rows`), so each such
-    /// commit is written compressed once, straight into the file. Blocks
-    /// of 64 KiB keep the space a row group leaves in its last block
-    /// small: with DuckDB's 256 KiB blocks, 8,192-row row groups made the
-    /// file about twice as large (BENCHMARKS.md).
+    /// commit is written compressed once, straight into the file. Against
+    /// 8,192-row groups (`COMPACT_8K`), a commit and its checkpoint cost
+    /// less CPU per span, the file is a fifth smaller, and DuckDB keeps
+    /// fewer row group objects in memory (BENCHMARKS.md). Blocks of 64 KiB
+    /// keep the space a row group leaves in its last block small: with
+    /// DuckDB's 256 KiB blocks, 8,192-row groups made the file about twice
+    /// as large.
     pub const COMPACT: FileLayout = FileLayout {
+        block_size: 65_536,
+        row_group_rows: 32_768,
+    };
+
+    /// The layout of files made by qyl releases from 2026-11 until
+    /// `COMPACT`: the same blocks, 8,192-row groups. Such a file keeps its
+    /// row groups, because a checkpoint under larger ones merges every old
+    /// group into new ones at once: a rewrite of the whole file while the
+    /// writer waits.
+    pub const COMPACT_8K: FileLayout = FileLayout {
         block_size: 65_536,
         row_group_rows: 8_192,
     };
 }
+
+/// The table in which a file made with 64 KiB blocks records its row
+/// group size (DuckDB keeps only the block size in the file).
+const LAYOUT_TABLE: &str = "qyl_file_layout";
 
 impl Database {
     /// Opens `path` (or `:memory:`) with the given `SET`-style options.
@@ -117,7 +135,7 @@ impl Database {
                 raw,
                 catalog: None,
                 file_without_wal: None,
-                compact: false,
+                layout: None,
             }))
         }
     }
@@ -130,12 +148,15 @@ impl Database {
     /// applied once the file is attached (`enable_external_access = false`
     /// would refuse the ATTACH itself).
     ///
-    /// The file is laid out as [`FileLayout::COMPACT`]: a commit of a full
-    /// row group or more is then compressed into the file as it commits
-    /// (DuckDB's optimistic write), instead of being copied uncompressed
-    /// into the table and compressed again by the next checkpoint. A file
-    /// made with DuckDB's default blocks (every qyl file before this
-    /// layout) keeps DuckDB's default row groups: its block size is fixed
+    /// A new file is laid out as [`FileLayout::COMPACT`]: a commit of a
+    /// full row group or more is then compressed into the file as it
+    /// commits (DuckDB's optimistic write), instead of being copied
+    /// uncompressed into the table and compressed again by the next
+    /// checkpoint. The row group size is an ATTACH option that DuckDB does
+    /// not keep in the file, so qyl records it in a table of the file, and
+    /// a file made with [`FileLayout::COMPACT_8K`] keeps its row groups. A
+    /// file made with DuckDB's default blocks (every qyl file before
+    /// 2026-11) keeps DuckDB's default row groups: its block size is fixed
     /// when it is made, and a small row group in a 256 KiB block leaves
     /// most of a block unused per row group.
     pub fn open_without_wal(
@@ -146,6 +167,7 @@ impl Database {
         let mut db = Database::open(":memory:", options)?;
         let catalog = "qyl";
         let raw = db.raw_connection()?;
+        let context = || format!("opening {path}");
         let attach = |layout: Option<FileLayout>| {
             let layout = layout.map_or_else(String::new, |l| {
                 format!(
@@ -157,36 +179,56 @@ impl Database {
                 "ATTACH {} AS {catalog} (RECOVERY_MODE NO_WAL_WRITES{layout})",
                 sql_text(path)
             ))
+            .map_err(|e| err(context(), e.message))
         };
-        let compact = match attach(Some(FileLayout::COMPACT)) {
-            Ok(()) => true,
+        let layout = match attach(Some(FileLayout::COMPACT)) {
+            Ok(()) => {
+                let in_context = |e: DuckError| err(context(), e.message);
+                let (layout, recorded) = file_layout(&raw, catalog).map_err(in_context)?;
+                if layout != FileLayout::COMPACT {
+                    // Before anything is written: a checkpoint under the
+                    // wrong row groups would merge the file's.
+                    raw.execute(&format!("DETACH {catalog}"))?;
+                    attach(Some(layout))?;
+                    tracing::info!(
+                        path,
+                        row_group_rows = layout.row_group_rows,
+                        "the database file keeps the row groups it was made with"
+                    );
+                }
+                if !recorded {
+                    record_layout(&raw, catalog, layout).map_err(in_context)?;
+                }
+                Some(layout)
+            }
             // DuckDB refuses a block size that is not the file's.
             Err(e) if e.message.contains("block size") => {
-                attach(None).map_err(|e| err(format!("opening {path}"), e.message))?;
+                attach(None)?;
                 tracing::info!(
                     path,
                     "the database file has DuckDB's default 256 KiB blocks; it keeps DuckDB's default row groups, and commits are compressed by checkpoints"
                 );
-                false
+                None
             }
-            Err(e) => return Err(err(format!("opening {path}"), e.message)),
+            Err(e) => return Err(e),
         };
         for (name, value) in after_attach {
             raw.execute(&format!("SET GLOBAL {name} = {}", sql_text(value)))?;
         }
         drop(raw);
-        let only = Arc::get_mut(&mut db)
-            .ok_or_else(|| err(format!("opening {path}"), "database shared while opening"))?;
+        let only =
+            Arc::get_mut(&mut db).ok_or_else(|| err(context(), "database shared while opening"))?;
         only.catalog = Some(catalog.to_string());
         only.file_without_wal = Some(path.into());
-        only.compact = compact;
+        only.layout = layout;
         Ok(db)
     }
 
-    /// Whether the file is laid out as [`FileLayout::COMPACT`], where a
-    /// commit of a whole row group is written compressed as it commits.
-    pub fn compact_layout(&self) -> bool {
-        self.compact
+    /// The rows in a row group of the file's tables, when the file has one
+    /// of qyl's layouts: a commit of that many rows (or a multiple) is
+    /// written compressed as it commits.
+    pub fn row_group_rows(&self) -> Option<u64> {
+        self.layout.map(|l| l.row_group_rows)
     }
 
     /// The database file, when it was opened without DuckDB's WAL (and so
@@ -422,6 +464,53 @@ impl RawConn {
             _conn: self,
         })
     }
+}
+
+/// The layout of a file with 64 KiB blocks, attached as `catalog`, and
+/// whether the file records it. A file without the record is new, and
+/// gets [`FileLayout::COMPACT`], or was made before the record, with
+/// [`FileLayout::COMPACT_8K`].
+fn file_layout(raw: &RawConn, catalog: &str) -> Result<(FileLayout, bool), DuckError> {
+    let tables_named = |filter: &str| {
+        raw.query_u64_row(&format!(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = {} {filter}",
+            sql_text(catalog)
+        ))
+        .map(|row| row.first().copied().unwrap_or(0))
+    };
+    if tables_named(&format!("AND table_name = '{LAYOUT_TABLE}'"))? > 0 {
+        let rows = raw.query_u64_column(&format!(
+            "SELECT row_group_rows FROM {catalog}.main.{LAYOUT_TABLE}"
+        ))?;
+        let row_group_rows = rows.first().copied().filter(|r| *r > 0).ok_or_else(|| {
+            err(
+                "reading the file's layout",
+                format!("{LAYOUT_TABLE} has no row group size"),
+            )
+        })?;
+        let layout = FileLayout {
+            block_size: FileLayout::COMPACT.block_size,
+            row_group_rows,
+        };
+        return Ok((layout, true));
+    }
+    let layout = if tables_named("")? > 0 {
+        FileLayout::COMPACT_8K
+    } else {
+        FileLayout::COMPACT
+    };
+    Ok((layout, false))
+}
+
+/// Records `layout` in the file attached as `catalog` (under that layout),
+/// and checkpoints: without a WAL nothing else makes it durable.
+fn record_layout(raw: &RawConn, catalog: &str, layout: FileLayout) -> Result<(), DuckError> {
+    raw.execute(&format!(
+        "CREATE TABLE {catalog}.main.{LAYOUT_TABLE} (row_group_rows BIGINT NOT NULL);
+         INSERT INTO {catalog}.main.{LAYOUT_TABLE} VALUES ({});
+         CHECKPOINT {catalog}",
+        layout.row_group_rows
+    ))
 }
 
 /// A SQL string literal (DuckDB: quotes doubled, no backslash escapes; NUL
@@ -925,10 +1014,18 @@ mod tests {
         let new = dir.path().join("new.duckdb");
         let db = Database::open_without_wal(new.to_str().unwrap(), &[], &[]).unwrap();
         assert_eq!(block_size(&db) as u64, FileLayout::COMPACT.block_size);
+        assert_eq!(
+            db.row_group_rows(),
+            Some(FileLayout::COMPACT.row_group_rows)
+        );
         drop(db);
         // Reopened: the file's block size is the one asked for.
         let db = Database::open_without_wal(new.to_str().unwrap(), &[], &[]).unwrap();
         assert_eq!(block_size(&db) as u64, FileLayout::COMPACT.block_size);
+        assert_eq!(
+            db.row_group_rows(),
+            Some(FileLayout::COMPACT.row_group_rows)
+        );
         drop(db);
 
         let old = dir.path().join("old.duckdb");
@@ -941,6 +1038,7 @@ mod tests {
         drop(db);
         let db = Database::open_without_wal(old.to_str().unwrap(), &[], &[]).unwrap();
         assert_eq!(block_size(&db), 262_144);
+        assert_eq!(db.row_group_rows(), None);
         let raw = db.raw_connection().unwrap();
         raw.execute("INSERT INTO t SELECT range FROM range(1000, 1500)")
             .unwrap();
@@ -951,6 +1049,60 @@ mod tests {
             .query_row("SELECT count(DISTINCT i) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 1500);
+    }
+
+    /// The sizes of the row groups of table `t`, in order.
+    fn row_groups(db: &Arc<Database>) -> Vec<i64> {
+        let conn = db.connect().unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT max(start + count) - min(start) FROM pragma_storage_info('t')
+                 WHERE column_name = 'i' GROUP BY row_group_id ORDER BY row_group_id",
+            )
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    /// A file made with 8,192-row groups (qyl's layout before 32,768) keeps
+    /// them: under larger ones, DuckDB's next checkpoint would merge every
+    /// old row group into new ones, rewriting the whole file at once.
+    #[test]
+    fn a_file_made_with_small_row_groups_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("8k.duckdb");
+        let db = Database::open(":memory:", &[]).unwrap();
+        let raw = db.raw_connection().unwrap();
+        raw.execute(&format!(
+            "ATTACH {} AS old (BLOCK_SIZE 65536, ROW_GROUP_SIZE 8192);
+             CREATE TABLE old.t AS SELECT range AS i FROM range(4 * 8192);
+             CHECKPOINT old",
+            sql_text(path.to_str().unwrap())
+        ))
+        .unwrap();
+        drop(raw);
+        drop(db);
+
+        for _ in 0..2 {
+            let db = Database::open_without_wal(path.to_str().unwrap(), &[], &[]).unwrap();
+            assert_eq!(db.row_group_rows(), Some(8_192));
+            drop(db);
+        }
+        let db = Database::open_without_wal(path.to_str().unwrap(), &[], &[]).unwrap();
+        let raw = db.raw_connection().unwrap();
+        raw.execute("INSERT INTO t SELECT range FROM range(4 * 8192, 8 * 8192); CHECKPOINT")
+            .unwrap();
+        assert_eq!(row_groups(&db), vec![8_192; 8]);
+        drop(raw);
+        drop(db);
+
+        // A new file's row groups are the compact layout's.
+        let new = dir.path().join("new.duckdb");
+        let db = Database::open_without_wal(new.to_str().unwrap(), &[], &[]).unwrap();
+        let raw = db.raw_connection().unwrap();
+        raw.execute("CREATE TABLE t AS SELECT range AS i FROM range(2 * 32_768); CHECKPOINT")
+            .unwrap();
+        assert_eq!(row_groups(&db), vec![32_768; 2]);
     }
 
     #[test]

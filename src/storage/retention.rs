@@ -309,8 +309,8 @@ pub fn run_pass(
 
 /// Deletes the oldest data until the used bytes are under `target`.
 ///
-/// DuckDB frees space only by whole row groups (8,192 rows of a table in
-/// qyl's file layout, 122,880 in files made before it),
+/// DuckDB frees space only by whole row groups (32,768 rows of a table in
+/// qyl's file layout; 8,192 or 122,880 in files made before it),
 /// so a round can delete rows and free nothing yet. Then the pass stops
 /// rather than delete ever more to force a result; the next pass deletes the
 /// next share and crosses the row group's end. So the database may sit a
@@ -1088,8 +1088,8 @@ mod tests {
     #[test]
     fn size_limit_deletes_the_oldest_until_it_fits() {
         let db = Db::file();
-        // DuckDB frees space by whole row groups (8,192 rows in qyl's file
-        // layout, 122,880 in older files), so each table needs several for
+        // DuckDB frees space by whole row groups (32,768 rows in qyl's file
+        // layout, 122,880 in the oldest files), so each table needs several for
         // a limit of half the data to be reachable in either.
         const TRACES: i64 = 125_000;
         fill(&db, 1, TRACES as u64);

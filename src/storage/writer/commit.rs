@@ -220,18 +220,10 @@ impl WriterState {
         Ok(replayed.next)
     }
 
-    /// The rows a gather ends at: `batch_rows`, or fewer when the spans
-    /// table's last row group is partly filled (a commit that ended at its
-    /// deadline), so that the next commit fills it and those after it are
-    /// whole row groups again. A full commit written after a partial row
-    /// group made the checkpoint merge the two.
+    /// The rows a gather ends at (see [`CommitFill::gather_target`]).
     fn gather_target(&self) -> usize {
-        let batch = self.batch_rows as u64;
         match (&self.fill, &self.checkpoints) {
-            (Some(_), Some(checkpoints)) => match checkpoints.span_rows() % batch {
-                0 => self.batch_rows,
-                open => (batch - open) as usize,
-            },
+            (Some(fill), Some(checkpoints)) => fill.gather_target(checkpoints.span_rows()),
             _ => self.batch_rows,
         }
     }

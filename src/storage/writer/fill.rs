@@ -1,16 +1,18 @@
-//! How long the writer gathers rows before it commits.
+//! How long the writer gathers rows before it commits, and where a gather
+//! ends.
 //!
-//! A commit of a full row group (`batch_rows`, 8,192 rows) is compressed
-//! into the database file as it commits; a smaller one waits uncompressed
-//! in memory until the next checkpoint compresses it, which costs more CPU
-//! per span and makes that checkpoint (during which nothing commits) long.
-//! Committing every `batch_ms` at half the top rate made commits of ~1k
-//! rows and checkpoints of 0.5–1 s. So when the recent rate would gather a
-//! full commit within `fill_wait`, the writer waits for it instead. A
-//! commit that still ends early leaves a row group part full, and the
-//! writer's next gather takes just what fills it (`gather_target` in
-//! `commit`): a whole row group written after a partial one made the
-//! checkpoint merge the two, which cost more than the wait saved.
+//! A commit of a full row group (32,768 rows in a new file; `batch_rows`
+//! matches it) is compressed into the database file as it commits; a
+//! smaller one waits uncompressed in memory until the next checkpoint
+//! compresses it, which costs more CPU per span and makes that checkpoint
+//! (during which nothing commits) long. Committing every `batch_ms` at half
+//! the top rate made commits of ~1k rows and checkpoints of 0.5–1 s. So
+//! when the recent rate would gather a full commit within `fill_wait`, the
+//! writer waits for it instead. A commit that still ends early leaves a row
+//! group part full, and the writer's next gather takes just what fills it
+//! ([`CommitFill::gather_target`]): a whole row group written after a
+//! partial one made the checkpoint merge the two, which cost more than the
+//! wait saved.
 //!
 //! Waiting costs visibility, not export latency: with a database file an
 //! export is answered once it is journaled. A reader that needs an export's
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 /// and the longest it may wait for a full commit.
 pub(super) struct CommitFill {
     batch_rows: usize,
+    /// The database file's row group.
+    row_group_rows: u64,
     batch_wait: Duration,
     fill_wait: Duration,
     /// Rows per second over recent gathers (each from the start of one to
@@ -38,9 +42,15 @@ const RATE_WEIGHT: f64 = 0.3;
 
 impl CommitFill {
     /// `fill_wait` zero never waits for a full commit.
-    pub(super) fn new(batch_rows: usize, batch_wait: Duration, fill_wait: Duration) -> Self {
+    pub(super) fn new(
+        batch_rows: usize,
+        row_group_rows: u64,
+        batch_wait: Duration,
+        fill_wait: Duration,
+    ) -> Self {
         CommitFill {
             batch_rows: batch_rows.max(1),
+            row_group_rows: row_group_rows.max(1),
             batch_wait,
             fill_wait,
             rate: 0.0,
@@ -65,6 +75,19 @@ impl CommitFill {
             }
         }
         now + self.wait()
+    }
+
+    /// The rows a gather ends at, with `span_rows` spans in the table:
+    /// `batch_rows`, or fewer when the table's last row group is partly
+    /// filled (a commit that ended at its deadline), so that the next
+    /// commit fills it and those after it are whole row groups again.
+    pub(super) fn gather_target(&self, span_rows: u64) -> usize {
+        match span_rows % self.row_group_rows {
+            0 => self.batch_rows,
+            open => usize::try_from(self.row_group_rows - open)
+                .unwrap_or(usize::MAX)
+                .min(self.batch_rows),
+        }
     }
 
     /// `fill_wait` when the rate gathers a full commit within it, otherwise
@@ -105,7 +128,7 @@ mod tests {
     #[test]
     fn a_rate_that_fills_a_commit_in_time_waits_for_it() {
         // 1,000 rows every 30 ms: 33k rows/s fills 8,192 in ~250 ms.
-        let mut fill = CommitFill::new(8192, 5 * MS, 400 * MS);
+        let mut fill = CommitFill::new(8192, 8192, 5 * MS, 400 * MS);
         let w = waits(&mut fill, &mut Instant::now(), 1000, 30 * MS, 5);
         assert_eq!(w[0], 5 * MS, "no rate known before the first gather");
         assert!(w[1..].iter().all(|w| *w == 400 * MS), "{w:?}");
@@ -114,14 +137,14 @@ mod tests {
     #[test]
     fn a_slow_rate_commits_at_batch_wait() {
         // 100 rows every 20 ms: 5k rows/s would take 1.6 s to fill.
-        let mut fill = CommitFill::new(8192, 5 * MS, 400 * MS);
+        let mut fill = CommitFill::new(8192, 8192, 5 * MS, 400 * MS);
         let w = waits(&mut fill, &mut Instant::now(), 100, 20 * MS, 10);
         assert!(w.iter().all(|w| *w == 5 * MS), "{w:?}");
     }
 
     #[test]
     fn the_wait_ends_within_a_few_gathers_of_the_load_dropping() {
-        let mut fill = CommitFill::new(8192, 5 * MS, 400 * MS);
+        let mut fill = CommitFill::new(8192, 8192, 5 * MS, 400 * MS);
         let now = &mut Instant::now();
         waits(&mut fill, now, 8192, 100 * MS, 5);
         // The load drops to a trickle: a gather that waited 400 ms for 10 rows.
@@ -132,8 +155,23 @@ mod tests {
 
     #[test]
     fn zero_fill_wait_never_waits() {
-        let mut fill = CommitFill::new(8192, 5 * MS, Duration::ZERO);
+        let mut fill = CommitFill::new(8192, 8192, 5 * MS, Duration::ZERO);
         let w = waits(&mut fill, &mut Instant::now(), 8192, MS, 5);
         assert!(w.iter().all(|w| *w == 5 * MS), "{w:?}");
+    }
+
+    #[test]
+    fn a_gather_ends_where_the_row_group_ends() {
+        let fill = CommitFill::new(32_768, 32_768, 5 * MS, 400 * MS);
+        assert_eq!(fill.gather_target(0), 32_768);
+        assert_eq!(fill.gather_target(3 * 32_768), 32_768);
+        assert_eq!(fill.gather_target(32_768 + 1_000), 31_768);
+        // A file made with 8,192-row groups takes commits of several.
+        let old_file = CommitFill::new(32_768, 8_192, 5 * MS, 400 * MS);
+        assert_eq!(old_file.gather_target(5 * 8_192), 32_768);
+        assert_eq!(old_file.gather_target(5 * 8_192 + 192), 8_000);
+        // A batch smaller than the row group never grows past itself.
+        let small = CommitFill::new(1_000, 32_768, 5 * MS, 400 * MS);
+        assert_eq!(small.gather_target(10), 1_000);
     }
 }

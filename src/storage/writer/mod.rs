@@ -107,9 +107,9 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             queue_rows: 100_000,
-            batch_rows: 8192,
+            batch_rows: 32_768,
             batch_wait: Duration::from_millis(5),
-            fill_wait: Duration::from_millis(400),
+            fill_wait: Duration::from_millis(1600),
             dedup_window: 1_000_000,
             checkpoint_interval: Duration::from_secs(10),
             derived: derived::DerivedSettings::default(),
@@ -216,9 +216,17 @@ impl Writer {
             // A file made before the compact layout compresses commits at
             // checkpoints whatever their size: waiting would only delay
             // the live stream.
-            fill: (journal_dir.is_some() && db.compact_layout()).then(|| {
-                fill::CommitFill::new(config.batch_rows, config.batch_wait, config.fill_wait)
-            }),
+            fill: journal_dir
+                .as_ref()
+                .and(db.row_group_rows())
+                .map(|row_group_rows| {
+                    fill::CommitFill::new(
+                        config.batch_rows,
+                        row_group_rows,
+                        config.batch_wait,
+                        config.fill_wait,
+                    )
+                }),
         };
         let mut journal_thread = None;
         let writer_rx = match (&journal_dir, &marks) {

@@ -52,6 +52,9 @@ fn numbered(i: u64) -> SpanRecord {
 }
 
 /// A writer on a database file of its own, fed spans with distinct ids.
+/// The row group of a new file.
+const ROW_GROUP: u64 = crate::storage::duck::FileLayout::COMPACT.row_group_rows;
+
 struct FileWriter {
     _dir: tempfile::TempDir,
     writer: Writer,
@@ -137,10 +140,11 @@ fn a_steady_load_is_committed_in_full_commits() {
         fill_wait: Duration::from_secs(5),
         ..WriterConfig::default()
     });
-    // 48 exports of 1,024 spans, 10 ms apart: a rate that gathers 8,192
-    // rows well within the fill wait. Committed every batch_ms (5 ms)
-    // instead, each export is a commit of its own.
-    for _ in 0..48 {
+    // Two row groups' worth of exports of 1,024 spans, 10 ms apart: a
+    // rate that gathers a row group well within the fill wait. Committed
+    // every batch_ms (5 ms) instead, each export is a commit of its own.
+    let exports = 2 * ROW_GROUP / 1024;
+    for _ in 0..exports {
         w.send(1024);
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -148,11 +152,11 @@ fn a_steady_load_is_committed_in_full_commits() {
     h.visibility()
         .unwrap()
         .settle_blocking(Duration::from_secs(30));
-    assert_eq!(count(&w.reader), 48 * 1024);
+    assert_eq!(count(&w.reader), (exports * 1024) as i64);
     let commits = h.stats().batches_committed.load(Ordering::Relaxed);
     assert!(
-        commits <= 12,
-        "{commits} commits for 6 commits' worth of rows"
+        commits <= 6,
+        "{commits} commits for 2 commits' worth of rows"
     );
     w.writer.shutdown();
 }
@@ -202,19 +206,19 @@ fn a_reader_does_not_wait_for_a_full_commit() {
 fn after_a_partial_commit_the_next_one_fills_the_row_group() {
     let mut w = FileWriter::under_load();
     let visibility = w.writer.handle().visibility().unwrap();
-    // A reader hurries a commit of 1,024 rows: the row group is 1/8 full.
+    // A reader hurries a commit of 17 exports of 1,024 rows: the row
+    // group is part full.
     w.send(1024);
     visibility.settle_blocking(Duration::from_secs(30));
     assert_eq!(count(&w.reader), 17 * 1024);
-    // 7,168 rows fill it: that commit does not wait for 8,192 (nor for
-    // the ten-minute fill wait).
-    for _ in 0..7 {
+    // The exports that fill it make a commit that does not wait for a
+    // whole `batch_rows` (nor for the ten-minute fill wait).
+    let to_fill = ROW_GROUP / 1024 - 17;
+    for _ in 0..to_fill {
         w.send(1024);
     }
-    assert_eq!(
-        w.wait_for_rows(24 * 1024, Duration::from_secs(60)),
-        24 * 1024
-    );
+    let filled = ROW_GROUP as i64;
+    assert_eq!(w.wait_for_rows(filled, Duration::from_secs(60)), filled);
     w.writer.shutdown();
 }
 
@@ -638,15 +642,12 @@ fn a_grown_table_is_checkpointed_before_the_timer() {
     w.writer.shutdown();
 }
 
-/// A commit of a full row group (8,192 spans, `batch_rows` by default) is
-/// compressed into the file as it commits, with no checkpoint; a smaller
-/// one stays uncompressed in memory until a checkpoint.
+/// A commit of a full row group (32,768 spans, `batch_rows` by default)
+/// is compressed into the file as it commits, with no checkpoint; a
+/// smaller one stays uncompressed in memory until a checkpoint.
 #[test]
 fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
-    assert_eq!(
-        WriterConfig::default().batch_rows as u64,
-        crate::storage::duck::FileLayout::COMPACT.row_group_rows
-    );
+    assert_eq!(WriterConfig::default().batch_rows as u64, ROW_GROUP);
     let mut w = FileWriter::start();
     let h = w.writer.handle();
     let visibility = h.visibility().expect("a file has a journal");
@@ -662,14 +663,15 @@ fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
             )
             .unwrap()
     };
-    w.send(8_192);
+    let whole = ROW_GROUP as i64;
+    w.send(ROW_GROUP);
     visibility.settle_blocking(Duration::from_secs(60));
     assert_eq!(h.stats().checkpoints.load(Ordering::Acquire), 0);
-    assert_eq!(rows_by_place(&w.reader), (8_192, 0));
+    assert_eq!(rows_by_place(&w.reader), (whole, 0));
     w.send(1_000);
     visibility.settle_blocking(Duration::from_secs(60));
     assert_eq!(h.stats().checkpoints.load(Ordering::Acquire), 0);
-    assert_eq!(rows_by_place(&w.reader), (8_192, 1_000));
-    assert_eq!(count(&w.reader), 9_192);
+    assert_eq!(rows_by_place(&w.reader), (whole, 1_000));
+    assert_eq!(count(&w.reader), whole + 1_000);
     w.writer.shutdown();
 }
