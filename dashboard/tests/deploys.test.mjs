@@ -126,7 +126,9 @@ test("a group's page names the deploy it started with and what changed with it",
 
   // The service's deploys, newest first: 1.5.0 (marked) brought two new
   // groups (the ValueError and the rate limits), 1.4.0 one.
+  // The list and the detail are two requests; either may answer first.
   const rows = card.locator('.eg-deploys li');
+  await rows.nth(1).waitFor();
   assert.equal(await rows.count(), 2);
   const r150 = card.locator('li[data-version="1.5.0"]');
   assert.match(await r150.getAttribute('class'), /eg-deploy-marked/);
