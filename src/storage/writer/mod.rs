@@ -190,8 +190,7 @@ impl Writer {
         // cannot leave a thread running.
         let raw = db.raw_connection()?;
         let (reaper_tx, reaper) = spawn_reaper()?;
-        // Two commits' worth of rows, so a commit never waits for chunks.
-        let lookahead = Arc::new(Lookahead::new(2 * config.batch_rows.max(1)));
+        let lookahead = Arc::new(Lookahead::new(prepare::lookahead_rows(config.batch_rows)));
         // Replayed sums are pending from the start: readers must wait for them.
         let summaries_pending = Arc::new(AtomicBool::new(derived.iter().any(|t| t.pending())));
         let mut state = WriterState {
