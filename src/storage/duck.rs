@@ -80,7 +80,7 @@ impl FileLayout {
         row_group_rows: 32_768,
     };
 
-    /// The layout of files made by qyl releases from 2026-11 until
+    /// The layout of files made by qyl from 2026-12-03 (436b68c) until
     /// `COMPACT`: the same blocks, 8,192-row groups. Such a file keeps its
     /// row groups, because a checkpoint under larger ones merges every old
     /// group into new ones at once: a rewrite of the whole file while the
@@ -156,7 +156,7 @@ impl Database {
     /// not keep in the file, so qyl records it in a table of the file, and
     /// a file made with [`FileLayout::COMPACT_8K`] keeps its row groups. A
     /// file made with DuckDB's default blocks (every qyl file before
-    /// 2026-11) keeps DuckDB's default row groups: its block size is fixed
+    /// 2026-12-03) keeps DuckDB's default row groups: its block size is fixed
     /// when it is made, and a small row group in a 256 KiB block leaves
     /// most of a block unused per row group.
     pub fn open_without_wal(
