@@ -3,9 +3,9 @@
 //!
 //! A commit of a full row group or more (32,768 rows in a new file: the
 //! writer's commits at a high rate, see `storage::duck::FileLayout`) is
-//! compressed into the
-//! file as it commits. Smaller commits (a low rate, and the summary
-//! tables) are appended to the table uncompressed and, without a WAL, live
+//! compressed into the file as it commits. Smaller commits (a low rate,
+//! and the summary tables) are appended to the table uncompressed and,
+//! without a WAL, live
 //! in DuckDB's memory (about 1.2 KB per span, against ~40 bytes once
 //! written) until a checkpoint compresses them, so the time between
 //! checkpoints sets what they cost in memory. A checkpoint also rewrites
