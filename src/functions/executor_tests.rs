@@ -393,12 +393,8 @@ fn rate_limits_and_full_queues_skip_without_blocking() {
         ],
         |c| c.executor.queue_size = 3,
     );
-    let unix_second = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
+    // The clock and the second the executor samples by.
+    let unix_second = || crate::model::now_unix_nano() / 1_000_000_000;
     let (started, first_second) = (Instant::now(), unix_second());
     for seq in 1..=50 {
         s.send(&span_event(seq, "svc", 1));
