@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::{spawn_thread, Conn, Database, StorageError};
 
@@ -100,7 +100,7 @@ impl RetentionStats {
         self.last_pass_micros
             .store(took.as_micros() as u64, Ordering::Relaxed);
         self.last_pass_unix_ms
-            .store(now_unix_nanos() / 1_000_000, Ordering::Relaxed);
+            .store(crate::model::now_unix_nano() / 1_000_000, Ordering::Relaxed);
         let error = match outcome {
             Ok(r) => {
                 self.traces_deleted.fetch_add(r.traces, Ordering::Relaxed);
@@ -256,12 +256,6 @@ pub fn disk_free_bytes(_path: &Path) -> std::io::Result<u64> {
         std::io::ErrorKind::Unsupported,
         "free disk space is only measured on Unix",
     ))
-}
-
-pub fn now_unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Asked between batches whether the pass should give up (shutdown).
@@ -717,7 +711,13 @@ fn run_thread(
         }
         drop(guard);
         let started = Instant::now();
-        let outcome = run_pass(&conn, &location, &policy, now_unix_nanos(), &stopped);
+        let outcome = run_pass(
+            &conn,
+            &location,
+            &policy,
+            crate::model::now_unix_nano(),
+            &stopped,
+        );
         let took = started.elapsed();
         match &outcome {
             Ok(r) if r.rows() > 0 => tracing::info!(
