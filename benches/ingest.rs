@@ -73,6 +73,7 @@ fn raw_appender(dir: &std::path::Path, template: &Template, total: usize) -> Fig
         path: dir.join("raw.duckdb").to_string_lossy().into_owned(),
         memory_limit_mb: 0,
         threads: 0,
+        archive: None,
     })
     .expect("opening the raw database");
     // Converted records, so the rows are exactly what the server writes.

@@ -655,6 +655,7 @@ async fn run() {
             path: path.clone(),
             memory_limit_mb: 0,
             threads: 0,
+            archive: None,
         })
         .expect("opening the database");
         let conn = db.connect().expect("connecting");
@@ -823,6 +824,7 @@ async fn run() {
             path: path.clone(),
             memory_limit_mb: config.storage.memory_limit_mb,
             threads: config.storage.threads,
+            archive: None,
         })
         .expect("reopening the database");
         let store = Store::new(

@@ -32,6 +32,7 @@ pub struct Config {
     pub genai: GenAiConfig,
     pub errors: ErrorsConfig,
     pub triage: TriageConfig,
+    pub archive: ArchiveConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +193,49 @@ pub struct ErrorsConfig {
     /// How often the SLO watcher checks burn rates (a duration, 1s-1h).
     pub slo_check_every: String,
     pub slo: Vec<SloConfig>,
+}
+
+/// `[archive]`: old time windows moved to Parquet (`storage::archive`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    pub path: String,
+    pub window_minutes: u64,
+    pub after_minutes: u64,
+    pub node: String,
+}
+
+impl ArchiveConfig {
+    fn validate(&self, storage: &StorageConfig) -> Result<(), ConfigError> {
+        if self.path.is_empty() {
+            return Ok(());
+        }
+        if storage.path == ":memory:" {
+            return Err(invalid(
+                "archive.path",
+                "needs a database file (storage.path is \":memory:\")",
+            ));
+        }
+        if self.window_minutes == 0 || 60 % self.window_minutes != 0 {
+            return Err(invalid(
+                "archive.window_minutes",
+                "must divide an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)",
+            ));
+        }
+        if self.after_minutes > 87_600 * 60 {
+            return Err(invalid(
+                "archive.after_minutes",
+                "must be at most ten years",
+            ));
+        }
+        if !self.node.is_empty() && !crate::storage::archive::is_node_name(&self.node) {
+            return Err(invalid(
+                "archive.node",
+                "letters, digits, '.', '_' and '-' only (at most 64)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[triage]`: automatic triage of new, regressed and escalating error
@@ -652,6 +696,7 @@ impl Config {
         }
         self.errors.validate()?;
         self.triage.validate()?;
+        self.archive.validate(&self.storage)?;
         self.functions.validate()?;
         if self.server.bind.parse::<std::net::IpAddr>().is_err() && self.server.bind != "localhost"
         {

@@ -64,7 +64,15 @@
 //!   `retention` is a background thread that deletes old data by age and
 //!   size (whole traces with their logs and session rows, in small
 //!   transactions on its own connection) and checkpoints so freed space is
-//!   reused. The read side: `reader` is a bounded pool of read connections
+//!   reused; when `[archive]` is set, each of its passes first has
+//!   `archive` move windows that ended long enough ago out of the file into
+//!   Parquet files (one transaction per signal and window: the file is
+//!   written and renamed, the rows deleted, the file recorded in
+//!   `archive_parts`), and the limits drop archived windows whole.
+//!   `archive::views` defines what reads go through: `span_rows_all`,
+//!   `log_rows_all` and `metric_rows_all` (each table and its archived
+//!   files, with the table's columns) and over them the public `spans`,
+//!   `logs` and `metrics` views, whose columns the files carry. The read side: `reader` is a bounded pool of read connections
 //!   on blocking threads with per-query deadlines (ad-hoc SQL holds at most
 //!   its own share, the `SqlLane`), `store` the one read interface (REST,
 //!   MCP and Lua `runtime.store`) and `queries` the SQL behind it,

@@ -57,10 +57,25 @@ async fn bind(addr: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> 
 impl Server {
     /// Opens the database, starts the writer and binds every listener.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let archive = if config.archive.path.is_empty() {
+            None
+        } else {
+            let path = std::path::Path::new(&config.archive.path);
+            Some(
+                storage::archive::ArchiveSettings::new(
+                    path,
+                    config.archive.window_minutes,
+                    config.archive.after_minutes,
+                    &config.archive.node,
+                )
+                .with_context(|| format!("preparing the archive directory {}", path.display()))?,
+            )
+        };
         let opts = StorageOptions {
             path: config.storage.path.clone(),
             memory_limit_mb: config.storage.memory_limit_mb,
             threads: config.storage.threads,
+            archive: archive.clone(),
         };
         let hub = Arc::new(Hub::new(config.stream.ring_size));
         let writer_config = WriterConfig {
@@ -85,6 +100,7 @@ impl Server {
             max_bytes: (config.storage.max_db_size_mb > 0)
                 .then_some(config.storage.max_db_size_mb << 20),
             batch_rows: RETENTION_BATCH_ROWS,
+            archive,
         };
         let retention_every = Duration::from_secs(config.storage.retention_interval_secs);
         let (writer, retention, db) = {

@@ -153,6 +153,10 @@ fn as_before_migration_11(db: &duckdb::Connection) {
          DROP VIEW spans;
          DROP VIEW logs;
          DROP VIEW metrics;
+         DROP VIEW span_rows_all;
+         DROP VIEW log_rows_all;
+         DROP VIEW metric_rows_all;
+         DROP TABLE archive_parts;
          ALTER TABLE span_rows ALTER trace_id SET DATA TYPE VARCHAR USING qyl_trace_hex(trace_id);
          ALTER TABLE span_rows ALTER span_id SET DATA TYPE VARCHAR USING qyl_span_hex(span_id);
          ALTER TABLE span_rows ALTER parent_span_id SET DATA TYPE VARCHAR

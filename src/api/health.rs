@@ -314,6 +314,25 @@ pub struct HealthRetention {
     pub free_bytes: u64,
     /// The error of the last pass, if it failed (status `degraded`).
     pub last_error: Option<String>,
+    /// The cold tier (`[archive]`), after the last pass.
+    pub archive: HealthArchive,
+}
+
+/// The Parquet archive: what it holds, and what passes moved and dropped
+/// since qyl started.
+#[derive(Serialize, ToSchema)]
+pub struct HealthArchive {
+    /// Files the archive holds, and their rows and bytes.
+    pub parts: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The start of the oldest archived window (RFC 3339), if any.
+    pub oldest: Option<String>,
+    /// Windows moved out of the database file since the start, and rows.
+    pub archived_parts: u64,
+    pub archived_rows: u64,
+    /// Archived files dropped by retention since the start.
+    pub dropped_parts: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -392,5 +411,17 @@ fn retention(stats: &RetentionStats, problems: &mut Vec<String>) -> HealthRetent
         used_bytes: n(&stats.used_bytes),
         free_bytes: n(&stats.free_bytes),
         last_error,
+        archive: {
+            let cold = *stats.cold.lock().unwrap_or_else(|p| p.into_inner());
+            HealthArchive {
+                parts: cold.parts,
+                rows: cold.rows,
+                bytes: cold.bytes,
+                oldest: cold.oldest.map(crate::model::query::rfc3339),
+                archived_parts: n(&stats.archived_parts),
+                archived_rows: n(&stats.archived_rows),
+                dropped_parts: n(&stats.dropped_parts),
+            }
+        },
     }
 }

@@ -212,8 +212,10 @@ impl Database {
             }
             Err(e) => return Err(e),
         };
+        // In order: DuckDB takes `allowed_directories` only while external
+        // access is still on.
         for (name, value) in after_attach {
-            raw.execute(&format!("SET GLOBAL {name} = {}", sql_text(value)))?;
+            raw.execute(&format!("SET GLOBAL {name} = {value}"))?;
         }
         drop(raw);
         let only =

@@ -7,6 +7,7 @@
 //! built on it; `retention` deletes old data in the background (on a
 //! connection of its own, see there why).
 
+pub mod archive;
 pub mod duck;
 pub mod ids;
 pub mod queries;
@@ -39,6 +40,8 @@ pub enum StorageError {
     Duck(#[from] DuckError),
     #[error(transparent)]
     Journal(#[from] writer::JournalError),
+    #[error("archiving: {0}")]
+    Archive(String),
     #[error("creating {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -80,6 +83,8 @@ pub struct StorageOptions {
     pub memory_limit_mb: u64,
     /// DuckDB's worker threads; 0 keeps DuckDB's default (one per core).
     pub threads: u64,
+    /// The cold tier, if old windows move to Parquet (files only).
+    pub archive: Option<archive::ArchiveSettings>,
 }
 
 impl StorageOptions {
@@ -88,6 +93,7 @@ impl StorageOptions {
             path: ":memory:".into(),
             memory_limit_mb: 0,
             threads: 0,
+            archive: None,
         }
     }
 
@@ -98,6 +104,18 @@ impl StorageOptions {
             ..StorageOptions::in_memory()
         }
     }
+}
+
+/// Replaces the views reads go through: the public ones, and those over
+/// both tiers ([`archive::open`], which also settles the archive after a
+/// crash).
+fn install_views(
+    conn: &Conn,
+    archive_settings: Option<&archive::ArchiveSettings>,
+) -> Result<(), StorageError> {
+    archive::open(conn, archive_settings)?;
+    archive::views::install_public(conn)
+        .map_err(|e| StorageError::sql("creating the public views", e))
 }
 
 /// Opens (or creates) the database and brings its schema up to date.
@@ -148,6 +166,7 @@ pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
         let db = Database::open(&opts.path, &settings)?;
         let conn = db.connect()?;
         schema::migrate(&conn)?;
+        install_views(&conn, None)?;
         return Ok(db);
     }
     // A file runs without DuckDB's WAL: the writer journals every batch
@@ -158,18 +177,30 @@ pub fn open(opts: &StorageOptions) -> Result<Arc<Database>, StorageError> {
     // the file is attached to would spill to `.tmp` in the working
     // directory).
     settings.push(("temp_directory", format!("{}.tmp", opts.path)));
-    let db = Database::open_without_wal(
-        &opts.path,
-        &settings,
-        &[("enable_external_access", "false".to_string())],
-    )?;
-    let conn = db.connect()?;
-    let before = schema::current_version(&conn)?;
-    let after = schema::migrate(&conn)?;
-    if after != before {
-        // No WAL holds the migrations: write them to the file now.
-        conn.execute_batch("CHECKPOINT")
-            .map_err(|e| StorageError::sql("checkpointing after the migrations", e))?;
+    // The archive's directory stays reachable (its files are written and
+    // read through SQL), and nothing else: user SQL can read the archive,
+    // as it can the database, and no other file.
+    let mut after_attach = Vec::new();
+    if let Some(archive) = &opts.archive {
+        let mut root = archive.root.to_string_lossy().into_owned();
+        if !root.ends_with('/') {
+            root.push('/');
+        }
+        after_attach.push((
+            "allowed_directories",
+            format!("[{}]", duck::sql_text(&root)),
+        ));
+        // Parquet footers stay in memory between reads: a read of the
+        // cold tier otherwise opens every file it names.
+        after_attach.push(("parquet_metadata_cache", "true".to_string()));
     }
+    after_attach.push(("enable_external_access", "false".to_string()));
+    let db = Database::open_without_wal(&opts.path, &settings, &after_attach)?;
+    let conn = db.connect()?;
+    schema::migrate(&conn)?;
+    install_views(&conn, opts.archive.as_ref())?;
+    // No WAL holds the migrations or the views: write them to the file now.
+    conn.execute_batch("CHECKPOINT")
+        .map_err(|e| StorageError::sql("checkpointing after the migrations", e))?;
     Ok(db)
 }

@@ -36,6 +36,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::archive::{self, ArchiveReport, ArchiveSettings, ColdTier, Dropped};
 use super::{spawn_thread, Conn, Database, StorageError};
 
 /// What to keep. `None` turns a limit off.
@@ -48,11 +49,14 @@ pub struct RetentionPolicy {
     /// About this many spans' worth of traces (or log / metric rows) are
     /// deleted per transaction, so no transaction grows huge.
     pub batch_rows: usize,
+    /// Where old windows move first, if they do (`storage::archive`); the
+    /// limits then apply to the archive too.
+    pub archive: Option<ArchiveSettings>,
 }
 
 impl RetentionPolicy {
     pub fn is_off(&self) -> bool {
-        self.max_age.is_none() && self.max_bytes.is_none()
+        self.max_age.is_none() && self.max_bytes.is_none() && self.archive.is_none()
     }
 }
 
@@ -83,6 +87,13 @@ pub struct RetentionStats {
     pub used_bytes: AtomicU64,
     /// Free blocks inside the file after the last pass, in bytes.
     pub free_bytes: AtomicU64,
+    /// Windows moved to the archive, and their rows.
+    pub archived_parts: AtomicU64,
+    pub archived_rows: AtomicU64,
+    /// Archived files dropped by the limits.
+    pub dropped_parts: AtomicU64,
+    /// The archive after the last pass.
+    pub cold: Mutex<ColdTier>,
     /// The error of the last pass; `None` once a pass succeeds.
     pub last_error: Mutex<Option<String>>,
 }
@@ -109,6 +120,13 @@ impl RetentionStats {
                 self.metrics_deleted.fetch_add(r.metrics, Ordering::Relaxed);
                 self.used_bytes.store(r.used_bytes, Ordering::Relaxed);
                 self.free_bytes.store(r.free_bytes, Ordering::Relaxed);
+                self.archived_parts
+                    .fetch_add(r.archived.parts, Ordering::Relaxed);
+                self.archived_rows
+                    .fetch_add(r.archived.rows, Ordering::Relaxed);
+                self.dropped_parts
+                    .fetch_add(r.dropped.parts, Ordering::Relaxed);
+                *self.cold.lock().unwrap_or_else(|p| p.into_inner()) = r.cold;
                 None
             }
             Err(e) => {
@@ -139,6 +157,12 @@ pub struct PassReport {
     pub used_bytes: u64,
     /// Free (reusable) bytes inside the file at the end of the pass.
     pub free_bytes: u64,
+    /// Windows moved to the archive.
+    pub archived: ArchiveReport,
+    /// Archived windows dropped by age or size.
+    pub dropped: ArchiveReport,
+    /// The archive at the end of the pass.
+    pub cold: ColdTier,
 }
 
 impl PassReport {
@@ -153,7 +177,7 @@ impl PassReport {
     }
 
     fn rows(&self) -> u64 {
-        self.spans + self.logs + self.metrics + self.invocations
+        self.spans + self.logs + self.metrics + self.invocations + self.archived.rows
     }
 }
 
@@ -273,27 +297,55 @@ pub fn run_pass(
 ) -> Result<PassReport, StorageError> {
     let batch = policy.batch_rows.max(1) as u64;
     let mut report = PassReport::default();
+    let archive = policy.archive.as_ref();
+    let mut dropped = Dropped::default();
+    if let Some(settings) = archive {
+        report.archived = archive::archive_due(conn, settings, now, stop)?;
+    }
     if let Some(age) = policy.max_age {
         let cutoff = now.saturating_sub(age.as_nanos().min(u64::MAX as u128) as u64);
         report.add(&delete_older_than(conn, cutoff, batch, stop)?);
+        if let Some(settings) = archive {
+            dropped.add(archive::drop_before(conn, settings, cutoff)?);
+        }
     }
     let mut checkpointed = false;
     if let Some(limit) = policy.max_bytes {
         let target = limit / 100 * SIZE_TARGET_PERCENT;
+        let cold = |conn: &Conn| match archive {
+            Some(_) => archive::cold_tier(conn).map(|c| c.bytes),
+            None => Ok(0),
+        };
         // Used blocks plus the WAL only shrink with a checkpoint, so when
         // they fit, nothing needs measuring more closely.
-        if used_bytes(conn, location)? > target {
+        if used_bytes(conn, location)? + cold(conn)? > target {
             // Measure after a checkpoint: the WAL holds recent rows
             // uncompressed (several times their size in blocks), and age
             // deletes free blocks only once checkpointed; counting either
             // would delete data that fits.
             checkpoint(conn)?;
             checkpointed = true;
-            report.add(&shrink_to(conn, location, target, batch, stop)?);
+            // The archive holds the oldest data: its windows go first,
+            // whole, and then the database's rows if it alone is too big.
+            if let Some(settings) = archive {
+                let over = (used_bytes(conn, location)? + cold(conn)?).saturating_sub(target);
+                if over > 0 {
+                    dropped.add(archive::drop_oldest(conn, settings, over)?);
+                }
+            }
+            let hot_target = target.saturating_sub(cold(conn)?);
+            report.add(&shrink_to(conn, location, hot_target, batch, stop)?);
         }
     }
-    if report.rows() > 0 && !checkpointed {
+    report.dropped = dropped.report;
+    // Dropped files are deleted only once the catalog's change is in the
+    // file (see `Dropped::remove_files`).
+    if (report.rows() > 0 && !checkpointed) || report.dropped.parts > 0 {
         checkpoint(conn)?;
+    }
+    if let Some(settings) = archive {
+        dropped.remove_files(&settings.root);
+        report.cold = archive::cold_tier(conn)?;
     }
     let size = db_size(conn, location)?;
     report.used_bytes = size.used;
@@ -606,7 +658,7 @@ fn in_transaction<T>(
 /// Checkpoints so freed blocks become reusable. DuckDB refuses while the
 /// writer is inside a transaction or checkpointing itself; that is retried
 /// briefly.
-fn checkpoint(conn: &Conn) -> Result<(), StorageError> {
+pub(super) fn checkpoint(conn: &Conn) -> Result<(), StorageError> {
     let mut attempt = 0;
     loop {
         match conn.execute_batch("CHECKPOINT") {
@@ -720,7 +772,10 @@ fn run_thread(
         );
         let took = started.elapsed();
         match &outcome {
-            Ok(r) if r.rows() > 0 => tracing::info!(
+            Ok(r) if r.rows() > 0 || r.dropped.parts > 0 => tracing::info!(
+                archived_parts = r.archived.parts,
+                archived_rows = r.archived.rows,
+                dropped_parts = r.dropped.parts,
                 traces = r.traces,
                 spans = r.spans,
                 logs = r.logs,
@@ -818,6 +873,7 @@ mod tests {
                 path: path.clone(),
                 memory_limit_mb: 0,
                 threads: 0,
+                archive: None,
             })
             .unwrap();
             let location = Location::from_path(&path);
@@ -892,6 +948,7 @@ mod tests {
             max_age: Some(Duration::from_secs(hours * 3600)),
             max_bytes: None,
             batch_rows,
+            archive: None,
         }
     }
 
@@ -966,6 +1023,7 @@ mod tests {
                 invocations: 1,
                 used_bytes: report.used_bytes,
                 free_bytes: report.free_bytes,
+                ..Default::default()
             }
         );
         assert_eq!(
@@ -1122,6 +1180,7 @@ mod tests {
             max_age: None,
             max_bytes: Some(limit),
             batch_rows: 50_000,
+            archive: None,
         };
         assert_eq!(db.pass(&policy, NOW).rows(), 0);
         assert_eq!(db.count("SELECT count(*) FROM spans"), 20_000);
@@ -1142,6 +1201,7 @@ mod tests {
             max_age: None,
             max_bytes: Some(limit),
             batch_rows: 50_000,
+            archive: None,
         };
         // A pass stops when a round frees nothing yet (a row group only
         // partly deleted); the passes that follow finish the job.
@@ -1306,6 +1366,7 @@ mod tests {
                 max_age: None,
                 max_bytes: None,
                 batch_rows: 1,
+                archive: None,
             },
             Duration::from_millis(1),
         )

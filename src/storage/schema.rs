@@ -456,6 +456,11 @@ CREATE OR REPLACE VIEW spans AS
         name: "log versions, environments and scopes stored with their resource",
         sql: super::writer::derived::resources::LOG_ORIGIN_MIGRATION_SQL,
     },
+    Migration {
+        version: 21,
+        name: "archived Parquet files and the views over both tiers",
+        sql: super::archive::MIGRATION_SQL,
+    },
 ];
 
 /// The newest schema this build knows.

@@ -496,11 +496,11 @@ fn collect_crumbs(
                   duration_ns, gen_ai_operation, coalesce(gen_ai_response_model, gen_ai_request_model),
                   gen_ai_input_tokens, gen_ai_output_tokens, gen_ai_finish_reasons, attributes,
                   NULL::INTEGER, NULL::VARCHAR
-           FROM span_rows WHERE {span_scope} AND start_time_unix_nano {strict} ? AND {CRUMB_SPANS}
+           FROM span_rows_all span_rows WHERE {span_scope} AND start_time_unix_nano {strict} ? AND {CRUMB_SPANS}
            UNION ALL
            SELECT 1, time_unix_nano, trace_id, span_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                   NULL, NULL, NULL, severity_number, body
-           FROM log_rows WHERE {log_scope} AND time_unix_nano {strict} ? AND severity_number >= 9
+           FROM log_rows_all log_rows WHERE {log_scope} AND time_unix_nano {strict} ? AND severity_number >= 9
            UNION ALL
            SELECT 2, time_unix_nano, trace_id, span_id, error_type, NULL, NULL, NULL, NULL, NULL,
                   NULL, NULL, NULL, NULL, NULL, message

@@ -157,7 +157,7 @@ fn fine_groups(c: &Conn, f: &GenAiFilter) -> Result<HashMap<Key, Acc>, QueryErro
         format!(
             "SELECT gen_ai_provider, coalesce(gen_ai_response_model, gen_ai_request_model),
                     (start_time_unix_nano // {step}) * {step}, {} AS bin, {sums}
-             FROM (SELECT *, {value} AS v FROM span_rows{}{extra}) GROUP BY ALL",
+             FROM (SELECT *, {value} AS v FROM span_rows_all span_rows{}{extra}) GROUP BY ALL",
             bin_sql("v"),
             w.sql()
         )
@@ -407,7 +407,7 @@ pub fn genai_models(c: &Conn, f: &GenAiFilter) -> Result<GenAiModels, QueryError
                 "SELECT gen_ai_provider, {model},
                         CASE WHEN status_code = 'ERROR' THEN coalesce(error_type, '_OTHER') END,
                         gen_ai_finish_reasons, count(*)
-                 FROM span_rows{} GROUP BY ALL",
+                 FROM span_rows_all span_rows{} GROUP BY ALL",
                 w.sql()
             ))
             .ctx("preparing GenAI model outcomes")?;
@@ -513,7 +513,7 @@ pub fn genai_spans(c: &Conn, q: &GenAiSpanQuery) -> Result<Page<GenAiCall>, Quer
         );
     }
     let sql = format!(
-        "SELECT {CALL_COLS} FROM span_rows{} ORDER BY start_time_unix_nano DESC, trace_id DESC, span_id DESC LIMIT {}",
+        "SELECT {CALL_COLS} FROM span_rows_all span_rows{} ORDER BY start_time_unix_nano DESC, trace_id DESC, span_id DESC LIMIT {}",
         w.sql(),
         q.page.limit + 1
     );
@@ -535,7 +535,7 @@ pub fn unpriced_models(c: &Conn, since: u64) -> Result<Vec<UnpricedModel>, Query
         .prepare(
             "SELECT gen_ai_provider, coalesce(gen_ai_response_model, gen_ai_request_model) AS model,
                     count(*), max(start_time_unix_nano)
-             FROM span_rows
+             FROM span_rows_all span_rows
              WHERE start_time_unix_nano >= ? AND gen_ai_cost_source = 'missing'
              GROUP BY ALL ORDER BY count(*) DESC, model",
         )

@@ -50,7 +50,7 @@ pub(crate) const LOG_COLS_RESOLVED: &str = log_cols!(
 
 /// `log_rows` with each row's resource.
 pub(crate) const LOGS_WITH_RESOURCES: &str =
-    "log_rows LEFT JOIN resources ON resources.resource_id = log_rows.resource_id";
+    "log_rows_all log_rows LEFT JOIN resources ON resources.resource_id = log_rows.resource_id";
 
 pub(crate) fn log_row(r: &Row<'_>) -> duckdb::Result<LogRow> {
     let time: u64 = r.get(0)?;
@@ -133,7 +133,7 @@ pub fn query_logs(c: &Conn, q: &LogQuery) -> Result<Page<LogRow>, QueryError> {
     // (`traces::span_page_sql`).
     let order = "time_unix_nano DESC, ingest_seq DESC";
     let sql = format!(
-        "SELECT {LOG_COLS_RESOLVED} FROM (SELECT {LOG_COLS}, resource_id FROM log_rows{} \
+        "SELECT {LOG_COLS_RESOLVED} FROM (SELECT {LOG_COLS}, resource_id FROM log_rows_all log_rows{} \
          ORDER BY {order} LIMIT {}) log_rows \
          LEFT JOIN resources ON resources.resource_id = log_rows.resource_id ORDER BY {order}",
         w.sql(),
@@ -188,7 +188,7 @@ pub fn log_histogram(
     let sql = format!(
         "SELECT ((time_unix_nano::BIGINT - ?) // ?)::UBIGINT AS bucket,
                 ({LEVEL_SQL})::UTINYINT AS level, count(*)::UBIGINT
-         FROM log_rows{} GROUP BY 1, 2",
+         FROM log_rows_all log_rows{} GROUP BY 1, 2",
         w.sql()
     );
     let mut params = vec![

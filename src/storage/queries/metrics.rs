@@ -27,11 +27,11 @@ pub fn list_metrics(c: &Conn) -> Result<Vec<MetricInfo>, QueryError> {
         .prepare(
             "WITH keyed AS (SELECT name, kind, list(DISTINCT key ORDER BY key) AS keys FROM \
              (SELECT name, kind, unnest(json_keys(attributes)) AS key \
-              FROM (SELECT DISTINCT name, kind, attributes FROM metric_rows)) GROUP BY name, kind) \
+              FROM (SELECT DISTINCT name, kind, attributes FROM metric_rows_all metric_rows)) GROUP BY name, kind) \
              SELECT m.name, m.kind, any_value(unit), any_value(description), any_value(temporality), \
              list(DISTINCT service_name ORDER BY service_name), count(*), \
              count(DISTINCT (service_name, attributes)), max(time_unix_nano), any_value(keyed.keys) \
-             FROM metric_rows m LEFT JOIN keyed ON keyed.name = m.name AND keyed.kind = m.kind \
+             FROM metric_rows_all m LEFT JOIN keyed ON keyed.name = m.name AND keyed.kind = m.kind \
              GROUP BY m.name, m.kind ORDER BY m.name, m.kind",
         )
         .ctx("preparing the metric list")?;
@@ -72,7 +72,7 @@ fn point_filter(q: &MetricQuery, kind: &str) -> Where {
 pub fn metric_series(c: &Conn, q: &MetricQuery) -> Result<Option<MetricData>, QueryError> {
     let head: Option<(String, Option<String>, Option<String>)> = c
         .query_row(
-            "SELECT kind, any_value(unit), any_value(temporality) FROM metric_rows WHERE name = ? \
+            "SELECT kind, any_value(unit), any_value(temporality) FROM metric_rows_all metric_rows WHERE name = ? \
              GROUP BY kind ORDER BY count(*) DESC LIMIT 1",
             [&q.name],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -120,7 +120,7 @@ fn number_series(
         "SELECT service_name, attributes, (time_unix_nano // {step}) * {step} AS b, \
          avg(value), min(value), max(value), arg_max(value, time_unix_nano), \
          arg_min(value, time_unix_nano), sum(value), count(*) \
-         FROM metric_rows{} GROUP BY ALL ORDER BY service_name, attributes, b",
+         FROM metric_rows_all metric_rows{} GROUP BY ALL ORDER BY service_name, attributes, b",
         w.sql()
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the metric series")?;
@@ -417,7 +417,7 @@ fn distribution_series(
     let w = point_filter(q, kind);
     let sql = format!(
         "SELECT service_name, attributes, time_unix_nano, count, sum, histogram, temporality \
-         FROM metric_rows{} ORDER BY service_name, attributes, time_unix_nano LIMIT {}",
+         FROM metric_rows_all metric_rows{} ORDER BY service_name, attributes, time_unix_nano LIMIT {}",
         w.sql(),
         MAX_HISTOGRAM_POINTS + 1
     );

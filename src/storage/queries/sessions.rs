@@ -256,7 +256,7 @@ pub fn get_session(c: &Conn, id: &str, now: u64) -> Result<Option<SessionDetail>
     w.cond("parent_span_id IS NULL", []);
     let mut stmt = c
         .prepare(&format!(
-            "SELECT trace_id, arg_min(name, start_time_unix_nano) FROM span_rows{} GROUP BY trace_id",
+            "SELECT trace_id, arg_min(name, start_time_unix_nano) FROM span_rows_all span_rows{} GROUP BY trace_id",
             w.sql()
         ))
         .ctx("preparing the session's root spans")?;
@@ -520,7 +520,7 @@ pub fn conversation(c: &Conn, id: &str, now: u64) -> Result<Option<Conversation>
                 json_extract(attributes, '$.\"gen_ai.input.messages\"')::VARCHAR,
                 json_extract(attributes, '$.\"gen_ai.output.messages\"')::VARCHAR,
                 events
-         FROM span_rows{} ORDER BY start_time_unix_nano, trace_id, span_id LIMIT {MAX_TURNS}",
+         FROM span_rows_all span_rows{} ORDER BY start_time_unix_nano, trace_id, span_id LIMIT {MAX_TURNS}",
         w.sql()
     );
     let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str::<Json>(&t).ok());
@@ -580,7 +580,7 @@ pub fn conversation(c: &Conn, id: &str, now: u64) -> Result<Option<Conversation>
     w.cond("event_name LIKE 'gen_ai.%'", []);
     let sql = format!(
         "SELECT time_unix_nano, trace_id, span_id, event_name, body, attributes
-         FROM log_rows{} ORDER BY time_unix_nano LIMIT {MAX_TURNS}",
+         FROM log_rows_all log_rows{} ORDER BY time_unix_nano LIMIT {MAX_TURNS}",
         w.sql()
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the conversation's events")?;

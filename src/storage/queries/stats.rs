@@ -226,9 +226,9 @@ pub fn storage_stats(c: &Conn, path: &str) -> Result<StorageStats, QueryError> {
     let mut tables = Vec::new();
     // Named by their views; counted in the tables, which need no resources.
     for (table, stored, time) in [
-        ("spans", "span_rows", "start_time_unix_nano"),
-        ("logs", "log_rows", "time_unix_nano"),
-        ("metrics", "metric_rows", "time_unix_nano"),
+        ("spans", "span_rows_all", "start_time_unix_nano"),
+        ("logs", "log_rows_all", "time_unix_nano"),
+        ("metrics", "metric_rows_all", "time_unix_nano"),
     ] {
         let (rows, oldest, newest): (u64, Option<u64>, Option<u64>) = c
             .query_row(

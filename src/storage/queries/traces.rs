@@ -65,7 +65,7 @@ pub(crate) const SPAN_COLS_RESOLVED: &str = span_cols!(
 /// top-N path (a service's errors at 10 M spans: 440 ms against 16).
 pub(crate) fn span_page_sql(where_sql: &str, order: &str, limit: usize) -> String {
     format!(
-        "SELECT {SPAN_COLS_RESOLVED} FROM (SELECT {SPAN_COLS}, resource_id FROM span_rows{where_sql} \
+        "SELECT {SPAN_COLS_RESOLVED} FROM (SELECT {SPAN_COLS}, resource_id FROM span_rows_all span_rows{where_sql} \
          ORDER BY {order} LIMIT {limit}) span_rows \
          LEFT JOIN resources ON resources.resource_id = span_rows.resource_id ORDER BY {order}"
     )
@@ -551,7 +551,7 @@ fn summaries_of(
     let from = keys.iter().map(|(_, s)| *s).min().unwrap_or(lower);
     let having = trace_having(q, Some(lower))?;
     let sql = format!(
-        "SELECT {SUMMARY_COLS} FROM span_rows
+        "SELECT {SUMMARY_COLS} FROM span_rows_all span_rows
          WHERE start_time_unix_nano >= {from} AND {} IN ({})
          GROUP BY trace_id HAVING {}
          ORDER BY trace_start DESC, trace_id DESC LIMIT {}",
@@ -583,7 +583,10 @@ fn list_traces_since(
     if !hits.is_empty() {
         hits.ge("start_time_unix_nano", lower);
         scope.cond(
-            format!("trace_id IN (SELECT trace_id FROM span_rows{})", hits.sql()),
+            format!(
+                "trace_id IN (SELECT trace_id FROM span_rows_all span_rows{})",
+                hits.sql()
+            ),
             hits.params.clone(),
         );
     }
@@ -594,7 +597,7 @@ fn list_traces_since(
 
     let having = trace_having(q, lower)?;
     let sql = format!(
-        "SELECT {SUMMARY_COLS} FROM span_rows{} GROUP BY trace_id HAVING {} \
+        "SELECT {SUMMARY_COLS} FROM span_rows_all span_rows{} GROUP BY trace_id HAVING {} \
          ORDER BY trace_start DESC, trace_id DESC LIMIT {}",
         scope.sql(),
         having.joined(),

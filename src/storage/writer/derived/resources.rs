@@ -123,7 +123,7 @@ pub const SPAN_ENVIRONMENT_SQL: &str =
 
 /// `span_rows` with each row's resource row, under both tables' names.
 pub const SPANS_WITH_RESOURCES: &str =
-    "span_rows LEFT JOIN resources ON resources.resource_id = span_rows.resource_id";
+    "span_rows_all span_rows LEFT JOIN resources ON resources.resource_id = span_rows.resource_id";
 
 /// The id stored for a resource's JSON text.
 pub fn resource_id(resource: &str) -> u64 {

@@ -1,0 +1,715 @@
+//! The cold tier: old time windows of spans, logs and metric points move
+//! out of the database file into Parquet files any engine can read.
+//!
+//! Why: DuckDB keeps the space deleted rows leave inside its file, so a
+//! database that deletes old rows one by one stays at its high-water mark
+//! (1.1–2.5× the size limit, BENCHMARKS.md). Here the file holds only the
+//! recent windows, and what is older lives in whole files per window,
+//! which retention deletes whole: disk use follows the limit. The files are
+//! plain Parquet (zstd) in a hive layout,
+//! `signal=spans/date=2026-12-04/hour=19/node=a/part-<window>-<seqs>.parquet`,
+//! with the public views' columns, so DuckDB, ClickHouse or Spark read
+//! them without qyl; qyl's own reads see both tiers through the `_all`
+//! views ([`views`]).
+//!
+//! A window moves in one transaction on the retention connection: the rows
+//! are copied to a hidden file beside their final name, the file is synced
+//! and read back, renamed into place, and then, still in the same
+//! transaction, the rows are deleted, the file recorded in the catalog
+//! (`archive_parts`) and the `_all` view replaced to name it. So a reader
+//! sees each row once, and a crash at any step leaves the rows in the
+//! database: a hidden file, or a named one the catalog does not list, is
+//! what such a crash leaves, and [`open`] deletes both at the next start.
+//! File names follow from the rows (the window and the first and last
+//! ingest sequence number), so archiving the same rows again after a crash
+//! writes the same file.
+
+pub mod views;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::{Conn, StorageError};
+
+/// A kind of telemetry with a table the archive moves windows out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Spans,
+    Logs,
+    Metrics,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Spans, Signal::Logs, Signal::Metrics];
+
+    /// The public view's name, and the `signal=` of the archive's paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    /// The table the writer appends to.
+    pub fn table(self) -> &'static str {
+        match self {
+            Signal::Spans => "span_rows",
+            Signal::Logs => "log_rows",
+            Signal::Metrics => "metric_rows",
+        }
+    }
+
+    /// The view over the table and the archived files.
+    pub fn rows_all(self) -> &'static str {
+        match self {
+            Signal::Spans => "span_rows_all",
+            Signal::Logs => "log_rows_all",
+            Signal::Metrics => "metric_rows_all",
+        }
+    }
+
+    /// The column a row's window is decided by.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Signal::Spans => "start_time_unix_nano",
+            Signal::Logs | Signal::Metrics => "time_unix_nano",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Where and when windows move (`[archive]` in qyl.toml).
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    /// The archive's root directory, absolute.
+    pub root: PathBuf,
+    /// A window's length in ns; it divides an hour.
+    pub window_ns: u64,
+    /// A window moves once its end is this many ns in the past.
+    pub after_ns: u64,
+    /// This node's name in the paths (`node=`).
+    pub node: String,
+}
+
+const MINUTE_NS: u64 = 60_000_000_000;
+
+impl ArchiveSettings {
+    /// Creates the root if needed. `node` empty means the host's name.
+    pub fn new(
+        root: &Path,
+        window_minutes: u64,
+        after_minutes: u64,
+        node: &str,
+    ) -> Result<ArchiveSettings, StorageError> {
+        std::fs::create_dir_all(root).map_err(|source| StorageError::Dir {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let root = root.canonicalize().map_err(|source| StorageError::Dir {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let node = if node.is_empty() {
+            host_name()
+        } else {
+            node.to_string()
+        };
+        Ok(ArchiveSettings {
+            root,
+            window_ns: window_minutes.max(1) * MINUTE_NS,
+            after_ns: after_minutes * MINUTE_NS,
+            node,
+        })
+    }
+
+    /// Windows that ended before this (Unix ns) are due at `now`.
+    fn due_before(&self, now: u64) -> u64 {
+        let edge = now.saturating_sub(self.after_ns);
+        edge - edge % self.window_ns
+    }
+
+    /// The directory of `signal`'s files for the window starting at
+    /// `window` (hive style, relative to the root).
+    fn part_dir(&self, signal: Signal, window: u64) -> PathBuf {
+        let stamp = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(window),
+        )
+        .to_string();
+        // "2026-12-04T19:00:00Z"
+        let (date, hour) = (&stamp[..10], &stamp[11..13]);
+        PathBuf::from(format!(
+            "signal={}/date={date}/hour={hour}/node={}",
+            signal.name(),
+            self.node
+        ))
+    }
+}
+
+/// The host's name, for the archive's paths; "qyl" when it has none usable.
+fn host_name() -> String {
+    let name = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_default();
+    let name = name.trim();
+    if is_node_name(name) {
+        name.to_string()
+    } else {
+        "qyl".to_string()
+    }
+}
+
+/// A node name fits a path segment: letters, digits, `.`, `_` and `-`.
+pub fn is_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// What a pass moved or dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveReport {
+    pub parts: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl ArchiveReport {
+    fn add(&mut self, other: ArchiveReport) {
+        self.parts += other.parts;
+        self.rows += other.rows;
+        self.bytes += other.bytes;
+    }
+}
+
+/// What the catalog holds, for `/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColdTier {
+    pub parts: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The start of the oldest window archived (Unix ns).
+    pub oldest: Option<u64>,
+}
+
+fn sql_err(context: &str) -> impl FnOnce(duckdb::Error) -> StorageError + '_ {
+    move |e| StorageError::sql(context, e)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Dir {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The catalog's files of `signal`, relative to the root, oldest first.
+fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<String>, StorageError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT path FROM archive_parts WHERE signal = ?
+             ORDER BY window_start_unix_nano, first_seq",
+        )
+        .map_err(sql_err("listing archived files"))?;
+    let rows = stmt
+        .query_map([signal.name()], |r| r.get::<_, String>(0))
+        .map_err(sql_err("listing archived files"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err("listing archived files"))?;
+    Ok(rows)
+}
+
+/// Points `signal`'s `_all` view at the catalog's files (none without
+/// `settings`: the archive is off).
+fn install_view(
+    conn: &Conn,
+    settings: Option<&ArchiveSettings>,
+    signal: Signal,
+) -> Result<(), StorageError> {
+    let parts = match settings {
+        Some(s) => cataloged(conn, signal)?
+            .into_iter()
+            .map(|rel| s.root.join(rel))
+            .collect(),
+        None => Vec::new(),
+    };
+    views::install_rows_all(conn, signal, &parts).map_err(sql_err("replacing a view"))
+}
+
+/// Brings the archive and the catalog into agreement after a start (or a
+/// crash) and installs the views. Deletes this node's files the catalog
+/// does not list (a crash came between writing one and committing it:
+/// its rows are still in the database) and hidden files a write left;
+/// forgets cataloged files that are gone (someone deleted them), saying
+/// so, so reads do not fail on them.
+pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), StorageError> {
+    let Some(settings) = settings else {
+        let parts: u64 = conn
+            .query_row("SELECT count(*) FROM archive_parts", [], |r| r.get(0))
+            .map_err(sql_err("counting archived files"))?;
+        if parts > 0 {
+            tracing::warn!(
+                parts,
+                "the database lists archived Parquet files but [archive] path is not set: \
+                 queries read the database file only"
+            );
+        }
+        for signal in Signal::ALL {
+            install_view(conn, None, signal)?;
+        }
+        return Ok(());
+    };
+    let mut known = HashSet::new();
+    for signal in Signal::ALL {
+        for rel in cataloged(conn, signal)? {
+            if settings.root.join(&rel).is_file() {
+                known.insert(rel);
+            } else {
+                tracing::error!(
+                    file = %settings.root.join(&rel).display(),
+                    "an archived file is missing; its rows are no longer readable"
+                );
+                conn.execute("DELETE FROM archive_parts WHERE path = ?", [&rel])
+                    .map_err(sql_err("forgetting a missing archived file"))?;
+            }
+        }
+    }
+    for signal in Signal::ALL {
+        let signal_dir = settings.root.join(format!("signal={}", signal.name()));
+        for file in own_files(&signal_dir, &settings.node)? {
+            let rel = file
+                .strip_prefix(&settings.root)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let hidden = file
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden || !known.contains(&rel) {
+                tracing::info!(file = %file.display(), "removing an archive file no commit recorded");
+                std::fs::remove_file(&file).map_err(io_err(&file))?;
+            }
+        }
+        install_view(conn, Some(settings), signal)?;
+    }
+    Ok(())
+}
+
+/// The files under `signal_dir/date=*/hour=*/node=<node>/`.
+fn own_files(signal_dir: &Path, node: &str) -> Result<Vec<PathBuf>, StorageError> {
+    let mut out = Vec::new();
+    for date in subdirs(signal_dir)? {
+        for hour in subdirs(&date)? {
+            let dir = hour.join(format!("node={node}"));
+            if !dir.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let path = entry.map_err(io_err(&dir))?.path();
+                if path.is_file() {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path.is_dir() {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// A long pass (the first one over a database with days of data) checkpoints
+/// this often, so a crash does not undo more than this much of its work:
+/// the database runs without DuckDB's WAL, so a commit is in the file only
+/// once checkpointed (before that, a crash brings the rows back and the
+/// next start deletes their file).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Moves every window that is due at `now` (Unix ns) to the archive,
+/// oldest first, one transaction per signal and window. Stops between
+/// windows when `stop` says so.
+pub fn archive_due(
+    conn: &Conn,
+    settings: &ArchiveSettings,
+    now: u64,
+    stop: &dyn Fn() -> bool,
+) -> Result<ArchiveReport, StorageError> {
+    let before = settings.due_before(now);
+    let mut report = ArchiveReport::default();
+    let mut checkpointed = std::time::Instant::now();
+    for signal in Signal::ALL {
+        let time = signal.time_column();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT DISTINCT {time} // ? * ? AS w FROM {} WHERE {time} < ? ORDER BY w",
+                signal.table()
+            ))
+            .map_err(sql_err("finding windows to archive"))?;
+        let windows = stmt
+            .query_map(
+                duckdb::params![settings.window_ns, settings.window_ns, before],
+                |r| r.get::<_, u64>(0),
+            )
+            .map_err(sql_err("finding windows to archive"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_err("finding windows to archive"))?;
+        for window in windows {
+            if stop() {
+                return Ok(report);
+            }
+            report.add(archive_window(conn, settings, signal, window)?);
+            if checkpointed.elapsed() >= CHECKPOINT_EVERY {
+                super::retention::checkpoint(conn)?;
+                checkpointed = std::time::Instant::now();
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The rows of one window, as counted inside the moving transaction.
+struct WindowRows {
+    rows: u64,
+    first_seq: u64,
+    last_seq: u64,
+    first_time: u64,
+    last_time: u64,
+}
+
+/// Moves `signal`'s rows in the window starting at `window` (see the
+/// module's comment for the order of steps and why).
+fn archive_window(
+    conn: &Conn,
+    settings: &ArchiveSettings,
+    signal: Signal,
+    window: u64,
+) -> Result<ArchiveReport, StorageError> {
+    let (table, time) = (signal.table(), signal.time_column());
+    let end = window.saturating_add(settings.window_ns);
+    let in_window = |q: &str| format!("{q}{time} >= {window} AND {q}{time} < {end}");
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(sql_err("starting an archive transaction"))?;
+    let mut written: Option<PathBuf> = None;
+    let outcome = (|| -> Result<ArchiveReport, StorageError> {
+        let counted: WindowRows = conn
+            .query_row(
+                &format!(
+                    "SELECT count(*), min(ingest_seq), max(ingest_seq), min({time}), max({time})
+                     FROM {table} WHERE {}",
+                    in_window("")
+                ),
+                [],
+                |r| {
+                    Ok(WindowRows {
+                        rows: r.get(0)?,
+                        first_seq: r.get::<_, Option<u64>>(1)?.unwrap_or(0),
+                        last_seq: r.get::<_, Option<u64>>(2)?.unwrap_or(0),
+                        first_time: r.get::<_, Option<u64>>(3)?.unwrap_or(0),
+                        last_time: r.get::<_, Option<u64>>(4)?.unwrap_or(0),
+                    })
+                },
+            )
+            .map_err(sql_err("counting a window's rows"))?;
+        if counted.rows == 0 {
+            return Ok(ArchiveReport::default());
+        }
+        let dir = settings.part_dir(signal, window);
+        let name = format!(
+            "part-{window}-{}-{}.parquet",
+            counted.first_seq, counted.last_seq
+        );
+        let rel = dir.join(&name);
+        let abs_dir = settings.root.join(&dir);
+        std::fs::create_dir_all(&abs_dir).map_err(io_err(&abs_dir))?;
+        let hidden = abs_dir.join(format!(".{name}.tmp"));
+        let target = abs_dir.join(&name);
+        written = Some(hidden.clone());
+        // Sorted by time: a window's readers (a trace's time range, a
+        // dashboard's last hour) skip the row groups outside it.
+        let copied = conn
+            .execute(
+                &format!(
+                    "COPY ({} WHERE {} ORDER BY s.{time}, s.ingest_seq) TO {} \
+                     (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 32768)",
+                    views::public_select(signal, table),
+                    in_window("s."),
+                    sql_path(&hidden)
+                ),
+                [],
+            )
+            .map_err(sql_err("writing an archive file"))? as u64;
+        sync_file(&hidden)?;
+        let read_back: u64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM read_parquet({})", sql_path(&hidden)),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_err("reading an archive file back"))?;
+        if copied != counted.rows || read_back != counted.rows {
+            return Err(StorageError::Archive(format!(
+                "{}: wrote {copied} and read back {read_back} rows of {}",
+                target.display(),
+                counted.rows
+            )));
+        }
+        std::fs::rename(&hidden, &target).map_err(io_err(&target))?;
+        written = Some(target.clone());
+        sync_dir(&abs_dir)?;
+        let deleted = conn
+            .execute(&format!("DELETE FROM {table} WHERE {}", in_window("")), [])
+            .map_err(sql_err("deleting archived rows"))? as u64;
+        if deleted != counted.rows {
+            return Err(StorageError::Archive(format!(
+                "{}: deleting {} rows deleted {deleted}",
+                target.display(),
+                counted.rows
+            )));
+        }
+        let bytes = std::fs::metadata(&target).map_err(io_err(&target))?.len();
+        conn.execute(
+            "INSERT INTO archive_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            duckdb::params![
+                signal.name(),
+                rel.to_string_lossy(),
+                window,
+                end,
+                counted.first_time,
+                counted.last_time,
+                counted.rows,
+                bytes,
+                counted.first_seq,
+                counted.last_seq,
+                crate::model::now_unix_nano(),
+            ],
+        )
+        .map_err(sql_err("recording an archive file"))?;
+        install_view(conn, Some(settings), signal)?;
+        Ok(ArchiveReport {
+            parts: 1,
+            rows: counted.rows,
+            bytes,
+        })
+    })();
+    let outcome = outcome.and_then(|report| {
+        conn.execute_batch("COMMIT")
+            .map_err(sql_err("committing an archive transaction"))?;
+        Ok(report)
+    });
+    if outcome.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+        if let Some(file) = written {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+    outcome
+}
+
+fn sql_path(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', "''"))
+}
+
+fn sync_file(path: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(path))
+}
+
+fn sync_dir(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        sync_file(path)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Archived windows dropped from the catalog; [`Dropped::remove_files`]
+/// deletes their files once the drop is checkpointed.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    pub report: ArchiveReport,
+    files: Vec<PathBuf>,
+}
+
+impl Dropped {
+    pub fn add(&mut self, other: Dropped) {
+        self.report.add(other.report);
+        self.files.extend(other.files);
+    }
+
+    /// Deletes the dropped files, and directories left empty (a directory
+    /// still holding another node's files stays). Call after the drop is
+    /// checkpointed: before it, a crash would bring the catalog's rows back
+    /// without their files. If the process dies first, [`open`] deletes
+    /// them, as files no commit lists.
+    pub fn remove_files(self, root: &Path) {
+        for file in self.files {
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::warn!(file = %file.display(), error = %e, "could not delete a dropped archive file");
+            }
+            let mut dir = file.parent();
+            while let Some(d) = dir.filter(|d| *d != root && d.starts_with(root)) {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+    }
+}
+
+/// Drops every archived window that ended at or before `cutoff` (Unix ns).
+pub fn drop_before(
+    conn: &Conn,
+    settings: &ArchiveSettings,
+    cutoff: u64,
+) -> Result<Dropped, StorageError> {
+    drop_where(conn, settings, "window_end_unix_nano <= ?", cutoff)
+}
+
+/// Drops the oldest archived windows, whole, until at least `bytes` are
+/// freed (or nothing is left).
+pub fn drop_oldest(
+    conn: &Conn,
+    settings: &ArchiveSettings,
+    bytes: u64,
+) -> Result<Dropped, StorageError> {
+    // The oldest window that frees enough together with every older one;
+    // the newest window when all of them together free less.
+    let last: Option<u64> = conn
+        .query_row(
+            "SELECT coalesce(min(window_start_unix_nano) FILTER (WHERE freed >= ?),
+                             max(window_start_unix_nano))
+             FROM (SELECT window_start_unix_nano,
+                          sum(sum(bytes)) OVER (ORDER BY window_start_unix_nano) AS freed
+                   FROM archive_parts GROUP BY window_start_unix_nano)",
+            [bytes],
+            |r| r.get(0),
+        )
+        .map_err(sql_err("choosing archived windows to drop"))?;
+    match last {
+        Some(last) => drop_where(conn, settings, "window_start_unix_nano <= ?", last),
+        None => Ok(Dropped::default()),
+    }
+}
+
+/// Forgets the catalog's files matching `condition` (one parameter) and
+/// replaces the views that named them, in one transaction.
+fn drop_where(
+    conn: &Conn,
+    settings: &ArchiveSettings,
+    condition: &str,
+    param: u64,
+) -> Result<Dropped, StorageError> {
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(sql_err("starting an archive transaction"))?;
+    let outcome = (|| -> Result<Dropped, StorageError> {
+        let mut stmt = conn
+            .prepare(&format!(
+                "DELETE FROM archive_parts WHERE {condition} RETURNING signal, path, rows, bytes"
+            ))
+            .map_err(sql_err("dropping archived windows"))?;
+        let rows = stmt
+            .query_map([param], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u64>(2)?,
+                    r.get::<_, u64>(3)?,
+                ))
+            })
+            .map_err(sql_err("dropping archived windows"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_err("dropping archived windows"))?;
+        let mut dropped = Dropped::default();
+        let mut signals = HashSet::new();
+        for (signal, path, rows, bytes) in rows {
+            dropped.report.add(ArchiveReport {
+                parts: 1,
+                rows,
+                bytes,
+            });
+            signals.extend(Signal::from_name(&signal));
+            dropped.files.push(settings.root.join(path));
+        }
+        for signal in signals {
+            install_view(conn, Some(settings), signal)?;
+        }
+        Ok(dropped)
+    })();
+    let outcome = outcome.and_then(|dropped| {
+        conn.execute_batch("COMMIT")
+            .map_err(sql_err("committing an archive transaction"))?;
+        Ok(dropped)
+    });
+    if outcome.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    outcome
+}
+
+/// The catalog's totals.
+pub fn cold_tier(conn: &Conn) -> Result<ColdTier, StorageError> {
+    conn.query_row(
+        "SELECT count(*), coalesce(sum(rows), 0)::UBIGINT, coalesce(sum(bytes), 0)::UBIGINT,
+                min(window_start_unix_nano)
+         FROM archive_parts",
+        [],
+        |r| {
+            Ok(ColdTier {
+                parts: r.get(0)?,
+                rows: r.get(1)?,
+                bytes: r.get(2)?,
+                oldest: r.get(3)?,
+            })
+        },
+    )
+    .map_err(sql_err("measuring the archive"))
+}
+
+/// Migration 21: the catalog, and the views reads go through.
+pub const MIGRATION_SQL: &str = r#"
+-- The Parquet files of the cold tier (storage::archive) this database's
+-- node wrote and has not dropped; reads name exactly these.
+CREATE TABLE archive_parts (
+    signal                 VARCHAR NOT NULL,
+    path                   VARCHAR NOT NULL,
+    window_start_unix_nano UBIGINT NOT NULL,
+    window_end_unix_nano   UBIGINT NOT NULL,
+    first_time_unix_nano   UBIGINT NOT NULL,
+    last_time_unix_nano    UBIGINT NOT NULL,
+    rows                   UBIGINT NOT NULL,
+    bytes                  UBIGINT NOT NULL,
+    first_seq              UBIGINT NOT NULL,
+    last_seq               UBIGINT NOT NULL,
+    archived_unix_nano     UBIGINT NOT NULL
+);
+CREATE VIEW span_rows_all AS SELECT * FROM span_rows;
+CREATE VIEW log_rows_all AS SELECT * FROM log_rows;
+CREATE VIEW metric_rows_all AS SELECT * FROM metric_rows;
+"#;
+
+#[cfg(test)]
+mod tests;

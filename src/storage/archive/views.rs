@@ -1,0 +1,116 @@
+//! The relations every read goes through, hot and cold alike.
+//!
+//! The writer appends to `span_rows`, `log_rows` and `metric_rows`; the
+//! archive moves their old windows to Parquet files. Reads must not care
+//! where a row lives, so each table has a view over both tiers,
+//! `span_rows_all` (and `log_rows_all`, `metric_rows_all`), with the
+//! table's own columns: archived rows come back with numeric span ids and
+//! their resource as text (the table's older rows carry it the same way).
+//! The public views (`spans`, `logs`, `metrics`), whose columns are the
+//! contract users' SQL relies on, are built over those.
+//!
+//! Each `_all` view names its Parquet files one by one, taken from the
+//! catalog (`archive_parts`), instead of a glob: it is replaced in the same
+//! transaction that deletes the rows a new file holds (or forgets a file
+//! retention drops), so a read sees a row exactly once, in one tier or the
+//! other, and never a file another process is still writing.
+
+use std::path::Path;
+
+use super::Signal;
+
+/// The columns of `signal`'s public view, over a source with its table's
+/// columns aliased `s` and its resource row aliased `r`. The archive
+/// writes these same columns, so other engines read the names users know.
+fn public_columns(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Spans => {
+            "s.* EXCLUDE (resource_id) REPLACE (
+        qyl_trace_hex(s.trace_id) AS trace_id,
+        qyl_span_hex(s.span_id) AS span_id,
+        qyl_span_hex(s.parent_span_id) AS parent_span_id,
+        coalesce(s.service_version, r.service_version) AS service_version,
+        coalesce(s.deployment_environment, r.deployment_environment) AS deployment_environment,
+        coalesce(s.scope_name, r.scope_name) AS scope_name,
+        coalesce(s.scope_version, r.scope_version) AS scope_version,
+        coalesce(s.resource, r.resource) AS resource,
+        coalesce(s.events, '[]') AS events,
+        coalesce(s.links, '[]') AS links)"
+        }
+        Signal::Logs => {
+            "s.* EXCLUDE (resource_id) REPLACE (
+        coalesce(s.service_version, r.service_version) AS service_version,
+        coalesce(s.deployment_environment, r.deployment_environment) AS deployment_environment,
+        coalesce(s.scope_name, r.scope_name) AS scope_name,
+        coalesce(s.resource, r.resource) AS resource)"
+        }
+        Signal::Metrics => {
+            "s.* EXCLUDE (resource_id) REPLACE (coalesce(s.resource, r.resource) AS resource)"
+        }
+    }
+}
+
+/// `signal`'s public columns over `source` (a table or view with the
+/// table's columns).
+pub fn public_select(signal: Signal, source: &str) -> String {
+    format!(
+        "SELECT {} FROM {source} s LEFT JOIN resources r ON r.resource_id = s.resource_id",
+        public_columns(signal)
+    )
+}
+
+/// An archived file's columns turned back into the table's: ids parsed,
+/// no resource id (the resource is in the row, as text).
+fn cold_as_table(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Spans => {
+            "* REPLACE (qyl_trace_key(trace_id) AS trace_id, qyl_span_key(span_id) AS span_id,
+               qyl_span_key(parent_span_id) AS parent_span_id), NULL::UBIGINT AS resource_id"
+        }
+        Signal::Logs | Signal::Metrics => "*, NULL::UBIGINT AS resource_id",
+    }
+}
+
+/// A path as a SQL string literal.
+fn literal(path: &Path) -> String {
+    format!("'{}'", path.to_string_lossy().replace('\'', "''"))
+}
+
+/// Replaces `signal`'s `_all` view: its table, and the files `parts`
+/// (absolute paths) if there are any.
+pub fn install_rows_all(
+    conn: &duckdb::Connection,
+    signal: Signal,
+    parts: &[std::path::PathBuf],
+) -> duckdb::Result<()> {
+    let table = signal.table();
+    let mut sql = format!(
+        "CREATE OR REPLACE VIEW {} AS SELECT * FROM {table}",
+        signal.rows_all()
+    );
+    if !parts.is_empty() {
+        let files = parts.iter().map(|p| literal(p)).collect::<Vec<_>>();
+        // Hive partitioning off: the path's `date=`, `hour=` and `node=`
+        // are for other engines and must not become columns here.
+        sql.push_str(&format!(
+            " UNION ALL BY NAME SELECT {} FROM read_parquet([{}], \
+             hive_partitioning = false, union_by_name = true)",
+            cold_as_table(signal),
+            files.join(", ")
+        ));
+    }
+    conn.execute_batch(&sql)
+}
+
+/// Creates the public views over the `_all` views (and those over the
+/// tables alone, as a database with nothing archived has them).
+pub fn install_public(conn: &duckdb::Connection) -> duckdb::Result<()> {
+    for signal in Signal::ALL {
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE VIEW {} AS {}",
+            signal.name(),
+            public_select(signal, signal.rows_all())
+        ))?;
+    }
+    Ok(())
+}
