@@ -70,6 +70,24 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
     if let Some(keep) = keep {
         opts.path = keep.to_string();
     }
+    // BENCH_ARCHIVE=1: after timing the reads, move every whole window
+    // (an hour spread, a minute dense) to the Parquet archive and time
+    // them again over both tiers.
+    let archive = std::env::var_os("BENCH_ARCHIVE").map(|_| {
+        let window_minutes = if shape.window_ns > 3_600_000_000_000 {
+            60
+        } else {
+            1
+        };
+        storage::archive::ArchiveSettings::new(
+            &dir.path().join("archive"),
+            window_minutes,
+            0,
+            "bench",
+        )
+        .expect("the archive directory")
+    });
+    opts.archive = archive.clone();
     let path = opts.path.clone();
     let db = storage::open(&opts).expect("opening the database");
     let conn = db.connect().expect("connecting");
@@ -192,6 +210,72 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
         rounds.min(5),
     )
     .await;
+    let reads = time_reads(&store, &conn, &ids, rounds).await;
+    let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
+        println!(
+            "{name:<34} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
+            ms(p50),
+            ms(p99),
+            ms(p50) / ms(baseline.0).max(1e-9)
+        );
+    };
+    line("baseline: count by trace_id scan", baseline, "");
+    line("  the same through the spans view", through_view, "");
+    for (name, took, target) in &reads {
+        line(name, *took, target);
+    }
+    if let Some(settings) = archive {
+        let used = |conn: &storage::Conn| -> u64 {
+            conn.query_row(
+                "SELECT (used_blocks * block_size)::UBIGINT FROM pragma_database_size()
+                 WHERE database_name = current_database()",
+                [],
+                |r| r.get(0),
+            )
+            .expect("the database size")
+        };
+        let hot_bytes = used(&conn);
+        let t = Instant::now();
+        let moved = storage::archive::archive_due(&conn, &settings, now_nanos(), &|| false)
+            .expect("archiving");
+        let took = t.elapsed().as_secs_f64();
+        conn.execute_batch("CHECKPOINT").expect("checkpointing");
+        let left = used(&conn);
+        println!(
+            "archived {} rows in {} files in {took:.1} s ({:.0}k rows/s); Parquet {:.1} bytes/row, \
+             the database file {:.1} bytes/row before (used blocks; {:.0} MB left for {} rows)",
+            moved.rows,
+            moved.parts,
+            moved.rows as f64 / took / 1e3,
+            moved.bytes as f64 / moved.rows.max(1) as f64,
+            hot_bytes as f64 / spans as f64,
+            left as f64 / 1e6,
+            spans - moved.rows.min(spans),
+        );
+        let cold = time_reads(&store, &conn, &ids, rounds).await;
+        for ((name, took, _), (_, hot, _)) in cold.iter().zip(&reads) {
+            println!(
+                "{:<34} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× hot p50)",
+                format!("archived: {name}"),
+                ms(took.0),
+                ms(took.1),
+                ms(took.0) / ms(hot.0).max(1e-9)
+            );
+        }
+    }
+    drop(store);
+    drop(conn);
+}
+
+type Timed = (&'static str, (Duration, Duration), &'static str);
+
+/// The store's reads, timed: name, p50/p99 and the target.
+async fn time_reads(
+    store: &Arc<Store>,
+    conn: &storage::Conn,
+    ids: &[String],
+    rounds: usize,
+) -> Vec<Timed> {
     let by_id = time(rounds, |i| {
         let store = store.clone();
         let id = ids[i].clone();
@@ -277,26 +361,16 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
         })
         .await
     };
-    let line = |name: &str, (p50, p99): (Duration, Duration), target: &str| {
-        println!(
-            "{name:<34} p50 {:>8.2}  p99 {:>8.2}  ({:.1}× baseline p50){target}",
-            ms(p50),
-            ms(p99),
-            ms(p50) / ms(baseline.0).max(1e-9)
-        );
-    };
-    line("baseline: count by trace_id scan", baseline, "");
-    line("  the same through the spans view", through_view, "");
-    line(
-        "trace by id (tree + logs)",
-        by_id,
-        "   target ≤ 10 ms at 10 M",
-    );
-    line("trace list, first page", first_page, "   target ≤ 50 ms");
-    line("trace list, first page, last 1 h", last_hour, "");
-    line("spans: service=svc-3 status=error", filtered, "");
-    line("services, 24 h, p50/p95/p99", services, "");
-    line("  before: services straight from spans", services_scan, "");
-    drop(store);
-    drop(conn);
+    vec![
+        (
+            "trace by id (tree + logs)",
+            by_id,
+            "   target ≤ 10 ms at 10 M",
+        ),
+        ("trace list, first page", first_page, "   target ≤ 50 ms"),
+        ("trace list, first page, last 1 h", last_hour, ""),
+        ("spans: service=svc-3 status=error", filtered, ""),
+        ("services, 24 h, p50/p95/p99", services, ""),
+        ("  before: services straight from spans", services_scan, ""),
+    ]
 }

@@ -11,7 +11,10 @@
 //!
 //! Environment: BENCH_SECS (default 60), BENCH_MAX_MB (64; 0 runs without
 //! any retention, as a baseline), BENCH_RATE (spans per second, default
-//! 10000, below what this 2-core machine sustains), BENCH_INTERVAL (retention seconds, 5).
+//! 10000, below what this 2-core machine sustains), BENCH_INTERVAL (retention seconds, 5),
+//! BENCH_ARCHIVE=N (move windows of one minute to the Parquet archive N
+//! minutes after they end; the limit then counts the archive too, and the
+//! table shows it and the disk in use: file, journal and archive).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -149,6 +152,24 @@ fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
+/// The bytes of the files under `dir`, recursively (0 if it is missing).
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                dir_size(&path)
+            } else {
+                file_len(&path)
+            }
+        })
+        .sum()
+}
+
 fn mib(b: u64) -> f64 {
     b as f64 / (1 << 20) as f64
 }
@@ -208,6 +229,16 @@ fn main() -> anyhow::Result<()> {
         config.storage.retention_hours = 0;
     }
     config.storage.retention_interval_secs = interval;
+    let archive = std::env::var("BENCH_ARCHIVE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let archive_dir = dir.path().join("archive");
+    let journal_dir = dir.path().join("qyl.duckdb.journal");
+    if let Some(after) = archive {
+        config.archive.path = archive_dir.to_string_lossy().into_owned();
+        config.archive.window_minutes = 1;
+        config.archive.after_minutes = after;
+    }
     let rt = tokio::runtime::Runtime::new()?;
     let server = rt.block_on(Server::start(&config))?;
     let stats = server.retention_stats();
@@ -233,11 +264,13 @@ fn main() -> anyhow::Result<()> {
         .collect();
 
     println!(
-        "{:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11} {:>11} {:>9}",
+        "{:>5} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>11} {:>11} {:>9}",
         "t(s)",
         "spans in",
         "file MiB",
         "wal MiB",
+        "arch MiB",
+        "disk MiB",
         "used MiB",
         "free MiB",
         "passes",
@@ -253,14 +286,18 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next += tick;
         let (file, w) = (file_len(&db), file_len(&wal));
+        let cold = dir_size(&archive_dir);
+        let disk = file + w + cold + dir_size(&journal_dir);
         let t = started.elapsed().as_secs_f64();
-        samples.push((t, file));
+        samples.push((t, file, disk));
         println!(
-            "{:>5.0} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>11} {:>11} {:>9.0}",
+            "{:>5.0} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>11} {:>11} {:>9.0}",
             t,
             spans.load(Ordering::Relaxed),
             mib(file),
             mib(w),
+            mib(cold),
+            mib(disk),
             mib(stats.used_bytes.load(Ordering::Relaxed)),
             mib(stats.free_bytes.load(Ordering::Relaxed)),
             stats.passes.load(Ordering::Relaxed),
@@ -284,6 +321,7 @@ fn main() -> anyhow::Result<()> {
     let half = samples.len() / 2;
     let max_first = samples[..half].iter().map(|s| s.1).max().unwrap_or(0);
     let max_second = samples[half..].iter().map(|s| s.1).max().unwrap_or(0);
+    let disk_second = samples[half..].iter().map(|s| s.2).max().unwrap_or(0);
     println!();
     println!(
         "ingested {ingested} spans in {elapsed:.0} s ({:.0}/s; {wanted_spans} wanted)",
@@ -300,10 +338,20 @@ fn main() -> anyhow::Result<()> {
         stats.last_error()
     );
     println!(
-        "file: max {:.1} MiB in the first half, {:.1} MiB in the second (limit {max_mb} MiB)",
+        "file: max {:.1} MiB in the first half, {:.1} MiB in the second (limit {max_mb} MiB); \
+         disk (file, journal, archive): max {:.1} MiB in the second half",
         mib(max_first),
-        mib(max_second)
+        mib(max_second),
+        mib(disk_second)
     );
+    if archive.is_some() {
+        println!(
+            "archive: {} windows moved ({} rows), {} dropped",
+            stats.archived_parts.load(Ordering::Relaxed),
+            stats.archived_rows.load(Ordering::Relaxed),
+            stats.dropped_parts.load(Ordering::Relaxed)
+        );
+    }
     println!(
         "commit latency per {SPANS_PER_BATCH}-span batch: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} batches)",
         pct(0.5),

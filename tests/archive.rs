@@ -273,7 +273,8 @@ fn parquet_files(root: &Path) -> Vec<String> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if path.parent() != Some(root) {
+                // Not the node locks beside the signals.
                 out.push(
                     path.strip_prefix(root)
                         .unwrap()
@@ -367,4 +368,72 @@ async fn sigkill_while_archiving_loses_and_repeats_nothing() {
     eprintln!(
         "{spans} spans and {logs} logs; {interrupted} of 5 kills left a file no commit listed"
     );
+}
+
+/// Two nodes share one archive directory: a trace node B archived is
+/// found by a query on node A, which never received it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reads_what_another_node_archived() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let env_for = |node: &str| {
+        let mut env = archive_env(&root);
+        env[3].1 = node.into();
+        env
+    };
+    let a = start(&dir.path().join("a.duckdb"), &env_for("node-a"));
+    let b = start(&dir.path().join("b.duckdb"), &env_for("node-b"));
+    // A second qyl cannot take a node name in use.
+    let taken = std::process::Command::new(env!("CARGO_BIN_EXE_qyl"))
+        .args([
+            "serve",
+            "--http-port",
+            "0",
+            "--otlp-http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
+        .arg("--data")
+        .arg(dir.path().join("c.duckdb"))
+        .env("QYL_ARCHIVE_PATH", &root)
+        .env("QYL_ARCHIVE_NODE", "node-b")
+        .output()
+        .unwrap();
+    assert!(!taken.status.success());
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("another qyl uses the node name"),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    // Node B: traces 1–12 (in windows from 80 to 20 minutes ago). A node
+    // leaves out another's oldest window (its retention drops that next).
+    let t0 = now();
+    fill(&b, t0).await;
+    // 12 windows of spans and 12 of logs.
+    wait_archived(&b, "node B archived", |a| a["parts"].as_u64() == Some(24)).await;
+    let from_b = get_ok(&b, &format!("/api/v1/traces/{}", trace_id(5))).await;
+    let on_a = common::api::eventually_for("node A sees node B's trace", || async {
+        let r = common::api::get(&a, &format!("/api/v1/traces/{}", trace_id(5))).await;
+        (r.status == 200).then_some(r.body)
+    })
+    .await;
+    assert_eq!(on_a, from_b);
+    // What node A sees of node B is its archive: every span but those of
+    // its oldest window and of its database file.
+    let b_cold: u64 = sql(
+        &b,
+        "SELECT count(*) FROM spans WHERE start_time_unix_nano >=
+            (SELECT min(window_end_unix_nano) FROM archive_parts WHERE signal = 'spans')
+          AND span_id NOT IN (SELECT qyl_span_hex(span_id) FROM span_rows)",
+    )
+    .await[0][0]
+        .as_u64()
+        .unwrap();
+    assert!(b_cold >= 50, "{b_cold}");
+    common::api::eventually_for("node A sees node B's archive", || async {
+        let a_sees = sql(&a, "SELECT count(*) FROM spans").await[0][0].as_u64();
+        (a_sees == Some(b_cold)).then_some(())
+    })
+    .await;
 }

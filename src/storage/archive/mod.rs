@@ -93,6 +93,10 @@ pub struct ArchiveSettings {
     pub after_ns: u64,
     /// This node's name in the paths (`node=`).
     pub node: String,
+    /// Held while this process uses the node name in this archive: a
+    /// second qyl under the same name would take the first one's new files
+    /// for a crash's leftovers and delete them.
+    _node_lock: std::sync::Arc<std::fs::File>,
 }
 
 const MINUTE_NS: u64 = 60_000_000_000;
@@ -118,11 +122,25 @@ impl ArchiveSettings {
         } else {
             node.to_string()
         };
+        let lock_path = root.join(format!(".node={node}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(StorageError::Archive(format!(
+                "another qyl uses the node name {node:?} in {} (give each its own [archive] node)",
+                root.display()
+            )));
+        }
         Ok(ArchiveSettings {
             root,
             window_ns: window_minutes.max(1) * MINUTE_NS,
             after_ns: after_minutes * MINUTE_NS,
             node,
+            _node_lock: std::sync::Arc::new(lock),
         })
     }
 
@@ -211,37 +229,113 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     }
 }
 
-/// The catalog's files of `signal`, relative to the root, oldest first.
-fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<String>, StorageError> {
+/// The catalog's files of `signal` (relative to the root) and their
+/// windows' starts, oldest first.
+fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<(String, u64)>, StorageError> {
     let mut stmt = conn
         .prepare(
-            "SELECT path FROM archive_parts WHERE signal = ?
+            "SELECT path, window_start_unix_nano FROM archive_parts WHERE signal = ?
              ORDER BY window_start_unix_nano, first_seq",
         )
         .map_err(sql_err("listing archived files"))?;
     let rows = stmt
-        .query_map([signal.name()], |r| r.get::<_, String>(0))
+        .query_map([signal.name()], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))
         .map_err(sql_err("listing archived files"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(sql_err("listing archived files"))?;
     Ok(rows)
 }
 
-/// Points `signal`'s `_all` view at the catalog's files (none without
-/// `settings`: the archive is off).
+/// Points `signal`'s `_all` view at the catalog's files and the other
+/// nodes' (none without `settings`: the archive is off).
 fn install_view(
     conn: &Conn,
     settings: Option<&ArchiveSettings>,
     signal: Signal,
 ) -> Result<(), StorageError> {
-    let parts = match settings {
-        Some(s) => cataloged(conn, signal)?
-            .into_iter()
-            .map(|rel| s.root.join(rel))
-            .collect(),
-        None => Vec::new(),
-    };
+    let mut parts = Vec::new();
+    if let Some(s) = settings {
+        for (rel, window_start) in cataloged(conn, signal)? {
+            parts.push(views::ColdFile {
+                path: s.root.join(rel),
+                window_start,
+            });
+        }
+        parts.extend(other_nodes_files(s, signal)?);
+    }
     views::install_rows_all(conn, signal, &parts).map_err(sql_err("replacing a view"))
+}
+
+/// The files other nodes sharing the archive wrote for `signal`, but for
+/// each node's oldest window: that is the one its retention drops next,
+/// and a view naming a file that is gone fails every read until it is
+/// replaced (at this node's next pass). A node's files appear only once
+/// complete (renamed from a hidden name).
+fn other_nodes_files(
+    settings: &ArchiveSettings,
+    signal: Signal,
+) -> Result<Vec<views::ColdFile>, StorageError> {
+    let own = format!("node={}", settings.node);
+    let signal_dir = settings.root.join(format!("signal={}", signal.name()));
+    let mut by_node: std::collections::BTreeMap<String, Vec<views::ColdFile>> = Default::default();
+    for date in subdirs(&signal_dir)? {
+        for hour in subdirs(&date)? {
+            for node_dir in subdirs(&hour)? {
+                let Some(node) = node_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                else {
+                    continue;
+                };
+                if node == own || !node.starts_with("node=") {
+                    continue;
+                }
+                for entry in std::fs::read_dir(&node_dir).map_err(io_err(&node_dir))? {
+                    let path = entry.map_err(io_err(&node_dir))?.path();
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    let window = name.as_deref().and_then(part_window);
+                    if let Some(window_start) = window {
+                        by_node
+                            .entry(node.clone())
+                            .or_default()
+                            .push(views::ColdFile { path, window_start });
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (_, files) in by_node {
+        let oldest = files.iter().map(|f| f.window_start).min().unwrap_or(0);
+        out.extend(files.into_iter().filter(|f| f.window_start != oldest));
+    }
+    Ok(out)
+}
+
+/// The window start in a finished file's name, `part-<window>-<first>-<last>.parquet`.
+fn part_window(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let mut fields = rest.split('-');
+    let window = fields.next()?.parse().ok()?;
+    (fields.count() == 2).then_some(window)
+}
+
+/// Replaces the views so they name the files other nodes added or
+/// dropped since the last time; each pass starts with it.
+pub fn refresh_views(conn: &Conn, settings: &ArchiveSettings) -> Result<(), StorageError> {
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(sql_err("starting an archive transaction"))?;
+    let outcome = Signal::ALL
+        .into_iter()
+        .try_for_each(|signal| install_view(conn, Some(settings), signal))
+        .and_then(|()| {
+            conn.execute_batch("COMMIT")
+                .map_err(sql_err("committing an archive transaction"))
+        });
+    if outcome.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    outcome
 }
 
 /// Brings the archive and the catalog into agreement after a start (or a
@@ -269,7 +363,7 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
     };
     let mut known = HashSet::new();
     for signal in Signal::ALL {
-        for rel in cataloged(conn, signal)? {
+        for (rel, _) in cataloged(conn, signal)? {
             if settings.root.join(&rel).is_file() {
                 known.insert(rel);
             } else {
@@ -352,6 +446,7 @@ pub fn archive_due(
     now: u64,
     stop: &dyn Fn() -> bool,
 ) -> Result<ArchiveReport, StorageError> {
+    refresh_views(conn, settings)?;
     let before = settings.due_before(now);
     let mut report = ArchiveReport::default();
     let mut checkpointed = std::time::Instant::now();

@@ -150,7 +150,7 @@ impl Db {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     stack.push(path);
-                } else {
+                } else if !path.ends_with(format!(".node={}.lock", self.settings.node)) {
                     out.push(
                         path.strip_prefix(&self.settings.root)
                             .unwrap()
