@@ -129,7 +129,7 @@ impl ArchiveSettings {
             .write(true)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        if lock.try_lock().is_err() {
+        if !try_lock(&lock) {
             return Err(StorageError::Archive(format!(
                 "another qyl uses the node name {node:?} in {} (give each its own [archive] node)",
                 root.display()
@@ -165,6 +165,19 @@ impl ArchiveSettings {
             self.node
         ))
     }
+}
+
+/// Takes `file`'s exclusive lock without waiting; false when another
+/// process holds it. (`File::try_lock` needs a newer Rust than qyl's
+/// minimum.)
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File) -> bool {
+    rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+#[cfg(not(unix))]
+fn try_lock(_file: &std::fs::File) -> bool {
+    true
 }
 
 /// The host's name, for the archive's paths; "qyl" when it has none usable.
