@@ -252,6 +252,22 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
             left as f64 / 1e6,
             spans - moved.rows.min(spans),
         );
+        // A trace id the lookup does not know (another node's, say) is
+        // searched through every archived file.
+        let unknown = time(rounds.min(5), |i| {
+            let store = store.clone();
+            async move {
+                let id = format!("{:032x}", 0xfeed_0000_u64 + i as u64);
+                assert!(store.get_trace(&id).await.expect("trace").is_none());
+            }
+        })
+        .await;
+        println!(
+            "{:<34} p50 {:>8.2}  p99 {:>8.2}",
+            "archived: an id the lookup lacks",
+            ms(unknown.0),
+            ms(unknown.1)
+        );
         let cold = time_reads(&store, &conn, &ids, rounds).await;
         for ((name, took, _), (_, hot, _)) in cold.iter().zip(&reads) {
             println!(
