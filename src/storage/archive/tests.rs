@@ -90,6 +90,12 @@ impl Db {
         }
     }
 
+    fn strings(&self, sql: &str) -> Vec<String> {
+        let mut stmt = self.conn().prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
     fn count(&self, sql: &str) -> u64 {
         self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
     }
@@ -101,15 +107,7 @@ impl Db {
     /// What readers see: every span and log through the public views, a
     /// whole trace, the trace list and a span search, as JSON.
     fn answers(&self, trace_id: &str) -> Vec<String> {
-        let rows = |sql: &str| -> String {
-            let mut stmt = self.conn().prepare(sql).unwrap();
-            let names: Vec<String> = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            names.join("\n")
-        };
+        let rows = |sql: &str| self.strings(sql).join("\n");
         vec![
             rows("SELECT s::VARCHAR FROM spans s ORDER BY s.ingest_seq"),
             rows("SELECT s::VARCHAR FROM logs s ORDER BY s.ingest_seq"),
@@ -274,18 +272,7 @@ fn moving_windows_keeps_every_answer_the_same() {
     // A second pass has nothing left to move.
     assert_eq!(db.archive(NOW), ArchiveReport::default());
     // Every file the catalog lists, and nothing else.
-    let listed = {
-        let mut stmt = db
-            .conn()
-            .prepare("SELECT path FROM archive_parts ORDER BY path")
-            .unwrap();
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        rows
-    };
+    let listed = db.strings("SELECT path FROM archive_parts ORDER BY path");
     assert_eq!(db.files(), listed);
     assert!(listed
         .iter()
@@ -299,15 +286,7 @@ fn archived_files_have_the_public_columns() {
     db.archive(NOW);
     let dir = db.settings.root.join("signal=spans");
     let glob = format!("{}/*/*/*/*.parquet", dir.display());
-    let columns = |sql: &str| -> Vec<String> {
-        let mut stmt = db.conn().prepare(sql).unwrap();
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        rows
-    };
+    let columns = |sql: &str| db.strings(sql);
     let view = columns(
         "SELECT column_name || ' ' || data_type FROM duckdb_columns()
          WHERE table_name = 'spans' ORDER BY column_index",
