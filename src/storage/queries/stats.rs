@@ -162,10 +162,16 @@ fn binned_sql(
         "SELECT {rollup_keys}, bin, sum(spans)::UBIGINT, sum(errors)::UBIGINT, \
          min(min_ns), max(max_ns), max(last_start_unix_nano) \
          FROM service_minutes WHERE minute_unix_nano >= {first} AND minute_unix_nano < {last} \
-         GROUP BY ALL UNION ALL {}",
+         GROUP BY ALL UNION ALL {} UNION ALL {}",
+        // Each edge on its own: a range is checked against the statistics
+        // of each row group (and archived file), which skips all but the
+        // edge's; an OR of the two ranges read the time of every row of
+        // the archive (4.3× the database's time at 10 M spans).
         spans(format!(
-            "(start_time_unix_nano >= {since} AND start_time_unix_nano < {first}) \
-             OR (start_time_unix_nano >= {last} AND start_time_unix_nano < {until})"
+            "start_time_unix_nano >= {since} AND start_time_unix_nano < {first}"
+        )),
+        spans(format!(
+            "start_time_unix_nano >= {last} AND start_time_unix_nano < {until}"
         ))
     )
 }
