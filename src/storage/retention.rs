@@ -127,7 +127,7 @@ impl RetentionStats {
                 self.dropped_parts
                     .fetch_add(r.dropped.parts, Ordering::Relaxed);
                 *self.cold.lock().unwrap_or_else(|p| p.into_inner()) = r.cold;
-                None
+                r.archive_error.clone()
             }
             Err(e) => {
                 self.failed_passes.fetch_add(1, Ordering::Relaxed);
@@ -163,6 +163,9 @@ pub struct PassReport {
     pub dropped: ArchiveReport,
     /// The archive at the end of the pass.
     pub cold: ColdTier,
+    /// Why moving windows to the archive failed in this pass, if it did
+    /// (the rest of the pass ran).
+    pub archive_error: Option<String>,
 }
 
 impl PassReport {
@@ -300,7 +303,16 @@ pub fn run_pass(
     let archive = policy.archive.as_ref();
     let mut dropped = Dropped::default();
     if let Some(settings) = archive {
-        report.archived = archive::archive_due(conn, settings, now, stop)?;
+        // A failing archive (its disk full, say) must not stop retention,
+        // or the database would grow without bound: the error is reported
+        // and the rest of the pass runs.
+        match archive::archive_due(conn, settings, now, stop) {
+            Ok(moved) => report.archived = moved,
+            Err(e) => {
+                tracing::warn!(error = %e, "archiving failed; retention goes on");
+                report.archive_error = Some(e.to_string());
+            }
+        }
     }
     if let Some(age) = policy.max_age {
         let cutoff = now.saturating_sub(age.as_nanos().min(u64::MAX as u128) as u64);
