@@ -100,6 +100,18 @@ impl Db {
         self.conn().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
+    /// A retention pass at NOW with the archive and a 45-minute age limit.
+    fn pass_keeping_45_minutes(&self) -> crate::storage::retention::PassReport {
+        let location = Location::from_path(&self.dir.path().join("q.duckdb").to_string_lossy());
+        let policy = RetentionPolicy {
+            max_age: Some(Duration::from_secs(45 * 60)),
+            max_bytes: None,
+            batch_rows: 1000,
+            archive: Some(self.settings.clone()),
+        };
+        run_pass(self.conn(), &location, &policy, NOW, &|| false).unwrap()
+    }
+
     fn archive(&self, now: u64) -> ArchiveReport {
         archive_due(self.conn(), &self.settings, now, &|| false).unwrap()
     }
@@ -400,15 +412,8 @@ fn with_the_archive_off_reads_see_the_database_alone() {
 fn retention_drops_archived_windows_whole_by_age_and_by_size() {
     let db = Db::new();
     fill(&db);
-    let location = Location::from_path(&db.dir.path().join("q.duckdb").to_string_lossy());
     // Age: 45 minutes keeps the windows from 11:15 on.
-    let policy = RetentionPolicy {
-        max_age: Some(Duration::from_secs(45 * 60)),
-        max_bytes: None,
-        batch_rows: 1000,
-        archive: Some(db.settings.clone()),
-    };
-    let report = run_pass(db.conn(), &location, &policy, NOW, &|| false).unwrap();
+    let report = db.pass_keeping_45_minutes();
     assert!(report.archived.parts > 0);
     assert!(report.dropped.parts > 0, "{report:?}");
     assert_eq!(
@@ -446,14 +451,7 @@ fn a_failing_archive_does_not_stop_retention() {
     // window can be written.
     std::fs::remove_dir_all(&db.settings.root).unwrap();
     std::fs::write(&db.settings.root, b"not a directory").unwrap();
-    let location = Location::from_path(&db.dir.path().join("q.duckdb").to_string_lossy());
-    let policy = RetentionPolicy {
-        max_age: Some(Duration::from_secs(45 * 60)),
-        max_bytes: None,
-        batch_rows: 1000,
-        archive: Some(db.settings.clone()),
-    };
-    let report = run_pass(db.conn(), &location, &policy, NOW, &|| false).unwrap();
+    let report = db.pass_keeping_45_minutes();
     assert!(report.archive_error.is_some(), "{report:?}");
     assert_eq!(report.archived, ArchiveReport::default());
     // Traces 1-4 went by age all the same, and nothing was lost to the
