@@ -134,7 +134,10 @@ impl Server {
             .with_sql_slots(config.query.sql_slots)
             .with_deploy_window(config.errors.deploy_window_ns())
             .with_summary_sync(handle.summary_sync())
-            .with_visibility(handle.visibility()),
+            .with_visibility(handle.visibility())
+            .with_archive_refresh(
+                (!config.archive.path.is_empty()).then(|| retention.archive_refresh()),
+            ),
         );
         let functions = start_functions(config, &store, &hub, exporter.clone()).await?;
         let state = AppState {

@@ -437,3 +437,57 @@ async fn a_node_reads_what_another_node_archived() {
     })
     .await;
 }
+
+/// Another node drops files this node's views still name (its retention
+/// ran between this node's passes): a read fails once, asks for new views,
+/// and the next reads succeed without waiting for the next pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_another_node_dropped_fails_one_read_not_every_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    let mut env_b = archive_env(&root);
+    env_b[3].1 = "node-b".into();
+    let b = start(&dir.path().join("b.duckdb"), &env_b);
+    fill(&b, now()).await;
+    wait_archived(&b, "node B archived", |a| a["parts"].as_u64() == Some(24)).await;
+    // Node A lists B's files when it starts, and would not look again for
+    // an hour.
+    let mut env_a = archive_env(&root);
+    env_a[3].1 = "node-a".into();
+    env_a[4].1 = "3600".into();
+    let a = start(&dir.path().join("a.duckdb"), &env_a);
+    let before = sql(&a, "SELECT count(*) FROM spans").await[0][0]
+        .as_u64()
+        .unwrap();
+    assert!(before >= 50, "{before}");
+    // A span file of B's newest archived window disappears.
+    let newest = parquet_files(&root)
+        .into_iter()
+        .filter(|f| f.starts_with("signal=spans/") && f.contains("/node=node-b/"))
+        .max_by_key(|f| f.rsplit('/').next().unwrap_or("").to_string())
+        .unwrap();
+    std::fs::remove_file(root.join(&newest)).unwrap();
+    let failed = post(
+        &a,
+        "/api/v1/sql",
+        json!({"sql": "SELECT count(*) FROM spans"}),
+    )
+    .await;
+    assert_ne!(failed.status, 200, "{}", failed.body);
+    let after = common::api::eventually_for("node A reads again", || async {
+        let r = post(
+            &a,
+            "/api/v1/sql",
+            json!({"sql": "SELECT count(*) FROM spans"}),
+        )
+        .await;
+        (r.status == 200).then(|| r.body["rows"][0][0].as_u64().unwrap())
+    })
+    .await;
+    assert_eq!(after, before - 5, "one trace of 5 spans went with the file");
+    assert!(
+        a.logs().contains("replaced the archive's views"),
+        "{}",
+        a.logs()
+    );
+}

@@ -182,6 +182,21 @@ pub struct ReadPool {
     size: usize,
     timeout: Duration,
     visibility: Option<Visibility>,
+    archive_refresh: Option<super::retention::ArchiveRefresh>,
+}
+
+/// A read failed because a file the archive's views name is gone (another
+/// node's retention dropped it since the views were made).
+fn is_missing_file(e: &QueryError) -> bool {
+    // User SQL reports DuckDB's errors as invalid input, as its own.
+    let text = match e {
+        QueryError::Sql { source, .. } => source.to_string(),
+        QueryError::Invalid(text) => text.clone(),
+        _ => return false,
+    };
+    text.contains("No files found")
+        || text.contains("No such file")
+        || text.contains("Cannot open file")
 }
 
 impl ReadPool {
@@ -194,7 +209,15 @@ impl ReadPool {
             size,
             timeout,
             visibility: None,
+            archive_refresh: None,
         }
+    }
+
+    /// Reads that fail on a file gone from the archive ask for new views,
+    /// so the next read succeeds instead of every read until the next
+    /// retention pass.
+    pub fn set_archive_refresh(&mut self, refresh: Option<super::retention::ArchiveRefresh>) {
+        self.archive_refresh = refresh;
     }
 
     /// See [`super::Store::with_visibility`].
@@ -287,6 +310,12 @@ impl ReadPool {
         };
         self.put_idle(conn);
         drop(permit);
+        if let (Err(e), Some(refresh)) = (&out, &self.archive_refresh) {
+            if is_missing_file(e) {
+                tracing::warn!(error = %e, "a read found an archived file gone; replacing the views");
+                refresh.request();
+            }
+        }
         out
     }
 

@@ -687,8 +687,28 @@ pub(super) fn checkpoint(conn: &Conn) -> Result<(), StorageError> {
     }
 }
 
-/// Set once to stop the retention thread, which sleeps on the condvar.
-type StopFlag = (Mutex<bool>, Condvar);
+/// What wakes the retention thread, which sleeps on the condvar between
+/// passes: a stop (for good), or a read that found an archived file gone.
+#[derive(Default)]
+struct Wake {
+    stop: bool,
+    refresh: bool,
+}
+
+type StopFlag = (Mutex<Wake>, Condvar);
+
+/// Asks the retention thread to replace the archive's views now, between
+/// its passes: a read failed on a file another node had dropped, and every
+/// read would fail on it until the next pass (`archive::refresh_views`).
+#[derive(Clone)]
+pub struct ArchiveRefresh(Arc<StopFlag>);
+
+impl ArchiveRefresh {
+    pub fn request(&self) {
+        self.0 .0.lock().unwrap_or_else(|p| p.into_inner()).refresh = true;
+        self.0 .1.notify_all();
+    }
+}
 
 /// The running retention thread; [`Retention::shutdown`] stops it.
 pub struct Retention {
@@ -707,7 +727,7 @@ impl Retention {
         every: Duration,
     ) -> Result<Retention, StorageError> {
         let stats = Arc::new(RetentionStats::default());
-        let stop: Arc<StopFlag> = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop: Arc<StopFlag> = Arc::new((Mutex::new(Wake::default()), Condvar::new()));
         if policy.is_off() {
             return Ok(Retention {
                 stats,
@@ -734,6 +754,11 @@ impl Retention {
         self.stats.clone()
     }
 
+    /// What reads call when an archived file they were told of is gone.
+    pub fn archive_refresh(&self) -> ArchiveRefresh {
+        ArchiveRefresh(self.stop.clone())
+    }
+
     /// Stops the thread, after its current batch if a pass is running.
     /// Blocks; call from a blocking context, before the writer shuts down.
     pub fn shutdown(mut self) {
@@ -741,7 +766,7 @@ impl Retention {
     }
 
     fn stop_thread(&mut self) {
-        *self.stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.stop.0.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
         self.stop.1.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -763,17 +788,35 @@ fn run_thread(
     stop: Arc<StopFlag>,
     stats: Arc<RetentionStats>,
 ) {
-    let stopped = || *stop.0.lock().unwrap_or_else(|p| p.into_inner());
+    let stopped = || stop.0.lock().unwrap_or_else(|p| p.into_inner()).stop;
+    let mut next_pass = Instant::now() + every;
     loop {
         let guard = stop.0.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = stop
+        let wait = next_pass.saturating_duration_since(Instant::now());
+        let (mut guard, _) = stop
             .1
-            .wait_timeout_while(guard, every, |s| !*s)
+            .wait_timeout_while(guard, wait, |w| !w.stop && !w.refresh)
             .unwrap_or_else(|p| p.into_inner());
-        if *guard {
+        if guard.stop {
             return;
         }
+        if std::mem::take(&mut guard.refresh) {
+            drop(guard);
+            if let Some(settings) = &policy.archive {
+                match super::archive::refresh_views(&conn, settings) {
+                    Ok(()) => tracing::info!(
+                        "replaced the archive's views after a read found a file gone"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "replacing the archive's views failed"),
+                }
+            }
+            continue;
+        }
+        if Instant::now() < next_pass {
+            continue;
+        }
         drop(guard);
+        next_pass = Instant::now() + every;
         let started = Instant::now();
         let outcome = run_pass(
             &conn,

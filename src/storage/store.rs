@@ -61,6 +61,15 @@ impl Store {
         self
     }
 
+    /// See [`ReadPool::set_archive_refresh`].
+    pub fn with_archive_refresh(
+        mut self,
+        refresh: Option<super::retention::ArchiveRefresh>,
+    ) -> Store {
+        self.pool.set_archive_refresh(refresh);
+        self
+    }
+
     /// Every read first waits (briefly) until the database holds every
     /// export answered before it: with the writer's journal, exports are
     /// answered a little before their commit.
