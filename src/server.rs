@@ -71,6 +71,7 @@ impl Server {
                 .with_context(|| format!("preparing the archive directory {}", path.display()))?,
             )
         };
+        let archiving = archive.is_some();
         let opts = StorageOptions {
             path: config.storage.path.clone(),
             memory_limit_mb: config.storage.memory_limit_mb,
@@ -135,9 +136,7 @@ impl Server {
             .with_deploy_window(config.errors.deploy_window_ns())
             .with_summary_sync(handle.summary_sync())
             .with_visibility(handle.visibility())
-            .with_archive_refresh(
-                (!config.archive.path.is_empty()).then(|| retention.archive_refresh()),
-            ),
+            .with_archive_refresh(archiving.then(|| retention.archive_refresh())),
         );
         let functions = start_functions(config, &store, &hub, exporter.clone()).await?;
         let state = AppState {

@@ -5,7 +5,9 @@
 //! of it and (`writer::derived`) the summary tables it keeps; `reader` is
 //! the bounded pool of read connections and `store` the one read interface
 //! built on it; `retention` deletes old data in the background (on a
-//! connection of its own, see there why).
+//! connection of its own, see there why), after `archive` has moved old
+//! time windows to Parquet files when `[archive]` is set; `archive::views`
+//! defines the views every read goes through, over both.
 
 pub mod archive;
 pub mod duck;

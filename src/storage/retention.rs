@@ -650,7 +650,9 @@ fn execute(
         .map_err(|e| StorageError::sql(context, e))
 }
 
-fn in_transaction<T>(
+/// Runs `body` in one transaction on `conn` (retention's connection, which
+/// the archive shares): committed if it succeeds, rolled back if not.
+pub(super) fn in_transaction<T>(
     conn: &Conn,
     body: impl FnOnce() -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {

@@ -29,6 +29,8 @@ pub mod views;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use super::retention::in_transaction;
+use super::writer::derived::genai_rollup::MINUTE_NS;
 use super::{Conn, StorageError};
 
 /// A kind of telemetry with a table the archive moves windows out of.
@@ -99,8 +101,6 @@ pub struct ArchiveSettings {
     _node_lock: std::sync::Arc<std::fs::File>,
 }
 
-const MINUTE_NS: u64 = 60_000_000_000;
-
 impl ArchiveSettings {
     /// Creates the root if needed. `node` empty means the host's name.
     pub fn new(
@@ -109,14 +109,8 @@ impl ArchiveSettings {
         after_minutes: u64,
         node: &str,
     ) -> Result<ArchiveSettings, StorageError> {
-        std::fs::create_dir_all(root).map_err(|source| StorageError::Dir {
-            path: root.to_path_buf(),
-            source,
-        })?;
-        let root = root.canonicalize().map_err(|source| StorageError::Dir {
-            path: root.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(root).map_err(io_err(root))?;
+        let root = root.canonicalize().map_err(io_err(root))?;
         let node = if node.is_empty() {
             host_name()
         } else {
@@ -148,6 +142,11 @@ impl ArchiveSettings {
     fn due_before(&self, now: u64) -> u64 {
         let edge = now.saturating_sub(self.after_ns);
         edge - edge % self.window_ns
+    }
+
+    /// Where every node's files of `signal` are.
+    fn signal_dir(&self, signal: Signal) -> PathBuf {
+        self.root.join(format!("signal={}", signal.name()))
     }
 
     /// The directory of `signal`'s files for the window starting at
@@ -259,6 +258,11 @@ fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<(String, u64)>, StorageE
     Ok(rows)
 }
 
+/// A path as a SQL string literal.
+pub(crate) fn sql_path(path: &Path) -> String {
+    super::duck::sql_text(&path.to_string_lossy())
+}
+
 /// Points `signal`'s `_all` view at the catalog's files and the other
 /// nodes' (none without `settings`: the archive is off).
 fn install_view(
@@ -288,32 +292,19 @@ fn other_nodes_files(
     settings: &ArchiveSettings,
     signal: Signal,
 ) -> Result<Vec<views::ColdFile>, StorageError> {
-    let own = format!("node={}", settings.node);
-    let signal_dir = settings.root.join(format!("signal={}", signal.name()));
+    let signal_dir = settings.signal_dir(signal);
     let mut by_node: std::collections::BTreeMap<String, Vec<views::ColdFile>> = Default::default();
-    for date in subdirs(&signal_dir)? {
-        for hour in subdirs(&date)? {
-            for node_dir in subdirs(&hour)? {
-                let Some(node) = node_dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                else {
-                    continue;
-                };
-                if node == own || !node.starts_with("node=") {
-                    continue;
-                }
-                for entry in std::fs::read_dir(&node_dir).map_err(io_err(&node_dir))? {
-                    let path = entry.map_err(io_err(&node_dir))?.path();
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                    let window = name.as_deref().and_then(part_window);
-                    if let Some(window_start) = window {
-                        by_node
-                            .entry(node.clone())
-                            .or_default()
-                            .push(views::ColdFile { path, window_start });
-                    }
-                }
+    for (node, dir) in node_dirs(&signal_dir)? {
+        if node == settings.node {
+            continue;
+        }
+        for path in files_in(&dir)? {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if let Some(window_start) = name.as_deref().and_then(part_window) {
+                by_node
+                    .entry(node.clone())
+                    .or_default()
+                    .push(views::ColdFile { path, window_start });
             }
         }
     }
@@ -336,19 +327,11 @@ fn part_window(name: &str) -> Option<u64> {
 /// Replaces the views so they name the files other nodes added or
 /// dropped since the last time; each pass starts with it.
 pub fn refresh_views(conn: &Conn, settings: &ArchiveSettings) -> Result<(), StorageError> {
-    conn.execute_batch("BEGIN TRANSACTION")
-        .map_err(sql_err("starting an archive transaction"))?;
-    let outcome = Signal::ALL
-        .into_iter()
-        .try_for_each(|signal| install_view(conn, Some(settings), signal))
-        .and_then(|()| {
-            conn.execute_batch("COMMIT")
-                .map_err(sql_err("committing an archive transaction"))
-        });
-    if outcome.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    outcome
+    in_transaction(conn, || {
+        Signal::ALL
+            .into_iter()
+            .try_for_each(|signal| install_view(conn, Some(settings), signal))
+    })
 }
 
 /// Brings the archive and the catalog into agreement after a start (or a
@@ -390,7 +373,7 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
         }
     }
     for signal in Signal::ALL {
-        let signal_dir = settings.root.join(format!("signal={}", signal.name()));
+        let signal_dir = settings.signal_dir(signal);
         for file in own_files(&signal_dir, &settings.node)? {
             let rel = file
                 .strip_prefix(&settings.root)
@@ -409,22 +392,43 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
     Ok(())
 }
 
-/// The files under `signal_dir/date=*/hour=*/node=<node>/`.
-fn own_files(signal_dir: &Path, node: &str) -> Result<Vec<PathBuf>, StorageError> {
+/// Every `date=*/hour=*/node=*/` directory under `signal_dir`, with its
+/// node's name.
+fn node_dirs(signal_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
     let mut out = Vec::new();
     for date in subdirs(signal_dir)? {
         for hour in subdirs(&date)? {
-            let dir = hour.join(format!("node={node}"));
-            if !dir.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-                let path = entry.map_err(io_err(&dir))?.path();
-                if path.is_file() {
-                    out.push(path);
+            for dir in subdirs(&hour)? {
+                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+                if let Some(node) = name.as_deref().and_then(|n| n.strip_prefix("node=")) {
+                    out.push((node.to_string(), dir));
                 }
             }
         }
+    }
+    Ok(out)
+}
+
+/// The files in `dir`.
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// This node's files of one signal, under `signal_dir`.
+fn own_files(signal_dir: &Path, node: &str) -> Result<Vec<PathBuf>, StorageError> {
+    let mut out = Vec::new();
+    for (_, dir) in node_dirs(signal_dir)?
+        .into_iter()
+        .filter(|(n, _)| n == node)
+    {
+        out.extend(files_in(&dir)?);
     }
     Ok(out)
 }
@@ -513,10 +517,8 @@ fn archive_window(
     let (table, time) = (signal.table(), signal.time_column());
     let end = window.saturating_add(settings.window_ns);
     let in_window = |q: &str| format!("{q}{time} >= {window} AND {q}{time} < {end}");
-    conn.execute_batch("BEGIN TRANSACTION")
-        .map_err(sql_err("starting an archive transaction"))?;
     let mut written: Option<PathBuf> = None;
-    let outcome = (|| -> Result<ArchiveReport, StorageError> {
+    let outcome = in_transaction(conn, || {
         let counted: WindowRows = conn
             .query_row(
                 &format!(
@@ -616,23 +618,14 @@ fn archive_window(
             rows: counted.rows,
             bytes,
         })
-    })();
-    let outcome = outcome.and_then(|report| {
-        conn.execute_batch("COMMIT")
-            .map_err(sql_err("committing an archive transaction"))?;
-        Ok(report)
     });
     if outcome.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        // Rolled back: the rows stay in the database, so the file goes.
         if let Some(file) = written {
             let _ = std::fs::remove_file(file);
         }
     }
     outcome
-}
-
-fn sql_path(path: &Path) -> String {
-    format!("'{}'", path.to_string_lossy().replace('\'', "''"))
 }
 
 fn sync_file(path: &Path) -> Result<(), StorageError> {
@@ -731,9 +724,7 @@ fn drop_where(
     condition: &str,
     param: u64,
 ) -> Result<Dropped, StorageError> {
-    conn.execute_batch("BEGIN TRANSACTION")
-        .map_err(sql_err("starting an archive transaction"))?;
-    let outcome = (|| -> Result<Dropped, StorageError> {
+    in_transaction(conn, || {
         let mut stmt = conn
             .prepare(&format!(
                 "DELETE FROM archive_parts WHERE {condition} RETURNING signal, path, rows, bytes"
@@ -766,16 +757,7 @@ fn drop_where(
             install_view(conn, Some(settings), signal)?;
         }
         Ok(dropped)
-    })();
-    let outcome = outcome.and_then(|dropped| {
-        conn.execute_batch("COMMIT")
-            .map_err(sql_err("committing an archive transaction"))?;
-        Ok(dropped)
-    });
-    if outcome.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    outcome
+    })
 }
 
 /// The catalog's totals.

@@ -15,8 +15,6 @@
 //! retention drops), so a read sees a row exactly once, in one tier or the
 //! other, and never a file another process is still writing.
 
-use std::path::Path;
-
 use super::Signal;
 
 /// The columns of `signal`'s public view, over a source with its table's
@@ -71,11 +69,6 @@ fn cold_as_table(signal: Signal) -> &'static str {
     }
 }
 
-/// A path as a SQL string literal.
-fn literal(path: &Path) -> String {
-    format!("'{}'", path.to_string_lossy().replace('\'', "''"))
-}
-
 /// An archived file as the views name it: its absolute path and the start
 /// of its window (Unix ns).
 pub struct ColdFile {
@@ -108,7 +101,7 @@ pub fn install_rows_all(
     for part in parts {
         days.entry(part.window_start / DAY_NS)
             .or_default()
-            .push(literal(&part.path));
+            .push(super::sql_path(&part.path));
     }
     for (day, files) in days {
         let (from, to) = (day * DAY_NS, (day + 1) * DAY_NS);

@@ -6,6 +6,7 @@ use super::histogram::{bin_sql, Histogram};
 use crate::model::query::{
     rfc3339, Buckets, ServiceBucket, ServiceSummary, StorageStats, TableStats,
 };
+use crate::storage::archive::Signal;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::writer::derived::genai_rollup::MINUTE_NS;
 use crate::storage::writer::derived::resources::{
@@ -230,12 +231,10 @@ fn service_steps(
 
 pub fn storage_stats(c: &Conn, path: &str) -> Result<StorageStats, QueryError> {
     let mut tables = Vec::new();
-    // Named by their views; counted in the tables, which need no resources.
-    for (table, stored, time) in [
-        ("spans", "span_rows_all", "start_time_unix_nano"),
-        ("logs", "log_rows_all", "time_unix_nano"),
-        ("metrics", "metric_rows_all", "time_unix_nano"),
-    ] {
+    // Named by their views; counted in the tables and their archived files,
+    // which need no resources.
+    for signal in Signal::ALL {
+        let (table, stored, time) = (signal.name(), signal.rows_all(), signal.time_column());
         let (rows, oldest, newest): (u64, Option<u64>, Option<u64>) = c
             .query_row(
                 &format!("SELECT count(*), min({time}), max({time}) FROM {stored}"),
