@@ -200,6 +200,8 @@ pub struct ErrorsConfig {
 #[serde(deny_unknown_fields)]
 pub struct ArchiveConfig {
     pub path: String,
+    /// `s3://bucket/prefix`: every file is uploaded there too ("" = none).
+    pub url: String,
     pub window_minutes: u64,
     pub after_minutes: u64,
     pub node: String,
@@ -208,7 +210,19 @@ pub struct ArchiveConfig {
 impl ArchiveConfig {
     fn validate(&self, storage: &StorageConfig) -> Result<(), ConfigError> {
         if self.path.is_empty() {
+            if !self.url.is_empty() {
+                return Err(invalid(
+                    "archive.url",
+                    "needs archive.path too: qyl reads the files from that directory, the bucket holds their copies",
+                ));
+            }
             return Ok(());
+        }
+        if !self.url.is_empty() && !crate::storage::archive::bucket::is_bucket_url(&self.url) {
+            return Err(invalid(
+                "archive.url",
+                "expected s3://bucket or s3://bucket/prefix",
+            ));
         }
         if storage.path == ":memory:" {
             return Err(invalid(

@@ -69,6 +69,9 @@
 //!   Parquet files (one transaction per signal and window: the file is
 //!   written and renamed, the rows deleted, the file recorded in
 //!   `archive_parts`), and the limits drop archived windows whole.
+//!   `archive::bucket` uploads each file to an S3-compatible bucket (and
+//!   checks it there) before its rows leave the file, and mirrors other
+//!   nodes' files from the bucket into the local directory reads use.
 //!   `archive::views` defines what reads go through: `span_rows_all`,
 //!   `log_rows_all` and `metric_rows_all` (each table and its archived
 //!   files, with the table's columns) and over them the public `spans`,

@@ -61,15 +61,22 @@ impl Server {
             None
         } else {
             let path = std::path::Path::new(&config.archive.path);
-            Some(
-                storage::archive::ArchiveSettings::new(
-                    path,
-                    config.archive.window_minutes,
-                    config.archive.after_minutes,
-                    &config.archive.node,
-                )
-                .with_context(|| format!("preparing the archive directory {}", path.display()))?,
+            let settings = storage::archive::ArchiveSettings::new(
+                path,
+                config.archive.window_minutes,
+                config.archive.after_minutes,
+                &config.archive.node,
             )
+            .with_context(|| format!("preparing the archive directory {}", path.display()))?;
+            Some(if config.archive.url.is_empty() {
+                settings
+            } else {
+                let bucket = storage::archive::bucket::Bucket::from_url(&config.archive.url)
+                    .with_context(|| {
+                        format!("opening the archive bucket {}", config.archive.url)
+                    })?;
+                settings.with_bucket(bucket)
+            })
         };
         let archiving = archive.is_some();
         let opts = StorageOptions {

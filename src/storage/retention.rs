@@ -356,7 +356,7 @@ pub fn run_pass(
         checkpoint(conn)?;
     }
     if let Some(settings) = archive {
-        dropped.remove_files(&settings.root);
+        dropped.remove_files(settings);
         report.cold = archive::cold_tier(conn)?;
     }
     let size = db_size(conn, location)?;

@@ -24,6 +24,7 @@
 //! ingest sequence number), so archiving the same rows again after a crash
 //! writes the same file.
 
+pub mod bucket;
 pub mod views;
 
 use std::collections::HashSet;
@@ -95,6 +96,9 @@ pub struct ArchiveSettings {
     pub after_ns: u64,
     /// This node's name in the paths (`node=`).
     pub node: String,
+    /// The S3-compatible bucket every file is also uploaded to (`[archive]
+    /// url`), and other nodes' files come from.
+    pub bucket: Option<std::sync::Arc<bucket::Bucket>>,
     /// Held while this process uses the node name in this archive: a
     /// second qyl under the same name would take the first one's new files
     /// for a crash's leftovers and delete them.
@@ -134,8 +138,21 @@ impl ArchiveSettings {
             window_ns: window_minutes.max(1) * MINUTE_NS,
             after_ns: after_minutes * MINUTE_NS,
             node,
+            bucket: None,
             _node_lock: std::sync::Arc::new(lock),
         })
+    }
+
+    /// Uploads every file to `bucket` too, and reads other nodes' files
+    /// from it.
+    pub fn with_bucket(mut self, bucket: bucket::Bucket) -> ArchiveSettings {
+        self.bucket = Some(std::sync::Arc::new(bucket));
+        self
+    }
+
+    /// `path` (a file's path) relative to the root.
+    fn rel(&self, path: &Path) -> String {
+        rel_to(&self.root, path)
     }
 
     /// Windows that ended before this (Unix ns) are due at `now`.
@@ -258,6 +275,13 @@ fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<(String, u64)>, StorageE
     Ok(rows)
 }
 
+/// `path` relative to `root`, as text ("" when it is not under it).
+fn rel_to(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// A path as a SQL string literal.
 pub(crate) fn sql_path(path: &Path) -> String {
     super::duck::sql_text(&path.to_string_lossy())
@@ -299,6 +323,13 @@ fn other_nodes_files(
             continue;
         }
         for path in files_in(&dir)? {
+            // With a bucket, a local copy of a file its node has dropped
+            // from the bucket waits for deletion; no view names it.
+            if let Some(bucket) = &settings.bucket {
+                if !bucket.was_listed(&settings.rel(&path)) {
+                    continue;
+                }
+            }
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
             if let Some(window_start) = name.as_deref().and_then(part_window) {
                 by_node
@@ -325,13 +356,22 @@ fn part_window(name: &str) -> Option<u64> {
 }
 
 /// Replaces the views so they name the files other nodes added or
-/// dropped since the last time; each pass starts with it.
+/// dropped since the last time; each pass starts with it. With a bucket,
+/// first brings the local copies of other nodes' files in line with it.
 pub fn refresh_views(conn: &Conn, settings: &ArchiveSettings) -> Result<(), StorageError> {
+    let stale = match &settings.bucket {
+        Some(bucket) => bucket.mirror(&settings.root, &settings.node)?,
+        None => Vec::new(),
+    };
     in_transaction(conn, || {
         Signal::ALL
             .into_iter()
             .try_for_each(|signal| install_view(conn, Some(settings), signal))
-    })
+    })?;
+    for file in stale {
+        remove_local(&settings.root, &file);
+    }
+    Ok(())
 }
 
 /// Brings the archive and the catalog into agreement after a start (or a
@@ -358,9 +398,26 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
         return Ok(());
     };
     let mut known = HashSet::new();
+    let restore = |rel: &str| match &settings.bucket {
+        Some(bucket) => match bucket.download(rel, &settings.root.join(rel)) {
+            Ok(()) => {
+                tracing::info!(
+                    file = rel,
+                    bucket = bucket.url(),
+                    "restored an archived file from the bucket"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(file = rel, error = %e, "could not restore an archived file from the bucket");
+                false
+            }
+        },
+        None => false,
+    };
     for signal in Signal::ALL {
         for (rel, _) in cataloged(conn, signal)? {
-            if settings.root.join(&rel).is_file() {
+            if settings.root.join(&rel).is_file() || restore(&rel) {
                 known.insert(rel);
             } else {
                 tracing::error!(
@@ -375,10 +432,7 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
     for signal in Signal::ALL {
         let signal_dir = settings.signal_dir(signal);
         for file in own_files(&signal_dir, &settings.node)? {
-            let rel = file
-                .strip_prefix(&settings.root)
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let rel = settings.rel(&file);
             let hidden = file
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'));
@@ -387,9 +441,11 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
                 std::fs::remove_file(&file).map_err(io_err(&file))?;
             }
         }
-        install_view(conn, Some(settings), signal)?;
     }
-    Ok(())
+    if let Some(bucket) = &settings.bucket {
+        bucket.remove_unrecorded(&settings.node, &known)?;
+    }
+    refresh_views(conn, settings)
 }
 
 /// Every `date=*/hour=*/node=*/` directory under `signal_dir`, with its
@@ -518,6 +574,8 @@ fn archive_window(
     let end = window.saturating_add(settings.window_ns);
     let in_window = |q: &str| format!("{q}{time} >= {window} AND {q}{time} < {end}");
     let mut written: Option<PathBuf> = None;
+    let mut uploaded = false;
+    let mut rel = PathBuf::new();
     let outcome = in_transaction(conn, || {
         let counted: WindowRows = conn
             .query_row(
@@ -546,7 +604,7 @@ fn archive_window(
             "part-{window}-{}-{}.parquet",
             counted.first_seq, counted.last_seq
         );
-        let rel = dir.join(&name);
+        rel = dir.join(&name);
         let abs_dir = settings.root.join(&dir);
         std::fs::create_dir_all(&abs_dir).map_err(io_err(&abs_dir))?;
         let hidden = abs_dir.join(format!(".{name}.tmp"));
@@ -580,6 +638,12 @@ fn archive_window(
                 target.display(),
                 counted.rows
             )));
+        }
+        // In the bucket and checked there before it has a final name here:
+        // a local file under its final name is always in the bucket too.
+        if let Some(bucket) = &settings.bucket {
+            bucket.upload(&hidden, &rel.to_string_lossy())?;
+            uploaded = true;
         }
         std::fs::rename(&hidden, &target).map_err(io_err(&target))?;
         written = Some(target.clone());
@@ -624,6 +688,12 @@ fn archive_window(
         if let Some(file) = written {
             let _ = std::fs::remove_file(file);
         }
+        if let (true, Some(bucket)) = (uploaded, &settings.bucket) {
+            if let Err(e) = bucket.delete(&rel.to_string_lossy()) {
+                // The next start removes it, as a file no commit lists.
+                tracing::warn!(error = %e, "could not delete an uploaded file whose move failed");
+            }
+        }
     }
     outcome
 }
@@ -660,24 +730,37 @@ impl Dropped {
         self.files.extend(other.files);
     }
 
-    /// Deletes the dropped files, and directories left empty (a directory
-    /// still holding another node's files stays). Call after the drop is
-    /// checkpointed: before it, a crash would bring the catalog's rows back
-    /// without their files. If the process dies first, [`open`] deletes
-    /// them, as files no commit lists.
-    pub fn remove_files(self, root: &Path) {
+    /// Deletes the dropped files, in the bucket and here, and directories
+    /// left empty (a directory still holding another node's files stays).
+    /// Call after the drop is checkpointed: before it, a crash would bring
+    /// the catalog's rows back without their files. If the process dies
+    /// first, [`open`] deletes them, as files no commit lists.
+    pub fn remove_files(self, settings: &ArchiveSettings) {
         for file in self.files {
-            if let Err(e) = std::fs::remove_file(&file) {
-                tracing::warn!(file = %file.display(), error = %e, "could not delete a dropped archive file");
-            }
-            let mut dir = file.parent();
-            while let Some(d) = dir.filter(|d| *d != root && d.starts_with(root)) {
-                if std::fs::remove_dir(d).is_err() {
-                    break;
+            if let Some(bucket) = &settings.bucket {
+                if let Err(e) = bucket.delete(&settings.rel(&file)) {
+                    tracing::warn!(error = %e, "could not delete a dropped archive file from the bucket");
                 }
-                dir = d.parent();
             }
+            remove_local(&settings.root, &file);
         }
+    }
+}
+
+/// Deletes an archive file under `root` (one already gone is no error) and
+/// the directories it leaves empty.
+fn remove_local(root: &Path, file: &Path) {
+    if let Err(e) = std::fs::remove_file(file) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(file = %file.display(), error = %e, "could not delete an archive file");
+        }
+    }
+    let mut dir = file.parent();
+    while let Some(d) = dir.filter(|d| *d != root && d.starts_with(root)) {
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
     }
 }
 

@@ -28,8 +28,17 @@ struct Db {
 impl Db {
     /// Windows of 5 minutes that move 10 minutes after they end.
     fn new() -> Db {
+        Db::node("n1", None)
+    }
+
+    /// Node `node`, uploading to `store` (under the prefix `qyl`) if given.
+    fn node(node: &str, store: Option<Arc<dyn object_store::ObjectStore>>) -> Db {
         let dir = tempfile::tempdir().unwrap();
-        let settings = ArchiveSettings::new(&dir.path().join("archive"), 5, 10, "n1").unwrap();
+        let mut settings = ArchiveSettings::new(&dir.path().join("archive"), 5, 10, node).unwrap();
+        if let Some(store) = store {
+            settings = settings
+                .with_bucket(bucket::Bucket::new(store, "qyl", "s3://test/qyl".into()).unwrap());
+        }
         let mut db = Db {
             conn: None,
             writer: None,
@@ -439,7 +448,7 @@ fn retention_drops_archived_windows_whole_by_age_and_by_size() {
     let after = cold_tier(db.conn()).unwrap();
     assert!(after.oldest.is_none_or(|o| o > oldest_left));
     assert_eq!(after.parts + dropped.report.parts, cold.parts);
-    dropped.remove_files(&db.settings.root);
+    dropped.remove_files(&db.settings);
     assert_eq!(db.files().len() as u64, after.parts);
 }
 
@@ -458,4 +467,131 @@ fn a_failing_archive_does_not_stop_retention() {
     // failed move.
     assert_eq!(report.spans, 16);
     assert_eq!(db.count("SELECT count(*) FROM spans"), 25 - 16);
+}
+
+/// Every key in `store`, sorted.
+fn keys(store: &Arc<dyn object_store::ObjectStore>) -> Vec<String> {
+    use futures_util::TryStreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut keys: Vec<String> = rt
+        .block_on(store.list(None).try_collect::<Vec<_>>())
+        .unwrap()
+        .into_iter()
+        .map(|m| m.location.to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn in_memory() -> Arc<dyn object_store::ObjectStore> {
+    Arc::new(object_store::memory::InMemory::new())
+}
+
+#[test]
+fn with_a_bucket_every_file_is_uploaded_and_the_bucket_follows_the_catalog() {
+    let store = in_memory();
+    let mut db = Db::node("n1", Some(store.clone()));
+    fill(&db);
+    let answers = db.answers(&trace_id(4));
+    db.archive(NOW);
+    let listed = db.strings("SELECT 'qyl/' || path FROM archive_parts ORDER BY path");
+    assert!(listed.len() >= 3, "{listed:?}");
+    assert_eq!(keys(&store), listed);
+    // A crash between an upload and its commit leaves an object no commit
+    // lists: the next start deletes it, and leaves other nodes' alone.
+    let leftover = "signal=spans/date=2026-12-04/hour=11/node=n1/part-1-2-3.parquet";
+    let theirs = "signal=spans/date=2026-12-04/hour=11/node=n9/part-1-2-3.parquet";
+    let bucket = db.settings.bucket.clone().unwrap();
+    let any_file = db.settings.root.join(&listed[0]["qyl/".len()..]);
+    bucket.upload(&any_file, leftover).unwrap();
+    bucket.upload(&any_file, theirs).unwrap();
+    // A lost disk: the local archive is gone; the start restores it from
+    // the bucket, and every answer is as before.
+    std::fs::remove_dir_all(&db.settings.root).unwrap();
+    std::fs::create_dir_all(&db.settings.root).unwrap();
+    db.restart(true);
+    let mut expected = listed.clone();
+    expected.push(format!("qyl/{theirs}"));
+    expected.sort();
+    assert_eq!(keys(&store), expected);
+    bucket.delete(theirs).unwrap();
+    db.restart(true);
+    assert_eq!(db.answers(&trace_id(4)), answers);
+    // Retention deletes dropped windows from the bucket too.
+    let report = db.pass_keeping_45_minutes();
+    assert!(report.dropped.parts > 0, "{report:?}");
+    assert_eq!(
+        keys(&store),
+        db.strings("SELECT 'qyl/' || path FROM archive_parts ORDER BY path")
+    );
+}
+
+#[test]
+fn a_failed_upload_leaves_the_rows_in_the_database() {
+    // Nothing listens on port 1: every upload fails.
+    let unreachable = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name("b")
+        .with_endpoint("http://127.0.0.1:1")
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id("k")
+        .with_secret_access_key("s")
+        .with_retry(object_store::RetryConfig {
+            max_retries: 0,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let mut db = Db::new();
+    fill(&db);
+    let answers = db.answers(&trace_id(2));
+    let bucket = bucket::Bucket::new(Arc::new(unreachable), "", "s3://b".into()).unwrap();
+    db.settings = db.settings.clone().with_bucket(bucket);
+    let moved = archive_due(db.conn(), &db.settings, NOW, &|| false);
+    assert!(moved.is_err(), "{moved:?}");
+    assert!(db.files().is_empty(), "{:?}", db.files());
+    assert_eq!(db.count("SELECT count(*) FROM archive_parts"), 0);
+    assert_eq!(db.answers(&trace_id(2)), answers);
+    assert_eq!(db.count("SELECT count(*) FROM span_rows"), 25);
+}
+
+#[test]
+fn nodes_on_different_machines_read_each_other_through_the_bucket() {
+    let store = in_memory();
+    let a = Db::node("n1", Some(store.clone()));
+    let b = Db::node("n2", Some(store.clone()));
+    fill(&b);
+    b.archive(NOW);
+    let b_files = b.count("SELECT count(*) FROM archive_parts WHERE signal = 'spans'");
+    assert!(b_files >= 3);
+    // A's first pass mirrors B's files (all but B's oldest window) into its
+    // own directory, which B never wrote to.
+    a.archive(NOW);
+    let oldest_rows = b.count(
+        "SELECT sum(rows) FROM archive_parts WHERE signal = 'spans'
+         AND window_start_unix_nano = (SELECT min(window_start_unix_nano) FROM archive_parts)",
+    );
+    let b_cold = b.count("SELECT sum(rows) FROM archive_parts WHERE signal = 'spans'");
+    assert_eq!(a.count("SELECT count(*) FROM spans"), b_cold - oldest_rows);
+    assert!(a.files().iter().all(|f| f.contains("/node=n2/")));
+    let tree = traces::get_trace(a.conn(), &trace_id(4));
+    // Trace 4 is not in A's lookup: found by its id in B's files.
+    assert_eq!(tree.unwrap().unwrap().summary.span_count, 4);
+    // B's retention drops windows: A's next pass stops naming them and
+    // deletes its copies, and every read works throughout.
+    let dropped = b.pass_keeping_45_minutes();
+    assert!(dropped.dropped.parts > 0);
+    assert!(a.count("SELECT count(*) FROM spans") > 0);
+    a.archive(NOW);
+    let a_sees = a.count("SELECT count(*) FROM spans");
+    let b_left = b.count(
+        "SELECT coalesce(sum(rows), 0)::UBIGINT FROM archive_parts WHERE signal = 'spans'
+         AND window_start_unix_nano > (SELECT min(window_start_unix_nano) FROM archive_parts)",
+    );
+    assert_eq!(a_sees, b_left);
+    let mirrored = a.files().len() as u64;
+    let b_all = b.count("SELECT count(*) FROM archive_parts");
+    assert_eq!(mirrored, b_all, "A keeps a copy of each file B has");
 }
