@@ -895,6 +895,20 @@ mod tests {
             err.contains("storage.retention_hours: must be at most"),
             "{err}"
         );
+        let err = Config::from_layers(None, env(&[("QYL_ARCHIVE_URL", "s3://b/p")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("archive.url: needs archive.path"), "{err}");
+        let err = Config::from_layers(
+            None,
+            env(&[
+                ("QYL_ARCHIVE_PATH", "data/archive"),
+                ("QYL_ARCHIVE_URL", "https://b/p"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("archive.url: expected s3://bucket"), "{err}");
         let c = Config::from_layers(
             None,
             env(&[

@@ -79,6 +79,7 @@ impl Server {
             })
         };
         let archiving = archive.is_some();
+        let archived_windows = archive.as_ref().map(|a| a.named.clone());
         let opts = StorageOptions {
             path: config.storage.path.clone(),
             memory_limit_mb: config.storage.memory_limit_mb,
@@ -143,7 +144,8 @@ impl Server {
             .with_deploy_window(config.errors.deploy_window_ns())
             .with_summary_sync(handle.summary_sync())
             .with_visibility(handle.visibility())
-            .with_archive_refresh(archiving.then(|| retention.archive_refresh())),
+            .with_archive_refresh(archiving.then(|| retention.archive_refresh()))
+            .with_archived_windows(archived_windows),
         );
         let functions = start_functions(config, &store, &hub, exporter.clone()).await?;
         let state = AppState {

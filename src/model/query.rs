@@ -108,6 +108,43 @@ impl Cursor {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+    /// The time range read and the storage tiers it spans (answers over
+    /// spans, traces, logs and GenAI calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<TiersRead>,
+}
+
+/// Which storage tiers an answer's time range covers: the database file
+/// (recent windows, always read) and the Parquet archive (older windows,
+/// `[archive]`), with the number of archived files whose windows overlap
+/// the range. Narrow `since`/`until` to read fewer.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TiersRead {
+    /// The range's start (RFC 3339); null when unbounded.
+    pub since: Option<String>,
+    /// The range's end (RFC 3339, exclusive); null when unbounded.
+    pub until: Option<String>,
+    /// `database`, and `archive` when archived windows fall in the range.
+    pub tiers: Vec<String>,
+    /// Archived files (this node's and other nodes') in the range; another
+    /// node's window length is not known here, so its files count for
+    /// the whole hour they lie in.
+    pub archive_files: u64,
+}
+
+impl TiersRead {
+    pub fn new(since: Option<u64>, until: Option<u64>, archive_files: u64) -> TiersRead {
+        let mut tiers = vec!["database".to_string()];
+        if archive_files > 0 {
+            tiers.push("archive".to_string());
+        }
+        TiersRead {
+            since: since.map(rfc3339),
+            until: until.map(rfc3339),
+            tiers,
+            archive_files,
+        }
+    }
 }
 
 /// A stored span as readers see it.
@@ -198,6 +235,9 @@ pub struct TraceTree {
     pub summary: TraceSummary,
     pub roots: Vec<SpanNode>,
     pub logs: Vec<LogRow>,
+    /// The trace's time range and the tiers it lies in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<TiersRead>,
 }
 
 impl TraceTree {
@@ -269,6 +309,7 @@ impl TraceTree {
             }
         }
         TraceTree {
+            read: None,
             summary,
             roots: out,
             logs,
@@ -437,6 +478,9 @@ pub struct MetricData {
     pub unit: Option<String>,
     pub step_ms: u64,
     pub series: Vec<MetricSeries>,
+    /// The time range read and the tiers it spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<TiersRead>,
 }
 
 /// One service seen in the window.

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::archive::{NamedWindows, Signal};
 use super::duck::Database;
 use super::queries::{errors, genai, logs, metrics, releases, sessions, sql, stats, traces};
 use super::reader::{QueryError, ReadPool, SqlLane, SqlLaneStatus};
@@ -17,7 +18,7 @@ use crate::model::genai::{
 use crate::model::query::{
     Buckets, GenAiFilter, GenAiStats, LogHistogram, LogQuery, LogRow, MetricData, MetricInfo,
     MetricQuery, Page, PageRequest, ServiceSummary, SpanQuery, SpanRow, SqlResult, StorageStats,
-    TraceQuery, TraceSummary, TraceTree,
+    TiersRead, TraceQuery, TraceSummary, TraceTree,
 };
 
 pub struct Store {
@@ -30,6 +31,8 @@ pub struct Store {
     summaries: Option<SummarySync>,
     /// `[errors] deploy_window`, in nanoseconds.
     deploy_window_ns: u64,
+    /// The archived windows reads may touch (`[archive]`; None when off).
+    archived: Option<Arc<NamedWindows>>,
 }
 
 impl Store {
@@ -44,7 +47,23 @@ impl Store {
             path: path.to_string(),
             summaries: None,
             deploy_window_ns: 3_600_000_000_000,
+            archived: None,
         }
+    }
+
+    /// Answers over spans, logs and metrics say how many of these windows
+    /// their time range covers ([`TiersRead`]).
+    pub fn with_archived_windows(mut self, archived: Option<Arc<NamedWindows>>) -> Store {
+        self.archived = archived;
+        self
+    }
+
+    fn tiers(&self, signal: Signal, since: Option<u64>, until: Option<u64>) -> TiersRead {
+        let files = self
+            .archived
+            .as_ref()
+            .map_or(0, |a| a.overlapping(signal, since, until));
+        TiersRead::new(since, until, files)
     }
 
     /// How long after a deploy groups and rates are laid at its door
@@ -115,22 +134,39 @@ impl Store {
 
     /// Spans matching the filter, newest first.
     pub async fn query_spans(&self, q: SpanQuery) -> Result<Page<SpanRow>, QueryError> {
-        self.pool.run(move |c| traces::query_spans(c, &q)).await
+        let read = self.tiers(Signal::Spans, q.filter.since, q.filter.until);
+        let mut page = self.pool.run(move |c| traces::query_spans(c, &q)).await?;
+        page.read = Some(read);
+        Ok(page)
     }
 
     /// One row per trace, newest first.
     pub async fn list_traces(&self, q: TraceQuery) -> Result<Page<TraceSummary>, QueryError> {
-        self.pool.run(move |c| traces::list_traces(c, &q)).await
+        let read = self.tiers(Signal::Spans, q.filter.since, q.filter.until);
+        let mut page = self.pool.run(move |c| traces::list_traces(c, &q)).await?;
+        page.read = Some(read);
+        Ok(page)
     }
 
     /// The trace as a tree with its logs; `None` when nothing has the id.
     pub async fn get_trace(&self, trace_id: &str) -> Result<Option<TraceTree>, QueryError> {
         let id = trace_id.to_string();
-        self.pool.run(move |c| traces::get_trace(c, &id)).await
+        let mut tree = self.pool.run(move |c| traces::get_trace(c, &id)).await?;
+        if let Some(tree) = &mut tree {
+            // The lookup (in the database file) gives the trace's range;
+            // only archived windows inside it are read.
+            let start = tree.summary.start_time_unix_nano.parse::<u64>().ok();
+            let end = start.map(|s| s + (tree.summary.duration_ms * 1e6) as u64 + 1);
+            tree.read = Some(self.tiers(Signal::Spans, start, end));
+        }
+        Ok(tree)
     }
 
     pub async fn query_logs(&self, q: LogQuery) -> Result<Page<LogRow>, QueryError> {
-        self.pool.run(move |c| logs::query_logs(c, &q)).await
+        let read = self.tiers(Signal::Logs, q.since, q.until);
+        let mut page = self.pool.run(move |c| logs::query_logs(c, &q)).await?;
+        page.read = Some(read);
+        Ok(page)
     }
 
     /// The logs `q` finds (its page aside) in `[since, until)` (Unix
@@ -153,7 +189,15 @@ impl Store {
 
     /// A metric's series bucketed by step; `None` for an unknown name.
     pub async fn metric_series(&self, q: MetricQuery) -> Result<Option<MetricData>, QueryError> {
-        self.pool.run(move |c| metrics::metric_series(c, &q)).await
+        let read = self.tiers(Signal::Metrics, q.since, q.until);
+        let mut data = self
+            .pool
+            .run(move |c| metrics::metric_series(c, &q))
+            .await?;
+        if let Some(data) = &mut data {
+            data.read = Some(read);
+        }
+        Ok(data)
     }
 
     /// Services with spans in `[since, until)` (Unix nanoseconds), with
@@ -185,7 +229,10 @@ impl Store {
     /// GenAI calls matching the query, newest first.
     pub async fn genai_spans(&self, q: GenAiSpanQuery) -> Result<Page<GenAiCall>, QueryError> {
         self.settle().await;
-        self.pool.run(move |c| genai::genai_spans(c, &q)).await
+        let read = self.tiers(Signal::Spans, Some(q.filter.since), Some(q.filter.until));
+        let mut page = self.pool.run(move |c| genai::genai_spans(c, &q)).await?;
+        page.read = Some(read);
+        Ok(page)
     }
 
     /// Models seen since `since` in calls that had no price.

@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 
 use super::retention::in_transaction;
 use super::writer::derived::genai_rollup::MINUTE_NS;
+
+const HOUR_NS: u64 = 60 * MINUTE_NS;
 use super::{Conn, StorageError};
 
 /// A kind of telemetry with a table the archive moves windows out of.
@@ -83,6 +85,36 @@ impl Signal {
     fn from_name(name: &str) -> Option<Signal> {
         Signal::ALL.into_iter().find(|s| s.name() == name)
     }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The archived windows the `_all` views name, per signal, as `[start,
+/// end)` in Unix ns: what an answer reports as the archive it read
+/// (`model::query::TiersRead`). Replaced with each view.
+#[derive(Debug, Default)]
+pub struct NamedWindows {
+    by_signal: std::sync::RwLock<[Vec<(u64, u64)>; 3]>,
+}
+
+impl NamedWindows {
+    fn set(&self, signal: Signal, windows: Vec<(u64, u64)>) {
+        let mut all = self.by_signal.write().unwrap_or_else(|p| p.into_inner());
+        all[signal.index()] = windows;
+    }
+
+    /// How many of `signal`'s archived files hold times in `[since,
+    /// until)` (None: unbounded on that side).
+    pub fn overlapping(&self, signal: Signal, since: Option<u64>, until: Option<u64>) -> u64 {
+        let all = self.by_signal.read().unwrap_or_else(|p| p.into_inner());
+        let (since, until) = (since.unwrap_or(0), until.unwrap_or(u64::MAX));
+        all[signal.index()]
+            .iter()
+            .filter(|(start, end)| *start < until && *end > since)
+            .count() as u64
+    }
 }
 
 /// Where and when windows move (`[archive]` in qyl.toml).
@@ -99,6 +131,8 @@ pub struct ArchiveSettings {
     /// The S3-compatible bucket every file is also uploaded to (`[archive]
     /// url`), and other nodes' files come from.
     pub bucket: Option<std::sync::Arc<bucket::Bucket>>,
+    /// What the views name, for the read side (shared by every clone).
+    pub named: std::sync::Arc<NamedWindows>,
     /// Held while this process uses the node name in this archive: a
     /// second qyl under the same name would take the first one's new files
     /// for a crash's leftovers and delete them.
@@ -139,6 +173,7 @@ impl ArchiveSettings {
             after_ns: after_minutes * MINUTE_NS,
             node,
             bucket: None,
+            named: Default::default(),
             _node_lock: std::sync::Arc::new(lock),
         })
     }
@@ -259,16 +294,18 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
 }
 
 /// The catalog's files of `signal` (relative to the root) and their
-/// windows' starts, oldest first.
-fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<(String, u64)>, StorageError> {
+/// windows' starts and ends, oldest first.
+fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<(String, u64, u64)>, StorageError> {
     let mut stmt = conn
         .prepare(
-            "SELECT path, window_start_unix_nano FROM archive_parts WHERE signal = ?
-             ORDER BY window_start_unix_nano, first_seq",
+            "SELECT path, window_start_unix_nano, window_end_unix_nano FROM archive_parts
+             WHERE signal = ? ORDER BY window_start_unix_nano, first_seq",
         )
         .map_err(sql_err("listing archived files"))?;
     let rows = stmt
-        .query_map([signal.name()], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))
+        .query_map([signal.name()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+        })
         .map_err(sql_err("listing archived files"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(sql_err("listing archived files"))?;
@@ -296,15 +333,26 @@ fn install_view(
 ) -> Result<(), StorageError> {
     let mut parts = Vec::new();
     if let Some(s) = settings {
-        for (rel, window_start) in cataloged(conn, signal)? {
+        for (rel, window_start, window_end) in cataloged(conn, signal)? {
             parts.push(views::ColdFile {
                 path: s.root.join(rel),
                 window_start,
+                window_end,
             });
         }
         parts.extend(other_nodes_files(s, signal)?);
     }
-    views::install_rows_all(conn, signal, &parts).map_err(sql_err("replacing a view"))
+    views::install_rows_all(conn, signal, &parts).map_err(sql_err("replacing a view"))?;
+    if let Some(s) = settings {
+        s.named.set(
+            signal,
+            parts
+                .iter()
+                .map(|p| (p.window_start, p.window_end))
+                .collect(),
+        );
+    }
+    Ok(())
 }
 
 /// The files other nodes sharing the archive wrote for `signal`, but for
@@ -335,7 +383,13 @@ fn other_nodes_files(
                 by_node
                     .entry(node.clone())
                     .or_default()
-                    .push(views::ColdFile { path, window_start });
+                    .push(views::ColdFile {
+                        path,
+                        window_start,
+                        // Another node's window length is not in the name;
+                        // a window never crosses an hour, so this bounds it.
+                        window_end: (window_start / HOUR_NS + 1) * HOUR_NS,
+                    });
             }
         }
     }
@@ -416,7 +470,7 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
         None => false,
     };
     for signal in Signal::ALL {
-        for (rel, _) in cataloged(conn, signal)? {
+        for (rel, _, _) in cataloged(conn, signal)? {
             if settings.root.join(&rel).is_file() || restore(&rel) {
                 known.insert(rel);
             } else {

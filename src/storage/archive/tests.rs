@@ -290,6 +290,22 @@ fn moving_windows_keeps_every_answer_the_same() {
     assert_eq!(db.count("SELECT count(*) FROM span_rows"), 1);
     assert_eq!(report.rows, (spans - 1) + 6 + 6);
     assert_eq!(db.answers(&trace_id(6)), before);
+    // The read side knows which windows the views name.
+    let named = &db.settings.named;
+    let span_files = db.count("SELECT count(*) FROM archive_parts WHERE signal = 'spans'");
+    assert_eq!(named.overlapping(Signal::Spans, None, None), span_files);
+    assert_eq!(
+        named.overlapping(Signal::Spans, Some(NOW - 10 * MINUTE), None),
+        0
+    );
+    assert_eq!(
+        named.overlapping(
+            Signal::Logs,
+            Some(NOW - 57 * MINUTE),
+            Some(NOW - 56 * MINUTE)
+        ),
+        1
+    );
     // A second pass has nothing left to move.
     assert_eq!(db.archive(NOW), ArchiveReport::default());
     // Every file the catalog lists, and nothing else.

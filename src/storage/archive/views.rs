@@ -69,11 +69,12 @@ fn cold_as_table(signal: Signal) -> &'static str {
     }
 }
 
-/// An archived file as the views name it: its absolute path and the start
-/// of its window (Unix ns).
+/// An archived file as the views name it: its absolute path and its
+/// window (Unix ns; the end is a bound for other nodes' files).
 pub struct ColdFile {
     pub path: std::path::PathBuf,
     pub window_start: u64,
+    pub window_end: u64,
 }
 
 const DAY_NS: u64 = 86_400_000_000_000;

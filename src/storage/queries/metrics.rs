@@ -97,6 +97,7 @@ pub fn metric_series(c: &Conn, q: &MetricQuery) -> Result<Option<MetricData>, Qu
         unit,
         step_ms: step / 1_000_000,
         series,
+        read: None,
     }))
 }
 

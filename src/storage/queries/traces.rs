@@ -250,6 +250,7 @@ pub(crate) fn paginate<T>(
     Page {
         items: rows,
         next_cursor,
+        read: None,
     }
 }
 
