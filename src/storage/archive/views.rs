@@ -98,6 +98,7 @@ pub fn install_rows_all(
         "CREATE OR REPLACE VIEW {} AS SELECT * FROM {table}",
         signal.rows_all()
     );
+    let mut archived = Vec::new();
     let mut days: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
     for part in parts {
         days.entry(part.window_start / DAY_NS)
@@ -108,16 +109,37 @@ pub fn install_rows_all(
         let (from, to) = (day * DAY_NS, (day + 1) * DAY_NS);
         // Hive partitioning off: the path's `date=`, `hour=` and `node=`
         // are for other engines and must not become columns here.
-        sql.push_str(&format!(
-            " UNION ALL BY NAME SELECT {} FROM read_parquet([{}], \
-             hive_partitioning = false, union_by_name = true) \
+        let day_files = format!(
+            "FROM read_parquet([{}], hive_partitioning = false, union_by_name = true) \
              WHERE {time} >= {from} AND {time} < {to}",
-            cold_as_table(signal),
             files.join(", ")
+        );
+        sql.push_str(&format!(
+            " UNION ALL BY NAME SELECT {} {day_files}",
+            cold_as_table(signal)
         ));
+        archived.push(format!("SELECT * {day_files}"));
     }
-    conn.execute_batch(&sql)
+    conn.execute_batch(&sql)?;
+    if signal == Signal::Spans {
+        // The files as they are, hex ids and all: a filter on `trace_id`
+        // reaches the Parquet reader, which skips every row group whose
+        // bloom filter rules the id out. Through `span_rows_all` the ids
+        // are parsed first and every row is read.
+        let archived = if archived.is_empty() {
+            "SELECT * FROM spans WHERE false".to_string()
+        } else {
+            archived.join(" UNION ALL BY NAME ")
+        };
+        conn.execute_batch(&format!(
+            "CREATE OR REPLACE VIEW {ARCHIVED_SPANS} AS {archived}"
+        ))?;
+    }
+    Ok(())
 }
+
+/// The archived spans alone, with the files' (public) columns.
+pub const ARCHIVED_SPANS: &str = "archived_spans";
 
 /// Creates the public views over the `_all` views (and those over the
 /// tables alone, as a database with nothing archived has them).

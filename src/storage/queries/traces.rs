@@ -14,6 +14,7 @@ use crate::model::query::{
     raw_json, rfc3339, Cursor, GenAiRow, Page, PageRequest, SpanFilter, SpanQuery, SpanRow,
     TraceQuery, TraceSummary, TraceTree,
 };
+use crate::storage::archive::views::ARCHIVED_SPANS;
 use crate::storage::ids;
 use crate::storage::reader::{QueryError, SqlContext};
 use crate::storage::writer::derived::resources::SPANS_WITH_RESOURCES;
@@ -671,15 +672,25 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
             .ctx("looking the trace up")?,
         None => (None, None),
     };
-    let (lo, hi) = match (lo, hi) {
-        (Some(lo), Some(hi)) => (lo, hi),
-        _ => (0, u64::MAX),
+    // The lookup covers this node's spans. An id it lacks is another
+    // node's (in the archive they share) or none at all: the archived
+    // files are searched by the hex id, which their bloom filters answer
+    // for most row groups without reading them, and otherwise only the
+    // database file's own table is read.
+    let key = ids::parse_trace_id(trace_id);
+    let (spans_from, lo, hi) = match (lo, hi, &key) {
+        (Some(lo), Some(hi), _) => (SPANS_WITH_RESOURCES, lo, hi),
+        (_, _, Some(_)) => match archived_range(c, trace_id)? {
+            Some((lo, hi)) => (SPANS_WITH_RESOURCES, lo, hi),
+            None => (HOT_SPANS_WITH_RESOURCES, 0, u64::MAX),
+        },
+        _ => (SPANS_WITH_RESOURCES, 0, u64::MAX),
     };
     // Spans carry only well-formed ids; logs may carry others.
-    let spans = match ids::parse_trace_id(trace_id) {
+    let spans = match key {
         Some(key) => c
             .prepare_cached(&format!(
-                "SELECT {SPAN_COLS_RESOLVED} FROM {SPANS_WITH_RESOURCES}
+                "SELECT {SPAN_COLS_RESOLVED} FROM {spans_from}
                  WHERE trace_id = ? AND start_time_unix_nano BETWEEN ? AND ?"
             ))
             .ctx("preparing the trace lookup")?
@@ -688,6 +699,13 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
             .collect::<Result<Vec<_>, _>>()
             .ctx("reading the trace's spans")?,
         None => Vec::new(),
+    };
+    // Logs may carry an id no span has; their files keep ids as text, so
+    // the filter reaches the Parquet reader there too.
+    let (lo, hi) = if spans_from == HOT_SPANS_WITH_RESOURCES {
+        (0, u64::MAX)
+    } else {
+        (lo, hi)
     };
     let mut stmt = c
         .prepare_cached(&format!(
@@ -706,6 +724,30 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
     }
     let summary = summarize(trace_id, &spans);
     Ok(Some(TraceTree::build(summary, spans, logs)))
+}
+
+/// The database file's spans alone, as [`SPANS_WITH_RESOURCES`] names them.
+const HOT_SPANS_WITH_RESOURCES: &str =
+    "span_rows LEFT JOIN resources ON resources.resource_id = span_rows.resource_id";
+
+/// The time range of the trace's spans in the archived files, searched by
+/// its hex id.
+fn archived_range(c: &Conn, trace_id: &str) -> Result<Option<(u64, u64)>, QueryError> {
+    c.prepare_cached(&format!(
+        "SELECT min(start_time_unix_nano), max(start_time_unix_nano) FROM {ARCHIVED_SPANS}
+         WHERE trace_id = ?"
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row([trace_id.to_ascii_lowercase()], |r| {
+            Ok(
+                match (r.get::<_, Option<u64>>(0)?, r.get::<_, Option<u64>>(1)?) {
+                    (Some(lo), Some(hi)) => Some((lo, hi)),
+                    _ => None,
+                },
+            )
+        })
+    })
+    .ctx("searching the archive for the trace")
 }
 
 fn summarize(trace_id: &str, spans: &[SpanRow]) -> TraceSummary {
