@@ -28,6 +28,8 @@
 //! for times: each is timed and profiled), BENCH_KEEP_DB=path (generate
 //! the first size and shape there and stop; a file that already holds
 //! spans is queried instead, as old as its data has become),
+//! BENCH_EXPLAIN_ARCHIVED (the same over both tiers, after archiving;
+//! `{trace}`, `{lo}` and `{hi}` stand for a trace's id and time range),
 //! QYL_STORAGE_MEMORY_LIMIT_MB (DuckDB's memory limit, as `qyl serve` reads
 //! it).
 
@@ -277,6 +279,25 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
                 ms(took.1),
                 ms(took.0) / ms(hot.0).max(1e-9)
             );
+        }
+        // BENCH_EXPLAIN_ARCHIVED: SQL statements (`;;` between) profiled
+        // over both tiers; `{trace}` stands for a trace's id and `{lo}`,
+        // `{hi}` for its time range in the lookup.
+        if let Ok(sqls) = std::env::var("BENCH_EXPLAIN_ARCHIVED") {
+            let trace = &ids[0];
+            let (lo, hi): (u64, u64) = conn
+                .query_row(
+                    "SELECT min(first_time_unix_nano), max(last_time_unix_nano) FROM trace_index
+                     WHERE trace_key = TRY_CAST('0x' || right(?, 16) AS UBIGINT)",
+                    [trace],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .expect("the trace's range");
+            timing::explain(&conn, &sqls, |sql| {
+                sql.replace("{trace}", trace)
+                    .replace("{lo}", &lo.to_string())
+                    .replace("{hi}", &hi.to_string())
+            });
         }
         // Another node's trace: in the archive, not in this node's lookup
         // (its rows removed here to make it so).

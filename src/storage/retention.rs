@@ -342,7 +342,16 @@ pub fn run_pass(
             if let Some(settings) = archive {
                 let over = (used_bytes(conn, location)? + cold(conn)?).saturating_sub(target);
                 if over > 0 {
-                    dropped.add(archive::drop_oldest(conn, settings, over)?);
+                    let oldest = archive::drop_oldest(conn, settings, over)?;
+                    // What the file keeps of the dropped windows goes with
+                    // them: their traces' lookup rows, the GenAI and
+                    // service minutes, sessions, error events and any
+                    // late rows. Left, it would grow the file until its
+                    // newest data had to go instead.
+                    if let Some(until) = oldest.until {
+                        report.add(&delete_older_than(conn, until, batch, stop)?);
+                    }
+                    dropped.add(oldest);
                 }
             }
             let hot_target = target.saturating_sub(cold(conn)?);

@@ -775,12 +775,15 @@ fn sync_dir(path: &Path) -> Result<(), StorageError> {
 #[derive(Debug, Default)]
 pub struct Dropped {
     pub report: ArchiveReport,
+    /// The end of the newest window dropped (Unix ns).
+    pub until: Option<u64>,
     files: Vec<PathBuf>,
 }
 
 impl Dropped {
     pub fn add(&mut self, other: Dropped) {
         self.report.add(other.report);
+        self.until = self.until.max(other.until);
         self.files.extend(other.files);
     }
 
@@ -864,7 +867,8 @@ fn drop_where(
     in_transaction(conn, || {
         let mut stmt = conn
             .prepare(&format!(
-                "DELETE FROM archive_parts WHERE {condition} RETURNING signal, path, rows, bytes"
+                "DELETE FROM archive_parts WHERE {condition}
+                 RETURNING signal, path, rows, bytes, window_end_unix_nano"
             ))
             .map_err(sql_err("dropping archived windows"))?;
         let rows = stmt
@@ -874,6 +878,7 @@ fn drop_where(
                     r.get::<_, String>(1)?,
                     r.get::<_, u64>(2)?,
                     r.get::<_, u64>(3)?,
+                    r.get::<_, u64>(4)?,
                 ))
             })
             .map_err(sql_err("dropping archived windows"))?
@@ -881,12 +886,13 @@ fn drop_where(
             .map_err(sql_err("dropping archived windows"))?;
         let mut dropped = Dropped::default();
         let mut signals = HashSet::new();
-        for (signal, path, rows, bytes) in rows {
+        for (signal, path, rows, bytes, window_end) in rows {
             dropped.report.add(ArchiveReport {
                 parts: 1,
                 rows,
                 bytes,
             });
+            dropped.until = dropped.until.max(Some(window_end));
             signals.extend(Signal::from_name(&signal));
             dropped.files.push(settings.root.join(path));
         }

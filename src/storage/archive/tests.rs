@@ -33,8 +33,23 @@ impl Db {
 
     /// Node `node`, uploading to `store` (under the prefix `qyl`) if given.
     fn node(node: &str, store: Option<Arc<dyn object_store::ObjectStore>>) -> Db {
+        Db::with(node, store, 5, 10)
+    }
+
+    fn with(
+        node: &str,
+        store: Option<Arc<dyn object_store::ObjectStore>>,
+        window_minutes: u64,
+        after_minutes: u64,
+    ) -> Db {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = ArchiveSettings::new(&dir.path().join("archive"), 5, 10, node).unwrap();
+        let mut settings = ArchiveSettings::new(
+            &dir.path().join("archive"),
+            window_minutes,
+            after_minutes,
+            node,
+        )
+        .unwrap();
         if let Some(store) = store {
             settings = settings
                 .with_bucket(bucket::Bucket::new(store, "qyl", "s3://test/qyl".into()).unwrap());
@@ -610,4 +625,81 @@ fn nodes_on_different_machines_read_each_other_through_the_bucket() {
     let mirrored = a.files().len() as u64;
     let b_all = b.count("SELECT count(*) FROM archive_parts");
     assert_eq!(mirrored, b_all, "A keeps a copy of each file B has");
+}
+
+#[test]
+fn under_sustained_load_disk_use_follows_the_size_limit() {
+    // One-minute windows, moved as soon as they end, and a pass a minute.
+    const SPANS_A_MINUTE: u64 = 4000;
+    let db = Db::with("n1", None, 1, 0);
+    let location = Location::from_path(&db.dir.path().join("q.duckdb").to_string_lossy());
+    let on_disk = |db: &Db| -> u64 {
+        crate::storage::retention::checkpoint(db.conn()).unwrap();
+        let used: u64 = db
+            .conn()
+            .query_row(
+                "SELECT (used_blocks * block_size)::UBIGINT FROM pragma_database_size()
+                 WHERE database_name = current_database()",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        used + cold_tier(db.conn()).unwrap().bytes
+    };
+    // The file's floor (every table, nearly empty), plus room for the
+    // newest minute in the file and about 20 in the archive: the run
+    // writes 50.
+    let limit = on_disk(&db) + (3 << 20);
+    let policy = RetentionPolicy {
+        max_age: None,
+        max_bytes: Some(limit),
+        batch_rows: 1000,
+        archive: Some(db.settings.clone()),
+    };
+    let t0 = NOW - 60 * MINUTE;
+    let (mut dropped, mut deleted_one_by_one, mut peak) = (0, 0, 0);
+    let mut n = 0;
+    for minute in 0..50u64 {
+        let start = t0 + minute * MINUTE;
+        let mut batch = Batch::default();
+        for k in 0..SPANS_A_MINUTE {
+            n += 1;
+            batch
+                .spans
+                .push(span(1000 + n / 10, n, None, start + k * 10_000_000));
+        }
+        db.write(batch);
+        let report =
+            run_pass(db.conn(), &location, &policy, start + MINUTE + 1, &|| false).unwrap();
+        dropped += report.dropped.parts;
+        deleted_one_by_one += report.spans;
+        let total = on_disk(&db);
+        peak = peak.max(total);
+        assert!(
+            total <= limit,
+            "minute {minute}: {total} bytes on disk against a limit of {limit}: {report:?}"
+        );
+        // What the catalog lists is what is on disk, and what goes is the
+        // oldest: the minute just written is all there.
+        assert_eq!(db.files().len() as u64, report.cold.parts);
+        let newest = db.count(&format!(
+            "SELECT count(*) FROM spans WHERE start_time_unix_nano >= {start}"
+        ));
+        assert_eq!(newest, SPANS_A_MINUTE, "minute {minute}");
+    }
+    assert!(dropped >= 10, "windows dropped whole: {dropped}");
+    assert_eq!(deleted_one_by_one, 0, "no span deleted one by one");
+    assert!(
+        peak > limit / 2,
+        "the archive took part: peak {peak} of {limit}"
+    );
+    // What the file kept of the dropped windows went with them: the
+    // lookup rows of traces that ended there, and their service minutes.
+    let oldest = db.count("SELECT min(start_time_unix_nano) FROM spans");
+    let lingering = db.count(&format!(
+        "SELECT (SELECT count(*) FROM (SELECT trace_key FROM trace_index GROUP BY trace_key
+                                       HAVING max(last_time_unix_nano) < {oldest}))
+              + (SELECT count(*) FROM service_minutes WHERE minute_unix_nano < {oldest} - 60000000000)"
+    ));
+    assert_eq!(lingering, 0);
 }
