@@ -145,20 +145,7 @@ async fn main() {
 async fn run(spans: u64, shape: Shape, rounds: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut opts = timing::storage_options(dir.path());
-    let archive = std::env::var_os("BENCH_ARCHIVE").map(|_| {
-        let window_minutes = if shape.window_ns > 3_600_000_000_000 {
-            60
-        } else {
-            1
-        };
-        storage::archive::ArchiveSettings::new(
-            &dir.path().join("archive"),
-            window_minutes,
-            0,
-            "bench",
-        )
-        .expect("the archive directory")
-    });
+    let archive = timing::archive_settings(dir.path(), shape);
     opts.archive = archive.clone();
     let path = opts.path.clone();
     let db = storage::open(&opts).expect("opening the database");

@@ -75,20 +75,7 @@ async fn run(spans: u64, shape: Shape, rounds: usize, keep: Option<&str>) {
     // BENCH_ARCHIVE=1: after timing the reads, move every whole window
     // (an hour spread, a minute dense) to the Parquet archive and time
     // them again over both tiers.
-    let archive = std::env::var_os("BENCH_ARCHIVE").map(|_| {
-        let window_minutes = if shape.window_ns > 3_600_000_000_000 {
-            60
-        } else {
-            1
-        };
-        storage::archive::ArchiveSettings::new(
-            &dir.path().join("archive"),
-            window_minutes,
-            0,
-            "bench",
-        )
-        .expect("the archive directory")
-    });
+    let archive = timing::archive_settings(dir.path(), shape);
     opts.archive = archive.clone();
     let path = opts.path.clone();
     let db = storage::open(&opts).expect("opening the database");

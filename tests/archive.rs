@@ -349,70 +349,117 @@ async fn sigkill_while_archiving_loses_and_repeats_nothing() {
     let mut quiet = env.clone();
     quiet[4].1 = "3600".into();
     let mut q = start(&db, &quiet);
-    let (mut spans, mut logs) = (0u64, 0u64);
-    for m in 0..120u64 {
-        let start = t0 - (130 - m) * MINUTE;
-        let trace = format!("{:032x}", 0xdead_0000_u64 + m);
-        let batch: Vec<Value> = (0..40)
-            .map(|k| span(&trace, 0x9_0000 + m * 100 + k, None, start + k * 1000, k))
-            .collect();
-        spans += batch.len() as u64;
-        export(&q, "/v1/traces", traces_export("svc-k", batch)).await;
-        let times: Vec<u64> = (0..10).map(|k| start + k * 777).collect();
-        logs += times.len() as u64;
-        export(&q, "/v1/logs", logs_export("svc-k", &trace, &times)).await;
-    }
+    let (spans, logs) = fill_minutes(&q, "svc-k", t0, 120, 40, 0xdead_0000).await;
     q.stop();
-
-    let mut interrupted = 0;
-    for round in 0..5u64 {
-        let mut q = start(&db, &env);
-        // The first pass starts a second after the start and takes
-        // seconds (about 3 here; it checkpoints every 2): kills land before
-        // its first checkpoint, after it, and after the pass, between
-        // transactions or inside one.
-        let at = 1500 + round * 1000 + now() / 1000 % 300;
-        tokio::time::sleep(Duration::from_millis(at)).await;
-        q.kill();
-        drop(q);
-        let q = start(&db, &quiet);
-        if q.logs()
-            .contains("removing an archive file no commit recorded")
-        {
-            interrupted += 1;
-        }
-        let mut q = q;
-        q.stop();
-    }
+    // The first pass starts a second after the start and takes seconds
+    // (about 3 here; it checkpoints every 2): kills land before its first
+    // checkpoint, after it, and after the pass, between transactions or
+    // inside one.
+    let interrupted = kill_while_archiving(&db, &env, &quiet, 5, 1500, 1000).await;
     let mut q = start(&db, &env);
-    wait_archived(&q, "every old window archived", |a| {
-        a["rows"].as_u64() == Some(spans + logs)
-    })
-    .await;
-    let stored = sql(
-        &q,
-        "SELECT count(*), count(DISTINCT span_id) FROM spans WHERE service_name = 'svc-k'",
-    )
-    .await;
-    assert_eq!(stored, json!([[spans, spans]]));
-    let stored_logs = sql(
-        &q,
-        "SELECT count(*), count(DISTINCT (body, trace_id)) FROM logs WHERE service_name = 'svc-k'",
-    )
-    .await;
-    assert_eq!(stored_logs, json!([[logs, logs]]));
-    let listed: Vec<String> = sql(&q, "SELECT path FROM archive_parts ORDER BY path")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r[0].as_str().unwrap().to_string())
-        .collect();
+    let listed = check_stored_once(&q, "svc-k", spans, logs).await;
     assert_eq!(parquet_files(&root), listed);
     q.stop();
     eprintln!(
         "{spans} spans and {logs} logs; {interrupted} of 5 kills left a file no commit listed"
     );
+}
+
+/// Minutes `0..minutes` of an hour-plus before `t0`, oldest first: a trace
+/// of `per_minute` spans and a quarter as many logs in each, for `service`.
+/// Returns the spans and logs sent.
+async fn fill_minutes(
+    q: &Qyl,
+    service: &str,
+    t0: u64,
+    minutes: u64,
+    per_minute: u64,
+    trace_base: u64,
+) -> (u64, u64) {
+    let (mut spans, mut logs) = (0u64, 0u64);
+    for m in 0..minutes {
+        let start = t0 - (minutes + 10 - m) * MINUTE;
+        let trace = format!("{:032x}", trace_base + m);
+        let batch: Vec<Value> = (0..per_minute)
+            .map(|k| {
+                span(
+                    &trace,
+                    (trace_base << 8) + m * 100 + k,
+                    None,
+                    start + k * 1000,
+                    k,
+                )
+            })
+            .collect();
+        spans += batch.len() as u64;
+        export(q, "/v1/traces", traces_export(service, batch)).await;
+        let times: Vec<u64> = (0..per_minute / 4).map(|k| start + k * 777).collect();
+        logs += times.len() as u64;
+        export(q, "/v1/logs", logs_export(service, &trace, &times)).await;
+    }
+    (spans, logs)
+}
+
+/// Starts qyl with `env` and SIGKILLs it `rounds` times, the first after
+/// `first_ms` and each later one `step_ms` later (plus up to 300 ms), with
+/// a start under `quiet` (no passes) after each kill to settle what the
+/// kill left. Returns how many kills left a file (or an upload) no commit
+/// listed.
+async fn kill_while_archiving(
+    db: &Path,
+    env: &[(String, String)],
+    quiet: &[(String, String)],
+    rounds: u64,
+    first_ms: u64,
+    step_ms: u64,
+) -> u64 {
+    let mut interrupted = 0;
+    for round in 0..rounds {
+        let mut q = start(db, env);
+        let at = first_ms + round * step_ms + now() / 1000 % 300;
+        tokio::time::sleep(Duration::from_millis(at)).await;
+        q.kill();
+        drop(q);
+        let mut q = start(db, quiet);
+        if q.logs().contains("no commit recorded") {
+            interrupted += 1;
+        }
+        q.stop();
+    }
+    interrupted
+}
+
+/// Waits until every span and log of `service` is archived, checks each is
+/// stored exactly once, and returns the files `archive_parts` lists.
+async fn check_stored_once(q: &Qyl, service: &str, spans: u64, logs: u64) -> Vec<String> {
+    wait_archived(q, "every old window archived", |a| {
+        a["rows"].as_u64() == Some(spans + logs)
+    })
+    .await;
+    let stored = sql(
+        q,
+        &format!(
+            "SELECT count(*), count(DISTINCT span_id) FROM spans WHERE service_name = '{service}'"
+        ),
+    )
+    .await;
+    assert_eq!(stored, json!([[spans, spans]]));
+    let stored_logs = sql(
+        q,
+        &format!(
+            "SELECT count(*), count(DISTINCT (body, trace_id)) FROM logs
+             WHERE service_name = '{service}'"
+        ),
+    )
+    .await;
+    assert_eq!(stored_logs, json!([[logs, logs]]));
+    sql(q, "SELECT path FROM archive_parts ORDER BY path")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Two nodes share one archive directory: a trace node B archived is
@@ -638,70 +685,12 @@ async fn an_s3_bucket_survives_sigkill_and_serves_another_node() {
     let mut quiet = env.clone();
     quiet[4].1 = "3600".into();
     let mut q = start(&db, &quiet);
-    let (mut spans, mut logs) = (0u64, 0u64);
-    for m in 0..60u64 {
-        let start = t0 - (70 - m) * MINUTE;
-        let trace = format!("{:032x}", 0xb0c4_0000_u64 + m);
-        let batch: Vec<Value> = (0..20)
-            .map(|k| span(&trace, 0x8_0000 + m * 100 + k, None, start + k * 1000, k))
-            .collect();
-        spans += batch.len() as u64;
-        export(&q, "/v1/traces", traces_export("svc-s3", batch)).await;
-        let times: Vec<u64> = (0..5).map(|k| start + k * 777).collect();
-        logs += times.len() as u64;
-        export(&q, "/v1/logs", logs_export("svc-s3", &trace, &times)).await;
-    }
+    let (spans, logs) = fill_minutes(&q, "svc-s3", t0, 60, 20, 0xb0c4_0000).await;
     q.stop();
-    let (mut in_flight, mut passes_left) = (0, 0);
-    for round in 0..3u64 {
-        let mut q = start(&db, &env);
-        let at = 1300 + round * 700 + now() / 1000 % 300;
-        tokio::time::sleep(Duration::from_millis(at)).await;
-        q.kill();
-        drop(q);
-        let mut q = start(&db, &quiet);
-        if q.logs().contains("no commit recorded") {
-            in_flight += 1;
-        }
-        if sql(
-            &q,
-            "SELECT count(*) FROM span_rows WHERE service_name = 'svc-s3'",
-        )
-        .await[0][0]
-            .as_u64()
-            > Some(0)
-        {
-            passes_left += 1;
-        }
-        q.stop();
-    }
-    eprintln!(
-        "{in_flight} of 3 kills left a file or an upload no commit listed; {passes_left} came before the pass ended"
-    );
+    let in_flight = kill_while_archiving(&db, &env, &quiet, 3, 1300, 700).await;
+    eprintln!("{in_flight} of 3 kills left a file or an upload no commit listed");
     let q = start(&db, &env);
-    wait_archived(&q, "every old window archived", |a| {
-        a["rows"].as_u64() == Some(spans + logs)
-    })
-    .await;
-    let stored = sql(
-        &q,
-        "SELECT count(*), count(DISTINCT span_id) FROM spans WHERE service_name = 'svc-s3'",
-    )
-    .await;
-    assert_eq!(stored, json!([[spans, spans]]));
-    let stored_logs = sql(
-        &q,
-        "SELECT count(*) FROM logs WHERE service_name = 'svc-s3'",
-    )
-    .await;
-    assert_eq!(stored_logs, json!([[logs]]));
-    let listed: Vec<String> = sql(&q, "SELECT path FROM archive_parts ORDER BY path")
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r[0].as_str().unwrap().to_string())
-        .collect();
+    let listed = check_stored_once(&q, "svc-s3", spans, logs).await;
     assert_eq!(parquet_files(&root), listed);
     let in_bucket: Vec<String> = s3
         .keys("qyl-archive", "prod/")

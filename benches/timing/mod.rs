@@ -126,3 +126,28 @@ pub fn storage_options(dir: &std::path::Path) -> qyl::storage::StorageOptions {
     }
     opts
 }
+
+/// With BENCH_ARCHIVE set: the archive (in `dir`) that the query and GenAI
+/// benches move every whole window to after timing the reads once, with
+/// windows of an hour for a shape spread over hours and of a minute for a
+/// dense one, moved as soon as they end.
+pub fn archive_settings(
+    dir: &std::path::Path,
+    shape: Shape,
+) -> Option<qyl::storage::archive::ArchiveSettings> {
+    std::env::var_os("BENCH_ARCHIVE")?;
+    let window_minutes = if shape.window_ns > 3_600_000_000_000 {
+        60
+    } else {
+        1
+    };
+    Some(
+        qyl::storage::archive::ArchiveSettings::new(
+            &dir.join("archive"),
+            window_minutes,
+            0,
+            "bench",
+        )
+        .expect("the archive directory"),
+    )
+}
