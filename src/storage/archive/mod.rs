@@ -32,9 +32,9 @@ use std::path::{Path, PathBuf};
 
 use super::retention::in_transaction;
 use super::writer::derived::genai_rollup::MINUTE_NS;
+use super::{Conn, StorageError};
 
 const HOUR_NS: u64 = 60 * MINUTE_NS;
-use super::{Conn, StorageError};
 
 /// A kind of telemetry with a table the archive moves windows out of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -413,8 +413,18 @@ fn part_window(name: &str) -> Option<u64> {
 /// dropped since the last time; each pass starts with it. With a bucket,
 /// first brings the local copies of other nodes' files in line with it.
 pub fn refresh_views(conn: &Conn, settings: &ArchiveSettings) -> Result<(), StorageError> {
-    let stale = match &settings.bucket {
-        Some(bucket) => bucket.mirror(&settings.root, &settings.node)?,
+    // A bucket out of reach must not stop reads (or a start): the views
+    // then name the copies already here, as the last listing left them.
+    let stale = match settings
+        .bucket
+        .as_ref()
+        .map(|b| b.mirror(&settings.root, &settings.node))
+    {
+        Some(Ok(stale)) => stale,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "could not list the archive's bucket; reading the copies here");
+            Vec::new()
+        }
         None => Vec::new(),
     };
     in_transaction(conn, || {
@@ -497,7 +507,10 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
         }
     }
     if let Some(bucket) = &settings.bucket {
-        bucket.remove_unrecorded(&settings.node, &known)?;
+        if let Err(e) = bucket.remove_unrecorded(&settings.node, &known) {
+            // Left for the next start: such an object is in no view.
+            tracing::warn!(error = %e, "could not look for uploads no commit recorded");
+        }
     }
     refresh_views(conn, settings)
 }

@@ -586,6 +586,9 @@ fn a_failed_upload_leaves_the_rows_in_the_database() {
     assert_eq!(db.count("SELECT count(*) FROM archive_parts"), 0);
     assert_eq!(db.answers(&trace_id(2)), answers);
     assert_eq!(db.count("SELECT count(*) FROM span_rows"), 25);
+    // Nor does it stop a start.
+    db.restart(true);
+    assert_eq!(db.answers(&trace_id(2)), answers);
 }
 
 #[test]
