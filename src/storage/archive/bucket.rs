@@ -290,35 +290,32 @@ impl Bucket {
     }
 
     /// Brings the local copies of other nodes' files in line with the
-    /// bucket: downloads the ones missing, remembers what the bucket holds
-    /// (for [`Bucket::was_listed`]) and returns the local copies of files
-    /// no longer there, to delete once the views stop naming them.
-    pub fn mirror(&self, root: &Path, own_node: &str) -> Result<Vec<PathBuf>, StorageError> {
+    /// bucket as `listed` ([`Bucket::list`]) shows it: downloads the ones
+    /// missing, remembers what the bucket holds (for
+    /// [`Bucket::was_listed`]) and returns the local copies of files no
+    /// longer there, to delete once the views stop naming them.
+    pub fn mirror(
+        &self,
+        settings: &super::ArchiveSettings,
+        listed: &[(String, u64)],
+    ) -> Result<Vec<PathBuf>, StorageError> {
         let mut in_bucket = HashSet::new();
-        for (rel, _) in self.list()? {
-            let Some(node) = part_node(&rel) else {
-                continue;
-            };
-            if node == own_node {
+        for (rel, _) in listed {
+            if part_node(rel).is_none_or(|node| node == settings.node) {
                 continue;
             }
-            let local = root.join(&rel);
+            let local = settings.root.join(rel);
             if !local.is_file() {
-                self.download(&rel, &local)?;
+                self.download(rel, &local)?;
             }
-            in_bucket.insert(rel);
+            in_bucket.insert(rel.clone());
         }
         let mut stale = Vec::new();
         for signal in super::Signal::ALL {
-            for (node, dir) in super::node_dirs(&root.join(format!("signal={}", signal.name())))? {
-                if node == own_node {
-                    continue;
-                }
-                for file in super::files_in(&dir)? {
-                    let rel = super::rel_to(root, &file);
-                    if part_node(&rel).is_some() && !in_bucket.contains(&rel) {
-                        stale.push(file);
-                    }
+            for (_, file) in super::files_of_nodes(settings, signal, |n| n != settings.node)? {
+                let rel = settings.rel(&file);
+                if part_node(&rel).is_some() && !in_bucket.contains(&rel) {
+                    stale.push(file);
                 }
             }
         }
@@ -337,18 +334,20 @@ impl Bucket {
         }
     }
 
-    /// This node's files in the bucket that `keep` does not hold: what a
-    /// crash between an upload and its commit leaves. Deletes them.
+    /// This node's files in the bucket (as `listed` shows it) that `keep`
+    /// does not hold: what a crash between an upload and its commit
+    /// leaves. Deletes them.
     pub fn remove_unrecorded(
         &self,
         own_node: &str,
+        listed: &[(String, u64)],
         keep: &HashSet<String>,
     ) -> Result<u64, StorageError> {
         let mut removed = 0;
-        for (rel, _) in self.list()? {
-            if part_node(&rel) == Some(own_node) && !keep.contains(&rel) {
+        for (rel, _) in listed {
+            if part_node(rel) == Some(own_node) && !keep.contains(rel) {
                 tracing::info!(file = %rel, bucket = %self.url, "removing an uploaded archive file no commit recorded");
-                self.delete(&rel)?;
+                self.delete(rel)?;
                 removed += 1;
             }
         }

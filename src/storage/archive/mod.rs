@@ -187,7 +187,9 @@ impl ArchiveSettings {
 
     /// `path` (a file's path) relative to the root.
     fn rel(&self, path: &Path) -> String {
-        rel_to(&self.root, path)
+        path.strip_prefix(&self.root)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Windows that ended before this (Unix ns) are due at `now`.
@@ -312,13 +314,6 @@ fn cataloged(conn: &Conn, signal: Signal) -> Result<Vec<(String, u64, u64)>, Sto
     Ok(rows)
 }
 
-/// `path` relative to `root`, as text ("" when it is not under it).
-fn rel_to(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 /// A path as a SQL string literal.
 pub(crate) fn sql_path(path: &Path) -> String {
     super::duck::sql_text(&path.to_string_lossy())
@@ -364,33 +359,24 @@ fn other_nodes_files(
     settings: &ArchiveSettings,
     signal: Signal,
 ) -> Result<Vec<views::ColdFile>, StorageError> {
-    let signal_dir = settings.signal_dir(signal);
     let mut by_node: std::collections::BTreeMap<String, Vec<views::ColdFile>> = Default::default();
-    for (node, dir) in node_dirs(&signal_dir)? {
-        if node == settings.node {
-            continue;
+    for (node, path) in files_of_nodes(settings, signal, |n| n != settings.node)? {
+        // With a bucket, a local copy of a file its node has dropped from
+        // the bucket waits for deletion; no view names it.
+        if let Some(bucket) = &settings.bucket {
+            if !bucket.was_listed(&settings.rel(&path)) {
+                continue;
+            }
         }
-        for path in files_in(&dir)? {
-            // With a bucket, a local copy of a file its node has dropped
-            // from the bucket waits for deletion; no view names it.
-            if let Some(bucket) = &settings.bucket {
-                if !bucket.was_listed(&settings.rel(&path)) {
-                    continue;
-                }
-            }
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if let Some(window_start) = name.as_deref().and_then(part_window) {
-                by_node
-                    .entry(node.clone())
-                    .or_default()
-                    .push(views::ColdFile {
-                        path,
-                        window_start,
-                        // Another node's window length is not in the name;
-                        // a window never crosses an hour, so this bounds it.
-                        window_end: (window_start / HOUR_NS + 1) * HOUR_NS,
-                    });
-            }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if let Some(window_start) = name.as_deref().and_then(part_window) {
+            by_node.entry(node).or_default().push(views::ColdFile {
+                path,
+                window_start,
+                // Another node's window length is not in the name; a
+                // window never crosses an hour, so this bounds it.
+                window_end: (window_start / HOUR_NS + 1) * HOUR_NS,
+            });
         }
     }
     let mut out = Vec::new();
@@ -413,20 +399,27 @@ fn part_window(name: &str) -> Option<u64> {
 /// dropped since the last time; each pass starts with it. With a bucket,
 /// first brings the local copies of other nodes' files in line with it.
 pub fn refresh_views(conn: &Conn, settings: &ArchiveSettings) -> Result<(), StorageError> {
+    let listing = settings.bucket.as_ref().map(|b| b.list());
+    refresh_views_from(conn, settings, listing)
+}
+
+/// [`refresh_views`] with the bucket's listing already taken (`None`
+/// without a bucket).
+fn refresh_views_from(
+    conn: &Conn,
+    settings: &ArchiveSettings,
+    listing: Option<Result<Vec<(String, u64)>, StorageError>>,
+) -> Result<(), StorageError> {
     // A bucket out of reach must not stop reads (or a start): the views
     // then name the copies already here, as the last listing left them.
-    let stale = match settings
-        .bucket
-        .as_ref()
-        .map(|b| b.mirror(&settings.root, &settings.node))
-    {
-        Some(Ok(stale)) => stale,
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "could not list the archive's bucket; reading the copies here");
-            Vec::new()
-        }
-        None => Vec::new(),
+    let mirrored = match (&settings.bucket, listing) {
+        (Some(bucket), Some(listing)) => listing.and_then(|l| bucket.mirror(settings, &l)),
+        _ => Ok(Vec::new()),
     };
+    let stale = mirrored.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not mirror the archive's bucket; reading the copies here");
+        Vec::new()
+    });
     in_transaction(conn, || {
         Signal::ALL
             .into_iter()
@@ -494,8 +487,7 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
         }
     }
     for signal in Signal::ALL {
-        let signal_dir = settings.signal_dir(signal);
-        for file in own_files(&signal_dir, &settings.node)? {
+        for (_, file) in files_of_nodes(settings, signal, |n| n == settings.node)? {
             let rel = settings.rel(&file);
             let hidden = file
                 .file_name()
@@ -506,22 +498,24 @@ pub fn open(conn: &Conn, settings: Option<&ArchiveSettings>) -> Result<(), Stora
             }
         }
     }
-    if let Some(bucket) = &settings.bucket {
-        if let Err(e) = bucket.remove_unrecorded(&settings.node, &known) {
+    // One listing of the bucket serves the cleanup and the mirror.
+    let listing = settings.bucket.as_ref().map(|b| b.list());
+    if let (Some(bucket), Some(Ok(listed))) = (&settings.bucket, &listing) {
+        if let Err(e) = bucket.remove_unrecorded(&settings.node, listed, &known) {
             // Left for the next start: such an object is in no view.
-            tracing::warn!(error = %e, "could not look for uploads no commit recorded");
+            tracing::warn!(error = %e, "could not delete uploads no commit recorded");
         }
     }
-    refresh_views(conn, settings)
+    refresh_views_from(conn, settings, listing)
 }
 
 /// Every `date=*/hour=*/node=*/` directory under `signal_dir`, with its
 /// node's name.
 fn node_dirs(signal_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
     let mut out = Vec::new();
-    for date in subdirs(signal_dir)? {
-        for hour in subdirs(&date)? {
-            for dir in subdirs(&hour)? {
+    for date in entries(signal_dir, true)? {
+        for hour in entries(&date, true)? {
+            for dir in entries(&hour, true)? {
                 let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
                 if let Some(node) = name.as_deref().and_then(|n| n.strip_prefix("node=")) {
                     out.push((node.to_string(), dir));
@@ -532,38 +526,35 @@ fn node_dirs(signal_dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> 
     Ok(out)
 }
 
-/// The files in `dir`.
-fn files_in(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+/// Every file of `signal` in the archive directory whose node `node`
+/// accepts, with its node's name: this node's (at start-up) or the
+/// others' (for the views and the bucket's mirror).
+fn files_of_nodes(
+    settings: &ArchiveSettings,
+    signal: Signal,
+    node: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, PathBuf)>, StorageError> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let path = entry.map_err(io_err(dir))?.path();
-        if path.is_file() {
-            out.push(path);
+    for (name, dir) in node_dirs(&settings.signal_dir(signal))? {
+        if node(&name) {
+            for file in entries(&dir, false)? {
+                out.push((name.clone(), file));
+            }
         }
     }
     Ok(out)
 }
 
-/// This node's files of one signal, under `signal_dir`.
-fn own_files(signal_dir: &Path, node: &str) -> Result<Vec<PathBuf>, StorageError> {
-    let mut out = Vec::new();
-    for (_, dir) in node_dirs(signal_dir)?
-        .into_iter()
-        .filter(|(n, _)| n == node)
-    {
-        out.extend(files_in(&dir)?);
-    }
-    Ok(out)
-}
-
-fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+/// The subdirectories (`dirs`) or the files in `dir`; none when `dir` is
+/// not a directory.
+fn entries(dir: &Path, dirs: bool) -> Result<Vec<PathBuf>, StorageError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
-        if path.is_dir() {
+        if if dirs { path.is_dir() } else { path.is_file() } {
             out.push(path);
         }
     }

@@ -677,6 +677,10 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
     // files are searched by the hex id, which their bloom filters answer
     // for most row groups without reading them, and otherwise only the
     // database file's own table is read.
+    // The logs are read over the same range: logs may carry an id no span
+    // has, and with no span range known they are searched in both tiers
+    // (their files keep ids as text, so the filter reaches the Parquet
+    // reader there too).
     let key = ids::parse_trace_id(trace_id);
     let (spans_from, lo, hi) = match (lo, hi, &key) {
         (Some(lo), Some(hi), _) => (SPANS_WITH_RESOURCES, lo, hi),
@@ -699,13 +703,6 @@ pub fn get_trace(c: &Conn, trace_id: &str) -> Result<Option<TraceTree>, QueryErr
             .collect::<Result<Vec<_>, _>>()
             .ctx("reading the trace's spans")?,
         None => Vec::new(),
-    };
-    // Logs may carry an id no span has; their files keep ids as text, so
-    // the filter reaches the Parquet reader there too.
-    let (lo, hi) = if spans_from == HOT_SPANS_WITH_RESOURCES {
-        (0, u64::MAX)
-    } else {
-        (lo, hi)
     };
     let mut stmt = c
         .prepare_cached(&format!(
