@@ -344,7 +344,7 @@ const GROUPS: [&str; 9] = [
     "unidentified `qyl` threads",
     "threads that exited",
     "qyl-journal (encode, write, fsync)",
-    "qyl-prepare (data chunks)",
+    "qyl-prepare (older builds)",
 ];
 const EXITED: usize = 6;
 

@@ -34,10 +34,10 @@
 //!   `journal` (for a file: the journal thread appends each batch to qyl's
 //!   own write-ahead journal, fsyncs a group, answers the exports and
 //!   passes them on; DuckDB runs without its WAL, and a start replays what
-//!   the file lacks), `prepare` (a thread that turns batches into data
-//!   chunks, laid out by `chunks`, just ahead of the writer), `commit` (the one writer thread: group jobs (`fill`
+//!   the file lacks), `commit` (the one writer thread: group jobs (`fill`
 //!   decides how long: under load, until a whole row group), drop retried
-//!   spans (`dedup`), append, update the derived tables, commit, publish to
+//!   spans (`dedup`), append as data chunks laid out by `chunks`, update
+//!   the derived tables, commit, publish to
 //!   the hub; `handle::Visibility` lets reads wait for the commits of
 //!   answered exports),
 //!   `checkpoint` (the writer checkpoints when a table has grown, or on a

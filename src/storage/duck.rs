@@ -718,6 +718,24 @@ impl ChunkAppender<'_> {
         self.check(state)
     }
 
+    /// Appends `rows` (of any number of batches) in chunks of DuckDB's
+    /// vector size, filled and appended one at a time: a chunk's vectors are
+    /// sized for 2,048 rows whatever it holds, so a chunk per export of a few
+    /// hundred rows, or every chunk of a commit at once, would hold several
+    /// times the rows' size.
+    pub fn append_rows<R>(
+        &mut self,
+        cols: &'static [Col],
+        rows: impl IntoIterator<Item = R>,
+        mut put: impl FnMut(&mut ChunkBuilder<'_>, R),
+    ) -> Result<(), DuckError> {
+        let mut rows = rows.into_iter();
+        while let Some(chunk) = Chunk::fill_next(cols, &mut rows, &mut put) {
+            self.append(&chunk)?;
+        }
+        Ok(())
+    }
+
     /// Writes buffered rows into the transaction. Constraint violations are
     /// reported here, so always flush before committing.
     pub fn flush(&mut self) -> Result<(), DuckError> {
@@ -950,20 +968,31 @@ impl Chunk {
         rows: &[R],
         mut put: impl FnMut(&mut ChunkBuilder<'_>, &R),
     ) -> Vec<Chunk> {
-        rows.chunks(chunk_capacity())
-            .map(|part| {
-                let chunk = new_chunk(cols);
-                {
-                    let mut b = ChunkBuilder::new(&chunk, cols);
-                    for (i, row) in part.iter().enumerate() {
-                        b.next_row(i);
-                        put(&mut b, row);
-                    }
-                }
-                chunk.set_len(part.len());
-                Chunk(chunk)
-            })
-            .collect()
+        let mut rows = rows.iter();
+        std::iter::from_fn(|| Chunk::fill_next(cols, &mut rows, &mut put)).collect()
+    }
+
+    /// One chunk of the next `chunk_capacity()` rows at most; `None` when
+    /// `rows` is used up.
+    fn fill_next<R>(
+        cols: &'static [Col],
+        rows: &mut impl Iterator<Item = R>,
+        put: &mut impl FnMut(&mut ChunkBuilder<'_>, R),
+    ) -> Option<Chunk> {
+        let mut rows = rows.take(chunk_capacity()).peekable();
+        rows.peek()?;
+        let chunk = new_chunk(cols);
+        let mut len = 0;
+        {
+            let mut b = ChunkBuilder::new(&chunk, cols);
+            for (i, row) in rows.enumerate() {
+                b.next_row(i);
+                put(&mut b, row);
+                len = i + 1;
+            }
+        }
+        chunk.set_len(len);
+        Some(Chunk(chunk))
     }
 
     pub fn len(&self) -> usize {
@@ -972,23 +1001,6 @@ impl Chunk {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// Overwrites the UBIGINT column `col` with `first, first + 1, …`.
-    pub fn number_rows(&self, col: usize, first: u64) {
-        let vector = self.0.flat_vector(col);
-        assert_eq!(
-            vector.logical_type().id(),
-            LogicalTypeId::UBigint,
-            "column {col} is not UBIGINT"
-        );
-        let len = self.len();
-        assert!(len <= vector.capacity());
-        for i in 0..len {
-            // SAFETY: the vector's actual type is UBIGINT (checked above),
-            // whose storage is u64, and i < len <= capacity.
-            unsafe { vector.as_mut_ptr::<u64>().add(i).write(first + i as u64) };
-        }
     }
 }
 

@@ -1,78 +1,27 @@
 //! Rows to DuckDB data chunks: the column layout of `span_rows`, `log_rows`
-//! and `metric_rows`, filled on the prepare thread so the writer only
-//! numbers and appends them. A row's resource is stored as its id (see
+//! and `metric_rows`, and how a record fills its row. A row's resource is stored as its id (see
 //! `derived::resources`); the `resource` text column stays NULL, and so do
 //! a span's or log's version, environment and scope, which its resource row
 //! holds.
 
-use super::dedup::span_key;
 use super::derived::resources::ResourceIds;
-use crate::model::{Batch, LogRecord, MetricPoint, SpanRecord};
-use crate::storage::duck::{Chunk, ChunkAppender, ChunkBuilder, Col, RawConn};
+use crate::model::{LogRecord, MetricPoint, SpanRecord};
+use crate::storage::duck::{ChunkBuilder, Col, RawConn};
 use crate::storage::ids::{parse_span_id, parse_trace_id};
 use crate::storage::DuckError;
-
-/// A batch's rows as data chunks, `ingest_seq` still unset, and its spans'
-/// retry keys (`dedup::span_key`), hashed here rather than on the writer.
-pub(super) struct Prepared {
-    pub(super) spans: Vec<Chunk>,
-    pub(super) span_keys: Vec<u64>,
-    pub(super) logs: Vec<Chunk>,
-    pub(super) metrics: Vec<Chunk>,
-}
-
-impl Prepared {
-    pub(super) fn new(batch: &Batch) -> Prepared {
-        let mut ids = ResourceIds::default();
-        let mut span_keys = Vec::with_capacity(batch.spans.len());
-        let spans = Chunk::fill(SPAN_COLS, &batch.spans, |b, s| {
-            let (trace_id, span_id) = put_span(b, s, &mut ids);
-            span_keys.push(span_key(trace_id, span_id));
-        });
-        Prepared {
-            spans,
-            span_keys,
-            logs: Chunk::fill(LOG_COLS, &batch.logs, |b, l| put_log(b, l, &mut ids)),
-            metrics: Chunk::fill(METRIC_COLS, &batch.metrics, |b, m| {
-                put_metric(b, m, &mut ids)
-            }),
-        }
-    }
-}
-
-/// Numbers the chunks' rows from `seq` (the last column is `ingest_seq`)
-/// and appends them; returns the next free sequence number.
-pub(super) fn append_prepared(
-    app: &mut ChunkAppender<'_>,
-    chunks: &[Chunk],
-    seq_col: usize,
-    mut seq: u64,
-) -> Result<u64, DuckError> {
-    for chunk in chunks {
-        chunk.number_rows(seq_col, seq);
-        app.append(chunk)?;
-        seq += chunk.len() as u64;
-    }
-    Ok(seq)
-}
 
 /// Appends span rows (numbered from `first_seq`) in the open transaction of
 /// `raw`; used by the benchmark to measure the raw Appender rate.
 pub fn append_spans(raw: &RawConn, spans: &[SpanRecord], first_seq: u64) -> Result<(), DuckError> {
     let mut ids = ResourceIds::default();
-    let chunks = Chunk::fill(SPAN_COLS, spans, |b, s| {
-        put_span(b, s, &mut ids);
-    });
     let mut app = raw.appender("span_rows")?;
-    append_prepared(&mut app, &chunks, SPAN_SEQ_COL, first_seq)?;
+    app.append_rows(SPAN_COLS, spans.iter().zip(first_seq..), |b, (s, seq)| {
+        put_span(b, s, seq, &mut ids);
+    })?;
     app.flush()
 }
 
 use Col::{Bigint, Boolean, Double, Integer, UBigint, UHugeint, UInteger, Varchar};
-
-/// Where `ingest_seq` is among the span columns (the last of migration 1;
-/// later migrations add columns after it).
-pub(super) const SPAN_SEQ_COL: usize = 33;
 
 /// The `span_rows` columns in table order (migrations 1, 2, 16 and 17).
 pub(super) const SPAN_COLS: &[Col] = &[
@@ -93,12 +42,8 @@ pub(super) const SPAN_COLS: &[Col] = &[
     UBigint, // resource_id (migration 16)
 ];
 
-/// Writes the span's row; returns its trace and span id as stored.
-pub(super) fn put_span(
-    b: &mut ChunkBuilder<'_>,
-    s: &SpanRecord,
-    ids: &mut ResourceIds,
-) -> (u128, u64) {
+/// Writes the span's row, numbered `seq`.
+pub(super) fn put_span(b: &mut ChunkBuilder<'_>, s: &SpanRecord, seq: u64, ids: &mut ResourceIds) {
     let g = &s.genai;
     // Ingest let through only well-formed ids (`ingest::convert`).
     let trace_id = parse_trace_id(&s.trace_id).unwrap_or(0);
@@ -141,7 +86,7 @@ pub(super) fn put_span(
     b.u32(s.dropped_attributes_count);
     b.u32(s.dropped_events_count);
     b.u32(s.dropped_links_count);
-    b.u64(0); // ingest_seq: numbered when appended
+    b.u64(seq); // ingest_seq, the last column of migration 1
     b.opt_i64(g.cache_write_tokens);
     b.opt_i64(g.reasoning_tokens);
     b.opt_str(g.tool_name.as_deref());
@@ -152,11 +97,7 @@ pub(super) fn put_span(
     b.opt_str(g.error_type.as_deref());
     b.opt_str(g.cost_source);
     b.u64(ids.span(s));
-    (trace_id, span_id)
 }
-
-/// Where `ingest_seq` is among the log columns.
-pub(super) const LOG_SEQ_COL: usize = 17;
 
 /// The `log_rows` columns in table order (migrations 1 and 16).
 pub(super) const LOG_COLS: &[Col] = &[
@@ -166,7 +107,7 @@ pub(super) const LOG_COLS: &[Col] = &[
     UBigint, // resource_id
 ];
 
-pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord, ids: &mut ResourceIds) {
+pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord, seq: u64, ids: &mut ResourceIds) {
     b.u64(l.time_unix_nano);
     b.u64(l.observed_time_unix_nano);
     b.opt_str(l.trace_id.as_deref());
@@ -185,12 +126,9 @@ pub(super) fn put_log(b: &mut ChunkBuilder<'_>, l: &LogRecord, ids: &mut Resourc
     b.str(&l.attributes);
     b.null(); // resource: stored as resource_id
     b.u32(l.dropped_attributes_count);
-    b.u64(0); // ingest_seq: numbered when appended
+    b.u64(seq); // ingest_seq
     b.u64(ids.log(l));
 }
-
-/// Where `ingest_seq` is among the metric columns.
-pub(super) const METRIC_SEQ_COL: usize = 20;
 
 /// The `metric_rows` columns in table order (migrations 1 and 16).
 pub(super) const METRIC_COLS: &[Col] = &[
@@ -201,7 +139,12 @@ pub(super) const METRIC_COLS: &[Col] = &[
     UBigint, // resource_id
 ];
 
-pub(super) fn put_metric(b: &mut ChunkBuilder<'_>, m: &MetricPoint, ids: &mut ResourceIds) {
+pub(super) fn put_metric(
+    b: &mut ChunkBuilder<'_>,
+    m: &MetricPoint,
+    seq: u64,
+    ids: &mut ResourceIds,
+) {
     b.u64(m.time_unix_nano);
     b.u64(m.start_time_unix_nano);
     b.str(&m.name);
@@ -222,6 +165,6 @@ pub(super) fn put_metric(b: &mut ChunkBuilder<'_>, m: &MetricPoint, ids: &mut Re
     b.str(&m.attributes);
     b.null(); // resource: stored as resource_id
     b.u32(m.flags);
-    b.u64(0); // ingest_seq: numbered when appended
+    b.u64(seq); // ingest_seq
     b.u64(ids.id(&m.resource));
 }

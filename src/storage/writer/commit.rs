@@ -14,20 +14,18 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use super::checkpoint::Checkpoints;
-use super::dedup;
 use super::derived::resources::ResourceIds;
 use super::derived::{self, Committing, Derived};
 use super::fill::CommitFill;
 use super::handle::VisibilityMarks;
 use super::journal;
-use super::prepare::Lookahead;
 use super::WriterStats;
 use super::{
-    append_prepared, put_span, Committed, Garbage, Job, Msg, PauseState, PreHashed, RecentSpans,
-    WriteError, LOG_SEQ_COL, METRIC_SEQ_COL, SPAN_COLS, SPAN_SEQ_COL,
+    put_log, put_metric, put_span, Committed, Garbage, Job, Msg, PauseState, PreHashed,
+    RecentSpans, WriteError, LOG_COLS, METRIC_COLS, SPAN_COLS,
 };
 use crate::model::Record;
-use crate::storage::duck::{Chunk, RawConn};
+use crate::storage::duck::RawConn;
 use crate::storage::DuckError;
 use crate::stream::{Event, Hub};
 
@@ -57,17 +55,12 @@ pub(super) struct WriterState {
     pub(super) journal: Option<(PathBuf, Arc<VisibilityMarks>)>,
     /// For a file: when to checkpoint (between this thread's commits).
     pub(super) checkpoints: Option<Checkpoints>,
-    /// Prepared rows the prepare thread may hold for this thread: taken
-    /// off as jobs arrive.
-    pub(super) lookahead: Arc<Lookahead>,
     /// With a journal: whether to wait for a full commit.
     pub(super) fill: Option<CommitFill>,
 }
 
 impl Drop for WriterState {
     fn drop(&mut self) {
-        // The prepare thread must not wait for room that never comes.
-        self.lookahead.writer_gone();
         // Derived tables may hold statements prepared on `raw`: they go
         // before the connection does (fields drop in declaration order).
         self.derived.clear();
@@ -229,19 +222,21 @@ impl WriterState {
     }
 
     /// Whether a reader waits for what the writer gathers (an export's rows
-    /// or the summaries), so the gather should not wait for a full commit.
+    /// or the summaries), or the journal holds exports back until this
+    /// gather commits, so the gather should not wait for a full commit.
+    /// Without the second, a queue smaller than two commits
+    /// (`ingest.queue_rows` < 2 × `batch_rows`) let every gather wait out
+    /// `fill_ms` for rows the journal would not pass on: 13k spans/s
+    /// instead of 120k.
     fn hurried(&self) -> bool {
         !self.flush_waiters.is_empty()
             || self
                 .journal
                 .as_ref()
-                .is_some_and(|(_, marks)| marks.hurried())
+                .is_some_and(|(_, marks)| marks.hurried() || marks.holding_back())
     }
 
-    /// A job taken off the queue: its rows leave the prepare thread's
-    /// lookahead.
     fn received(&self, job: Box<Job>) -> Job {
-        self.lookahead.taken(job.batch.len());
         *job
     }
 
@@ -283,11 +278,7 @@ impl WriterState {
     /// Commits `jobs` in one transaction (none: only the summaries' pending
     /// sums). If that fails, each job is tried alone so that one bad batch
     /// cannot fail its neighbours.
-    pub(super) fn commit(&mut self, mut jobs: Vec<Job>) {
-        // Built by the prepare thread, except for jobs replayed at start.
-        for job in &mut jobs {
-            job.prepare();
-        }
+    pub(super) fn commit(&mut self, jobs: Vec<Job>) {
         let journaled = jobs.iter().map(|j| j.journaled).max().unwrap_or(0);
         let answered: usize = jobs
             .iter()
@@ -342,18 +333,10 @@ impl WriterState {
         let mut plan = Plan::default();
         let mut fresh = HashSet::<u64, BuildHasherDefault<PreHashed>>::default();
         for job in jobs {
-            let prepared = job.chunks.as_ref().map(|c| c.span_keys.as_slice());
             let keep: Vec<bool> = job
-                .batch
-                .spans
+                .span_keys
                 .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let k = prepared
-                        .and_then(|keys| keys.get(i).copied())
-                        .unwrap_or_else(|| dedup::record_key(&s.trace_id, &s.span_id));
-                    !self.seen.contains(k) && fresh.insert(k)
-                })
+                .map(|&k| !self.seen.contains(k) && fresh.insert(k))
                 .collect();
             plan.keep.push(keep);
         }
@@ -419,44 +402,44 @@ impl WriterState {
         if jobs.is_empty() {
             return Ok(seq - 1);
         }
-        let chunks = jobs
-            .iter()
-            .map(|job| job.chunks.as_ref().ok_or_else(unprepared))
-            .collect::<Result<Vec<_>, _>>()?;
+        // One resource cache for the whole commit: its exports mostly come
+        // from the same few services.
+        let mut ids = ResourceIds::default();
         let mut app = self.raw.appender("span_rows")?;
-        for (((job, chunks), keep), start) in jobs.iter().zip(&chunks).zip(&plan.keep).zip(&starts)
-        {
-            if keep.iter().all(|k| *k) {
-                append_prepared(&mut app, &chunks.spans, SPAN_SEQ_COL, start.0)?;
-            } else {
-                // Rare: a retried export. Rebuild without the duplicates.
-                let rows: Vec<_> = job
-                    .batch
+        let spans = jobs
+            .iter()
+            .zip(&plan.keep)
+            .zip(&starts)
+            .flat_map(|((job, keep), start)| {
+                job.batch
                     .spans
                     .iter()
                     .zip(keep)
                     .filter(|(_, k)| **k)
                     .map(|(s, _)| s)
-                    .collect();
-                let mut ids = ResourceIds::default();
-                let chunks = Chunk::fill(SPAN_COLS, &rows, |b, s| {
-                    put_span(b, s, &mut ids);
-                });
-                append_prepared(&mut app, &chunks, SPAN_SEQ_COL, start.0)?;
-            }
-        }
+                    .zip(start.0..)
+            });
+        app.append_rows(SPAN_COLS, spans, |b, (s, seq)| {
+            put_span(b, s, seq, &mut ids)
+        })?;
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("log_rows")?;
-        for (chunks, start) in chunks.iter().zip(&starts) {
-            append_prepared(&mut app, &chunks.logs, LOG_SEQ_COL, start.1)?;
-        }
+        let logs = jobs
+            .iter()
+            .zip(&starts)
+            .flat_map(|(job, start)| job.batch.logs.iter().zip(start.1..));
+        app.append_rows(LOG_COLS, logs, |b, (l, seq)| put_log(b, l, seq, &mut ids))?;
         app.flush()?;
         drop(app);
         let mut app = self.raw.appender("metric_rows")?;
-        for (chunks, start) in chunks.iter().zip(&starts) {
-            append_prepared(&mut app, &chunks.metrics, METRIC_SEQ_COL, start.2)?;
-        }
+        let metrics = jobs
+            .iter()
+            .zip(&starts)
+            .flat_map(|(job, start)| job.batch.metrics.iter().zip(start.2..));
+        app.append_rows(METRIC_COLS, metrics, |b, (m, seq)| {
+            put_metric(b, m, seq, &mut ids)
+        })?;
         app.flush()?;
         Ok(seq - 1)
     }
@@ -497,10 +480,8 @@ impl WriterState {
         let mut events = Vec::new();
         let mut acks = Vec::with_capacity(jobs.len());
         let mut seq = self.next_seq;
-        let mut chunks = Vec::with_capacity(jobs.len());
         let (mut spans, mut log_rows, mut metric_rows) = (0, 0, 0);
         for (job, keep) in jobs.into_iter().zip(plan.keep) {
-            chunks.push(job.chunks);
             let mut done = Committed {
                 logs: job.batch.logs.len(),
                 metrics: job.batch.metrics.len(),
@@ -591,17 +572,7 @@ impl WriterState {
             }
         }
         // Fails only if the reaper is gone; the garbage is then freed here.
-        let _ = self.reaper.send(Box::new((evicted, chunks)));
-    }
-}
-
-/// A job reached the appender without data chunks: `commit` builds any
-/// the prepare thread did not, so this is a bug, reported as a failed commit
-/// rather than rows silently left out.
-fn unprepared() -> DuckError {
-    DuckError {
-        context: "appending a batch".into(),
-        message: "its data chunks were never built".into(),
+        let _ = self.reaper.send(Box::new(evicted));
     }
 }
 

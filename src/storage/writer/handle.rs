@@ -9,18 +9,16 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::prepare::Lookahead;
-use super::{Committed, Prepared, WriteError};
+use super::dedup::record_key;
+use super::{Committed, WriteError};
 use super::{WriterCondition, WriterStats};
 use crate::model::Batch;
 
 pub(super) struct Job {
     pub(super) batch: Batch,
-    /// The batch as DuckDB data chunks, so the writer thread only appends
-    /// them (sequence numbers are filled in then): built by `submit` while
-    /// the queue is short, else by the prepare thread shortly before the
-    /// writer takes the job.
-    pub(super) chunks: Option<Prepared>,
+    /// The spans' retry keys (`dedup::span_key`), hashed where the job is
+    /// made rather than on the writer thread.
+    pub(super) span_keys: Vec<u64>,
     /// Taken by whoever answers the export: the journal thread once the
     /// batch is in the journal, else the writer after the commit; `None`
     /// for jobs replayed from the journal.
@@ -35,19 +33,25 @@ pub(super) struct Job {
 impl Job {
     /// A job that nobody waits for: a batch replayed from the journal.
     pub(super) fn replayed(batch: Batch, journaled: u64) -> Job {
-        Job {
-            chunks: None,
-            batch,
-            ack: None,
-            journaled,
-            _permit: None,
-        }
+        Job::new(batch, None, journaled, None)
     }
 
-    /// Builds the batch's data chunks unless they are built.
-    pub(super) fn prepare(&mut self) {
-        if self.chunks.is_none() {
-            self.chunks = Some(Prepared::new(&self.batch));
+    fn new(
+        batch: Batch,
+        ack: Option<oneshot::Sender<Result<Committed, WriteError>>>,
+        journaled: u64,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Job {
+        Job {
+            span_keys: batch
+                .spans
+                .iter()
+                .map(|s| record_key(&s.trace_id, &s.span_id))
+                .collect(),
+            batch,
+            ack,
+            journaled,
+            _permit: permit,
         }
     }
 
@@ -109,6 +113,12 @@ impl VisibilityMarks {
                 .wait(backlog)
                 .unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// Whether the journal thread waits for a commit before it answers more
+    /// exports ([`Self::wait_for_writer`]).
+    pub(super) fn holding_back(&self) -> bool {
+        *self.backlog.lock().unwrap_or_else(|p| p.into_inner()) >= self.max_backlog
     }
 
     /// A reader waits for journal entry `entry` to be committed.
@@ -213,9 +223,6 @@ pub struct WriterHandle {
     pub(super) tx: Sender<Msg>,
     pub(super) budget: Arc<Semaphore>,
     pub(super) capacity: usize,
-    /// The prepare thread's limit; `submit` builds a batch's data chunks
-    /// itself while fewer rows than that are queued.
-    pub(super) lookahead: Arc<Lookahead>,
     pub(super) closed: Arc<AtomicBool>,
     pub(super) pause: Arc<PauseState>,
     pub(super) stats: Arc<WriterStats>,
@@ -303,21 +310,7 @@ impl WriterHandle {
             }
         };
         let (ack, rx) = oneshot::channel();
-        let mut job = Job {
-            chunks: None,
-            batch,
-            ack: Some(ack),
-            journaled: 0,
-            _permit: Some(permit),
-        };
-        // With a short queue the writer needs these chunks soon: build them
-        // here, while the batch is in this thread's cache (the prepare
-        // thread, reading it back from memory, spends 1.4–1.8 µs a span on
-        // them against about 1.1 here). Behind a long queue they would only
-        // wait in memory.
-        if self.queued_rows() <= self.lookahead.limit() + job.batch.len() {
-            job.prepare();
-        }
+        let job = Job::new(batch, Some(ack), 0, Some(permit));
         self.tx
             .send(Msg::Job(Box::new(job)))
             .map_err(|_| WriteError::Closed)?;

@@ -4,12 +4,10 @@
 //! For a database file, the journal thread takes them first: it appends each
 //! batch to qyl's write-ahead journal, fsyncs the group and answers the
 //! exports, which are durable from then on (DuckDB itself runs without a
-//! WAL; see `journal`). The prepare thread then builds each batch's DuckDB
-//! data chunks, only a couple of commits ahead of the writer, so the rest of
-//! the queue waits as compact batches. One writer thread groups jobs until
+//! WAL; see `journal`). One writer thread groups jobs until
 //! `batch_rows` rows or `batch_ms` milliseconds (under load, until a whole
-//! row group: see `fill`), appends them as data chunks
-//! inside one transaction, commits, and publishes the records to the hub; so
+//! row group: see `fill`), appends their rows as DuckDB data chunks filled
+//! one at a time inside one transaction, commits, and publishes the records to the hub; so
 //! consumers only ever see committed data, and reads wait (through
 //! [`Visibility`]) for the commits of exports answered before them. In
 //! memory there is no journal and an export is answered after its commit.
@@ -26,8 +24,7 @@
 //!
 //! The folder follows a batch: `handle` (the queue ingest submits to, the
 //! backpressure, and what reads wait on), `journal` (the journal thread,
-//! the journal's files and its byte format), `prepare` (the thread that
-//! builds data chunks just ahead of the writer), `chunks` (rows to DuckDB
+//! the journal's files and its byte format), `chunks` (rows to DuckDB
 //! data chunks: the column layouts), `commit` (the writer thread's
 //! loop: group, dedup, append, derived tables, commit, publish), `fill`
 //! (how long a commit gathers), `dedup`
@@ -45,21 +42,18 @@ pub mod derived;
 mod fill;
 mod handle;
 mod journal;
-mod prepare;
 mod reaper;
 mod stats;
 #[cfg(test)]
 mod tests;
 
 use checkpoint::Checkpoints;
-use chunks::{append_prepared, put_span, Prepared};
-use chunks::{LOG_SEQ_COL, METRIC_SEQ_COL, SPAN_COLS, SPAN_SEQ_COL};
+use chunks::{put_log, put_metric, put_span, LOG_COLS, METRIC_COLS, SPAN_COLS};
 use commit::WriterState;
 use dedup::{seed_recent_spans, PreHashed, RecentSpans};
 use handle::{Job, Msg, PauseState, VisibilityMarks};
 use journal::thread::JournalThread;
 use journal::Journal;
-use prepare::{spawn_prepare, Lookahead};
 use reaper::{spawn_reaper, Garbage};
 use stats::AliveGuard;
 
@@ -143,7 +137,6 @@ pub struct Writer {
     handle: WriterHandle,
     thread: Option<JoinHandle<()>>,
     journal: Option<JoinHandle<()>>,
-    prepare: Option<JoinHandle<()>>,
     reaper: Option<JoinHandle<()>>,
 }
 
@@ -190,7 +183,6 @@ impl Writer {
         // cannot leave a thread running.
         let raw = db.raw_connection()?;
         let (reaper_tx, reaper) = spawn_reaper()?;
-        let lookahead = Arc::new(Lookahead::new(prepare::lookahead_rows(config.batch_rows)));
         // Replayed sums are pending from the start: readers must wait for them.
         let summaries_pending = Arc::new(AtomicBool::new(derived.iter().any(|t| t.pending())));
         let mut state = WriterState {
@@ -210,7 +202,6 @@ impl Writer {
             flush_waiters: Vec::new(),
             journal: journal_dir.clone().zip(marks.clone()),
             checkpoints: None,
-            lookahead: lookahead.clone(),
             // In memory an export is answered after its commit: no waiting.
             // A file made before the compact layout compresses commits at
             // checkpoints whatever their size: waiting would only delay
@@ -255,7 +246,6 @@ impl Writer {
             }
             _ => rx,
         };
-        let (writer_rx, prepare) = spawn_prepare(writer_rx, lookahead.clone())?;
         if is_file {
             state.checkpoints = Some(Checkpoints::new(config.checkpoint_interval));
         }
@@ -271,7 +261,6 @@ impl Writer {
                 tx,
                 budget: Arc::new(Semaphore::new(capacity)),
                 capacity,
-                lookahead,
                 closed: Arc::new(AtomicBool::new(false)),
                 pause,
                 stats,
@@ -280,7 +269,6 @@ impl Writer {
             },
             thread: Some(thread),
             journal: journal_thread,
-            prepare: Some(prepare),
             reaper: Some(reaper),
         })
     }
@@ -298,12 +286,8 @@ impl Writer {
     fn stop(&mut self) {
         self.handle.closed.store(true, Ordering::Release);
         let _ = self.handle.tx.send(Msg::Shutdown);
-        // The journal thread passes the shutdown on to the prepare
-        // thread, and that one to the writer.
+        // The journal thread passes the shutdown on to the writer.
         if let Some(thread) = self.journal.take() {
-            let _ = thread.join();
-        }
-        if let Some(thread) = self.prepare.take() {
             let _ = thread.join();
         }
         if let Some(thread) = self.thread.take() {

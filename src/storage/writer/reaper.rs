@@ -7,9 +7,9 @@ use crossbeam_channel::Sender;
 
 use crate::storage::{spawn_thread, StorageError};
 
-/// What a commit leaves behind (records leaving the hub's ring, the
-/// batches' data chunks): tens of thousands of small frees per commit, done
-/// on a thread of its own so they do not hold up the next commit.
+/// What a commit leaves behind (records leaving the hub's ring): tens of
+/// thousands of small frees per commit, done on a thread of its own so they
+/// do not hold up the next commit.
 pub(super) type Garbage = Box<dyn Send>;
 
 pub(super) fn spawn_reaper() -> Result<(Sender<Garbage>, JoinHandle<()>), StorageError> {

@@ -203,6 +203,32 @@ fn a_reader_does_not_wait_for_a_full_commit() {
 }
 
 #[test]
+fn a_queue_smaller_than_two_commits_does_not_wait_for_a_full_commit() {
+    // The journal answers while fewer than half the queue (8,192 rows)
+    // wait: a gather can never reach batch_rows (32,768), so waiting for
+    // it would hold every commit for the whole fill wait (ten seconds
+    // here: long enough to fail, short enough to end after a failure).
+    let w = FileWriter::start_with(WriterConfig {
+        fill_wait: Duration::from_secs(10),
+        queue_rows: 16_384,
+        ..WriterConfig::default()
+    });
+    let exports = 48;
+    let handle = w.writer.handle();
+    let sender = std::thread::spawn(move || {
+        for i in 0..exports {
+            let spans = (i * 1024..(i + 1) * 1024).map(numbered).collect();
+            let answer = handle.submit(batch(spans)).unwrap();
+            answer.blocking_recv().unwrap().unwrap();
+        }
+    });
+    let all = (exports * 1024) as i64;
+    assert_eq!(w.wait_for_rows(all, Duration::from_secs(5)), all);
+    sender.join().unwrap();
+    w.writer.shutdown();
+}
+
+#[test]
 fn after_a_partial_commit_the_next_one_fills_the_row_group() {
     let mut w = FileWriter::under_load();
     let visibility = w.writer.handle().visibility().unwrap();
@@ -538,35 +564,76 @@ fn a_full_queue_refuses_and_keeps_what_it_accepted() {
 }
 
 #[test]
-fn behind_a_paused_writer_only_the_lookahead_is_prepared() {
-    // batch_rows 4: the prepare thread keeps 8 rows (and one more job)
-    // prepared; the paused writer holds a commit's worth it has taken.
+fn the_exports_of_one_commit_share_chunks_and_keep_their_order() {
+    // Twelve exports of 700 spans and 3 logs in one commit: their rows
+    // fill data chunks across export boundaries (2,048 rows each), and a
+    // retried export's spans are left out of the middle of one.
+    // The commit gathers until it holds all twelve.
     let (writer, _hub, reader) = start(WriterConfig {
-        batch_rows: 4,
+        batch_rows: 12 * 703,
+        batch_wait: Duration::from_secs(600),
         ..WriterConfig::default()
     });
     let h = writer.handle();
-    let pause = h.pause();
-    let acks: Vec<_> = (0..20u8)
-        .map(|i| {
-            h.submit(batch(vec![span(5, 2 * i, None), span(5, 2 * i + 1, None)]))
-                .unwrap()
-        })
+    let export = |i: u64, first: u64| Batch {
+        spans: (first..first + 700).map(numbered).collect(),
+        logs: (0..3)
+            .map(|l| crate::model::LogRecord {
+                body: Some(format!("export {i} log {l}")),
+                service_name: "svc".into(),
+                attributes: "{}".into(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    // The sixth export repeats the fifth's spans (an SDK retry).
+    let firsts: Vec<u64> = (0..12u64)
+        .map(|i| if i == 5 { 4 * 700 } else { i * 700 })
         .collect();
-    let waited = Instant::now();
-    while h.lookahead.rows() < 8 && waited.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(5));
+    let acks: Vec<_> = firsts
+        .iter()
+        .enumerate()
+        .map(|(i, first)| h.submit(export(i as u64, *first)).unwrap())
+        .collect();
+    let answers: Vec<_> = acks
+        .into_iter()
+        .map(|a| a.blocking_recv().unwrap().unwrap())
+        .collect();
+    assert_eq!(answers[5].duplicate_spans, 700);
+    assert_eq!(h.stats().batches_committed.load(Ordering::Relaxed), 1);
+    // Every stored row, in sequence order: each export's spans, then its
+    // logs, export after export, numbered without gaps.
+    let mut stmt = reader
+        .prepare(
+            "SELECT ingest_seq, 'span', span_id FROM spans
+             UNION ALL SELECT ingest_seq, 'log', body FROM logs ORDER BY 1",
+        )
+        .unwrap();
+    let rows: Vec<(u64, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut expected = Vec::new();
+    for (i, first) in firsts.iter().enumerate() {
+        if i != 5 {
+            expected
+                .extend((*first..first + 700).map(|s| ("span".to_string(), format!("{s:016x}"))));
+        }
+        expected.extend((0..3).map(|l| ("log".to_string(), format!("export {i} log {l}"))));
     }
-    std::thread::sleep(Duration::from_millis(50));
-    let prepared = h.lookahead.rows();
-    assert!((8..=10).contains(&prepared), "{prepared} rows prepared");
-    assert_eq!(h.queued_rows(), 40);
-    drop(pause);
-    for ack in acks {
-        assert_eq!(ack.blocking_recv().unwrap().unwrap().spans, 2);
-    }
-    assert_eq!(count(&reader), 40);
-    assert_eq!(h.lookahead.rows(), 0);
+    let got: Vec<(String, String)> = rows
+        .iter()
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "rows out of order");
+    let seqs: Vec<u64> = rows.iter().map(|(s, _, _)| *s).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gaps in ingest_seq"
+    );
     writer.shutdown();
 }
 
