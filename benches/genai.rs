@@ -83,6 +83,14 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
          FROM range({spans}) t(i)",
         per_session = SPANS_PER_TRACE * TRACES_PER_SESSION,
     );
+    // The generation is not a query qyl makes (string_agg DISTINCT over
+    // every span, 1 M groups, does not spill): it runs under a larger
+    // memory limit than the one the reads are then timed under.
+    let limit: String = conn
+        .query_row("SELECT current_setting('memory_limit')", [], |r| r.get(0))
+        .expect("the memory limit");
+    conn.execute_batch("SET memory_limit = '8GB'")
+        .expect("a larger limit for the generation");
     conn.execute_batch("SET threads = 1").expect("one thread");
     conn.execute_batch(&sql).expect("generating spans");
     conn.execute_batch("RESET threads").expect("threads");
@@ -126,6 +134,8 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
     conn.execute_batch(storage::writer::derived::genai_rollup::LABELS_FILL_SQL)
         .expect("counting error classes and finish reasons per minute");
     conn.execute_batch("CHECKPOINT").expect("checkpointing");
+    conn.execute_batch(&format!("SET memory_limit = '{limit}'"))
+        .expect("the configured limit again");
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -196,10 +196,17 @@ impl Qyl {
             .stderr(stderr)
             .spawn()
             .expect("starting qyl");
+        // A wrapper (BENCH_QYL_BIN=a script running heaptrack, say) may
+        // print lines of its own first.
+        let mut out = BufReader::new(child.stdout.take().expect("qyl's stdout"));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("qyl's stdout"))
-            .read_line(&mut line)
-            .expect("reading qyl's first line");
+        for _ in 0..10 {
+            line.clear();
+            out.read_line(&mut line).expect("reading qyl's first line");
+            if line.starts_with("qyl listening") || line.is_empty() {
+                break;
+            }
+        }
         if !line.starts_with("qyl listening") {
             let _ = child.kill();
             let _ = child.wait();
