@@ -1,8 +1,8 @@
 //! Rows to DuckDB data chunks: the column layout of `span_rows`, `log_rows`
-//! and `metric_rows`, and how a record fills its row. A row's resource is stored as its id (see
-//! `derived::resources`); the `resource` text column stays NULL, and so do
-//! a span's or log's version, environment and scope, which its resource row
-//! holds.
+//! and `metric_rows`, and how a record fills its row. A row's resource is
+//! stored as its id (see `derived::resources`); the `resource` text column
+//! stays NULL, and so do a span's or log's version, environment and scope,
+//! which its resource row holds.
 
 use super::derived::resources::ResourceIds;
 use crate::model::{LogRecord, MetricPoint, SpanRecord};

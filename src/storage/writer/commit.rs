@@ -1,7 +1,7 @@
 //! The writer thread: takes jobs off the queue (or the journal thread),
-//! groups them, skips retried spans, appends the chunks, updates the derived
-//! tables, commits, then publishes the committed records to the hub and
-//! answers each export the journal has not answered already.
+//! groups them, skips retried spans, appends their rows as data chunks,
+//! updates the derived tables, commits, then publishes the committed records
+//! to the hub and answers each export the journal has not answered already.
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -95,7 +95,7 @@ impl WriterState {
             };
             self.stats.pulse.beat(false);
             let first = match next {
-                Ok(Msg::Job(job)) => self.received(job),
+                Ok(Msg::Job(job)) => *job,
                 Ok(Msg::Flush(done)) => {
                     self.flush_waiters.push(done);
                     self.flush_summaries();
@@ -121,7 +121,7 @@ impl WriterState {
                 match rx.recv_deadline(wake) {
                     Ok(Msg::Job(job)) => {
                         rows += job.batch.len();
-                        jobs.push(self.received(job));
+                        jobs.push(*job);
                     }
                     Ok(Msg::Flush(done)) => self.flush_waiters.push(done),
                     Ok(Msg::Shutdown) => {
@@ -146,7 +146,7 @@ impl WriterState {
         let mut rest = Vec::new();
         for m in rx.try_iter() {
             match m {
-                Msg::Job(j) => rest.push(self.received(j)),
+                Msg::Job(j) => rest.push(*j),
                 Msg::Flush(done) => self.flush_waiters.push(done),
                 Msg::Shutdown => {}
             }
@@ -234,10 +234,6 @@ impl WriterState {
                 .journal
                 .as_ref()
                 .is_some_and(|(_, marks)| marks.hurried() || marks.holding_back())
-    }
-
-    fn received(&self, job: Box<Job>) -> Job {
-        *job
     }
 
     fn checkpoint_if_due(&mut self) {
