@@ -1159,7 +1159,14 @@ async fn notes_on_a_group_are_kept_in_order_follow_merges_and_survive_a_restart(
 
     let fresh = get_ok(&q, &format!("/api/v1/errors/{card}")).await;
     assert_eq!(fresh["notes"], json!([]));
-    assert!(fresh["triage"].is_null(), "no [triage] endpoint, no report");
+    // Automatic triage writes its deterministic report shortly after the
+    // group appears (it may or may not be here yet); without a [triage]
+    // endpoint it never carries a model's summary.
+    assert!(
+        fresh["triage"].is_null() || fresh["triage"]["summary"].is_null(),
+        "no [triage] endpoint, no model summary: {}",
+        fresh["triage"]
+    );
 
     let first = post(
         &q,
