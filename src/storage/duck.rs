@@ -994,14 +994,6 @@ impl Chunk {
         chunk.set_len(len);
         Some(Chunk(chunk))
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 #[cfg(test)]

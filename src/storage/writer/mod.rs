@@ -4,11 +4,11 @@
 //! For a database file, the journal thread takes them first: it appends each
 //! batch to qyl's write-ahead journal, fsyncs the group and answers the
 //! exports, which are durable from then on (DuckDB itself runs without a
-//! WAL; see `journal`). One writer thread groups jobs until
-//! `batch_rows` rows or `batch_ms` milliseconds (under load, until a whole
-//! row group: see `fill`), appends their rows as DuckDB data chunks filled
-//! one at a time inside one transaction, commits, and publishes the records to the hub; so
-//! consumers only ever see committed data, and reads wait (through
+//! WAL; see `journal`). One writer thread groups jobs until `batch_rows`
+//! rows or `batch_ms` milliseconds (under load, until a whole row group:
+//! see `fill`), appends their rows as DuckDB data chunks filled one at a
+//! time inside one transaction, commits, and publishes the records to the
+//! hub; so consumers only ever see committed data, and reads wait (through
 //! [`Visibility`]) for the commits of exports answered before them. In
 //! memory there is no journal and an export is answered after its commit.
 //!
