@@ -493,7 +493,7 @@ fn triggers() -> anyhow::Result<()> {
             .run(Duration::from_millis(50), |_| {
                 let rec = lua.create_table_with_capacity(0, 4)?;
                 rec.set("name", record.name.as_str())?;
-                rec.set("service", record.service_name.as_str())?;
+                rec.set("service", &*record.service_name)?;
                 rec.set("trace_id", record.trace_id.as_str())?;
                 rec.set("duration_ms", record.duration_ns as f64 / 1e6)?;
                 when.call::<bool>(rec)

@@ -102,7 +102,7 @@ fn batch(producer: u64, n: u64) -> Batch {
                 end_time_unix_nano: start + duration,
                 duration_ns: duration,
                 status_code: if r % 50 == 0 { "ERROR" } else { "UNSET" },
-                service_name: format!("svc-{}", r % 5),
+                service_name: format!("svc-{}", r % 5).into(),
                 attributes: format!(
                     r#"{{"http.request.method":"POST","url.path":"/v1/chat/{}","http.response.status_code":200,"user.id":"u-{:x}","session.id":"s-{:x}","request.id":"{:016x}{:016x}","client.address":"10.{}.{}.{}","user_agent.original":"{}"{extra}}}"#,
                     r % 1000,

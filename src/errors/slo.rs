@@ -43,7 +43,7 @@ impl SloSpec {
     /// it was good. Without a span name or operation, the requests are the
     /// service's entry spans: SERVER and CONSUMER spans and root spans.
     pub fn judge(&self, span: &SpanRecord) -> Option<bool> {
-        if span.service_name != self.service {
+        if *span.service_name != *self.service {
             return None;
         }
         if let Some(name) = &self.span_name {

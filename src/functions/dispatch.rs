@@ -44,8 +44,8 @@ pub struct Dispatcher {
 /// True for qyl's own function telemetry, which must not trigger functions.
 fn is_own(record: &Record) -> bool {
     let (service, scope) = match record {
-        Record::Span(s) => (&s.service_name, s.scope_name.as_deref()),
-        Record::Log(l) => (&l.service_name, l.scope_name.as_deref()),
+        Record::Span(s) => (&*s.service_name, s.scope_name.as_deref()),
+        Record::Log(l) => (l.service_name.as_str(), l.scope_name.as_deref()),
         // A failed invocation is an error of service `qyl` too, but groups
         // only publish when new, regressed or escalating, so an `on =
         // "error"` function failing on them cannot loop faster than that.

@@ -199,7 +199,7 @@ fn handlers_see_the_record_and_results_become_rows() {
         .iter()
         .find(|sp| sp.name == "execute_tool echo")
         .expect("own span");
-    assert_eq!(own.service_name, "qyl");
+    assert_eq!(&*own.service_name, "qyl");
     assert!(own
         .attributes
         .contains(r#""gen_ai.operation.name":"execute_tool""#));

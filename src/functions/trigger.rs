@@ -437,7 +437,7 @@ fn raw_val(text: &str) -> Val<'_> {
     }
 }
 
-fn opt(s: &Option<String>) -> Val<'_> {
+fn opt<S: std::ops::Deref<Target = str>>(s: &Option<S>) -> Val<'_> {
     s.as_deref().map_or(Val::Missing, borrowed)
 }
 

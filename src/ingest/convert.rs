@@ -6,6 +6,8 @@
 //! with an invalid trace or span id is rejected on its own and counted for
 //! the response's `partial_success`; the rest of the request is kept.
 
+use std::sync::Arc;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -128,6 +130,8 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted<SpanRecord> {
         let res = resource_info(res_attrs);
         for ss in rs.scope_spans {
             let (scope_name, scope_version) = scope_parts(ss.scope.as_ref());
+            let scope_name: Option<Arc<str>> = scope_name.map(Arc::from);
+            let scope_version: Option<Arc<str>> = scope_version.map(Arc::from);
             out.records.reserve(ss.spans.len());
             for span in ss.spans {
                 let ids = required_id(&span.trace_id, 16, "trace_id").and_then(|t| {
@@ -202,7 +206,8 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted<SpanRecord> {
                     scope_name: scope_name.clone(),
                     scope_version: scope_version.clone(),
                     session_id: info.session(&res),
-                    genai: std::mem::take(&mut info.genai),
+                    genai: std::mem::take(&mut info.genai).into(),
+                    user_id: info.user_id.take(),
                     attributes: jsonw::attrs_json(&span.attributes),
                     resource: res.json.clone(),
                     events,
@@ -268,9 +273,12 @@ pub fn convert_logs(
                     severity_number: log.severity_number,
                     severity_text: non_empty(&log.severity_text),
                     body,
-                    service_name: res.service_name.clone(),
-                    service_version: res.service_version.clone(),
-                    deployment_environment: res.deployment_environment.clone(),
+                    service_name: res.service_name.to_string(),
+                    service_version: res.service_version.as_deref().map(str::to_owned),
+                    deployment_environment: res
+                        .deployment_environment
+                        .as_deref()
+                        .map(str::to_owned),
                     scope_name: scope_name.clone(),
                     session_id: info.session(&res),
                     event_name: non_empty(&log.event_name).or(info.event_name.take()),
@@ -377,7 +385,7 @@ pub fn convert_metrics(req: ExportMetricsServiceRequest) -> Converted<MetricPoin
                     name: metric.name.clone(),
                     description: non_empty(&metric.description),
                     unit: non_empty(&metric.unit),
-                    service_name: res.service_name.clone(),
+                    service_name: res.service_name.to_string(),
                     scope_name: scope_name.clone(),
                     resource: res.json.clone(),
                     ..Default::default()

@@ -7,21 +7,24 @@
 //! list a dozen times. The scans take any [`AnyView`], so prost's decoded
 //! types and the direct wire path (`spans`) share the rules.
 
+use std::sync::Arc;
+
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 use super::view::{AnyView, ValueRef};
 use crate::model::GenAiFields;
 
-/// What the resource says about who sent the data.
+/// What the resource says about who sent the data. The service's identity
+/// is shared with every span of the resource rather than copied per span.
 #[derive(Debug, Clone, Default)]
 pub struct ResourceInfo {
-    pub service_name: String,
-    pub service_version: Option<String>,
-    pub deployment_environment: Option<String>,
+    pub service_name: Arc<str>,
+    pub service_version: Option<Arc<str>>,
+    pub deployment_environment: Option<Arc<str>>,
     pub session_id: Option<String>,
     pub conversation_id: Option<String>,
     /// The resource attributes as JSON text.
-    pub json: std::sync::Arc<str>,
+    pub json: Arc<str>,
 }
 
 /// The service name used when a resource has none, as the OTel SDKs do.
@@ -31,35 +34,41 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 /// whichever decoder walks the attributes.
 #[derive(Debug, Default)]
 pub struct ResourceScan {
-    info: ResourceInfo,
+    service_name: Option<String>,
+    service_version: Option<String>,
+    environment: Option<String>,
     legacy_env: Option<String>,
+    session_id: Option<String>,
+    conversation_id: Option<String>,
 }
 
 impl ResourceScan {
     pub fn attr<'a, V: AnyView<'a>>(&mut self, key: &str, v: V) {
-        let info = &mut self.info;
         match key {
-            "service.name" => info.service_name = string(v).unwrap_or_default(),
-            "service.version" => info.service_version = string(v),
-            "deployment.environment.name" => info.deployment_environment = string(v),
+            "service.name" => self.service_name = string(v),
+            "service.version" => self.service_version = string(v),
+            "deployment.environment.name" => self.environment = string(v),
             "deployment.environment" => self.legacy_env = string(v),
-            "session.id" => info.session_id = string(v),
-            "gen_ai.conversation.id" => info.conversation_id = string(v),
+            "session.id" => self.session_id = string(v),
+            "gen_ai.conversation.id" => self.conversation_id = string(v),
             _ => {}
         }
     }
 
     /// `json` is the resource attributes as JSON text.
     pub fn finish(self, json: String) -> ResourceInfo {
-        let mut info = self.info;
-        if info.service_name.is_empty() {
-            info.service_name = UNKNOWN_SERVICE.to_string();
+        ResourceInfo {
+            service_name: self
+                .service_name
+                .as_deref()
+                .unwrap_or(UNKNOWN_SERVICE)
+                .into(),
+            service_version: self.service_version.map(Arc::from),
+            deployment_environment: self.environment.or(self.legacy_env).map(Arc::from),
+            session_id: self.session_id,
+            conversation_id: self.conversation_id,
+            json: json.into(),
         }
-        if info.deployment_environment.is_none() {
-            info.deployment_environment = self.legacy_env;
-        }
-        info.json = json.into();
-        info
     }
 }
 
@@ -75,6 +84,8 @@ pub fn resource_info(attrs: &[KeyValue]) -> ResourceInfo {
 #[derive(Debug, Default)]
 pub struct RecordInfo {
     pub genai: GenAiFields,
+    /// `user.id`, else `enduser.id`.
+    pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub event_name: Option<String>,
 }
@@ -95,6 +106,7 @@ impl RecordInfo {
 #[derive(Debug, Default)]
 pub struct RecordScan {
     g: GenAiFields,
+    user_id: Option<String>,
     system: Option<String>,
     prompt_tokens: Option<i64>,
     completion_tokens: Option<i64>,
@@ -123,7 +135,7 @@ impl RecordScan {
         }
         match key {
             "error.type" => self.g.error_type = string(v),
-            "user.id" => self.g.user_id = string(v),
+            "user.id" => self.user_id = string(v),
             "enduser.id" => self.enduser = string(v),
             "session.id" => self.session_id = string(v),
             "event.name" => self.event_name = string(v),
@@ -174,10 +186,10 @@ impl RecordScan {
         g.cache_write_tokens = g.cache_write_tokens.or(self.legacy_cache_write);
         g.reasoning_tokens = g.reasoning_tokens.or(self.legacy_reasoning);
         g.time_to_first_chunk_ms = g.time_to_first_chunk_ms.or(self.legacy_ttfc);
-        g.user_id = g.user_id.or(self.enduser);
         g.conversation_id = self.conversation_id.clone();
         RecordInfo {
             genai: g,
+            user_id: self.user_id.or(self.enduser),
             session_id: self.session_id.or(self.conversation_id),
             event_name: self.event_name,
         }
@@ -336,7 +348,7 @@ mod tests {
 
     #[test]
     fn newer_genai_columns_current_and_legacy() {
-        let g = record_info(&[
+        let info = record_info(&[
             kv(
                 "gen_ai.usage.cache_creation.input_tokens",
                 Value::IntValue(11),
@@ -353,8 +365,9 @@ mod tests {
             s("error.type", "RateLimitError"),
             s("user.id", "u-1"),
             s("enduser.id", "old-u"),
-        ])
-        .genai;
+        ]);
+        assert_eq!(info.user_id.as_deref(), Some("u-1"));
+        let g = info.genai;
         assert_eq!(g.cache_write_tokens, Some(11));
         assert_eq!(g.reasoning_tokens, Some(12));
         assert_eq!(g.tool_name.as_deref(), Some("search"));
@@ -363,9 +376,8 @@ mod tests {
         assert_eq!(g.conversation_id.as_deref(), Some("conv-9"));
         assert_eq!(g.time_to_first_chunk_ms, Some(250.0));
         assert_eq!(g.error_type.as_deref(), Some("RateLimitError"));
-        assert_eq!(g.user_id.as_deref(), Some("u-1"));
 
-        let g = record_info(&[
+        let info = record_info(&[
             kv(
                 "gen_ai.usage.cache_creation_input_tokens",
                 Value::IntValue(5),
@@ -373,12 +385,12 @@ mod tests {
             kv("gen_ai.usage.reasoning_tokens", Value::IntValue(6)),
             kv("gen_ai.server.time_to_first_token", Value::IntValue(2)),
             s("enduser.id", "old-u"),
-        ])
-        .genai;
+        ]);
+        assert_eq!(info.user_id.as_deref(), Some("old-u"));
+        let g = info.genai;
         assert_eq!(g.cache_write_tokens, Some(5));
         assert_eq!(g.reasoning_tokens, Some(6));
         assert_eq!(g.time_to_first_chunk_ms, Some(2000.0));
-        assert_eq!(g.user_id.as_deref(), Some("old-u"));
     }
 
     #[test]
@@ -408,7 +420,7 @@ mod tests {
     fn resource_environment_falls_back_to_deprecated_name() {
         let r = resource_info(&[s("deployment.environment", "staging")]);
         assert_eq!(r.deployment_environment.as_deref(), Some("staging"));
-        assert_eq!(r.service_name, UNKNOWN_SERVICE);
+        assert_eq!(&*r.service_name, UNKNOWN_SERVICE);
         let r = resource_info(&[
             s("deployment.environment", "old"),
             s("deployment.environment.name", "prod"),
@@ -416,7 +428,7 @@ mod tests {
             s("service.version", "1.2.3"),
         ]);
         assert_eq!(r.deployment_environment.as_deref(), Some("prod"));
-        assert_eq!(r.service_name, "api");
+        assert_eq!(&*r.service_name, "api");
         assert_eq!(r.service_version.as_deref(), Some("1.2.3"));
     }
 }

@@ -891,7 +891,8 @@ mod tests {
                 output_tokens: Some(100),
                 cost_usd: cost,
                 ..Default::default()
-            },
+            }
+            .into(),
             ..Default::default()
         }
     }

@@ -44,13 +44,18 @@ pub struct SpanRecord {
     /// One of [`STATUS_CODES`].
     pub status_code: &'static str,
     pub status_message: Option<String>,
-    pub service_name: String,
-    pub service_version: Option<String>,
-    pub deployment_environment: Option<String>,
-    pub scope_name: Option<String>,
-    pub scope_version: Option<String>,
+    // The resource's and the scope's values are shared by the spans of an
+    // export (one allocation each, not one per span).
+    pub service_name: Arc<str>,
+    pub service_version: Option<Arc<str>>,
+    pub deployment_environment: Option<Arc<str>>,
+    pub scope_name: Option<Arc<str>>,
+    pub scope_version: Option<Arc<str>>,
     pub session_id: Option<String>,
-    pub genai: GenAiFields,
+    pub genai: GenAi,
+    /// `user.id` (or the older `enduser.id`): not a column of its own, it
+    /// feeds the session summaries.
+    pub user_id: Option<String>,
     /// Span attributes as a JSON object.
     pub attributes: String,
     /// Resource attributes as a JSON object, shared by the spans of one
@@ -97,9 +102,46 @@ pub struct GenAiFields {
     /// with tokens whose model has no price; never counted as $0). `None`
     /// for spans that are not priceable calls.
     pub cost_source: Option<&'static str>,
-    /// `user.id` (or the older `enduser.id`): not a column of its own, it
-    /// feeds the session summaries.
-    pub user_id: Option<String>,
+}
+
+/// A span's GenAI columns, boxed: most spans are not GenAI calls, and a
+/// span waiting in the write queue or the hub's ring then carries one
+/// pointer instead of ~370 bytes of empty fields. Reads see an empty set
+/// when there is none (`Deref`); the first write makes the box.
+#[derive(Clone, Default)]
+pub struct GenAi(Option<Box<GenAiFields>>);
+
+static NO_GENAI: GenAiFields = GenAiFields::NONE;
+
+impl std::ops::Deref for GenAi {
+    type Target = GenAiFields;
+    fn deref(&self) -> &GenAiFields {
+        self.0.as_deref().unwrap_or(&NO_GENAI)
+    }
+}
+
+impl std::ops::DerefMut for GenAi {
+    fn deref_mut(&mut self) -> &mut GenAiFields {
+        self.0.get_or_insert_with(Default::default)
+    }
+}
+
+impl From<GenAiFields> for GenAi {
+    fn from(fields: GenAiFields) -> GenAi {
+        GenAi((!fields.is_empty()).then(|| Box::new(fields)))
+    }
+}
+
+impl PartialEq for GenAi {
+    fn eq(&self, other: &GenAi) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for GenAi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 /// GenAI operations that wrap other calls (agents, workflows): their
@@ -107,8 +149,30 @@ pub struct GenAiFields {
 pub const GENAI_ROLLUP_OPERATIONS: &[&str] = &["invoke_agent", "invoke_workflow", "create_agent"];
 
 impl GenAiFields {
+    /// No GenAI fields at all (what `Default` gives, as a constant).
+    pub const NONE: GenAiFields = GenAiFields {
+        provider: None,
+        operation: None,
+        request_model: None,
+        response_model: None,
+        input_tokens: None,
+        output_tokens: None,
+        cache_read_tokens: None,
+        finish_reasons: None,
+        cost_usd: None,
+        cache_write_tokens: None,
+        reasoning_tokens: None,
+        tool_name: None,
+        tool_call_id: None,
+        agent_name: None,
+        conversation_id: None,
+        time_to_first_chunk_ms: None,
+        error_type: None,
+        cost_source: None,
+    };
+
     pub fn is_empty(&self) -> bool {
-        *self == GenAiFields::default()
+        *self == GenAiFields::NONE
     }
 
     /// A GenAI call that counts in totals: it names a provider or an
@@ -325,7 +389,34 @@ pub fn now_unix_nano() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::severity_number;
+    use super::{severity_number, GenAi, GenAiFields, SpanRecord};
+
+    #[test]
+    fn genai_fields_are_boxed_only_when_a_span_has_some() {
+        let none = GenAi::default();
+        assert!(none.is_empty() && none.0.is_none());
+        assert!(GenAi::from(GenAiFields::default()).0.is_none());
+        let mut set = GenAi::default();
+        set.provider = Some("openai".into());
+        assert!(set.0.is_some());
+        assert_eq!(set.provider.as_deref(), Some("openai"));
+        assert_eq!(
+            set,
+            GenAi::from(GenAiFields {
+                provider: Some("openai".into()),
+                ..GenAiFields::default()
+            })
+        );
+        // Equal by value, boxed or not.
+        assert_eq!(GenAi(Some(Box::default())), GenAi::default());
+        // What a span waiting in the write queue or the ring costs inline
+        // (the GenAI fields alone were ~390 bytes).
+        assert!(
+            std::mem::size_of::<SpanRecord>() <= 512,
+            "{}",
+            std::mem::size_of::<SpanRecord>()
+        );
+    }
 
     #[test]
     fn severities_by_name_and_number() {

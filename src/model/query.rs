@@ -661,10 +661,10 @@ impl SpanRow {
             parent_span_id: s.parent_span_id.clone(),
             name: s.name.clone(),
             kind: s.kind.to_string(),
-            service_name: s.service_name.clone(),
-            service_version: s.service_version.clone(),
-            deployment_environment: s.deployment_environment.clone(),
-            scope_name: s.scope_name.clone(),
+            service_name: s.service_name.to_string(),
+            service_version: s.service_version.as_deref().map(str::to_owned),
+            deployment_environment: s.deployment_environment.as_deref().map(str::to_owned),
+            scope_name: s.scope_name.as_deref().map(str::to_owned),
             start_time: rfc3339(s.start_time_unix_nano),
             start_time_unix_nano: s.start_time_unix_nano.to_string(),
             end_time_unix_nano: s.end_time_unix_nano.to_string(),
@@ -672,7 +672,15 @@ impl SpanRow {
             status_code: s.status_code.to_string(),
             status_message: s.status_message.clone(),
             session_id: s.session_id.clone(),
-            gen_ai: (!g.is_empty()).then(|| GenAiRow {
+            // Present when one of its own fields is, as the store decides.
+            gen_ai: (g.provider.is_some()
+                || g.operation.is_some()
+                || g.request_model.is_some()
+                || g.response_model.is_some()
+                || g.input_tokens.is_some()
+                || g.output_tokens.is_some()
+                || g.cost_usd.is_some())
+            .then(|| GenAiRow {
                 provider: g.provider.clone(),
                 operation: g.operation.clone(),
                 request_model: g.request_model.clone(),

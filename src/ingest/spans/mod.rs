@@ -20,6 +20,8 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use self::value::{pair, WireAny};
 use super::convert::{
     non_empty, optional_id, required_id, span_kind_name, status_code_name, Converted,
@@ -147,8 +149,8 @@ fn entity_ref(r: Reader<'_>) -> Result<(), WireError> {
 
 /// The scope's name and version, as the records carry them.
 struct Scope {
-    name: Option<String>,
-    version: Option<String>,
+    name: Option<Arc<str>>,
+    version: Option<Arc<str>>,
 }
 
 fn scope_spans(
@@ -174,8 +176,8 @@ fn scope_spans(
         }
     }
     let scope = Scope {
-        name: non_empty(name),
-        version: non_empty(version),
+        name: non_empty(name).map(Arc::from),
+        version: non_empty(version).map(Arc::from),
     };
     // Records are large: growing the vector by doubling would copy them.
     out.records.reserve(spans);
@@ -303,7 +305,8 @@ fn span(
         scope_name: scope.name.clone(),
         scope_version: scope.version.clone(),
         session_id: info.session(res),
-        genai: std::mem::take(&mut info.genai),
+        genai: std::mem::take(&mut info.genai).into(),
+        user_id: info.user_id.take(),
         attributes: s.attributes.as_str().to_owned(),
         resource: res.json.clone(),
         events: s.events.as_str().to_owned(),

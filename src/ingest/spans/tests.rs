@@ -310,9 +310,9 @@ fn realistic_export_is_converted_the_same() {
     assert_eq!(chat.genai.provider.as_deref(), Some("openai"));
     assert_eq!(chat.genai.cache_read_tokens, Some(100));
     assert_eq!(chat.session_id.as_deref(), Some("sess-1"));
-    assert_eq!(chat.service_name, "chat-api");
+    assert_eq!(&*chat.service_name, "chat-api");
     assert_eq!(chat.deployment_environment.as_deref(), Some("production"));
-    assert_eq!(c.records[120].service_name, "unknown_service");
+    assert_eq!(&*c.records[120].service_name, "unknown_service");
     serde_json::from_str::<serde_json::Value>(&c.records[0].attributes).expect("valid JSON");
     serde_json::from_str::<serde_json::Value>(&c.records[0].events).expect("valid JSON");
 }
@@ -421,7 +421,7 @@ fn merged_fields_as_prost_merges_them() {
         ("ERROR", Some("late message"))
     );
     assert_eq!((r.name.as_str(), r.kind), ("second", "CLIENT"));
-    assert_eq!(r.service_name, "plain");
+    assert_eq!(&*r.service_name, "plain");
     assert_eq!(r.service_version.as_deref(), Some("plain"));
 }
 

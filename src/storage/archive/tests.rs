@@ -226,7 +226,7 @@ fn span(trace: u64, n: u64, parent: Option<u64>, start: u64) -> SpanRecord {
         start_time_unix_nano: start,
         end_time_unix_nano: start + 1_000_000,
         duration_ns: 1_000_000,
-        service_name: format!("svc-{}", n % 2),
+        service_name: format!("svc-{}", n % 2).into(),
         service_version: Some("1.2.3".into()),
         attributes: format!(r#"{{"n":{n}}}"#),
         resource: format!(r#"{{"service.name":"svc-{}"}}"#, n % 2).into(),

@@ -353,7 +353,7 @@ mod tests {
                     duration_ns: (i % 97 + 1) * 1_300_000 * (round + 1),
                     status_code: if i % 11 == 0 { "ERROR" } else { "OK" },
                     service_name: if i % 3 == 0 { "api" } else { "worker" }.into(),
-                    service_version: Some(format!("1.{}", (i + round) % 2)),
+                    service_version: Some(format!("1.{}", (i + round) % 2).into()),
                     deployment_environment: Some("prod".into()),
                     attributes: "{}".into(),
                     resource: "{}".into(),

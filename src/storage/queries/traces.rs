@@ -818,7 +818,7 @@ mod tests {
             start_time_unix_nano: start,
             end_time_unix_nano: start + len,
             duration_ns: len,
-            service_name: format!("svc-{}", trace % 3),
+            service_name: format!("svc-{}", trace % 3).into(),
             attributes: "{}".into(),
             resource: "{}".into(),
             events: "[]".into(),

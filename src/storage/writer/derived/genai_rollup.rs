@@ -224,7 +224,7 @@ fn fold<'s>(into: &mut Rollup, spans: impl Iterator<Item = &'s SpanRecord>) {
         let key = |kind: i32, bin: i32| -> Key {
             (
                 minute,
-                s.service_name.clone(),
+                s.service_name.to_string(),
                 g.provider.clone().unwrap_or_default(),
                 g.request_model.clone().unwrap_or_default(),
                 g.response_model.clone().unwrap_or_default(),

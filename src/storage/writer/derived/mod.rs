@@ -248,11 +248,12 @@ fn replayed_span(row: &duckdb::Row<'_>) -> duckdb::Result<SpanRecord> {
                 _ => None,
             },
             time_to_first_chunk_ms: row.get(19)?,
-            user_id: row.get(20)?,
             error_type: row.get(21)?,
             finish_reasons: row.get(22)?,
             ..GenAiFields::default()
-        },
+        }
+        .into(),
+        user_id: row.get(20)?,
         ..SpanRecord::default()
     })
 }

@@ -12,6 +12,7 @@
 //! after a crash (see `writer::derived`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::genai_rollup::{bin_of, MINUTE_NS};
 use super::{Committing, Derived, Held, HeldSums, StagedUpsert};
@@ -81,7 +82,7 @@ const COLS: &[Col] = &[
 ];
 
 /// (minute, service, version, environment, latency bin).
-type Key = (u64, String, String, String, i32);
+type Key = (u64, Arc<str>, Arc<str>, Arc<str>, i32);
 
 #[derive(Clone, Copy)]
 struct Sums {

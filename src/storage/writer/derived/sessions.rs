@@ -121,7 +121,7 @@ impl Sums {
         }
         add_unique(&mut self.services, &s.service_name);
         let g = &s.genai;
-        if let Some(u) = &g.user_id {
+        if let Some(u) = &s.user_id {
             add_unique(&mut self.users, u);
         }
         if g.is_call() {
@@ -590,9 +590,10 @@ mod tests {
             output_tokens: Some(tokens / 10),
             cost_usd: cost,
             cost_source: Some(if cost.is_some() { "priced" } else { "missing" }),
-            user_id: Some("u1".into()),
             ..Default::default()
-        };
+        }
+        .into();
+        s.user_id = Some("u1".into());
         s
     }
 

@@ -26,7 +26,7 @@ use crate::model::function::{
     FunctionDefinition, FunctionRows, Invocation, InvocationStatus, Published, StateWrite,
 };
 use crate::model::slo::{SloLevel, SloTransition};
-use crate::model::{Batch, GenAiFields, LogRecord, MetricPoint, SpanRecord};
+use crate::model::{Batch, GenAi, GenAiFields, LogRecord, MetricPoint, SpanRecord};
 
 /// The format this code writes. A later qyl that changes the layout bumps
 /// it, and then refuses or converts journals written with an older one.
@@ -434,6 +434,9 @@ record!(SpanRecord {
     scope_version,
     session_id,
     genai,
+    // Written where it was when it was a GenAI field (its last), so the
+    // format did not change when it moved to the span.
+    user_id,
     attributes,
     resource,
     events,
@@ -462,8 +465,17 @@ record!(GenAiFields {
     time_to_first_chunk_ms,
     error_type,
     cost_source,
-    user_id,
 });
+
+/// As the fields it boxes; an empty set is not boxed again on decode.
+impl Field for GenAi {
+    fn put(&self, out: &mut Vec<u8>) {
+        (**self).put(out);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        GenAiFields::take(r).map(GenAi::from)
+    }
+}
 
 record!(LogRecord {
     time_unix_nano,
@@ -811,8 +823,9 @@ mod tests {
                 time_to_first_chunk_ms: Some(312.5),
                 error_type: Some("RateLimitError".into()),
                 cost_source: Some("priced"),
-                user_id: Some("u-42".into()),
-            },
+            }
+            .into(),
+            user_id: Some("u-42".into()),
             attributes: r#"{"http.method":"POST","http.status_code":500}"#.into(),
             resource: r#"{"service.name":"shop","telemetry.sdk.language":"python"}"#.into(),
             events: r#"[{"time_unix_nano":1,"name":"exception","attributes":{}}]"#.into(),
@@ -1161,6 +1174,34 @@ mod tests {
         assert!(std::ptr::eq(back.spans[0].kind, KNOWN[1]));
     }
 
+    /// `user_id` was the last GenAI field before it moved to the span, and
+    /// is still written there: journals written before the move replay.
+    #[test]
+    fn the_user_id_follows_the_genai_fields_as_before_it_moved() {
+        let mut s = span(1);
+        s.genai = GenAi::default();
+        s.user_id = Some("u-42".into());
+        let mut spans = Vec::new();
+        s.put(&mut spans);
+        let mut expected = vec![1];
+        put_bytes(b"sess-1", &mut expected);
+        // The eighteen GenAI fields, all `None`, then `user_id`.
+        expected.extend([0; 18]);
+        expected.push(1);
+        put_bytes(b"u-42", &mut expected);
+        put_bytes(s.attributes.as_bytes(), &mut expected);
+        assert!(
+            spans.windows(expected.len()).any(|w| w == expected),
+            "session_id, the GenAI fields, user_id and attributes are not in that order"
+        );
+        let back = decode_batch(&encoded(&Batch {
+            spans: vec![s.clone()],
+            ..Batch::default()
+        }))
+        .expect("decodes");
+        assert_eq!(back.spans, vec![s]);
+    }
+
     #[test]
     fn an_empty_batch_round_trips_and_appends() {
         let mut out = vec![0xAA];
@@ -1409,7 +1450,7 @@ mod tests {
     #[ignore]
     fn encode_speed() {
         let mut s = span(1);
-        s.genai = GenAiFields::default();
+        s.genai = GenAi::default();
         s.attributes = format!(
             r#"{{"http.route":"/checkout","pad":"{}"}}"#,
             "x".repeat(255)
