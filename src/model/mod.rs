@@ -397,7 +397,9 @@ mod tests {
         assert!(none.is_empty() && none.0.is_none());
         assert!(GenAi::from(GenAiFields::default()).0.is_none());
         let mut set = GenAi::default();
-        set.provider = Some("openai".into());
+        // The first write through `DerefMut` makes the box.
+        let fields: &mut GenAiFields = &mut set;
+        fields.provider = Some("openai".into());
         assert!(set.0.is_some());
         assert_eq!(set.provider.as_deref(), Some("openai"));
         assert_eq!(
