@@ -438,9 +438,9 @@ fn the_watch_resumes_across_a_qyl_restart_without_repeats() {
 
     terminate(first);
     watch.wait_for_notice("retrying in");
-    // Read once qyl is gone: automatic triage may publish a report on the
-    // new error group just after its records, and the watch resumes after
-    // the last record it saw, whichever that was.
+    // Read once qyl is gone: the new error group's record (which the lines
+    // above do not include) may reach the watch just after them, and the
+    // watch resumes after the last record it saw, whichever that was.
     let last_before = watch
         .lines()
         .iter()
