@@ -370,7 +370,20 @@ fn free_port() -> u16 {
 
 /// `qyl serve` on a fixed HTTP port (the harness always asks for port 0),
 /// returning the child and its OTLP/HTTP address.
-fn serve_on(db: &Path, http_port: u16, env: &[(&str, &str)]) -> (Child, String) {
+/// A `qyl serve` this test started; killed if the test fails before
+/// stopping it, so a failed run leaves no server behind.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn serve_on(db: &Path, http_port: u16, env: &[(&str, &str)]) -> (Serving, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_qyl"))
         .args(["serve", "--http-port", &http_port.to_string()])
         .args(["--otlp-http-port", "0", "--grpc-port", "0", "--data"])
@@ -398,7 +411,7 @@ fn serve_on(db: &Path, http_port: u16, env: &[(&str, &str)]) -> (Child, String) 
         .find_map(|kv| kv.strip_prefix("otlp_http="))
         .expect("otlp_http in the first line")
         .to_string();
-    (child, otlp)
+    (Serving(child), otlp)
 }
 
 /// Opens a live stream and holds it (qyl has `stream.max_clients` slots);
@@ -411,7 +424,8 @@ fn hold_a_stream_slot(http: &str) -> Option<TcpStream> {
     status.contains(" 200 ").then_some(stream)
 }
 
-fn terminate(mut child: Child) {
+fn terminate(mut qyl: Serving) {
+    let child = &mut qyl.0;
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
