@@ -201,6 +201,21 @@ pub struct GenAiRow {
     pub cost_usd: Option<f64>,
 }
 
+impl GenAiRow {
+    /// Whether a span shows this object: it names a provider, operation or
+    /// model, or has token counts or a cost. The store's rows and the live
+    /// ones (`SpanRow::from_record`) decide alike.
+    pub fn is_shown(&self) -> bool {
+        self.provider.is_some()
+            || self.operation.is_some()
+            || self.request_model.is_some()
+            || self.response_model.is_some()
+            || self.input_tokens.is_some()
+            || self.output_tokens.is_some()
+            || self.cost_usd.is_some()
+    }
+}
+
 /// One row of the trace list.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TraceSummary {
@@ -672,15 +687,7 @@ impl SpanRow {
             status_code: s.status_code.to_string(),
             status_message: s.status_message.clone(),
             session_id: s.session_id.clone(),
-            // Present when one of its own fields is, as the store decides.
-            gen_ai: (g.provider.is_some()
-                || g.operation.is_some()
-                || g.request_model.is_some()
-                || g.response_model.is_some()
-                || g.input_tokens.is_some()
-                || g.output_tokens.is_some()
-                || g.cost_usd.is_some())
-            .then(|| GenAiRow {
+            gen_ai: Some(GenAiRow {
                 provider: g.provider.clone(),
                 operation: g.operation.clone(),
                 request_model: g.request_model.clone(),
@@ -690,7 +697,8 @@ impl SpanRow {
                 cache_read_tokens: g.cache_read_tokens,
                 finish_reasons: g.finish_reasons.as_deref().map(raw_json),
                 cost_usd: g.cost_usd,
-            }),
+            })
+            .filter(GenAiRow::is_shown),
             attributes: raw_json(&s.attributes),
             resource: raw_json(&s.resource),
             events: raw_json(&s.events),

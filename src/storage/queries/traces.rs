@@ -87,13 +87,6 @@ pub(crate) fn span_row(r: &Row<'_>) -> duckdb::Result<SpanRow> {
         finish_reasons: r.get::<_, Option<String>>(22)?.as_deref().map(raw_json),
         cost_usd: r.get(23)?,
     };
-    let has_gen_ai = gen_ai.provider.is_some()
-        || gen_ai.operation.is_some()
-        || gen_ai.request_model.is_some()
-        || gen_ai.response_model.is_some()
-        || gen_ai.input_tokens.is_some()
-        || gen_ai.output_tokens.is_some()
-        || gen_ai.cost_usd.is_some();
     Ok(SpanRow {
         trace_id: ids::trace_id_at(r, 0)?,
         span_id: ids::span_id_at(r, 1)?,
@@ -111,7 +104,7 @@ pub(crate) fn span_row(r: &Row<'_>) -> duckdb::Result<SpanRow> {
         status_code: r.get(12)?,
         status_message: r.get(13)?,
         session_id: r.get(14)?,
-        gen_ai: has_gen_ai.then_some(gen_ai),
+        gen_ai: Some(gen_ai).filter(GenAiRow::is_shown),
         attributes: raw_json(&r.get::<_, String>(24)?),
         resource: raw_json(&r.get::<_, String>(25)?),
         // Empty lists are stored as NULL (migration 18).
