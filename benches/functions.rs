@@ -378,10 +378,10 @@ fn invocations_per_second() -> anyhow::Result<(u64, f64)> {
         None,
         Default::default(),
     )?;
-    let event = Arc::new(Event {
+    let event = Event {
         seq: 1,
         record: Record::Span(Arc::new(span())),
-    });
+    };
     // Warm the VMs up first.
     for _ in 0..1000 {
         dispatch(&engine.registry, engine.executor(), &event);

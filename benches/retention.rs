@@ -93,9 +93,9 @@ fn batch(producer: u64, n: u64) -> Batch {
             let start = now - 50_000_000 + s * 1_000_000;
             let duration = 100_000 + r % 40_000_000;
             b.spans.push(SpanRecord {
-                trace_id: trace_id.clone(),
-                span_id: format!("{:016x}", mix(t + s, producer)),
-                parent_span_id: (s > 0).then(|| format!("{:016x}", mix(t, producer))),
+                trace_id: trace_id.as_str().into(),
+                span_id: format!("{:016x}", mix(t + s, producer)).into(),
+                parent_span_id: (s > 0).then(|| format!("{:016x}", mix(t, producer)).into()),
                 name: name.into(),
                 kind,
                 start_time_unix_nano: start,

@@ -506,7 +506,7 @@ pub enum LiveItem {
         missed: u64,
         oldest_available: u64,
     },
-    Record(Arc<Event>),
+    Record(Event),
     /// The client fell a ring behind; the stream ends after this.
     Lagged {
         skipped: u64,
@@ -651,7 +651,7 @@ mod tests {
 
     fn span(service: &str, status: &'static str, ms: u64) -> Record {
         Record::Span(Arc::new(SpanRecord {
-            trace_id: "ab".repeat(16),
+            trace_id: "ab".repeat(16).into(),
             service_name: service.into(),
             status_code: status,
             duration_ns: ms * 1_000_000,

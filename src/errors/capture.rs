@@ -462,8 +462,8 @@ mod tests {
 
     fn span(status: &'static str, events: &str, attrs: &str) -> SpanRecord {
         SpanRecord {
-            trace_id: "a".repeat(32),
-            span_id: "b".repeat(16),
+            trace_id: "a".repeat(32).into(),
+            span_id: "b".repeat(16).into(),
             name: "GET /users".into(),
             kind: "SERVER",
             status_code: status,

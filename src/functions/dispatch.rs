@@ -56,7 +56,7 @@ fn is_own(record: &Record) -> bool {
 }
 
 /// Offers one committed record to every function whose `where` it meets.
-pub fn dispatch(registry: &Registry, executor: &Executor, event: &Arc<Event>) -> usize {
+pub fn dispatch(registry: &Registry, executor: &Executor, event: &Event) -> usize {
     if is_own(&event.record) {
         return 0;
     }

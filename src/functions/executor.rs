@@ -148,7 +148,7 @@ impl FunctionStats {
 /// What triggered a job.
 #[derive(Clone)]
 pub enum Trigger {
-    Record(Arc<Event>),
+    Record(Event),
     Schedule,
 }
 
@@ -507,7 +507,7 @@ impl Drop for Executor {
 pub(super) fn trigger_ids(t: &Trigger) -> (Option<String>, Option<String>) {
     match t {
         Trigger::Record(e) => match &e.record {
-            Record::Span(s) => (Some(s.trace_id.clone()), Some(s.span_id.clone())),
+            Record::Span(s) => (Some(s.trace_id.to_string()), Some(s.span_id.to_string())),
             Record::Log(l) => (l.trace_id.clone(), l.span_id.clone()),
             Record::Error(g) => (g.trace_id.clone(), None),
             // An SLO level change comes from many requests, not one.
@@ -885,7 +885,7 @@ fn truthy(v: &Value) -> bool {
 /// Runs `when` (if any) then the handler; `None` when `when` declined.
 fn run_in_vm(
     vm: &mut Vm,
-    record: Option<Arc<Event>>,
+    record: Option<Event>,
     config: &ExecutorConfig,
     timeout: Duration,
     current: &mut Current,
@@ -1034,8 +1034,8 @@ fn own_span(
         None => "[]".into(),
     };
     SpanRecord {
-        trace_id,
-        span_id,
+        trace_id: trace_id.into(),
+        span_id: span_id.into(),
         name: slot.own_span_name.clone(),
         kind: "INTERNAL",
         start_time_unix_nano: start,

@@ -106,12 +106,12 @@ pub(super) fn setup(files: &[(&str, &str)]) -> Setup {
     setup_with(files, |_| {})
 }
 
-pub(super) fn span_event(seq: u64, service: &str, duration_ms: u64) -> Arc<Event> {
-    Arc::new(Event {
+pub(super) fn span_event(seq: u64, service: &str, duration_ms: u64) -> Event {
+    Event {
         seq,
         record: Record::Span(Arc::new(SpanRecord {
-            trace_id: format!("{seq:032x}"),
-            span_id: format!("{seq:016x}"),
+            trace_id: format!("{seq:032x}").into(),
+            span_id: format!("{seq:016x}").into(),
             name: format!("op{seq}"),
             kind: "SERVER",
             status_code: "OK",
@@ -124,11 +124,11 @@ pub(super) fn span_event(seq: u64, service: &str, duration_ms: u64) -> Arc<Event
             links: "[]".into(),
             ..Default::default()
         })),
-    })
+    }
 }
 
 impl Setup {
-    pub(super) fn send(&self, event: &Arc<Event>) -> usize {
+    pub(super) fn send(&self, event: &Event) -> usize {
         dispatch(&self.engine.registry, self.engine.executor(), event)
     }
 
@@ -519,7 +519,7 @@ fn runtime_state_log_and_publish_leave_as_rows() {
 #[test]
 fn own_telemetry_never_triggers_functions() {
     let s = setup(&[("good.lua", GOOD)]);
-    let own = Arc::new(Event {
+    let own = Event {
         seq: 1,
         record: Record::Span(Arc::new(SpanRecord {
             service_name: "qyl".into(),
@@ -528,9 +528,9 @@ fn own_telemetry_never_triggers_functions() {
             resource: "{}".into(),
             ..Default::default()
         })),
-    });
+    };
     assert_eq!(s.send(&own), 0);
-    let log = Arc::new(Event {
+    let log = Event {
         seq: 2,
         record: Record::Log(Arc::new(LogRecord {
             service_name: "qyl".into(),
@@ -539,7 +539,7 @@ fn own_telemetry_never_triggers_functions() {
             resource: "{}".into(),
             ..Default::default()
         })),
-    });
+    };
     assert_eq!(s.send(&log), 0);
 }
 

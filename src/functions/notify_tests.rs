@@ -16,8 +16,8 @@ use crate::model::slo::{SloLevel, SloTransition};
 use crate::model::Record;
 use crate::stream::Event;
 
-fn slo_event(seq: u64, to: SloLevel, from: SloLevel, objective: f64) -> Arc<Event> {
-    Arc::new(Event {
+fn slo_event(seq: u64, to: SloLevel, from: SloLevel, objective: f64) -> Event {
+    Event {
         seq,
         record: Record::Slo(Arc::new(SloTransition {
             slo: "checkout-availability".into(),
@@ -31,7 +31,7 @@ fn slo_event(seq: u64, to: SloLevel, from: SloLevel, objective: f64) -> Arc<Even
             budget_remaining: 0.25,
             at_unix_nano: 1_700_000_000_000_000_000,
         })),
-    })
+    }
 }
 
 fn json(text: Option<&str>) -> serde_json::Value {

@@ -3,8 +3,6 @@
 //! into Lua until the script reads a field. `start_time` is a string of nanoseconds (Luau numbers are doubles
 //! and would round them); `start_ms` is the same instant as a number.
 
-use std::sync::Arc;
-
 use mlua::{Lua, LuaSerdeExt, UserData, UserDataFields, UserDataMethods, Value};
 
 use super::trigger::find_attr;
@@ -18,7 +16,7 @@ use crate::stream::Event;
 /// error telling it to keep `record:table()` instead (rather than holding
 /// the committed record alive).
 #[derive(Clone, Default)]
-pub struct LuaRecord(pub Option<Arc<Event>>);
+pub struct LuaRecord(pub Option<Event>);
 
 enum Kind<'a> {
     Span(&'a SpanRecord),
@@ -29,7 +27,7 @@ enum Kind<'a> {
 }
 
 impl LuaRecord {
-    fn event(&self) -> mlua::Result<&Arc<Event>> {
+    fn event(&self) -> mlua::Result<&Event> {
         self.0.as_ref().ok_or_else(|| {
             mlua::Error::runtime(
                 "this record belonged to an invocation that has ended; keep record:table() instead",

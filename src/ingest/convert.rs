@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::enrich::{record_info, resource_info};
 use super::jsonw;
-use crate::model::{LogRecord, MetricPoint, SpanRecord, SPAN_KINDS, STATUS_CODES};
+use crate::model::{HexId, LogRecord, MetricPoint, SpanRecord, SPAN_KINDS, STATUS_CODES};
 
 /// The records that survived conversion and what was rejected.
 #[derive(Debug, Default, PartialEq)]
@@ -72,26 +72,29 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// A required id: exactly `len` bytes, not all zero.
-pub(super) fn required_id(bytes: &[u8], len: usize, what: &str) -> Result<String, String> {
+/// A required id: exactly `N / 2` bytes, not all zero.
+pub(super) fn required_id<const N: usize>(bytes: &[u8], what: &str) -> Result<HexId<N>, String> {
+    let len = N / 2;
     if bytes.len() != len {
         return Err(format!(
-            "invalid {what} (expected {len} bytes: {} hex characters in JSON)",
-            len * 2
+            "invalid {what} (expected {len} bytes: {N} hex characters in JSON)"
         ));
     }
     if bytes.iter().all(|b| *b == 0) {
         return Err(format!("invalid {what} (all zero)"));
     }
-    Ok(hex(bytes))
+    Ok(HexId::from_bytes(bytes))
 }
 
 /// An optional id: empty (or all zero) means absent, otherwise as required.
-pub(super) fn optional_id(bytes: &[u8], len: usize, what: &str) -> Result<Option<String>, String> {
+pub(super) fn optional_id<const N: usize>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<Option<HexId<N>>, String> {
     if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
         return Ok(None);
     }
-    required_id(bytes, len, what).map(Some)
+    required_id(bytes, what).map(Some)
 }
 
 pub(super) fn non_empty(s: &str) -> Option<String> {
@@ -134,9 +137,9 @@ pub fn convert_traces(req: ExportTraceServiceRequest) -> Converted<SpanRecord> {
             let scope_version: Option<Arc<str>> = scope_version.map(Arc::from);
             out.records.reserve(ss.spans.len());
             for span in ss.spans {
-                let ids = required_id(&span.trace_id, 16, "trace_id").and_then(|t| {
-                    let s = required_id(&span.span_id, 8, "span_id")?;
-                    let p = optional_id(&span.parent_span_id, 8, "parent_span_id")?;
+                let ids = required_id::<32>(&span.trace_id, "trace_id").and_then(|t| {
+                    let s = required_id::<16>(&span.span_id, "span_id")?;
+                    let p = optional_id::<16>(&span.parent_span_id, "parent_span_id")?;
                     Ok((t, s, p))
                 });
                 let (trace_id, span_id, parent_span_id) = match ids {
@@ -238,8 +241,10 @@ pub fn convert_logs(
         for sl in rl.scope_logs {
             let (scope_name, _) = scope_parts(sl.scope.as_ref());
             for log in sl.log_records {
-                let ids = optional_id(&log.trace_id, 16, "trace_id")
-                    .and_then(|t| Ok((t, optional_id(&log.span_id, 8, "span_id")?)));
+                let ids = optional_id::<32>(&log.trace_id, "trace_id").and_then(|t| {
+                    let s = optional_id::<16>(&log.span_id, "span_id")?;
+                    Ok((t.map(String::from), s.map(String::from)))
+                });
                 let (trace_id, span_id) = match ids {
                     Ok(ids) => ids,
                     Err(e) => {
@@ -280,7 +285,7 @@ pub fn convert_logs(
                         .as_deref()
                         .map(str::to_owned),
                     scope_name: scope_name.clone(),
-                    session_id: info.session(&res),
+                    session_id: info.session(&res).as_deref().map(str::to_owned),
                     event_name: non_empty(&log.event_name).or(info.event_name.take()),
                     flags: log.flags,
                     attributes: jsonw::attrs_json(&log.attributes),

@@ -21,8 +21,8 @@ pub struct ResourceInfo {
     pub service_name: Arc<str>,
     pub service_version: Option<Arc<str>>,
     pub deployment_environment: Option<Arc<str>>,
-    pub session_id: Option<String>,
-    pub conversation_id: Option<String>,
+    pub session_id: Option<Arc<str>>,
+    pub conversation_id: Option<Arc<str>>,
     /// The resource attributes as JSON text.
     pub json: Arc<str>,
 }
@@ -38,8 +38,8 @@ pub struct ResourceScan {
     service_version: Option<String>,
     environment: Option<String>,
     legacy_env: Option<String>,
-    session_id: Option<String>,
-    conversation_id: Option<String>,
+    session_id: Option<Arc<str>>,
+    conversation_id: Option<Arc<str>>,
 }
 
 impl ResourceScan {
@@ -49,8 +49,8 @@ impl ResourceScan {
             "service.version" => self.service_version = string(v),
             "deployment.environment.name" => self.environment = string(v),
             "deployment.environment" => self.legacy_env = string(v),
-            "session.id" => self.session_id = string(v),
-            "gen_ai.conversation.id" => self.conversation_id = string(v),
+            "session.id" => self.session_id = shared(v),
+            "gen_ai.conversation.id" => self.conversation_id = shared(v),
             _ => {}
         }
     }
@@ -85,15 +85,15 @@ pub fn resource_info(attrs: &[KeyValue]) -> ResourceInfo {
 pub struct RecordInfo {
     pub genai: GenAiFields,
     /// `user.id`, else `enduser.id`.
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
+    pub session_id: Option<Arc<str>>,
     pub event_name: Option<String>,
 }
 
 impl RecordInfo {
     /// `session.id`, then `gen_ai.conversation.id`, on the record first and
     /// then on its resource.
-    pub fn session(&mut self, resource: &ResourceInfo) -> Option<String> {
+    pub fn session(&mut self, resource: &ResourceInfo) -> Option<Arc<str>> {
         self.session_id
             .take()
             .or_else(|| resource.session_id.clone())
@@ -106,7 +106,7 @@ impl RecordInfo {
 #[derive(Debug, Default)]
 pub struct RecordScan {
     g: GenAiFields,
-    user_id: Option<String>,
+    user_id: Option<Arc<str>>,
     system: Option<String>,
     prompt_tokens: Option<i64>,
     completion_tokens: Option<i64>,
@@ -114,9 +114,9 @@ pub struct RecordScan {
     legacy_cache_write: Option<i64>,
     legacy_reasoning: Option<i64>,
     legacy_ttfc: Option<f64>,
-    enduser: Option<String>,
-    session_id: Option<String>,
-    conversation_id: Option<String>,
+    enduser: Option<Arc<str>>,
+    session_id: Option<Arc<str>>,
+    conversation_id: Option<Arc<str>>,
     event_name: Option<String>,
 }
 
@@ -135,9 +135,9 @@ impl RecordScan {
         }
         match key {
             "error.type" => self.g.error_type = string(v),
-            "user.id" => self.user_id = string(v),
-            "enduser.id" => self.enduser = string(v),
-            "session.id" => self.session_id = string(v),
+            "user.id" => self.user_id = shared(v),
+            "enduser.id" => self.enduser = shared(v),
+            "session.id" => self.session_id = shared(v),
             "event.name" => self.event_name = string(v),
             _ => {}
         }
@@ -172,7 +172,7 @@ impl RecordScan {
             "server.time_to_first_token" | "response.time_to_first_token" => {
                 self.legacy_ttfc = seconds_ms(v)
             }
-            "conversation.id" => self.conversation_id = string(v),
+            "conversation.id" => self.conversation_id = shared(v),
             _ => {}
         }
     }
@@ -186,7 +186,7 @@ impl RecordScan {
         g.cache_write_tokens = g.cache_write_tokens.or(self.legacy_cache_write);
         g.reasoning_tokens = g.reasoning_tokens.or(self.legacy_reasoning);
         g.time_to_first_chunk_ms = g.time_to_first_chunk_ms.or(self.legacy_ttfc);
-        g.conversation_id = self.conversation_id.clone();
+        g.conversation_id = self.conversation_id.as_deref().map(str::to_owned);
         RecordInfo {
             genai: g,
             user_id: self.user_id.or(self.enduser),
@@ -206,7 +206,11 @@ pub fn record_info(attrs: &[KeyValue]) -> RecordInfo {
 
 /// A non-empty string; numbers and bools are rendered, other types ignored.
 fn string<'a, V: AnyView<'a>>(v: V) -> Option<String> {
-    let s = match v.view() {
+    string_of(v.view())
+}
+
+fn string_of<A, K>(v: ValueRef<'_, A, K>) -> Option<String> {
+    let s = match v {
         ValueRef::Str(s) => s.to_string(),
         ValueRef::Int(i) => i.to_string(),
         ValueRef::Double(d) => d.to_string(),
@@ -214,6 +218,53 @@ fn string<'a, V: AnyView<'a>>(v: V) -> Option<String> {
         _ => return None,
     };
     (!s.is_empty()).then_some(s)
+}
+
+/// Like [`string`], for the values that repeat span after span: the
+/// session and user ids an application sets on every span of a session.
+/// Each thread remembers the last few it made, so the spans of a session
+/// share one allocation instead of holding a copy each.
+fn shared<'a, V: AnyView<'a>>(v: V) -> Option<Arc<str>> {
+    match v.view() {
+        ValueRef::Str("") => None,
+        ValueRef::Str(s) => Some(recent_strings::get(s)),
+        other => string_of(other).map(Arc::from),
+    }
+}
+
+mod recent_strings {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    /// How many distinct values each thread keeps: an export interleaves
+    /// the spans of a few sessions at most.
+    const KEPT: usize = 4;
+
+    thread_local! {
+        static RECENT: RefCell<[Option<Arc<str>>; KEPT]> = const { RefCell::new([const { None }; KEPT]) };
+    }
+
+    /// `s` as a shared string: one this thread used recently, else a new
+    /// one that replaces the least recently used.
+    pub(super) fn get(s: &str) -> Arc<str> {
+        RECENT.with(|recent| {
+            let mut recent = recent.borrow_mut();
+            let at = recent
+                .iter()
+                .position(|r| r.as_deref() == Some(s))
+                .unwrap_or(KEPT - 1);
+            // The one found (or the slot to reuse) moves to the front.
+            recent[..=at].rotate_right(1);
+            match &recent[0] {
+                Some(found) if &**found == s => found.clone(),
+                _ => {
+                    let made: Arc<str> = Arc::from(s);
+                    recent[0] = Some(made.clone());
+                    made
+                }
+            }
+        })
+    }
 }
 
 fn number<'a, V: AnyView<'a>>(v: V) -> Option<f64> {
@@ -270,6 +321,23 @@ fn string_list_json<'a, V: AnyView<'a>>(v: V) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_strings_are_shared_until_four_others_replace_them() {
+        let a = recent_strings::get("sess-a");
+        assert!(Arc::ptr_eq(&a, &recent_strings::get("sess-a")));
+        // A value in use stays while others come and go around it.
+        for other in ["b", "c", "d", "e", "f"] {
+            recent_strings::get(other);
+            assert!(Arc::ptr_eq(&a, &recent_strings::get("sess-a")));
+        }
+        for other in ["b", "c", "d", "e"] {
+            recent_strings::get(other);
+        }
+        let again = recent_strings::get("sess-a");
+        assert_eq!(again, a);
+        assert!(!Arc::ptr_eq(&a, &again));
+    }
     use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, ArrayValue};
 
     fn kv(k: &str, v: Value) -> KeyValue {

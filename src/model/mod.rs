@@ -11,8 +11,11 @@ pub mod deploys;
 pub mod errors;
 pub mod function;
 pub mod genai;
+mod hex_id;
 pub mod query;
 pub mod slo;
+
+pub use hex_id::{HexId, SpanId, TraceId};
 
 /// Span kinds, each at its OTLP number (`SpanKind`).
 pub const SPAN_KINDS: [&str; 6] = [
@@ -30,9 +33,9 @@ pub const STATUS_CODES: [&str; 3] = ["UNSET", "OK", "ERROR"];
 /// One span, normalised. See DESIGN §3 for the column meanings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SpanRecord {
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: Option<String>,
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
     pub trace_state: Option<String>,
     pub name: String,
     /// One of [`SPAN_KINDS`].
@@ -51,11 +54,12 @@ pub struct SpanRecord {
     pub deployment_environment: Option<Arc<str>>,
     pub scope_name: Option<Arc<str>>,
     pub scope_version: Option<Arc<str>>,
-    pub session_id: Option<String>,
+    /// Shared by the spans of a session (see `ingest::enrich`).
+    pub session_id: Option<Arc<str>>,
     pub genai: GenAi,
     /// `user.id` (or the older `enduser.id`): not a column of its own, it
     /// feeds the session summaries.
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
     /// Span attributes as a JSON object.
     pub attributes: String,
     /// Resource attributes as a JSON object, shared by the spans of one

@@ -671,9 +671,9 @@ impl SpanRow {
     pub fn from_record(s: &super::SpanRecord, ingest_seq: u64) -> SpanRow {
         let g = &s.genai;
         SpanRow {
-            trace_id: s.trace_id.clone(),
-            span_id: s.span_id.clone(),
-            parent_span_id: s.parent_span_id.clone(),
+            trace_id: s.trace_id.to_string(),
+            span_id: s.span_id.to_string(),
+            parent_span_id: s.parent_span_id.map(String::from),
             name: s.name.clone(),
             kind: s.kind.to_string(),
             service_name: s.service_name.to_string(),
@@ -686,7 +686,7 @@ impl SpanRow {
             duration_ms: s.duration_ns as f64 / 1e6,
             status_code: s.status_code.to_string(),
             status_message: s.status_message.clone(),
-            session_id: s.session_id.clone(),
+            session_id: s.session_id.as_deref().map(str::to_owned),
             gen_ai: Some(GenAiRow {
                 provider: g.provider.clone(),
                 operation: g.operation.clone(),

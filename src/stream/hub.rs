@@ -21,13 +21,15 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
 use crate::model::Record;
 
-/// One committed record and its sequence number.
+/// One committed record and its sequence number. Cloning it clones an
+/// `Arc` (every [`Record`] holds one), so the ring and the broadcast carry
+/// events by value: one allocation per record, the record's own.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub seq: u64,
@@ -35,9 +37,9 @@ pub struct Event {
 }
 
 pub struct Hub {
-    ring: Mutex<VecDeque<Arc<Event>>>,
+    ring: Mutex<VecDeque<Event>>,
     capacity: usize,
-    tx: broadcast::Sender<Arc<Event>>,
+    tx: broadcast::Sender<Event>,
     last_seq: AtomicU64,
 }
 
@@ -45,12 +47,12 @@ pub struct Hub {
 pub struct Subscription {
     /// Events after the requested sequence that the ring still held, oldest
     /// first.
-    pub replay: Vec<Arc<Event>>,
+    pub replay: Vec<Event>,
     /// How many events after the requested sequence had already left the
     /// ring and cannot be replayed (0 when the replay is complete).
     pub missed: u64,
     /// Every event published after `replay`.
-    pub receiver: broadcast::Receiver<Arc<Event>>,
+    pub receiver: broadcast::Receiver<Event>,
 }
 
 impl Hub {
@@ -68,7 +70,7 @@ impl Hub {
         }
     }
 
-    fn ring(&self) -> MutexGuard<'_, VecDeque<Arc<Event>>> {
+    fn ring(&self) -> MutexGuard<'_, VecDeque<Event>> {
         // A panic while holding the lock leaves the ring consistent (pushes
         // and pops are atomic), so a poisoned lock is still usable.
         self.ring.lock().unwrap_or_else(|p| p.into_inner())
@@ -80,11 +82,10 @@ impl Hub {
     /// many, has let go of them first, so unless a slow consumer still
     /// holds one, dropping them frees them: the writer does that on
     /// another thread rather than between two commits.
-    pub fn publish(&self, events: impl IntoIterator<Item = Event>) -> Vec<Arc<Event>> {
+    pub fn publish(&self, events: impl IntoIterator<Item = Event>) -> Vec<Event> {
         let mut ring = self.ring();
         let mut evicted = Vec::new();
         for event in events {
-            let event = Arc::new(event);
             self.last_seq.store(event.seq, Ordering::Release);
             // An error only means nobody is subscribed.
             let _ = self.tx.send(event.clone());
@@ -103,7 +104,7 @@ impl Hub {
         self.last_seq.fetch_max(seq, Ordering::AcqRel);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }
 
@@ -130,7 +131,7 @@ impl Hub {
     }
 
     /// Up to `limit` of the newest events that pass `filter`, oldest first.
-    pub fn recent(&self, limit: usize, filter: impl Fn(&Event) -> bool) -> Vec<Arc<Event>> {
+    pub fn recent(&self, limit: usize, filter: impl Fn(&Event) -> bool) -> Vec<Event> {
         let ring = self.ring();
         let mut out: Vec<_> = ring
             .iter()
@@ -157,6 +158,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::model::{LogRecord, SpanRecord};
+    use std::sync::Arc;
     use tokio::sync::broadcast::error::TryRecvError;
 
     fn span(seq: u64, service: &str) -> Event {
@@ -179,7 +181,10 @@ mod tests {
         assert_eq!(hub.last_seq(), 5);
         // The evicted event is held by nothing else: dropping it frees it.
         assert_eq!(evicted.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(Arc::strong_count(&evicted[0]), 1);
+        let Record::Span(span) = &evicted[0].record else {
+            panic!("a span was published")
+        };
+        assert_eq!(Arc::strong_count(span), 1);
     }
 
     #[test]

@@ -271,9 +271,9 @@ fn span(
             _ => f.unknown()?,
         }
     }
-    let ids = required_id(trace_id, 16, "trace_id").and_then(|t| {
-        let s = required_id(span_id, 8, "span_id")?;
-        let p = optional_id(parent_span_id, 8, "parent_span_id")?;
+    let ids = required_id::<32>(trace_id, "trace_id").and_then(|t| {
+        let s = required_id::<16>(span_id, "span_id")?;
+        let p = optional_id::<16>(parent_span_id, "parent_span_id")?;
         Ok((t, s, p))
     });
     let (trace_id, span_id, parent_span_id) = match ids {

@@ -317,6 +317,28 @@ fn realistic_export_is_converted_the_same() {
     serde_json::from_str::<serde_json::Value>(&c.records[0].events).expect("valid JSON");
 }
 
+#[test]
+fn spans_of_one_user_share_its_id() {
+    let c = decode_traces(&realistic(20).encode_to_vec()).expect("a valid export");
+    let first = c.records[0].user_id.clone().expect("a user id");
+    assert_eq!(&*first, "u-4f1c2a9e");
+    for span in &c.records[1..20] {
+        let user = span.user_id.as_ref().expect("a user id");
+        assert!(
+            std::sync::Arc::ptr_eq(&first, user),
+            "one allocation for every span"
+        );
+    }
+    // Seven sessions take turns: each span still has its own, whether or
+    // not its text was still among the thread's recent ones.
+    for (n, span) in c.records[..20].iter().enumerate() {
+        assert_eq!(
+            span.session_id.as_deref(),
+            Some(&*format!("sess-{}", n % 7))
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Merges and limits, spelled out.
 

@@ -217,9 +217,9 @@ fn trace_id(n: u64) -> String {
 
 fn span(trace: u64, n: u64, parent: Option<u64>, start: u64) -> SpanRecord {
     SpanRecord {
-        trace_id: trace_id(trace),
-        span_id: format!("{:016x}", 0x5000 + n),
-        parent_span_id: parent.map(|p| format!("{:016x}", 0x5000 + p)),
+        trace_id: trace_id(trace).into(),
+        span_id: format!("{:016x}", 0x5000 + n).into(),
+        parent_span_id: parent.map(|p| format!("{:016x}", 0x5000 + p).into()),
         name: format!("op-{}", n % 3),
         kind: "SERVER",
         status_code: if n % 4 == 0 { "ERROR" } else { "OK" },

@@ -344,8 +344,8 @@ mod tests {
             for i in 0..1500u64 {
                 let at = t0 + (i * 797 + round * 13) % (20 * 60) * SEC + i;
                 batch.spans.push(SpanRecord {
-                    trace_id: format!("{:032x}", round * 10_000 + i),
-                    span_id: format!("{:016x}", round * 10_000 + i + 1),
+                    trace_id: format!("{:032x}", round * 10_000 + i).into(),
+                    span_id: format!("{:016x}", round * 10_000 + i + 1).into(),
                     name: "op".into(),
                     kind: "SERVER",
                     start_time_unix_nano: at,

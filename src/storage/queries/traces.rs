@@ -802,9 +802,9 @@ mod tests {
 
     fn span(trace: u64, span: u64, parent: Option<u64>, start: u64, len: u64) -> SpanRecord {
         SpanRecord {
-            trace_id: format!("{trace:032x}"),
-            span_id: format!("{span:016x}"),
-            parent_span_id: parent.map(|p| format!("{p:016x}")),
+            trace_id: format!("{trace:032x}").into(),
+            span_id: format!("{span:016x}").into(),
+            parent_span_id: parent.map(|p| format!("{p:016x}").into()),
             name: format!("op-{}", span % 3),
             kind: "INTERNAL",
             status_code: if span % 7 == 0 { "ERROR" } else { "UNSET" },

@@ -9,8 +9,8 @@ use crate::storage::{open, StorageOptions};
 
 fn span(trace: u8, span: u8, message: Option<&str>) -> SpanRecord {
     SpanRecord {
-        trace_id: format!("{trace:032x}"),
-        span_id: format!("{span:016x}"),
+        trace_id: format!("{trace:032x}").into(),
+        span_id: format!("{span:016x}").into(),
         name: format!("s{span}"),
         kind: "INTERNAL",
         status_code: "UNSET",
@@ -45,8 +45,8 @@ fn start(config: WriterConfig) -> (Writer, Arc<Hub>, Conn) {
 /// Span number `i`: its ids are `i` in hex.
 fn numbered(i: u64) -> SpanRecord {
     SpanRecord {
-        trace_id: format!("{i:032x}"),
-        span_id: format!("{i:016x}"),
+        trace_id: format!("{i:032x}").into(),
+        span_id: format!("{i:016x}").into(),
         ..span(0, 0, None)
     }
 }
@@ -297,7 +297,7 @@ fn retried_spans_are_stored_once() {
 fn ids_are_stored_as_numbers_and_empty_lists_as_null_and_the_view_shows_them_as_sent() {
     let (writer, _hub, reader) = start(WriterConfig::default());
     let with_event = SpanRecord {
-        parent_span_id: Some(format!("{:016x}", 0xa1)),
+        parent_span_id: Some(format!("{:016x}", 0xa1).into()),
         events: r#"[{"name":"retry"}]"#.into(),
         ..span(0xfe, 0xb2, None)
     };

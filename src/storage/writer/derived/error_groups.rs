@@ -863,8 +863,8 @@ mod tests {
     /// An ERROR span of `service` from `release` in `env` at `t` seconds.
     fn error_span(id: u64, t: u64, release: &str, env: &str) -> SpanRecord {
         SpanRecord {
-            trace_id: format!("{id:032x}"),
-            span_id: format!("{id:016x}"),
+            trace_id: format!("{id:032x}").into(),
+            span_id: format!("{id:016x}").into(),
             name: "POST /pay".into(),
             kind: "SERVER",
             status_code: "ERROR",

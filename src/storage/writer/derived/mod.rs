@@ -216,8 +216,8 @@ fn replayed_span(row: &duckdb::Row<'_>) -> duckdb::Result<SpanRecord> {
     let status: String = row.get(5)?;
     let cost_source: Option<String> = row.get(18)?;
     Ok(SpanRecord {
-        trace_id: ids::trace_id_at(row, 0)?,
-        span_id: ids::span_id_at(row, 1)?,
+        trace_id: ids::trace_id_at(row, 0)?.into(),
+        span_id: ids::span_id_at(row, 1)?.into(),
         start_time_unix_nano: row.get(2)?,
         end_time_unix_nano: row.get(3)?,
         duration_ns: row.get(4)?,

@@ -400,8 +400,8 @@ mod tests {
 
     fn span(i: u64, resource: &Arc<str>) -> SpanRecord {
         SpanRecord {
-            trace_id: format!("{i:032x}"),
-            span_id: format!("{i:016x}"),
+            trace_id: format!("{i:032x}").into(),
+            span_id: format!("{i:016x}").into(),
             name: "work".into(),
             kind: "INTERNAL",
             status_code: "UNSET",

@@ -217,8 +217,16 @@ impl Folded {
         }
     }
 
-    fn absorb(&mut self, other: Folded) {
-        for ((session, trace), sums) in other.traces {
+    /// Empties the sums and keeps the maps' room: they fill again to about
+    /// the same size at the next commit or flush.
+    fn clear(&mut self) {
+        self.traces.clear();
+        self.sessions.clear();
+    }
+
+    /// Moves `other`'s sums into these, leaving `other` empty with its room.
+    fn absorb(&mut self, other: &mut Folded) {
+        for ((session, trace), sums) in other.traces.drain() {
             match self.traces.entry((session, trace)) {
                 Entry::Occupied(mut e) => e.get_mut().merge(&sums),
                 Entry::Vacant(e) => {
@@ -226,7 +234,7 @@ impl Folded {
                 }
             }
         }
-        for (session, (sums, new)) in other.sessions {
+        for (session, (sums, new)) in other.sessions.drain() {
             match self.sessions.entry(session) {
                 Entry::Occupied(mut e) => {
                     e.get_mut().0.merge(&sums);
@@ -330,10 +338,10 @@ impl SessionEntities {
         for (trace, spans) in by_trace {
             let hash = xxh3_64(trace.as_bytes());
             let known = traces.get(&hash).cloned();
-            let session: Arc<str> = match spans.iter().find_map(|s| s.session_id.as_deref()) {
+            let session: Arc<str> = match spans.iter().find_map(|s| s.session_id.as_ref()) {
                 Some(id) => match &known {
-                    Some(k) if &**k == id => k.clone(),
-                    _ => Arc::from(id),
+                    Some(k) if **k == **id => k.clone(),
+                    _ => id.clone(),
                 },
                 None => match &known {
                     Some(k) => k.clone(),
@@ -394,9 +402,13 @@ impl Derived for SessionEntities {
     }
 
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
-        let mut current = Folded::default();
-        Self::fold(&self.traces, &mut self.staged, rows.spans(), &mut current);
-        self.current = current;
+        self.current.clear();
+        Self::fold(
+            &self.traces,
+            &mut self.staged,
+            rows.spans(),
+            &mut self.current,
+        );
         self.flushing = rows.flush();
         if self.flushing {
             self.write(raw)?;
@@ -408,11 +420,11 @@ impl Derived for SessionEntities {
         for (trace, session) in std::mem::take(&mut self.staged) {
             self.remember(trace, session);
         }
-        let current = std::mem::take(&mut self.current);
         if self.flushing {
-            self.pending = Folded::default();
+            self.pending.clear();
+            self.current.clear();
         } else {
-            self.pending.absorb(current);
+            self.pending.absorb(&mut self.current);
         }
         self.flushing = false;
         self.stage.committed();
@@ -420,7 +432,7 @@ impl Derived for SessionEntities {
 
     fn rolled_back(&mut self) {
         self.staged.clear();
-        self.current = Folded::default();
+        self.current.clear();
         self.flushing = false;
         self.stage.rolled_back();
     }
@@ -432,7 +444,7 @@ impl Derived for SessionEntities {
     fn replay(&mut self, spans: &[SpanRecord]) {
         let mut folded = Folded::default();
         Self::fold(&self.traces, &mut self.staged, spans.iter(), &mut folded);
-        self.pending.absorb(folded);
+        self.pending.absorb(&mut folded);
         for (trace, session) in std::mem::take(&mut self.staged) {
             self.remember(trace, session);
         }
@@ -563,8 +575,8 @@ mod tests {
 
     fn span(trace: u8, span: u8, session: Option<&str>, t: u64) -> SpanRecord {
         SpanRecord {
-            trace_id: format!("{trace:032x}"),
-            span_id: format!("{span:016x}"),
+            trace_id: format!("{trace:032x}").into(),
+            span_id: format!("{span:016x}").into(),
             name: format!("s{span}"),
             kind: "INTERNAL",
             status_code: "UNSET",
@@ -572,7 +584,7 @@ mod tests {
             end_time_unix_nano: t + 10,
             duration_ns: 10,
             service_name: "svc".into(),
-            session_id: session.map(str::to_string),
+            session_id: session.map(Arc::from),
             attributes: "{}".into(),
             resource: "{}".into(),
             events: "[]".into(),

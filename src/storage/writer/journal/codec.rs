@@ -26,7 +26,7 @@ use crate::model::function::{
     FunctionDefinition, FunctionRows, Invocation, InvocationStatus, Published, StateWrite,
 };
 use crate::model::slo::{SloLevel, SloTransition};
-use crate::model::{Batch, GenAi, GenAiFields, LogRecord, MetricPoint, SpanRecord};
+use crate::model::{Batch, GenAi, GenAiFields, HexId, LogRecord, MetricPoint, SpanRecord};
 
 /// The format this code writes. A later qyl that changes the layout bumps
 /// it, and then refuses or converts journals written with an older one.
@@ -82,6 +82,12 @@ pub(crate) enum CodecError {
     },
     #[error("{left} bytes left over after the batch")]
     TrailingBytes { left: usize },
+    #[error("an id longer than {max} characters reading {what} at byte {at}")]
+    LongId {
+        max: usize,
+        what: &'static str,
+        at: usize,
+    },
 }
 
 /// A cursor over one entry. `what` is the field being read, kept only so
@@ -273,6 +279,23 @@ impl Field for Arc<str> {
     }
     fn take(r: &mut Reader<'_>) -> Result<Self, CodecError> {
         r.text().map(Arc::from)
+    }
+}
+
+/// Ids are written as the text they were before they were held inline, so
+/// journals from either side of that change read the same.
+impl<const N: usize> Field for HexId<N> {
+    fn put(&self, out: &mut Vec<u8>) {
+        put_bytes(self.as_bytes(), out);
+    }
+    fn take(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let at = r.pos;
+        let text = r.text()?;
+        HexId::new(text).ok_or(CodecError::LongId {
+            max: N,
+            what: r.what,
+            at,
+        })
     }
 }
 
@@ -787,8 +810,8 @@ mod tests {
 
     fn span(n: u64) -> SpanRecord {
         SpanRecord {
-            trace_id: format!("{n:032x}"),
-            span_id: format!("{n:016x}"),
+            trace_id: format!("{n:032x}").into(),
+            span_id: format!("{n:016x}").into(),
             parent_span_id: Some("00f067aa0ba902b7".into()),
             trace_state: Some("rojo=00f067aa0ba902b7".into()),
             name: "POST /checkout — ünïcode".into(),

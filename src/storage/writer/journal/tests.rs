@@ -8,8 +8,8 @@ use crate::model::{LogRecord, SpanRecord};
 fn batch(n: u64) -> Batch {
     Batch {
         spans: vec![SpanRecord {
-            trace_id: format!("{n:032x}"),
-            span_id: format!("{n:016x}"),
+            trace_id: format!("{n:032x}").into(),
+            span_id: format!("{n:016x}").into(),
             name: format!("op {n}"),
             kind: "SERVER",
             status_code: "OK",
