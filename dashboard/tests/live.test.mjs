@@ -211,8 +211,9 @@ test('at most 2,000 rows are kept and the list is virtualised', async () => {
   await page.getByRole('button', { name: 'Clear' }).click();
   const shown = async () => Number((await page.locator('.live-foot').innerText()).match(/^([\d,]+) rows? shown/)[1].replace(/,/g, ''));
   // The 200-record ring can make the stream skip part of a burst (it says
-  // so); send until more than 2,000 have arrived.
-  for (let round = 1; round <= 4 && (await shown()) < 2000; round++) {
+  // so), the more so on a busy machine (a CI run beside a build kept 1,939
+  // of four bursts); send until more than 2,000 have arrived.
+  for (let round = 1; round <= 10 && (await shown()) < 2000; round++) {
     await sendPython(qyl, SENDER, { args: ['spans', 'delta', `many${round}`, '1200'] });
     await until(async () => (await summaries())[0] === `many${round}-1200`, { ms: 30000, what: `the newest span of round ${round}` });
     assert.ok((await shown()) <= 2000, 'never more than 2,000 rows');
