@@ -36,8 +36,9 @@ const SAMPLE_USERS: usize = 100;
 const SAMPLE_TRACES: usize = 10;
 /// Recent exceptions remembered for the duplicate (logs/dup) check, as
 /// 64-bit keys ([`duplicate_key`]): 16 bytes each in the map and 8 in the
-/// order, where the four strings of each, kept twice, took ~0.6 KB (60 MB
-/// once 100,000 had been seen, and without bound on long messages).
+/// order, where the four strings of each, kept twice, took ~0.5 KB with a
+/// short message (50 MB once 100,000 had been seen) and without bound on
+/// long ones.
 const RECENT_EXCEPTIONS: usize = 100_000;
 /// The tuning of the error tables, from `[errors]`.
 #[derive(Debug, Clone)]
