@@ -10,8 +10,9 @@
 //!   `QYL_<SECTION>_<KEY>` variables + flags, validated at start.
 //! - [`model`]: plain records (`SpanRecord`, `LogRecord`, `MetricPoint`) and
 //!   the `Batch` one export becomes; `model::query` holds what readers ask
-//!   for (filters, pages, cursors) and get back (rows, trees, stats), and
-//!   `model::genai` the session and GenAI shapes. No I/O.
+//!   for (filters, pages, cursors) and get back (rows, trees, stats),
+//!   `model::genai` the session and GenAI shapes, and `HexId` the span and
+//!   trace ids a span holds inline. No I/O.
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
 //!   OTLP/HTTP ports) and `grpc` (the three OTLP services; traces through
 //!   `grpc_traces`, which hands the message bytes through) decode protobuf or

@@ -56,22 +56,6 @@ impl<T> Converted<T> {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    // Sixteen bytes at a time through a buffer: cheaper than pushing chars.
-    for chunk in bytes.chunks(16) {
-        let mut buf = [0u8; 32];
-        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = HEX[(b >> 4) as usize];
-            pair[1] = HEX[(b & 0xf) as usize];
-        }
-        s.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).unwrap_or_default());
-    }
-    s
-}
-
 /// A required id: exactly `N / 2` bytes, not all zero.
 pub(super) fn required_id<const N: usize>(bytes: &[u8], what: &str) -> Result<HexId<N>, String> {
     let len = N / 2;

@@ -28,10 +28,7 @@ impl<const N: usize> HexId<N> {
     /// bytes; the rest is left out).
     pub fn from_bytes(bytes: &[u8]) -> Self {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut id = HexId {
-            len: 0,
-            text: [0; N],
-        };
+        let mut id = Self::default();
         for (i, b) in bytes.iter().take(N / 2).enumerate() {
             id.text[2 * i] = DIGITS[usize::from(b >> 4)];
             id.text[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
@@ -52,7 +49,7 @@ impl<const N: usize> HexId<N> {
         }
         let mut id = HexId {
             len: end as u8,
-            text: [0; N],
+            ..Self::default()
         };
         id.text[..end].copy_from_slice(&text.as_bytes()[..end]);
         id
