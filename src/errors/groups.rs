@@ -35,7 +35,7 @@ pub const NEW_FOR_NS: u64 = 7 * 24 * HOUR_NS;
 const SAMPLE_USERS: usize = 100;
 const SAMPLE_TRACES: usize = 10;
 /// Recent exceptions remembered for the duplicate (logs/dup) check, as
-/// 64-bit keys ([`duplicate_key`]): 16 bytes each in the map and 8 in the
+/// 64-bit keys (`duplicate_key`): 16 bytes each in the map and 8 in the
 /// order, where the four strings of each, kept twice, took ~0.5 KB with a
 /// short message (50 MB once 100,000 had been seen) and without bound on
 /// long ones.
@@ -193,7 +193,7 @@ pub struct State {
     pub releases: HashMap<ReleaseKey, Release>,
     /// Per (service, environment): does every release parse as semver?
     pub all_semver: HashMap<(String, Option<String>), bool>,
-    /// [`duplicate_key`] of (trace, span, type, message) → time, oldest
+    /// `duplicate_key` of (trace, span, type, message) → time, oldest
     /// first, for logs/dup.
     pub recent: HashMap<u64, u64>,
     pub recent_order: VecDeque<u64>,
