@@ -82,8 +82,9 @@
 //!   MCP and Lua `runtime.store`) and `queries` the SQL behind it,
 //!   including read-only user SQL.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
-//!   sequence numbers plus a broadcast that never blocks the writer; SSE,
-//!   functions and the error engine consume it.
+//!   sequence numbers that never blocks the writer; SSE, functions and the
+//!   error engine each read it from their own place (`hub::Receiver`),
+//!   woken once per published batch.
 //! - [`errors`]: the error engine. Its pure core — stack trace parsing,
 //!   normalisation (`paths`: deploy roots, versions and hashes stripped so
 //!   a group survives deploys), in-app rules, message templates,

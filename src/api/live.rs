@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::stream::hub::RecvError;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -30,7 +31,6 @@ use axum::Router;
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
 
 use super::error::ErrorBody;

@@ -29,7 +29,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use regex::Regex;
 use rmcp::schemars::{self, JsonSchema};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{watch, Notify};
 
 use crate::config::TriageConfig;
 use crate::errors::analysis::{
@@ -41,6 +41,7 @@ use crate::model::query::{rfc3339, PageRequest};
 use crate::model::{Batch, Record};
 use crate::storage::writer::WriterHandle;
 use crate::storage::Store;
+use crate::stream::hub::RecvError;
 use crate::stream::Hub;
 
 /// Group changes waiting for a report; past this, new ones are dropped (a
@@ -844,10 +845,10 @@ pub async fn run(
                 }
                 // Missed records are missed reports, which is the drop
                 // this consumer is allowed; it never slows the writer.
-                Err(broadcast::error::RecvError::Lagged(n)) => {
+                Err(RecvError::Lagged(n)) => {
                     tracing::debug!(missed = n, "triage fell behind the hub");
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(RecvError::Closed) => break,
             },
         }
     }

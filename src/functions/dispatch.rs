@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast::error::RecvError;
+use crate::stream::hub::RecvError;
 use tokio::sync::watch;
 
 use super::executor::{Executor, Job, Trigger, OWN_SCOPE};

@@ -56,9 +56,14 @@ impl<const N: usize> HexId<N> {
     }
 
     pub fn as_str(&self) -> &str {
-        // Only whole UTF-8 text is ever copied in (see `truncated` and
-        // `from_bytes`), so this never fails; the fallback keeps it safe.
-        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
+        let text = &self.text[..usize::from(self.len)];
+        debug_assert!(std::str::from_utf8(text).is_ok());
+        // SAFETY: the fields are private and only `truncated` (whole
+        // characters of a `&str`) and `from_bytes` (ASCII hex digits) write
+        // them, so `text` is UTF-8. Checking it on every read was ~1.5 % of
+        // qyl's CPU under load: every commit reads each span's ids a few
+        // times.
+        unsafe { std::str::from_utf8_unchecked(text) }
     }
 }
 

@@ -70,18 +70,44 @@ pub fn parse_span_id(hex: &str) -> Option<u64> {
 }
 
 /// `digits` (32 or 16) hex digits as (high, low) 64-bit halves.
+///
+/// One pass over the bytes with a table: every span's ids are parsed on the
+/// writer (and the dedup key on ingest), where validating first and then
+/// calling `from_str_radix` twice was ~1.3 % of qyl's CPU.
 fn parse_hex(hex: &str, digits: usize) -> Option<(u64, u64)> {
-    if hex.len() != digits || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.len() != digits {
         return None;
     }
-    let (high, low) = hex.split_at(digits - 16);
-    let high = if high.is_empty() {
-        0
-    } else {
-        u64::from_str_radix(high, 16).ok()?
-    };
-    Some((high, u64::from_str_radix(low, 16).ok()?))
+    let mut halves = [0u64; 2];
+    let (high, low) = hex.as_bytes().split_at(digits - 16);
+    for (half, bytes) in halves.iter_mut().zip([high, low]) {
+        for &b in bytes {
+            let nibble = HEX_VALUE[usize::from(b)];
+            if nibble > 15 {
+                return None;
+            }
+            *half = (*half << 4) | u64::from(nibble);
+        }
+    }
+    Some((halves[0], halves[1]))
 }
+
+/// Each byte's value as a hex digit, or 0xff.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
 
 pub fn trace_hex(id: u128) -> String {
     format!("{id:032x}")
@@ -143,6 +169,21 @@ mod tests {
             parse_span_id("00F067AA0BA902B7"),
             Some(0x00f0_67aa_0ba9_02b7)
         );
+        // Anything but 16 (or 32) hex digits is refused, wherever the odd
+        // byte sits.
+        for bad in [
+            "00f067aa0ba902bg",
+            "+0f067aa0ba902b7",
+            "00f067aa0ba902b",
+            "00f067aa0ba902b70",
+            "00f067aa0ba902\u{e9}",
+            "",
+        ] {
+            assert_eq!(parse_span_id(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_trace_id("0af7651916cd43dd8448eb211c80319g"), None);
+        assert_eq!(parse_trace_id("0af7651916cd43d-8448eb211c80319c"), None);
+        assert_eq!(parse_trace_id("00f067aa0ba902b7"), None);
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub(super) struct WriterState {
     pub(super) raw: RawConn,
     pub(super) hub: Arc<Hub>,
     pub(super) seen: RecentSpans,
+    /// The span keys a commit adds to `seen`; kept between commits so the
+    /// set does not grow from empty in each one.
+    pub(super) fresh_keys: HashSet<u64, BuildHasherDefault<PreHashed>>,
     pub(super) next_seq: u64,
     pub(super) stats: Arc<WriterStats>,
     pub(super) pause: Arc<PauseState>,
@@ -327,7 +330,8 @@ impl WriterState {
     /// duplicates). Nothing in `self` changes unless the commit succeeds.
     pub(super) fn write(&mut self, jobs: &[Job]) -> Result<Plan, DuckError> {
         let mut plan = Plan::default();
-        let mut fresh = HashSet::<u64, BuildHasherDefault<PreHashed>>::default();
+        let fresh = &mut self.fresh_keys;
+        fresh.clear();
         for job in jobs {
             let keep: Vec<bool> = job
                 .span_keys
@@ -376,7 +380,7 @@ impl WriterState {
             self.last_flush = Instant::now();
         }
         plan.flushed = flush;
-        plan.fresh = fresh.into_iter().collect();
+        plan.fresh = self.fresh_keys.iter().copied().collect();
         Ok(plan)
     }
 
@@ -473,7 +477,7 @@ impl WriterState {
         for k in plan.fresh {
             self.seen.insert(k);
         }
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(jobs.iter().map(|j| j.batch.len()).sum());
         let mut acks = Vec::with_capacity(jobs.len());
         let mut seq = self.next_seq;
         let (mut spans, mut log_rows, mut metric_rows) = (0, 0, 0);

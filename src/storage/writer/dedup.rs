@@ -1,8 +1,9 @@
 //! Retried exports: the (trace id, span id) keys of recently stored spans,
 //! seeded from the database at start, so an SDK retry is not stored twice.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
+
+use hashbrown::HashTable;
 
 use crate::storage::ids::{parse_span_id, parse_trace_id};
 use crate::storage::{Conn, StorageError};
@@ -41,37 +42,76 @@ pub(super) fn seed_recent_spans(
 }
 
 /// Hashes of recently stored (trace id, span id) pairs, oldest evicted first.
+///
+/// The keys sit in a ring in the order they came, and a table finds a key's
+/// place in the ring by the key itself (the keys are hashes already). A set
+/// of keys plus a queue of the same keys for eviction held each key twice
+/// and, at the default million, took 26 MB; this takes ~18.
 pub(super) struct RecentSpans {
-    pub(super) set: HashSet<u64, BuildHasherDefault<PreHashed>>,
-    pub(super) order: VecDeque<u64>,
-    pub(super) capacity: usize,
+    /// The keys; once full, `next` is the oldest.
+    ring: Vec<u64>,
+    next: usize,
+    /// Positions in `ring`.
+    index: HashTable<u32>,
+    capacity: usize,
 }
 
 impl RecentSpans {
     pub(super) fn new(capacity: usize) -> Self {
+        // Positions are u32; a window past four billion spans is not one
+        // anybody sets (the default is a million).
+        let capacity = capacity.min(u32::MAX as usize);
         RecentSpans {
-            set: HashSet::default(),
-            order: VecDeque::new(),
+            ring: Vec::new(),
+            next: 0,
+            index: HashTable::new(),
             capacity,
         }
     }
 
     pub(super) fn contains(&self, key: u64) -> bool {
-        self.set.contains(&key)
+        self.index
+            .find(key, |&at| self.ring[at as usize] == key)
+            .is_some()
     }
 
     pub(super) fn insert(&mut self, key: u64) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || self.contains(key) {
             return;
         }
-        if self.set.insert(key) {
-            self.order.push_back(key);
-            while self.order.len() > self.capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
+        let at = if self.ring.len() < self.capacity {
+            if self.ring.capacity() == 0 {
+                self.ring.reserve_exact(self.capacity);
             }
-        }
+            self.ring.push(key);
+            self.ring.len() - 1
+        } else {
+            let at = self.next;
+            let old = self.ring[at];
+            if let Ok(entry) = self.index.find_entry(old, |&i| i as usize == at) {
+                entry.remove();
+            }
+            self.ring[at] = key;
+            self.next = (at + 1) % self.capacity;
+            if self.next == 0 {
+                // Once per turn of the ring: removals leave tombstones in
+                // the table, and when they fill it the table doubles (to
+                // 36 MB at the default) instead of cleaning up in place;
+                // this brings it back to its size.
+                let ring = &self.ring;
+                self.index.shrink_to(self.capacity, |&i| ring[i as usize]);
+            }
+            at
+        };
+        let ring = &self.ring;
+        self.index
+            .insert_unique(key, at as u32, |&i| ring[i as usize]);
+    }
+
+    /// How many keys the window holds.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
     }
 }
 
@@ -111,4 +151,64 @@ pub(super) fn span_key(trace_id: u128, span_id: u64) -> u64 {
     use std::hash::BuildHasher;
     KEYS.get_or_init(std::hash::RandomState::new)
         .hash_one((trace_id, span_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_the_newest_keys_up_to_its_capacity() {
+        let mut window = RecentSpans::new(3);
+        for key in [10, 20, 30] {
+            window.insert(key);
+        }
+        // Known already: neither a new entry nor an eviction.
+        window.insert(20);
+        assert!([10, 20, 30].iter().all(|&k| window.contains(k)));
+        window.insert(40);
+        assert!(!window.contains(10));
+        assert!([20, 30, 40].iter().all(|&k| window.contains(k)));
+        window.insert(50);
+        window.insert(60);
+        assert_eq!(window.len(), 3);
+        assert!(!window.contains(20) && !window.contains(30));
+        assert!([40, 50, 60].iter().all(|&k| window.contains(k)));
+    }
+
+    #[test]
+    fn a_window_of_zero_remembers_nothing() {
+        let mut window = RecentSpans::new(0);
+        window.insert(7);
+        assert!(!window.contains(7));
+        assert_eq!(window.len(), 0);
+    }
+
+    #[test]
+    fn many_turns_of_the_ring_keep_the_window_exact_and_its_table_small() {
+        // splitmix64: keys spread like the SipHash keys the writer makes.
+        let mut state = 0u64;
+        let mut next_key = || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut window = RecentSpans::new(10_000);
+        let keys: Vec<u64> = (0..300_000).map(|_| next_key()).collect();
+        for &key in &keys {
+            window.insert(key);
+        }
+        assert_eq!(window.len(), 10_000);
+        let (older, newest) = keys.split_at(keys.len() - 10_000);
+        assert!(newest.iter().all(|&k| window.contains(k)));
+        assert!(older.iter().all(|&k| !window.contains(k)));
+        // 10,000 keys fit a table of 16,384 slots (room for 14,336).
+        assert!(
+            window.index.capacity() < 20_000,
+            "{}",
+            window.index.capacity()
+        );
+    }
 }

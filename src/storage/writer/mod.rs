@@ -189,6 +189,7 @@ impl Writer {
             raw,
             hub,
             seen,
+            fresh_keys: Default::default(),
             next_seq,
             stats: stats.clone(),
             pause: pause.clone(),

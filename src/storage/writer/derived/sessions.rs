@@ -22,10 +22,11 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Committing, Derived, StagedUpsert};
-use crate::model::SpanRecord;
+use crate::model::{SpanRecord, TraceId};
 use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
 use crate::storage::{Conn, StorageError};
 
@@ -91,14 +92,32 @@ struct Sums {
     cache_write: i64,
     cost: f64,
     unpriced: u64,
-    models: Vec<String>,
-    services: Vec<String>,
-    users: Vec<String>,
+    models: Names,
+    services: Names,
+    users: Names,
 }
 
-fn add_unique(list: &mut Vec<String>, v: &str) {
+/// The distinct models, services or users of a trace or session: nearly
+/// always one, so it is held inline and shares the span's `Arc` (a trace's
+/// sums used to allocate two lists and two strings).
+type Names = SmallVec<[Arc<str>; 1]>;
+
+fn add_unique(list: &mut Names, v: &Arc<str>) {
     if !v.is_empty() && !list.iter().any(|x| x == v) {
-        list.push(v.replace(SEP, " "));
+        list.push(if v.contains(SEP) {
+            v.replace(SEP, " ").into()
+        } else {
+            v.clone()
+        });
+    }
+}
+
+/// `list` joined by [`SEP`], borrowed when it has one name.
+fn joined(list: &Names) -> std::borrow::Cow<'_, str> {
+    match list.as_slice() {
+        [] => "".into(),
+        [one] => (**one).into(),
+        many => many.join(&SEP.to_string()).into(),
     }
 }
 
@@ -135,7 +154,9 @@ impl Sums {
                 self.unpriced += 1;
             }
             if let Some(m) = g.model() {
-                add_unique(&mut self.models, m);
+                if !self.models.iter().any(|x| **x == *m) {
+                    add_unique(&mut self.models, &Arc::from(m));
+                }
             }
         }
     }
@@ -164,7 +185,6 @@ impl Sums {
     }
 
     fn put(&self, b: &mut ChunkBuilder<'_>, session: &str, trace: &str) {
-        let joined = |l: &[String]| l.join(&SEP.to_string());
         b.str(session);
         b.str(trace);
         b.u64(self.first);
@@ -189,7 +209,7 @@ impl Sums {
 #[derive(Default)]
 struct Folded {
     /// Per (session, trace), for `session_traces`.
-    traces: HashMap<(Arc<str>, String), Sums>,
+    traces: HashMap<(Arc<str>, TraceId), Sums>,
     /// Per session, with how many of its traces are new to it.
     sessions: HashMap<Arc<str>, (Sums, u64)>,
 }
@@ -199,7 +219,7 @@ impl Folded {
         self.traces.is_empty()
     }
 
-    fn add(&mut self, session: &Arc<str>, trace: &str, sums: Sums, is_new: bool) {
+    fn add(&mut self, session: &Arc<str>, trace: TraceId, sums: Sums, is_new: bool) {
         match self.sessions.entry(session.clone()) {
             Entry::Occupied(mut e) => {
                 e.get_mut().0.merge(&sums);
@@ -209,7 +229,7 @@ impl Folded {
                 e.insert((sums.clone(), u64::from(is_new)));
             }
         }
-        match self.traces.entry((session.clone(), trace.to_string())) {
+        match self.traces.entry((session.clone(), trace)) {
             Entry::Occupied(mut e) => e.get_mut().merge(&sums),
             Entry::Vacant(e) => {
                 e.insert(sums);
@@ -263,6 +283,34 @@ pub struct SessionEntities {
     flushing: bool,
     /// The per-session sums, folded into `session_entities`.
     stage: StagedUpsert,
+    /// Room for grouping a commit's spans by trace, kept between commits.
+    by_trace: ByTrace,
+}
+
+/// A commit's spans grouped by trace (see [`SessionEntities::fold`]).
+#[derive(Default)]
+struct ByTrace {
+    index: HashMap<TraceId, usize>,
+    traces: Vec<TraceSpans>,
+}
+
+impl ByTrace {
+    fn clear(&mut self) {
+        self.index.clear();
+        self.traces.clear();
+    }
+}
+
+/// One trace's spans in a commit.
+struct TraceSpans {
+    trace: TraceId,
+    /// The session id the first of its spans that has one names.
+    session_id: Option<Arc<str>>,
+    /// Whether any of its spans is a GenAI call.
+    call: bool,
+    /// What [`SessionEntities::session_of`] made of the above.
+    session: Option<(Arc<str>, bool, u64)>,
+    sums: Sums,
 }
 
 /// `a␟b` as a DuckDB list, `[]` for the empty string.
@@ -284,6 +332,7 @@ impl SessionEntities {
             pending: Folded::default(),
             current: Folded::default(),
             flushing: false,
+            by_trace: ByTrace::default(),
             stage: StagedUpsert::new(
                 STAGE,
                 format!(
@@ -329,36 +378,75 @@ impl SessionEntities {
         staged: &mut Vec<(u64, Arc<str>)>,
         spans: impl Iterator<Item = &'s SpanRecord>,
         into: &mut Folded,
+        by_trace: &mut ByTrace,
     ) {
-        // The spans of each trace, in arrival order.
-        let mut by_trace: HashMap<&str, Vec<&SpanRecord>> = HashMap::new();
-        for s in spans {
-            by_trace.entry(&s.trace_id).or_default().push(s);
+        by_trace.clear();
+        // Which trace each span belongs to, and what the trace's spans say
+        // about its session, in one pass.
+        let spans: Vec<(&SpanRecord, usize)> = spans
+            .map(|s| {
+                let i = *by_trace.index.entry(s.trace_id).or_insert_with(|| {
+                    by_trace.traces.push(TraceSpans {
+                        trace: s.trace_id,
+                        session_id: None,
+                        call: false,
+                        session: None,
+                        sums: Sums::new(),
+                    });
+                    by_trace.traces.len() - 1
+                });
+                let t = &mut by_trace.traces[i];
+                if t.session_id.is_none() {
+                    // The first of the trace's spans that names one.
+                    t.session_id = s.session_id.clone();
+                }
+                t.call |= s.genai.is_call();
+                (s, i)
+            })
+            .collect();
+        for t in &mut by_trace.traces {
+            t.session = Self::session_of(traces, t);
         }
-        for (trace, spans) in by_trace {
-            let hash = xxh3_64(trace.as_bytes());
-            let known = traces.get(&hash).cloned();
-            let session: Arc<str> = match spans.iter().find_map(|s| s.session_id.as_ref()) {
-                Some(id) => match &known {
-                    Some(k) if **k == **id => k.clone(),
-                    _ => id.clone(),
-                },
-                None => match &known {
-                    Some(k) => k.clone(),
-                    None if spans.iter().any(|s| s.genai.is_call()) => Arc::from(trace),
-                    None => continue,
-                },
-            };
-            let is_new = known.as_deref() != Some(&*session);
-            let mut sums = Sums::new();
-            for s in &spans {
-                sums.add_span(s);
+        // Only the spans of traces that are part of a session are summed.
+        for (s, i) in spans {
+            let t = &mut by_trace.traces[i];
+            if t.session.is_some() {
+                t.sums.add_span(s);
             }
+        }
+        for t in by_trace.traces.drain(..) {
+            let Some((session, is_new, hash)) = t.session else {
+                continue;
+            };
             if is_new {
                 staged.push((hash, session.clone()));
             }
-            into.add(&session, trace, sums, is_new);
+            into.add(&session, t.trace, t.sums, is_new);
         }
+    }
+
+    /// A trace's session (see the module comment), whether the trace is new
+    /// to it, and the trace's hash in `traces`; `None` for a plain request
+    /// trace.
+    fn session_of(
+        traces: &HashMap<u64, Arc<str>>,
+        t: &TraceSpans,
+    ) -> Option<(Arc<str>, bool, u64)> {
+        let hash = xxh3_64(t.trace.as_bytes());
+        let known = traces.get(&hash);
+        let session: Arc<str> = match &t.session_id {
+            Some(id) => match known {
+                Some(k) if **k == **id => k.clone(),
+                _ => id.clone(),
+            },
+            None => match known {
+                Some(k) => k.clone(),
+                None if t.call => Arc::from(&*t.trace),
+                None => return None,
+            },
+        };
+        let is_new = known.map(|k| &**k) != Some(&*session);
+        Some((session, is_new, hash))
     }
 
     /// Appends the traces' rows and upserts the sessions of `pending` and
@@ -408,6 +496,7 @@ impl Derived for SessionEntities {
             &mut self.staged,
             rows.spans(),
             &mut self.current,
+            &mut self.by_trace,
         );
         self.flushing = rows.flush();
         if self.flushing {
@@ -443,7 +532,13 @@ impl Derived for SessionEntities {
 
     fn replay(&mut self, spans: &[SpanRecord]) {
         let mut folded = Folded::default();
-        Self::fold(&self.traces, &mut self.staged, spans.iter(), &mut folded);
+        Self::fold(
+            &self.traces,
+            &mut self.staged,
+            spans.iter(),
+            &mut folded,
+            &mut self.by_trace,
+        );
         self.pending.absorb(&mut folded);
         for (trace, session) in std::mem::take(&mut self.staged) {
             self.remember(trace, session);
