@@ -82,9 +82,9 @@
 //!   MCP and Lua `runtime.store`) and `queries` the SQL behind it,
 //!   including read-only user SQL.
 //! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
-//!   sequence numbers that never blocks the writer; SSE, functions and the
-//!   error engine each read it from their own place (`hub::Receiver`),
-//!   woken once per published batch.
+//!   sequence numbers, and an inbox per subscriber (`hub::Receiver`) that
+//!   each published batch is shared into, one wake-up per batch; it never
+//!   blocks the writer. SSE, functions and the error engine consume it.
 //! - [`errors`]: the error engine. Its pure core — stack trace parsing,
 //!   normalisation (`paths`: deploy roots, versions and hashes stripped so
 //!   a group survives deploys), in-app rules, message templates,

@@ -786,7 +786,9 @@ mod tests {
             Some("span 1")
         );
         // The publisher never waits for the stream.
-        hub.publish((2..=101).map(|s| ev(s, span("a", "OK", 1))));
+        for s in 2..=101 {
+            hub.publish([ev(s, span("a", "OK", 1))]);
+        }
         assert_eq!(
             stream.next().await.map(|i| describe(&i)).as_deref(),
             Some("lagged 96")

@@ -1,5 +1,5 @@
 //! The hub: recent committed records in a ring buffer, and subscribers
-//! that read it.
+//! that are handed each published batch.
 //!
 //! The writer publishes each committed batch here; SSE streams, the function
 //! dispatcher and the error engine subscribe. Every record gets the sequence
@@ -7,18 +7,22 @@
 //! can say where it stopped and be replayed what it missed, as far back as
 //! the ring reaches.
 //!
-//! The ring is the only copy. A subscriber keeps the sequence number it has
-//! read up to, takes what follows from the ring in runs of up to
-//! [`TAKE_AT_ONCE`] events, and sleeps on a `watch` of the newest sequence
-//! number when it has caught up. Publishing a commit's batch is one lock and
-//! one wake-up, however many records it holds: a broadcast channel sent each
-//! record to each subscriber on its own (a lock and a wake-up per record),
-//! ~3.5 % of qyl's CPU at 130k spans/s with nobody watching but the
-//! function dispatcher and the error engine.
+//! A publish shares the batch among the subscribers: one `Arc` of the whole
+//! batch in each subscriber's inbox and one wake-up each, however many
+//! records the batch holds. A broadcast channel sent each record to each
+//! subscriber on its own (a lock and a wake-up per record per subscriber),
+//! ~3 % of qyl's CPU at 130k spans/s with nobody watching but the function
+//! dispatcher and the error engine.
 //!
-//! Publishing never blocks on a consumer: the ring forgets its oldest
-//! entries, and a subscriber that had not read them yet is told how many it
-//! missed (`RecvError::Lagged`) and goes on from the oldest one left.
+//! Publishing never blocks on a consumer. An inbox holds at most the ring's
+//! capacity in records, or the newest batch if that alone is larger (a
+//! commit under load is a whole row group, larger than the ring): a
+//! subscriber that falls further behind loses its oldest batches and is told
+//! how many records it missed (`RecvError::Lagged`). What the hub lets go of
+//! (records that left the ring, batches a subscriber is done with) goes to
+//! the writer's reaper thread ([`Hub::dispose_with`]), so that the records
+//! are freed there, as soon as nothing holds them, rather than by whichever
+//! thread held them last.
 //!
 //! Interface, in full:
 //! - [`Hub::publish`] (writer only): append events in sequence order;
@@ -31,17 +35,13 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// What [`Receiver::recv`] and [`Receiver::try_recv`] fail with: the
 /// broadcast channel's errors, whose meaning the subscribers already know.
 pub use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::model::Record;
-
-/// The most events a subscriber copies out of the ring under one lock, so
-/// that the writer never waits long to publish.
-pub const TAKE_AT_ONCE: usize = 1024;
 
 /// One committed record and its sequence number. Cloning it clones an
 /// `Arc` (every [`Record`] holds one), so the ring and the subscribers
@@ -52,44 +52,71 @@ pub struct Event {
     pub record: Record,
 }
 
+/// One published batch, shared by the subscribers' inboxes.
+type Batch = Arc<[Event]>;
+
+/// A panic while holding one of the hub's locks leaves what it guards
+/// consistent (pushes and pops are whole), so a poisoned lock is still
+/// usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub struct Hub {
-    ring: Arc<Ring>,
-    /// The sequence number of the newest event; subscribers wait on it.
-    newest: watch::Sender<u64>,
-}
-
-struct Ring {
-    state: Mutex<RingState>,
+    state: Mutex<State>,
     capacity: usize,
+    /// What receivers do with a batch they are done with.
+    dispose: Arc<Mutex<Option<Disposer>>>,
 }
 
-struct RingState {
-    events: VecDeque<Event>,
+/// See [`Hub::dispose_with`].
+type Disposer = Box<dyn Fn(Box<dyn Send>) + Send + Sync>;
+
+struct State {
+    ring: VecDeque<Event>,
     /// The sequence number of the newest event published (or stored
     /// before a restart).
     last_seq: u64,
-    /// The sequence number of the newest event that left the ring.
-    evicted_seq: u64,
+    inboxes: Vec<Arc<Inbox>>,
 }
 
-impl Ring {
-    fn lock(&self) -> MutexGuard<'_, RingState> {
-        // A panic while holding the lock leaves the ring consistent (pushes
-        // and pops are atomic), so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl RingState {
-    /// How many events after `after` left the ring unread (an upper bound:
+impl State {
+    /// How many events after `after` left the ring (an upper bound:
     /// sequence numbers have gaps where duplicate spans were skipped).
     fn missed_after(&self, after: u64) -> u64 {
         if after >= self.last_seq {
             return 0;
         }
-        let oldest_kept = self.events.front().map_or(self.last_seq + 1, |e| e.seq);
+        let oldest_kept = self.ring.front().map_or(self.last_seq + 1, |e| e.seq);
         oldest_kept.saturating_sub(after + 1)
     }
+}
+
+/// One subscriber's batches, waiting for it.
+#[derive(Default)]
+struct Inbox {
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Queue {
+    batches: VecDeque<Batch>,
+    /// Records in `batches`.
+    queued: usize,
+    /// Records dropped for falling behind, not yet reported.
+    lagged: u64,
+    /// The hub is gone: nothing more will come.
+    closed: bool,
+}
+
+/// What a publish lets go of, for the caller to drop where it suits it.
+#[derive(Default)]
+pub struct Evicted {
+    /// The events that left the ring, oldest first.
+    pub events: Vec<Event>,
+    batches: Vec<Batch>,
+    inboxes: Vec<Arc<Inbox>>,
 }
 
 /// What [`Hub::subscribe_after`] returns.
@@ -106,49 +133,80 @@ pub struct Subscription {
 
 impl Hub {
     /// A hub keeping the newest `capacity` events (rounded up to a power
-    /// of two); a subscriber may fall that many events behind before it
-    /// starts losing them.
+    /// of two); a subscriber may fall that many events (or one batch, if
+    /// that is more) behind before it starts losing them.
     pub fn new(capacity: usize) -> Hub {
         let capacity = capacity.max(1).next_power_of_two();
         Hub {
-            ring: Arc::new(Ring {
-                state: Mutex::new(RingState {
-                    events: VecDeque::with_capacity(capacity.min(1 << 16)),
-                    last_seq: 0,
-                    evicted_seq: 0,
-                }),
-                capacity,
+            state: Mutex::new(State {
+                ring: VecDeque::with_capacity(capacity.min(1 << 16)),
+                last_seq: 0,
+                inboxes: Vec::new(),
             }),
-            newest: watch::Sender::new(0),
+            capacity,
+            dispose: Arc::default(),
         }
     }
 
-    /// Appends events (in increasing `seq` order) and wakes the
+    /// Has receivers hand the batches they are done with to `dispose`
+    /// (the writer's reaper) instead of dropping them where they are: the
+    /// last holder of a batch frees the records that already left the
+    /// ring, thousands of them per commit under load. `dispose` must not
+    /// block.
+    pub fn dispose_with(&self, dispose: impl Fn(Box<dyn Send>) + Send + Sync + 'static) {
+        *lock(&self.dispose) = Some(Box::new(dispose));
+    }
+
+    /// Has receivers drop what they are done with themselves again (the
+    /// writer stops, and its reaper with it).
+    pub fn stop_disposing(&self) {
+        lock(&self.dispose).take();
+    }
+
+    /// Appends events (in increasing `seq` order) and hands them to the
     /// subscribers.
     ///
-    /// Returns the events that left the ring. Unless a slow subscriber
-    /// still holds one, dropping them frees them: the writer does that on
-    /// another thread rather than between two commits.
-    pub fn publish(&self, events: impl IntoIterator<Item = Event>) -> Vec<Event> {
-        let mut evicted = Vec::new();
-        let last = {
-            let mut ring = self.ring.lock();
-            for event in events {
-                ring.last_seq = event.seq;
-                if ring.events.len() == self.ring.capacity {
-                    if let Some(old) = ring.events.pop_front() {
-                        ring.evicted_seq = old.seq;
-                        evicted.push(old);
+    /// Returns what the hub let go of: the events that left the ring, and
+    /// the batches and inboxes of subscribers that fell behind or left.
+    /// Unless a subscriber still holds them, dropping it frees their
+    /// records: the writer does that on another thread rather than between
+    /// two commits.
+    pub fn publish(&self, events: impl IntoIterator<Item = Event>) -> Evicted {
+        let events: Vec<Event> = events.into_iter().collect();
+        let mut evicted = Evicted::default();
+        let mut state = lock(&self.state);
+        // A receiver that was dropped leaves the hub holding its inbox alone.
+        state.inboxes.retain(|inbox| {
+            let live = Arc::strong_count(inbox) > 1;
+            if !live {
+                evicted.inboxes.push(inbox.clone());
+            }
+            live
+        });
+        if !events.is_empty() && !state.inboxes.is_empty() {
+            let batch: Batch = events.as_slice().into();
+            for inbox in &state.inboxes {
+                let mut queue = lock(&inbox.queue);
+                queue.queued += batch.len();
+                queue.batches.push_back(batch.clone());
+                while queue.queued > self.capacity && queue.batches.len() > 1 {
+                    if let Some(old) = queue.batches.pop_front() {
+                        queue.queued -= old.len();
+                        queue.lagged += old.len() as u64;
+                        evicted.batches.push(old);
                     }
                 }
-                ring.events.push_back(event);
+                drop(queue);
+                inbox.wake.notify_one();
             }
-            ring.last_seq
-        };
-        // After the events are in the ring: a subscriber marks the value
-        // seen before it reads the ring, so it either finds them there or
-        // is woken by this.
-        self.newest.send_replace(last);
+        }
+        for event in events {
+            state.last_seq = event.seq;
+            if state.ring.len() == self.capacity {
+                evicted.events.extend(state.ring.pop_front());
+            }
+            state.ring.push_back(event);
+        }
         evicted
     }
 
@@ -156,45 +214,42 @@ impl Hub {
     /// last `ingest_seq` already stored), so that after a restart
     /// `subscribe_after` reports older positions as missed, not as current.
     pub fn resume_after(&self, seq: u64) {
-        let mut ring = self.ring.lock();
-        ring.last_seq = ring.last_seq.max(seq);
+        let mut state = lock(&self.state);
+        state.last_seq = state.last_seq.max(seq);
     }
 
-    fn receiver(&self, after: u64) -> Receiver {
+    fn register(&self, state: &mut State) -> Receiver {
+        let inbox = Arc::new(Inbox::default());
+        state.inboxes.push(inbox.clone());
         Receiver {
-            ring: self.ring.clone(),
-            newest: self.newest.subscribe(),
-            after,
-            taken: VecDeque::new(),
+            inbox,
+            dispose: self.dispose.clone(),
+            current: None,
         }
     }
 
     /// A receiver of every event published from now on.
     pub fn subscribe(&self) -> Receiver {
-        let ring = self.ring.lock();
-        self.receiver(ring.last_seq)
+        self.register(&mut lock(&self.state))
     }
 
     /// Subscribes and returns the ring's events with `seq > after`.
     pub fn subscribe_after(&self, after: u64) -> Subscription {
-        let ring = self.ring.lock();
-        let start = ring.events.partition_point(|e| e.seq <= after);
-        let replay: Vec<_> = ring.events.range(start..).cloned().collect();
+        let mut state = lock(&self.state);
+        let start = state.ring.partition_point(|e| e.seq <= after);
+        let replay: Vec<_> = state.ring.range(start..).cloned().collect();
         Subscription {
-            missed: ring.missed_after(after),
-            // The replay runs up to the newest event; the receiver goes on
-            // from there (also when `after` is ahead of it, as after a
-            // restart on a fresh file).
-            receiver: self.receiver(ring.last_seq),
+            missed: state.missed_after(after),
+            receiver: self.register(&mut state),
             replay,
         }
     }
 
     /// Up to `limit` of the newest events that pass `filter`, oldest first.
     pub fn recent(&self, limit: usize, filter: impl Fn(&Event) -> bool) -> Vec<Event> {
-        let ring = self.ring.lock();
-        let mut out: Vec<_> = ring
-            .events
+        let state = lock(&self.state);
+        let mut out: Vec<_> = state
+            .ring
             .iter()
             .rev()
             .filter(|e| filter(e))
@@ -206,68 +261,81 @@ impl Hub {
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.ring.lock().last_seq
+        lock(&self.state).last_seq
     }
 
     /// Number of live subscribers.
     pub fn subscribers(&self) -> usize {
-        self.newest.receiver_count()
+        lock(&self.state)
+            .inboxes
+            .iter()
+            .filter(|inbox| Arc::strong_count(inbox) > 1)
+            .count()
     }
 }
 
-/// A subscriber's place in the hub: every event after the last one it read.
+impl Drop for Hub {
+    fn drop(&mut self) {
+        for inbox in &lock(&self.state).inboxes {
+            lock(&inbox.queue).closed = true;
+            inbox.wake.notify_one();
+        }
+    }
+}
+
+/// A subscriber's end: every event published after it subscribed, in order.
 pub struct Receiver {
-    ring: Arc<Ring>,
-    newest: watch::Receiver<u64>,
-    /// The sequence number of the last event taken from the ring.
-    after: u64,
-    /// Taken from the ring, not yet returned.
-    taken: VecDeque<Event>,
+    inbox: Arc<Inbox>,
+    dispose: Arc<Mutex<Option<Disposer>>>,
+    /// The batch being read, and the position of its next event.
+    current: Option<(Batch, usize)>,
 }
 
 impl Receiver {
     /// The next event, waiting for one to be published if need be.
-    /// `Lagged(n)` says that about `n` events left the ring before this
-    /// receiver read them; the next call returns the oldest one left.
-    /// `Closed` comes once the hub is gone and every event is read.
+    /// `Lagged(n)` says that `n` events were dropped before this receiver
+    /// read them; the next call returns the oldest one left. `Closed` comes
+    /// once the hub is gone and every event is read.
     pub async fn recv(&mut self) -> Result<Event, RecvError> {
         loop {
             match self.try_recv() {
                 Ok(event) => return Ok(event),
                 Err(TryRecvError::Lagged(n)) => return Err(RecvError::Lagged(n)),
                 Err(TryRecvError::Closed) => return Err(RecvError::Closed),
-                Err(TryRecvError::Empty) => {}
-            }
-            if self.newest.changed().await.is_err() {
-                // The hub is gone: what it published last is still owed.
-                return self.try_recv().map_err(|_| RecvError::Closed);
+                // A publish after this check leaves a permit: no wake-up
+                // is lost.
+                Err(TryRecvError::Empty) => self.inbox.wake.notified().await,
             }
         }
     }
 
     /// The next event if one is there.
     pub fn try_recv(&mut self) -> Result<Event, TryRecvError> {
-        if let Some(event) = self.taken.pop_front() {
-            return Ok(event);
+        loop {
+            if let Some((batch, next)) = &mut self.current {
+                if let Some(event) = batch.get(*next) {
+                    *next += 1;
+                    return Ok(event.clone());
+                }
+                if let Some((done, _)) = self.current.take() {
+                    if let Some(dispose) = &*lock(&self.dispose) {
+                        dispose(Box::new(done));
+                    }
+                }
+            }
+            let mut queue = lock(&self.inbox.queue);
+            if queue.lagged > 0 {
+                return Err(TryRecvError::Lagged(std::mem::take(&mut queue.lagged)));
+            }
+            match queue.batches.pop_front() {
+                Some(batch) => {
+                    queue.queued -= batch.len();
+                    self.current = Some((batch, 0));
+                }
+                None if queue.closed => return Err(TryRecvError::Closed),
+                None => return Err(TryRecvError::Empty),
+            }
         }
-        // Seen before the ring is read (see `Hub::publish`).
-        self.newest.borrow_and_update();
-        let ring = self.ring.lock();
-        if ring.evicted_seq > self.after {
-            let missed = ring.missed_after(self.after);
-            self.after = ring.events.front().map_or(ring.last_seq, |e| e.seq - 1);
-            return Err(TryRecvError::Lagged(missed.max(1)));
-        }
-        let start = ring.events.partition_point(|e| e.seq <= self.after);
-        self.taken
-            .extend(ring.events.range(start..).take(TAKE_AT_ONCE).cloned());
-        drop(ring);
-        match self.taken.back() {
-            Some(last) => self.after = last.seq,
-            None if self.newest.has_changed().is_err() => return Err(TryRecvError::Closed),
-            None => return Err(TryRecvError::Empty),
-        }
-        self.taken.pop_front().ok_or(TryRecvError::Empty)
     }
 }
 
@@ -291,7 +359,7 @@ mod tests {
     fn ring_keeps_the_newest_events() {
         // 3 rounds up to 4.
         let hub = Hub::new(3);
-        let evicted = hub.publish((1..=5).map(|s| span(s, "a")));
+        let evicted = hub.publish((1..=5).map(|s| span(s, "a"))).events;
         let seqs: Vec<_> = hub.recent(10, |_| true).iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![2, 3, 4, 5]);
         assert_eq!(hub.last_seq(), 5);
@@ -364,11 +432,104 @@ mod tests {
     fn a_slow_subscriber_lags_instead_of_blocking_the_publisher() {
         let hub = Hub::new(4);
         let mut rx = hub.subscribe();
-        hub.publish((1..=100).map(|s| span(s, "a")));
+        for seq in 1..=100 {
+            hub.publish([span(seq, "a")]);
+        }
         match rx.try_recv() {
             Err(TryRecvError::Lagged(n)) => assert_eq!(n, 96),
             other => panic!("expected lag, got {other:?}"),
         }
         assert_eq!(rx.try_recv().map(|e| e.seq).ok(), Some(97));
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_ring_reaches_a_subscriber_whole() {
+        // A commit under load is a whole row group, larger than the ring.
+        let hub = Hub::new(4);
+        let mut rx = hub.subscribe();
+        let evicted = hub.publish((1..=100).map(|s| span(s, "a")));
+        assert_eq!(evicted.events.len(), 96);
+        let seqs: Vec<u64> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        // The next batch drops what is left of this one only if it is not
+        // read by then: here it was, so nothing is lost.
+        hub.publish((101..=200).map(|s| span(s, "a")));
+        assert_eq!(rx.try_recv().map(|e| e.seq).ok(), Some(101));
+    }
+
+    #[test]
+    fn batches_a_subscriber_is_done_with_go_to_the_disposer() {
+        let hub = Hub::new(4);
+        let (tx, rx_garbage) = std::sync::mpsc::channel::<Box<dyn Send>>();
+        let tx = Mutex::new(tx);
+        hub.dispose_with(move |garbage| {
+            let _ = lock(&tx).send(garbage);
+        });
+        let mut rx = hub.subscribe();
+        let evicted = hub.publish((1..=10).map(|s| span(s, "a")));
+        assert_eq!(evicted.events.len(), 6);
+        let first = match &evicted.events[0].record {
+            Record::Span(span) => Arc::downgrade(span),
+            _ => panic!("a span was published"),
+        };
+        drop(evicted);
+        // The batch still holds the records that left the ring.
+        assert!(first.upgrade().is_some());
+        assert!(rx_garbage.try_recv().is_err());
+        while rx.try_recv().is_ok() {}
+        // Read to the end: the batch went to the disposer, which now holds
+        // the last reference to them.
+        let garbage = rx_garbage.try_recv().expect("the batch, disposed of");
+        assert!(first.upgrade().is_some());
+        drop(garbage);
+        assert!(first.upgrade().is_none());
+    }
+
+    #[test]
+    fn a_receiver_gets_every_event_in_order_across_runs_and_publishes() {
+        let hub = Hub::new(8192);
+        let mut rx = hub.subscribe();
+        hub.publish((1..=3000).map(|s| span(s, "a")));
+        hub.publish((3001..=3100).map(|s| span(s, "a")));
+        let mut seqs = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            seqs.push(e.seq);
+        }
+        assert_eq!(seqs, (1..=3100).collect::<Vec<_>>());
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_wakes_on_publish_and_closes_after_the_last_event() {
+        let hub = Arc::new(Hub::new(16));
+        let mut rx = hub.subscribe();
+        let publisher = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                hub.publish([span(1, "a"), span(2, "a")]);
+            })
+        };
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await;
+        assert_eq!(first.ok().and_then(|e| e.ok()).map(|e| e.seq), Some(1));
+        publisher.await.unwrap();
+        drop(hub);
+        // What was published before the hub went is still delivered.
+        assert_eq!(rx.recv().await.ok().map(|e| e.seq), Some(2));
+        assert!(matches!(rx.recv().await, Err(RecvError::Closed)));
+    }
+
+    #[test]
+    fn a_resume_point_ahead_of_the_hub_still_gets_what_comes_next() {
+        // A client that saw sequence 500 on another database reconnects.
+        let hub = Hub::new(16);
+        hub.publish((1..=3).map(|s| span(s, "a")));
+        let mut sub = hub.subscribe_after(500);
+        assert!(sub.replay.is_empty());
+        assert_eq!(sub.missed, 0);
+        hub.publish([span(4, "a")]);
+        assert_eq!(sub.receiver.try_recv().map(|e| e.seq).ok(), Some(4));
     }
 }

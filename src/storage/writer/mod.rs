@@ -138,6 +138,8 @@ pub struct Writer {
     thread: Option<JoinHandle<()>>,
     journal: Option<JoinHandle<()>>,
     reaper: Option<JoinHandle<()>>,
+    /// Told to let go of the reaper when the writer stops.
+    hub: Arc<Hub>,
 }
 
 impl Writer {
@@ -183,6 +185,15 @@ impl Writer {
         // cannot leave a thread running.
         let raw = db.raw_connection()?;
         let (reaper_tx, reaper) = spawn_reaper()?;
+        let hub_for_stop = hub.clone();
+        // Subscribers hand the hub's batches they are done with to the
+        // reaper too; if it is behind (or gone), the subscriber frees them.
+        hub.dispose_with({
+            let reaper = reaper_tx.clone();
+            move |garbage| {
+                let _ = reaper.try_send(garbage);
+            }
+        });
         // Replayed sums are pending from the start: readers must wait for them.
         let summaries_pending = Arc::new(AtomicBool::new(derived.iter().any(|t| t.pending())));
         let mut state = WriterState {
@@ -271,6 +282,7 @@ impl Writer {
             thread: Some(thread),
             journal: journal_thread,
             reaper: Some(reaper),
+            hub: hub_for_stop,
         })
     }
 
@@ -294,7 +306,9 @@ impl Writer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        // The writer thread has ended, so the reaper's channel is closed.
+        // The writer thread has ended and the hub lets go of the reaper's
+        // channel, so the channel is closed.
+        self.hub.stop_disposing();
         if let Some(thread) = self.reaper.take() {
             let _ = thread.join();
         }
