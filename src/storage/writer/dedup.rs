@@ -80,9 +80,6 @@ impl RecentSpans {
             return;
         }
         let at = if self.ring.len() < self.capacity {
-            if self.ring.capacity() == 0 {
-                self.ring.reserve_exact(self.capacity);
-            }
             self.ring.push(key);
             self.ring.len() - 1
         } else {
