@@ -407,8 +407,7 @@ async fn last_event_id_replays_exactly_what_followed_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_id_older_than_the_ring_gets_a_gap_event_first() {
-    // 5 rounds up to 8, a power of two.
-    let (_dir, qyl) = start(&[("QYL_STREAM_RING_SIZE", "5")]);
+    let (_dir, qyl) = start(&[("QYL_STREAM_RING_SIZE", "8")]);
     let mut watcher = Sse::open(&qyl.http, "", None).await;
     // One at a time: a watcher more than eight events behind would lag too.
     let mut ids = Vec::new();

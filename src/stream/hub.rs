@@ -132,11 +132,12 @@ pub struct Subscription {
 }
 
 impl Hub {
-    /// A hub keeping the newest `capacity` events (rounded up to a power
-    /// of two); a subscriber may fall that many events (or one batch, if
-    /// that is more) behind before it starts losing them.
+    /// A hub keeping the newest `capacity` events; a subscriber may fall
+    /// that many events (or one batch, if that is more) behind before it
+    /// starts losing them. (The broadcast channel this replaced rounded
+    /// the capacity up to a power of two: 10,000 kept 16,384.)
     pub fn new(capacity: usize) -> Hub {
-        let capacity = capacity.max(1).next_power_of_two();
+        let capacity = capacity.max(1);
         Hub {
             state: Mutex::new(State {
                 ring: VecDeque::with_capacity(capacity.min(1 << 16)),
@@ -357,8 +358,7 @@ mod tests {
 
     #[test]
     fn ring_keeps_the_newest_events() {
-        // 3 rounds up to 4.
-        let hub = Hub::new(3);
+        let hub = Hub::new(4);
         let evicted = hub.publish((1..=5).map(|s| span(s, "a"))).events;
         let seqs: Vec<_> = hub.recent(10, |_| true).iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![2, 3, 4, 5]);
