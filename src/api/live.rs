@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::stream::hub::RecvError;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -38,6 +37,7 @@ use super::params::{self, Params, QueryPairs};
 use super::{ApiError, AppState};
 use crate::model::query::{raw_json, rfc3339, LogRow, SpanRow};
 use crate::model::{severity_number, LogRecord, MetricPoint, Record, SpanRecord};
+use crate::stream::hub::RecvError;
 use crate::stream::{Event, Subscription};
 
 pub fn routes() -> Router<AppState> {

@@ -767,15 +767,11 @@ impl GroupBook {
     }
 }
 
-/// The duplicate check's key for one exception. A hash with keys chosen at
-/// random per process (the set lives only in memory), so senders cannot
-/// make two different exceptions collide on purpose; by chance, two of the
-/// 100,000 remembered collide with probability ~3e-10.
+/// The duplicate check's key for one exception ([`crate::model::keyed_hash`]:
+/// the set lives only in memory); by chance, two of the 100,000 remembered
+/// collide with probability ~3e-10.
 fn duplicate_key(trace: &str, span: &str, exception_type: &str, message: &str) -> u64 {
-    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-    use std::hash::BuildHasher;
-    KEYS.get_or_init(std::hash::RandomState::new)
-        .hash_one((trace, span, exception_type, message))
+    crate::model::keyed_hash((trace, span, exception_type, message))
 }
 
 pub fn new_group(id: i64, o: &ErrorOccurrence) -> Group {

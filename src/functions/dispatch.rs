@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::stream::hub::RecvError;
 use tokio::sync::watch;
 
 use super::executor::{Executor, Job, Trigger, OWN_SCOPE};
@@ -20,6 +19,7 @@ use super::registry::Registry;
 use super::spec;
 use super::trigger::RecordView;
 use crate::model::{Record, OWN_SERVICE};
+use crate::stream::hub::RecvError;
 use crate::stream::{Event, Hub};
 
 /// How often the scheduler looks for due schedules.

@@ -321,6 +321,7 @@ fn string_list_json<'a, V: AnyView<'a>>(v: V) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, ArrayValue};
 
     #[test]
     fn recent_strings_are_shared_until_four_others_replace_them() {
@@ -338,7 +339,6 @@ mod tests {
         assert_eq!(again, a);
         assert!(!Arc::ptr_eq(&a, &again));
     }
-    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, ArrayValue};
 
     fn kv(k: &str, v: Value) -> KeyValue {
         KeyValue {

@@ -382,6 +382,17 @@ impl Signal {
     }
 }
 
+/// A 64-bit hash of `value` with keys chosen at random once per process:
+/// what the writer and the error engine remember recent things by. Senders
+/// cannot make two values collide on purpose, and nothing keyed with it
+/// outlives the process (the sets are rebuilt at start).
+pub fn keyed_hash(value: impl std::hash::Hash) -> u64 {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    KEYS.get_or_init(std::hash::RandomState::new)
+        .hash_one(value)
+}
+
 /// Nanoseconds since the Unix epoch, now: the clock every module stamps
 /// and windows with (ingest, the error engine, readers' default ranges).
 pub fn now_unix_nano() -> u64 {

@@ -33,8 +33,9 @@ pub(super) struct WriterState {
     pub(super) raw: RawConn,
     pub(super) hub: Arc<Hub>,
     pub(super) seen: RecentSpans,
-    /// The span keys a commit adds to `seen`; kept between commits so the
-    /// set does not grow from empty in each one.
+    /// The span keys the last `write` adds to `seen` once `finish` has it
+    /// committed; kept between commits so the set does not grow from empty
+    /// in each one.
     pub(super) fresh_keys: HashSet<u64, BuildHasherDefault<PreHashed>>,
     pub(super) next_seq: u64,
     pub(super) stats: Arc<WriterStats>,
@@ -380,7 +381,6 @@ impl WriterState {
             self.last_flush = Instant::now();
         }
         plan.flushed = flush;
-        plan.fresh = self.fresh_keys.iter().copied().collect();
         Ok(plan)
     }
 
@@ -474,7 +474,8 @@ impl WriterState {
     /// After a successful commit: remember span ids, publish, answer.
     /// Sequence numbers are handed out in the order `append_all` used.
     pub(super) fn finish(&mut self, jobs: Vec<Job>, plan: Plan, started: Instant) {
-        for k in plan.fresh {
+        // `write` left this commit's new keys in `fresh_keys`.
+        for &k in &self.fresh_keys {
             self.seen.insert(k);
         }
         let mut events = Vec::with_capacity(jobs.iter().map(|j| j.batch.len()).sum());
@@ -580,7 +581,6 @@ impl WriterState {
 pub(super) struct Plan {
     /// Per job, per span: write it (true) or skip it as a duplicate.
     pub(super) keep: Vec<Vec<bool>>,
-    pub(super) fresh: Vec<u64>,
     /// The summaries wrote their pending sums in this commit.
     pub(super) flushed: bool,
 }

@@ -139,15 +139,12 @@ pub(super) fn record_key(trace_id: &str, span_id: &str) -> u64 {
 }
 
 pub(super) fn span_key(trace_id: u128, span_id: u64) -> u64 {
-    // SipHash with keys chosen at random per process: senders cannot pick
-    // ids that collide (in the set or in value) on purpose, and the keys need
-    // not survive a restart because the set is rebuilt from the database.
-    // A 64-bit key collides by chance with probability ~n²/2⁶⁵ (about 3e-8
+    // Keyed per process (`model::keyed_hash`): senders cannot pick ids that
+    // collide (in the set or in value) on purpose, and the keys need not
+    // survive a restart because the set is rebuilt from the database. A
+    // 64-bit key collides by chance with probability ~n²/2⁶⁵ (about 3e-8
     // for a million spans).
-    static KEYS: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-    use std::hash::BuildHasher;
-    KEYS.get_or_init(std::hash::RandomState::new)
-        .hash_one((trace_id, span_id))
+    crate::model::keyed_hash((trace_id, span_id))
 }
 
 #[cfg(test)]
