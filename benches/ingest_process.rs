@@ -28,7 +28,9 @@
 //! process, one thread, timed with the thread's CPU clock.
 //!
 //! Environment: BENCH_SECS (minimum measured time per phase, default 20),
-//! BENCH_CLIENTS (connections, default 8), BENCH_GRPC=1, BENCH_THREADS=1
+//! BENCH_CLIENTS (connections, default 8), BENCH_READER_MS (a reader lists
+//! traces this often during the phases, as an open dashboard does; each
+//! read makes the writer commit what it has), BENCH_GRPC=1, BENCH_THREADS=1
 //! (print qyl's threads one by one), BENCH_QYL_BIN (another `qyl` binary to
 //! measure, e.g. a copy of an earlier build for a before/after table; by
 //! default the one cargo built with this benchmark), BENCH_PREFILL (spans
@@ -732,6 +734,9 @@ struct Bench {
     secs: u64,
     checkpoint_timeout: Duration,
     threads_detail: bool,
+    /// BENCH_READER_MS: a dashboard-like reader lists traces this often
+    /// during each phase (each read asks the writer to commit at once).
+    reader_every: Option<Duration>,
     kinds: std::sync::Mutex<ThreadKinds>,
 }
 
@@ -796,6 +801,20 @@ impl Bench {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let tasks = self.start_clients(&load, pace_spans_per_sec, &stop, &counters);
+        if let Some(every) = self.reader_every {
+            let (http, stop) = (self.http.clone(), stop.clone());
+            let url = self
+                .metrics_url
+                .replace("/metrics", "/api/v1/traces?limit=50");
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(every).await;
+                    if let Ok(r) = http.get(&url).send().await {
+                        let _ = r.bytes().await;
+                    }
+                }
+            });
+        }
         tokio::time::sleep(WARM_UP).await;
         let a = sample_after_checkpoint(
             &self.http,
@@ -1028,6 +1047,10 @@ fn main() {
     let bench = Bench {
         qyl_pid: qyl.pid,
         metrics_url: format!("http://{}/metrics", qyl.http),
+        reader_every: std::env::var("BENCH_READER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis),
         http: reqwest::Client::new(),
         target: Arc::new(Target {
             otlp_http: qyl.otlp_http.clone(),

@@ -30,7 +30,9 @@
 //! - [`storage`]: the only module with SQL. `schema` holds the numbered
 //!   migrations; `duck` opens the database through DuckDB's C API and builds
 //!   data chunks; `ids` turns hex span ids into the numbers `span_rows`
-//!   stores and back. `writer/` is the write path, one file per step a batch
+//!   stores and back; `gate` keeps reads out of DuckDB while the writer
+//!   commits or checkpoints (they share its memory limit). `writer/` is the
+//!   write path, one file per step a batch
 //!   takes: `handle` (the bounded queue ingest submits to; full means 503),
 //!   `journal` (for a file: the journal thread appends each batch to qyl's
 //!   own write-ahead journal, fsyncs a group, answers the exports and

@@ -18,6 +18,8 @@ use std::time::Duration;
 use duckdb::core::{DataChunkHandle, FlatVector, LogicalTypeHandle, LogicalTypeId};
 use duckdb::ffi;
 
+use super::gate::ReadGate;
+
 /// An error from the C API, with what qyl was doing.
 #[derive(Debug, thiserror::Error)]
 #[error("{context}: {message}")]
@@ -49,6 +51,11 @@ pub struct Database {
     /// The file's layout, when it is one of qyl's (see
     /// [`Database::open_without_wal`]).
     layout: Option<FileLayout>,
+    /// Keeps reads out while the writer commits or checkpoints (see
+    /// `storage::gate`).
+    read_gate: ReadGate,
+    /// DuckDB's `memory_limit` in bytes, when qyl set one.
+    memory_limit: Option<u64>,
 }
 
 // SAFETY: a duckdb_database is internally synchronised; DuckDB documents it
@@ -136,6 +143,12 @@ impl Database {
                 catalog: None,
                 file_without_wal: None,
                 layout: None,
+                read_gate: ReadGate::default(),
+                memory_limit: options
+                    .iter()
+                    .find(|(name, _)| *name == "memory_limit")
+                    .and_then(|(_, v)| v.strip_suffix("MB")?.parse::<u64>().ok())
+                    .map(|mb| mb * 1_000_000),
             }))
         }
     }
@@ -226,6 +239,17 @@ impl Database {
         Ok(db)
     }
 
+    /// The gate reads pass and commits and checkpoints close (see
+    /// `storage::gate`).
+    pub fn read_gate(&self) -> &ReadGate {
+        &self.read_gate
+    }
+
+    /// DuckDB's `memory_limit` in bytes, when qyl set one ("…MB").
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
     /// The rows in a row group of the file's tables, when the file has one
     /// of qyl's layouts: a commit of that many rows (or a multiple) is
     /// written compressed as it commits.
@@ -296,6 +320,21 @@ impl Conn {
     pub fn try_clone(&self) -> Result<Conn, DuckError> {
         self._db.connect()
     }
+
+    /// The database's [`ReadGate`].
+    pub fn read_gate(&self) -> &ReadGate {
+        self._db.read_gate()
+    }
+
+    /// [`RawConn::shut_out_reads`] for this connection.
+    pub fn shut_out_reads(&self, wait: Duration) -> super::gate::Closed<'_> {
+        self._db.read_gate().close(wait, || {
+            let used: u64 = self
+                .query_row(super::gate::READ_MEMORY_SQL, [], |r| r.get(0))
+                .unwrap_or(0);
+            super::gate::hungry(used, self._db.memory_limit())
+        })
+    }
 }
 
 impl Deref for Conn {
@@ -315,6 +354,30 @@ pub struct RawConn {
 unsafe impl Send for RawConn {}
 
 impl RawConn {
+    /// The database's [`ReadGate`].
+    pub fn read_gate(&self) -> &ReadGate {
+        self._db.read_gate()
+    }
+
+    /// The database this connection belongs to.
+    pub fn database(&self) -> Arc<Database> {
+        self._db.clone()
+    }
+
+    /// Closes the database's [`ReadGate`] for a COMMIT or CHECKPOINT on this
+    /// connection, interrupting reads that outlast `wait` if they hold much
+    /// of DuckDB's memory.
+    pub fn shut_out_reads(&self, wait: Duration) -> super::gate::Closed<'_> {
+        self._db.read_gate().close(wait, || {
+            let used = self
+                .query_u64_row(super::gate::READ_MEMORY_SQL)
+                .ok()
+                .and_then(|row| row.first().copied())
+                .unwrap_or(0);
+            super::gate::hungry(used, self._db.memory_limit())
+        })
+    }
+
     /// Runs statements that return nothing of interest (BEGIN, COMMIT…).
     pub fn execute(&self, sql: &str) -> Result<(), DuckError> {
         let c_sql = cstring(sql, sql)?;

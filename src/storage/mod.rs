@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod duck;
+pub mod gate;
 pub mod ids;
 pub mod queries;
 pub mod reader;

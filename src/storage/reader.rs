@@ -278,8 +278,14 @@ impl ReadPool {
         let done = Arc::new(AtomicBool::new(false));
         let task = {
             let done = done.clone();
+            let interrupt = interrupt.clone();
             tokio::task::spawn_blocking(move || {
-                let out = f(&conn);
+                let out = {
+                    // Out of DuckDB while the writer commits or checkpoints
+                    // (`storage::gate`).
+                    let _reading = conn.read_gate().enter(interrupt);
+                    f(&conn)
+                };
                 done.store(true, Ordering::Release);
                 (out, conn)
             })

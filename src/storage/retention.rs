@@ -684,7 +684,11 @@ pub(super) fn in_transaction<T>(
 pub(super) fn checkpoint(conn: &Conn) -> Result<(), StorageError> {
     let mut attempt = 0;
     loop {
-        match conn.execute_batch("CHECKPOINT") {
+        // No read may take the memory the checkpoint needs (`storage::gate`).
+        let reads_out = conn.shut_out_reads(super::writer::READS_WAIT);
+        let checkpointed = conn.execute_batch("CHECKPOINT");
+        drop(reads_out);
+        match checkpointed {
             Ok(()) => return Ok(()),
             Err(e) if attempt >= 20 => {
                 return Err(StorageError::sql("checkpointing after retention", e))

@@ -17,6 +17,14 @@
 //! about once; the timer (`every`) remains for low rates, so the journal
 //! stays short and replays quickly.
 //!
+//! A checkpoint that falls due between a short commit (a reader asked for
+//! its rows, or the load paused) and the commit that fills its row group
+//! waits for the fill under load: DuckDB rewrites a row group that a
+//! checkpoint has written part of and a later commit filled the slow way
+//! (1.26 s for 32,768 spans in DuckDB alone, against 0.075 s when one
+//! checkpoint takes both commits), and such checkpoints, 0.5–1.3 s long,
+//! held commits up long enough to hold exports up too.
+//!
 //! The writer runs the checkpoint itself, between two of its transactions:
 //! DuckDB refuses a CHECKPOINT while another connection holds a write
 //! transaction open, and at a high rate the writer nearly always does, so a
@@ -32,6 +40,7 @@ use std::time::{Duration, Instant};
 use super::handle::VisibilityMarks;
 use super::journal;
 use super::WriterStats;
+use super::READS_WAIT;
 use crate::storage::duck::RawConn;
 use crate::storage::DuckError;
 
@@ -59,6 +68,11 @@ const CHECKPOINT_IDLE: Duration = Duration::from_millis(1);
 /// How long a refused checkpoint waits before the next attempt.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
+/// The longest a due checkpoint waits for the writer to fill a span row
+/// group that a short commit left open (see [`Checkpoints::run_if_due`]):
+/// a gather under load fills it within the fill wait.
+const FILL_GRACE: Duration = Duration::from_secs(2);
+
 /// The writer's checkpoint schedule, for a database file.
 pub(super) struct Checkpoints {
     every: Duration,
@@ -67,6 +81,8 @@ pub(super) struct Checkpoints {
     /// A table grew past a multiple of [`CHECKPOINT_ROWS`] since the last
     /// checkpoint.
     filled: bool,
+    /// Since when a due checkpoint waits for an open row group to fill.
+    deferred_since: Option<Instant>,
     /// Something was committed since the last checkpoint.
     dirty: bool,
     last: Instant,
@@ -81,6 +97,7 @@ impl Checkpoints {
             rows: [0; 3],
             synced: None,
             filled: false,
+            deferred_since: None,
             dirty: false,
             last: Instant::now(),
             not_before: Instant::now(),
@@ -113,27 +130,45 @@ impl Checkpoints {
         self.rows[0]
     }
 
-    /// When the timer makes a checkpoint due, if anything waits for one.
+    /// When the timer makes a checkpoint due, if anything waits for one;
+    /// for a checkpoint waiting for a fill, when its grace ends.
     pub(super) fn timer_due_at(&self) -> Option<Instant> {
-        self.dirty
-            .then_some((self.last + self.every).max(self.not_before))
+        match self.deferred_since {
+            Some(since) => Some(since + FILL_GRACE),
+            None => self
+                .dirty
+                .then_some((self.last + self.every).max(self.not_before)),
+        }
     }
 
     /// Checkpoints if a table grew enough or the timer ran out; on the
     /// writer thread, outside any transaction. A refused checkpoint (a
     /// retention transaction was open) stays due for the next commit.
     /// After one, the `journal` forgets the entries the file now holds.
+    ///
+    /// `filling`: a short commit left the spans' last row group part full
+    /// and the next gather, under load, fills it; the checkpoint waits for
+    /// that commit (see the module comment), for at most [`FILL_GRACE`].
     pub(super) fn run_if_due(
         &mut self,
         raw: &RawConn,
         stats: &WriterStats,
         journal: Option<&(PathBuf, Arc<VisibilityMarks>)>,
+        filling: bool,
     ) {
         let now = Instant::now();
         let timer = self.timer_due_at().is_some_and(|at| now >= at);
         if !(self.filled || timer) || now < self.not_before {
             return;
         }
+        if filling {
+            let since = *self.deferred_since.get_or_insert(now);
+            if now.saturating_duration_since(since) < FILL_GRACE {
+                return;
+            }
+        }
+        self.deferred_since = None;
+        let _reads_out = raw.shut_out_reads(READS_WAIT);
         stats.pulse.beat(false);
         let started = Instant::now();
         // Everything applied is committed, so in the file once this ends.

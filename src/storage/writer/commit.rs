@@ -20,6 +20,7 @@ use super::fill::CommitFill;
 use super::handle::VisibilityMarks;
 use super::journal;
 use super::WriterStats;
+use super::READS_WAIT;
 use super::{
     put_log, put_metric, put_span, Committed, Garbage, Job, Msg, PauseState, PreHashed,
     RecentSpans, WriteError, LOG_COLS, METRIC_COLS, SPAN_COLS,
@@ -61,6 +62,9 @@ pub(super) struct WriterState {
     pub(super) checkpoints: Option<Checkpoints>,
     /// With a journal: whether to wait for a full commit.
     pub(super) fill: Option<CommitFill>,
+    /// The reads are shut out for the whole of the current commit (a retry
+    /// after a read took the memory it needed; see `commit_group`).
+    pub(super) reads_shut_out: bool,
 }
 
 impl Drop for WriterState {
@@ -116,7 +120,7 @@ impl WriterState {
             let mut rows = first.batch.len();
             let mut jobs = vec![first];
             while rows < target {
-                if self.hurried() {
+                if self.hurried(target) {
                     deadline = deadline.min(started + self.batch_wait);
                 }
                 // Waiting for a full commit, look up every batch_wait for a
@@ -167,7 +171,11 @@ impl WriterState {
                 tracing::warn!(error = %e, "could not record the last sequence number");
             }
         }
-        match self.raw.execute("CHECKPOINT") {
+        // Reads still running at shutdown get a moment to end (`storage::gate`).
+        let reads_out = self.raw.shut_out_reads(READS_WAIT);
+        let checkpointed = self.raw.execute("CHECKPOINT");
+        drop(reads_out);
+        match checkpointed {
             Ok(()) => {
                 // The file holds every journal entry now.
                 if let Some((dir, _)) = &self.journal {
@@ -226,23 +234,29 @@ impl WriterState {
     }
 
     /// Whether a reader waits for what the writer gathers (an export's rows
-    /// or the summaries), or the journal holds exports back until this
-    /// gather commits, so the gather should not wait for a full commit.
-    /// Without the second, a queue smaller than two commits
+    /// or the summaries), or the journal holds exports back before a gather
+    /// of `target` rows could fill, so the gather should not wait for a
+    /// full commit. Without the second, a queue smaller than two commits
     /// (`ingest.queue_rows` < 2 × `batch_rows`) let every gather wait out
     /// `fill_ms` for rows the journal would not pass on: 13k spans/s
-    /// instead of 120k.
-    fn hurried(&self) -> bool {
+    /// instead of 120k. The journal holds back at the top rate too, and
+    /// after a long checkpoint at half of it, with a full commit's rows
+    /// answered and on their way to this gather: hurrying then would cut
+    /// the commit short for nothing, and a short commit leaves its row
+    /// group for the next checkpoint to compress.
+    fn hurried(&self, target: usize) -> bool {
         !self.flush_waiters.is_empty()
             || self
                 .journal
                 .as_ref()
-                .is_some_and(|(_, marks)| marks.hurried() || marks.holding_back())
+                .is_some_and(|(_, marks)| marks.hurried() || marks.starves(target))
     }
 
     fn checkpoint_if_due(&mut self) {
+        let filling = self.gather_target() < self.batch_rows
+            && self.fill.as_ref().is_some_and(CommitFill::waits);
         if let Some(checkpoints) = &mut self.checkpoints {
-            checkpoints.run_if_due(&self.raw, &self.stats, self.journal.as_ref());
+            checkpoints.run_if_due(&self.raw, &self.stats, self.journal.as_ref(), filling);
         }
     }
 
@@ -304,6 +318,17 @@ impl WriterState {
                 self.finish(jobs, plan, started);
                 self.stats.steps.add("publish", t.elapsed());
                 self.stats.pulse.beat(false);
+            }
+            Err(e) if jobs.len() == 1 && !self.reads_shut_out && out_of_memory(&e) => {
+                // Reads share DuckDB's memory limit: one took what the
+                // append needed. Again, with the reads shut out.
+                tracing::warn!(error = %e, "a commit ran out of memory beside reads; retrying with reads shut out");
+                let db = self.raw.database();
+                // Whatever they hold: the append itself ran out.
+                let _reads_out = db.read_gate().close(READS_WAIT, || true);
+                self.reads_shut_out = true;
+                self.commit_group(jobs);
+                self.reads_shut_out = false;
             }
             Err(e) if jobs.len() == 1 => {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
@@ -368,7 +393,10 @@ impl WriterState {
             Ok(())
         });
         let t = Instant::now();
-        let result = result.and_then(|()| self.raw.execute("COMMIT"));
+        let result = result.and_then(|()| {
+            let _reads_out = (!self.reads_shut_out).then(|| self.raw.shut_out_reads(READS_WAIT));
+            self.raw.execute("COMMIT")
+        });
         steps.add("commit", t.elapsed());
         if let Err(e) = result {
             let _ = self.raw.execute("ROLLBACK");
@@ -583,4 +611,14 @@ pub(super) struct Plan {
     pub(super) keep: Vec<Vec<bool>>,
     /// The summaries wrote their pending sums in this commit.
     pub(super) flushed: bool,
+}
+
+/// Whether DuckDB failed for want of memory under its limit (its messages
+/// vary by where the allocation failed).
+fn out_of_memory(e: &DuckError) -> bool {
+    let text = e.to_string();
+    text.contains("Out of Memory")
+        || text.contains("failed to allocate")
+        || text.contains("could not allocate")
+        || text.contains("failed to pin block")
 }

@@ -90,6 +90,11 @@ impl CommitFill {
         }
     }
 
+    /// Whether the recent rate makes a gather wait for a full commit.
+    pub(super) fn waits(&self) -> bool {
+        self.wait() == self.fill_wait && self.fill_wait > self.batch_wait
+    }
+
     /// `fill_wait` when the rate gathers a full commit within it, otherwise
     /// `batch_wait`.
     fn wait(&self) -> Duration {

@@ -116,9 +116,14 @@ impl VisibilityMarks {
     }
 
     /// Whether the journal thread waits for a commit before it answers more
-    /// exports ([`Self::wait_for_writer`]).
-    pub(super) fn holding_back(&self) -> bool {
-        *self.backlog.lock().unwrap_or_else(|p| p.into_inner()) >= self.max_backlog
+    /// exports ([`Self::wait_for_writer`]) although fewer than `rows` rows
+    /// are answered and not committed: a gather of `rows` would then wait
+    /// for rows the journal does not pass on. Only a queue smaller than two
+    /// commits starves the writer so; otherwise every row the journal holds
+    /// back for is already on its way to the writer.
+    pub(super) fn starves(&self, rows: usize) -> bool {
+        let backlog = *self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        backlog >= self.max_backlog && backlog < rows
     }
 
     /// A reader waits for journal entry `entry` to be committed.

@@ -75,6 +75,12 @@ use tokio::sync::Semaphore;
 use crate::storage::{spawn_thread, Conn, Database, StorageError};
 use crate::stream::Hub;
 
+/// How long the writer's COMMIT and CHECKPOINT (and retention's) wait for
+/// the reads inside DuckDB to end before interrupting them
+/// (`storage::gate`): long enough for a page of the dashboard, short enough
+/// that a query cannot hold ingest up.
+pub const READS_WAIT: Duration = Duration::from_secs(1);
+
 /// Tuning for the writer; see `[ingest]` in qyl.toml.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -229,6 +235,7 @@ impl Writer {
                         config.fill_wait,
                     )
                 }),
+            reads_shut_out: false,
         };
         let mut journal_thread = None;
         let writer_rx = match (&journal_dir, &marks) {

@@ -202,6 +202,23 @@ fn a_reader_does_not_wait_for_a_full_commit() {
     w.writer.shutdown();
 }
 
+/// The journal holds exports back at half the queue; a gather is cut short
+/// for that only when what the journal lets through cannot fill it.
+#[test]
+fn the_journal_starves_only_a_gather_it_cannot_fill() {
+    let marks = handle::VisibilityMarks::new(0, 50_000);
+    marks.answered(49_999);
+    assert!(!marks.starves(32_768), "not holding back yet");
+    marks.answered(1);
+    assert!(
+        !marks.starves(32_768),
+        "50,000 rows on their way fill a commit of 32,768"
+    );
+    assert!(marks.starves(65_536), "a commit larger than half the queue");
+    marks.committed(32_768);
+    assert!(!marks.starves(65_536), "no longer holding back");
+}
+
 #[test]
 fn a_queue_smaller_than_two_commits_does_not_wait_for_a_full_commit() {
     // The journal answers while fewer than half the queue (8,192 rows)
@@ -245,6 +262,47 @@ fn after_a_partial_commit_the_next_one_fills_the_row_group() {
     }
     let filled = ROW_GROUP as i64;
     assert_eq!(w.wait_for_rows(filled, Duration::from_secs(60)), filled);
+    w.writer.shutdown();
+}
+
+/// A checkpoint that falls due while a short commit has left the spans'
+/// last row group part full waits, under load, for the commit that fills
+/// it: a checkpoint between the two makes DuckDB rewrite the written part
+/// of the row group the slow way (`checkpoint::Checkpoints::run_if_due`).
+#[test]
+fn a_due_checkpoint_waits_for_the_open_row_group_to_fill() {
+    let mut w = FileWriter::start_with(WriterConfig {
+        fill_wait: Duration::from_secs(600),
+        checkpoint_interval: Duration::from_secs(1),
+        ..WriterConfig::default()
+    });
+    for _ in 0..16 {
+        w.send(1024);
+    }
+    let h = w.writer.handle();
+    let visibility = h.visibility().unwrap();
+    let checkpoints = || h.stats().checkpoints.load(Ordering::Acquire);
+    // A reader hurries a commit: 17 exports, the row group is part full.
+    w.send(1024);
+    visibility.settle_blocking(Duration::from_secs(30));
+    assert_eq!(count(&w.reader), 17 * 1024);
+    let before = checkpoints();
+    // The one-second timer is due meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        checkpoints(),
+        before,
+        "checkpointed with the row group open"
+    );
+    for _ in 0..ROW_GROUP / 1024 - 17 {
+        w.send(1024);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpoints() == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count(&w.reader), ROW_GROUP as i64);
+    assert!(checkpoints() > before, "no checkpoint after the fill");
     w.writer.shutdown();
 }
 
