@@ -8,12 +8,11 @@
 //! list every second during top-rate ingest, that happened within a minute
 //! (BENCHMARKS.md, "What a long checkpoint holds up"). A read that runs out
 //! of memory on its own only fails itself. So the writer closes this gate
-//! around those two statements: new reads wait at it, and the statement
-//! starts once the reads already inside have ended, or after the closer's
-//! wait. Then reads that hold much of DuckDB's memory are interrupted first
-//! (they fail, their callers see an error), so that a hungry query costs
-//! itself, not the writer; a long but light one (a scan) goes on beside the
-//! statement.
+//! around those two statements: new reads wait at it. Reads already inside
+//! that hold much of DuckDB's memory get a moment to end and are then
+//! interrupted (they fail, their callers see an error), so that a hungry
+//! query costs itself, not the writer; a light one (a scan, however long)
+//! goes on beside the statement.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -44,7 +43,7 @@ pub struct Reading<'a> {
     id: u64,
 }
 
-/// The gate closed, with no read inside; it opens when this is dropped.
+/// The gate closed to new reads; it opens when this is dropped.
 #[must_use = "the gate is closed only while this lives"]
 pub struct Closed<'a>(&'a ReadGate);
 
@@ -96,25 +95,17 @@ impl ReadGate {
     }
 
     /// Closes the gate (after whoever has it closed opens it): new reads
-    /// wait until the returned guard is dropped. The reads inside get `wait`
-    /// to end; then, if `hungry()` says they hold memory the closer may need,
-    /// they are interrupted and this returns once they have left; if not,
-    /// it returns with them still inside (a long but light query, such as
-    /// a scan, goes on).
+    /// wait until the returned guard is dropped. Reads already inside go on
+    /// unless `hungry()` says they hold memory the closer may need; then
+    /// they get `wait` to end, are interrupted, and this returns once they
+    /// have left. So a long but light query (a scan) never holds the writer
+    /// up, and a hungry one holds it up for `wait` at most.
     pub fn close(&self, wait: Duration, hungry: impl FnOnce() -> bool) -> Closed<'_> {
         let mut state = self.lock();
         while state.closed {
             state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
         state.closed = true;
-        let deadline = Instant::now() + wait;
-        while !state.reading.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            state = self.wait_timeout(state, left);
-        }
         if state.reading.is_empty() {
             return Closed(self);
         }
@@ -122,12 +113,19 @@ impl ReadGate {
         if !hungry() {
             return Closed(self);
         }
+        let deadline = Instant::now() + wait;
         let mut state = self.lock();
         while !state.reading.is_empty() {
-            for interrupt in state.reading.values() {
-                interrupt.interrupt();
-            }
-            state = self.wait_timeout(state, INTERRUPT_EVERY);
+            let left = deadline.saturating_duration_since(Instant::now());
+            let pause = if left.is_zero() {
+                for interrupt in state.reading.values() {
+                    interrupt.interrupt();
+                }
+                INTERRUPT_EVERY
+            } else {
+                left
+            };
+            state = self.wait_timeout(state, pause);
         }
         Closed(self)
     }

@@ -76,7 +76,7 @@ use crate::storage::{spawn_thread, Conn, Database, StorageError};
 use crate::stream::Hub;
 
 /// How long the writer's COMMIT and CHECKPOINT (and retention's) wait for
-/// the reads inside DuckDB to end before interrupting them
+/// reads holding much of DuckDB's memory to end before interrupting them
 /// (`storage::gate`): long enough for a page of the dashboard, short enough
 /// that a query cannot hold ingest up.
 pub const READS_WAIT: Duration = Duration::from_secs(1);
