@@ -245,9 +245,18 @@ impl Database {
         &self.read_gate
     }
 
-    /// DuckDB's `memory_limit` in bytes, when qyl set one ("…MB").
-    pub fn memory_limit(&self) -> Option<u64> {
-        self.memory_limit
+    /// Closes the [`ReadGate`] for a COMMIT or CHECKPOINT, interrupting
+    /// reads that outlast `wait` if they hold much of DuckDB's memory
+    /// (`read_memory`: [`super::gate::READ_MEMORY_SQL`] run on the closer's
+    /// connection; 0 if it fails).
+    fn shut_out_reads(
+        &self,
+        wait: Duration,
+        read_memory: impl FnOnce() -> u64,
+    ) -> super::gate::Closed<'_> {
+        self.read_gate.close(wait, || {
+            super::gate::hungry(read_memory(), self.memory_limit)
+        })
     }
 
     /// The rows in a row group of the file's tables, when the file has one
@@ -328,11 +337,9 @@ impl Conn {
 
     /// [`RawConn::shut_out_reads`] for this connection.
     pub fn shut_out_reads(&self, wait: Duration) -> super::gate::Closed<'_> {
-        self._db.read_gate().close(wait, || {
-            let used: u64 = self
-                .query_row(super::gate::READ_MEMORY_SQL, [], |r| r.get(0))
-                .unwrap_or(0);
-            super::gate::hungry(used, self._db.memory_limit())
+        self._db.shut_out_reads(wait, || {
+            self.query_row(super::gate::READ_MEMORY_SQL, [], |r| r.get(0))
+                .unwrap_or(0)
         })
     }
 }
@@ -354,11 +361,6 @@ pub struct RawConn {
 unsafe impl Send for RawConn {}
 
 impl RawConn {
-    /// The database's [`ReadGate`].
-    pub fn read_gate(&self) -> &ReadGate {
-        self._db.read_gate()
-    }
-
     /// The database this connection belongs to.
     pub fn database(&self) -> Arc<Database> {
         self._db.clone()
@@ -368,13 +370,11 @@ impl RawConn {
     /// connection, interrupting reads that outlast `wait` if they hold much
     /// of DuckDB's memory.
     pub fn shut_out_reads(&self, wait: Duration) -> super::gate::Closed<'_> {
-        self._db.read_gate().close(wait, || {
-            let used = self
-                .query_u64_row(super::gate::READ_MEMORY_SQL)
+        self._db.shut_out_reads(wait, || {
+            self.query_u64_row(super::gate::READ_MEMORY_SQL)
                 .ok()
                 .and_then(|row| row.first().copied())
-                .unwrap_or(0);
-            super::gate::hungry(used, self._db.memory_limit())
+                .unwrap_or(0)
         })
     }
 
