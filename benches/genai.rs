@@ -95,8 +95,8 @@ fn generate(conn: &storage::Conn, spans: u64, t0: u64, window_ns: u64) {
     conn.execute_batch(&sql).expect("generating spans");
     conn.execute_batch("RESET threads").expect("threads");
     conn.execute_batch(
-        "INSERT INTO session_traces
-         SELECT session_id, trace_id, min(start_time_unix_nano), max(end_time_unix_nano),
+        "INSERT INTO session_trace_rows
+         SELECT session_id, qyl_trace_key(trace_id), min(start_time_unix_nano), max(end_time_unix_nano),
                 count(*), count(*) FILTER (WHERE status_code = 'ERROR'),
                 count(gen_ai_provider), coalesce(sum(gen_ai_input_tokens), 0),
                 coalesce(sum(gen_ai_output_tokens), 0), coalesce(sum(gen_ai_cache_read_tokens), 0),

@@ -114,7 +114,7 @@ fn write_v1_group(db: &duckdb::Connection, t0: u64, g: &V1Group<'_>) {
                 {user} AS user_id, 'TypeError' AS error_type, {message} AS message,
                 {stacktrace} AS stacktrace, {frames} AS frames, {culprit} AS culprit,
                 false AS handled, {hash} AS fingerprint",
-            event_id = sql_str(&format!("v1-{}-{i}", g.id)),
+            event_id = sql_str(&format!("{:032x}", 0x7100_0000 + g.id * 100 + i as i64)),
             id = g.id,
             time = t0 + at * SEC,
             trace_id = sql_str(&format!("{:032x}", g.id * 100 + i as i64)),
@@ -157,6 +157,18 @@ fn as_before_migration_11(db: &duckdb::Connection) {
          DROP VIEW log_rows_all;
          DROP VIEW metric_rows_all;
          DROP TABLE archive_parts;
+         DROP VIEW session_traces;
+         ALTER TABLE session_trace_rows
+             ALTER trace_id SET DATA TYPE VARCHAR USING qyl_trace_hex(trace_id);
+         ALTER TABLE session_trace_rows RENAME TO session_traces;
+         DROP VIEW error_events;
+         ALTER TABLE error_event_rows
+             ALTER event_id SET DATA TYPE VARCHAR USING qyl_trace_hex(event_id);
+         ALTER TABLE error_event_rows
+             ALTER trace_id SET DATA TYPE VARCHAR USING qyl_trace_hex(trace_id);
+         ALTER TABLE error_event_rows
+             ALTER span_id SET DATA TYPE VARCHAR USING qyl_span_hex(span_id);
+         ALTER TABLE error_event_rows RENAME TO error_events;
          ALTER TABLE span_rows ALTER trace_id SET DATA TYPE VARCHAR USING qyl_trace_hex(trace_id);
          ALTER TABLE span_rows ALTER span_id SET DATA TYPE VARCHAR USING qyl_span_hex(span_id);
          ALTER TABLE span_rows ALTER parent_span_id SET DATA TYPE VARCHAR

@@ -482,12 +482,12 @@ pub fn delete_older_than(
     report.error_events += delete_in_batches(
         conn,
         "deleting old error events",
-        "DELETE FROM error_events WHERE rowid IN (
-            SELECT rowid FROM error_events e
+        "DELETE FROM error_event_rows WHERE rowid IN (
+            SELECT rowid FROM error_event_rows e
             WHERE e.time_unix_nano < ?
               AND (e.trace_id IS NULL
                    OR NOT EXISTS (SELECT 1 FROM span_rows s
-                                  WHERE s.trace_id = qyl_trace_key(e.trace_id)))
+                                  WHERE s.trace_id = e.trace_id))
             LIMIT ?)",
         cutoff,
         batch,
@@ -588,7 +588,7 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
             .map_err(|e| StorageError::sql("counting expired traces", e))?;
         super::writer::derived::sessions::forget_traces(
             conn,
-            "SELECT trace_hex FROM retention_traces WHERE batch = ?",
+            "SELECT trace_id FROM retention_traces WHERE batch = ?",
             b,
         )?;
         let logs = execute(
@@ -601,8 +601,8 @@ fn delete_trace_batch(conn: &Conn, b: u64, cutoff: u64) -> Result<PassReport, St
         let error_events = execute(
             conn,
             "deleting the error events of expired traces",
-            "DELETE FROM error_events WHERE trace_id IN (
-                SELECT trace_hex FROM retention_traces WHERE batch = ?)",
+            "DELETE FROM error_event_rows WHERE trace_id IN (
+                SELECT trace_id FROM retention_traces WHERE batch = ?)",
             [b],
         )?;
         // After the re-check, every span of these traces in this

@@ -8,7 +8,9 @@
 //! and `metrics` are views over `span_rows`, `log_rows` and `metric_rows`
 //! (see `writer::derived::resources`): a new column goes on the table, and
 //! the view, which selects `*`, shows it. Since migration 17 the ids of
-//! `span_rows` are numbers that `spans` prints as hex (see `ids`); since
+//! `span_rows` are numbers that `spans` prints as hex (see `ids`), and
+//! since migration 22 those of `error_event_rows` and `session_trace_rows`,
+//! under the views `error_events` and `session_traces`; since
 //! migrations 19 and 20 a span's or log's version, environment and scope
 //! are in its `resources` row, which the views join back.
 
@@ -460,6 +462,11 @@ CREATE OR REPLACE VIEW spans AS
         version: 21,
         name: "archived Parquet files and the views over both tiers",
         sql: super::archive::MIGRATION_SQL,
+    },
+    Migration {
+        version: 22,
+        name: "session trace and error event ids as numbers",
+        sql: super::ids::DERIVED_MIGRATION_SQL,
     },
 ];
 

@@ -125,7 +125,7 @@ pub fn list_errors(c: &Conn, q: &ErrorQuery) -> Result<Page<ErrorGroupRow>, Quer
     if let Some(release) = &q.release {
         w.cond(
             "(first_release = ? OR last_release = ?
-              OR id IN (SELECT group_id FROM error_events WHERE release = ?))",
+              OR id IN (SELECT group_id FROM error_event_rows WHERE release = ?))",
             [
                 Value::Text(release.clone()),
                 Value::Text(release.clone()),
@@ -246,16 +246,18 @@ const EVENT_COLS: &str = "event_id, group_id, time_unix_nano, source, trace_id, 
     service_name, release, environment, session_id, user_id, error_type, message, culprit, \
     handled, gen_ai_model, gen_ai_error_class";
 
+/// A row of `error_event_rows` (ids as numbers, `storage::ids`) with
+/// [`EVENT_COLS`] first.
 fn event_row(r: &Row<'_>) -> duckdb::Result<ErrorEventRow> {
     let t: u64 = r.get(2)?;
     Ok(ErrorEventRow {
-        event_id: r.get(0)?,
+        event_id: ids::trace_id_at(r, 0)?,
         group_id: r.get(1)?,
         time: rfc3339(t),
         time_unix_nano: t.to_string(),
         source: r.get(3)?,
-        trace_id: r.get(4)?,
-        span_id: r.get(5)?,
+        trace_id: r.get::<_, Option<u128>>(4)?.map(ids::trace_hex),
+        span_id: ids::parent_id_at(r, 5)?,
         service_name: r.get(6)?,
         release: r.get(7)?,
         environment: r.get(8)?,
@@ -279,17 +281,16 @@ pub fn list_events(
     let mut w = Where::default();
     w.cond("group_id = ?", [Value::BigInt(group)]);
     if let Some(cur) = &page.cursor {
+        let event = ids::trace_id_value(&cur.key).ok_or_else(|| {
+            QueryError::Invalid("cursor: not a cursor of a group's events".into())
+        })?;
         w.cond(
             "(time_unix_nano < ? OR (time_unix_nano = ? AND event_id < ?))",
-            [
-                Value::UBigInt(cur.time),
-                Value::UBigInt(cur.time),
-                Value::Text(cur.key.clone()),
-            ],
+            [Value::UBigInt(cur.time), Value::UBigInt(cur.time), event],
         );
     }
     let sql = format!(
-        "SELECT {EVENT_COLS} FROM error_events{} ORDER BY time_unix_nano DESC, event_id DESC LIMIT {}",
+        "SELECT {EVENT_COLS} FROM error_event_rows{} ORDER BY time_unix_nano DESC, event_id DESC LIMIT {}",
         w.sql(),
         page.limit + 1
     );
@@ -311,8 +312,12 @@ pub fn get_event(
     group: i64,
     event_id: &str,
 ) -> Result<Option<ErrorEventDetail>, QueryError> {
+    // Event ids are the hex of a 128-bit hash, stored as the number.
+    let Some(event_id) = ids::trace_id_value(event_id) else {
+        return Ok(None);
+    };
     let sql = format!(
-        "SELECT {EVENT_COLS}, stacktrace, frames FROM error_events
+        "SELECT {EVENT_COLS}, stacktrace, frames FROM error_event_rows
          WHERE group_id = ? AND event_id = ? LIMIT 1"
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the error event read")?;
@@ -454,40 +459,45 @@ fn collect_crumbs(
     let other = Value::Text(other.to_string());
     let at_v = Value::UBigInt(at);
     let (span_scope, log_scope, err_scope, params) = if session {
+        let other_trace = as_number(&other, ids::trace_id_value);
         (
             "session_id = ? AND trace_id IS DISTINCT FROM ?",
             "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)",
-            "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)",
+            "session_id = ? AND trace_id IS DISTINCT FROM ?",
             vec![
                 key.clone(),
-                as_number(&other, ids::trace_id_value),
+                other_trace.clone(),
                 at_v.clone(),
                 key.clone(),
-                other.clone(),
+                other,
                 at_v.clone(),
                 key,
-                other,
+                other_trace,
                 at_v,
             ],
         )
     } else {
+        let trace = as_number(&key, ids::trace_id_value);
         (
             "trace_id = ? AND span_id IS DISTINCT FROM ?",
             "trace_id = ?",
             "trace_id = ?",
             vec![
-                as_number(&key, ids::trace_id_value),
+                trace.clone(),
                 as_number(&other, ids::span_id_value),
                 at_v.clone(),
-                key.clone(),
-                at_v.clone(),
                 key,
+                at_v.clone(),
+                trace,
                 at_v,
             ],
         )
     };
     let mut params = params;
-    params.push(Value::Text(event_id.to_string()));
+    params.push(as_number(
+        &Value::Text(event_id.to_string()),
+        ids::trace_id_value,
+    ));
     let strict = if session { "<" } else { "<=" };
     let sql = format!(
         "SELECT * FROM (
@@ -502,9 +512,9 @@ fn collect_crumbs(
                   NULL, NULL, NULL, severity_number, body
            FROM log_rows_all log_rows WHERE {log_scope} AND time_unix_nano {strict} ? AND severity_number >= 9
            UNION ALL
-           SELECT 2, time_unix_nano, trace_id, span_id, error_type, NULL, NULL, NULL, NULL, NULL,
-                  NULL, NULL, NULL, NULL, NULL, message
-           FROM error_events WHERE {err_scope} AND time_unix_nano {strict} ? AND event_id <> ?
+           SELECT 2, time_unix_nano, qyl_trace_hex(trace_id), qyl_span_hex(span_id), error_type,
+                  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, message
+           FROM error_event_rows WHERE {err_scope} AND time_unix_nano {strict} ? AND event_id IS DISTINCT FROM ?
          ) ORDER BY t DESC LIMIT {limit}"
     );
     let mut stmt = c.prepare(&sql).ctx("preparing the breadcrumb query")?;
@@ -698,7 +708,7 @@ pub fn group_histogram(
     let sql = format!(
         "SELECT group_id, ((time_unix_nano::BIGINT - ?) // ?)::UBIGINT AS bucket,
                 count(*)::UBIGINT
-         FROM error_events
+         FROM error_event_rows
          WHERE group_id IN ({marks}) AND time_unix_nano >= ? AND time_unix_nano < ?
          GROUP BY 1, 2"
     );

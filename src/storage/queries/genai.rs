@@ -128,7 +128,7 @@ fn calls(f: &GenAiFilter, with_rollups: bool) -> Where {
         // A session's spans are those of its traces: spans without a
         // session id of their own belong through their trace.
         w.cond(
-            "trace_id IN (SELECT qyl_trace_key(trace_id) FROM session_traces WHERE session_id = ?)",
+            "trace_id IN (SELECT trace_id FROM session_trace_rows WHERE session_id = ?)",
             [Value::Text(s.clone())],
         );
     }

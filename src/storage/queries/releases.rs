@@ -279,7 +279,7 @@ fn correlation(c: &Conn, f: &Found, now: u64) -> Result<DeployCorrelation, Query
         "SELECT gen_ai_error_class,
                 count(*) FILTER (WHERE time_unix_nano < {start})::UBIGINT,
                 count(*) FILTER (WHERE time_unix_nano >= {start})::UBIGINT
-         FROM error_events WHERE service_name = ? AND environment IS NOT DISTINCT FROM ?
+         FROM error_event_rows WHERE service_name = ? AND environment IS NOT DISTINCT FROM ?
           AND gen_ai_error_class IS NOT NULL
           AND time_unix_nano >= {before} AND time_unix_nano < {end}
          GROUP BY 1 ORDER BY 3 DESC, 2 DESC, 1"

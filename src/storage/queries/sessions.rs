@@ -173,18 +173,23 @@ fn summary(c: &Conn, id: &str, now: u64) -> Result<Option<SessionSummary>, Query
 
 /// `WHERE` for the spans of a session's traces, narrowed to the session's
 /// time range so old row groups are skipped by their min/max.
-/// `session_traces` keeps ids as text, `span_rows` as numbers (`storage::ids`).
+/// `session_trace_rows` keeps ids as numbers, as `span_rows` does
+/// (`storage::ids`).
 fn session_spans_where(s: &SessionSummary) -> Where {
     session_where(
         s,
         "start_time_unix_nano",
-        "qyl_trace_key(trace_id) FROM session_traces",
+        "trace_id FROM session_trace_rows",
     )
 }
 
-/// [`session_spans_where`] for `log_rows`.
+/// [`session_spans_where`] for `log_rows`, which keeps its ids as text.
 fn session_logs_where(s: &SessionSummary) -> Where {
-    session_where(s, "time_unix_nano", "trace_id FROM session_traces")
+    session_where(
+        s,
+        "time_unix_nano",
+        "qyl_trace_hex(trace_id) FROM session_trace_rows",
+    )
 }
 
 fn session_where(s: &SessionSummary, time_col: &str, traces: &str) -> Where {
@@ -210,7 +215,7 @@ pub fn get_session(c: &Conn, id: &str, now: u64) -> Result<Option<SessionDetail>
                     sum(gen_ai_requests)::UBIGINT, sum(gen_ai_input_tokens)::BIGINT,
                     sum(gen_ai_output_tokens)::BIGINT, sum(gen_ai_cost_usd),
                     sum(gen_ai_unpriced_requests)::UBIGINT, string_agg(models, chr(31))
-             FROM session_traces WHERE session_id = ?
+             FROM session_trace_rows WHERE session_id = ?
              GROUP BY trace_id ORDER BY 2, 1 LIMIT {}",
             MAX_TRACES + 1
         ))
@@ -231,7 +236,7 @@ pub fn get_session(c: &Conn, id: &str, now: u64) -> Result<Option<SessionDetail>
             models.sort();
             models.dedup();
             Ok(SessionTrace {
-                trace_id: r.get(0)?,
+                trace_id: ids::trace_id_at(r, 0)?,
                 root_name: None,
                 start_time: rfc3339(first),
                 start_time_unix_nano: first.to_string(),

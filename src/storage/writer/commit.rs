@@ -65,7 +65,15 @@ pub(super) struct WriterState {
     /// The reads are shut out for the whole of the current commit (a retry
     /// after a read took the memory it needed; see `commit_group`).
     pub(super) reads_shut_out: bool,
+    /// With batches held in the journal (`journal::hold`): the earliest a
+    /// successful commit tries them again.
+    pub(super) retry_held_at: Option<Instant>,
 }
+
+/// How often held batches are tried again while commits succeed: a batch
+/// that cannot be stored (whatever DuckDB refuses in it) then costs one
+/// failed append a second, not one per commit.
+const RETRY_HELD_EVERY: Duration = Duration::from_secs(1);
 
 impl Drop for WriterState {
     fn drop(&mut self) {
@@ -120,8 +128,14 @@ impl WriterState {
             let mut rows = first.batch.len();
             let mut jobs = vec![first];
             while rows < target {
-                if self.hurried(target) {
+                if self.starved(target) {
                     deadline = deadline.min(started + self.batch_wait);
+                } else if self.read_waits() {
+                    let read_deadline = match &self.fill {
+                        Some(fill) => fill.read_deadline(started, target),
+                        None => started + self.batch_wait,
+                    };
+                    deadline = deadline.min(read_deadline);
                 }
                 // Waiting for a full commit, look up every batch_wait for a
                 // reader that waits for these rows.
@@ -212,17 +226,28 @@ impl WriterState {
         if !group.is_empty() {
             self.commit(group);
         }
-        if replayed.entries > 0 || replayed.undecodable > 0 {
+        // Batches an earlier run could not commit, after what followed them.
+        let held = journal::held(dir)?;
+        let next = held
+            .iter()
+            .map(|(number, _)| number + 1)
+            .fold(replayed.next, u64::max);
+        if !held.is_empty() {
+            self.retry_held();
+        }
+        if replayed.entries > 0 || replayed.undecodable > 0 || !held.is_empty() {
             tracing::info!(
                 entries = replayed.entries,
                 undecodable = replayed.undecodable,
                 torn_segments = replayed.torn,
+                held = held.len(),
                 "replayed the journal: exports answered before a crash are stored"
             );
             self.raw.execute("CHECKPOINT")?;
         }
         journal::forget_all(dir)?;
-        Ok(replayed.next)
+        // Held batches' numbers are not given out again.
+        Ok(next)
     }
 
     /// The rows a gather ends at (see [`CommitFill::gather_target`]).
@@ -233,10 +258,19 @@ impl WriterState {
         }
     }
 
-    /// Whether a reader waits for what the writer gathers (an export's rows
-    /// or the summaries), or the journal holds exports back before a gather
-    /// of `target` rows could fill, so the gather should not wait for a
-    /// full commit. Without the second, a queue smaller than two commits
+    /// Whether a reader waits for what the writer gathers: an export's rows
+    /// or the summaries.
+    fn read_waits(&self) -> bool {
+        !self.flush_waiters.is_empty()
+            || self
+                .journal
+                .as_ref()
+                .is_some_and(|(_, marks)| marks.hurried())
+    }
+
+    /// Whether the journal holds exports back before a gather of `target`
+    /// rows could fill, so the gather should not wait for a full commit.
+    /// Without this, a queue smaller than two commits
     /// (`ingest.queue_rows` < 2 × `batch_rows`) let every gather wait out
     /// `fill_ms` for rows the journal would not pass on: 13k spans/s
     /// instead of 120k. The journal holds back at the top rate too, and
@@ -244,12 +278,10 @@ impl WriterState {
     /// answered and on their way to this gather: hurrying then would cut
     /// the commit short for nothing, and a short commit leaves its row
     /// group for the next checkpoint to compress.
-    fn hurried(&self, target: usize) -> bool {
-        !self.flush_waiters.is_empty()
-            || self
-                .journal
-                .as_ref()
-                .is_some_and(|(_, marks)| marks.hurried() || marks.starves(target))
+    fn starved(&self, target: usize) -> bool {
+        self.journal
+            .as_ref()
+            .is_some_and(|(_, marks)| marks.starves(target))
     }
 
     fn checkpoint_if_due(&mut self) {
@@ -307,7 +339,9 @@ impl WriterState {
         }
     }
 
-    fn commit_group(&mut self, jobs: Vec<Job>) {
+    /// [`WriterState::commit`] without the marks; returns whether every
+    /// job was stored.
+    fn commit_group(&mut self, jobs: Vec<Job>) -> bool {
         let started = Instant::now();
         match self.write(&jobs) {
             Ok(plan) => {
@@ -318,35 +352,106 @@ impl WriterState {
                 self.finish(jobs, plan, started);
                 self.stats.steps.add("publish", t.elapsed());
                 self.stats.pulse.beat(false);
+                if self.retry_held_at.is_some_and(|at| Instant::now() >= at) {
+                    self.retry_held();
+                }
+                true
             }
-            Err(e) if jobs.len() == 1 && !self.reads_shut_out && out_of_memory(&e) => {
+            Err(e) if !self.reads_shut_out && out_of_memory(&e) => {
                 // Reads share DuckDB's memory limit: one took what the
-                // append needed. Again, with the reads shut out.
+                // append needed. Again, with the reads shut out, and whole:
+                // split into its jobs, a group of 64 exports became 64
+                // commits of 512 rows each (measured with a reader every
+                // second at the top rate: 7,900 rows a commit on average
+                // instead of 32,000).
                 tracing::warn!(error = %e, "a commit ran out of memory beside reads; retrying with reads shut out");
                 let db = self.raw.database();
                 // Whatever they hold: the append itself ran out.
                 let _reads_out = db.read_gate().close(READS_WAIT, || true);
                 self.reads_shut_out = true;
-                self.commit_group(jobs);
+                let stored = self.commit_group(jobs);
                 self.reads_shut_out = false;
+                stored
             }
             Err(e) if jobs.len() == 1 => {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                 self.stats.pulse.commit_result(false);
                 self.stats.pulse.beat(false);
-                if jobs.iter().any(|j| j.ack.is_none()) {
-                    tracing::error!(error = %e, "commit of a journaled batch failed; the batch is lost");
-                } else {
-                    tracing::error!(error = %e, "commit failed");
-                }
                 for mut job in jobs {
+                    if job.ack.is_none() && job.journaled > 0 {
+                        self.hold(&job, &e);
+                    } else {
+                        tracing::error!(error = %e, "commit failed");
+                    }
                     job.answer(Err(WriteError::Commit(e.to_string())));
                 }
+                false
             }
             Err(e) => {
                 tracing::warn!(error = %e, jobs = jobs.len(), "group commit failed; retrying jobs one by one");
+                let mut stored = true;
                 for job in jobs {
-                    self.commit_group(vec![job]);
+                    stored &= self.commit_group(vec![job]);
+                }
+                stored
+            }
+        }
+    }
+
+    /// Keeps a journaled batch whose commit failed (its export was answered
+    /// when it was journaled) until a later commit stores it.
+    fn hold(&mut self, job: &Job, e: &DuckError) {
+        let Some((dir, _)) = &self.journal else {
+            tracing::error!(error = %e, "commit of a replayed batch failed; the batch is lost");
+            return;
+        };
+        match journal::hold(dir, job.journaled, &job.batch) {
+            Ok(path) => {
+                tracing::error!(error = %e, held = %path.display(), "commit of a journaled batch failed; the batch is kept and tried again after the next commit that succeeds, and at start");
+                self.retry_held_at
+                    .get_or_insert_with(|| Instant::now() + RETRY_HELD_EVERY);
+            }
+            Err(held) => {
+                tracing::error!(error = %e, hold_error = %held, "commit of a journaled batch failed and it could not be kept; the batch is lost");
+            }
+        }
+    }
+
+    /// Commits the batches held in the journal, each on its own, oldest
+    /// first; deletes the file of each one stored.
+    pub(super) fn retry_held(&mut self) {
+        let Some((dir, _)) = &self.journal else {
+            return;
+        };
+        let dir = dir.clone();
+        self.retry_held_at = None;
+        let held = match journal::held(&dir) {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the held batches; trying again later");
+                self.retry_held_at = Some(Instant::now() + RETRY_HELD_EVERY);
+                return;
+            }
+        };
+        for (number, path) in held {
+            let batch = match journal::read_held(&path) {
+                Ok(Some(batch)) => batch,
+                Ok(None) => {
+                    tracing::error!(held = %path.display(), "a held batch cannot be read back; left where it is");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read a held batch; trying again later");
+                    self.retry_held_at = Some(Instant::now() + RETRY_HELD_EVERY);
+                    continue;
+                }
+            };
+            let spans = batch.spans.len();
+            // On failure `hold` leaves the file and sets the next try.
+            if self.commit_group(vec![Job::replayed(batch, number)]) {
+                tracing::info!(entry = number, spans, "a held batch is stored");
+                if let Err(e) = journal::release(&path) {
+                    tracing::warn!(error = %e, "could not delete a stored held batch; the retry's dedup keeps it from being stored twice");
                 }
             }
         }

@@ -236,6 +236,7 @@ impl Writer {
                     )
                 }),
             reads_shut_out: false,
+            retry_held_at: None,
         };
         let mut journal_thread = None;
         let writer_rx = match (&journal_dir, &marks) {

@@ -800,3 +800,67 @@ fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
     assert_eq!(count(&w.reader), whole + 1_000);
     w.writer.shutdown();
 }
+
+/// An export is answered once it is journaled, so a commit that fails
+/// afterwards must not lose it: the batch is kept (`journal::hold`) and
+/// stored by the first commit that succeeds a second later, or at the next
+/// start, and a checkpoint in between does not take it away.
+#[test]
+fn a_journaled_batch_whose_commit_fails_is_kept_until_it_is_stored() {
+    let held = |w: &FileWriter| -> usize {
+        let dir = super::journal::dir_for(&w._dir.path().join("q.duckdb"));
+        super::journal::held(&dir).unwrap().len()
+    };
+    let mut w = FileWriter::start_with(WriterConfig::default());
+    let h = w.writer.handle();
+    let visibility = h.visibility().unwrap();
+    let settle = || visibility.settle_blocking(Duration::from_secs(60));
+    w.send(10);
+    settle();
+    assert_eq!(count(&w.reader), 10);
+
+    // The table goes away: the next export is answered, its commit fails.
+    w.reader
+        .execute_batch("ALTER TABLE span_rows RENAME TO span_rows_away")
+        .unwrap();
+    w.send(20);
+    settle();
+    assert_eq!(held(&w), 1);
+    w.reader
+        .execute_batch("ALTER TABLE span_rows_away RENAME TO span_rows")
+        .unwrap();
+    w.reader.execute_batch("CHECKPOINT").unwrap();
+    // A commit within the second does not try it yet; one after does.
+    w.send(5);
+    settle();
+    assert_eq!(count(&w.reader), 15);
+    std::thread::sleep(Duration::from_millis(1100));
+    w.send(5);
+    settle();
+    assert_eq!(count(&w.reader), 40, "the held batch is stored");
+    assert_eq!(held(&w), 0);
+
+    // Failing again, then a stop (whose checkpoint empties the journal)
+    // and a start with the table back: the start stores it.
+    w.reader
+        .execute_batch("ALTER TABLE span_rows RENAME TO span_rows_away")
+        .unwrap();
+    w.send(7);
+    settle();
+    assert_eq!(held(&w), 1);
+    let FileWriter {
+        _dir: dir,
+        writer,
+        reader,
+        next,
+    } = w;
+    writer.shutdown();
+    reader
+        .execute_batch("ALTER TABLE span_rows_away RENAME TO span_rows")
+        .unwrap();
+    drop(reader);
+    let w = FileWriter::open_in(dir, WriterConfig::default(), next);
+    assert_eq!(count(&w.reader), 47);
+    assert_eq!(held(&w), 0);
+    w.writer.shutdown();
+}

@@ -1,6 +1,7 @@
-//! The error tables (`errors`, `error_events`, `releases`), kept current by
-//! the writer in each commit's transaction, so an error is counted exactly
-//! when its span or log is stored. Which group an occurrence joins and what
+//! The error tables (`errors`, `error_event_rows` under the `error_events`
+//! view, `releases`), kept current by the writer in each commit's
+//! transaction, so an error is counted exactly when its span or log is
+//! stored. Which group an occurrence joins and what
 //! its status becomes is the error engine's ([`crate::errors::groups`]);
 //! this module loads its book at start and writes what a commit changed:
 //! only the groups a commit touched are rewritten (deleted and appended
@@ -32,6 +33,7 @@ use crate::errors::FINGERPRINT_VERSION;
 use crate::model::errors::{ErrorCommand, ErrorOccurrence};
 use crate::model::Record;
 use crate::storage::duck::{sql_text, Chunk, Col, RawConn};
+use crate::storage::ids::{parse_span_id, parse_trace_id};
 use crate::storage::{Conn, DuckError, StorageError};
 
 /// The [`Derived`] writer of the error tables.
@@ -135,7 +137,7 @@ impl ErrorGroups {
             Applied::Merged { target, sources } => {
                 let ids: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
                 raw.execute(&format!(
-                    "UPDATE error_events SET group_id = {target} WHERE group_id IN ({})",
+                    "UPDATE error_event_rows SET group_id = {target} WHERE group_id IN ({})",
                     ids.join(",")
                 ))?;
                 super::error_notes::merge(raw, target, &sources)?;
@@ -157,7 +159,7 @@ impl ErrorGroups {
     ) -> Result<(), DuckError> {
         if !events.is_empty() {
             let chunks = Chunk::fill(EVENT_COLS, events, |b, (gid, o)| put_event(b, *gid, o));
-            raw.append_chunks("error_events", &chunks)?;
+            raw.append_chunks("error_event_rows", &chunks)?;
         }
         if !self.book.staged.groups.is_empty() {
             let ids: Vec<String> = self
@@ -316,13 +318,14 @@ impl Derived for ErrorGroups {
     }
 }
 
+/// The columns of `error_event_rows`: ids as numbers (`storage::ids`).
 const EVENT_COLS: &[Col] = &[
-    Col::Varchar, // event_id
-    Col::Bigint,  // group_id
-    Col::UBigint, // time
-    Col::Varchar, // source
-    Col::Varchar,
-    Col::Varchar, // trace, span
+    Col::UHugeint, // event_id
+    Col::Bigint,   // group_id
+    Col::UBigint,  // time
+    Col::Varchar,  // source
+    Col::UHugeint,
+    Col::UBigint, // trace, span
     Col::Varchar,
     Col::Varchar,
     Col::Varchar, // service, release, environment
@@ -340,12 +343,17 @@ const EVENT_COLS: &[Col] = &[
 ];
 
 fn put_event(b: &mut crate::storage::duck::ChunkBuilder<'_>, group: i64, o: &ErrorOccurrence) {
-    b.str(&o.event_id);
+    // Ingest and capture only make ids of the right length in hex; one that
+    // is not would be stored as 0 (event) or NULL (trace, span).
+    b.u128(parse_trace_id(&o.event_id).unwrap_or(0));
     b.opt_i64(Some(group));
     b.u64(o.time_unix_nano);
     b.str(o.source);
-    b.opt_str(o.trace_id.as_deref());
-    b.opt_str(o.span_id.as_deref());
+    match o.trace_id.as_deref().and_then(parse_trace_id) {
+        Some(id) => b.u128(id),
+        None => b.null(),
+    }
+    b.opt_u64(o.span_id.as_deref().and_then(parse_span_id));
     b.str(&o.service_name);
     b.opt_str(o.release.as_deref());
     b.opt_str(o.environment.as_deref());
@@ -539,7 +547,7 @@ fn load_recent_days(conn: &Conn, state: &mut State, now: u64) -> Result<(), Stor
     let since = (now / DAY_NS).saturating_sub(BASELINE_DAYS) * DAY_NS;
     let mut stmt = conn
         .prepare(
-            "SELECT group_id, time_unix_nano // ?, count(*) FROM error_events
+            "SELECT group_id, time_unix_nano // ?, count(*) FROM error_event_rows
              WHERE time_unix_nano >= ? GROUP BY ALL ORDER BY 2",
         )
         .map_err(ctx)?;
@@ -651,7 +659,7 @@ fn backfill_users(
     let ctx = |e| StorageError::sql("reading the users of stored error events", e);
     let mut stmt = conn
         .prepare(
-            "SELECT DISTINCT e.group_id, e.user_id FROM error_events e
+            "SELECT DISTINCT e.group_id, e.user_id FROM error_event_rows e
              WHERE e.user_id IS NOT NULL AND e.group_id IN (
                  SELECT id FROM errors WHERE user_count > 0
                  AND id NOT IN (SELECT group_id FROM error_group_users))",
@@ -703,7 +711,7 @@ fn plan_regroup(
     let mut stmt = conn
         .prepare(
             "SELECT group_id, fingerprint, time_unix_nano, frames, error_type, message
-             FROM error_events
+             FROM error_event_rows
              WHERE frames IS NOT NULL AND group_id IN (
                  SELECT id FROM errors WHERE fingerprint_version < ?
                  AND fingerprint_rule IN ('in_app_frames', 'all_frames', 'explicit'))

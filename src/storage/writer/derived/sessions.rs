@@ -13,9 +13,9 @@
 //!
 //! The spans are aggregated in Rust per (session, trace), in memory until
 //! the writer asks for a flush (see `writer::derived`); then those rows are
-//! appended to `session_traces`
-//! (which keeps each session's traces and lets retention recompute a
-//! session), and the per-session sums go to a staging table and into
+//! appended to `session_trace_rows` (the `session_traces` view prints
+//! their trace ids as hex; it keeps each session's traces and lets
+//! retention recompute a session), and the per-session sums go to a staging table and into
 //! `session_entities` with one set-based upsert.
 
 use std::collections::hash_map::Entry;
@@ -28,6 +28,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{Committing, Derived, StagedUpsert};
 use crate::model::{SpanRecord, TraceId};
 use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
+use crate::storage::ids::parse_trace_id;
 use crate::storage::{Conn, StorageError};
 
 /// Trace → session pairs remembered for spans that arrive later.
@@ -38,30 +39,30 @@ const SEP: char = '\u{1f}';
 
 const STAGE: &str = "qyl_session_stage";
 
-/// The columns `session_traces` and the staging table share, in order.
+/// The columns `session_trace_rows` and the staging table share, in order.
 const COLS: &[Col] = &[
-    Col::Varchar, // session_id
-    Col::Varchar, // trace_id (staging: unused, empty)
-    Col::UBigint, // first seen
-    Col::UBigint, // last seen
-    Col::UBigint, // spans
-    Col::UBigint, // errors
-    Col::UBigint, // GenAI requests
-    Col::Bigint,  // input tokens
-    Col::Bigint,  // output
-    Col::Bigint,  // cache read
-    Col::Bigint,  // cache write
-    Col::Double,  // cost
-    Col::UBigint, // unpriced requests
-    Col::Varchar, // models
-    Col::Varchar, // services
-    Col::Varchar, // users
+    Col::Varchar,  // session_id
+    Col::UHugeint, // trace_id (staging: unused, 0)
+    Col::UBigint,  // first seen
+    Col::UBigint,  // last seen
+    Col::UBigint,  // spans
+    Col::UBigint,  // errors
+    Col::UBigint,  // GenAI requests
+    Col::Bigint,   // input tokens
+    Col::Bigint,   // output
+    Col::Bigint,   // cache read
+    Col::Bigint,   // cache write
+    Col::Double,   // cost
+    Col::UBigint,  // unpriced requests
+    Col::Varchar,  // models
+    Col::Varchar,  // services
+    Col::Varchar,  // users
 ];
 
 /// The staging table adds the count of traces new to the session.
 const STAGE_COLS: &[Col] = &[
     Col::Varchar,
-    Col::Varchar,
+    Col::UHugeint,
     Col::UBigint,
     Col::UBigint,
     Col::UBigint,
@@ -184,9 +185,9 @@ impl Sums {
         }
     }
 
-    fn put(&self, b: &mut ChunkBuilder<'_>, session: &str, trace: &str) {
+    fn put(&self, b: &mut ChunkBuilder<'_>, session: &str, trace: u128) {
         b.str(session);
-        b.str(trace);
+        b.u128(trace);
         b.u64(self.first);
         b.u64(self.last);
         b.u64(self.spans);
@@ -208,7 +209,7 @@ impl Sums {
 /// `writer::derived`: they are written when the writer says so).
 #[derive(Default)]
 struct Folded {
-    /// Per (session, trace), for `session_traces`.
+    /// Per (session, trace), for `session_trace_rows`.
     traces: HashMap<(Arc<str>, TraceId), Sums>,
     /// Per session, with how many of its traces are new to it.
     sessions: HashMap<Arc<str>, (Sums, u64)>,
@@ -337,7 +338,7 @@ impl SessionEntities {
                 STAGE,
                 format!(
                     "CREATE TEMP TABLE IF NOT EXISTS {STAGE} AS
-                     SELECT *, 0::UBIGINT AS new_traces FROM session_traces LIMIT 0"
+                     SELECT *, 0::UBIGINT AS new_traces FROM session_trace_rows LIMIT 0"
                 ),
                 upsert_sql(),
             ),
@@ -346,14 +347,14 @@ impl SessionEntities {
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT trace_id, any_value(session_id) FROM (
-                    SELECT trace_id, session_id FROM session_traces
+                    SELECT trace_id, session_id FROM session_trace_rows
                     ORDER BY last_seen_unix_nano DESC LIMIT {TRACE_CACHE})
                  GROUP BY trace_id"
             ))
             .map_err(ctx)?;
         let mut rows = stmt.query([]).map_err(ctx)?;
         while let Some(row) = rows.next().map_err(ctx)? {
-            let trace: String = row.get(0).map_err(ctx)?;
+            let trace = crate::storage::ids::trace_id_at(row, 0).map_err(ctx)?;
             let session: String = row.get(1).map_err(ctx)?;
             s.remember(xxh3_64(trace.as_bytes()), session.into());
         }
@@ -462,9 +463,9 @@ impl SessionEntities {
             .chain(&self.current.traces)
             .collect();
         let chunks = Chunk::fill(COLS, &per_trace, |b, ((session, trace), sums)| {
-            sums.put(b, session, trace)
+            sums.put(b, session, parse_trace_id(trace).unwrap_or(0))
         });
-        raw.append_chunks("session_traces", &chunks)?;
+        raw.append_chunks("session_trace_rows", &chunks)?;
 
         // One row per session in the stage (the upsert needs unique keys).
         let mut sessions = self.pending.sessions.clone();
@@ -477,7 +478,7 @@ impl SessionEntities {
         }
         let staged: Vec<_> = sessions.into_iter().collect();
         let chunks = Chunk::fill(STAGE_COLS, &staged, |b, (session, (sums, new))| {
-            sums.put(b, session, "");
+            sums.put(b, session, 0);
             b.u64(*new);
         });
         self.stage.run(raw, &chunks)
@@ -584,8 +585,8 @@ fn upsert_sql() -> &'static str {
 }
 
 /// Retention: the traces listed by `traces_sql` (a query of one column,
-/// `trace_id`, taking `param`) are being deleted in the open transaction
-/// of `conn`. Their rows leave `session_traces`; sessions left without
+/// `trace_id` as `span_rows` stores it, taking `param`) are being deleted
+/// in the open transaction of `conn`. Their rows leave `session_trace_rows`; sessions left without
 /// traces are deleted and the others recomputed from what remains.
 pub fn forget_traces(conn: &Conn, traces_sql: &str, param: u64) -> Result<u64, StorageError> {
     let run = |what: &str, sql: &str, with_param: bool| -> Result<usize, StorageError> {
@@ -600,14 +601,14 @@ pub fn forget_traces(conn: &Conn, traces_sql: &str, param: u64) -> Result<u64, S
         "finding the sessions of expired traces",
         &format!(
             "CREATE OR REPLACE TEMP TABLE retention_sessions AS
-             SELECT DISTINCT session_id FROM session_traces
+             SELECT DISTINCT session_id FROM session_trace_rows
              WHERE trace_id IN ({traces_sql})"
         ),
         true,
     )?;
     run(
         "deleting expired session traces",
-        &format!("DELETE FROM session_traces WHERE trace_id IN ({traces_sql})"),
+        &format!("DELETE FROM session_trace_rows WHERE trace_id IN ({traces_sql})"),
         true,
     )?;
     let deleted = run(
@@ -615,7 +616,7 @@ pub fn forget_traces(conn: &Conn, traces_sql: &str, param: u64) -> Result<u64, S
         "DELETE FROM session_entities
          WHERE session_id IN (SELECT session_id FROM retention_sessions)
            AND session_id NOT IN (
-               SELECT session_id FROM session_traces
+               SELECT session_id FROM session_trace_rows
                WHERE session_id IN (SELECT session_id FROM retention_sessions))",
         false,
     )?;
@@ -646,7 +647,7 @@ pub fn forget_traces(conn: &Conn, traces_sql: &str, param: u64) -> Result<u64, S
                           sum(t.gen_ai_cost_usd) AS c,
                           sum(t.gen_ai_unpriced_requests)::UBIGINT AS u,
                           {} AS m, {} AS sv, {} AS us
-                   FROM session_traces t
+                   FROM session_trace_rows t
                    WHERE t.session_id IN (SELECT session_id FROM retention_sessions)
                    GROUP BY t.session_id) a
              WHERE session_entities.session_id = a.session_id",
@@ -832,10 +833,9 @@ mod tests {
 
         // Retention drops trace 2: the session is recomputed from trace 1;
         // dropping trace 3 removes its session.
-        c.execute_batch(&format!(
-            "CREATE TEMP TABLE gone AS SELECT * FROM (VALUES ('{:032x}'), ('{:032x}')) t(trace_id)",
-            2, 3
-        ))
+        c.execute_batch(
+            "CREATE TEMP TABLE gone AS SELECT * FROM (VALUES (2::UHUGEINT), (3::UHUGEINT)) t(trace_id)",
+        )
         .unwrap();
         c.execute_batch("BEGIN").unwrap();
         let deleted = super::forget_traces(&c, "SELECT trace_id FROM gone WHERE ? > 0", 1).unwrap();

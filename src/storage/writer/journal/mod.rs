@@ -91,15 +91,7 @@ impl Journal {
     pub fn append(&mut self, batch: &Batch) -> u64 {
         let number = self.next;
         self.next += 1;
-        let start = self.pending.len();
-        self.pending.extend_from_slice(&[0; 8]);
-        self.pending.extend_from_slice(&number.to_le_bytes());
-        codec::encode_batch(batch, &mut self.pending);
-        let payload = self.pending.len() - start - HEADER;
-        let crc = crc32fast::hash(&self.pending[start + 8..]);
-        let header = &mut self.pending[start..start + 8];
-        header[..4].copy_from_slice(&(payload as u32).to_le_bytes());
-        header[4..].copy_from_slice(&crc.to_le_bytes());
+        encode_entry(number, batch, &mut self.pending);
         number
     }
 
@@ -274,6 +266,69 @@ pub fn replay(
         }
     }
     Ok(out)
+}
+
+/// Appends entry `number` holding `batch` to `out`.
+fn encode_entry(number: u64, batch: &Batch, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&number.to_le_bytes());
+    codec::encode_batch(batch, out);
+    let payload = out.len() - start - HEADER;
+    let crc = crc32fast::hash(&out[start + 8..]);
+    let header = &mut out[start..start + 8];
+    header[..4].copy_from_slice(&(payload as u32).to_le_bytes());
+    header[4..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The folder of a journal where batches the writer could not commit wait
+/// (see [`hold`]).
+const HELD: &str = "held";
+
+/// Keeps entry `number`, a batch that was answered (it is in the journal)
+/// but whose commit failed, in a file of its own under `held/`: the
+/// segment it came from is deleted once a checkpoint covers the entries
+/// after it, and a replay starts after the database's watermark, which
+/// later commits move past it. The writer commits held batches again
+/// after a later commit succeeds and at start, and deletes each file once
+/// its batch is stored ([`release`]). Nothing else deletes them, so an
+/// export that was answered is never dropped by qyl itself.
+pub fn hold(dir: &Path, number: u64, batch: &Batch) -> Result<PathBuf, JournalError> {
+    let held = dir.join(HELD);
+    fs::create_dir_all(&held).map_err(io_err(&held))?;
+    let path = held.join(segment_name(number));
+    if path.exists() {
+        // Held already (a retry failed again): the same bytes.
+        return Ok(path);
+    }
+    let mut bytes = Vec::new();
+    encode_entry(number, batch, &mut bytes);
+    let partial = held.join(format!("{number}.partial"));
+    File::create(&partial)
+        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+        .map_err(io_err(&partial))?;
+    fs::rename(&partial, &path).map_err(io_err(&path))?;
+    File::open(&held)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(&held))?;
+    Ok(path)
+}
+
+/// The held batches ([`hold`]) by entry number, oldest first.
+pub fn held(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    segments(&dir.join(HELD))
+}
+
+/// Reads a held batch back; `None` when its file is corrupt or cannot be
+/// decoded (reported by the caller, and left where it is).
+pub fn read_held(path: &Path) -> Result<Option<Batch>, JournalError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    Ok(entry(&bytes).and_then(|(_, payload, _)| codec::decode_batch(payload).ok()))
+}
+
+/// Deletes a held batch's file once the batch is stored.
+pub fn release(path: &Path) -> Result<(), JournalError> {
+    fs::remove_file(path).map_err(io_err(path))
 }
 
 /// Splits one entry off `bytes`: its number, its payload and what follows;
