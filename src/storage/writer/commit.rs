@@ -406,8 +406,12 @@ impl WriterState {
             return;
         };
         match journal::hold(dir, job.journaled, &job.batch) {
-            Ok(path) => {
-                tracing::error!(error = %e, held = %path.display(), "commit of a journaled batch failed; the batch is kept and tried again after the next commit that succeeds, and at start");
+            Ok((path, new)) => {
+                if new {
+                    tracing::error!(error = %e, held = %path.display(), "commit of a journaled batch failed; the batch is kept and tried again after the next commit that succeeds, and at start");
+                } else {
+                    tracing::warn!(error = %e, held = %path.display(), "a held batch failed to commit again; kept");
+                }
                 self.retry_held_at
                     .get_or_insert_with(|| Instant::now() + RETRY_HELD_EVERY);
             }

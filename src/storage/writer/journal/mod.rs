@@ -292,14 +292,15 @@ const HELD: &str = "held";
 /// later commits move past it. The writer commits held batches again
 /// after a later commit succeeds and at start, and deletes each file once
 /// its batch is stored ([`release`]). Nothing else deletes them, so an
-/// export that was answered is never dropped by qyl itself.
-pub fn hold(dir: &Path, number: u64, batch: &Batch) -> Result<PathBuf, JournalError> {
+/// export that was answered is never dropped by qyl itself. Returns the
+/// file, and whether it is new (not a retry that failed again).
+pub fn hold(dir: &Path, number: u64, batch: &Batch) -> Result<(PathBuf, bool), JournalError> {
     let held = dir.join(HELD);
     fs::create_dir_all(&held).map_err(io_err(&held))?;
     let path = held.join(segment_name(number));
     if path.exists() {
         // Held already (a retry failed again): the same bytes.
-        return Ok(path);
+        return Ok((path, false));
     }
     let mut bytes = Vec::new();
     encode_entry(number, batch, &mut bytes);
@@ -311,7 +312,7 @@ pub fn hold(dir: &Path, number: u64, batch: &Batch) -> Result<PathBuf, JournalEr
     File::open(&held)
         .and_then(|d| d.sync_all())
         .map_err(io_err(&held))?;
-    Ok(path)
+    Ok((path, true))
 }
 
 /// The held batches ([`hold`]) by entry number, oldest first.
