@@ -463,7 +463,7 @@ fn collect_crumbs(
         (
             "session_id = ? AND trace_id IS DISTINCT FROM ?",
             "session_id = ? AND (trace_id IS NULL OR trace_id <> ?)",
-            "session_id = ? AND trace_id IS DISTINCT FROM ?",
+            "session_id = ? AND (trace_id IS NULL OR trace_id IS DISTINCT FROM ?)",
             vec![
                 key.clone(),
                 other_trace.clone(),

@@ -1,8 +1,8 @@
 //! The error tables (`errors`, `error_event_rows` under the `error_events`
 //! view, `releases`), kept current by the writer in each commit's
 //! transaction, so an error is counted exactly when its span or log is
-//! stored. Which group an occurrence joins and what
-//! its status becomes is the error engine's ([`crate::errors::groups`]);
+//! stored. Which group an occurrence joins and what its status becomes is
+//! the error engine's ([`crate::errors::groups`]);
 //! this module loads its book at start and writes what a commit changed:
 //! only the groups a commit touched are rewritten (deleted and appended
 //! again; the table has no key, which keeps appends cheap), events are

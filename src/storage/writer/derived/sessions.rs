@@ -13,10 +13,10 @@
 //!
 //! The spans are aggregated in Rust per (session, trace), in memory until
 //! the writer asks for a flush (see `writer::derived`); then those rows are
-//! appended to `session_trace_rows` (the `session_traces` view prints
-//! their trace ids as hex; it keeps each session's traces and lets
-//! retention recompute a session), and the per-session sums go to a staging table and into
-//! `session_entities` with one set-based upsert.
+//! appended to `session_trace_rows` (which keeps each session's traces and
+//! lets retention recompute a session; the `session_traces` view prints
+//! their trace ids as hex), and the per-session sums go to a staging table
+//! and into `session_entities` with one set-based upsert.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
