@@ -57,6 +57,7 @@ pub struct Snapshot {
     pub queue_capacity: usize,
     pub refused_exports: u64,
     pub commit_failures: u64,
+    pub held_batches: u64,
     pub duplicate_spans: u64,
     pub commits: u64,
     pub commit_duration: HistogramSnapshot,
@@ -97,6 +98,7 @@ impl Snapshot {
             queue_capacity: state.writer.queue_capacity(),
             refused_exports: w.refused_exports.load(Relaxed),
             commit_failures: w.commit_failures.load(Relaxed),
+            held_batches: w.held_batches.load(Relaxed),
             duplicate_spans: w.duplicate_spans.load(Relaxed),
             commits: w.batches_committed.load(Relaxed),
             commit_duration: w.commit_duration.snapshot(),
@@ -170,6 +172,12 @@ pub fn render(s: &Snapshot) -> String {
         "counter",
         "Commits that failed (their exports were answered with an error).",
         s.commit_failures as f64,
+    );
+    out.single(
+        "qyl_held_batches",
+        "gauge",
+        "Answered batches whose commit failed, kept in the journal and committed again until stored.",
+        s.held_batches as f64,
     );
     out.single(
         "qyl_duplicate_spans_total",
@@ -361,6 +369,7 @@ mod tests {
             queue_capacity: 200_000,
             refused_exports: 1,
             commit_failures: 0,
+            held_batches: 1,
             duplicate_spans: 4,
             commits: 5,
             commit_duration: HistogramSnapshot {
@@ -408,6 +417,8 @@ mod tests {
             "qyl_commit_duration_seconds_sum 0.75",
             "qyl_commit_duration_seconds_count 5",
             "qyl_uptime_seconds 12.5",
+            "# TYPE qyl_held_batches gauge",
+            "qyl_held_batches 1",
             "# TYPE qyl_checkpoint_duration_seconds histogram",
             "qyl_checkpoint_duration_seconds_bucket{le=\"1\"} 5",
             "qyl_checkpoint_duration_seconds_bucket{le=\"+Inf\"} 6",
@@ -425,7 +436,7 @@ mod tests {
         }
         // Each family is declared once, before its samples.
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
-        assert_eq!(types, 20);
+        assert_eq!(types, 21);
         assert!(text.ends_with('\n'));
     }
 }

@@ -407,6 +407,7 @@ impl WriterState {
         };
         match journal::hold(dir, job.journaled, &job.batch) {
             Ok((path, new)) => {
+                self.count_held(dir);
                 if new {
                     tracing::error!(error = %e, held = %path.display(), "commit of a journaled batch failed; the batch is kept and tried again after the next commit that succeeds, and at start");
                 } else {
@@ -459,6 +460,15 @@ impl WriterState {
                 }
             }
         }
+        self.count_held(&dir);
+    }
+
+    /// Sets the held batches' gauge (`qyl_held_batches`) from the folder.
+    fn count_held(&self, dir: &std::path::Path) {
+        let held = journal::held(dir).map_or(0, |h| h.len());
+        self.stats
+            .held_batches
+            .store(held as u64, Ordering::Relaxed);
     }
 
     /// Appends and commits; returns which spans were written (the rest were

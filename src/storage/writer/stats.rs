@@ -11,6 +11,9 @@ pub struct WriterStats {
     pub rows_committed: AtomicU64,
     pub batches_committed: AtomicU64,
     pub commit_failures: AtomicU64,
+    /// Answered batches whose commit failed, kept in the journal until a
+    /// commit stores them (`journal::hold`).
+    pub held_batches: AtomicU64,
     pub refused_exports: AtomicU64,
     pub duplicate_spans: AtomicU64,
     pub last_commit_micros: AtomicU64,

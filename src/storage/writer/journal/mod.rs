@@ -203,14 +203,16 @@ pub fn claim(dir: &Path, database_id: &str) -> Result<Option<PathBuf>, JournalEr
     Ok(aside)
 }
 
-/// The size of every segment in `dir` (0 when there is none).
+/// The size of every segment in `dir` and of the batches held there (0
+/// when there is none).
 pub fn bytes_on_disk(dir: &Path) -> u64 {
-    segments(dir).map_or(0, |s| {
-        s.iter()
-            .filter_map(|(_, p)| fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum()
-    })
+    [segments(dir), held(dir)]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|(_, p)| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// What [`replay`] found.
