@@ -442,10 +442,15 @@ async fn a_client_that_stops_reading_is_told_it_lagged_and_ingest_goes_on() {
     let mut slow = Sse::open(&qyl.http, "", None).await;
     // 24 MB of events while the client reads nothing: more than the socket
     // buffers between us hold, so qyl must drop this client's backlog (the
-    // ring keeps 4) rather than wait. Every export is still answered.
-    for _ in 0..4 {
+    // ring keeps 4) rather than wait. Every export is still answered. Each
+    // is committed before the next is sent: a subscriber's inbox keeps the
+    // newest commit whole, so one group commit of all four (a slow writer
+    // gathers exports that queue up) would fit and never lag.
+    for n in 1..=4 {
         let spans: Vec<S> = (0..100).map(|_| S("svc", "big", 0, 1, 1)).collect();
         post(&qyl.http, "/v1/traces", &traces(&spans, 60_000)).await;
+        let committed = format!("qyl_ingest_rows_total{{signal=\"span\"}} {}\n", n * 100);
+        scrape_when(&qyl.http, &[&committed]).await;
     }
     let mut spans = 0;
     let skipped = loop {
