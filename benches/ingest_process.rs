@@ -30,7 +30,8 @@
 //! Environment: BENCH_SECS (minimum measured time per phase, default 20),
 //! BENCH_CLIENTS (connections, default 8), BENCH_READER_MS (a reader lists
 //! traces this often during the phases, as an open dashboard does; each
-//! read makes the writer commit what it has), BENCH_GRPC=1, BENCH_THREADS=1
+//! read asks the writer for what it has, at once or, under load, with the
+//! next full commit), BENCH_GRPC=1, BENCH_THREADS=1
 //! (print qyl's threads one by one), BENCH_QYL_BIN (another `qyl` binary to
 //! measure, e.g. a copy of an earlier build for a before/after table; by
 //! default the one cargo built with this benchmark), BENCH_PREFILL (spans
@@ -735,7 +736,7 @@ struct Bench {
     checkpoint_timeout: Duration,
     threads_detail: bool,
     /// BENCH_READER_MS: a dashboard-like reader lists traces this often
-    /// during each phase (each read asks the writer to commit at once).
+    /// during each phase (each read waits for the rows answered before it).
     reader_every: Option<Duration>,
     kinds: std::sync::Mutex<ThreadKinds>,
 }

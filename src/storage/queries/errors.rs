@@ -494,10 +494,7 @@ fn collect_crumbs(
         )
     };
     let mut params = params;
-    params.push(as_number(
-        &Value::Text(event_id.to_string()),
-        ids::trace_id_value,
-    ));
+    params.push(ids::trace_id_value(event_id).unwrap_or(Value::Null));
     let strict = if session { "<" } else { "<=" };
     let sql = format!(
         "SELECT * FROM (

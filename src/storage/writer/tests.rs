@@ -804,7 +804,8 @@ fn a_full_commit_is_written_to_the_file_without_a_checkpoint() {
 /// An export is answered once it is journaled, so a commit that fails
 /// afterwards must not lose it: the batch is kept (`journal::hold`) and
 /// stored by the first commit that succeeds a second later, or at the next
-/// start, and a checkpoint in between does not take it away.
+/// start: a stop, whose checkpoint empties the journal, does not take it
+/// away.
 #[test]
 fn a_journaled_batch_whose_commit_fails_is_kept_until_it_is_stored() {
     let held = |w: &FileWriter| -> usize {
