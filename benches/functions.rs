@@ -380,7 +380,7 @@ fn invocations_per_second() -> anyhow::Result<(u64, f64)> {
     )?;
     let event = Event {
         seq: 1,
-        record: Record::Span(Arc::new(span())),
+        record: Record::Span(span().into()),
     };
     // Warm the VMs up first.
     for _ in 0..1000 {

@@ -17,6 +17,29 @@ use qyl::server::Server;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Memory settings for the server, made before its threads start.
+///
+/// Transparent huge pages off: mimalloc asks for them on its arena, and a
+/// 2 MiB page is resident whole however little of it is in use, which
+/// under load held ~80 MB of the arena's ~165 (peak RSS 372 MB against
+/// 354 without them, at the same CPU per span). And two malloc arenas:
+/// DuckDB allocates through the C library, which otherwise opens an arena
+/// per thread that contends (up to eight per core), each keeping what it
+/// freed below its top (prefill peak 337 MB against 320).
+fn keep_memory_in_small_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_THP_DISABLE takes integer arguments only
+    // and changes nothing but the process's huge-page policy.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes integers; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "qyl",
@@ -199,6 +222,7 @@ fn check(args: CheckArgs) -> anyhow::Result<i32> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    keep_memory_in_small_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -635,6 +635,7 @@ impl MetricRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Shared;
     use crate::stream::Hub;
 
     fn filter(query: &[(&str, &str)]) -> Result<LiveFilter, ApiError> {
@@ -650,7 +651,7 @@ mod tests {
     }
 
     fn span(service: &str, status: &'static str, ms: u64) -> Record {
-        Record::Span(Arc::new(SpanRecord {
+        Record::Span(Shared::from(SpanRecord {
             trace_id: "ab".repeat(16).into(),
             service_name: service.into(),
             status_code: status,
@@ -660,7 +661,7 @@ mod tests {
     }
 
     fn log(service: &str, severity: i32, text: Option<&str>) -> Record {
-        Record::Log(Arc::new(LogRecord {
+        Record::Log(Shared::from(LogRecord {
             service_name: service.into(),
             severity_number: severity,
             severity_text: text.map(Into::into),
@@ -669,7 +670,7 @@ mod tests {
     }
 
     fn metric(service: &str) -> Record {
-        Record::Metric(Arc::new(MetricPoint {
+        Record::Metric(Shared::from(MetricPoint {
             service_name: service.into(),
             ..Default::default()
         }))

@@ -57,6 +57,14 @@ fn is_own(record: &Record) -> bool {
 
 /// Offers one committed record to every function whose `where` it meets.
 pub fn dispatch(registry: &Registry, executor: &Executor, event: &Event) -> usize {
+    // Without span or log functions (most servers), a committed span is
+    // passed over without reading it: it was written on another core, and
+    // reading it here cost ~0.2 µs per span under load.
+    if matches!(event.record, Record::Span(_) | Record::Log(_))
+        && registry.snapshot().index.is_empty()
+    {
+        return 0;
+    }
     if is_own(&event.record) {
         return 0;
     }

@@ -11,7 +11,7 @@ use super::engine::{Engine, EngineConfig};
 use super::executor::{ExecutorConfig, Sink};
 use super::runtime_api::RuntimeContext;
 use crate::model::function::{Invocation, InvocationStatus};
-use crate::model::{Batch, LogRecord, Record, SpanRecord};
+use crate::model::{Batch, LogRecord, Record, Shared, SpanRecord};
 use crate::stream::Event;
 
 #[derive(Default, Clone)]
@@ -109,7 +109,7 @@ pub(super) fn setup(files: &[(&str, &str)]) -> Setup {
 pub(super) fn span_event(seq: u64, service: &str, duration_ms: u64) -> Event {
     Event {
         seq,
-        record: Record::Span(Arc::new(SpanRecord {
+        record: Record::Span(Shared::from(SpanRecord {
             trace_id: format!("{seq:032x}").into(),
             span_id: format!("{seq:016x}").into(),
             name: format!("op{seq}"),
@@ -521,7 +521,7 @@ fn own_telemetry_never_triggers_functions() {
     let s = setup(&[("good.lua", GOOD)]);
     let own = Event {
         seq: 1,
-        record: Record::Span(Arc::new(SpanRecord {
+        record: Record::Span(Shared::from(SpanRecord {
             service_name: "qyl".into(),
             scope_name: Some("qyl.functions".into()),
             attributes: "{}".into(),
@@ -532,7 +532,7 @@ fn own_telemetry_never_triggers_functions() {
     assert_eq!(s.send(&own), 0);
     let log = Event {
         seq: 2,
-        record: Record::Log(Arc::new(LogRecord {
+        record: Record::Log(Shared::from(LogRecord {
             service_name: "qyl".into(),
             scope_name: Some("qyl.functions".into()),
             attributes: "{}".into(),

@@ -13,9 +13,11 @@ pub mod function;
 pub mod genai;
 mod hex_id;
 pub mod query;
+mod shared;
 pub mod slo;
 
 pub use hex_id::{HexId, SpanId, TraceId};
+pub use shared::Shared;
 
 /// Span kinds, each at its OTLP number (`SpanKind`).
 pub const SPAN_KINDS: [&str; 6] = [
@@ -291,9 +293,9 @@ impl Batch {
 /// A committed record as the hub hands it out.
 #[derive(Debug, Clone)]
 pub enum Record {
-    Span(Arc<SpanRecord>),
-    Log(Arc<LogRecord>),
-    Metric(Arc<MetricPoint>),
+    Span(Shared<SpanRecord>),
+    Log(Shared<LogRecord>),
+    Metric(Shared<MetricPoint>),
     /// An error group became new, regressed or escalating.
     Error(Arc<errors::ErrorGroupEvent>),
     /// A function invocation or `runtime.stream.publish` (functions engine).

@@ -343,13 +343,13 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LogRecord, SpanRecord};
+    use crate::model::{LogRecord, Shared, SpanRecord};
     use std::sync::Arc;
 
     fn span(seq: u64, service: &str) -> Event {
         Event {
             seq,
-            record: Record::Span(Arc::new(SpanRecord {
+            record: Record::Span(Shared::from(SpanRecord {
                 service_name: service.into(),
                 ..Default::default()
             })),
@@ -368,7 +368,7 @@ mod tests {
         let Record::Span(span) = &evicted[0].record else {
             panic!("a span was published")
         };
-        assert_eq!(Arc::strong_count(span), 1);
+        assert_eq!(Arc::strong_count(span.batch()), 1);
     }
 
     #[test]
@@ -377,7 +377,7 @@ mod tests {
         hub.publish([span(1, "a"), span(2, "b"), span(3, "a"), span(4, "a")]);
         hub.publish([Event {
             seq: 5,
-            record: Record::Log(Arc::new(LogRecord::default())),
+            record: Record::Log(Shared::from(LogRecord::default())),
         }]);
         let seqs: Vec<_> = hub
             .recent(2, |e| e.record.service_name() == "a")
@@ -471,7 +471,7 @@ mod tests {
         let evicted = hub.publish((1..=10).map(|s| span(s, "a")));
         assert_eq!(evicted.events.len(), 6);
         let first = match &evicted.events[0].record {
-            Record::Span(span) => Arc::downgrade(span),
+            Record::Span(span) => Arc::downgrade(span.batch()),
             _ => panic!("a span was published"),
         };
         drop(evicted);

@@ -25,7 +25,7 @@ use super::{
     put_log, put_metric, put_span, Committed, Garbage, Job, Msg, PauseState, PreHashed,
     RecentSpans, WriteError, LOG_COLS, METRIC_COLS, SPAN_COLS,
 };
-use crate::model::Record;
+use crate::model::{Record, Shared};
 use crate::storage::duck::RawConn;
 use crate::storage::DuckError;
 use crate::stream::{Event, Hub};
@@ -621,9 +621,10 @@ impl WriterState {
     /// After a successful commit: remember span ids, publish, answer.
     /// Sequence numbers are handed out in the order `append_all` used.
     pub(super) fn finish(&mut self, jobs: Vec<Job>, plan: Plan, started: Instant) {
-        // `write` left this commit's new keys in `fresh_keys`.
+        // `write` left this commit's new keys in `fresh_keys`, each looked
+        // up in `seen` and found missing.
         for &k in &self.fresh_keys {
-            self.seen.insert(k);
+            self.seen.insert_new(k, ());
         }
         let mut events = Vec::with_capacity(jobs.iter().map(|j| j.batch.len()).sum());
         let mut acks = Vec::with_capacity(jobs.len());
@@ -639,19 +640,17 @@ impl WriterState {
                 events.push(Event { seq, record });
                 seq += 1;
             };
-            for (span, k) in job.batch.spans.into_iter().zip(keep) {
-                if k {
-                    number(Record::Span(Arc::new(span)));
-                    done.spans += 1;
-                } else {
-                    done.duplicate_spans += 1;
-                }
+            let offered = job.batch.spans.len();
+            for span in Shared::kept(job.batch.spans, keep) {
+                number(Record::Span(span));
+                done.spans += 1;
             }
-            for log in job.batch.logs {
-                number(Record::Log(Arc::new(log)));
+            done.duplicate_spans = offered - done.spans;
+            for log in Shared::all(job.batch.logs) {
+                number(Record::Log(log));
             }
-            for point in job.batch.metrics {
-                number(Record::Metric(Arc::new(point)));
+            for point in Shared::all(job.batch.metrics) {
+                number(Record::Metric(point));
             }
             spans += done.spans;
             log_rows += done.logs;

@@ -34,7 +34,7 @@ pub(super) fn seed_recent_spans(
         while let Some(row) = rows.next().map_err(ctx)? {
             let trace_id: u128 = row.get(0).map_err(ctx)?;
             let span_id: u64 = row.get(1).map_err(ctx)?;
-            seen.insert(span_key(trace_id, span_id));
+            seen.insert(span_key(trace_id, span_id), ());
         }
         from = to;
     }
@@ -42,26 +42,33 @@ pub(super) fn seed_recent_spans(
 }
 
 /// Hashes of recently stored (trace id, span id) pairs, oldest evicted first.
+pub(super) type RecentSpans = Recent<()>;
+
+/// The newest `capacity` keys (keyed hashes already) and a value for each,
+/// the oldest evicted first: the dedup window, and the sessions' memory of
+/// which session a recent trace belongs to.
 ///
-/// The keys sit in a ring in the order they came, and a table finds a key's
-/// place in the ring by the key itself (the keys are hashes already). A set
-/// of keys plus a queue of the same keys for eviction held each key twice
-/// and, at the default million, took 26 MB; this takes ~18.
-pub(super) struct RecentSpans {
-    /// The keys; once full, `next` is the oldest.
-    ring: Vec<u64>,
+/// The entries sit in a ring in the order they came, and a table finds a
+/// key's place in the ring by the key itself. A set of keys plus a queue of
+/// the same keys for eviction held each key twice and, at the default
+/// million, took 26 MB; this takes ~18. A `HashMap` plus a queue, as the
+/// sessions had, doubled its table once removals had filled it with
+/// tombstones (13 MB for 200,000 traces where 6.5 would do).
+pub(super) struct Recent<V> {
+    /// The entries; once full, `next` is the oldest.
+    ring: Vec<(u64, V)>,
     next: usize,
     /// Positions in `ring`.
     index: HashTable<u32>,
     capacity: usize,
 }
 
-impl RecentSpans {
+impl<V> Recent<V> {
     pub(super) fn new(capacity: usize) -> Self {
         // Positions are u32; a window past four billion spans is not one
         // anybody sets (the default is a million).
         let capacity = capacity.min(u32::MAX as usize);
-        RecentSpans {
+        Recent {
             ring: Vec::new(),
             next: 0,
             index: HashTable::new(),
@@ -69,26 +76,51 @@ impl RecentSpans {
         }
     }
 
-    pub(super) fn contains(&self, key: u64) -> bool {
+    fn position(&self, key: u64) -> Option<usize> {
         self.index
-            .find(key, |&at| self.ring[at as usize] == key)
-            .is_some()
+            .find(key, |&at| self.ring[at as usize].0 == key)
+            .map(|&at| at as usize)
     }
 
-    pub(super) fn insert(&mut self, key: u64) {
-        if self.capacity == 0 || self.contains(key) {
+    pub(super) fn contains(&self, key: u64) -> bool {
+        self.position(key).is_some()
+    }
+
+    pub(super) fn get(&self, key: u64) -> Option<&V> {
+        self.position(key).map(|at| &self.ring[at].1)
+    }
+
+    /// Remembers `value` for `key`: a key already there keeps its place
+    /// (and takes the new value), a new one evicts the oldest when full.
+    pub(super) fn insert(&mut self, key: u64, value: V) {
+        if self.capacity == 0 {
             return;
         }
+        if let Some(at) = self.position(key) {
+            self.ring[at].1 = value;
+            return;
+        }
+        self.insert_new(key, value);
+    }
+
+    /// [`Recent::insert`] of a key the caller knows is not there (the
+    /// writer's commit: its keys were looked up before it was written),
+    /// which spares a lookup in a table too large for the CPU's caches.
+    pub(super) fn insert_new(&mut self, key: u64, value: V) {
+        if self.capacity == 0 {
+            return;
+        }
+        debug_assert!(!self.contains(key));
         let at = if self.ring.len() < self.capacity {
-            self.ring.push(key);
+            self.ring.push((key, value));
             self.ring.len() - 1
         } else {
             let at = self.next;
-            let old = self.ring[at];
+            let old = self.ring[at].0;
             if let Ok(entry) = self.index.find_entry(old, |&i| i as usize == at) {
                 entry.remove();
             }
-            self.ring[at] = key;
+            self.ring[at] = (key, value);
             self.next = (at + 1) % self.capacity;
             if self.next == 0 {
                 // Once per turn of the ring: removals leave tombstones in
@@ -96,13 +128,13 @@ impl RecentSpans {
                 // 36 MB at the default) instead of cleaning up in place;
                 // this brings it back to its size.
                 let ring = &self.ring;
-                self.index.shrink_to(self.capacity, |&i| ring[i as usize]);
+                self.index.shrink_to(self.capacity, |&i| ring[i as usize].0);
             }
             at
         };
         let ring = &self.ring;
         self.index
-            .insert_unique(key, at as u32, |&i| ring[i as usize]);
+            .insert_unique(key, at as u32, |&i| ring[i as usize].0);
     }
 
     /// How many keys the window holds.
@@ -155,25 +187,40 @@ mod tests {
     fn remembers_the_newest_keys_up_to_its_capacity() {
         let mut window = RecentSpans::new(3);
         for key in [10, 20, 30] {
-            window.insert(key);
+            window.insert(key, ());
         }
         // Known already: neither a new entry nor an eviction.
-        window.insert(20);
+        window.insert(20, ());
         assert!([10, 20, 30].iter().all(|&k| window.contains(k)));
-        window.insert(40);
+        window.insert(40, ());
         assert!(!window.contains(10));
         assert!([20, 30, 40].iter().all(|&k| window.contains(k)));
-        window.insert(50);
-        window.insert(60);
+        window.insert(50, ());
+        window.insert(60, ());
         assert_eq!(window.len(), 3);
         assert!(!window.contains(20) && !window.contains(30));
         assert!([40, 50, 60].iter().all(|&k| window.contains(k)));
     }
 
     #[test]
+    fn a_key_keeps_its_place_and_takes_its_newest_value() {
+        let mut sessions: Recent<&str> = Recent::new(2);
+        sessions.insert(1, "a");
+        sessions.insert(2, "b");
+        // Known: the value changes, the place in the ring does not, so 1
+        // is still the oldest and goes first.
+        sessions.insert(1, "c");
+        assert_eq!(sessions.get(1), Some(&"c"));
+        sessions.insert(3, "d");
+        assert_eq!(sessions.get(1), None);
+        assert_eq!((sessions.get(2), sessions.get(3)), (Some(&"b"), Some(&"d")));
+        assert_eq!(sessions.len(), 2);
+    }
+
+    #[test]
     fn a_window_of_zero_remembers_nothing() {
         let mut window = RecentSpans::new(0);
-        window.insert(7);
+        window.insert(7, ());
         assert!(!window.contains(7));
         assert_eq!(window.len(), 0);
     }
@@ -192,7 +239,7 @@ mod tests {
         let mut window = RecentSpans::new(10_000);
         let keys: Vec<u64> = (0..300_000).map(|_| next_key()).collect();
         for &key in &keys {
-            window.insert(key);
+            window.insert(key, ());
         }
         assert_eq!(window.len(), 10_000);
         let (older, newest) = keys.split_at(keys.len() - 10_000);

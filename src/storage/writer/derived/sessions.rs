@@ -19,16 +19,16 @@
 //! and into `session_entities` with one set-based upsert.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
-use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Committing, Derived, StagedUpsert};
-use crate::model::{SpanRecord, TraceId};
+use crate::model::{keyed_hash, SpanRecord, TraceId};
 use crate::storage::duck::{Chunk, ChunkBuilder, Col, DuckError, RawConn};
 use crate::storage::ids::parse_trace_id;
+use crate::storage::writer::dedup::Recent;
 use crate::storage::{Conn, StorageError};
 
 /// Trace → session pairs remembered for spans that arrive later.
@@ -271,9 +271,8 @@ impl Folded {
 
 /// The derived table; see the module comment.
 pub struct SessionEntities {
-    /// Hash of a trace id → its session.
-    traces: HashMap<u64, Arc<str>>,
-    order: VecDeque<u64>,
+    /// Hash of a recent trace's id → its session.
+    traces: Recent<Arc<str>>,
     /// Pairs this commit added, made current once it commits.
     staged: Vec<(u64, Arc<str>)>,
     /// Sums of earlier commits not written yet.
@@ -291,7 +290,7 @@ pub struct SessionEntities {
 /// A commit's spans grouped by trace (see [`SessionEntities::fold`]).
 #[derive(Default)]
 struct ByTrace {
-    index: HashMap<TraceId, usize>,
+    index: HashMap<TraceId, usize, foldhash::fast::RandomState>,
     traces: Vec<TraceSpans>,
 }
 
@@ -314,6 +313,12 @@ struct TraceSpans {
     sums: Sums,
 }
 
+/// A trace's key in [`SessionEntities::traces`]: keyed, as the table
+/// takes it for its hash.
+fn trace_key(trace: &str) -> u64 {
+    keyed_hash(trace.as_bytes())
+}
+
 /// `a␟b` as a DuckDB list, `[]` for the empty string.
 fn split(col: &str) -> String {
     format!("CASE WHEN {col} = '' THEN []::VARCHAR[] ELSE string_split({col}, chr(31)) END")
@@ -327,8 +332,7 @@ impl SessionEntities {
     /// Remembers the sessions of the most recently active traces.
     pub fn load(conn: &Conn) -> Result<SessionEntities, StorageError> {
         let mut s = SessionEntities {
-            traces: HashMap::new(),
-            order: VecDeque::new(),
+            traces: Recent::new(TRACE_CACHE),
             staged: Vec::new(),
             pending: Folded::default(),
             current: Folded::default(),
@@ -356,26 +360,15 @@ impl SessionEntities {
         while let Some(row) = rows.next().map_err(ctx)? {
             let trace = crate::storage::ids::trace_id_at(row, 0).map_err(ctx)?;
             let session: String = row.get(1).map_err(ctx)?;
-            s.remember(xxh3_64(trace.as_bytes()), session.into());
+            s.traces.insert(trace_key(&trace), session.into());
         }
         Ok(s)
-    }
-
-    fn remember(&mut self, trace: u64, session: Arc<str>) {
-        if self.traces.insert(trace, session).is_none() {
-            self.order.push_back(trace);
-            while self.order.len() > TRACE_CACHE {
-                if let Some(old) = self.order.pop_front() {
-                    self.traces.remove(&old);
-                }
-            }
-        }
     }
 
     /// Sums `spans` per session and trace into `into`; pairs of a trace
     /// and a session new to each other go to `staged`.
     fn fold<'s>(
-        traces: &HashMap<u64, Arc<str>>,
+        traces: &Recent<Arc<str>>,
         staged: &mut Vec<(u64, Arc<str>)>,
         spans: impl Iterator<Item = &'s SpanRecord>,
         into: &mut Folded,
@@ -429,12 +422,9 @@ impl SessionEntities {
     /// A trace's session (see the module comment), whether the trace is new
     /// to it, and the trace's hash in `traces`; `None` for a plain request
     /// trace.
-    fn session_of(
-        traces: &HashMap<u64, Arc<str>>,
-        t: &TraceSpans,
-    ) -> Option<(Arc<str>, bool, u64)> {
-        let hash = xxh3_64(t.trace.as_bytes());
-        let known = traces.get(&hash);
+    fn session_of(traces: &Recent<Arc<str>>, t: &TraceSpans) -> Option<(Arc<str>, bool, u64)> {
+        let hash = trace_key(&t.trace);
+        let known = traces.get(hash);
         let session: Arc<str> = match &t.session_id {
             Some(id) => match known {
                 Some(k) if **k == **id => k.clone(),
@@ -508,7 +498,7 @@ impl Derived for SessionEntities {
 
     fn committed(&mut self, _publish: &mut Vec<crate::model::Record>) {
         for (trace, session) in std::mem::take(&mut self.staged) {
-            self.remember(trace, session);
+            self.traces.insert(trace, session);
         }
         if self.flushing {
             self.pending.clear();
@@ -542,7 +532,7 @@ impl Derived for SessionEntities {
         );
         self.pending.absorb(&mut folded);
         for (trace, session) in std::mem::take(&mut self.staged) {
-            self.remember(trace, session);
+            self.traces.insert(trace, session);
         }
     }
 }

@@ -102,7 +102,7 @@ impl Derived for TraceIndex {
     }
 
     fn apply(&mut self, raw: &RawConn, rows: &Committing<'_>) -> Result<(), DuckError> {
-        let mut ranges: HashMap<u64, Range> = HashMap::new();
+        let mut ranges: HashMap<u64, Range, foldhash::fast::RandomState> = HashMap::default();
         let mut add = |id: &str, t: u64, is_span: bool| {
             if let Some(key) = trace_key(id) {
                 let r = ranges.entry(key).or_insert(Range {
