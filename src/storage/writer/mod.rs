@@ -267,7 +267,8 @@ impl Writer {
             _ => rx,
         };
         if is_file {
-            state.checkpoints = Some(Checkpoints::new(config.checkpoint_interval));
+            let row_group = db.row_group_rows().unwrap_or(checkpoint::CHECKPOINT_ROWS);
+            state.checkpoints = Some(Checkpoints::new(config.checkpoint_interval, row_group));
         }
         stats.pulse.alive.store(true, Ordering::Release);
         stats.pulse.beat(true);
