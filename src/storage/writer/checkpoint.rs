@@ -1,5 +1,5 @@
-//! When the writer checkpoints: [`CHECKPOINT_ROWS`] rows were committed
-//! uncompressed, or time passed.
+//! When the writer checkpoints: a table grew by [`CHECKPOINT_ROWS`], or
+//! time passed.
 //!
 //! A commit of a full row group or more (32,768 rows in a new file: the
 //! writer's commits at a high rate, see `storage::duck::FileLayout`) is
@@ -11,18 +11,11 @@
 //! checkpoints sets what they cost in memory. A checkpoint also rewrites
 //! the row group still open in each table, so checkpointing on a timer at
 //! a high rate rewrote the same half-filled row group again and again.
-//! Checkpointing each time spans, logs or metric points have had
-//! [`CHECKPOINT_ROWS`] rows committed uncompressed (DuckDB's default row
-//! group, which files made before qyl's layout still use) bounds that
-//! memory and writes each row group about once; the timer (`every`)
-//! remains for the rest, so the journal stays short and replays quickly.
-//!
-//! Rows committed as whole row groups count for nothing: they are in the
-//! file already. Counting them too checkpointed every second at the top
-//! rate, and each checkpoint also writes every table's metadata, which
-//! grows with the file: ~1 µs of the writer's time per span at 10 M spans
-//! stored, against ~0.2 on the timer alone (the summary tables' small
-//! commits wait in memory for it meanwhile, ~15 MB more at the top rate).
+//! Checkpointing each time spans, logs or metric points have grown by
+//! [`CHECKPOINT_ROWS`] (DuckDB's default row group, which files made before
+//! qyl's layout still use) bounds that memory and writes each row group
+//! about once; the timer (`every`) remains for low rates, so the journal
+//! stays short and replays quickly.
 //!
 //! A checkpoint that falls due between a short commit (a reader asked for
 //! its rows, or the load paused) and the commit that fills its row group
@@ -51,9 +44,8 @@ use super::READS_WAIT;
 use crate::storage::duck::RawConn;
 use crate::storage::DuckError;
 
-/// Rows a growing table may have committed uncompressed between
-/// checkpoints: DuckDB's default row group (see the module comment), and
-/// the row group of files made before qyl's layout.
+/// Rows a growing table takes between checkpoints: DuckDB's default row
+/// group (see the module comment).
 pub(super) const CHECKPOINT_ROWS: u64 = 122_880;
 
 /// The rows (deleted ones included, as row groups hold them until a
@@ -84,14 +76,10 @@ const FILL_GRACE: Duration = Duration::from_secs(2);
 /// The writer's checkpoint schedule, for a database file.
 pub(super) struct Checkpoints {
     every: Duration,
-    /// The file's row group, in rows.
-    row_group: u64,
     rows: [u64; 3],
     synced: Option<Instant>,
-    /// Rows committed uncompressed since the last checkpoint, per table.
-    loose: [u64; 3],
-    /// A table has had [`CHECKPOINT_ROWS`] rows committed uncompressed
-    /// since the last checkpoint.
+    /// A table grew past a multiple of [`CHECKPOINT_ROWS`] since the last
+    /// checkpoint.
     filled: bool,
     /// Since when a due checkpoint waits for an open row group to fill.
     deferred_since: Option<Instant>,
@@ -103,14 +91,11 @@ pub(super) struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// A schedule for a file whose row groups hold `row_group` rows.
-    pub(super) fn new(every: Duration, row_group: u64) -> Checkpoints {
+    pub(super) fn new(every: Duration) -> Checkpoints {
         Checkpoints {
             every,
-            row_group: row_group.max(1),
             rows: [0; 3],
             synced: None,
-            loose: [0; 3],
             filled: false,
             deferred_since: None,
             dirty: false,
@@ -133,16 +118,8 @@ impl Checkpoints {
                 Err(e) => tracing::debug!(error = %e, "could not read the tables' row counts"),
             }
         }
-        for ((rows, loose), added) in self.rows.iter_mut().zip(&mut self.loose).zip(appended) {
-            // DuckDB writes a commit's whole row groups compressed only when
-            // the table ends on a row group's boundary; otherwise, and for
-            // the rows past the last whole group, rows go in uncompressed.
-            *loose += if *rows % self.row_group == 0 && added >= self.row_group {
-                added % self.row_group
-            } else {
-                added
-            };
-            self.filled |= *loose >= CHECKPOINT_ROWS;
+        for (rows, added) in self.rows.iter_mut().zip(appended) {
+            self.filled |= (*rows + added) / CHECKPOINT_ROWS > *rows / CHECKPOINT_ROWS;
             *rows += added;
         }
     }
@@ -203,7 +180,6 @@ impl Checkpoints {
                 stats.checkpoint_duration.record(took);
                 stats.steps.add("checkpoint", took);
                 self.filled = false;
-                self.loose = [0; 3];
                 self.dirty = false;
                 self.last = Instant::now();
                 if let (Some((dir, _)), Some(applied)) = (journal, applied) {

@@ -267,8 +267,7 @@ impl Writer {
             _ => rx,
         };
         if is_file {
-            let row_group = db.row_group_rows().unwrap_or(checkpoint::CHECKPOINT_ROWS);
-            state.checkpoints = Some(Checkpoints::new(config.checkpoint_interval, row_group));
+            state.checkpoints = Some(Checkpoints::new(config.checkpoint_interval));
         }
         stats.pulse.alive.store(true, Ordering::Release);
         stats.pulse.beat(true);

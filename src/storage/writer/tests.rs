@@ -767,26 +767,6 @@ fn a_grown_table_is_checkpointed_before_the_timer() {
     w.writer.shutdown();
 }
 
-/// Whole row groups are in the file once they commit, so they do not
-/// bring a checkpoint forward however many there are (a checkpoint per
-/// `CHECKPOINT_ROWS` of them cost ~1 µs a span at the top rate); the
-/// timer, an hour away here, stays the only reason.
-#[test]
-fn whole_row_groups_do_not_bring_a_checkpoint_forward() {
-    let mut w = FileWriter::start();
-    let h = w.writer.handle();
-    let visibility = h.visibility().expect("a file has a journal");
-    let groups = checkpoint::CHECKPOINT_ROWS / ROW_GROUP + 1;
-    for _ in 0..groups {
-        w.send(ROW_GROUP);
-        visibility.settle_blocking(Duration::from_secs(60));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(count(&w.reader), (groups * ROW_GROUP) as i64);
-    assert_eq!(h.stats().checkpoints.load(Ordering::Acquire), 0);
-    w.writer.shutdown();
-}
-
 /// A commit of a full row group (32,768 spans, `batch_rows` by default)
 /// is compressed into the file as it commits, with no checkpoint; a
 /// smaller one stays uncompressed in memory until a checkpoint.
