@@ -11,8 +11,9 @@
 //! - [`model`]: plain records (`SpanRecord`, `LogRecord`, `MetricPoint`) and
 //!   the `Batch` one export becomes; `model::query` holds what readers ask
 //!   for (filters, pages, cursors) and get back (rows, trees, stats),
-//!   `model::genai` the session and GenAI shapes, and `HexId` the span and
-//!   trace ids a span holds inline. No I/O.
+//!   `model::genai` the session and GenAI shapes, `HexId` the span and
+//!   trace ids a span holds inline, and `Shared` a committed record as the
+//!   hub hands it out (still in its export's vector). No I/O.
 //! - [`ingest`]: the OTLP front doors. `http` (POST /v1/* on the HTTP and
 //!   OTLP/HTTP ports) and `grpc` (the three OTLP services; traces through
 //!   `grpc_traces`, which hands the message bytes through) decode protobuf or

@@ -13,6 +13,13 @@
 //! text is a varint length and UTF-8, `Option` a 0/1 byte, `Vec` a varint
 //! count, enums a tag byte. There are no field names or tags per field: a
 //! change to a model type needs a new [`VERSION`].
+//!
+//! Shared text (`Arc<str>`: a record's service, scope, session, user and
+//! resource, the same for most records of an export) is written once per
+//! batch: a varint 0 and the text the first time, then the varint `i + 1`
+//! for the `i`-th of the last [`SHARED_TEXTS`] texts written in full
+//! (version 2). Written in full every time (version 1, still read), the
+//! resource's JSON alone was about half of a span's journal bytes.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
@@ -30,12 +37,54 @@ use crate::model::{Batch, GenAi, GenAiFields, HexId, LogRecord, MetricPoint, Spa
 
 /// The format this code writes. A later qyl that changes the layout bumps
 /// it, and then refuses or converts journals written with an older one.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// The format before shared text was written once per batch: read still,
+/// as a journal left by a crash of the release before may hold it.
+const PLAIN_TEXTS: u8 = 1;
+
+/// How many shared texts a batch's encoding refers back to: more than the
+/// eight `Arc<str>` fields of a span, so that one export's values all stay.
+const SHARED_TEXTS: usize = 16;
+
+/// The shared texts last written in full, in turn: the encoder finds a text
+/// by its address, the decoder by its place.
+#[derive(Default)]
+struct SharedTexts {
+    texts: [Option<Arc<str>>; SHARED_TEXTS],
+    next: usize,
+    /// Tests: write every text in full, as version 1 did.
+    #[cfg(test)]
+    plain: bool,
+}
+
+impl SharedTexts {
+    fn position(&self, text: &Arc<str>) -> Option<usize> {
+        self.texts
+            .iter()
+            .position(|t| t.as_ref().is_some_and(|t| Arc::ptr_eq(t, text)))
+    }
+
+    fn push(&mut self, text: Arc<str>) {
+        self.texts[self.next] = Some(text);
+        self.next = (self.next + 1) % SHARED_TEXTS;
+    }
+}
+
+thread_local! {
+    /// The encoding's shared texts: `Field::put` takes no context, and a
+    /// batch is encoded on one thread, start to end ([`encode_batch`]
+    /// empties it first).
+    static ENCODING: std::cell::RefCell<SharedTexts> = std::cell::RefCell::default();
+}
 
 /// Appends `batch`'s encoding to `out`.
 pub(crate) fn encode_batch(batch: &Batch, out: &mut Vec<u8>) {
+    ENCODING.with_borrow_mut(|shared| *shared = SharedTexts::default());
     out.push(VERSION);
     batch.put(out);
+    // The texts are the batch's: nothing of it is held past its encoding.
+    ENCODING.with_borrow_mut(|shared| *shared = SharedTexts::default());
 }
 
 /// Decodes what `encode_batch` wrote (the whole slice must be consumed).
@@ -44,11 +93,14 @@ pub(crate) fn decode_batch(bytes: &[u8]) -> Result<Batch, CodecError> {
         bytes,
         pos: 0,
         what: "format version",
+        version: VERSION,
+        shared: SharedTexts::default(),
     };
     let found = r.byte()?;
-    if found != VERSION {
+    if found != VERSION && found != PLAIN_TEXTS {
         return Err(CodecError::UnknownVersion { found });
     }
+    r.version = found;
     let batch = Batch::take(&mut r)?;
     match r.remaining() {
         0 => Ok(batch),
@@ -82,6 +134,12 @@ pub(crate) enum CodecError {
     },
     #[error("{left} bytes left over after the batch")]
     TrailingBytes { left: usize },
+    #[error("shared text {index} was never written, reading {what} at byte {at}")]
+    BadTextRef {
+        index: u64,
+        what: &'static str,
+        at: usize,
+    },
     #[error("an id longer than {max} characters reading {what} at byte {at}")]
     LongId {
         max: usize,
@@ -96,6 +154,10 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     what: &'static str,
+    /// The entry's format version.
+    version: u8,
+    /// The shared texts read in full so far.
+    shared: SharedTexts,
 }
 
 impl<'a> Reader<'a> {
@@ -273,12 +335,41 @@ impl Field for String {
     }
 }
 
+/// Shared text: in full once per batch, then by its place (see the module
+/// comment); decoded, the records share one `Arc` again.
 impl Field for Arc<str> {
     fn put(&self, out: &mut Vec<u8>) {
-        put_bytes(self.as_bytes(), out);
+        ENCODING.with_borrow_mut(|shared| match shared.position(self) {
+            #[cfg(test)]
+            _ if shared.plain => put_bytes(self.as_bytes(), out),
+            Some(i) => put_varint(i as u64 + 1, out),
+            None => {
+                out.push(0);
+                put_bytes(self.as_bytes(), out);
+                shared.push(self.clone());
+            }
+        });
     }
     fn take(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        r.text().map(Arc::from)
+        if r.version == PLAIN_TEXTS {
+            return r.text().map(Arc::from);
+        }
+        let at = r.pos;
+        match r.varint()? {
+            0 => {
+                let text: Arc<str> = Arc::from(r.text()?);
+                r.shared.push(text.clone());
+                Ok(text)
+            }
+            index => usize::try_from(index - 1)
+                .ok()
+                .and_then(|i| r.shared.texts.get(i)?.clone())
+                .ok_or(CodecError::BadTextRef {
+                    index,
+                    what: r.what,
+                    at,
+                }),
+        }
     }
 }
 
@@ -1206,11 +1297,12 @@ mod tests {
         s.user_id = Some("u-42".into());
         let mut spans = Vec::new();
         s.put(&mut spans);
-        let mut expected = vec![1];
+        // Both shared texts, each new to the batch (tag 0).
+        let mut expected = vec![1, 0];
         put_bytes(b"sess-1", &mut expected);
         // The eighteen GenAI fields, all `None`, then `user_id`.
         expected.extend([0; 18]);
-        expected.push(1);
+        expected.extend([1, 0]);
         put_bytes(b"u-42", &mut expected);
         put_bytes(s.attributes.as_bytes(), &mut expected);
         assert!(
@@ -1223,6 +1315,101 @@ mod tests {
         }))
         .expect("decodes");
         assert_eq!(back.spans, vec![s]);
+    }
+
+    /// An export's spans share their service, scope, session and resource:
+    /// the journal holds each once, and replay shares them again.
+    #[test]
+    fn shared_text_is_written_once_per_batch_and_shared_again() {
+        let resource: Arc<str> = format!("{{\"host.name\":\"{}\"}}", "h".repeat(300)).into();
+        // As ingest makes them: one `Arc` per value for the whole export.
+        let shared = SpanRecord {
+            resource: resource.clone(),
+            ..span(0)
+        };
+        let spans: Vec<SpanRecord> = (0..100)
+            .map(|n| SpanRecord {
+                span_id: format!("{n:016x}").as_str().into(),
+                ..shared.clone()
+            })
+            .collect();
+        let bytes = encoded(&Batch {
+            spans,
+            ..Batch::default()
+        });
+        let mentions = bytes
+            .windows(resource.len())
+            .filter(|w| *w == resource.as_bytes())
+            .count();
+        assert_eq!(mentions, 1);
+        let back = decode_batch(&bytes).expect("decodes");
+        assert_eq!(back.spans.len(), 100);
+        assert_eq!(back.spans[99].resource, resource);
+        assert!(Arc::ptr_eq(
+            &back.spans[0].resource,
+            &back.spans[99].resource
+        ));
+        assert!(Arc::ptr_eq(
+            &back.spans[0].service_name,
+            &back.spans[99].service_name
+        ));
+        // More distinct texts than the encoder looks back over still round
+        // trip: the ones that fell out are written in full again.
+        let spans: Vec<SpanRecord> = (0..40)
+            .map(|n| SpanRecord {
+                service_name: format!("svc-{}", n % 20).into(),
+                ..span(n)
+            })
+            .collect();
+        let back = decode_batch(&encoded(&Batch {
+            spans: spans.clone(),
+            ..Batch::default()
+        }))
+        .expect("decodes");
+        assert_eq!(back.spans, spans);
+    }
+
+    /// A journal written by the release before (every text in full,
+    /// version 1) still replays after an upgrade.
+    #[test]
+    fn a_journal_of_version_1_still_reads() {
+        let batch = full_batch();
+        let mut bytes = vec![PLAIN_TEXTS];
+        ENCODING.with_borrow_mut(|shared| shared.plain = true);
+        batch.put(&mut bytes);
+        ENCODING.with_borrow_mut(|shared| *shared = SharedTexts::default());
+        let back = decode_batch(&bytes).expect("decodes");
+        assert_eq!(format!("{back:?}"), format!("{batch:?}"));
+        assert_ne!(bytes[1..], encoded(&batch)[1..]);
+    }
+
+    /// A reference to a shared text never written (a damaged entry) is an
+    /// error naming the field, not a panic or a wrong value.
+    #[test]
+    fn a_reference_to_an_unwritten_shared_text_fails() {
+        let mut bytes = encoded(&Batch {
+            spans: vec![span(1)],
+            ..Batch::default()
+        });
+        let mut service = vec![0];
+        put_bytes(b"shop", &mut service);
+        let at = bytes
+            .windows(service.len())
+            .position(|w| w == service)
+            .expect("the service name, written in full");
+        bytes[at] = 9;
+        let err = decode_batch(&bytes).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CodecError::BadTextRef {
+                    index: 9,
+                    what: "SpanRecord.service_name",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1270,10 +1457,10 @@ mod tests {
     #[test]
     fn errors_name_what_was_read() {
         let mut bytes = encoded(&full_batch());
-        bytes[0] = 2;
+        bytes[0] = 3;
         assert!(matches!(
             decode_batch(&bytes),
-            Err(CodecError::UnknownVersion { found: 2 })
+            Err(CodecError::UnknownVersion { found: 3 })
         ));
 
         // Version, one span, then its trace id claims far more than is there.
