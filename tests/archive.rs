@@ -504,13 +504,17 @@ async fn a_node_reads_what_another_node_archived() {
     fill(&b, t0).await;
     // 12 windows of spans and 12 of logs.
     wait_archived(&b, "node B archived", |a| a["parts"].as_u64() == Some(24)).await;
-    let from_b = get_ok(&b, &format!("/api/v1/traces/{}", trace_id(5))).await;
-    let on_a = common::api::eventually_for("node A sees node B's trace", || async {
+    let from_b = without_read(get_ok(&b, &format!("/api/v1/traces/{}", trace_id(5))).await);
+    // Node A mirrors node B's files one by one: a trace may show its logs'
+    // window before its spans' (seen under a loaded full run), and is
+    // whole once both are there.
+    let on_a = common::api::eventually_for("node A sees node B's whole trace", || async {
         let r = common::api::get(&a, &format!("/api/v1/traces/{}", trace_id(5))).await;
-        (r.status == 200).then_some(r.body)
+        let body = without_read(r.body);
+        (r.status == 200 && body == from_b).then_some(body)
     })
     .await;
-    assert_eq!(without_read(on_a), without_read(from_b));
+    assert_eq!(on_a, from_b);
     // What node A sees of node B is its archive: every span but those of
     // its oldest window and of its database file.
     let b_cold: u64 = sql(
