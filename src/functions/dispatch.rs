@@ -111,6 +111,16 @@ pub fn dispatch(registry: &Registry, executor: &Executor, event: &Event) -> usiz
     };
     let snapshot = registry.snapshot();
     let hits = snapshot.index.matching(&view);
+    if hits.is_empty() {
+        return 0;
+    }
+    // A queued job holds its record for as long as the function is behind
+    // (up to its queue size): a copy of its own, not the export's whole
+    // vector that the hub's record shares (`model::Shared`).
+    let event = Event {
+        seq: event.seq,
+        record: event.record.detached(),
+    };
     for slot in &hits {
         executor.offer(
             slot,

@@ -321,6 +321,17 @@ impl Record {
         }
     }
 
+    /// This record holding only itself: spans, logs and metric points in
+    /// a batch of their own (see [`Shared::detached`]), the rest as is.
+    pub fn detached(&self) -> Record {
+        match self {
+            Record::Span(s) => Record::Span(s.detached()),
+            Record::Log(l) => Record::Log(l.detached()),
+            Record::Metric(m) => Record::Metric(m.detached()),
+            other => other.clone(),
+        }
+    }
+
     /// The service a record came from; function records are qyl's own.
     pub fn service_name(&self) -> &str {
         match self {

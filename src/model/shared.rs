@@ -49,6 +49,15 @@ impl<T> Shared<T> {
     pub fn batch(&self) -> &Arc<Vec<T>> {
         &self.batch
     }
+
+    /// The record in a batch of its own, for holding longer than the hub
+    /// does: a clone of this one keeps the whole batch alive.
+    pub fn detached(&self) -> Shared<T>
+    where
+        T: Clone,
+    {
+        Shared::from((**self).clone())
+    }
 }
 
 impl<T> From<T> for Shared<T> {
@@ -106,6 +115,15 @@ mod tests {
         assert_eq!(
             Shared::all(vec![1, 2, 3]).map(|s| *s).collect::<Vec<_>>(),
             [1, 2, 3]
+        );
+        let first = Shared::all(vec![7, 8]).next().expect("a record");
+        let own = first.detached();
+        assert_eq!((*own, own.batch().len()), (7, 1));
+        let batch = Arc::downgrade(first.batch());
+        drop(first);
+        assert!(
+            batch.upgrade().is_none(),
+            "the detached copy holds no batch"
         );
     }
 }

@@ -44,8 +44,9 @@ pub use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use crate::model::Record;
 
 /// One committed record and its sequence number. Cloning it clones an
-/// `Arc` (every [`Record`] holds one), so the ring and the subscribers
-/// carry events by value: one allocation per record, the record's own.
+/// `Arc` (every [`Record`] holds one; a span, log or metric point shares
+/// its export's vector, `model::Shared`), so the ring and the subscribers
+/// carry events by value and publishing allocates nothing per record.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub seq: u64,
