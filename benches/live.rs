@@ -16,12 +16,22 @@
 //! This runs once per query in BENCH_SSE_QUERIES (`;`-separated, default
 //! `;status=error`: every span and log, then only error spans).
 //!
+//! With BENCH_RATE (spans/s) the clients send at that rate instead of as
+//! fast as they can, and the figure to read is export latency (p50/p99, timed
+//! from when each export was due) with and without the streams: at a rate
+//! ingest can sustain, the ratio of rates is 1 by construction.
+//!
+//! It also prints qyl's CPU by thread in both kinds of window. With
+//! BENCH_READERS_IDLE set, the SSE readers run at the lowest CPU priority
+//! (`SCHED_IDLE`), standing in for clients on other machines, so that what
+//! is left of the cost is qyl's own.
+//!
 //! Environment: BENCH_SECS (measured seconds per query, default 24),
 //! BENCH_CLIENTS (ingest clients, default 8), BENCH_SSE (default 100),
-//! BENCH_SSE_QUERIES.
+//! BENCH_SSE_QUERIES, BENCH_RATE, BENCH_READERS_IDLE.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -94,12 +104,12 @@ async fn sse_reader(url: String, stop: Arc<AtomicBool>, seen: Arc<Delivered>, me
     }
 }
 
-/// CPU seconds so far of this process's threads: (qyl, ingest clients, SSE
-/// readers), told apart by thread name. Linux counts in 100 ticks/s.
-fn cpu_seconds() -> (f64, f64, f64) {
-    let (mut server, mut clients, mut readers) = (0u64, 0u64, 0u64);
+/// CPU seconds so far of this process's threads, by thread name (threads
+/// of one name summed). Linux counts in 100 ticks/s.
+fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return (f64::NAN, f64::NAN, f64::NAN);
+        return by_name;
     };
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
@@ -117,16 +127,24 @@ fn cpu_seconds() -> (f64, f64, f64) {
                 .unwrap_or(0)
         };
         let ticks = field(11) + field(12);
+        *by_name.entry(name.to_string()).or_insert(0.0) += ticks as f64 / 100.0;
+    }
+    by_name
+}
+
+/// (qyl, ingest clients, SSE readers) from [`cpu_by_thread`].
+fn cpu_seconds(by_name: &std::collections::BTreeMap<String, f64>) -> (f64, f64, f64) {
+    let (mut server, mut clients, mut readers) = (0.0, 0.0, 0.0);
+    for (name, secs) in by_name {
         if name.starts_with("bench-client") {
-            clients += ticks;
+            clients += secs;
         } else if name.starts_with("bench-sse") {
-            readers += ticks;
+            readers += secs;
         } else {
-            server += ticks;
+            server += secs;
         }
     }
-    let secs = |t: u64| t as f64 / 100.0;
-    (secs(server), secs(clients), secs(readers))
+    (server, clients, readers)
 }
 
 /// What one kind of window (streams off, or on) measured, summed over cycles.
@@ -142,9 +160,22 @@ struct Window {
     /// Fewest and most events one stream received in a window.
     per_stream: Option<(u64, u64)>,
     cpu: (f64, f64, f64),
+    /// CPU seconds by qyl thread name.
+    threads: std::collections::BTreeMap<String, f64>,
+    /// Export latencies in ms, of exports answered in the window.
+    latencies: Vec<f64>,
 }
 
 impl Window {
+    /// The `p` quantile of export latency in ms (sorts the latencies).
+    fn latency(&mut self, p: f64) -> f64 {
+        self.latencies.sort_by(f64::total_cmp);
+        let n = self.latencies.len();
+        if n == 0 {
+            return f64::NAN;
+        }
+        self.latencies[((n - 1) as f64 * p).round() as usize]
+    }
     fn rate(&self, n: u64) -> f64 {
         n as f64 / self.secs
     }
@@ -172,23 +203,31 @@ struct Mark {
     gaps: u64,
     reconnects: u64,
     cpu: (f64, f64, f64),
+    threads: std::collections::BTreeMap<String, f64>,
+    /// How many export latencies were recorded.
+    answered: usize,
     at: Instant,
 }
 
-fn mark(sent: &AtomicU64, seen: &Delivered) -> Mark {
+fn mark(sent: &AtomicU64, seen: &Delivered, latencies: &Mutex<Vec<f64>>) -> Mark {
+    let threads = cpu_by_thread();
     Mark {
+        answered: latencies.lock().expect("latencies").len(),
         spans: sent.load(Ordering::Relaxed),
         events: seen.events.load(Ordering::Relaxed),
         bytes: seen.bytes.load(Ordering::Relaxed),
         lagged: seen.lagged.load(Ordering::Relaxed),
         gaps: seen.gaps.load(Ordering::Relaxed),
         reconnects: seen.reconnects.load(Ordering::Relaxed),
-        cpu: cpu_seconds(),
+        cpu: cpu_seconds(&threads),
+        threads,
         at: Instant::now(),
     }
 }
 
-fn add(w: &mut Window, from: &Mark, to: &Mark) {
+fn add(w: &mut Window, from: &Mark, to: &Mark, latencies: &Mutex<Vec<f64>>) {
+    w.latencies
+        .extend_from_slice(&latencies.lock().expect("latencies")[from.answered..to.answered]);
     w.spans += to.spans - from.spans;
     w.secs += (to.at - from.at).as_secs_f64();
     w.events += to.events - from.events;
@@ -199,6 +238,12 @@ fn add(w: &mut Window, from: &Mark, to: &Mark) {
     w.cpu.0 += to.cpu.0 - from.cpu.0;
     w.cpu.1 += to.cpu.1 - from.cpu.1;
     w.cpu.2 += to.cpu.2 - from.cpu.2;
+    for (name, secs) in &to.threads {
+        if !name.starts_with("bench-") {
+            let before = from.threads.get(name).copied().unwrap_or(0.0);
+            *w.threads.entry(name.clone()).or_insert(0.0) += secs - before;
+        }
+    }
 }
 
 /// One qyl under steady ingest, alternating windows without and with `sse`
@@ -215,6 +260,7 @@ fn alternate(
     query: &str,
     window: Duration,
     cycles: usize,
+    rate: Option<f64>,
 ) -> (Window, Window) {
     rt.server.block_on(async {
         // QYL_* variables apply, as in benches/ingest.rs.
@@ -233,14 +279,31 @@ fn alternate(
         let addrs = server.addrs;
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
+        let latencies = Arc::new(Mutex::new(Vec::new()));
+        // Paced: each client sends one export every `every`, the clients
+        // spread evenly over that interval.
+        let every =
+            rate.map(|r| Duration::from_secs_f64(clients as f64 * SPANS_PER_REQUEST as f64 / r));
+        let first = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
             let (template, stop, sent) = (template.clone(), stop.clone(), sent.clone());
+            let latencies = latencies.clone();
             tasks.push(rt.clients.spawn(async move {
                 let http = reqwest::Client::new();
                 let url = format!("http://{}/v1/traces", addrs.otlp_http);
                 let mut k = 0u32;
                 while !stop.load(Ordering::Relaxed) {
+                    // Latency counts from when an export was due, so a
+                    // stalled server shows in it even if the client waited.
+                    let due = match every {
+                        Some(every) => {
+                            let at = first + every.mul_f64(k as f64 + c as f64 / clients as f64);
+                            tokio::time::sleep_until(at.into()).await;
+                            at
+                        }
+                        None => Instant::now(),
+                    };
                     let body = template.request(c as u8 + 1, k);
                     k += 1;
                     let r = http
@@ -252,6 +315,10 @@ fn alternate(
                         .expect("sending an export");
                     assert_eq!(r.status().as_u16(), 200, "export refused");
                     let _ = r.bytes().await;
+                    latencies
+                        .lock()
+                        .expect("latencies")
+                        .push(due.elapsed().as_secs_f64() * 1e3);
                     sent.fetch_add(SPANS_PER_REQUEST as u64, Ordering::Relaxed);
                 }
             }));
@@ -260,9 +327,14 @@ fn alternate(
         let (mut off, mut on) = (Window::default(), Window::default());
         for _ in 0..cycles {
             let idle = Arc::new(Delivered::default());
-            let start = mark(&sent, &idle);
+            let start = mark(&sent, &idle, &latencies);
             tokio::time::sleep(window).await;
-            add(&mut off, &start, &mark(&sent, &idle));
+            add(
+                &mut off,
+                &start,
+                &mark(&sent, &idle, &latencies),
+                &latencies,
+            );
 
             let seen = Arc::new(Delivered {
                 per_stream: (0..sse).map(|_| AtomicU64::new(0)).collect(),
@@ -281,9 +353,9 @@ fn alternate(
             while server.hub().subscribers() < sse && opened.elapsed() < Duration::from_secs(10) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            let start = mark(&sent, &seen);
+            let start = mark(&sent, &seen, &latencies);
             tokio::time::sleep(window).await;
-            add(&mut on, &start, &mark(&sent, &seen));
+            add(&mut on, &start, &mark(&sent, &seen, &latencies), &latencies);
             let counts = seen.per_stream.iter().map(|n| n.load(Ordering::Relaxed));
             let (lo, hi) = counts.fold((u64::MAX, 0), |(lo, hi), n| (lo.min(n), hi.max(n)));
             let (lo0, hi0) = on.per_stream.unwrap_or((u64::MAX, 0));
@@ -317,6 +389,10 @@ fn main() {
     let clients = env_or("BENCH_CLIENTS", 8) as usize;
     let sse = env_or("BENCH_SSE", 100) as usize;
     let queries = std::env::var("BENCH_SSE_QUERIES").unwrap_or_else(|_| ";status=error".into());
+    let rate = std::env::var("BENCH_RATE")
+        .ok()
+        .and_then(|r| r.parse::<f64>().ok())
+        .filter(|r| *r > 0.0);
     let cycles = 3;
     let window = Duration::from_secs_f64(secs as f64 / (2 * cycles) as f64);
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -326,6 +402,18 @@ fn main() {
             .worker_threads(threads)
             .enable_all()
             .thread_name(name)
+            .on_thread_start({
+                let idle = name == "bench-sse" && std::env::var("BENCH_READERS_IDLE").is_ok();
+                move || {
+                    if idle {
+                        // SAFETY: no memory effects; pid 0 is this thread.
+                        unsafe {
+                            let param = libc::sched_param { sched_priority: 0 };
+                            libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+                        }
+                    }
+                }
+            })
             .build()
             .expect("tokio runtime")
     };
@@ -337,12 +425,14 @@ fn main() {
         readers: runtime("bench-sse", 2),
     };
     println!(
-        "qyl live benchmark: {cores} cores, {clients} ingest clients × {SPANS_PER_REQUEST}-span OTLP/HTTP protobuf exports; per query {cycles} × ({:.1} s without streams, {:.1} s with {sse})",
+        "qyl live benchmark: {cores} cores, {clients} ingest clients × {SPANS_PER_REQUEST}-span OTLP/HTTP protobuf exports ({}); per query {cycles} × ({:.1} s without streams, {:.1} s with {sse}{})",
+        rate.map_or("as fast as qyl answers".to_string(), |r| format!("paced at {r:.0} spans/s")),
         window.as_secs_f64(),
-        window.as_secs_f64()
+        window.as_secs_f64(),
+        if std::env::var("BENCH_READERS_IDLE").is_ok() { ", readers at SCHED_IDLE" } else { "" }
     );
     for (i, query) in queries.split(';').enumerate() {
-        let (off, on) = alternate(
+        let (mut off, mut on) = alternate(
             &rt,
             dir.path(),
             &format!("q{i}"),
@@ -352,18 +442,39 @@ fn main() {
             query,
             window,
             cycles,
+            rate,
         );
         println!("?{query}");
-        for (label, w) in [("  no streams", &off), (&*format!("  {sse} streams"), &on)] {
+        for (label, w) in [
+            ("  no streams", &mut off),
+            (&*format!("  {sse} streams"), &mut on),
+        ] {
             let cores = w.cores();
             println!(
-                "{label:<14} {:>7.0} spans/s ingested   qyl {:.2} cores, ingest clients {:.2}, SSE readers {:.2}",
+                "{label:<14} {:>7.0} spans/s ingested   export p50 {:.1} ms, p99 {:.1} ms   qyl {:.2} cores ({:.2} µs per span), ingest clients {:.2}, SSE readers {:.2}",
                 w.rate(w.spans),
+                w.latency(0.5),
+                w.latency(0.99),
                 cores.0,
+                cores.0 * 1e6 / w.rate(w.spans),
                 cores.1,
                 cores.2
             );
         }
+        // Where qyl's CPU went, by thread, in both kinds of window.
+        let mut names: Vec<_> = on.threads.keys().chain(off.threads.keys()).collect();
+        names.sort();
+        names.dedup();
+        let cores = |w: &Window, n: &str| w.threads.get(n).copied().unwrap_or(0.0) / w.secs;
+        let busy: Vec<String> = names
+            .into_iter()
+            .filter(|n| cores(&on, n).max(cores(&off, n)) >= 0.01)
+            .map(|n| format!("{n} {:.2}/{:.2}", cores(&off, n), cores(&on, n)))
+            .collect();
+        println!(
+            "  qyl threads    cores without/with streams: {}",
+            busy.join(", ")
+        );
         let (lo, hi) = on.per_stream.unwrap_or((0, 0));
         println!(
             "  delivered      {:.0} events/s in all ({:.0} per stream, {:.1} MiB/s; one stream in one window: {lo}..{hi}); {} lagged, {} gap events, {} reconnects",

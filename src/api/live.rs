@@ -15,19 +15,27 @@
 //! whole ring behind is sent `event: lagged` with `{"skipped": N}` and ends
 //! (the client may reconnect and resume); one whose client takes nothing
 //! for [`STALLED`] is closed.
+//!
+//! What a stream costs per record is kept small because every stream pays
+//! it: a record's whole SSE frame is formatted once for all streams
+//! ([`FrameCache`]), and a stream hands its connection the frames that are
+//! ready in one chunk, so a busy stream costs one wake-up and one socket
+//! write per chunk rather than per record.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::{self, Stream, StreamExt};
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
@@ -91,60 +99,83 @@ pub async fn live(
             receiver: state.hub.subscribe(),
         },
     };
-    let (tx, rx) = mpsc::channel(FRAMES_PER_CLIENT);
+    let (tx, rx) = mpsc::channel(CHUNKS_PER_CLIENT);
     let producer = produce(items(sub, after, filter), tx, slot);
     match live_runtime() {
         Some(rt) => drop(rt.spawn(producer)),
         None => drop(tokio::spawn(producer)),
     }
-    // At shutdown the body ends at once, dropping queued frames, so the
+    // At shutdown the body ends at once, dropping queued chunks, so the
     // connection can close.
     let closing = state.live.closing.subscribe();
-    let frames = stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
-        let frame = tokio::select! {
+    let heartbeat = Duration::from_secs(state.config.stream.heartbeat_secs);
+    let chunks = stream::unfold((rx, closing), move |(mut rx, mut closing)| async move {
+        let chunk = tokio::select! {
             biased;
             _ = closing.wait_for(|c| *c) => None,
-            frame = rx.recv() => frame,
+            chunk = rx.recv() => chunk,
+            // A comment when idle, so proxies and clients can tell a quiet
+            // stream from a dead connection.
+            _ = tokio::time::sleep(heartbeat) => Some(Bytes::from_static(HEARTBEAT)),
         }?;
-        Some((Ok::<_, Infallible>(frame), (rx, closing)))
+        Some((Ok::<_, Infallible>(chunk), (rx, closing)))
     });
-    let heartbeat = Duration::from_secs(state.config.stream.heartbeat_secs);
-    Ok(Sse::new(frames)
-        .keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(chunks),
+    )
         .into_response())
 }
 
-/// Makes the calling thread the first to give way when the cores are busy
-/// (Linux nice 19), so streaming only uses CPU that ingest leaves idle.
+/// What an idle stream sends every `stream.heartbeat_secs`: an SSE comment.
+const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+
+/// Makes the calling thread run only when a core would otherwise be idle
+/// (Linux `SCHED_IDLE`), so streaming only uses CPU that ingest leaves
+/// idle. Nice 19 only gives a thread a small share: once it has a core it
+/// may keep it to the end of its time slice while a worker with an export
+/// to decode waits. A `SCHED_IDLE` thread gives way as soon as any other
+/// thread wants its core.
 fn lower_priority() {
-    // SAFETY: setpriority has no memory effects; with PRIO_PROCESS and
-    // who = 0 Linux applies it to the calling thread only. Failure (e.g. a
-    // sandbox forbidding it) just leaves the priority as it was.
+    // SAFETY: sched_setscheduler and setpriority have no memory effects;
+    // with pid / who = 0 Linux applies them to the calling thread only.
+    // Failure (a sandbox forbidding it) leaves the policy as it was; nice 19
+    // is then the fallback.
     #[cfg(target_os = "linux")]
-    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+    unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
+    }
 }
 
-/// Formatted events a stream may hold for its connection; past that the
+/// Formatted chunks a stream may hold for its connection; past that the
 /// producer waits, its broadcast receiver falls behind, and the client is
-/// told it lagged.
-const FRAMES_PER_CLIENT: usize = 64;
+/// told it lagged. With [`CHUNK_BYTES`] this bounds what one stream buffers
+/// to a few hundred KiB.
+const CHUNKS_PER_CLIENT: usize = 4;
 
-/// How long a stream waits for its client to take a frame before giving up
+/// A chunk is closed once it holds this much (or when no more frames are
+/// ready): large enough that a busy stream writes its socket a few times per
+/// commit, not once per record.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// How long a stream waits for its client to take a chunk before giving up
 /// on it: a client that is connected but never reads would otherwise hold a
 /// `max_clients` slot for as long as its TCP connection lives.
 pub const STALLED: Duration = Duration::from_secs(60);
 
-/// Filters, serialises and formats one stream's events, on the live thread,
+/// Filters and formats one stream's events into chunks, on the live thread,
 /// until the client goes, falls behind, or qyl stops.
-async fn produce(
-    items: impl Stream<Item = LiveItem>,
-    tx: mpsc::Sender<SseEvent>,
-    slot: ClientSlot,
-) {
+async fn produce(items: impl Stream<Item = LiveItem>, tx: mpsc::Sender<Bytes>, slot: ClientSlot) {
     let mut items = std::pin::pin!(items);
     let mut closing = slot.clients.closing.subscribe();
     loop {
-        let item = tokio::select! {
+        let first = tokio::select! {
             biased;
             _ = closing.wait_for(|c| *c) => return,
             // A client that left frees its slot now, not at the next match.
@@ -154,25 +185,43 @@ async fn produce(
                 None => return,
             },
         };
-        if let LiveItem::Lagged { skipped } = item {
-            slot.clients.record_lag(skipped);
-        }
-        let Some(event) = to_sse(&item, &slot.clients.json) else {
-            continue;
-        };
-        let queued = tokio::select! {
-            biased;
-            _ = closing.wait_for(|c| *c) => return,
-            sent = tokio::time::timeout(STALLED, tx.send(event)) => sent,
-        };
-        match queued {
-            Ok(Ok(())) => {}
-            // The client left.
-            Ok(Err(_)) => return,
-            Err(_) => {
-                tracing::debug!("live stream closed: its client took nothing for {STALLED:?}");
-                return;
+        // The first item, then whatever else is ready now: a chunk never
+        // waits for records that have not been published.
+        let mut chunk = BytesMut::new();
+        let mut next = Some(first);
+        let mut ended = false;
+        while let Some(item) = next.take() {
+            if let LiveItem::Lagged { skipped } = item {
+                slot.clients.record_lag(skipped);
             }
+            write_frame(&item, &slot.clients.frames, &mut chunk);
+            if chunk.len() >= CHUNK_BYTES {
+                break;
+            }
+            match items.next().now_or_never() {
+                Some(Some(item)) => next = Some(item),
+                Some(None) => ended = true,
+                None => {}
+            }
+        }
+        if !chunk.is_empty() {
+            let queued = tokio::select! {
+                biased;
+                _ = closing.wait_for(|c| *c) => return,
+                sent = tokio::time::timeout(STALLED, tx.send(chunk.freeze())) => sent,
+            };
+            match queued {
+                Ok(Ok(())) => {}
+                // The client left.
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!("live stream closed: its client took nothing for {STALLED:?}");
+                    return;
+                }
+            }
+        }
+        if ended {
+            return;
         }
     }
 }
@@ -219,58 +268,100 @@ pub struct LiveClients {
     open: AtomicUsize,
     lagged_streams: AtomicU64,
     skipped_events: AtomicU64,
-    json: JsonCache,
+    frames: FrameCache,
     /// Set at shutdown: open streams end, so they do not hold up the HTTP
     /// server's graceful stop.
     closing: watch::Sender<bool>,
 }
 
-/// Recently sent records as JSON, shared by every stream of a server: with
-/// many clients on the same records, each is serialised once rather than
-/// once per client. A slot per `seq % SLOTS`; a stream that is far behind
-/// the others just serialises again.
+/// Recently sent records as whole SSE frames (`event:`, `id:`, `data:`),
+/// shared by every stream of a server: with many clients on the same
+/// records, each is serialised and formatted once rather than once per
+/// client. A slot per `seq % SLOTS`; a stream that is far behind the others
+/// just formats again.
 #[derive(Debug)]
-struct JsonCache {
-    slots: Box<[CachedJson]>,
+struct FrameCache {
+    slots: Box<[CachedFrame]>,
 }
 
-/// The sequence number a slot's JSON belongs to, and the JSON.
-type CachedJson = Mutex<Option<(u64, Arc<str>)>>;
+/// The sequence number a slot's frame belongs to, and the frame.
+type CachedFrame = Mutex<Option<(u64, Bytes)>>;
 
-impl JsonCache {
+impl FrameCache {
     /// Enough for streams within a few commits of each other, small enough
-    /// that the JSON kept is a fraction of what the hub's ring holds.
+    /// that the frames kept are a fraction of what the hub's ring holds.
     const SLOTS: usize = 1024;
 
-    fn json(&self, event: &Event) -> Option<Arc<str>> {
+    fn frame(&self, event: &Event) -> Option<Bytes> {
         let slot = &self.slots[(event.seq % Self::SLOTS as u64) as usize];
-        // Held while serialising, so concurrent streams wait for the one
+        // Held while formatting, so concurrent streams wait for the one
         // doing the work instead of repeating it. A panic cannot leave the
         // slot half-written, so a poisoned lock is still usable.
         let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((seq, json)) = slot.as_ref() {
+        if let Some((seq, frame)) = slot.as_ref() {
             if *seq == event.seq {
-                return Some(json.clone());
+                return Some(frame.clone());
             }
         }
-        let json: Arc<str> = match record_json(event) {
-            Ok(j) => j.into(),
+        let json = match record_json(event) {
+            Ok(j) => j,
             Err(e) => {
                 tracing::warn!(error = %e, seq = event.seq, "live record not serialisable; skipped");
                 return None;
             }
         };
-        *slot = Some((event.seq, json.clone()));
-        Some(json)
+        let mut frame = BytesMut::with_capacity(json.len() + 48);
+        put_frame(
+            &mut frame,
+            Some(event.record.event_type()),
+            Some(event.seq),
+            &json,
+        );
+        let frame = frame.freeze();
+        *slot = Some((event.seq, frame.clone()));
+        Some(frame)
     }
 }
 
-impl Default for JsonCache {
+impl Default for FrameCache {
     fn default() -> Self {
-        JsonCache {
+        FrameCache {
             slots: (0..Self::SLOTS).map(|_| Mutex::new(None)).collect(),
         }
     }
+}
+
+/// Appends one SSE frame. A line break inside `data` (CR, LF or CRLF, as
+/// the SSE format counts them) starts another `data:` line, which the
+/// client joins with `\n`: no text can end the frame early or forge a field.
+fn put_frame(out: &mut BytesMut, event: Option<&str>, id: Option<u64>, data: &str) {
+    if let Some(event) = event {
+        out.put_slice(b"event: ");
+        out.put_slice(event.as_bytes());
+        out.put_u8(b'\n');
+    }
+    if let Some(id) = id {
+        out.put_slice(b"id: ");
+        out.put_slice(id.to_string().as_bytes());
+        out.put_u8(b'\n');
+    }
+    let mut rest = data;
+    loop {
+        let end = memchr::memchr2(b'\r', b'\n', rest.as_bytes()).unwrap_or(rest.len());
+        out.put_slice(b"data: ");
+        out.put_slice(&rest.as_bytes()[..end]);
+        out.put_u8(b'\n');
+        if end == rest.len() {
+            break;
+        }
+        let newline = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + newline..];
+    }
+    out.put_u8(b'\n');
 }
 
 fn record_json(e: &Event) -> serde_json::Result<String> {
@@ -292,7 +383,7 @@ impl Default for LiveClients {
             open: AtomicUsize::new(0),
             lagged_streams: AtomicU64::new(0),
             skipped_events: AtomicU64::new(0),
-            json: JsonCache::default(),
+            frames: FrameCache::default(),
             closing: watch::channel(false).0,
         }
     }
@@ -539,41 +630,41 @@ pub fn items(
         .collect();
     let live = stream::unfold(Some((sub.receiver, filter)), |state| async move {
         let (mut rx, filter) = state?;
-        loop {
-            match rx.recv().await {
-                Ok(event) if filter.matches(&event.record) => {
-                    return Some((LiveItem::Record(event), Some((rx, filter))))
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(skipped)) => {
-                    return Some((LiveItem::Lagged { skipped }, None))
-                }
-                Err(RecvError::Closed) => return None,
-            }
+        match rx.recv_matching(|e| filter.matches(&e.record)).await {
+            Ok(event) => Some((LiveItem::Record(event), Some((rx, filter)))),
+            Err(RecvError::Lagged(skipped)) => Some((LiveItem::Lagged { skipped }, None)),
+            Err(RecvError::Closed) => None,
         }
     });
     stream::iter(replay).chain(live)
 }
 
-/// The SSE event for an item; `None` only if a record's JSON cannot be
-/// written, which its types rule out (logged, not sent, if it ever happens).
-fn to_sse(item: &LiveItem, cache: &JsonCache) -> Option<SseEvent> {
-    Some(match item {
-        LiveItem::Record(e) => SseEvent::default()
-            .event(e.record.event_type())
-            .id(e.seq.to_string())
-            .data(&*cache.json(e)?),
+/// Appends the SSE frame for an item; a record whose JSON cannot be written
+/// (which its types rule out) is logged and left out.
+fn write_frame(item: &LiveItem, cache: &FrameCache, out: &mut BytesMut) {
+    match item {
+        LiveItem::Record(e) => {
+            if let Some(frame) = cache.frame(e) {
+                out.put_slice(&frame);
+            }
+        }
         LiveItem::Gap {
             missed,
             oldest_available,
-        } => SseEvent::default().event("gap").data(
-            serde_json::json!({ "missed": missed, "oldest_available": oldest_available })
+        } => put_frame(
+            out,
+            Some("gap"),
+            None,
+            &serde_json::json!({ "missed": missed, "oldest_available": oldest_available })
                 .to_string(),
         ),
-        LiveItem::Lagged { skipped } => SseEvent::default()
-            .event("lagged")
-            .data(serde_json::json!({ "skipped": skipped }).to_string()),
-    })
+        LiveItem::Lagged { skipped } => put_frame(
+            out,
+            Some("lagged"),
+            None,
+            &serde_json::json!({ "skipped": skipped }).to_string(),
+        ),
+    }
 }
 
 /// A metric point as the live stream shows it (the REST API serves metrics
@@ -798,21 +889,66 @@ mod tests {
     }
 
     #[test]
-    fn each_record_is_serialised_once_for_all_streams() {
-        let cache = JsonCache::default();
+    fn each_record_is_formatted_once_for_all_streams() {
+        let cache = FrameCache::default();
         let a = ev(7, span("a", "OK", 1));
-        let first = cache.json(&a).unwrap();
-        let again = cache.json(&a).unwrap();
-        assert!(Arc::ptr_eq(&first, &again));
-        let row: serde_json::Value = serde_json::from_str(&first).unwrap();
+        let first = cache.frame(&a).unwrap();
+        let again = cache.frame(&a).unwrap();
+        assert_eq!(first.as_ptr(), again.as_ptr());
+        let text = std::str::from_utf8(&first).unwrap();
+        let json = text
+            .strip_prefix("event: span\nid: 7\ndata: ")
+            .and_then(|t| t.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("not one span frame: {text:?}"));
+        let row: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(
             (row["ingest_seq"].as_u64(), row["service_name"].as_str()),
             (Some(7), Some("a"))
         );
         // Another record in the same slot replaces it.
-        let b = ev(7 + JsonCache::SLOTS as u64, log("b", 9, None));
-        let other = cache.json(&b).unwrap();
-        assert!(other.contains("\"service_name\":\"b\""), "{other}");
-        assert!(!Arc::ptr_eq(&cache.json(&a).unwrap(), &first));
+        let b = ev(7 + FrameCache::SLOTS as u64, log("b", 9, None));
+        let other = cache.frame(&b).unwrap();
+        assert!(other.starts_with(b"event: log\nid: 1031\n"), "{other:?}");
+        assert_ne!(cache.frame(&a).unwrap().as_ptr(), first.as_ptr());
+    }
+
+    #[test]
+    fn line_breaks_in_data_cannot_end_a_frame() {
+        let mut out = BytesMut::new();
+        put_frame(&mut out, Some("gap"), None, "a\nb\r\nc\rd");
+        put_frame(&mut out, None, Some(3), "");
+        assert_eq!(
+            &out[..],
+            b"event: gap\ndata: a\ndata: b\ndata: c\ndata: d\n\nid: 3\ndata: \n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn ready_records_go_out_in_one_chunk() {
+        let hub = Hub::new(100);
+        let clients = Arc::new(LiveClients::default());
+        let slot = clients.try_acquire(1).unwrap();
+        let (tx, mut rx) = mpsc::channel(CHUNKS_PER_CLIENT);
+        hub.publish((1..=5).map(|s| ev(s, span("a", "OK", 1))));
+        let stream = items(hub.subscribe_after(0), Some(0), filter(&[]).unwrap());
+        let producer = tokio::spawn(produce(stream, tx, slot));
+        let chunk = rx.recv().await.unwrap();
+        let text = std::str::from_utf8(&chunk).unwrap();
+        let ids: Vec<_> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .collect();
+        assert_eq!(ids, ["1", "2", "3", "4", "5"], "{text}");
+        // Later records come in a chunk of their own, at once.
+        hub.publish([ev(6, log("a", 9, None))]);
+        let chunk = rx.recv().await.unwrap();
+        assert!(chunk.starts_with(b"event: log\nid: 6\n"), "{chunk:?}");
+        drop(rx);
+        producer.await.unwrap();
+        assert_eq!(
+            clients.open(),
+            0,
+            "the slot is freed when the client leaves"
+        );
     }
 }
