@@ -154,9 +154,11 @@
 //!   (token, ingest token, read-only token, `?t=` cookie login), rate-limits per client
 //!   address and adds CORS when configured. `api::live` is
 //!   `GET /api/v1/live`: the hub as Server-Sent Events, filtered per client,
-//!   resumable by `Last-Event-ID`, produced on a low-priority thread of its
-//!   own so streams lag rather than slow ingest (`types=function` adds the
-//!   functions' invocations and published values). `api::functions` is
+//!   resumable by `Last-Event-ID`, produced on an idle-priority thread of
+//!   its own so streams lag rather than slow ingest; each record's frame is
+//!   formatted once for all streams and a stream sends what is ready in one
+//!   chunk (`types=function` adds the functions' invocations and published
+//!   values). `api::functions` is
 //!   `/api/v1/functions` (list, diagnostics, invocation history).
 //!   `api::dashboard` serves the web UI built from `dashboard/` (embedded
 //!   with rust-embed; the app at every page route, never at machine
