@@ -21,7 +21,9 @@
 //! from when each export was due) with and without the streams: at a rate
 //! ingest can sustain, the ratio of rates is 1 by construction.
 //!
-//! It also prints qyl's CPU by thread in both kinds of window. With
+//! It also prints qyl's CPU by thread in both kinds of window, and how long
+//! each thread was ready to run but waited for a core (schedstat): a thread
+//! can lose time to a busy machine without doing more work itself. With
 //! BENCH_READERS_IDLE set, the SSE readers run at the lowest CPU priority
 //! (`SCHED_IDLE`), standing in for clients on other machines, so that what
 //! is left of the cost is qyl's own.
@@ -132,6 +134,31 @@ fn cpu_by_thread() -> std::collections::BTreeMap<String, f64> {
     by_name
 }
 
+/// Seconds so far that this process's threads spent runnable but waiting
+/// for a core (the kernel's schedstat), by thread name: where a thread that
+/// wants CPU does not get it.
+fn waits_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let (Ok(name), Ok(sched)) = (
+            std::fs::read_to_string(task.path().join("comm")),
+            std::fs::read_to_string(task.path().join("schedstat")),
+        ) else {
+            continue;
+        };
+        let waited = sched
+            .split(' ')
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        *by_name.entry(name.trim_end().to_string()).or_insert(0.0) += waited as f64 / 1e9;
+    }
+    by_name
+}
+
 /// (qyl, ingest clients, SSE readers) from [`cpu_by_thread`].
 fn cpu_seconds(by_name: &std::collections::BTreeMap<String, f64>) -> (f64, f64, f64) {
     let (mut server, mut clients, mut readers) = (0.0, 0.0, 0.0);
@@ -162,6 +189,8 @@ struct Window {
     cpu: (f64, f64, f64),
     /// CPU seconds by qyl thread name.
     threads: std::collections::BTreeMap<String, f64>,
+    /// Seconds waiting for a core, by qyl thread name.
+    waits: std::collections::BTreeMap<String, f64>,
     /// Export latencies in ms, of exports answered in the window.
     latencies: Vec<f64>,
 }
@@ -204,6 +233,7 @@ struct Mark {
     reconnects: u64,
     cpu: (f64, f64, f64),
     threads: std::collections::BTreeMap<String, f64>,
+    waits: std::collections::BTreeMap<String, f64>,
     /// How many export latencies were recorded.
     answered: usize,
     at: Instant,
@@ -221,6 +251,7 @@ fn mark(sent: &AtomicU64, seen: &Delivered, latencies: &Mutex<Vec<f64>>) -> Mark
         reconnects: seen.reconnects.load(Ordering::Relaxed),
         cpu: cpu_seconds(&threads),
         threads,
+        waits: waits_by_thread(),
         at: Instant::now(),
     }
 }
@@ -242,6 +273,12 @@ fn add(w: &mut Window, from: &Mark, to: &Mark, latencies: &Mutex<Vec<f64>>) {
         if !name.starts_with("bench-") {
             let before = from.threads.get(name).copied().unwrap_or(0.0);
             *w.threads.entry(name.clone()).or_insert(0.0) += secs - before;
+        }
+    }
+    for (name, secs) in &to.waits {
+        if !name.starts_with("bench-") {
+            let before = from.waits.get(name).copied().unwrap_or(0.0);
+            *w.waits.entry(name.clone()).or_insert(0.0) += secs - before;
         }
     }
 }
@@ -474,6 +511,21 @@ fn main() {
         println!(
             "  qyl threads    cores without/with streams: {}",
             busy.join(", ")
+        );
+        // Time a thread was ready to run but had no core: a busy machine
+        // delays the writer even when qyl's own work per span is unchanged.
+        let mut names: Vec<_> = on.waits.keys().chain(off.waits.keys()).collect();
+        names.sort();
+        names.dedup();
+        let waited = |w: &Window, n: &str| w.waits.get(n).copied().unwrap_or(0.0) / w.secs;
+        let waiting: Vec<String> = names
+            .into_iter()
+            .filter(|n| waited(&on, n).max(waited(&off, n)) >= 0.01)
+            .map(|n| format!("{n} {:.2}/{:.2}", waited(&off, n), waited(&on, n)))
+            .collect();
+        println!(
+            "  run queue      s waited for a core per s, without/with streams: {}",
+            waiting.join(", ")
         );
         let (lo, hi) = on.per_stream.unwrap_or((0, 0));
         println!(
