@@ -84,10 +84,12 @@
 //!   its own share, the `SqlLane`), `store` the one read interface (REST,
 //!   MCP and Lua `runtime.store`) and `queries` the SQL behind it,
 //!   including read-only user SQL.
-//! - [`stream`]: the `Hub`, a ring buffer of recent committed records with
-//!   sequence numbers, and an inbox per subscriber (`hub::Receiver`) that
-//!   each published batch is shared into, one wake-up per batch; it never
-//!   blocks the writer. SSE, functions and the error engine consume it.
+//! - [`stream`]: the `Hub`, a ring of recent committed records with
+//!   sequence numbers (kept as the published batches, so a reconnecting
+//!   client's replay takes a reference per batch under the hub's lock), and
+//!   an inbox per subscriber (`hub::Receiver`) that each published batch is
+//!   shared into, one wake-up per batch; it never blocks the writer. SSE,
+//!   functions and the error engine consume it.
 //! - [`errors`]: the error engine. Its pure core — stack trace parsing,
 //!   normalisation (`paths`: deploy roots, versions and hashes stripped so
 //!   a group survives deploys), in-app rules, message templates,
