@@ -217,6 +217,26 @@ impl Window {
     }
 }
 
+/// `name off/on` for each qyl thread name, in seconds per second of each
+/// kind of window, from one of the windows' by-name tallies; names under
+/// 0.01 in both are left out.
+fn per_thread(
+    off: &Window,
+    on: &Window,
+    tally: impl Fn(&Window) -> &std::collections::BTreeMap<String, f64>,
+) -> String {
+    let mut names: Vec<_> = tally(on).keys().chain(tally(off).keys()).collect();
+    names.sort();
+    names.dedup();
+    let per_sec = |w: &Window, n: &str| tally(w).get(n).copied().unwrap_or(0.0) / w.secs;
+    names
+        .into_iter()
+        .filter(|n| per_sec(on, n).max(per_sec(off, n)) >= 0.01)
+        .map(|n| format!("{n} {:.2}/{:.2}", per_sec(off, n), per_sec(on, n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 struct Runtimes {
     server: tokio::runtime::Runtime,
     clients: tokio::runtime::Runtime,
@@ -269,16 +289,20 @@ fn add(w: &mut Window, from: &Mark, to: &Mark, latencies: &Mutex<Vec<f64>>) {
     w.cpu.0 += to.cpu.0 - from.cpu.0;
     w.cpu.1 += to.cpu.1 - from.cpu.1;
     w.cpu.2 += to.cpu.2 - from.cpu.2;
-    for (name, secs) in &to.threads {
+    add_by_name(&mut w.threads, &from.threads, &to.threads);
+    add_by_name(&mut w.waits, &from.waits, &to.waits);
+}
+
+/// Adds what each qyl thread name's tally grew by from `from` to `to`.
+fn add_by_name(
+    into: &mut std::collections::BTreeMap<String, f64>,
+    from: &std::collections::BTreeMap<String, f64>,
+    to: &std::collections::BTreeMap<String, f64>,
+) {
+    for (name, secs) in to {
         if !name.starts_with("bench-") {
-            let before = from.threads.get(name).copied().unwrap_or(0.0);
-            *w.threads.entry(name.clone()).or_insert(0.0) += secs - before;
-        }
-    }
-    for (name, secs) in &to.waits {
-        if !name.starts_with("bench-") {
-            let before = from.waits.get(name).copied().unwrap_or(0.0);
-            *w.waits.entry(name.clone()).or_insert(0.0) += secs - before;
+            let before = from.get(name).copied().unwrap_or(0.0);
+            *into.entry(name.clone()).or_insert(0.0) += secs - before;
         }
     }
 }
@@ -499,33 +523,15 @@ fn main() {
             );
         }
         // Where qyl's CPU went, by thread, in both kinds of window.
-        let mut names: Vec<_> = on.threads.keys().chain(off.threads.keys()).collect();
-        names.sort();
-        names.dedup();
-        let cores = |w: &Window, n: &str| w.threads.get(n).copied().unwrap_or(0.0) / w.secs;
-        let busy: Vec<String> = names
-            .into_iter()
-            .filter(|n| cores(&on, n).max(cores(&off, n)) >= 0.01)
-            .map(|n| format!("{n} {:.2}/{:.2}", cores(&off, n), cores(&on, n)))
-            .collect();
         println!(
             "  qyl threads    cores without/with streams: {}",
-            busy.join(", ")
+            per_thread(&off, &on, |w| &w.threads)
         );
         // Time a thread was ready to run but had no core: a busy machine
         // delays the writer even when qyl's own work per span is unchanged.
-        let mut names: Vec<_> = on.waits.keys().chain(off.waits.keys()).collect();
-        names.sort();
-        names.dedup();
-        let waited = |w: &Window, n: &str| w.waits.get(n).copied().unwrap_or(0.0) / w.secs;
-        let waiting: Vec<String> = names
-            .into_iter()
-            .filter(|n| waited(&on, n).max(waited(&off, n)) >= 0.01)
-            .map(|n| format!("{n} {:.2}/{:.2}", waited(&off, n), waited(&on, n)))
-            .collect();
         println!(
             "  run queue      s waited for a core per s, without/with streams: {}",
-            waiting.join(", ")
+            per_thread(&off, &on, |w| &w.waits)
         );
         let (lo, hi) = on.per_stream.unwrap_or((0, 0));
         println!(

@@ -189,9 +189,9 @@ impl Hub {
     /// Appends events (in increasing `seq` order) and hands them to the
     /// subscribers.
     ///
-    /// Returns what the hub let go of: the batches whose events left the ring, and
-    /// the batches and inboxes of subscribers that fell behind or left.
-    /// Unless a subscriber still holds them, dropping it frees their
+    /// Returns what the hub let go of: the batches whose events left the
+    /// ring, and the batches and inboxes of subscribers that fell behind or
+    /// left. Unless a subscriber still holds them, dropping it frees their
     /// records: the writer does that on another thread rather than between
     /// two commits.
     pub fn publish(&self, events: impl IntoIterator<Item = Event>) -> Evicted {
