@@ -428,6 +428,15 @@ mod tests {
         }
     }
 
+    /// The export behind the first record a publish let go of, without
+    /// holding it: it is gone once nothing else does.
+    fn first_evicted_export(evicted: &Evicted) -> std::sync::Weak<Vec<SpanRecord>> {
+        match &evicted.batches[0][0].record {
+            Record::Span(span) => Arc::downgrade(span.batch()),
+            _ => panic!("a span was published"),
+        }
+    }
+
     #[test]
     fn ring_keeps_the_newest_events() {
         let hub = Hub::new(4);
@@ -437,10 +446,7 @@ mod tests {
         assert_eq!(hub.last_seq(), 5);
         assert_eq!(evicted.left_ring, 1);
         // The evicted event is held by nothing else: dropping it frees it.
-        let first = match &evicted.batches[0][0].record {
-            Record::Span(span) => Arc::downgrade(span.batch()),
-            _ => panic!("a span was published"),
-        };
+        let first = first_evicted_export(&evicted);
         drop(evicted);
         assert!(first.upgrade().is_none());
     }
@@ -582,10 +588,7 @@ mod tests {
         let mut rx = hub.subscribe();
         let evicted = hub.publish((1..=10).map(|s| span(s, "a")));
         assert_eq!(evicted.left_ring, 6);
-        let first = match &evicted.batches[0][0].record {
-            Record::Span(span) => Arc::downgrade(span.batch()),
-            _ => panic!("a span was published"),
-        };
+        let first = first_evicted_export(&evicted);
         drop(evicted);
         // The batch still holds the records that left the ring.
         assert!(first.upgrade().is_some());
